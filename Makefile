@@ -20,14 +20,15 @@ release: deps
 
 build: release
 
-# Starts a local node with data under ./data and serves until Ctrl-C.
+# Starts a local three-node cluster with data under ./data/local; serves until Ctrl-C.
 run: release
-	@$(MICEDB) start-local --data-dir ./data
+	@$(MICEDB) start-local --nodes 3 --data-dir ./data/local
 
-# Every test tier that fits CI: unit tests and the deterministic Raft simulation, built with
-# ASan + UBSan.
+# Every test tier that fits CI, built with ASan + UBSan: unit tests and the deterministic Raft
+# simulation (ctest), then the tests that run real micedb processes (pytest, Debian's python3).
 test: debug
 	@ctest --preset debug
+	@MICEDB_BIN=$(CURDIR)/build/debug/src/cli/micedb /usr/bin/python3 -m pytest -q tests/cluster
 
 lint: deps
 	@scripts/lint

@@ -17,7 +17,9 @@ class [[nodiscard]] Result {
   // From an error status. Passing an OK status is a programming error.
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok());
-    if (status_.ok()) status_ = Status::Internal("Result constructed from OK status");
+    if (status_.ok()) {
+      status_ = Status::Internal("Result constructed from OK status");
+    }
   }
 
   bool ok() const { return value_.has_value(); }
@@ -56,7 +58,10 @@ class [[nodiscard]] Result {
 // MICEDB_ASSIGN_OR_RETURN(auto x, Fn()); returns the error status from the enclosing function.
 #define MICEDB_ASSIGN_OR_RETURN(lhs, expr) \
   MICEDB_ASSIGN_OR_RETURN_IMPL(MICEDB_CONCAT(_micedb_res_, __LINE__), lhs, expr)
+// `tmp` and `lhs` are a name and a declaration, which cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define MICEDB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

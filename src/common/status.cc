@@ -37,19 +37,25 @@ std::string_view StatusCodeName(StatusCode code) {
 }
 
 Status::Status(StatusCode code, std::string_view msg) {
-  if (code != StatusCode::kOk) state_ = std::make_unique<State>(State{code, std::string(msg)});
+  if (code != StatusCode::kOk) {
+    state_ = std::make_unique<State>(State{code, std::string(msg)});
+  }
 }
 
 Status::Status(const Status& other)
     : state_(other.state_ ? std::make_unique<State>(*other.state_) : nullptr) {}
 
 Status& Status::operator=(const Status& other) {
-  if (this != &other) state_ = other.state_ ? std::make_unique<State>(*other.state_) : nullptr;
+  if (this != &other) {
+    state_ = other.state_ ? std::make_unique<State>(*other.state_) : nullptr;
+  }
   return *this;
 }
 
 std::string Status::ToString() const {
-  if (ok()) return "OK";
+  if (ok()) {
+    return "OK";
+  }
   std::string s(StatusCodeName(state_->code));
   if (!state_->msg.empty()) {
     s += ": ";

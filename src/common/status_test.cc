@@ -20,12 +20,14 @@ TEST(StatusTest, ErrorCarriesCodeAndMessage) {
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(s.IsNotFound());
   EXPECT_EQ(s.ToString(), "NotFound: key k1");
-  Status copy = s;
+  Status copy = s;  // NOLINT(performance-unnecessary-copy-initialization): tests the copy
   EXPECT_EQ(copy.ToString(), s.ToString());
 }
 
 Status FailsWhen(bool fail) {
-  if (fail) return Status::IoError("disk");
+  if (fail) {
+    return Status::IoError("disk");
+  }
   return Status::OK();
 }
 
@@ -40,7 +42,9 @@ TEST(StatusTest, ReturnIfErrorPropagates) {
 }
 
 Result<int> Half(int x) {
-  if (x % 2) return Status::InvalidArgument("odd");
+  if (x % 2) {
+    return Status::InvalidArgument("odd");
+  }
   return x / 2;
 }
 

@@ -32,6 +32,7 @@ class StrongCounter {
   constexpr StrongCounter() = default;
   constexpr explicit StrongCounter(uint64_t v) : v_(v) {}
   constexpr uint64_t value() const { return v_; }
+  // NOLINTNEXTLINE(modernize-use-nullptr): a clang-tidy false positive on defaulted <=>
   constexpr auto operator<=>(const StrongCounter&) const = default;
 
   constexpr StrongCounter& operator++() {

@@ -1,0 +1,139 @@
+#include "cli/admin.h"
+
+#include <chrono>
+#include <cstdio>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "micedb/transport.grpc.pb.h"
+
+namespace micedb::cli {
+
+namespace {
+
+std::unique_ptr<transport::NodeService::Stub> Connect(const std::string& addr) {
+  return transport::NodeService::NewStub(
+      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+}
+
+std::chrono::system_clock::time_point Deadline(int seconds) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+}  // namespace
+
+int RunAdmin(const AdminOptions& opts) {
+  transport::AdminRequest req;
+  if (opts.op == "add") {
+    req.set_op(transport::AdminRequest::ADD_LEARNER);
+  } else if (opts.op == "promote") {
+    req.set_op(transport::AdminRequest::PROMOTE);
+  } else if (opts.op == "remove") {
+    req.set_op(transport::AdminRequest::REMOVE);
+  } else if (opts.op == "transfer-leader") {
+    req.set_op(transport::AdminRequest::TRANSFER_LEADER);
+  } else {
+    std::fprintf(stderr, "micedb: error: unknown node operation '%s'\n", opts.op.c_str());
+    return 2;
+  }
+  if (opts.node_id == 0) {
+    std::fprintf(stderr, "micedb: error: --id must be at least 1\n");
+    return 2;
+  }
+  if (opts.op == "add" && opts.peer_addr.empty()) {
+    std::fprintf(stderr, "micedb: error: node add needs --peer-addr of the new node\n");
+    return 2;
+  }
+  req.set_node_id(opts.node_id);
+  req.set_peer_addr(opts.peer_addr);
+  req.set_region_id(1);
+
+  std::string target = opts.via;
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
+  std::string last_error;
+  while (std::chrono::steady_clock::now() < give_up) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(5));
+    transport::AdminResponse resp;
+    grpc::Status st = Connect(target)->Admin(&ctx, req, &resp);
+    if (!st.ok()) {
+      last_error = fmt::format("{}: {}", target, st.error_message());
+      target = opts.via;
+    } else if (resp.code() == 0) {
+      std::printf("node %s %llu: done\n", opts.op.c_str(),
+                  static_cast<unsigned long long>(opts.node_id));
+      return 0;
+    } else {
+      last_error = resp.message();
+      // "leader is node N at host:port": go there next.
+      std::smatch m;
+      if (std::regex_search(last_error, m, std::regex("leader is node [0-9]+ at ([^ ]+:[0-9]+)"))) {
+        target = m[1];
+      } else if (last_error.find("leader is node 0") == std::string::npos &&
+                 resp.code() != 7 /* Unavailable */ && resp.code() != 10 /* Aborted */ &&
+                 resp.code() != 6 /* Busy */) {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::fprintf(stderr, "micedb: error: node %s %llu failed: %s\n", opts.op.c_str(),
+               static_cast<unsigned long long>(opts.node_id), last_error.c_str());
+  return 1;
+}
+
+int RunStatus(const StatusOptions& opts) {
+  auto fetch = [&](const std::string& addr) -> std::optional<nlohmann::json> {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(3));
+    transport::StatusRequest req;
+    req.set_with_hash(opts.with_hash);
+    transport::StatusResponse resp;
+    if (!Connect(addr)->Status(&ctx, req, &resp).ok()) return std::nullopt;
+    return nlohmann::json::parse(resp.json(), nullptr, false);
+  };
+  auto first = fetch(opts.via);
+  if (!first || first->is_discarded()) {
+    std::fprintf(stderr, "micedb: error: no answer from %s\n", opts.via.c_str());
+    return 1;
+  }
+  std::map<uint64_t, std::string> addrs;
+  for (auto& [id, a] : (*first)["addresses"].items()) addrs[std::stoull(id)] = a;
+  nlohmann::json all = nlohmann::json::array();
+  std::printf("%-5s %-22s %-10s %6s %7s %9s %9s %6s%s\n", "node", "address", "role", "term",
+              "leader", "commit", "applied", "lag", opts.with_hash ? "  hash" : "");
+  int rc = 0;
+  for (const auto& [id, addr] : addrs) {
+    auto j = fetch(addr);
+    if (!j || j->is_discarded()) {
+      std::printf("%-5llu %-22s %-10s\n", static_cast<unsigned long long>(id), addr.c_str(),
+                  "DOWN");
+      rc = 1;
+      continue;
+    }
+    all.push_back(*j);
+    for (const auto& r : (*j)["regions"]) {
+      uint64_t commit = r["commit"], applied = r["applied"];
+      std::printf("%-5llu %-22s %-10s %6llu %7llu %9llu %9llu %6llu%s\n",
+                  static_cast<unsigned long long>(id), addr.c_str(),
+                  r["role"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(r["term"].get<uint64_t>()),
+                  static_cast<unsigned long long>(r["leader"].get<uint64_t>()),
+                  static_cast<unsigned long long>(commit), static_cast<unsigned long long>(applied),
+                  static_cast<unsigned long long>(commit > applied ? commit - applied : 0),
+                  opts.with_hash ? ("  " + r.value("data_hash", std::string())).c_str() : "");
+    }
+    if ((*j)["regions"].empty()) {
+      std::printf("%-5llu %-22s %-10s\n", static_cast<unsigned long long>(id), addr.c_str(),
+                  "no-replica");
+    }
+  }
+  if (opts.json) std::printf("%s\n", all.dump(2).c_str());
+  return rc;
+}
+
+}  // namespace micedb::cli

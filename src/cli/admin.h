@@ -1,0 +1,31 @@
+// Operator commands that talk to a running cluster over gRPC: `micedb node ...` (membership,
+// leader transfer) and `micedb status`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace micedb::cli {
+
+struct AdminOptions {
+  std::string op;  // add | promote | remove | transfer-leader
+  uint64_t node_id = 0;
+  std::string peer_addr;                // for add: where the new node listens for peers
+  std::string via = "127.0.0.1:20161";  // any node's peer address
+  int timeout_s = 15;
+};
+
+// Sends the change to the region leader (following "leader is ..." hints). Prints one line;
+// returns 0 on success, 1 when the cluster refused or could not be reached, 2 for bad flags.
+int RunAdmin(const AdminOptions& opts);
+
+struct StatusOptions {
+  std::string via = "127.0.0.1:20161";
+  bool with_hash = false;
+  bool json = false;
+};
+
+// Prints every node of the cluster: role, term, leader, commit/applied and lag.
+int RunStatus(const StatusOptions& opts);
+
+}  // namespace micedb::cli

@@ -1,0 +1,144 @@
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cli/admin.h"
+#include "cli/kv_command.h"
+#include "cli/local_cluster.h"
+#include "cli/node_process.h"
+#include "cli/start_options.h"
+#include "cli/version.h"
+
+namespace micedb::cli {
+namespace {
+
+void AddStartFlags(CLI::App* cmd, StartOptions* o) {
+  cmd->add_option("--node-id", o->node_id, "Id of this node, at least 1")->required();
+  cmd->add_option("--data-dir", o->data_dir, "Directory for this node's data (created if absent)")
+      ->required();
+  cmd->add_option("--listen-peer", o->listen_peer, "host:port for raft and internal gRPC")
+      ->capture_default_str();
+  cmd->add_option("--listen-redis", o->listen_redis, "host:port for the Redis protocol")
+      ->capture_default_str();
+  cmd->add_option("--listen-pg", o->listen_pg, "host:port for the PostgreSQL protocol")
+      ->capture_default_str();
+  cmd->add_option("--listen-http", o->listen_http, "host:port for /metrics, /healthz, console")
+      ->capture_default_str();
+  cmd->add_option("--initial-peers", o->initial_peers,
+                  "Initial members, id=host:port[,id=host:port...] (empty: one node)");
+  cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
+      ->capture_default_str();
+  cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
+  cmd->add_option("--max-connections", o->max_connections, "Most Redis-protocol clients at once")
+      ->capture_default_str();
+  cmd->add_option("--requirepass", o->requirepass, "Password Redis clients must AUTH with");
+  cmd->add_option("--client-timeout-ms", o->client_timeout_ms,
+                  "Close a Redis connection whose request or reply stalls this long")
+      ->capture_default_str();
+  cmd->add_option("--request-timeout-ms", o->request_timeout_ms,
+                  "A request that cannot be served in this time fails")
+      ->capture_default_str();
+  cmd->add_option("--raft-tick-ms", o->raft_tick_ms, "Length of one raft tick")
+      ->capture_default_str();
+  cmd->add_option("--election-ticks", o->election_ticks, "Election timeout in raft ticks")
+      ->capture_default_str();
+  cmd->add_option("--block-cache-mb", o->block_cache_mb, "RocksDB block cache size")
+      ->capture_default_str();
+  cmd->add_option("--raft-log-gc-threshold", o->raft_log_gc_threshold,
+                  "Truncate a region's log when it holds more applied entries than this")
+      ->capture_default_str();
+  cmd->add_option("--raft-log-gc-keep", o->raft_log_gc_keep,
+                  "Applied entries kept after truncation, for slow followers")
+      ->capture_default_str();
+  cmd->add_option("--raft-log-max-lag", o->raft_log_max_lag,
+                  "A follower further behind than this is caught up by snapshot")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"MiceDB: a distributed SQL and key-value database", "micedb"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", VersionString());
+
+  app.add_subcommand("version", "Print the version and exit");
+
+  StartOptions start_opts;
+  CLI::App* start = app.add_subcommand("start", "Run one node");
+  AddStartFlags(start, &start_opts);
+
+  LocalClusterOptions local_opts;
+  CLI::App* local = app.add_subcommand(
+      "start-local", "Run a local cluster of separate node processes on loopback");
+  local->add_option("--nodes", local_opts.nodes, "Number of nodes (1-9)")->capture_default_str();
+  local->add_option("--data-dir", local_opts.data_dir, "Parent directory of the nodes' data")
+      ->capture_default_str();
+  local->add_option("--host", local_opts.host, "Address to listen on")->capture_default_str();
+  local
+      ->add_option("--port-offset", local_opts.port_offset,
+                   "Added to every port, to run clusters side by side")
+      ->capture_default_str();
+
+  AdminOptions admin_opts;
+  CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");
+  node_cmd->add_option("op", admin_opts.op, "add | promote | remove | transfer-leader")->required();
+  node_cmd->add_option("--id", admin_opts.node_id, "The node to act on")->required();
+  node_cmd->add_option("--peer-addr", admin_opts.peer_addr, "For add: the new node's peer address");
+  node_cmd->add_option("--via", admin_opts.via, "Peer address of any node of the cluster")
+      ->capture_default_str();
+  node_cmd->add_option("--timeout", admin_opts.timeout_s, "Seconds to keep trying")
+      ->capture_default_str();
+
+  StatusOptions status_opts;
+  CLI::App* status_cmd = app.add_subcommand("status", "Show the nodes of a running cluster");
+  status_cmd->add_option("--via", status_opts.via, "Peer address of any node of the cluster")
+      ->capture_default_str();
+  status_cmd->add_flag("--hash", status_opts.with_hash, "Also hash each replica's data");
+  status_cmd->add_flag("--json", status_opts.json, "Also print every node's raw status");
+
+  KvCommandOptions kv_opts;
+  CLI::App* kv_cmd = AddKvCommand(&app, &kv_opts);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    bool known = false;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known |= argc > 1 && sub->get_name() == argv[1];
+    }
+    if (argc > 1 && argv[1][0] != '-' && !known) {
+      what = fmt::format("unknown command '{}' (see micedb --help)", argv[1]);
+    } else if (what.empty() || what == "A subcommand is required") {
+      what =
+          "a command is required: start, start-local, node, status, kv or version (see micedb "
+          "--help)";
+    }
+    std::fprintf(stderr, "micedb: error: %s\n", what.c_str());
+    return 2;
+  }
+
+  if (app.got_subcommand("version")) {
+    std::printf("%s\n", VersionString().c_str());
+    return 0;
+  }
+  if (app.got_subcommand(start)) return RunNode(start_opts);
+  if (app.got_subcommand(local)) return RunLocalCluster(local_opts, argv[0]);
+  if (app.got_subcommand(node_cmd)) return RunAdmin(admin_opts);
+  if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
+  if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);
+  return 2;
+}
+
+}  // namespace micedb::cli

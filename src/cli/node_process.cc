@@ -1,0 +1,99 @@
+#include "cli/node_process.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/data_dir.h"
+#include "common/logging.h"
+#include "server/node.h"
+
+namespace micedb::cli {
+
+namespace {
+
+int Refuse(const Status& st) {
+  std::fprintf(stderr, "micedb: error: %s\n", std::string(st.message()).c_str());
+  return 2;
+}
+
+}  // namespace
+
+int RunNode(const StartOptions& opts) {
+  if (Status st = Validate(opts); !st.ok()) return Refuse(st);
+
+  // Block the stop signals before any library starts a thread, so that only sigwait below
+  // receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  LogOptions log_opts;
+  log_opts.levels = opts.log_level;
+  log_opts.format = *ParseLogFormat(opts.log_format);
+  if (Status st = InitLogging(log_opts); !st.ok()) return Refuse(st);
+
+  auto lock = DataDirLock::Acquire(opts.data_dir);
+  if (!lock.ok()) return Refuse(lock.status());
+
+  server::NodeOptions no;
+  no.id = NodeId(opts.node_id);
+  no.data_dir = opts.data_dir;
+  no.listen_peer = opts.listen_peer;
+  no.listen_http = opts.listen_http;
+  auto redis = ParseHostPort(opts.listen_redis, /*allow_zero=*/true);
+  no.redis_host = redis->host;
+  no.redis_port = redis->port;
+  if (!opts.initial_peers.empty()) {
+    auto peers = ParsePeers(opts.initial_peers);
+    for (const auto& p : *peers) {
+      no.initial_peers.emplace_back(p.id, p.addr.ToString());
+    }
+  }
+  no.resp.max_connections = opts.max_connections;
+  no.resp.password = opts.requirepass;
+  no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
+  no.router.request_timeout_ms = opts.request_timeout_ms;
+  no.store.request_timeout_ms = opts.request_timeout_ms;
+  no.store.tick_ms = opts.raft_tick_ms;
+  no.store.election_tick = opts.election_ticks;
+  no.block_cache_mb = opts.block_cache_mb;
+  no.store.log_gc_threshold = opts.raft_log_gc_threshold;
+  no.store.log_gc_keep = opts.raft_log_gc_keep;
+  no.store.log_gc_max_lag = opts.raft_log_max_lag;
+
+  server::Node node(no);
+  if (Status st = node.Start(); !st.ok()) {
+    std::fprintf(stderr, "micedb: error: node %llu cannot start: %s\n",
+                 static_cast<unsigned long long>(opts.node_id), st.ToString().c_str());
+    node.Stop();
+    return st.code() == StatusCode::kIoError && st.message().find("listen") != std::string::npos
+               ? 2
+               : 1;
+  }
+
+  std::printf("micedb node %llu running (pid %d)\n", static_cast<unsigned long long>(opts.node_id),
+              getpid());
+  std::printf("  data:   %s\n", opts.data_dir.c_str());
+  std::printf("  redis:  redis-cli -h %s -p %u\n", no.redis_host.c_str(), node.redis_port());
+  std::printf("  http:   http://%s/metrics  /healthz  /readyz  /debug/raft\n",
+              opts.listen_http.c_str());
+  std::printf("  peer:   %s\n", opts.listen_peer.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::printf("micedb node %llu: stopping on %s\n", static_cast<unsigned long long>(opts.node_id),
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  node.Stop();
+  return 0;
+}
+
+}  // namespace micedb::cli

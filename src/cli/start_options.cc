@@ -1,0 +1,133 @@
+#include "cli/start_options.h"
+
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace micedb::cli {
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+Result<HostPort> ParseHostPort(const std::string& text, bool allow_zero) {
+  HostPort hp;
+  std::string port_text;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::InvalidArgument(fmt::format("'{}' is not [ipv6]:port", text));
+    }
+    hp.host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      return Status::InvalidArgument(fmt::format("'{}' has no port (want host:port)", text));
+    }
+    hp.host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (hp.host.find(':') != std::string::npos) {
+      return Status::InvalidArgument(
+          fmt::format("'{}': write an IPv6 address in brackets, [addr]:port", text));
+    }
+  }
+  if (hp.host.empty()) return Status::InvalidArgument(fmt::format("'{}' has no host", text));
+  unsigned long port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() ||
+      port > 65535 || (port == 0 && !allow_zero)) {
+    return Status::InvalidArgument(
+        fmt::format("'{}' has a bad port '{}' (want 1-65535)", text, port_text));
+  }
+  hp.port = static_cast<uint16_t>(port);
+  return hp;
+}
+
+Result<std::vector<PeerSpec>> ParsePeers(const std::string& text) {
+  std::vector<PeerSpec> peers;
+  std::set<uint64_t> seen;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) {
+      if (comma == text.size()) break;
+      return Status::InvalidArgument("empty item in peer list");
+    }
+    size_t eq = item.find('=');
+    if (eq == std::string::npos) {
+      return Status::InvalidArgument(fmt::format("peer '{}' is not id=host:port", item));
+    }
+    uint64_t id = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + eq, id);
+    if (ec != std::errc() || ptr != item.data() + eq || id == 0) {
+      return Status::InvalidArgument(fmt::format("peer '{}' has a bad id (want >= 1)", item));
+    }
+    if (!seen.insert(id).second) {
+      return Status::InvalidArgument(fmt::format("peer id {} appears twice", id));
+    }
+    MICEDB_ASSIGN_OR_RETURN(HostPort addr, ParseHostPort(item.substr(eq + 1)));
+    peers.push_back(PeerSpec{NodeId(id), addr});
+  }
+  return peers;
+}
+
+Status Validate(const StartOptions& opts) {
+  if (opts.node_id == 0) return Status::InvalidArgument("--node-id must be at least 1");
+  if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
+  struct {
+    const char* flag;
+    const std::string& value;
+  } addrs[] = {{"--listen-peer", opts.listen_peer},
+               {"--listen-redis", opts.listen_redis},
+               {"--listen-pg", opts.listen_pg},
+               {"--listen-http", opts.listen_http}};
+  std::set<std::string> used;
+  for (const auto& a : addrs) {
+    auto hp = ParseHostPort(a.value, /*allow_zero=*/true);
+    if (!hp.ok()) {
+      return Status::InvalidArgument(fmt::format("{}: {}", a.flag, hp.status().message()));
+    }
+    if (hp->port != 0 && !used.insert(hp->ToString()).second) {
+      return Status::InvalidArgument(
+          fmt::format("{} {} is already used by another --listen flag", a.flag, a.value));
+    }
+  }
+  if (!opts.initial_peers.empty()) {
+    auto peers = ParsePeers(opts.initial_peers);
+    if (!peers.ok()) {
+      return Status::InvalidArgument(fmt::format("--initial-peers: {}", peers.status().message()));
+    }
+    bool self = false;
+    for (const auto& p : *peers) self |= p.id.value() == opts.node_id;
+    if (!self) {
+      return Status::InvalidArgument(
+          fmt::format("--initial-peers does not include this node (id {})", opts.node_id));
+    }
+  }
+  if (opts.max_connections < 1) return Status::InvalidArgument("--max-connections must be >= 1");
+  if (opts.client_timeout_ms < 0)
+    return Status::InvalidArgument("--client-timeout-ms must be >= 0");
+  if (opts.request_timeout_ms < 100) {
+    return Status::InvalidArgument("--request-timeout-ms must be at least 100");
+  }
+  if (opts.raft_tick_ms < 1 || opts.raft_tick_ms > 10000) {
+    return Status::InvalidArgument("--raft-tick-ms must be between 1 and 10000");
+  }
+  if (opts.raft_log_gc_keep >= opts.raft_log_gc_threshold) {
+    return Status::InvalidArgument("--raft-log-gc-keep must be below --raft-log-gc-threshold");
+  }
+  if (opts.election_ticks < 3) return Status::InvalidArgument("--election-ticks must be >= 3");
+  if (opts.log_format != "text" && opts.log_format != "json") {
+    return Status::InvalidArgument(
+        fmt::format("--log-format must be text or json, not '{}'", opts.log_format));
+  }
+  return Status::OK();
+}
+
+}  // namespace micedb::cli

@@ -1,0 +1,61 @@
+// Options of `micedb start` and their validation. Validation touches nothing on disk.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/status.h"
+#include "common/strong_id.h"
+
+namespace micedb::cli {
+
+// A "host:port" listen or peer address.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const;
+};
+
+// Parses "host:port" or "[v6]:port". Port must be 1..65535 (0 only if `allow_zero`, meaning
+// "pick a free port"). Errors: InvalidArgument naming the text and what is wrong with it.
+Result<HostPort> ParseHostPort(const std::string& text, bool allow_zero = false);
+
+struct StartOptions {
+  uint64_t node_id = 0;
+  std::string data_dir;
+  std::string listen_peer = "127.0.0.1:20160";  // raft and internal gRPC
+  std::string listen_redis = "127.0.0.1:6380";  // RESP
+  std::string listen_pg = "127.0.0.1:5433";     // PostgreSQL wire protocol
+  std::string listen_http = "127.0.0.1:8080";   // metrics, health, console
+  // Initial cluster members as "id=host:port", comma separated; empty means a single node.
+  std::string initial_peers;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  // Limits and tuning (see docs/operations.md).
+  size_t max_connections = 10000;     // Redis-protocol clients
+  std::string requirepass;            // Redis AUTH password; empty: no AUTH
+  int64_t client_timeout_ms = 30000;  // a partly sent request or unread reply closes after this
+  int64_t request_timeout_ms = 8000;  // a request that cannot be served by then fails
+  int raft_tick_ms = 100;             // one raft tick
+  int election_ticks = 10;            // election timeout, in ticks
+  uint64_t block_cache_mb = 64;       // RocksDB block cache
+  uint64_t raft_log_gc_threshold = 4096;
+  uint64_t raft_log_gc_keep = 1024;
+  uint64_t raft_log_max_lag = 65536;
+};
+
+struct PeerSpec {
+  NodeId id;
+  HostPort addr;
+};
+
+// Parses "1=127.0.0.1:20160,2=127.0.0.1:20161". Errors: InvalidArgument naming the bad item.
+Result<std::vector<PeerSpec>> ParsePeers(const std::string& text);
+
+// Checks every field; returns the first problem as InvalidArgument with a message that names
+// the flag, e.g. "--node-id must be at least 1". Does not create or open anything.
+Status Validate(const StartOptions& opts);
+
+}  // namespace micedb::cli

@@ -1,0 +1,77 @@
+#include "cli/start_options.h"
+
+#include <gtest/gtest.h>
+
+namespace micedb::cli {
+namespace {
+
+StartOptions Good() {
+  StartOptions o;
+  o.node_id = 1;
+  o.data_dir = "/tmp/x";
+  return o;
+}
+
+TEST(HostPortTest, ParsesV4AndV6) {
+  auto a = ParseHostPort("127.0.0.1:6380");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 6380);
+  auto b = ParseHostPort("[::1]:7000");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->host, "::1");
+  EXPECT_EQ(b->ToString(), "[::1]:7000");
+}
+
+TEST(HostPortTest, RejectsBadPorts) {
+  for (const char* bad : {"localhost", "localhost:", "localhost:0", "localhost:65536",
+                          "localhost:12a", ":80", "::1:80", "[::1]80"}) {
+    auto r = ParseHostPort(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << bad;
+  }
+  EXPECT_TRUE(ParseHostPort("h:0", /*allow_zero=*/true).ok());
+}
+
+TEST(PeersTest, ParsesList) {
+  auto p = ParsePeers("1=127.0.0.1:20161,2=127.0.0.1:20162");
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->size(), 2u);
+  EXPECT_EQ((*p)[1].id, NodeId(2));
+  EXPECT_EQ((*p)[1].addr.port, 20162);
+}
+
+TEST(PeersTest, RejectsDuplicatesAndGarbage) {
+  EXPECT_FALSE(ParsePeers("1=a:1,1=b:2").ok());
+  EXPECT_FALSE(ParsePeers("0=a:1").ok());
+  EXPECT_FALSE(ParsePeers("x=a:1").ok());
+  EXPECT_FALSE(ParsePeers("1=a").ok());
+  EXPECT_FALSE(ParsePeers("1=a:1,,2=b:2").ok());
+}
+
+TEST(ValidateTest, AcceptsDefaults) { EXPECT_TRUE(Validate(Good()).ok()); }
+
+TEST(ValidateTest, NamesTheFlag) {
+  auto o = Good();
+  o.node_id = 0;
+  EXPECT_NE(Validate(o).message().find("--node-id"), std::string::npos);
+
+  o = Good();
+  o.listen_redis = "127.0.0.1:99999";
+  EXPECT_NE(Validate(o).message().find("--listen-redis"), std::string::npos);
+
+  o = Good();
+  o.listen_pg = o.listen_http;
+  EXPECT_NE(Validate(o).message().find("already used"), std::string::npos);
+
+  o = Good();
+  o.initial_peers = "2=127.0.0.1:1,3=127.0.0.1:2";
+  EXPECT_NE(Validate(o).message().find("does not include this node"), std::string::npos);
+
+  o = Good();
+  o.log_format = "xml";
+  EXPECT_NE(Validate(o).message().find("--log-format"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace micedb::cli

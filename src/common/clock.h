@@ -1,0 +1,70 @@
+// Clock: where code reads time. Nothing outside this file calls std::chrono::*_clock::now()
+// for decisions (timeouts, leases, TSO), so tests and the simulation can drive time by hand
+// (DESIGN.md §8, rule 5).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+#include "common/thread_annotations.h"
+
+namespace micedb {
+
+// Implementations must be thread-safe: any thread may read any clock at any time.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+
+  // Time since an arbitrary fixed point; never goes backwards. Use for durations, timeouts
+  // and leases.
+  virtual std::chrono::nanoseconds NowMonotonic() const = 0;
+
+  // Wall-clock time since the Unix epoch (UTC). May jump in either direction when the system
+  // clock is set; use only for timestamps shown to people or stored as calendar time.
+  virtual std::chrono::microseconds NowWall() const = 0;
+
+  int64_t NowWallMicros() const { return NowWall().count(); }
+  int64_t NowWallMillis() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(NowWall()).count();
+  }
+};
+
+// The operating system's clocks (steady_clock and system_clock).
+class SystemClock final : public Clock {
+ public:
+  // The process-wide instance. Never null, never destroyed; safe to use from any thread.
+  static SystemClock* Get();
+
+  std::chrono::nanoseconds NowMonotonic() const override;
+  std::chrono::microseconds NowWall() const override;
+};
+
+// A clock that moves only when told to, for tests and the simulation. Thread-safe: one thread
+// may advance it while others read it.
+class ManualClock final : public Clock {
+ public:
+  // Default wall start: 2020-01-01T00:00:00Z, so timestamps look plausible in logs.
+  static constexpr std::chrono::microseconds kDefaultWallStart{1577836800LL * 1000 * 1000};
+
+  explicit ManualClock(std::chrono::nanoseconds monotonic_start = std::chrono::nanoseconds(0),
+                       std::chrono::microseconds wall_start = kDefaultWallStart);
+
+  std::chrono::nanoseconds NowMonotonic() const override;
+  std::chrono::microseconds NowWall() const override;
+
+  // Moves both clocks forward by `d`; `d` must not be negative. The wall clock keeps
+  // nanoseconds internally, so many small steps add up.
+  void Advance(std::chrono::nanoseconds d);
+
+  // Moves only the wall clock, to model a system clock being set. Any value is allowed,
+  // including one in the past; the monotonic clock is unaffected.
+  void SetWall(std::chrono::microseconds wall);
+
+ private:
+  mutable std::mutex mu_;
+  std::chrono::nanoseconds monotonic_ GUARDED_BY(mu_);
+  std::chrono::nanoseconds wall_ GUARDED_BY(mu_);
+};
+
+}  // namespace micedb

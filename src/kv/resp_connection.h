@@ -1,0 +1,60 @@
+// Internal to src/kv: one client connection of the RESP server, run as a coroutine on its own
+// strand. It reads, parses, dispatches, awaits the backend and writes; a second coroutine
+// (the watchdog) closes the connection when a request or a reply takes longer than the
+// request timeout, or when the connection has been idle longer than the idle timeout.
+#pragma once
+
+#include <asio.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/backend.h"
+#include "kv/client_registry.h"
+#include "kv/resp_handlers.h"
+#include "kv/resp_parser.h"
+#include "kv/resp_session.h"
+
+namespace micedb::kv {
+
+class RespConnection : public std::enable_shared_from_this<RespConnection> {
+ public:
+  // `server` and `backend` must outlive the connection's coroutines (RespServer::Stop waits
+  // for them).
+  RespConnection(asio::ip::tcp::socket socket, ServerContext* server, KvBackend* backend);
+
+  // Takes the registry entry made for this connection and starts the coroutines. The entry
+  // is unregistered when the connection ends.
+  void Start(std::shared_ptr<ClientRegistry::Client> client);
+
+  // Closes the connection from any thread.
+  void Kill();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  asio::awaitable<void> Run();
+  asio::awaitable<void> Watchdog();
+  asio::awaitable<void> RunCommand(std::vector<std::string>& args);
+  // Sends the pending replies. False when the connection is (now) closed.
+  asio::awaitable<bool> Flush();
+  void SetDeadline(Clock::time_point deadline);
+  void Close();
+  void PublishInfo(const CommandSpec* spec, int64_t now_ms);
+
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  ServerContext* const server_;
+  KvBackend* const backend_;
+  std::shared_ptr<ClientRegistry::Client> client_;
+
+  RespParser parser_;
+  Session session_;
+  std::string out_;  // replies not yet written
+  bool closed_ = false;
+  bool timed_out_ = false;
+};
+
+}  // namespace micedb::kv

@@ -1,0 +1,173 @@
+#include "kv/state_machine.h"
+
+#include "kv/command_result.h"
+#include "kv/ops.h"
+#include "kv/value_format.h"
+
+namespace micedb::kv {
+namespace {
+
+using ops::OpContext;
+
+bool IsReadOp(Command::OpCase op) {
+  switch (op) {
+    case Command::kGet:
+    case Command::kMget:
+    case Command::kExists:
+    case Command::kStrlen:
+    case Command::kGetrange:
+    case Command::kTtl:
+    case Command::kType:
+    case Command::kScan:
+    case Command::kDbsize:
+    case Command::kRevisions:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd);
+
+// WATCH check, then every command in order. A command that fails does not undo or stop the
+// others (Redis's EXEC semantics).
+Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
+  for (const WatchedKey& watched : txn.watched()) {
+    MICEDB_ASSIGN_OR_RETURN(std::optional<ops::Record> record, ops::LoadLive(ctx, watched.key()));
+    const uint64_t revision = record.has_value() ? record->revision : 0;
+    if (revision != watched.revision()) return NilArrayResult();
+  }
+  CommandResult result = ArrayResult();
+  for (const Command& inner : txn.commands()) {
+    if (inner.op_case() == Command::kTxn) {
+      *result.mutable_array()->add_items() = ErrorResult("ERR MULTI calls can not be nested");
+      continue;
+    }
+    MICEDB_ASSIGN_OR_RETURN(CommandResult item, RunOne(ctx, inner));
+    *result.mutable_array()->add_items() = std::move(item);
+  }
+  return result;
+}
+
+Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd) {
+  if (ctx.batch == nullptr && IsWriteCommand(cmd)) {
+    return ErrorResult("ERR write command on the read path");
+  }
+  switch (cmd.op_case()) {
+    case Command::kGet:
+      return ops::DoGet(ctx, cmd.get());
+    case Command::kMget:
+      return ops::DoMGet(ctx, cmd.mget());
+    case Command::kExists:
+      return ops::DoExists(ctx, cmd.exists());
+    case Command::kStrlen:
+      return ops::DoStrLen(ctx, cmd.strlen());
+    case Command::kGetrange:
+      return ops::DoGetRange(ctx, cmd.getrange());
+    case Command::kTtl:
+      return ops::DoTtl(ctx, cmd.ttl());
+    case Command::kType:
+      return ops::DoType(ctx, cmd.type());
+    case Command::kScan:
+      return ops::DoScan(ctx, cmd.scan());
+    case Command::kDbsize:
+      return ops::DoDbSize(ctx, cmd.dbsize());
+    case Command::kRevisions:
+      return ops::DoRevisions(ctx, cmd.revisions());
+    case Command::kSet:
+      return ops::DoSet(ctx, cmd.set());
+    case Command::kMset:
+      return ops::DoMSet(ctx, cmd.mset());
+    case Command::kMsetnx:
+      return ops::DoMSetNx(ctx, cmd.msetnx());
+    case Command::kDel:
+      return ops::DoDel(ctx, cmd.del());
+    case Command::kIncrby:
+      return ops::DoIncrBy(ctx, cmd.incrby());
+    case Command::kAppend:
+      return ops::DoAppend(ctx, cmd.append());
+    case Command::kExpireAt:
+      return ops::DoExpireAt(ctx, cmd.expire_at());
+    case Command::kPersist:
+      return ops::DoPersist(ctx, cmd.persist());
+    case Command::kFlushall:
+      return ops::DoFlushAll(ctx, cmd.flushall());
+    case Command::kCompareAndSwap:
+      return ops::DoCompareAndSwap(ctx, cmd.compare_and_swap());
+    case Command::kTxn:
+      return RunTxn(ctx, cmd.txn());
+    case Command::kDeleteExpired:
+      return ops::DoDeleteExpired(ctx, cmd.delete_expired());
+    case Command::OP_NOT_SET:
+      break;
+  }
+  return ErrorResult("ERR empty command");
+}
+
+}  // namespace
+
+bool IsWriteCommand(const Command& cmd) {
+  if (cmd.op_case() == Command::kTxn) {
+    for (const Command& inner : cmd.txn().commands()) {
+      if (IsWriteCommand(inner)) return true;
+    }
+    return false;
+  }
+  return cmd.op_case() != Command::OP_NOT_SET && !IsReadOp(cmd.op_case());
+}
+
+KvStateMachine::KvStateMachine(KeyRange range, StateMachineOptions options)
+    : range_(std::move(range)), options_(options) {}
+
+Result<CommandResult> KvStateMachine::Apply(const Command& cmd, LogIndex log_index,
+                                            ApplyBatch& batch) const {
+  OpContext ctx{&batch, &batch, cmd.now_ms(), log_index.value(), &range_, &options_};
+  return RunOne(ctx, cmd);
+}
+
+Result<CommandResult> KvStateMachine::Read(const Command& cmd, ReadView& view,
+                                           int64_t now_ms) const {
+  OpContext ctx{&view, nullptr, now_ms, 0, &range_, &options_};
+  return RunOne(ctx, cmd);
+}
+
+Result<CommandResult> KvStateMachine::Read(const Command& cmd, storage::Engine* engine,
+                                           const storage::Snapshot* snapshot,
+                                           int64_t now_ms) const {
+  EngineView view(engine, snapshot);
+  return Read(cmd, view, now_ms);
+}
+
+Result<Command> KvStateMachine::CollectExpired(ReadView& view, int64_t now_ms, size_t limit,
+                                               std::string* resume_key) const {
+  Command cmd;
+  cmd.set_now_ms(now_ms);
+  DeleteExpired* out = cmd.mutable_delete_expired();
+  const ops::StorageBounds bounds = ops::BoundsFor(range_, *resume_key, "");
+  if (bounds.empty()) {
+    resume_key->clear();
+    return cmd;
+  }
+  std::unique_ptr<ScanCursor> cursor = view.Scan(storage::Cf::kDefault, bounds.lower, bounds.upper);
+  size_t examined = 0;
+  const size_t max_examined = limit * 20;
+  for (; cursor->Valid(); cursor->Next()) {
+    if (examined == max_examined || static_cast<size_t>(out->keys_size()) == limit) {
+      resume_key->assign(DecodeRawKey(cursor->key()));
+      MICEDB_RETURN_IF_ERROR(cursor->status());
+      return cmd;
+    }
+    ++examined;
+    StoredValue stored;
+    MICEDB_RETURN_IF_ERROR(DecodeValue(cursor->value(), &stored));
+    if (!stored.ExpiredAt(now_ms)) continue;
+    ExpiredKey* key = out->add_keys();
+    key->set_key(std::string(DecodeRawKey(cursor->key())));
+    key->set_expire_at_ms(stored.expire_at_ms);
+  }
+  MICEDB_RETURN_IF_ERROR(cursor->status());
+  resume_key->clear();
+  return cmd;
+}
+
+}  // namespace micedb::kv

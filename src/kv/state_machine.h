@@ -1,0 +1,87 @@
+// KvStateMachine: the deterministic raw key-value state machine that every replica of a region
+// runs (DESIGN §2, §4). Commands (proto/micedb/kv.proto) and results are Redis-shaped; the
+// stored format is in docs/kv-format.md.
+//
+// Writes go through Apply, which must give the same result and the same writes on every
+// replica: it reads only through the ApplyBatch, takes time from the command's now_ms and
+// stamps every key it writes with `log_index` (the key's mod revision, which WATCH compares).
+// Reads go through Read at the reader's own clock.
+//
+// A state machine serves one key range of the user keyspace (a region); scans, DBSIZE and
+// FLUSHALL stay inside it. Point commands on keys outside it are not checked here: routing
+// them correctly is the store's job.
+//
+// Thread-safety: const methods only, no mutable state; any number of threads may use one
+// instance concurrently (each with its own ApplyBatch or engine view).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+#include "common/strong_id.h"
+#include "kv/apply_batch.h"
+#include "kv/read_view.h"
+#include "micedb/kv.pb.h"
+#include "storage/engine.h"
+
+namespace micedb::kv {
+
+// User keys start <= k < end; an empty end means no upper limit.
+struct KeyRange {
+  std::string start;
+  std::string end;
+
+  bool Contains(std::string_view key) const { return key >= start && (end.empty() || key < end); }
+};
+
+struct StateMachineOptions {
+  // Longest value a write may produce (SET, APPEND, ...). Must be the same on every replica.
+  size_t max_value_bytes = size_t{64} << 20;
+};
+
+// Error texts shared with the RESP layer (Redis's wording).
+inline constexpr char kErrNotInteger[] = "ERR value is not an integer or out of range";
+inline constexpr char kErrOverflow[] = "ERR increment or decrement would overflow";
+inline constexpr char kErrTooBig[] = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+inline constexpr char kErrSyntax[] = "ERR syntax error";
+
+// True for commands that change state (and so must go through Raft): everything but the
+// reads, and a txn holding at least one write.
+bool IsWriteCommand(const Command& cmd);
+
+class KvStateMachine {
+ public:
+  explicit KvStateMachine(KeyRange range = {}, StateMachineOptions options = {});
+
+  const KeyRange& range() const { return range_; }
+
+  // Applies `cmd` (read or write) at time cmd.now_ms, reading through `batch` and recording
+  // writes in it. Command-level failures (wrong type, not an integer, ...) are a
+  // CommandResult holding an error, and write nothing. A non-OK Status means storage failed
+  // (IoError, Corruption); the replica must then stop rather than continue with a state that
+  // may differ from the others'.
+  Result<CommandResult> Apply(const Command& cmd, LogIndex log_index, ApplyBatch& batch) const;
+
+  // Runs a read command against `view` at `now_ms`. A write command (or a txn holding one)
+  // is answered with an error result. Status as for Apply.
+  Result<CommandResult> Read(const Command& cmd, ReadView& view, int64_t now_ms) const;
+
+  // Convenience: Read on `engine` at its latest state or at `snapshot` (may be null).
+  Result<CommandResult> Read(const Command& cmd, storage::Engine* engine,
+                             const storage::Snapshot* snapshot, int64_t now_ms) const;
+
+  // Active expiry: a DeleteExpired command for up to `limit` keys of the range, from
+  // *resume_key on, whose expiry is at or before now_ms. *resume_key is advanced past the
+  // keys examined (and cleared at the end of the range), so repeated calls walk the whole
+  // range. Examines at most 20 * limit keys. Returns a command with no keys when none are due.
+  Result<Command> CollectExpired(ReadView& view, int64_t now_ms, size_t limit,
+                                 std::string* resume_key) const;
+
+ private:
+  const KeyRange range_;
+  const StateMachineOptions options_;
+};
+
+}  // namespace micedb::kv

@@ -1,0 +1,111 @@
+// Value types of the Raft core's public API: configuration, the Ready batch, and the status
+// snapshot. Included by raft/raw_node.h, the module's public face.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/strong_id.h"
+#include "micedb/raft.pb.h"
+
+namespace micedb::raft {
+
+class LogStorage;
+
+enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
+enum class ReadOnlyOption {
+  kSafe,        // every read is confirmed by a heartbeat round to a quorum (no clock assumption)
+  kLeaseBased,  // the leader answers alone while its lease holds (assumes bounded clock drift)
+};
+enum class SnapshotStatus { kFinish, kFailure };
+enum class ProgressState { kProbe, kReplicate, kSnapshot };
+
+std::string_view RoleName(Role r);
+std::string_view ProgressStateName(ProgressState s);
+
+struct Config {
+  NodeId id;
+  // Ticks without hearing from a leader before a follower campaigns; each node draws its
+  // actual timeout from [election_tick, 2*election_tick) after every reset (paper §5.2).
+  int election_tick = 10;
+  // Ticks between leader heartbeats; must be smaller than election_tick.
+  int heartbeat_tick = 1;
+  LogStorage* storage = nullptr;        // not owned; must outlive the node
+  LogIndex applied;                     // last index applied to the state machine before a restart
+  uint64_t max_size_per_msg = 1 << 20;  // bytes of entries per MSG_APP (>= 1 entry)
+  uint64_t max_committed_size_per_ready = 64 << 20;  // bytes of committed_entries per Ready
+  size_t max_inflight_msgs = 256;                    // unacknowledged MSG_APP per follower
+  uint64_t max_inflight_bytes = 0;                   // their total bytes; 0 = no byte limit
+  bool pre_vote = true;                              // §9.6: ask before bumping the term
+  bool check_quorum = true;  // leader steps down without a quorum's word for an election timeout
+  ReadOnlyOption read_only = ReadOnlyOption::kSafe;  // kLeaseBased requires check_quorum
+  // Lease length in ticks for kLeaseBased, counted from when the confirming heartbeat round was
+  // sent; 0 means election_tick - 1. Must be shorter than election_tick.
+  int lease_ticks = 0;
+  bool forward_proposals = false;  // false: Propose on a non-leader fails with NotLeader
+  uint64_t random_seed = 0;        // mixed with the id: same seed -> same timeouts
+
+  // InvalidArgument naming the first bad field, or OK.
+  Status Validate() const;
+};
+
+struct SoftState {
+  NodeId leader;
+  Role role = Role::kFollower;
+  bool operator==(const SoftState&) const = default;
+};
+
+// A linearizable read point: once the state machine has applied `index`, a read issued with
+// `request_ctx` may be served from it.
+struct ReadState {
+  LogIndex index;
+  std::string request_ctx;
+};
+
+// One batch of work for the application. Handle it in this order, then call Advance(ready):
+//   1. snapshot: install it (storage and state machine) if set;
+//   2. entries and hard_state: persist (append entries, then save the hard state); fsync when
+//      must_sync;
+//   3. messages: send;
+//   4. committed_entries: apply in order (conf changes through RawNode::ApplyConfChange);
+//   5. read_states: serve each once the applied index reaches its index.
+struct Ready {
+  std::optional<SoftState> soft_state;   // set when leader or role changed
+  std::optional<HardState> hard_state;   // set when term/vote/commit changed: persist it
+  std::vector<ReadState> read_states;    // reads that may be served once applied >= index
+  std::vector<Entry> entries;            // persist (append) BEFORE sending messages
+  std::optional<Snapshot> snapshot;      // persist/install before anything else
+  std::vector<Entry> committed_entries;  // apply, in order
+  std::vector<Message> messages;         // send AFTER entries/hard state/snapshot are durable
+  bool must_sync = false;                // entries or term/vote changed: fsync before sending
+};
+
+// What the leader knows about one member's log.
+struct Progress {
+  LogIndex match;  // highest index known to be replicated there
+  LogIndex next;   // next index to send
+  ProgressState state = ProgressState::kProbe;
+  bool recent_active = false;  // heard from it since the last CheckQuorum round
+  size_t inflight = 0;         // MSG_APP sent and not yet acknowledged
+  bool is_learner = false;
+};
+
+struct NodeStatus {
+  NodeId id;
+  Role role = Role::kFollower;
+  Term term;
+  NodeId vote;
+  NodeId leader;
+  LogIndex commit;
+  LogIndex applied;
+  NodeId lead_transferee;
+  std::map<NodeId, Progress> progress;  // leader only (includes the leader itself)
+  ConfState conf_state;
+};
+
+}  // namespace micedb::raft

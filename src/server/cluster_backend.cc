@@ -1,0 +1,217 @@
+#include "server/cluster_backend.h"
+
+#include <fmt/format.h>
+
+#include "common/clock.h"
+#include "common/random.h"
+#include "kv/state_machine.h"
+#include "micedb/transport.grpc.pb.h"
+
+namespace micedb::server {
+
+struct ClusterBackend::Request {
+  kv::Command cmd;
+  std::string encoded;
+  kv::ReadMode mode;
+  bool write;
+  uint32_t hops;
+  int64_t deadline_ms;
+  int attempts = 0;
+  Callback done;
+};
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Get()->NowMonotonic())
+      .count();
+}
+
+// The first key a command names, for routing. Empty for keyless commands.
+std::string FirstKey(const kv::Command& c) {
+  switch (c.op_case()) {
+    case kv::Command::kGet:
+      return c.get().key();
+    case kv::Command::kSet:
+      return c.set().key();
+    case kv::Command::kIncrby:
+      return c.incrby().key();
+    case kv::Command::kAppend:
+      return c.append().key();
+    case kv::Command::kStrlen:
+      return c.strlen().key();
+    case kv::Command::kGetrange:
+      return c.getrange().key();
+    case kv::Command::kTtl:
+      return c.ttl().key();
+    case kv::Command::kType:
+      return c.type().key();
+    case kv::Command::kExpireAt:
+      return c.expire_at().key();
+    case kv::Command::kPersist:
+      return c.persist().key();
+    case kv::Command::kCompareAndSwap:
+      return c.compare_and_swap().key();
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+ClusterBackend::ClusterBackend(RouterOptions options, store::Store* store,
+                               transport::GrpcTransport* transport)
+    : options_(options),
+      store_(store),
+      transport_(transport),
+      work_(io_.get_executor()),
+      request_id_base_(Random(static_cast<uint64_t>(SystemClock::Get()->NowMonotonic().count()) ^
+                              (store->node_id().value() << 48) ^ ::getpid())
+                           .Next64()) {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "router");
+    io_.run();
+  });
+}
+
+ClusterBackend::~ClusterBackend() { Stop(); }
+
+void ClusterBackend::Stop() {
+  if (!thread_.joinable()) return;
+  work_.reset();
+  io_.stop();
+  thread_.join();
+}
+
+RegionId ClusterBackend::RouteOf(const kv::Command& cmd) const {
+  // Raw keys live under 'r' (docs/kv-format.md). Until regions split, one region holds all.
+  auto region = store_->RegionForKey("r" + FirstKey(cmd));
+  return region.value_or(RegionId(1));
+}
+
+void ClusterBackend::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
+  ExecuteForwarded(std::move(cmd), mode, 0, std::move(done));
+}
+
+void ClusterBackend::ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32_t hops,
+                                      Callback done) {
+  auto req = std::make_shared<Request>();
+  req->write = kv::IsWriteCommand(cmd);
+  if (req->write && cmd.request_id() == 0) {
+    // First attempt at this gateway: name it, so that retries are applied at most once.
+    cmd.set_request_id(request_id_base_ + next_request_.fetch_add(1));
+    cmd.set_request_ts_ms(SystemClock::Get()->NowWallMillis());
+  }
+  req->encoded = cmd.SerializeAsString();
+  req->cmd = std::move(cmd);
+  req->mode = mode;
+  req->hops = hops;
+  req->deadline_ms = NowMs() + options_.request_timeout_ms;
+  req->done = std::move(done);
+  if (!req->write && mode == kv::ReadMode::kLocalStale) {
+    auto r = store_->ReadLocal(RouteOf(req->cmd), req->encoded);
+    if (r.ok() || r.status().code() != StatusCode::kNotFound) return Finish(req, std::move(r));
+    // The region is not here: fall through to the routed path.
+  }
+  Attempt(std::move(req));
+}
+
+void ClusterBackend::Finish(std::shared_ptr<Request> req, Result<std::string> encoded) {
+  if (!encoded.ok()) return req->done(encoded.status());
+  kv::CommandResult r;
+  if (!r.ParseFromString(*encoded)) return req->done(Status::Internal("unparsable result"));
+  req->done(std::move(r));
+}
+
+void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
+  req->attempts++;
+  RegionId region = RouteOf(req->cmd);
+  auto on_result = [this, req, region](Result<std::string> r) {
+    if (r.ok()) return Finish(req, std::move(r));
+    switch (r.status().code()) {
+      case StatusCode::kNotLeader: {
+        NodeId leader = store_->LeaderOf(region);
+        if (leader.valid() && leader != store_->node_id() &&
+            req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+          return Forward(req, leader);
+        }
+        return RetryLater(req, r.status());
+      }
+      case StatusCode::kNotFound: {
+        // This node holds no replica: ask one that does.
+        for (const auto& [id, addr] : store_->Addresses()) {
+          if (id != store_->node_id() &&
+              req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+            return Forward(req, id);
+          }
+        }
+        return req->done(Status::Unavailable("no replica of the region is known"));
+      }
+      case StatusCode::kUnavailable:
+      case StatusCode::kAborted:  // the entry was replaced: definitely not applied
+        return RetryLater(req, r.status());
+      default:
+        return req->done(r.status());
+    }
+  };
+  if (req->write) {
+    store_->Propose(region, req->encoded, std::move(on_result));
+  } else {
+    store_->ReadLinearizable(region, req->encoded, std::move(on_result));
+  }
+}
+
+void ClusterBackend::RetryLater(std::shared_ptr<Request> req, const Status& why) {
+  int64_t now = NowMs();
+  if (now >= req->deadline_ms) {
+    return req->done(Status::Unavailable(
+        fmt::format("no leader could serve the request in time ({})", why.message())));
+  }
+  counters_.retries++;
+  int64_t delay = std::min<int64_t>(10 << std::min(req->attempts, 5), 200);
+  auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(delay));
+  timer->async_wait([this, req, timer](std::error_code ec) {
+    if (ec) return req->done(Status::Unavailable("node is stopping"));
+    Attempt(req);
+  });
+}
+
+void ClusterBackend::Forward(std::shared_ptr<Request> req, NodeId to) {
+  auto channel = transport_->ChannelTo(to);
+  if (!channel) return RetryLater(req, Status::Unavailable("leader address unknown"));
+  counters_.forwarded++;
+  struct Call {
+    std::unique_ptr<transport::NodeService::Stub> stub;
+    grpc::ClientContext ctx;
+    transport::ForwardRequest request;
+    transport::ForwardResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->stub = transport::NodeService::NewStub(channel);
+  call->ctx.set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(std::max<int64_t>(req->deadline_ms - NowMs(), 1)));
+  call->request.set_command(req->encoded);
+  call->request.set_read_mode(static_cast<uint32_t>(req->mode));
+  call->request.set_hops(req->hops + 1);
+  call->stub->async()->Forward(
+      &call->ctx, &call->request, &call->response, [this, req, call](grpc::Status st) {
+        if (!st.ok()) {
+          if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && req->write) {
+            return req->done(Status::TimedOut("forwarded write timed out; outcome unknown"));
+          }
+          // The leader did not get it (unreachable): retry, perhaps at a new leader.
+          return RetryLater(req, Status::Unavailable(st.error_message()));
+        }
+        auto code = static_cast<StatusCode>(call->response.code());
+        if (code == StatusCode::kOk) return Finish(req, call->response.result());
+        Status remote(code, call->response.message());
+        if (code == StatusCode::kNotLeader || code == StatusCode::kUnavailable ||
+            code == StatusCode::kAborted) {
+          return RetryLater(req, remote);
+        }
+        req->done(remote);
+      });
+}
+
+}  // namespace micedb::server

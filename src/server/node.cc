@@ -1,0 +1,162 @@
+#include "server/node.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "kv/read_view.h"
+#include "storage/rocks_engine.h"
+
+namespace micedb::server {
+
+namespace fs = std::filesystem;
+
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
+Node::~Node() { Stop(); }
+
+Status Node::Start() {
+  auto log = GetLogger("server");
+  storage::RocksOptions ro;
+  ro.block_cache_bytes = options_.block_cache_mb << 20;
+  auto engine = storage::RocksEngine::Open((fs::path(options_.data_dir) / "db").string(), ro);
+  if (!engine.ok()) return engine.status();
+  engine_ = std::move(*engine);
+
+  std::string snap_dir = (fs::path(options_.data_dir) / "snap").string();
+  std::error_code ec;
+  fs::remove_all(snap_dir + "/tmp", ec);
+  fs::create_directories(snap_dir, ec);
+  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
+
+  sm_ = std::make_unique<KvStateMachineAdapter>(
+      kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes});
+  transport_ = std::make_unique<transport::GrpcTransport>(
+      transport::TransportOptions{
+          .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir},
+      this);
+  store::StoreOptions so = options_.store;
+  so.node_id = options_.id;
+  so.snap_dir = snap_dir;
+  so.random_seed = so.random_seed ? so.random_seed : options_.id.value() * 7919 + ::getpid();
+  store_ = std::make_unique<store::Store>(so, engine_.get(), sm_.get(), transport_.get());
+  if (!options_.initial_peers.empty()) {
+    MICEDB_RETURN_IF_ERROR(store_->Bootstrap(options_.initial_peers));
+  }
+  for (const auto& [id, addr] : options_.initial_peers) {
+    if (id != options_.id) transport_->SetAddress(id, addr);
+  }
+  backend_ = std::make_unique<ClusterBackend>(options_.router, store_.get(), transport_.get());
+  node_service_ = std::make_unique<NodeServiceImpl>(
+      backend_.get(), store_.get(), [this](bool with_hash) { return RenderRaftJson(with_hash); });
+  kv_service_ = std::make_unique<kv::KvGrpcService>(
+      backend_.get(), kv::KvApiOptions{.max_key_bytes = options_.resp.max_key_bytes,
+                                       .max_value_bytes = options_.resp.max_value_bytes});
+
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(options_.listen_peer, grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(transport_->service());
+  builder.RegisterService(node_service_.get());
+  builder.RegisterService(kv_service_.get());
+  builder.SetMaxReceiveMessageSize(256 << 20);
+  builder.SetMaxSendMessageSize(256 << 20);
+  grpc_server_ = builder.BuildAndStart();
+  if (!grpc_server_ || bound_port == 0) {
+    return Status::IoError(fmt::format("cannot listen on {} (peer address)", options_.listen_peer));
+  }
+
+  MICEDB_RETURN_IF_ERROR(store_->Start());
+
+  kv::ServerOptions resp = options_.resp;
+  resp.host = options_.redis_host;
+  resp.port = options_.redis_port;
+  resp.replication_info = [this] { return ReplicationInfo(); };
+  resp_ = std::make_unique<kv::RespServer>(resp, backend_.get());
+  MICEDB_RETURN_IF_ERROR(resp_->Start());
+
+  http_ = std::make_unique<HttpServer>();
+  InstallHttpHandlers();
+  auto colon = options_.listen_http.rfind(':');
+  std::string http_host = options_.listen_http.substr(0, colon);
+  if (http_host.size() > 2 && http_host.front() == '[') {
+    http_host = http_host.substr(1, http_host.size() - 2);
+  }
+  uint16_t http_port = static_cast<uint16_t>(std::stoi(options_.listen_http.substr(colon + 1)));
+  MICEDB_RETURN_IF_ERROR(http_->Start(http_host, http_port));
+  expiry_ = std::thread([this] { ExpiryLoop(); });
+  started_ = true;
+  log->info("node {} serving: redis {}:{}, http {}, peer {}", options_.id.value(), resp.host,
+            resp_->port(), options_.listen_http, options_.listen_peer);
+  return Status::OK();
+}
+
+void Node::Stop() {
+  if (expiry_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(expiry_mu_);
+      expiry_stop_ = true;
+    }
+    expiry_cv_.notify_all();
+    expiry_.join();
+  }
+  // Front ends first (no new requests), then the machinery behind them.
+  if (http_) http_->Stop();
+  if (resp_) resp_->Stop();
+  if (store_) store_->Stop();
+  if (grpc_server_)
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  if (transport_) transport_->Shutdown();
+  if (backend_) backend_->Stop();
+  if (grpc_server_) grpc_server_->Wait();
+  grpc_server_.reset();
+  resp_.reset();
+  http_.reset();
+  store_.reset();
+  backend_.reset();
+  node_service_.reset();
+  kv_service_.reset();
+  transport_.reset();
+  if (engine_) engine_->SyncWAL().IgnoreError();
+  engine_.reset();
+}
+
+void Node::ExpiryLoop() {
+  pthread_setname_np(pthread_self(), "expiry");
+  std::string resume;
+  std::unique_lock<std::mutex> l(expiry_mu_);
+  while (!expiry_cv_.wait_for(l, std::chrono::seconds(1), [this] { return expiry_stop_; })) {
+    l.unlock();
+    for (const auto& r : store_->Regions()) {
+      if (r.raft.role != raft::Role::kLeader) continue;
+      kv::KvStateMachine sm(UserRangeOf(r.descriptor));
+      kv::EngineView view(engine_.get());
+      int64_t now = SystemClock::Get()->NowWallMillis();
+      auto cmd = sm.CollectExpired(view, now, 256, &resume);
+      if (!cmd.ok() || cmd->delete_expired().keys_size() == 0) continue;
+      cmd->set_now_ms(now);
+      backend_->Execute(std::move(*cmd), kv::ReadMode::kLinearizable,
+                        [](Result<kv::CommandResult>) {});
+    }
+    l.lock();
+  }
+}
+
+uint16_t Node::redis_port() const { return resp_ ? resp_->port() : 0; }
+uint16_t Node::http_port() const { return http_ ? http_->port() : 0; }
+
+void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(msgs)); }
+
+void Node::OnSnapshot(raft::Message msg, std::string dir) {
+  store_->OnSnapshotReceived(std::move(msg), std::move(dir));
+}
+
+void Node::OnSnapshotSent(uint64_t region, NodeId to, bool ok) {
+  store_->ReportSnapshot(RegionId(region), to, ok);
+}
+
+void Node::OnUnreachable(NodeId to) { store_->ReportUnreachable(to); }
+
+}  // namespace micedb::server

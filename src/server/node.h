@@ -1,0 +1,94 @@
+// Node: one micedb process. It owns the storage engine, the store (region peers + raft loop),
+// the gRPC transport and services, the router, the Redis-protocol server and the HTTP server,
+// and starts and stops them in order.
+//
+// Thread-safety: Start and Stop from one thread; the rest runs on the components' threads.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/result.h"
+#include "kv/grpc/service.h"
+#include "kv/resp_server.h"
+#include "server/cluster_backend.h"
+#include "server/http_server.h"
+#include "server/kv_state_machine_adapter.h"
+#include "server/node_service.h"
+#include "storage/engine.h"
+#include "store/store.h"
+#include "transport/grpc_transport.h"
+
+namespace micedb::server {
+
+struct NodeOptions {
+  NodeId id;
+  std::string data_dir;
+  std::string listen_peer;  // host:port of gRPC (raft transport, forwarding, admin)
+  std::string listen_http;  // host:port of HTTP
+  std::string redis_host = "127.0.0.1";
+  uint16_t redis_port = 6379;
+  // Initial members (id, peer address); empty for a node that joins an existing cluster.
+  std::vector<std::pair<NodeId, std::string>> initial_peers;
+  kv::ServerOptions resp;     // limits of the Redis-protocol server
+  store::StoreOptions store;  // node_id and snap_dir are filled in by the node
+  RouterOptions router;
+  uint64_t block_cache_mb = 64;
+};
+
+class Node : public transport::InboundHandler {
+ public:
+  explicit Node(NodeOptions options);
+  ~Node() override;
+
+  // Opens the data directory's engine, bootstraps the first region when this is an initial
+  // member starting on empty storage, and starts serving. Errors name what failed (for
+  // example "cannot listen on 127.0.0.1:20161"); nothing keeps running after an error.
+  Status Start();
+  void Stop();
+
+  uint16_t redis_port() const;
+  uint16_t http_port() const;
+
+  // transport::InboundHandler
+  void OnMessages(std::vector<raft::Message> msgs) override;
+  void OnSnapshot(raft::Message msg, std::string dir) override;
+  void OnSnapshotSent(uint64_t region, NodeId to, bool ok) override;
+  void OnUnreachable(NodeId to) override;
+
+ private:
+  std::string RenderMetrics() const;
+  // The /debug/raft document; with `with_hash`, each region also gets "data_hash", a CRC32C
+  // over its keys and values in every data column family (equal on converged replicas).
+  std::string RenderRaftJson(bool with_hash) const;
+  std::string ReplicationInfo() const;
+  void InstallHttpHandlers();
+  // Active expiry: while this node leads a region, deletes keys whose TTL has passed through
+  // raft (DeleteExpired commands), so every replica drops them at the same log index.
+  void ExpiryLoop();
+
+  NodeOptions options_;
+  std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<KvStateMachineAdapter> sm_;
+  std::unique_ptr<transport::GrpcTransport> transport_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ClusterBackend> backend_;
+  std::unique_ptr<NodeServiceImpl> node_service_;
+  std::unique_ptr<kv::KvGrpcService> kv_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<kv::RespServer> resp_;
+  std::unique_ptr<HttpServer> http_;
+  bool started_ = false;
+  std::mutex expiry_mu_;
+  std::condition_variable expiry_cv_;
+  bool expiry_stop_ = false;
+  std::thread expiry_;
+};
+
+}  // namespace micedb::server

@@ -1,0 +1,231 @@
+// The node's HTTP endpoints and the text behind them: /healthz, /readyz, /metrics (Prometheus
+// text format), /debug/raft (JSON), and INFO's replication section.
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include "common/crc32c.h"
+#include "kv/resp_command_table.h"
+#include "server/node.h"
+#include "store/keys.h"
+#include "store/snapshot_files.h"
+
+namespace micedb::server {
+
+namespace {
+
+void Metric(std::string* out, std::string_view name, std::string_view type, std::string_view help) {
+  *out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+void Node::InstallHttpHandlers() {
+  http_->Handle("/healthz", [](const std::string&) {
+    return HttpResponse{200, "text/plain", "ok\n"};
+  });
+  http_->Handle("/readyz", [this](const std::string&) {
+    for (const auto& r : store_->Regions()) {
+      if (!r.raft.leader.valid()) {
+        return HttpResponse{503, "text/plain",
+                            fmt::format("region {} has no leader\n", r.descriptor.id())};
+      }
+    }
+    return HttpResponse{200, "text/plain", "ready\n"};
+  });
+  http_->Handle("/metrics", [this](const std::string&) {
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
+  });
+  http_->Handle("/debug/raft", [this](const std::string& query) {
+    return HttpResponse{200, "application/json",
+                        RenderRaftJson(query.find("hash=1") != std::string::npos)};
+  });
+}
+
+std::string Node::RenderMetrics() const {
+  std::string out;
+  const auto& c = store_->counters();
+  auto counter = [&](std::string_view name, std::string_view help, uint64_t v) {
+    Metric(&out, name, "counter", help);
+    out += fmt::format("{} {}\n", name, v);
+  };
+  counter("micedb_raft_proposals_total", "Proposals received by this node's store",
+          c.proposals.load());
+  counter("micedb_raft_proposals_failed_total", "Proposals that failed or timed out",
+          c.proposals_failed.load());
+  counter("micedb_raft_entries_committed_total", "Committed entries seen by the apply stage",
+          c.entries_committed.load());
+  counter("micedb_raft_entries_applied_total", "Entries applied to the state machine",
+          c.entries_applied.load());
+  counter("micedb_raft_reads_total", "Linearizable reads served", c.reads.load());
+  counter("micedb_raft_leader_changes_total", "Leader changes observed", c.leader_changes.load());
+  counter("micedb_raft_elections_total", "Elections (or pre-votes) this node started",
+          c.elections_started.load());
+  counter("micedb_raft_snapshots_sent_total", "Snapshots sent", c.snapshots_sent.load());
+  counter("micedb_raft_snapshots_applied_total", "Snapshots installed", c.snapshots_applied.load());
+  counter("micedb_raft_sync_writes_total", "Synced raft log writes (group commits)",
+          c.sync_writes.load());
+  counter("micedb_raft_loop_rounds_total", "Raft loop rounds with work", c.loop_rounds.load());
+  counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
+          transport_->dropped_messages());
+  counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",
+          backend_->counters().forwarded.load());
+  counter("micedb_router_retries_total", "Requests retried after a routing error",
+          backend_->counters().retries.load());
+
+  auto regions = store_->Regions();
+  Metric(&out, "micedb_region_is_leader", "gauge", "1 when this node leads the region");
+  for (const auto& r : regions) {
+    out += fmt::format("micedb_region_is_leader{{region=\"{}\"}} {}\n", r.descriptor.id(),
+                       r.raft.role == raft::Role::kLeader ? 1 : 0);
+  }
+  Metric(&out, "micedb_region_term", "gauge", "Current raft term");
+  for (const auto& r : regions) {
+    out += fmt::format("micedb_region_term{{region=\"{}\"}} {}\n", r.descriptor.id(),
+                       r.raft.term.value());
+  }
+  Metric(&out, "micedb_region_log_entries", "gauge", "Raft log entries held");
+  for (const auto& r : regions) {
+    out += fmt::format("micedb_region_log_entries{{region=\"{}\"}} {}\n", r.descriptor.id(),
+                       r.log_entries);
+  }
+  Metric(&out, "micedb_region_log_bytes", "gauge", "Raft log bytes held");
+  for (const auto& r : regions) {
+    out += fmt::format("micedb_region_log_bytes{{region=\"{}\"}} {}\n", r.descriptor.id(),
+                       r.log_bytes);
+  }
+  Metric(&out, "micedb_region_apply_lag", "gauge", "Committed entries not yet applied");
+  for (const auto& r : regions) {
+    uint64_t commit = r.raft.commit.value();
+    out += fmt::format("micedb_region_apply_lag{{region=\"{}\"}} {}\n", r.descriptor.id(),
+                       commit > r.applied_index ? commit - r.applied_index : 0);
+  }
+  Metric(&out, "micedb_storage_bytes", "gauge", "Approximate bytes per column family");
+  for (auto [cf, name] : {std::pair{storage::Cf::kDefault, "default"},
+                          {storage::Cf::kRaft, "raft"},
+                          {storage::Cf::kLock, "lock"},
+                          {storage::Cf::kWrite, "write"}}) {
+    auto size = engine_->ApproximateSize(cf, "", std::string(8, '\xff'));
+    out += fmt::format("micedb_storage_bytes{{cf=\"{}\"}} {}\n", name, size.value_or(0));
+  }
+
+  const auto& rs = resp_->stats();
+  counter("micedb_redis_connections_received_total", "Redis-protocol connections accepted",
+          rs.connections_received.load());
+  counter("micedb_redis_protocol_errors_total", "Connections closed for malformed input",
+          rs.protocol_errors.load());
+  Metric(&out, "micedb_redis_commands_total", "counter", "Redis commands processed");
+  auto table = kv::CommandTable();
+  for (size_t i = 0; i < table.size(); ++i) {
+    uint64_t calls = rs.per_command[i].calls.load();
+    if (calls)
+      out += fmt::format("micedb_redis_commands_total{{cmd=\"{}\"}} {}\n", table[i].name, calls);
+  }
+  Metric(&out, "micedb_redis_command_errors_total", "counter",
+         "Redis commands answered with an error");
+  for (size_t i = 0; i < table.size(); ++i) {
+    uint64_t failed = rs.per_command[i].failed.load();
+    if (failed)
+      out += fmt::format("micedb_redis_command_errors_total{{cmd=\"{}\"}} {}\n", table[i].name,
+                         failed);
+  }
+  Metric(&out, "micedb_redis_command_seconds_total", "counter",
+         "Time spent in Redis commands, dispatch to reply");
+  for (size_t i = 0; i < table.size(); ++i) {
+    uint64_t us = rs.per_command[i].usec.load();
+    if (rs.per_command[i].calls.load()) {
+      out += fmt::format("micedb_redis_command_seconds_total{{cmd=\"{}\"}} {:.6f}\n", table[i].name,
+                         static_cast<double>(us) / 1e6);
+    }
+  }
+  return out;
+}
+
+std::string Node::RenderRaftJson(bool with_hash) const {
+  nlohmann::json j;
+  j["node_id"] = options_.id.value();
+  auto& regions = j["regions"] = nlohmann::json::array();
+  for (const auto& r : store_->Regions()) {
+    nlohmann::json jr;
+    jr["id"] = r.descriptor.id();
+    jr["role"] = std::string(raft::RoleName(r.raft.role));
+    jr["term"] = r.raft.term.value();
+    jr["leader"] = r.raft.leader.value();
+    jr["commit"] = r.raft.commit.value();
+    jr["applied"] = r.applied_index;
+    jr["truncated"] = r.truncated_index;
+    jr["log_entries"] = r.log_entries;
+    jr["voters"] = std::vector<uint64_t>(r.descriptor.conf_state().voters().begin(),
+                                         r.descriptor.conf_state().voters().end());
+    jr["learners"] = std::vector<uint64_t>(r.descriptor.conf_state().learners().begin(),
+                                           r.descriptor.conf_state().learners().end());
+    jr["conf_ver"] = r.descriptor.epoch().conf_ver();
+    if (with_hash) {
+      uint32_t crc = 0;
+      uint64_t keys = 0;
+      for (storage::Cf cf : store::kDataCfs) {
+        storage::ReadOptions ro;
+        ro.lower_bound = r.descriptor.start_key();
+        ro.upper_bound = store::EngineRangeEnd(r.descriptor.end_key());
+        auto it = engine_->NewIterator(cf, ro);
+        for (it->SeekToFirst(); it->Valid(); it->Next()) {
+          crc = crc32c::Extend(crc, it->key());
+          crc = crc32c::Extend(crc, it->value());
+          keys++;
+        }
+      }
+      jr["data_hash"] = fmt::format("{:08x}", crc);
+      jr["data_keys"] = keys;
+    }
+    auto& progress = jr["progress"] = nlohmann::json::object();
+    for (const auto& [id, p] : r.raft.progress) {
+      progress[std::to_string(id.value())] = {
+          {"match", p.match.value()},
+          {"next", p.next.value()},
+          {"state", std::string(raft::ProgressStateName(p.state))},
+          {"learner", p.is_learner},
+          {"recent_active", p.recent_active}};
+    }
+    regions.push_back(std::move(jr));
+  }
+  auto& addrs = j["addresses"] = nlohmann::json::object();
+  for (const auto& [id, a] : store_->Addresses()) addrs[std::to_string(id.value())] = a;
+  return j.dump(2) + "\n";
+}
+
+std::string Node::ReplicationInfo() const {
+  std::string out;
+  auto regions = store_->Regions();
+  bool leader = false;
+  NodeId leader_id;
+  Term term;
+  for (const auto& r : regions) {
+    leader |= r.raft.role == raft::Role::kLeader;
+    leader_id = r.raft.leader;
+    term = r.raft.term;
+  }
+  out += fmt::format("role:{}\r\n", leader ? "master" : "slave");
+  out += fmt::format("raft_node_id:{}\r\n", options_.id.value());
+  out += fmt::format("raft_leader_id:{}\r\n", leader_id.value());
+  out += fmt::format("raft_term:{}\r\n", term.value());
+  out += fmt::format("raft_regions:{}\r\n", regions.size());
+  auto addrs = store_->Addresses();
+  int i = 0;
+  for (const auto& r : regions) {
+    for (uint64_t v : r.descriptor.conf_state().voters()) {
+      auto p = r.raft.progress.find(NodeId(v));
+      out += fmt::format("raft_peer{}:id={},addr={},voter=1,match={}\r\n", i++, v,
+                         addrs.count(NodeId(v)) ? addrs[NodeId(v)] : "?",
+                         p == r.raft.progress.end() ? 0 : p->second.match.value());
+    }
+    for (uint64_t v : r.descriptor.conf_state().learners()) {
+      out += fmt::format("raft_peer{}:id={},addr={},voter=0\r\n", i++, v,
+                         addrs.count(NodeId(v)) ? addrs[NodeId(v)] : "?");
+    }
+    out += fmt::format("raft_commit_index:{}\r\nraft_applied_index:{}\r\n", r.raft.commit.value(),
+                       r.applied_index);
+  }
+  return out;
+}
+
+}  // namespace micedb::server

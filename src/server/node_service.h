@@ -1,0 +1,35 @@
+// NodeService: the gRPC service other nodes and the `micedb` admin commands call: Forward (a
+// client command routed to this node's region leader) and Admin (membership changes and
+// leader transfer, executed by the region's leader).
+#pragma once
+
+#include "micedb/transport.grpc.pb.h"
+#include "server/cluster_backend.h"
+#include "store/store.h"
+
+namespace micedb::server {
+
+class NodeServiceImpl final : public transport::NodeService::CallbackService {
+ public:
+  // `status_json(with_hash)` renders the node's /debug/raft document.
+  NodeServiceImpl(ClusterBackend* backend, store::Store* store,
+                  std::function<std::string(bool)> status_json)
+      : backend_(backend), store_(store), status_json_(std::move(status_json)) {}
+
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx,
+                                    const transport::ForwardRequest* req,
+                                    transport::ForwardResponse* resp) override;
+  grpc::ServerUnaryReactor* Admin(grpc::CallbackServerContext* ctx,
+                                  const transport::AdminRequest* req,
+                                  transport::AdminResponse* resp) override;
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
+                                   const transport::StatusRequest* req,
+                                   transport::StatusResponse* resp) override;
+
+ private:
+  ClusterBackend* backend_;
+  store::Store* store_;
+  std::function<std::string(bool)> status_json_;
+};
+
+}  // namespace micedb::server

@@ -1,0 +1,277 @@
+#include "storage/rocks_engine.h"
+
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/rocks_iterator.h"
+#include "storage/rocks_status.h"
+#include "storage/sst_file.h"
+
+namespace micedb::storage {
+namespace {
+
+class RocksSnapshot final : public Snapshot {
+ public:
+  RocksSnapshot(rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
+      : db_(db), snapshot_(snapshot) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snapshot_); }
+
+  const rocksdb::DB* db() const { return db_; }
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snapshot_;
+};
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+const rocksdb::Snapshot* RocksSnapshotOf(const Snapshot* snapshot) {
+  return snapshot == nullptr ? nullptr : static_cast<const RocksSnapshot*>(snapshot)->get();
+}
+
+Status BadCf(Cf cf) {
+  return Status::InvalidArgument("column family id " + std::to_string(static_cast<int>(cf)) +
+                                 " out of range");
+}
+
+rocksdb::DBOptions MakeDbOptions(const RocksOptions& options) {
+  rocksdb::DBOptions db;
+  db.create_if_missing = options.create_if_missing;
+  db.create_missing_column_families = true;
+  db.paranoid_checks = options.paranoid_checks;
+  db.max_background_jobs = options.max_background_jobs;
+  db.max_open_files = options.max_open_files;
+  db.bytes_per_sync = options.bytes_per_sync;
+  db.wal_bytes_per_sync = options.bytes_per_sync;
+  db.db_write_buffer_size = options.total_write_buffer_bytes;
+  db.keep_log_file_num = options.keep_log_files;
+  db.max_log_file_size = options.max_log_file_bytes;
+  // Recover to the last consistent point of the log: a torn tail written after the last
+  // sync is dropped, corruption before it stops the open (DESIGN §8, rule 3).
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  return db;
+}
+
+rocksdb::ColumnFamilyOptions MakeCfOptions(const RocksOptions& options, Cf cf,
+                                           const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions cfo;
+  cfo.write_buffer_size = options.write_buffer_bytes;
+  cfo.max_write_buffer_number = options.max_write_buffers;
+  cfo.level_compaction_dynamic_level_bytes = true;
+  cfo.paranoid_file_checks = false;  // re-reading every written file costs too much here
+  cfo.compression = rocksdb::kNoCompression;
+  cfo.bottommost_compression = rocksdb::kDisableCompressionOption;
+  if (options.compression && cf != Cf::kRaft) {
+    cfo.compression_per_level.assign(static_cast<size_t>(cfo.num_levels), rocksdb::kLZ4Compression);
+    cfo.compression_per_level[0] = rocksdb::kNoCompression;
+    cfo.compression_per_level[1] = rocksdb::kNoCompression;
+    cfo.compression = rocksdb::kLZ4Compression;
+    cfo.bottommost_compression = rocksdb::kZSTD;
+  }
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+  if (options.bloom_bits_per_key > 0) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(options.bloom_bits_per_key));
+  }
+  cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cfo;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RocksEngine>> RocksEngine::Open(const std::string& dir,
+                                                       const RocksOptions& options) {
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.reserve(kNumCfs);
+  for (Cf cf : kAllCfs) {
+    descriptors.emplace_back(std::string(CfName(cf)), MakeCfOptions(options, cf, cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(MakeDbOptions(options), dir, descriptors, &handles, &raw_db);
+  if (!s.ok()) {
+    // RocksDB reports a held LOCK file as an I/O error; it means someone else has the store.
+    if (s.IsIOError() && s.ToString().find("/LOCK") != std::string::npos) {
+      return Status::Busy("data directory " + dir +
+                          " is in use by another engine or process: " + s.ToString());
+    }
+    return FromRocks(s, "open RocksDB in " + dir);
+  }
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  std::array<rocksdb::ColumnFamilyHandle*, kNumCfs> by_cf{};
+  for (size_t i = 0; i < kNumCfs; ++i) {
+    by_cf[i] = handles[i];
+  }
+  return std::unique_ptr<RocksEngine>(new RocksEngine(dir, std::move(cache), std::move(db), by_cf));
+}
+
+RocksEngine::RocksEngine(std::string dir, std::shared_ptr<rocksdb::Cache> cache,
+                         std::unique_ptr<rocksdb::DB> db,
+                         std::array<rocksdb::ColumnFamilyHandle*, kNumCfs> handles)
+    : dir_(std::move(dir)), cache_(std::move(cache)), db_(std::move(db)), handles_(handles) {}
+
+RocksEngine::~RocksEngine() {
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  // Close reports only errors of background work already lost; a destructor cannot act on it.
+  db_->Close().PermitUncheckedError();
+}
+
+Status RocksEngine::CheckSnapshot(const Snapshot* snapshot) const {
+  if (snapshot == nullptr) {
+    return Status::OK();
+  }
+  const auto* ours = dynamic_cast<const RocksSnapshot*>(snapshot);
+  if (ours == nullptr || ours->db() != db_.get()) {
+    return Status::InvalidArgument("snapshot does not belong to this RocksEngine");
+  }
+  return Status::OK();
+}
+
+Result<std::string> RocksEngine::Get(Cf cf, std::string_view key, const ReadOptions& options) {
+  if (!IsValidCf(cf)) {
+    return BadCf(cf);
+  }
+  MICEDB_RETURN_IF_ERROR(CheckSnapshot(options.snapshot));
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = RocksSnapshotOf(options.snapshot);
+  std::string value;
+  rocksdb::Status s = db_->Get(read_options, handles_[CfIndex(cf)], ToSlice(key), &value);
+  if (s.IsNotFound()) {
+    return Status::NotFound("key not found in column family " + std::string(CfName(cf)));
+  }
+  if (!s.ok()) {
+    return FromRocks(s, "Get(" + std::string(CfName(cf)) + ")");
+  }
+  return value;
+}
+
+std::unique_ptr<Iterator> RocksEngine::NewIterator(Cf cf, const ReadOptions& options) {
+  if (!IsValidCf(cf)) {
+    return NewErrorIterator(BadCf(cf));
+  }
+  Status st = CheckSnapshot(options.snapshot);
+  if (!st.ok()) {
+    return NewErrorIterator(std::move(st));
+  }
+  return NewRocksIterator(db_.get(), handles_[CfIndex(cf)], cf, RocksSnapshotOf(options.snapshot),
+                          options.lower_bound, options.upper_bound);
+}
+
+std::unique_ptr<Snapshot> RocksEngine::GetSnapshot() {
+  return std::make_unique<RocksSnapshot>(db_.get(), db_->GetSnapshot());
+}
+
+Status RocksEngine::Write(const WriteBatch& batch, const WriteOptions& options) {
+  MICEDB_RETURN_IF_ERROR(batch.Validate());
+  rocksdb::WriteBatch rocks_batch;
+  for (const WriteBatch::Op& op : batch.ops()) {
+    rocksdb::ColumnFamilyHandle* handle = handles_[CfIndex(op.cf)];
+    rocksdb::Status s;
+    switch (op.type) {
+      case WriteBatch::OpType::kPut:
+        s = rocks_batch.Put(handle, op.key, op.value);
+        break;
+      case WriteBatch::OpType::kDelete:
+        s = rocks_batch.Delete(handle, op.key);
+        break;
+      case WriteBatch::OpType::kDeleteRange:
+        if (op.key == op.value) {
+          continue;  // empty range: nothing to record
+        }
+        s = rocks_batch.DeleteRange(handle, op.key, op.value);
+        break;
+    }
+    MICEDB_RETURN_IF_ERROR(FromRocks(s, "build write batch"));
+  }
+  if (rocks_batch.Count() == 0) {
+    // Nothing to log; a sync request still covers the writes before it.
+    return options.sync ? SyncWAL() : Status::OK();
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options.sync;
+  return FromRocks(db_->Write(write_options, &rocks_batch), "Write");
+}
+
+Status RocksEngine::SyncWAL() { return FromRocks(db_->SyncWAL(), "SyncWAL"); }
+
+Status RocksEngine::Flush() {
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+  return FromRocks(db_->Flush(options, all), "Flush");
+}
+
+Result<uint64_t> RocksEngine::ApproximateSize(Cf cf, std::string_view begin, std::string_view end) {
+  if (!IsValidCf(cf)) {
+    return BadCf(cf);
+  }
+  if (begin >= end) {
+    return uint64_t{0};
+  }
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  rocksdb::Range range(ToSlice(begin), ToSlice(end));
+  uint64_t size = 0;
+  MICEDB_RETURN_IF_ERROR(
+      FromRocks(db_->GetApproximateSizes(options, handles_[CfIndex(cf)], &range, 1, &size),
+                "ApproximateSize(" + std::string(CfName(cf)) + ")"));
+  return size;
+}
+
+Status RocksEngine::Checkpoint(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    return Status::AlreadyExists("checkpoint directory " + dir + " already exists");
+  }
+  rocksdb::Checkpoint* raw = nullptr;
+  MICEDB_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "Checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  return FromRocks(checkpoint->CreateCheckpoint(dir), "Checkpoint to " + dir);
+}
+
+Result<ExportStats> RocksEngine::ExportSst(Cf cf, const ReadOptions& range,
+                                           const std::string& path) {
+  std::unique_ptr<Iterator> it = NewIterator(cf, range);
+  MICEDB_RETURN_IF_ERROR(it->status());
+  // The family's own table settings (compression, filters, block size) apply to the file.
+  rocksdb::Options options = db_->GetOptions(handles_[CfIndex(cf)]);
+  return WriteSstFile(*it, options, path);
+}
+
+Status RocksEngine::IngestSst(Cf cf, const std::vector<std::string>& paths) {
+  if (!IsValidCf(cf)) {
+    return BadCf(cf);
+  }
+  if (paths.empty()) {
+    return Status::OK();
+  }
+  rocksdb::IngestExternalFileOptions options;
+  options.move_files = false;          // the caller keeps its files
+  options.write_global_seqno = false;  // and they stay byte-for-byte as written
+  options.verify_checksums_before_ingest = true;
+  options.snapshot_consistency = true;  // open snapshots keep not seeing the new keys
+  options.allow_blocking_flush = true;
+  return FromRocks(db_->IngestExternalFile(handles_[CfIndex(cf)], paths, options),
+                   "IngestSst(" + std::string(CfName(cf)) + ")");
+}
+
+}  // namespace micedb::storage

@@ -1,0 +1,56 @@
+#include "store/keys.h"
+
+namespace micedb::store {
+namespace {
+
+void PutBigEndian64(std::string* dst, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) dst->push_back(static_cast<char>(v >> shift));
+}
+
+uint64_t GetBigEndian64(std::string_view s) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+
+std::string RegionScoped(char tag, uint64_t region) {
+  std::string k(1, tag);
+  PutBigEndian64(&k, region);
+  return k;
+}
+
+}  // namespace
+
+std::string RaftLogKey(uint64_t region, uint64_t index) {
+  std::string k = RegionScoped('L', region);
+  PutBigEndian64(&k, index);
+  return k;
+}
+std::string RaftLogPrefixBegin(uint64_t region) { return RaftLogKey(region, 0); }
+std::string RaftLogPrefixEnd(uint64_t region) { return RegionScoped('L', region + 1); }
+std::string HardStateKey(uint64_t region) { return RegionScoped('H', region); }
+std::string ApplyStateKey(uint64_t region) { return RegionScoped('A', region); }
+std::string RegionKey(uint64_t region) { return RegionScoped('R', region); }
+std::string PendingSnapshotKey(uint64_t region) { return RegionScoped('P', region); }
+std::string TombstoneKey(uint64_t region) { return RegionScoped('T', region); }
+std::string NodeAddressKey(uint64_t node) { return RegionScoped('N', node); }
+
+bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index) {
+  if (key.size() != 17 || key[0] != 'L') return false;
+  *region = GetBigEndian64(key.substr(1));
+  *index = GetBigEndian64(key.substr(9));
+  return true;
+}
+
+bool DecodeRegionKey(std::string_view key, uint64_t* region) {
+  if (key.size() != 9 || key[0] != 'R') return false;
+  *region = GetBigEndian64(key.substr(1));
+  return true;
+}
+
+std::string EngineRangeEnd(std::string_view end_key) {
+  // Data keys start with 'r' (raw) or 't' (transactional), so 0xFF sorts above all of them.
+  return end_key.empty() ? std::string(1, '\xff') : std::string(end_key);
+}
+
+}  // namespace micedb::store

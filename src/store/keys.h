@@ -1,0 +1,38 @@
+// Keys of the per-region records a store keeps in the `raft` column family. The layout is
+// written down in docs/store-format.md:
+//   'L' region(8, big-endian) index(8, big-endian) -> masked crc32c(4) + raft.Entry
+//   'H' region                                    -> raft.HardState
+//   'A' region                                    -> store.ApplyState
+//   'R' region                                    -> store.RegionDescriptor
+//   'P' region                                    -> pending snapshot install (directory path)
+//   'T' region                                    -> tombstone (the node was removed)
+//   'N' node(8)                                   -> store.NodeAddress
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace micedb::store {
+
+std::string RaftLogKey(uint64_t region, uint64_t index);
+// The first log key of `region` (index 0) and the bound just past its last.
+std::string RaftLogPrefixBegin(uint64_t region);
+std::string RaftLogPrefixEnd(uint64_t region);
+std::string HardStateKey(uint64_t region);
+std::string ApplyStateKey(uint64_t region);
+std::string RegionKey(uint64_t region);
+std::string PendingSnapshotKey(uint64_t region);
+std::string TombstoneKey(uint64_t region);
+std::string NodeAddressKey(uint64_t node);
+
+// Decodes the index of a key made by RaftLogKey; false if it is not one.
+bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index);
+// Decodes the region of a key made by RegionKey; false if it is not one.
+bool DecodeRegionKey(std::string_view key, uint64_t* region);
+
+// Engine key bounds of a region's data: [start, end) over user ranges; an empty end_key means
+// "to the end of the keyspace", for which EngineRangeEnd returns a bound above every data key.
+std::string EngineRangeEnd(std::string_view end_key);
+
+}  // namespace micedb::store

@@ -1,0 +1,55 @@
+// One region's replica on a store: its descriptor, raft node and log, apply state, and the
+// requests waiting on it. Owned and used by the store's loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "micedb/store.pb.h"
+#include "raft/raw_node.h"
+#include "store/peer_storage.h"
+#include "store/store.h"
+
+namespace micedb::store {
+
+class RegionPeer {
+ public:
+  RegionPeer(const RegionDescriptor& desc) : desc(desc), storage(desc.id(), desc.conf_state()) {}
+
+  uint64_t id() const { return desc.id(); }
+  bool initialized() const { return desc.conf_state().voters_size() > 0; }
+  bool Contains(std::string_view engine_key) const {
+    return engine_key >= desc.start_key() &&
+           (desc.end_key().empty() || engine_key < desc.end_key());
+  }
+
+  RegionDescriptor desc;
+  PeerStorage storage;
+  std::unique_ptr<raft::RawNode> node;
+  ApplyState apply;
+  raft::SoftState soft;
+  bool removed = false;  // this node was removed from the region; destroy after the round
+
+  struct Proposal {
+    uint64_t term;
+    ResultCallback done;
+    int64_t deadline_ms;
+  };
+  std::map<uint64_t, Proposal> proposals;  // by log index
+
+  struct Read {
+    std::string command;
+    ResultCallback done;
+    int64_t deadline_ms;
+  };
+  std::map<std::string, Read> reads_waiting_index;    // by ReadIndex ctx
+  std::multimap<uint64_t, Read> reads_waiting_apply;  // by read index
+
+  // The engine view behind the last snapshot handed to the core, kept until it is sent.
+  uint64_t snap_index = 0;
+  std::shared_ptr<storage::Snapshot> snap;
+};
+
+}  // namespace micedb::store

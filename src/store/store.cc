@@ -1,0 +1,701 @@
+#include "store/store.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include <spdlog/spdlog.h>
+#include "common/clock.h"
+#include "common/logging.h"
+#include "store/keys.h"
+#include "store/region_peer.h"
+#include "store/snapshot_files.h"
+
+namespace micedb::store {
+
+using storage::Cf;
+
+namespace {
+
+// Index and term of a freshly bootstrapped region's log: a few entries are treated as already
+// compacted, so a node that joins later always starts from a snapshot that carries the
+// membership (it cannot replay the bootstrap, which never went through the log).
+constexpr uint64_t kInitIndex = 5;
+constexpr uint64_t kInitTerm = 5;
+
+spdlog::logger* Log() { return GetLogger("store"); }
+
+// Stops the process: the store cannot continue when its own disk refuses a write, because
+// the raft state in memory would run ahead of what is durable.
+[[noreturn]] void Fatal(const std::string& what) {
+  Log()->critical("{}", what);
+  spdlog::shutdown();
+  std::fprintf(stderr, "micedb: fatal: %s\n", what.c_str());
+  std::abort();
+}
+
+std::string ReadCtx(uint64_t id) { return fmt::format("r{}", id); }
+
+}  // namespace
+
+Store::Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Transport* transport)
+    : options_(std::move(options)), engine_(engine), sm_(sm), transport_(transport) {}
+
+Store::~Store() { Stop(); }
+
+int64_t Store::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Get()->NowMonotonic())
+      .count();
+}
+
+Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters) {
+  {
+    auto it = engine_->NewIterator(Cf::kRaft, storage::ReadOptions{});
+    it->Seek("R");
+    if (it->Valid() && !it->key().empty() && it->key()[0] == 'R') return Status::OK();
+    it->Seek("T");
+    if (it->Valid() && !it->key().empty() && it->key()[0] == 'T') return Status::OK();
+    MICEDB_RETURN_IF_ERROR(it->status());
+  }
+  RegionDescriptor desc;
+  desc.set_id(1);
+  desc.mutable_epoch()->set_conf_ver(1);
+  desc.mutable_epoch()->set_version(1);
+  storage::WriteBatch wb;
+  for (const auto& [id, addr] : voters) {
+    desc.mutable_conf_state()->add_voters(id.value());
+    NodeAddress na;
+    na.set_node_id(id.value());
+    na.set_peer_addr(addr);
+    wb.Put(Cf::kRaft, NodeAddressKey(id.value()), na.SerializeAsString());
+  }
+  ApplyState as;
+  as.set_applied_index(kInitIndex);
+  as.set_applied_term(kInitTerm);
+  as.set_truncated_index(kInitIndex);
+  as.set_truncated_term(kInitTerm);
+  raft::HardState hs;
+  hs.set_term(kInitTerm);
+  hs.set_commit(kInitIndex);
+  wb.Put(Cf::kRaft, RegionKey(1), desc.SerializeAsString());
+  wb.Put(Cf::kRaft, ApplyStateKey(1), as.SerializeAsString());
+  wb.Put(Cf::kRaft, HardStateKey(1), hs.SerializeAsString());
+  Log()->info("bootstrapping region 1 with {} voters", voters.size());
+  return engine_->Write(wb, storage::WriteOptions{.sync = true});
+}
+
+Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
+  auto peer = std::make_unique<RegionPeer>(desc);
+  if (load) {
+    MICEDB_RETURN_IF_ERROR(peer->storage.Load(engine_));
+    auto as = engine_->Get(Cf::kRaft, ApplyStateKey(desc.id()));
+    if (as.ok() && !peer->apply.ParseFromString(*as)) {
+      return Status::Corruption(fmt::format("region {}: apply state does not parse", desc.id()));
+    }
+  }
+  RegionPeer* p = peer.get();
+  p->storage.set_snapshot_provider([this, p]() -> Result<raft::Snapshot> {
+    if (!p->snap || p->snap_index != p->apply.applied_index()) {
+      p->snap = std::shared_ptr<storage::Snapshot>(engine_->GetSnapshot());
+      p->snap_index = p->apply.applied_index();
+    }
+    SnapshotDescriptor sd;
+    *sd.mutable_region() = p->desc;
+    for (const auto& [id, addr] : addresses_) {
+      auto* na = sd.add_addresses();
+      na->set_node_id(id.value());
+      na->set_peer_addr(addr);
+    }
+    raft::Snapshot s;
+    s.set_data(sd.SerializeAsString());
+    s.mutable_metadata()->set_index(p->snap_index);
+    s.mutable_metadata()->set_term(p->apply.applied_term());
+    *s.mutable_metadata()->mutable_conf_state() = p->desc.conf_state();
+    return s;
+  });
+  raft::Config cfg;
+  cfg.id = options_.node_id;
+  cfg.election_tick = options_.election_tick;
+  cfg.heartbeat_tick = options_.heartbeat_tick;
+  cfg.storage = &p->storage;
+  cfg.applied = LogIndex(p->apply.applied_index());
+  cfg.max_size_per_msg = options_.max_size_per_msg;
+  cfg.max_inflight_msgs = options_.max_inflight_msgs;
+  cfg.pre_vote = true;
+  cfg.check_quorum = true;
+  cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
+  MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
+  peers_[desc.id()] = std::move(peer);
+  return p;
+}
+
+Status Store::LoadRegions() {
+  storage::ReadOptions ro;
+  ro.lower_bound = "N";
+  ro.upper_bound = "O";
+  auto it = engine_->NewIterator(Cf::kRaft, ro);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    NodeAddress na;
+    if (!na.ParseFromString(std::string(it->value()))) {
+      return Status::Corruption("node address record does not parse");
+    }
+    addresses_[NodeId(na.node_id())] = na.peer_addr();
+    transport_->SetAddress(NodeId(na.node_id()), na.peer_addr());
+  }
+  MICEDB_RETURN_IF_ERROR(it->status());
+
+  ro.lower_bound = "R";
+  ro.upper_bound = "S";
+  it = engine_->NewIterator(Cf::kRaft, ro);
+  std::vector<RegionDescriptor> descs;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    RegionDescriptor desc;
+    if (!desc.ParseFromString(std::string(it->value()))) {
+      return Status::Corruption(fmt::format("region record {} does not parse", it->key()));
+    }
+    descs.push_back(desc);
+  }
+  MICEDB_RETURN_IF_ERROR(it->status());
+  for (RegionDescriptor desc : descs) {
+    auto pending = engine_->Get(Cf::kRaft, PendingSnapshotKey(desc.id()));
+    if (pending.ok()) {
+      // A snapshot install was interrupted: redo it from the files it left, before the raft
+      // node reads the region's state.
+      Log()->warn("region {}: finishing an interrupted snapshot install", desc.id());
+      raft::HardState hs;
+      auto hs_value = engine_->Get(Cf::kRaft, HardStateKey(desc.id()));
+      if (hs_value.ok()) hs.ParseFromString(*hs_value);
+      MICEDB_ASSIGN_OR_RETURN(InstalledState st,
+                              RunSnapshotInstall(engine_, desc.id(), *pending, hs));
+      desc = st.desc;
+      for (const auto& na : st.addresses) {
+        addresses_[NodeId(na.node_id())] = na.peer_addr();
+        transport_->SetAddress(NodeId(na.node_id()), na.peer_addr());
+      }
+    }
+    MICEDB_ASSIGN_OR_RETURN(RegionPeer * p, CreatePeer(desc, /*load=*/true));
+    Log()->info("region {} loaded: applied {}, log ({}, {}], voters {}", desc.id(),
+                p->apply.applied_index(), p->storage.truncated_index(),
+                p->storage.LastIndex().value(), p->desc.conf_state().voters_size());
+  }
+  return Status::OK();
+}
+
+Status Store::Start() {
+  MICEDB_RETURN_IF_ERROR(LoadRegions());
+  PublishInfo();
+  loop_ = std::thread([this] { Loop(); });
+  return Status::OK();
+}
+
+void Store::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  FailAll(Status::Unavailable("node is stopping"));
+}
+
+void Store::Post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void Store::Loop() {
+  pthread_setname_np(pthread_self(), "raft-loop");
+  int64_t next_tick = NowMs() + options_.tick_ms;
+  std::vector<std::function<void()>> tasks;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      int64_t wait = next_tick - NowMs();
+      if (tasks_.empty() && !stopping_ && wait > 0) {
+        cv_.wait_for(l, std::chrono::milliseconds(wait));
+      }
+      if (stopping_) return;
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) t();
+    tasks.clear();
+    int64_t now = NowMs();
+    if (now >= next_tick) {
+      for (auto& [id, p] : peers_) p->node->Tick();
+      next_tick = std::max(next_tick + options_.tick_ms, now + 1);
+      CheckTimeouts(now);
+      PublishInfo();
+    }
+    RunRound();
+  }
+}
+
+void Store::RunRound() {
+  struct Work {
+    RegionPeer* peer;
+    raft::Ready rd;
+  };
+  std::vector<Work> work;
+  for (auto& [id, p] : peers_) {
+    if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
+  }
+  if (work.empty()) return;
+  counters_.loop_rounds++;
+  bool info_changed = false;
+
+  // 1. Snapshots first, then every new entry and hard state in one batch.
+  storage::WriteBatch wb;
+  bool sync = false;
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    if (w.rd.soft_state) {
+      if (w.rd.soft_state->leader != p->soft.leader) counters_.leader_changes++;
+      if (w.rd.soft_state->role == raft::Role::kCandidate ||
+          w.rd.soft_state->role == raft::Role::kPreCandidate) {
+        counters_.elections_started++;
+      }
+      if (w.rd.soft_state->role != p->soft.role || w.rd.soft_state->leader != p->soft.leader) {
+        Log()->info("region {}: {} (leader {})", p->id(), raft::RoleName(w.rd.soft_state->role),
+                    w.rd.soft_state->leader.value());
+      }
+      p->soft = *w.rd.soft_state;
+      info_changed = true;
+    }
+    if (w.rd.snapshot) {
+      Status st = InstallSnapshot(p, *w.rd.snapshot);
+      if (!st.ok())
+        Fatal(fmt::format("region {}: snapshot install failed: {}", p->id(), st.ToString()));
+      counters_.snapshots_applied++;
+      info_changed = true;
+    }
+    p->storage.Append(w.rd.entries, &wb);
+    if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &wb);
+    sync |= w.rd.must_sync;
+  }
+  if (!wb.empty()) {
+    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync});
+    if (!st.ok()) Fatal("raft log write failed: " + st.ToString());
+    if (sync) counters_.sync_writes++;
+  }
+
+  // 2. Messages leave only now that what they promise is durable.
+  for (auto& w : work) {
+    for (auto& m : w.rd.messages) {
+      m.set_region_id(w.peer->id());
+      if (m.type() == raft::MSG_SNAP) {
+        RegionPeer* p = w.peer;
+        if (!p->snap || p->snap_index != m.snapshot().metadata().index()) {
+          p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFailure);
+          continue;
+        }
+        counters_.snapshots_sent++;
+        transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
+                                                              EngineRangeEnd(p->desc.end_key())});
+      } else {
+        transport_->Send(std::move(m));
+      }
+    }
+  }
+
+  // 3. Apply committed entries: data and applied index together.
+  storage::WriteBatch awb;
+  std::vector<std::pair<ResultCallback, Result<std::string>>> replies;
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    if (w.rd.committed_entries.empty()) continue;
+    std::unique_ptr<ApplyRound> round;
+    for (const auto& e : w.rd.committed_entries) {
+      counters_.entries_committed++;
+      if (e.index() <= p->apply.applied_index()) continue;
+      std::string result;
+      if (e.type() == raft::ENTRY_CONF_CHANGE) {
+        ApplyConfChange(p, e, &awb);
+        info_changed = true;
+      } else if (!e.data().empty()) {
+        if (!round) round = sm_->BeginRound(p->desc, engine_, &awb);
+        result = round->Apply(e.data(), LogIndex(e.index()));
+        counters_.entries_applied++;
+      }
+      p->apply.set_applied_index(e.index());
+      p->apply.set_applied_term(e.term());
+      auto it = p->proposals.find(e.index());
+      if (it != p->proposals.end()) {
+        if (it->second.term == e.term()) {
+          replies.emplace_back(std::move(it->second.done), std::move(result));
+        } else {
+          counters_.proposals_failed++;
+          replies.emplace_back(std::move(it->second.done),
+                               Status::Aborted("the entry was replaced by another leader's"));
+        }
+        p->proposals.erase(it);
+      }
+    }
+    round.reset();
+    p->apply.set_truncated_index(p->storage.truncated_index());
+    p->apply.set_truncated_term(p->storage.truncated_term());
+    awb.Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
+  }
+  if (!awb.empty()) {
+    Status st = engine_->Write(awb, storage::WriteOptions{.sync = false});
+    if (!st.ok()) Fatal("apply write failed: " + st.ToString());
+  }
+  for (auto& [done, result] : replies) done(std::move(result));
+
+  // 4. Reads: read indexes learned, then reads whose index is applied.
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    for (auto& rs : w.rd.read_states) {
+      auto it = p->reads_waiting_index.find(rs.request_ctx);
+      if (it == p->reads_waiting_index.end()) continue;
+      p->reads_waiting_apply.emplace(rs.index.value(), std::move(it->second));
+      p->reads_waiting_index.erase(it);
+    }
+  }
+  for (auto& [id, p] : peers_) {
+    for (auto& ctx : p->node->TakeDroppedReads()) {
+      auto it = p->reads_waiting_index.find(ctx);
+      if (it == p->reads_waiting_index.end()) continue;
+      it->second.done(Status::Unavailable("no leader to confirm the read; retry"));
+      p->reads_waiting_index.erase(it);
+    }
+    while (!p->reads_waiting_apply.empty() &&
+           p->reads_waiting_apply.begin()->first <= p->apply.applied_index()) {
+      auto node = p->reads_waiting_apply.extract(p->reads_waiting_apply.begin());
+      counters_.reads++;
+      node.mapped().done(sm_->Read(p->desc, engine_, node.mapped().command));
+    }
+  }
+
+  // 5. Advance, then truncate logs that grew past the threshold.
+  storage::WriteBatch gc;
+  for (auto& w : work) {
+    w.peer->node->Advance(w.rd);
+    MaybeCompactLog(w.peer, &gc);
+  }
+  if (!gc.empty()) {
+    Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
+    if (!st.ok()) Fatal("log truncation write failed: " + st.ToString());
+  }
+  for (auto& w : work) {
+    if (w.peer->removed) DestroyPeer(w.peer);
+  }
+  if (info_changed) PublishInfo();
+}
+
+void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
+  raft::ConfChange cc;
+  if (!cc.ParseFromString(e.data())) {
+    Log()->error("region {}: conf change at {} does not parse; ignored", p->id(), e.index());
+    return;
+  }
+  raft::ConfState cs = p->node->ApplyConfChange(cc);
+  *p->desc.mutable_conf_state() = cs;
+  p->desc.mutable_epoch()->set_conf_ver(p->desc.epoch().conf_ver() + 1);
+  p->storage.set_conf_state(cs);
+  wb->Put(Cf::kRaft, RegionKey(p->id()), p->desc.SerializeAsString());
+  ConfChangeContext ctx;
+  if (!cc.context().empty() && ctx.ParseFromString(cc.context()) && !ctx.peer_addr().empty()) {
+    NodeId id(cc.node_id());
+    addresses_[id] = ctx.peer_addr();
+    NodeAddress na;
+    na.set_node_id(id.value());
+    na.set_peer_addr(ctx.peer_addr());
+    wb->Put(Cf::kRaft, NodeAddressKey(id.value()), na.SerializeAsString());
+    if (id != options_.node_id) transport_->SetAddress(id, ctx.peer_addr());
+  }
+  Log()->info("region {}: membership change at {}: {} node {} -> voters {} learners {}", p->id(),
+              e.index(), raft::ConfChangeType_Name(cc.type()), cc.node_id(), cs.voters_size(),
+              cs.learners_size());
+  if (cc.type() == raft::REMOVE_NODE && NodeId(cc.node_id()) == options_.node_id) {
+    p->removed = true;
+  }
+}
+
+Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
+  auto key = std::make_pair(p->id(), snap.metadata().index());
+  auto it = received_snapshots_.find(key);
+  if (it == received_snapshots_.end()) {
+    return Status::NotFound(fmt::format("no staged files for snapshot at index {}", key.second));
+  }
+  std::string pending = EncodePendingInstall(it->second, snap);
+  received_snapshots_.erase(it);
+  storage::WriteBatch mark;
+  mark.Put(Cf::kRaft, PendingSnapshotKey(p->id()), pending);
+  MICEDB_RETURN_IF_ERROR(engine_->Write(mark, storage::WriteOptions{.sync = true}));
+  MICEDB_ASSIGN_OR_RETURN(InstalledState st,
+                          RunSnapshotInstall(engine_, p->id(), pending, p->storage.hard_state()));
+  p->desc = st.desc;
+  p->apply = st.apply;
+  p->storage.set_conf_state(st.desc.conf_state());
+  storage::WriteBatch already_written;  // RunSnapshotInstall has reset the log on disk
+  p->storage.ResetToSnapshot(st.apply.truncated_index(), st.apply.truncated_term(),
+                             &already_written);
+  for (const auto& na : st.addresses) {
+    NodeId id(na.node_id());
+    addresses_[id] = na.peer_addr();
+    if (id != options_.node_id) transport_->SetAddress(id, na.peer_addr());
+  }
+  Log()->info("region {}: installed a snapshot at index {} (term {})", p->id(),
+              snap.metadata().index(), snap.metadata().term());
+  return Status::OK();
+}
+
+void Store::MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb) {
+  uint64_t applied = p->apply.applied_index();
+  uint64_t truncated = p->storage.truncated_index();
+  if (applied <= truncated || applied - truncated <= options_.log_gc_threshold) return;
+  uint64_t target = applied - options_.log_gc_keep;
+  if (p->soft.role == raft::Role::kLeader) {
+    // Keep what a live follower still needs, unless it is so far behind that a snapshot is
+    // the cheaper way to catch it up.
+    raft::NodeStatus st = p->node->GetStatus();
+    uint64_t min_match = applied;
+    for (const auto& [id, pr] : st.progress) {
+      if (id != options_.node_id) min_match = std::min(min_match, pr.match.value());
+    }
+    if (applied - min_match < options_.log_gc_max_lag) target = std::min(target, min_match);
+  }
+  if (target <= truncated) return;
+  p->storage.CompactTo(target, wb);
+  p->apply.set_truncated_index(p->storage.truncated_index());
+  p->apply.set_truncated_term(p->storage.truncated_term());
+  wb->Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
+}
+
+void Store::DestroyPeer(RegionPeer* p) {
+  uint64_t id = p->id();
+  Log()->warn("region {}: this node was removed; deleting its replica", id);
+  storage::WriteBatch wb;
+  wb.Put(Cf::kRaft, TombstoneKey(id), p->desc.SerializeAsString());
+  wb.Delete(Cf::kRaft, RegionKey(id));
+  wb.Delete(Cf::kRaft, ApplyStateKey(id));
+  wb.Delete(Cf::kRaft, HardStateKey(id));
+  wb.DeleteRange(Cf::kRaft, RaftLogPrefixBegin(id), RaftLogPrefixEnd(id));
+  for (Cf cf : {Cf::kDefault, Cf::kLock, Cf::kWrite}) {
+    wb.DeleteRange(cf, p->desc.start_key(), EngineRangeEnd(p->desc.end_key()));
+  }
+  Status st = engine_->Write(wb, storage::WriteOptions{.sync = true});
+  if (!st.ok()) Fatal("destroying a removed replica failed: " + st.ToString());
+  FailPeer(p, Status::NotLeader("this node no longer holds the region"));
+  peers_.erase(id);
+  PublishInfo();
+}
+
+void Store::FailPeer(RegionPeer* p, const Status& st) {
+  for (auto& [idx, pr] : p->proposals) pr.done(st);
+  p->proposals.clear();
+  for (auto& [ctx, r] : p->reads_waiting_index) r.done(st);
+  p->reads_waiting_index.clear();
+  for (auto& [idx, r] : p->reads_waiting_apply) r.done(st);
+  p->reads_waiting_apply.clear();
+}
+
+void Store::FailAll(const Status& st) {
+  for (auto& [id, p] : peers_) FailPeer(p.get(), st);
+}
+
+void Store::CheckTimeouts(int64_t now) {
+  Status timed_out = Status::TimedOut("request timed out; its outcome is unknown");
+  for (auto& [id, p] : peers_) {
+    for (auto it = p->proposals.begin(); it != p->proposals.end();) {
+      if (it->second.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      counters_.proposals_failed++;
+      it->second.done(timed_out);
+      it = p->proposals.erase(it);
+    }
+    for (auto it = p->reads_waiting_index.begin(); it != p->reads_waiting_index.end();) {
+      if (it->second.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      it->second.done(Status::TimedOut("read timed out waiting for the leader"));
+      it = p->reads_waiting_index.erase(it);
+    }
+    for (auto it = p->reads_waiting_apply.begin(); it != p->reads_waiting_apply.end();) {
+      if (it->second.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      it->second.done(Status::TimedOut("read timed out waiting for apply"));
+      it = p->reads_waiting_apply.erase(it);
+    }
+  }
+}
+
+RegionPeer* Store::FindPeer(uint64_t region) {
+  auto it = peers_.find(region);
+  return it == peers_.end() ? nullptr : it->second.get();
+}
+
+void Store::MaybeCreatePeerFor(const raft::Message& m) {
+  if (FindPeer(m.region_id())) return;
+  if (m.type() != raft::MSG_APP && m.type() != raft::MSG_HEARTBEAT && m.type() != raft::MSG_SNAP) {
+    return;
+  }
+  if (engine_->Get(Cf::kRaft, TombstoneKey(m.region_id())).ok()) return;
+  RegionDescriptor desc;
+  desc.set_id(m.region_id());
+  auto p = CreatePeer(desc, /*load=*/false);
+  if (!p.ok()) {
+    Log()->error("region {}: cannot create replica: {}", m.region_id(), p.status().ToString());
+    return;
+  }
+  Log()->info("region {}: created an empty replica on a message from node {}", m.region_id(),
+              m.from());
+}
+
+void Store::Step(std::vector<raft::Message> msgs) {
+  Post([this, msgs = std::move(msgs)]() mutable {
+    for (auto& m : msgs) {
+      MaybeCreatePeerFor(m);
+      RegionPeer* p = FindPeer(m.region_id());
+      if (!p) continue;
+      Status st = p->node->Step(m);
+      if (!st.ok()) Log()->debug("region {}: step: {}", p->id(), st.ToString());
+    }
+  });
+}
+
+void Store::OnSnapshotReceived(raft::Message msg, std::string dir) {
+  Post([this, msg = std::move(msg), dir = std::move(dir)]() mutable {
+    received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = dir;
+    MaybeCreatePeerFor(msg);
+    RegionPeer* p = FindPeer(msg.region_id());
+    if (!p) return;
+    Status st = p->node->Step(msg);
+    if (!st.ok()) Log()->warn("region {}: snapshot step: {}", p->id(), st.ToString());
+  });
+}
+
+void Store::ReportSnapshot(RegionId region, NodeId to, bool ok) {
+  Post([this, region, to, ok] {
+    if (RegionPeer* p = FindPeer(region.value())) {
+      p->node->ReportSnapshot(to,
+                              ok ? raft::SnapshotStatus::kFinish : raft::SnapshotStatus::kFailure);
+    }
+  });
+}
+
+void Store::ReportUnreachable(NodeId to) {
+  Post([this, to] {
+    for (auto& [id, p] : peers_) p->node->ReportUnreachable(to);
+  });
+}
+
+void Store::Propose(RegionId region, std::string command, ResultCallback done) {
+  counters_.proposals++;
+  Post([this, region, command = std::move(command), done = std::move(done)]() mutable {
+    RegionPeer* p = FindPeer(region.value());
+    if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
+    if (p->soft.role != raft::Role::kLeader) {
+      return done(Status::NotLeader(
+          fmt::format("region {}: leader is node {}", region.value(), p->soft.leader.value())));
+    }
+    auto r = p->node->ProposeWithIndex(std::move(command));
+    if (!r.ok()) return done(r.status());
+    p->proposals[r->second.value()] = RegionPeer::Proposal{r->first.value(), std::move(done),
+                                                           NowMs() + options_.request_timeout_ms};
+  });
+}
+
+void Store::ChangeMembership(RegionId region, raft::ConfChange cc, ResultCallback done) {
+  Post([this, region, cc = std::move(cc), done = std::move(done)]() mutable {
+    RegionPeer* p = FindPeer(region.value());
+    if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
+    auto r = p->node->ProposeConfChangeWithIndex(cc);
+    if (!r.ok()) return done(r.status());
+    p->proposals[r->second.value()] = RegionPeer::Proposal{r->first.value(), std::move(done),
+                                                           NowMs() + options_.request_timeout_ms};
+  });
+}
+
+void Store::TransferLeader(RegionId region, NodeId target) {
+  Post([this, region, target] {
+    if (RegionPeer* p = FindPeer(region.value())) p->node->TransferLeader(target);
+  });
+}
+
+void Store::ReadLinearizable(RegionId region, std::string command, ResultCallback done) {
+  Post([this, region, command = std::move(command), done = std::move(done)]() mutable {
+    RegionPeer* p = FindPeer(region.value());
+    if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
+    std::string ctx = ReadCtx(next_read_id_++);
+    p->reads_waiting_index.emplace(ctx, RegionPeer::Read{std::move(command), std::move(done),
+                                                         NowMs() + options_.request_timeout_ms});
+    p->node->ReadIndex(ctx);
+  });
+}
+
+Result<std::string> Store::ReadLocal(RegionId region, std::string_view command) {
+  RegionDescriptor desc;
+  {
+    std::lock_guard<std::mutex> l(info_mu_);
+    bool found = false;
+    for (const auto& r : info_) {
+      if (r.descriptor.id() == region.value()) {
+        desc = r.descriptor;
+        found = true;
+      }
+    }
+    if (!found) return Status::NotFound(fmt::format("region {} is not here", region.value()));
+  }
+  return sm_->Read(desc, engine_, command);
+}
+
+std::optional<RegionId> Store::RegionForKey(std::string_view engine_key) const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  for (const auto& r : info_) {
+    const auto& d = r.descriptor;
+    if (engine_key >= d.start_key() && (d.end_key().empty() || engine_key < d.end_key())) {
+      return RegionId(d.id());
+    }
+  }
+  return std::nullopt;
+}
+
+NodeId Store::LeaderOf(RegionId region) const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  for (const auto& r : info_) {
+    if (r.descriptor.id() == region.value()) return r.raft.leader;
+  }
+  return NodeId();
+}
+
+std::vector<RegionInfo> Store::Regions() const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  return info_;
+}
+
+std::map<NodeId, std::string> Store::Addresses() const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  return info_addresses_;
+}
+
+void Store::PublishInfo() {
+  std::vector<RegionInfo> info;
+  for (auto& [id, p] : peers_) {
+    RegionInfo ri;
+    ri.descriptor = p->desc;
+    ri.raft = p->node->GetStatus();
+    ri.applied_index = p->apply.applied_index();
+    ri.truncated_index = p->storage.truncated_index();
+    ri.log_entries = p->storage.entry_count();
+    ri.log_bytes = p->storage.log_bytes();
+    info.push_back(std::move(ri));
+  }
+  std::lock_guard<std::mutex> l(info_mu_);
+  info_ = std::move(info);
+  info_addresses_ = addresses_;
+}
+
+}  // namespace micedb::store

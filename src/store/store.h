@@ -1,0 +1,179 @@
+// Store: the data node's replication engine. It hosts the region peers of one node on one
+// storage engine and runs every peer's Raft state machine in a single loop thread:
+//
+//   1. take queued input (messages, proposals, reads) and step the peers; tick on time;
+//   2. collect every peer's Ready and persist all new entries and hard states in ONE synced
+//      WriteBatch (group commit across regions and clients; DESIGN §4);
+//   3. only then send the messages (persist before send, DESIGN §8 rule 1);
+//   4. apply committed entries: data and each region's applied index in one WriteBatch
+//      (DESIGN §8 rule 2); answer proposers and serve reads whose read index is applied;
+//   5. Advance, and truncate logs that have grown past the threshold.
+//
+// Thread-safety: every public method may be called from any thread. Callbacks run on the
+// loop thread and must not block.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "common/strong_id.h"
+#include "micedb/store.pb.h"
+#include "raft/raw_node.h"
+#include "storage/engine.h"
+#include "store/state_machine.h"
+#include "store/transport.h"
+
+namespace micedb::store {
+
+struct StoreOptions {
+  NodeId node_id;
+  std::string snap_dir;              // staging directory for snapshots being received
+  int tick_ms = 100;                 // one raft tick
+  int election_tick = 10;            // election timeout in ticks (randomized up to 2x)
+  int heartbeat_tick = 2;            // heartbeat interval in ticks
+  uint64_t log_gc_threshold = 4096;  // truncate when more applied entries than this are held
+  uint64_t log_gc_keep = 1024;       // entries kept behind the applied index for followers
+  uint64_t log_gc_max_lag = 65536;   // past this lag a follower is left to a snapshot
+  size_t max_inflight_msgs = 256;
+  uint64_t max_size_per_msg = 1 << 20;
+  int64_t request_timeout_ms = 10'000;  // pending proposals/reads fail with TimedOut after this
+  uint64_t random_seed = 0;
+};
+
+// Result of a proposal or read: the encoded state machine result, or an error status
+// (NotLeader: not accepted here, retry at the leader; Aborted: definitely not applied;
+// TimedOut: outcome unknown; Unavailable: no leader or a read was dropped).
+using ResultCallback = std::function<void(Result<std::string>)>;
+
+// What /debug/raft, INFO and `micedb status` show of one region peer.
+struct RegionInfo {
+  RegionDescriptor descriptor;
+  raft::NodeStatus raft;
+  uint64_t applied_index = 0;
+  uint64_t truncated_index = 0;
+  uint64_t log_entries = 0;
+  uint64_t log_bytes = 0;
+};
+
+struct StoreCounters {
+  std::atomic<uint64_t> proposals{0};
+  std::atomic<uint64_t> proposals_failed{0};
+  std::atomic<uint64_t> entries_committed{0};
+  std::atomic<uint64_t> entries_applied{0};
+  std::atomic<uint64_t> reads{0};
+  std::atomic<uint64_t> leader_changes{0};
+  std::atomic<uint64_t> elections_started{0};
+  std::atomic<uint64_t> snapshots_sent{0};
+  std::atomic<uint64_t> snapshots_applied{0};
+  std::atomic<uint64_t> sync_writes{0};
+  std::atomic<uint64_t> loop_rounds{0};
+};
+
+class RegionPeer;
+
+class Store {
+ public:
+  // `engine`, `sm` and `transport` are not owned and must outlive the store.
+  Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Transport* transport);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // On a store with no region and no tombstone on disk: creates region 1 covering the whole
+  // keyspace with `voters` as members and records their addresses. Every initial member must
+  // be bootstrapped with the same voters. Does nothing on a store that already has data.
+  // Call before Start. Errors from the engine.
+  Status Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters);
+
+  // Loads every region from the engine, finishes an interrupted snapshot install, and starts
+  // the loop thread. Corruption/IoError when the stored state cannot be read.
+  Status Start();
+  // Stops the loop; pending requests fail with Unavailable. Idempotent.
+  void Stop();
+
+  // ---- Input from the transport ----
+  void Step(std::vector<raft::Message> msgs);
+  // A snapshot's files were received into `dir`; steps its MSG_SNAP.
+  void OnSnapshotReceived(raft::Message msg, std::string dir);
+  void ReportSnapshot(RegionId region, NodeId to, bool ok);
+  void ReportUnreachable(NodeId to);
+
+  // ---- Requests ----
+  // Replicates `command` in `region` and returns its result once applied here (leader only).
+  void Propose(RegionId region, std::string command, ResultCallback done);
+  // Runs a read-only command at a linearizable point (ReadIndex; works on followers too).
+  void ReadLinearizable(RegionId region, std::string command, ResultCallback done);
+  // Runs a read-only command on this replica's current state (possibly stale). NotFound when
+  // the region is not here.
+  Result<std::string> ReadLocal(RegionId region, std::string_view command);
+  // Proposes a membership change (leader only); done gets an empty string once applied.
+  void ChangeMembership(RegionId region, raft::ConfChange cc, ResultCallback done);
+  void TransferLeader(RegionId region, NodeId target);
+
+  // ---- Introspection ----
+  // The region holding `engine_key` on this store, if any.
+  std::optional<RegionId> RegionForKey(std::string_view engine_key) const;
+  // The leader this store last heard of for `region` (invalid when unknown).
+  NodeId LeaderOf(RegionId region) const;
+  std::vector<RegionInfo> Regions() const;
+  std::map<NodeId, std::string> Addresses() const;
+  const StoreCounters& counters() const { return counters_; }
+  NodeId node_id() const { return options_.node_id; }
+
+ private:
+  friend class RegionPeer;
+  void Post(std::function<void()> task);
+  void Loop();
+  void RunRound();
+  Status LoadRegions();
+  Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
+  RegionPeer* FindPeer(uint64_t region);
+  void MaybeCreatePeerFor(const raft::Message& m);
+  void FailAll(const Status& st);
+  void FailPeer(RegionPeer* p, const Status& st);
+  void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
+  void MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb);
+  void DestroyPeer(RegionPeer* p);
+  // Replaces the peer's data and log with a received snapshot (crash-safe: see
+  // snapshot_files.h).
+  Status InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap);
+  void CheckTimeouts(int64_t now_ms);
+  void PublishInfo();
+  int64_t NowMs() const;
+
+  StoreOptions options_;
+  storage::Engine* engine_;
+  StateMachine* sm_;
+  Transport* transport_;
+
+  std::mutex mu_;  // guards tasks_, stopping_
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread loop_;
+
+  // Loop thread only.
+  std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;
+  std::map<std::pair<uint64_t, uint64_t>, std::string> received_snapshots_;  // (region, index)
+  std::map<NodeId, std::string> addresses_;
+  uint64_t next_read_id_ = 1;
+
+  // Published by the loop for other threads.
+  mutable std::mutex info_mu_;
+  std::vector<RegionInfo> info_;
+  std::map<NodeId, std::string> info_addresses_;
+
+  StoreCounters counters_;
+};
+
+}  // namespace micedb::store

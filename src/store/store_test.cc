@@ -1,0 +1,348 @@
+// Three (or four) stores in one process over MemEngines, joined by an in-process transport:
+// replication, follower reads, restart, log truncation with snapshot catch-up, membership.
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "storage/mem_engine.h"
+#include "store/snapshot_files.h"
+
+namespace micedb::store {
+namespace {
+
+using storage::Cf;
+using namespace std::chrono_literals;
+
+// Commands: "P<key>=<value>" puts, "G<key>" gets ("<none>" when absent).
+class TestStateMachine : public StateMachine {
+ public:
+  class Round : public ApplyRound {
+   public:
+    explicit Round(storage::WriteBatch* wb) : wb_(wb) {}
+    std::string Apply(std::string_view cmd, LogIndex) override {
+      auto eq = cmd.find('=');
+      wb_->Put(Cf::kDefault, "r" + std::string(cmd.substr(1, eq - 1)),
+               std::string(cmd.substr(eq + 1)));
+      return "OK";
+    }
+    storage::WriteBatch* wb_;
+  };
+  std::unique_ptr<ApplyRound> BeginRound(const RegionDescriptor&, storage::Engine*,
+                                         storage::WriteBatch* wb) override {
+    return std::make_unique<Round>(wb);
+  }
+  std::string Read(const RegionDescriptor&, storage::Engine* engine,
+                   std::string_view cmd) override {
+    auto v = engine->Get(Cf::kDefault, "r" + std::string(cmd.substr(1)));
+    return v.ok() ? *v : "<none>";
+  }
+  std::string ErrorResult(std::string_view msg) override { return "ERR " + std::string(msg); }
+};
+
+class Cluster;
+
+class InProcTransport : public Transport {
+ public:
+  InProcTransport(Cluster* c, NodeId self) : c_(c), self_(self) {}
+  void Send(raft::Message m) override;
+  void SendSnapshot(raft::Message m, SnapshotSource source) override;
+  void SetAddress(NodeId, const std::string&) override {}
+
+ private:
+  Cluster* c_;
+  NodeId self_;
+};
+
+struct Node {
+  std::unique_ptr<storage::MemEngine> engine = std::make_unique<storage::MemEngine>();
+  std::unique_ptr<InProcTransport> transport;
+  std::unique_ptr<Store> store;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(std::string snap_root) : snap_root_(std::move(snap_root)) {}
+  ~Cluster() {
+    for (auto& [id, n] : nodes_) StopNode(id);
+  }
+
+  StoreOptions Options(uint64_t id) {
+    StoreOptions o;
+    o.node_id = NodeId(id);
+    o.snap_dir = fmt::format("{}/n{}", snap_root_, id);
+    o.tick_ms = 10;
+    o.election_tick = 10;
+    o.heartbeat_tick = 1;
+    o.log_gc_threshold = gc_threshold;
+    o.log_gc_keep = gc_keep;
+    o.log_gc_max_lag = gc_max_lag;
+    o.random_seed = id;
+    return o;
+  }
+
+  void StartNode(uint64_t id, const std::vector<uint64_t>& bootstrap_voters) {
+    Node& n = nodes_[id];
+    n.transport = std::make_unique<InProcTransport>(this, NodeId(id));
+    n.store = std::make_unique<Store>(Options(id), n.engine.get(), &sm_, n.transport.get());
+    if (!bootstrap_voters.empty()) {
+      std::vector<std::pair<NodeId, std::string>> v;
+      for (auto x : bootstrap_voters) v.emplace_back(NodeId(x), fmt::format("n{}", x));
+      ASSERT_TRUE(n.store->Bootstrap(v).ok());
+    }
+    Status st = n.store->Start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  void StopNode(uint64_t id) {
+    std::unique_ptr<Store> s;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      s = std::move(nodes_[id].store);
+    }
+    if (s) s->Stop();
+  }
+
+  Store* GetStore(uint64_t id) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = nodes_.find(id);
+    return it == nodes_.end() ? nullptr : it->second.store.get();
+  }
+
+  void Deliver(raft::Message m) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = nodes_.find(m.to());
+    if (it == nodes_.end() || !it->second.store) return;
+    it->second.store->Step({std::move(m)});
+  }
+
+  void DeliverSnapshot(NodeId from, raft::Message m, SnapshotSource src) {
+    std::string dir = fmt::format("{}/xfer-{}-{}", snap_root_, m.to(), seq_++);
+    auto files = ExportSnapshotFiles(src, dir);
+    bool ok = files.ok();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = nodes_.find(m.to());
+      if (ok && it != nodes_.end() && it->second.store) {
+        it->second.store->OnSnapshotReceived(m, dir);
+      } else {
+        ok = false;
+      }
+      auto from_it = nodes_.find(from.value());
+      if (from_it != nodes_.end() && from_it->second.store) {
+        from_it->second.store->ReportSnapshot(RegionId(m.region_id()), NodeId(m.to()), ok);
+      }
+    }
+    snapshots_delivered_++;
+  }
+
+  // Waits for a leader of region 1 that every listed node agrees on.
+  uint64_t WaitLeader(const std::vector<uint64_t>& ids) {
+    for (int i = 0; i < 1000; ++i) {
+      uint64_t leader = 0;
+      bool agree = true;
+      for (auto id : ids) {
+        uint64_t l = GetStore(id)->LeaderOf(RegionId(1)).value();
+        if (leader == 0) leader = l;
+        agree &= l != 0 && l == leader;
+      }
+      if (agree) return leader;
+      std::this_thread::sleep_for(10ms);
+    }
+    return 0;
+  }
+
+  Result<std::string> Call(std::function<void(ResultCallback)> fn) {
+    auto p = std::make_shared<std::promise<Result<std::string>>>();
+    auto f = p->get_future();
+    fn([p](Result<std::string> r) { p->set_value(std::move(r)); });
+    if (f.wait_for(10s) != std::future_status::ready) return Status::TimedOut("test wait");
+    return f.get();
+  }
+
+  Result<std::string> Put(uint64_t at, const std::string& k, const std::string& v) {
+    return Call([&](ResultCallback cb) {
+      GetStore(at)->Propose(RegionId(1), "P" + k + "=" + v, std::move(cb));
+    });
+  }
+  // A linearizable read at node `at`, retried while that node knows no leader yet (as the
+  // router does).
+  Result<std::string> Get(uint64_t at, const std::string& k) {
+    for (int attempt = 0;; ++attempt) {
+      auto r = Call(
+          [&](ResultCallback cb) { GetStore(at)->ReadLinearizable(RegionId(1), "G" + k, cb); });
+      if (r.ok() || r.status().code() != StatusCode::kUnavailable || attempt == 200) return r;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  Node& node(uint64_t id) { return nodes_[id]; }
+
+  uint64_t gc_threshold = 4096;
+  uint64_t gc_keep = 1024;
+  uint64_t gc_max_lag = 65536;
+  std::atomic<int> snapshots_delivered_{0};
+
+ private:
+  std::string snap_root_;
+  TestStateMachine sm_;
+  std::mutex mu_;
+  std::map<uint64_t, Node> nodes_;
+  std::atomic<int> seq_{0};
+};
+
+void InProcTransport::Send(raft::Message m) { c_->Deliver(std::move(m)); }
+
+void InProcTransport::SendSnapshot(raft::Message m, SnapshotSource source) {
+  // Off the loop thread, as the real transport does.
+  std::thread([c = c_, self = self_, m = std::move(m), source = std::move(source)]() mutable {
+    c->DeliverSnapshot(self, std::move(m), std::move(source));
+  }).detach();
+}
+
+std::string DataHash(storage::Engine* e) {
+  auto it = e->NewIterator(Cf::kDefault, storage::ReadOptions{});
+  std::string all;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    all += std::string(it->key()) + "=" + std::string(it->value()) + ";";
+  }
+  return all;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/micedb-store-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    cluster_ = std::make_unique<Cluster>(root_);
+  }
+  void TearDown() override {
+    cluster_.reset();
+    std::this_thread::sleep_for(50ms);  // detached snapshot senders finish
+    std::filesystem::remove_all(root_);
+  }
+  void Start3() {
+    for (uint64_t id : {1, 2, 3}) cluster_->StartNode(id, {1, 2, 3});
+  }
+  // Puts retried at whoever leads now.
+  void PutRetry(const std::string& k, const std::string& v, const std::vector<uint64_t>& live) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      uint64_t leader = cluster_->WaitLeader(live);
+      ASSERT_NE(leader, 0u);
+      auto r = cluster_->Put(leader, k, v);
+      if (r.ok()) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "put " << k << " never succeeded";
+  }
+  std::string root_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(StoreTest, ReplicatesAndServesLinearizableReadsOnEveryNode) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  for (int i = 0; i < 50; ++i) {
+    auto r = cluster_->Put(leader, fmt::format("k{}", i), fmt::format("v{}", i));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, "OK");
+  }
+  for (uint64_t id : {1, 2, 3}) {
+    auto r = cluster_->Get(id, "k49");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, "v49");
+  }
+  uint64_t follower = leader == 1 ? 2 : 1;
+  auto r = cluster_->Put(follower, "x", "y");
+  EXPECT_EQ(r.status().code(), StatusCode::kNotLeader);
+}
+
+TEST_F(StoreTest, RestartedNodeRecoversFromItsDiskAndCatchesUp) {
+  Start3();
+  for (int i = 0; i < 20; ++i) PutRetry(fmt::format("a{}", i), "1", {1, 2, 3});
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  uint64_t victim = leader == 3 ? 2 : 3;
+  cluster_->StopNode(victim);
+  std::vector<uint64_t> live;
+  for (uint64_t id : {1, 2, 3}) {
+    if (id != victim) live.push_back(id);
+  }
+  for (int i = 0; i < 20; ++i) PutRetry(fmt::format("b{}", i), "2", live);
+  cluster_->StartNode(victim, {});
+  auto r = cluster_->Get(victim, "b19");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "2");
+}
+
+TEST_F(StoreTest, FollowerBehindTruncatedLogGetsSnapshot) {
+  cluster_->gc_threshold = 20;
+  cluster_->gc_keep = 5;
+  cluster_->gc_max_lag = 50;
+  Start3();
+  PutRetry("first", "1", {1, 2, 3});
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  uint64_t victim = leader == 3 ? 2 : 3;
+  cluster_->StopNode(victim);
+  std::vector<uint64_t> live;
+  for (uint64_t id : {1, 2, 3}) {
+    if (id != victim) live.push_back(id);
+  }
+  for (int i = 0; i < 200; ++i) PutRetry(fmt::format("c{:03}", i), std::to_string(i), live);
+  cluster_->StartNode(victim, {});
+  auto r = cluster_->Get(victim, "c199");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "199");
+  EXPECT_GE(cluster_->snapshots_delivered_.load(), 1);
+  // Same data everywhere once the victim has applied everything.
+  for (int i = 0; i < 200 && DataHash(cluster_->node(victim).engine.get()) !=
+                                 DataHash(cluster_->node(leader).engine.get());
+       ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(DataHash(cluster_->node(victim).engine.get()),
+            DataHash(cluster_->node(leader).engine.get()));
+}
+
+TEST_F(StoreTest, AddLearnerPromoteAndRemove) {
+  Start3();
+  PutRetry("before", "1", {1, 2, 3});
+  cluster_->StartNode(4, {});
+  auto change = [&](raft::ConfChangeType type, uint64_t node) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+      raft::ConfChange cc;
+      cc.set_type(type);
+      cc.set_node_id(node);
+      auto r = cluster_->Call([&](ResultCallback cb) {
+        cluster_->GetStore(leader)->ChangeMembership(RegionId(1), cc, std::move(cb));
+      });
+      if (r.ok()) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL() << "membership change never applied";
+  };
+  change(raft::ADD_LEARNER, 4);
+  PutRetry("after-learner", "2", {1, 2, 3});
+  auto r = cluster_->Get(4, "after-learner");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "2");
+  change(raft::ADD_VOTER, 4);
+  change(raft::REMOVE_NODE, 1);
+  PutRetry("after-remove", "3", {2, 3, 4});
+  for (uint64_t id : {2, 3, 4}) {
+    auto g = cluster_->Get(id, "after-remove");
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(*g, "3");
+  }
+}
+
+}  // namespace
+}  // namespace micedb::store

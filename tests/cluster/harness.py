@@ -1,0 +1,177 @@
+"""Real micedb processes on loopback: start, stop, kill -9, pause, and look inside.
+
+A Cluster owns its processes and temporary directories; `close()` (called by the fixtures
+even when a test fails) kills everything it started.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import redis
+
+
+def free_ports(n):
+    """n distinct TCP ports that were free a moment ago on 127.0.0.1."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Node:
+    def __init__(self, cluster, node_id):
+        self.cluster = cluster
+        self.id = node_id
+        self.peer_port, self.redis_port, self.pg_port, self.http_port = free_ports(4)
+        self.data_dir = os.path.join(cluster.root, f"node{node_id}")
+        self.proc = None
+        self.log_path = os.path.join(cluster.root, f"node{node_id}.log")
+        self.initial_peers = None
+
+    @property
+    def peer_addr(self):
+        return f"127.0.0.1:{self.peer_port}"
+
+    def start(self, initial_peers=None):
+        if initial_peers is not None:
+            self.initial_peers = initial_peers
+        args = [self.cluster.binary, "start", "--node-id", str(self.id),
+                "--data-dir", self.data_dir,
+                "--listen-peer", self.peer_addr,
+                "--listen-redis", f"127.0.0.1:{self.redis_port}",
+                "--listen-pg", f"127.0.0.1:{self.pg_port}",
+                "--listen-http", f"127.0.0.1:{self.http_port}"]
+        if self.initial_peers:
+            args += ["--initial-peers", self.initial_peers]
+        args += self.cluster.extra_args
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def redis(self, **kw):
+        kw.setdefault("socket_timeout", 15)
+        kw.setdefault("socket_connect_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, **kw)
+
+    def http(self, path, timeout=5):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                    timeout=timeout) as r:
+            return r.read().decode()
+
+    def raft(self, with_hash=False):
+        return json.loads(self.http("/debug/raft" + ("?hash=1" if with_hash else ""),
+                                    timeout=30))
+
+    def metric(self, name):
+        for line in self.http("/metrics").splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+
+class Cluster:
+    def __init__(self, binary, root, size=3, extra_args=()):
+        self.binary = binary
+        self.root = root
+        self.extra_args = list(extra_args)
+        self.nodes = {}
+        for i in range(1, size + 1):
+            self.nodes[i] = Node(self, i)
+        self.initial = ",".join(f"{n.id}={n.peer_addr}" for n in self.nodes.values())
+
+    def start(self):
+        for n in self.nodes.values():
+            n.start(self.initial)
+        self.wait_leader()
+        return self
+
+    def add_node(self, node_id):
+        n = Node(self, node_id)
+        self.nodes[node_id] = n
+        n.start(initial_peers="")
+        return n
+
+    def close(self):
+        for n in self.nodes.values():
+            n.kill9()
+
+    def live(self):
+        return [n for n in self.nodes.values() if n.alive()]
+
+    def wait_leader(self, timeout=30, among=None):
+        """The id of the region-1 leader that every live node (or `among`) agrees on."""
+        deadline = time.time() + timeout
+        nodes = among or self.live()
+        while time.time() < deadline:
+            try:
+                leaders = set()
+                for n in nodes:
+                    regions = n.raft()["regions"]
+                    leaders.add(regions[0]["leader"] if regions else 0)
+                if len(leaders) == 1 and 0 not in leaders:
+                    return leaders.pop()
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError("no agreed leader within %ss" % timeout)
+
+    def converged_hashes(self, nodes=None, timeout=60):
+        """Waits until every given node has applied the same index with equal data; returns
+        the hash."""
+        deadline = time.time() + timeout
+        nodes = nodes or self.live()
+        last = None
+        while time.time() < deadline:
+            try:
+                docs = [n.raft(with_hash=True)["regions"] for n in nodes]
+                if all(docs):
+                    seen = {(d[0]["applied"], d[0]["data_hash"]) for d in docs}
+                    last = seen
+                    if len(seen) == 1:
+                        return seen.pop()[1]
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"replicas did not converge: {last}")
+
+
+def retry(fn, timeout=10, interval=0.05, exceptions=(redis.RedisError, OSError)):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return fn()
+        except exceptions:
+            if time.time() >= deadline:
+                raise
+            time.sleep(interval)
