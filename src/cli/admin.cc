@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/status.h"
 #include "micedb/transport.grpc.pb.h"
 
 namespace micedb::cli {
@@ -73,10 +74,12 @@ int RunAdmin(const AdminOptions& opts) {
       std::smatch m;
       if (std::regex_search(last_error, m, std::regex("leader is node [0-9]+ at ([^ ]+:[0-9]+)"))) {
         target = m[1];
-      } else if (last_error.find("leader is node 0") == std::string::npos &&
-                 resp.code() != 7 /* Unavailable */ && resp.code() != 10 /* Aborted */ &&
-                 resp.code() != 6 /* Busy */) {
-        break;
+      } else {
+        auto code = static_cast<StatusCode>(resp.code());
+        bool transient = code == StatusCode::kUnavailable || code == StatusCode::kAborted ||
+                         code == StatusCode::kBusy || code == StatusCode::kTimedOut ||
+                         last_error.find("leader is node 0") != std::string::npos;
+        if (!transient) break;
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

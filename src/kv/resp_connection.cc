@@ -15,9 +15,10 @@ namespace {
 // before Execute returns); the completion is always posted to the awaiting coroutine's
 // executor, and outstanding work is counted so the io_context keeps running until it lands.
 template <typename Token>
-auto AsyncExecute(KvBackend& backend, Command cmd, ReadMode mode, Token&& token) {
+auto AsyncExecute(KvBackend& backend, std::atomic<int64_t>* inflight, Command cmd, ReadMode mode,
+                  Token&& token) {
   return asio::async_initiate<Token, void(Result<CommandResult>)>(
-      [&backend](auto handler, Command command, ReadMode read_mode) {
+      [&backend, inflight](auto handler, Command command, ReadMode read_mode) {
         auto executor = asio::get_associated_executor(handler);
         using Handler = decltype(handler);
         using Work = decltype(asio::make_work_guard(executor));
@@ -27,18 +28,23 @@ auto AsyncExecute(KvBackend& backend, Command cmd, ReadMode mode, Token&& token)
         };
         auto pending =
             std::make_shared<Pending>(Pending{std::move(handler), asio::make_work_guard(executor)});
-        backend.Execute(std::move(command), read_mode,
-                        [pending = std::move(pending)](Result<CommandResult> result) mutable {
-                          // Take the state out of this callback: the backend may destroy the
-                          // callback later, on its own thread, after the server is gone, and
-                          // the handler must not outlive its io_context there.
-                          auto p = std::move(pending);
-                          auto ex = p->work.get_executor();
-                          asio::post(ex, [p, result = std::move(result)]() mutable {
-                            std::move(p->handler)(std::move(result));
-                            p->work.reset();
-                          });
-                        });
+        inflight->fetch_add(1);
+        backend.Execute(
+            std::move(command), read_mode,
+            [pending = std::move(pending), inflight](Result<CommandResult> result) mutable {
+              {
+                // Take the state out of this callback (the backend may destroy
+                // it later, elsewhere), hand it to the connection's executor, and
+                // let every local go before saying we are done.
+                auto p = std::move(pending);
+                auto ex = p->work.get_executor();
+                asio::post(ex, [p, result = std::move(result)]() mutable {
+                  std::move(p->handler)(std::move(result));
+                  p->work.reset();
+                });
+              }
+              inflight->fetch_sub(1);
+            });
       },
       token, std::move(cmd), mode);
 }
@@ -178,8 +184,9 @@ asio::awaitable<void> RespConnection::RunCommand(std::vector<std::string>& args)
   Plan plan = DispatchCommand(session_, *server_, args, now_ms, &spec);
   const size_t reply_start = out_.size();
   if (plan.command.has_value()) {
-    Result<CommandResult> result = co_await AsyncExecute(*backend_, std::move(*plan.command),
-                                                         session_.read_mode, asio::use_awaitable);
+    Result<CommandResult> result =
+        co_await AsyncExecute(*backend_, &server_->stats->backend_inflight,
+                              std::move(*plan.command), session_.read_mode, asio::use_awaitable);
     if (!result.ok()) server_->stats->backend_errors.fetch_add(1, std::memory_order_relaxed);
     RespWriter writer(&out_, session_.resp);
     if (plan.render) {

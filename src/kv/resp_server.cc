@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <optional>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -165,6 +166,11 @@ void RespServer::Stop() {
   s.work.reset();
   for (std::thread& t : s.threads) t.join();
   s.threads.clear();
+  // Backend callbacks may still be finishing on other threads (their completions have run);
+  // the io_context they reference must outlive them.
+  while (s.stats.backend_inflight.load() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace micedb::kv

@@ -30,6 +30,9 @@ struct ServerStats {
   std::atomic<uint64_t> net_input_bytes{0};
   std::atomic<uint64_t> net_output_bytes{0};
   std::atomic<uint64_t> backend_errors{0};  // commands the backend could not serve
+  // Backend calls whose callback has not finished yet; RespServer::Stop waits for zero so
+  // that no callback still holds a handle into the server's io_context when it is destroyed.
+  std::atomic<int64_t> backend_inflight{0};
   // Indexed like CommandTable() (kv/resp_command_table.h).
   std::unique_ptr<CommandCounters[]> per_command;
 };

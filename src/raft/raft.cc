@@ -389,10 +389,14 @@ bool Raft::RemovesSelf(const ConfChange& cc) const {
 }
 
 bool Raft::UnappliedChangeRemovesSelf() const {
-  if (log_.applied() >= log_.LastIndex()) return false;
+  if (log_.applied() >= log_.LastIndex()) {
+    return false;
+  }
   Result<std::vector<Entry>> ents =
       log_.Slice(log_.applied() + 1, log_.LastIndex() + 1, std::numeric_limits<uint64_t>::max());
-  if (!ents.ok()) return false;
+  if (!ents.ok()) {
+    return false;
+  }
   for (const Entry& e : *ents) {
     ConfChange cc;
     if (e.type() == ENTRY_CONF_CHANGE && cc.ParseFromString(e.data()) && RemovesSelf(cc)) {

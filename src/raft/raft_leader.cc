@@ -121,7 +121,9 @@ Result<std::pair<Term, LogIndex>> Raft::ProposeConfChange(const ConfChange& cc) 
   ents[0].set_data(cc.SerializeAsString());
   LogIndex last = AppendAsLeader(std::move(ents));
   pending_conf_index_ = last;
-  if (RemovesSelf(cc)) removing_self_ = true;
+  if (RemovesSelf(cc)) {
+    removing_self_ = true;
+  }
   BcastAppend();
   return std::make_pair(term_, last);
 }

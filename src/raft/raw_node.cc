@@ -81,6 +81,23 @@ Status RawNode::Validate(const Message& m) const {
   if (m.from() == m.to()) {
     return Status::InvalidArgument("raft: message from this node to itself");
   }
+  if (m.type() == MSG_APP) {
+    // The log code relies on these; a peer that breaks them is corrupt, not a reason to crash.
+    uint64_t want = m.index() + 1;
+    uint64_t prev_term = m.log_term();
+    for (const Entry& e : m.entries()) {
+      if (e.index() != want++) {
+        return Status::InvalidArgument("raft: MSG_APP entries are not contiguous after index");
+      }
+      if (e.term() < prev_term || e.term() > m.term()) {
+        return Status::InvalidArgument("raft: MSG_APP entry terms out of order");
+      }
+      prev_term = e.term();
+    }
+    if (m.log_term() > m.term()) {
+      return Status::InvalidArgument("raft: MSG_APP log_term above the message term");
+    }
+  }
   return Status::OK();
 }
 

@@ -38,7 +38,7 @@ SoloNode MakeFollower() {
 // AppendEntries rule 1: reply false if term < currentTerm.
 TEST(AppendEntriesReceiver, RejectsStaleTerm) {
   SoloNode f = MakeFollower();
-  auto out = f.Feed(App(1, 3, 2, {MakeEntry(4, 1)}, 0));
+  auto out = f.Feed(App(1, 2, 1, {MakeEntry(3, 1)}, 0));
   // The stale leader is told our term so it steps down (with PreVote/CheckQuorum on).
   Message resp = Only(out, MSG_APP_RESP);
   EXPECT_EQ(resp.term(), 2u);
@@ -199,6 +199,20 @@ TEST(StepValidation, RejectsMalformedMessages) {
   Message bad = MakeMsg(MSG_APP, 2, 1, 3);
   bad.set_type(static_cast<MessageType>(99));
   EXPECT_FALSE(v.node().Step(bad).ok());
+}
+
+TEST(StepValidation, RejectsMalformedAppend) {
+  SoloNode v = MakeVoter();
+  Message gap = App(3, 2, 2, {MakeEntry(3, 3), MakeEntry(5, 3)}, 0);
+  gap.set_from(2);
+  EXPECT_TRUE(v.node().Step(gap).IsInvalidArgument());
+  Message wrong_start = App(3, 2, 2, {MakeEntry(4, 3)}, 0);
+  EXPECT_TRUE(v.node().Step(wrong_start).IsInvalidArgument());
+  Message future_term = App(3, 2, 2, {MakeEntry(3, 9)}, 0);
+  EXPECT_TRUE(v.node().Step(future_term).IsInvalidArgument());
+  Message backwards = App(3, 2, 2, {MakeEntry(3, 3), MakeEntry(4, 2)}, 0);
+  EXPECT_TRUE(v.node().Step(backwards).IsInvalidArgument());
+  EXPECT_EQ(v.raft().log().LastIndex(), I(2)) << "nothing appended";
 }
 
 }  // namespace

@@ -55,6 +55,33 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
     reply(::micedb::Status::OK());
     return reactor;
   }
+  if (req->op() == transport::AdminRequest::REMOVE && NodeId(req->node_id()) == leader) {
+    // A leader that removes itself can leave the others unable to elect anyone (they may
+    // not yet know the removal committed, and still need its vote). Hand leadership to the
+    // most caught-up other voter first; the caller retries at the new leader.
+    NodeId best;
+    uint64_t best_match = 0;
+    for (const auto& r : store_->Regions()) {
+      if (r.descriptor.id() != region.value()) continue;
+      for (uint64_t v : r.descriptor.conf_state().voters()) {
+        auto p = r.raft.progress.find(NodeId(v));
+        if (NodeId(v) == leader || p == r.raft.progress.end()) continue;
+        if (!best.valid() || p->second.match.value() > best_match) {
+          best = NodeId(v);
+          best_match = p->second.match.value();
+        }
+      }
+    }
+    if (!best.valid()) {
+      reply(::micedb::Status::InvalidArgument("cannot remove the only voter"));
+      return reactor;
+    }
+    store_->TransferLeader(region, best);
+    reply(::micedb::Status::Unavailable(
+        fmt::format("node {} leads the region; handing leadership to node {} first, retry",
+                    leader.value(), best.value())));
+    return reactor;
+  }
   raft::ConfChange cc;
   cc.set_node_id(req->node_id());
   switch (req->op()) {

@@ -121,4 +121,4 @@ def test_start_local_serves_redis_and_stops_nodes(micedb_bin, tmp_path):
         assert retry(lambda: r2.get("local")) == b"yes"
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=90) == 0
