@@ -211,6 +211,7 @@ asio::awaitable<void> RespConnection::RunCommand(std::vector<std::string>& args)
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::microseconds>(clock.NowMonotonic() - started);
     counters.usec.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
+    counters.latency_seconds.Observe(static_cast<double>(elapsed.count()) / 1e6);
   }
   PublishInfo(spec, now_ms);
 }

@@ -7,12 +7,16 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/metrics.h"
+
 namespace micedb::kv {
 
 struct CommandCounters {
+  CommandCounters() : latency_seconds(DefaultLatencyBuckets()) {}
   std::atomic<uint64_t> calls{0};
   std::atomic<uint64_t> failed{0};  // replies that were errors
   std::atomic<uint64_t> usec{0};    // total time from dispatch to reply
+  Histogram latency_seconds;        // the same time, per call (for /metrics)
 };
 
 struct ServerStats {

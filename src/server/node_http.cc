@@ -138,6 +138,24 @@ std::string Node::RenderMetrics() const {
                          static_cast<double>(us) / 1e6);
     }
   }
+  Metric(&out, "micedb_redis_command_duration_seconds", "histogram",
+         "Redis command latency, dispatch to reply");
+  for (size_t i = 0; i < table.size(); ++i) {
+    auto h = rs.per_command[i].latency_seconds.Read();
+    if (h.count == 0) continue;
+    for (size_t b = 0; b < h.bounds.size(); ++b) {
+      out +=
+          fmt::format("micedb_redis_command_duration_seconds_bucket{{cmd=\"{}\",le=\"{}\"}} {}\n",
+                      table[i].name, h.bounds[b], h.cumulative[b]);
+    }
+    out +=
+        fmt::format("micedb_redis_command_duration_seconds_bucket{{cmd=\"{}\",le=\"+Inf\"}} {}\n",
+                    table[i].name, h.count);
+    out += fmt::format("micedb_redis_command_duration_seconds_sum{{cmd=\"{}\"}} {:.6f}\n",
+                       table[i].name, h.sum);
+    out += fmt::format("micedb_redis_command_duration_seconds_count{{cmd=\"{}\"}} {}\n",
+                       table[i].name, h.count);
+  }
   return out;
 }
 

@@ -214,3 +214,22 @@ def test_redis_benchmark_runs_against_the_cluster(cluster):
     for test in ("SET", "GET", "INCR", "MSET"):
         assert f'"{test}' in out.stdout, out.stdout
     assert int(n.redis().get("counter:__rand_int__") or 0) > 0
+
+
+def test_metrics_and_debug_endpoints(cluster):
+    n = cluster.nodes[1]
+    r = n.redis()
+    for i in range(20):
+        r.set(f"metric{i}", "v")
+        r.get(f"metric{i}")
+    text = n.http("/metrics")
+    assert 'micedb_redis_command_duration_seconds_count{cmd="set"} 20' in text
+    assert 'micedb_redis_command_duration_seconds_bucket{cmd="get",le="+Inf"} 20' in text
+    assert n.metric("micedb_raft_entries_applied_total") >= 20
+    assert n.metric("micedb_raft_sync_writes_total") >= 1
+    assert n.http("/healthz").strip() == "ok"
+    assert n.http("/readyz").strip() == "ready"
+    doc = n.raft()
+    region = doc["regions"][0]
+    assert region["role"] in ("leader", "follower") and region["leader"] in (1, 2, 3)
+    assert sorted(region["voters"]) == [1, 2, 3]
