@@ -3,8 +3,8 @@
 #include <asio.hpp>
 
 #include <atomic>
-#include <optional>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <vector>
 
