@@ -157,14 +157,18 @@ const ServerStats& RespServer::stats() const { return impl_->stats; }
 
 void RespServer::Stop() {
   Impl& s = *impl_;
-  if (!s.started || s.stopping.exchange(true)) return;
+  if (!s.started || s.stopping.exchange(true)) {
+    return;
+  }
   asio::post(s.acceptor.get_executor(), [&s] {
     asio::error_code ignored;
     s.acceptor.close(ignored);
   });
   s.clients.KillAll();
   s.work.reset();
-  for (std::thread& t : s.threads) t.join();
+  for (std::thread& t : s.threads) {
+    t.join();
+  }
   s.threads.clear();
   // Backend callbacks may still be finishing on other threads (their completions have run);
   // the io_context they reference must outlive them.
