@@ -5,6 +5,7 @@ even when a test fails) kills everything it started.
 """
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,16 +15,28 @@ import urllib.request
 import redis
 
 
+_taken = set()
+
+
 def free_ports(n):
-    """n distinct TCP ports that were free a moment ago on 127.0.0.1."""
-    socks, ports = [], []
-    for _ in range(n):
+    """n distinct TCP ports free a moment ago on 127.0.0.1, chosen below the kernel's
+    ephemeral range (32768+) so that outgoing connections do not take them before a node
+    (re)binds them, and never handed out twice in one test run."""
+    rnd = random.Random()
+    ports = []
+    while len(ports) < n:
+        p = rnd.randrange(10000, 32000)
+        if p in _taken:
+            continue
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _taken.add(p)
+        ports.append(p)
     return ports
 
 

@@ -99,10 +99,34 @@ def test_locked_data_dir_is_refused_and_untouched(micedb_bin, tmp_path):
         assert first.wait(timeout=30) == 0
 
 
+def free_offset(nodes):
+    """A --port-offset whose every port (peer, redis, pg, http of each node) is free now, kept
+    below the kernel's ephemeral range so outgoing connections do not take them meanwhile."""
+    import random
+    import socket as s
+    rnd = random.Random()
+    for _ in range(200):
+        offset = rnd.randrange(1000, 12000)
+        ports = [base + offset + i for base in (20160, 6379, 5432, 8079)
+                 for i in range(1, nodes + 1)]
+        try:
+            for p in ports:
+                sock = s.socket()
+                try:
+                    sock.bind(("127.0.0.1", p))
+                finally:
+                    sock.close()
+            return offset
+        except OSError:
+            continue
+    raise AssertionError("no free port offset")
+
+
 def test_start_local_serves_redis_and_stops_nodes(micedb_bin, tmp_path):
+    offset = free_offset(2)
     proc = subprocess.Popen(
         [micedb_bin, "start-local", "--nodes", "2", "--data-dir", str(tmp_path / "local"),
-         "--port-offset", str(20000 + os.getpid() % 5000)],
+         "--port-offset", str(offset)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_line(proc, "Ctrl-C stops every node")
@@ -114,7 +138,6 @@ def test_start_local_serves_redis_and_stops_nodes(micedb_bin, tmp_path):
             assert (tmp_path / "local" / f"node{i}" / "db").is_dir()
         import redis
         from harness import retry
-        offset = 20000 + os.getpid() % 5000
         r1 = redis.Redis(port=6380 + offset, socket_timeout=10)
         r2 = redis.Redis(port=6381 + offset, socket_timeout=10)
         retry(lambda: r1.set("local", "yes"), timeout=30)
