@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/memcomparable.h"
 #include "kv/apply_batch.h"
 
 namespace micedb::server {
@@ -27,10 +28,8 @@ constexpr uint64_t kDedupGcEvery = 1024;
 
 std::string DedupKey(int64_t ts_ms, uint64_t request_id) {
   std::string k(1, kDedupPrefix);
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    k.push_back(static_cast<char>(static_cast<uint64_t>(ts_ms) >> shift));
-  }
-  for (int shift = 56; shift >= 0; shift -= 8) k.push_back(static_cast<char>(request_id >> shift));
+  memcomparable::AppendUint64(&k, static_cast<uint64_t>(ts_ms));
+  memcomparable::AppendUint64(&k, request_id);
   return k;
 }
 

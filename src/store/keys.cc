@@ -1,11 +1,9 @@
 #include "store/keys.h"
 
+#include "common/memcomparable.h"
+
 namespace micedb::store {
 namespace {
-
-void PutBigEndian64(std::string* dst, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) dst->push_back(static_cast<char>(v >> shift));
-}
 
 uint64_t GetBigEndian64(std::string_view s) {
   uint64_t v = 0;
@@ -15,7 +13,7 @@ uint64_t GetBigEndian64(std::string_view s) {
 
 std::string RegionScoped(char tag, uint64_t region) {
   std::string k(1, tag);
-  PutBigEndian64(&k, region);
+  memcomparable::AppendUint64(&k, region);
   return k;
 }
 
@@ -23,7 +21,7 @@ std::string RegionScoped(char tag, uint64_t region) {
 
 std::string RaftLogKey(uint64_t region, uint64_t index) {
   std::string k = RegionScoped('L', region);
-  PutBigEndian64(&k, index);
+  memcomparable::AppendUint64(&k, index);
   return k;
 }
 std::string RaftLogPrefixBegin(uint64_t region) { return RaftLogKey(region, 0); }
