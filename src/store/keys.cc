@@ -7,7 +7,9 @@ namespace {
 
 uint64_t GetBigEndian64(std::string_view s) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  for (int i = 0; i < 8; ++i) {
+    v = (v << 8) | static_cast<uint8_t>(s[i]);
+  }
   return v;
 }
 
@@ -34,14 +36,18 @@ std::string TombstoneKey(uint64_t region) { return RegionScoped('T', region); }
 std::string NodeAddressKey(uint64_t node) { return RegionScoped('N', node); }
 
 bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index) {
-  if (key.size() != 17 || key[0] != 'L') return false;
+  if (key.size() != 17 || key[0] != 'L') {
+    return false;
+  }
   *region = GetBigEndian64(key.substr(1));
   *index = GetBigEndian64(key.substr(9));
   return true;
 }
 
 bool DecodeRegionKey(std::string_view key, uint64_t* region) {
-  if (key.size() != 9 || key[0] != 'R') return false;
+  if (key.size() != 9 || key[0] != 'R') {
+    return false;
+  }
   *region = GetBigEndian64(key.substr(1));
   return true;
 }
