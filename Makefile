@@ -1,5 +1,5 @@
 # The commands people type. The real build is CMake (see CMakePresets.json).
-.PHONY: all deps build debug release run test unit lint format bench clean
+.PHONY: all deps build debug release run test unit soak lint format bench clean
 
 DEPS_STAMP := build/.deps-ok
 MICEDB := build/release/src/cli/micedb
@@ -29,6 +29,21 @@ run: release
 test: debug
 	@ctest --preset debug
 	@MICEDB_BIN=$(CURDIR)/build/debug/src/cli/micedb /usr/bin/python3 -m pytest -q tests/cluster
+
+# Fault injection, longer than CI: a 3-node (NODES) cluster under a seeded nemesis schedule
+# (NEMESIS: kill,pause,wipe,membership,partition or all) with the register, set and counter
+# workloads; DURATION seconds per run, new seeds until TOTAL seconds have passed. Each run's
+# history, verdict and logs go to soak-results/<time>-seed<N>/ (docs/fault-testing.md).
+SEED ?=
+DURATION ?= 300
+TOTAL ?= 0
+NEMESIS ?= all
+NODES ?= 3
+EXTRA_ARGS ?=
+soak: release
+	@/usr/bin/python3 tests/cluster/faultrun.py --binary $(CURDIR)/$(MICEDB) \
+	  $(if $(SEED),--seed $(SEED)) --duration $(DURATION) --total $(TOTAL) \
+	  --nemesis $(NEMESIS) --nodes $(NODES) --extra-args="$(EXTRA_ARGS)"
 
 lint: deps
 	@scripts/lint

@@ -60,6 +60,7 @@ int RunNode(const StartOptions& opts) {
   no.resp.password = opts.requirepass;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
+  no.router.unsafe_local_reads = opts.testing_unsafe_local_reads;
   no.store.request_timeout_ms = opts.request_timeout_ms;
   no.store.tick_ms = opts.raft_tick_ms;
   no.store.election_tick = opts.election_ticks;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/clock.h"
+#include "common/logging.h"
 #include "common/random.h"
 #include "kv/state_machine.h"
 #include "micedb/transport.grpc.pb.h"
@@ -68,6 +69,10 @@ ClusterBackend::ClusterBackend(RouterOptions options, store::Store* store,
       request_id_base_(Random(static_cast<uint64_t>(SystemClock::Get()->NowMonotonic().count()) ^
                               (store->node_id().value() << 48) ^ ::getpid())
                            .Next64()) {
+  if (options_.unsafe_local_reads) {
+    GetLogger("server")->warn(
+        "--testing-unsafe-local-reads: reads skip ReadIndex and may return stale data");
+  }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "router");
     io_.run();
@@ -108,7 +113,7 @@ void ClusterBackend::ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32
   req->hops = hops;
   req->deadline_ms = NowMs() + options_.request_timeout_ms;
   req->done = std::move(done);
-  if (!req->write && mode == kv::ReadMode::kLocalStale) {
+  if (!req->write && (mode == kv::ReadMode::kLocalStale || options_.unsafe_local_reads)) {
     auto r = store_->ReadLocal(RouteOf(req->cmd), req->encoded);
     if (r.ok() || r.status().code() != StatusCode::kNotFound) return Finish(req, std::move(r));
     // The region is not here: fall through to the routed path.

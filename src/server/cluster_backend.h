@@ -23,6 +23,9 @@ namespace micedb::server {
 struct RouterOptions {
   int64_t request_timeout_ms = 8000;  // give up (Unavailable / TimedOut) after this long
   int max_forward_hops = 2;           // a forwarded request is not forwarded again past this
+  // Deliberately broken (fault tests only): every read is served from local state, as if the
+  // client had asked for READONLY stale reads, so reads may be stale. Never enable in use.
+  bool unsafe_local_reads = false;
 };
 
 class ClusterBackend : public kv::KvBackend {

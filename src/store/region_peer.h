@@ -43,6 +43,9 @@ class RegionPeer {
     std::string command;
     ResultCallback done;
     int64_t deadline_ms;
+    // While waiting for its read index: past this the request (or its answer) is presumed
+    // lost and the read fails with Unavailable, so the caller asks again.
+    int64_t resend_ms = 0;
   };
   std::map<std::string, Read> reads_waiting_index;    // by ReadIndex ctx
   std::multimap<uint64_t, Read> reads_waiting_apply;  // by read index

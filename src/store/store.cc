@@ -256,7 +256,11 @@ void Store::RunRound() {
   for (auto& w : work) {
     RegionPeer* p = w.peer;
     if (w.rd.soft_state) {
-      if (w.rd.soft_state->leader != p->soft.leader) counters_.leader_changes++;
+      if (w.rd.soft_state->leader != p->soft.leader) {
+        counters_.leader_changes++;
+        // A read index request sent to the old leader will not be answered by the new one.
+        FailWaitingReads(p, Status::Unavailable("the leader changed; retry the read"));
+      }
       if (w.rd.soft_state->role == raft::Role::kCandidate ||
           w.rd.soft_state->role == raft::Role::kPreCandidate) {
         counters_.elections_started++;
@@ -497,6 +501,11 @@ void Store::FailPeer(RegionPeer* p, const Status& st) {
   p->reads_waiting_apply.clear();
 }
 
+void Store::FailWaitingReads(RegionPeer* p, const Status& st) {
+  for (auto& [ctx, read] : p->reads_waiting_index) read.done(st);
+  p->reads_waiting_index.clear();
+}
+
 void Store::FailAll(const Status& st) {
   for (auto& [id, p] : peers_) FailPeer(p.get(), st);
 }
@@ -514,11 +523,15 @@ void Store::CheckTimeouts(int64_t now) {
       it = p->proposals.erase(it);
     }
     for (auto it = p->reads_waiting_index.begin(); it != p->reads_waiting_index.end();) {
-      if (it->second.deadline_ms > now) {
+      if (it->second.deadline_ms > now && it->second.resend_ms > now) {
         ++it;
         continue;
       }
-      it->second.done(Status::TimedOut("read timed out waiting for the leader"));
+      // MSG_READ_INDEX and its answer travel unacknowledged: after a lost message (the
+      // leader's connection reset, say) nothing would ever answer. Fail it as retryable.
+      it->second.done(it->second.deadline_ms <= now
+                          ? Status::TimedOut("read timed out waiting for the leader")
+                          : Status::Unavailable("no answer from the leader to a read; retry"));
       it = p->reads_waiting_index.erase(it);
     }
     for (auto it = p->reads_waiting_apply.begin(); it != p->reads_waiting_apply.end();) {
@@ -630,8 +643,11 @@ void Store::ReadLinearizable(RegionId region, std::string command, ResultCallbac
     RegionPeer* p = FindPeer(region.value());
     if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
     std::string ctx = ReadCtx(next_read_id_++);
-    p->reads_waiting_index.emplace(ctx, RegionPeer::Read{std::move(command), std::move(done),
-                                                         NowMs() + options_.request_timeout_ms});
+    int64_t now = NowMs();
+    p->reads_waiting_index.emplace(
+        ctx, RegionPeer::Read{std::move(command), std::move(done),
+                              now + options_.request_timeout_ms,
+                              now + 2 * int64_t{options_.election_tick} * options_.tick_ms});
     p->node->ReadIndex(ctx);
   });
 }

@@ -140,6 +140,7 @@ class Store {
   RegionPeer* FindPeer(uint64_t region);
   void MaybeCreatePeerFor(const raft::Message& m);
   void FailAll(const Status& st);
+  void FailWaitingReads(RegionPeer* p, const Status& st);
   void FailPeer(RegionPeer* p, const Status& st);
   void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
   void MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb);

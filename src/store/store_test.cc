@@ -117,6 +117,7 @@ class Cluster {
 
   void Deliver(raft::Message m) {
     std::lock_guard<std::mutex> l(mu_);
+    if (drop && drop(m)) return;
     auto it = nodes_.find(m.to());
     if (it == nodes_.end() || !it->second.store) return;
     it->second.store->Step({std::move(m)});
@@ -184,6 +185,8 @@ class Cluster {
 
   Node& node(uint64_t id) { return nodes_[id]; }
 
+  // Messages for which this returns true are lost (called under the cluster's lock).
+  std::function<bool(const raft::Message&)> drop;
   uint64_t gc_threshold = 4096;
   uint64_t gc_keep = 1024;
   uint64_t gc_max_lag = 65536;
@@ -263,6 +266,29 @@ TEST_F(StoreTest, ReplicatesAndServesLinearizableReadsOnEveryNode) {
   uint64_t follower = leader == 1 ? 2 : 1;
   auto r = cluster_->Put(follower, "x", "y");
   EXPECT_EQ(r.status().code(), StatusCode::kNotLeader);
+}
+
+// Found by the fault tests: a follower's MSG_READ_INDEX lost on the way to the leader left the
+// read waiting for the whole request timeout, and the client got a timeout. It is now failed
+// as retryable after two election timeouts and asked again.
+TEST_F(StoreTest, ReadSurvivesALostReadIndexMessage) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v").ok());
+  std::atomic<int> dropped{0};
+  cluster_->drop = [&](const raft::Message& m) {
+    if (m.type() != raft::MSG_READ_INDEX) return false;
+    return dropped.fetch_add(1) == 0;  // only the first one
+  };
+  uint64_t follower = leader == 1 ? 2 : 1;
+  auto start = std::chrono::steady_clock::now();
+  auto r = cluster_->Get(follower, "k");
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "v");
+  EXPECT_GE(dropped.load(), 2);  // the lost request and the one asked again
+  EXPECT_LT(took, 5s);           // well before the 10 s request timeout
 }
 
 TEST_F(StoreTest, RestartedNodeRecoversFromItsDiskAndCatchesUp) {

@@ -44,15 +44,24 @@ class Node:
     def __init__(self, cluster, node_id):
         self.cluster = cluster
         self.id = node_id
-        self.peer_port, self.redis_port, self.pg_port, self.http_port = free_ports(4)
+        self.net = cluster.net
+        if self.net is None:
+            self.host = "127.0.0.1"
+            self.peer_port, self.redis_port, self.pg_port, self.http_port = free_ports(4)
+        else:
+            # Its own namespace and address: the usual ports, nothing shared with other nodes.
+            self.net.add_host(node_id)
+            self.host = self.net.ip(node_id)
+            self.peer_port, self.redis_port, self.pg_port, self.http_port = 20160, 6379, 5432, 8080
         self.data_dir = os.path.join(cluster.root, f"node{node_id}")
         self.proc = None
         self.log_path = os.path.join(cluster.root, f"node{node_id}.log")
         self.initial_peers = None
+        self.paused = False
 
     @property
     def peer_addr(self):
-        return f"127.0.0.1:{self.peer_port}"
+        return f"{self.host}:{self.peer_port}"
 
     def start(self, initial_peers=None):
         if initial_peers is not None:
@@ -60,9 +69,11 @@ class Node:
         args = [self.cluster.binary, "start", "--node-id", str(self.id),
                 "--data-dir", self.data_dir,
                 "--listen-peer", self.peer_addr,
-                "--listen-redis", f"127.0.0.1:{self.redis_port}",
-                "--listen-pg", f"127.0.0.1:{self.pg_port}",
-                "--listen-http", f"127.0.0.1:{self.http_port}"]
+                "--listen-redis", f"{self.host}:{self.redis_port}",
+                "--listen-pg", f"{self.host}:{self.pg_port}",
+                "--listen-http", f"{self.host}:{self.http_port}"]
+        if self.net is not None:
+            args = self.net.exec_prefix(self.id) + args
         if self.initial_peers:
             args += ["--initial-peers", self.initial_peers]
         args += self.cluster.extra_args
@@ -88,17 +99,20 @@ class Node:
 
     def pause(self):
         self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
 
     def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
+        if self.alive():
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def redis(self, **kw):
         kw.setdefault("socket_timeout", 15)
         kw.setdefault("socket_connect_timeout", 5)
-        return redis.Redis(host="127.0.0.1", port=self.redis_port, **kw)
+        return redis.Redis(host=self.host, port=self.redis_port, **kw)
 
     def http(self, path, timeout=5):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+        with urllib.request.urlopen(f"http://{self.host}:{self.http_port}{path}",
                                     timeout=timeout) as r:
             return r.read().decode()
 
@@ -114,13 +128,18 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, binary, root, size=3, extra_args=()):
+    def __init__(self, binary, root, size=3, extra_args=(), net=None):
+        """net: a netlab.NetLab to run every node in its own network namespace, or None for
+        plain loopback."""
         self.binary = binary
         self.root = root
         self.extra_args = list(extra_args)
-        self.nodes = {}
+        self.net = net
+        self.nodes = {}      # current members (and joining learners), by id
+        self.retired = []    # nodes removed from the membership, kept for their logs
         for i in range(1, size + 1):
             self.nodes[i] = Node(self, i)
+        self.next_id = size + 1
         self.initial = ",".join(f"{n.id}={n.peer_addr}" for n in self.nodes.values())
 
     def start(self):
@@ -132,12 +151,47 @@ class Cluster:
     def add_node(self, node_id):
         n = Node(self, node_id)
         self.nodes[node_id] = n
+        self.next_id = max(self.next_id, node_id + 1)
         n.start(initial_peers="")
         return n
 
+    def add_member(self):
+        """Starts a fresh node with a new id and adds it to the membership as a learner."""
+        n = self.add_node(self.next_id)
+        self.admin("add", "--id", str(n.id), "--peer-addr", n.peer_addr,
+                   via=None, others_than=n.id)
+        return n
+
+    def remove_member(self, node_id):
+        """Removes node_id from the membership (through another node), then stops it."""
+        self.admin("remove", "--id", str(node_id), others_than=node_id)
+        n = self.nodes.pop(node_id)
+        if n.paused:
+            n.resume()
+        n.kill9()
+        self.retired.append(n)
+
     def close(self):
-        for n in self.nodes.values():
+        for n in list(self.nodes.values()) + self.retired:
+            if n.alive():
+                n.resume()  # a stopped process would not die of SIGKILL until continued
             n.kill9()
+        if self.net is not None:
+            self.net.close()
+
+    def admin(self, *args, via=None, others_than=None, timeout=60):
+        """Runs `micedb node ...` through `via` (a Node; default: any live node that is not
+        paused, nor `others_than`), trying the next one when it fails."""
+        vias = [via] if via else [n for n in self.live()
+                                  if not n.paused and n.id != others_than]
+        last = None
+        for v in vias:
+            out = subprocess.run([self.binary, "node", *args, "--via", v.peer_addr],
+                                 capture_output=True, text=True, timeout=timeout)
+            if out.returncode == 0:
+                return out.stdout
+            last = out
+        raise AssertionError(f"micedb node {' '.join(args)} failed: {last}")
 
     def live(self):
         return [n for n in self.nodes.values() if n.alive()]

@@ -1,0 +1,288 @@
+"""Nemeses for the fault tests: each breaks the cluster in one way on `start(rng)` and undoes
+it on `stop()`; a Schedule, driven by a seed, runs them one at a time for a set duration and
+then heals everything.
+
+kill       kill -9 a random node, the leader, or a majority; restart them on stop
+pause      SIGSTOP a random node or the leader; SIGCONT on stop
+wipe       kill a node, remove it from the membership, delete its data, and let a fresh node
+           (new id, empty directory) join as a learner; promoted on stop
+membership add a learner and promote it; on stop remove a random old voter (the leader too)
+partition  (network namespaces only) isolate the leader, split majority/minority, a majorities
+           ring (every node sees a majority, no two the same one), or one-way drops into a node
+"""
+import shutil
+import threading
+import time
+
+import netlab
+
+
+def _leader_or_none(cluster):
+    try:
+        return cluster.wait_leader(timeout=3)
+    except AssertionError:
+        return None
+
+
+def _members(cluster):
+    return sorted(n.id for n in cluster.nodes.values() if n.alive())
+
+
+class Nemesis:
+    name = "?"
+    needs_net = False
+
+    def __init__(self, cluster, log):
+        self.cluster = cluster
+        self.log = log
+
+    def start(self, rng):
+        raise NotImplementedError
+
+    def stop(self):
+        raise NotImplementedError
+
+
+class Kill(Nemesis):
+    name = "kill"
+
+    def __init__(self, cluster, log, targets=("random", "leader", "majority")):
+        super().__init__(cluster, log)
+        self.targets = targets
+        self.victims = []
+
+    def start(self, rng):
+        target = rng.choice(self.targets)
+        ids = _members(self.cluster)
+        if target == "leader":
+            leader = _leader_or_none(self.cluster)
+            self.victims = [leader] if leader in ids else [rng.choice(ids)]
+        elif target == "majority":
+            self.victims = rng.sample(ids, len(ids) // 2 + 1)
+        else:
+            self.victims = [rng.choice(ids)]
+        for v in self.victims:
+            self.cluster.nodes[v].kill9()
+        return f"kill -9 {target}: {self.victims}"
+
+    def stop(self):
+        for v in self.victims:
+            self.cluster.nodes[v].start()
+        done, self.victims = self.victims, []
+        return f"restart {done}"
+
+
+class Pause(Nemesis):
+    name = "pause"
+
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+        self.victim = None
+
+    def start(self, rng):
+        ids = _members(self.cluster)
+        leader = _leader_or_none(self.cluster) if rng.random() < 0.5 else None
+        self.victim = leader if leader in ids else rng.choice(ids)
+        self.cluster.nodes[self.victim].pause()
+        return f"SIGSTOP {self.victim}" + (" (leader)" if self.victim == leader else "")
+
+    def stop(self):
+        v, self.victim = self.victim, None
+        if v is not None and v in self.cluster.nodes:
+            self.cluster.nodes[v].resume()
+        return f"SIGCONT {v}"
+
+
+class Wipe(Nemesis):
+    name = "wipe"
+
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+        self.joining = None
+
+    def start(self, rng):
+        ids = _members(self.cluster)
+        victim = rng.choice(ids)
+        node = self.cluster.nodes[victim]
+        node.kill9()
+        self.cluster.remove_member(victim)
+        shutil.rmtree(node.data_dir, ignore_errors=True)
+        self.joining = self.cluster.add_member()
+        return (f"wipe {victim}: killed, removed, data deleted; rejoins as learner "
+                f"{self.joining.id}")
+
+    def stop(self):
+        j, self.joining = self.joining, None
+        if j is None:
+            return "nothing to promote"
+        self.cluster.admin("promote", "--id", str(j.id))
+        return f"promote {j.id}"
+
+
+class Membership(Nemesis):
+    name = "membership"
+
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+        self.added = None
+        self.rng = None
+
+    def start(self, rng):
+        self.rng = rng
+        old = _members(self.cluster)
+        self.added = self.cluster.add_member()
+        self.cluster.admin("promote", "--id", str(self.added.id))
+        self.old = old
+        return f"add learner {self.added.id}, promote it"
+
+    def stop(self):
+        if self.added is None:
+            return "nothing to remove"
+        victim = self.rng.choice(self.old)
+        self.added = None
+        leader = _leader_or_none(self.cluster)
+        self.cluster.remove_member(victim)
+        return f"remove voter {victim}" + (" (the leader)" if victim == leader else "")
+
+
+class Partition(Nemesis):
+    name = "partition"
+    needs_net = True
+
+    def __init__(self, cluster, log, kinds=("isolate-leader", "majority-minority", "ring",
+                                             "one-way")):
+        super().__init__(cluster, log)
+        self.kinds = kinds
+
+    def start(self, rng):
+        net = self.cluster.net
+        kind = rng.choice(self.kinds)
+        ids = sorted(self.cluster.nodes)
+        if kind == "isolate-leader":
+            leader = _leader_or_none(self.cluster)
+            lone = leader if leader in ids else rng.choice(ids)
+            groups = [[lone], [i for i in ids if i != lone]]
+            net.partition(groups)
+            return f"partition: isolate {lone}" + (" (leader)" if lone == leader else "")
+        if kind == "majority-minority":
+            shuffled = ids[:]
+            rng.shuffle(shuffled)
+            k = len(ids) // 2
+            groups = [shuffled[:k], shuffled[k:]]
+            net.partition(groups)
+            return f"partition: {groups[0]} | {groups[1]}"
+        if kind == "ring":
+            # Everyone talks only to its two ring neighbours: with 5 nodes each sees a
+            # majority (itself and two others), and no two nodes see the same one; with 3
+            # nodes it is one cut link (a bridge).
+            order = ids[:]
+            rng.shuffle(order)
+            n = len(order)
+            keep = {frozenset((order[i], order[(i + 1) % n])) for i in range(n)}
+            cut = [(a, b) for ai, a in enumerate(ids) for b in ids[ai + 1:]
+                   if frozenset((a, b)) not in keep]
+            net.cut_links(cut)
+            return f"partition: ring {order} (cut {cut})"
+        # one-way: a node (the leader half of the time) hears nobody but is still heard.
+        leader = _leader_or_none(self.cluster) if rng.random() < 0.5 else None
+        deaf = leader if leader in ids else rng.choice(ids)
+        for other in ids:
+            if other != deaf:
+                net.drop(deaf, other, direction="in")
+        return f"partition: {deaf} drops everything it receives" + (
+            " (leader)" if deaf == leader else "")
+
+    def stop(self):
+        self.cluster.net.heal()
+        return "heal network"
+
+
+NEMESES = {
+    "kill": Kill,
+    "pause": Pause,
+    "wipe": Wipe,
+    "membership": Membership,
+    "partition": Partition,
+}
+
+
+def make(names, cluster, log):
+    """Nemesis objects for a comma-separated list of names ("all" = every one this machine can
+    run)."""
+    if names == "all":
+        names = ",".join(n for n, cls in NEMESES.items()
+                         if not cls.needs_net or cluster.net is not None)
+    out = []
+    for name in names.split(","):
+        if name == "none":
+            continue
+        cls = NEMESES[name]
+        if cls.needs_net and cluster.net is None:
+            raise RuntimeError(f"nemesis {name}: {netlab.available()[1] or 'no network lab'}")
+        out.append(cls(cluster, log))
+    return out
+
+
+class Schedule:
+    """Runs the nemeses in a background thread: wait `interval`, start a random one, hold it
+    for `hold`, stop it; until `duration` has passed. Every step goes to `log` with the time
+    since the start. All choices come from `rng`, so a seed replays the same fault sequence
+    (the exact interleaving with client operations depends on timing)."""
+
+    def __init__(self, nemeses, rng, duration, log, interval=(1.0, 3.0), hold=(4.0, 8.0)):
+        self.nemeses = nemeses
+        self.rng = rng
+        self.duration = duration
+        self.log = log
+        self.interval = interval
+        self.hold = hold
+        self.error = None
+        self.faults = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="nemesis")
+        self.t0 = None
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self._say(f"schedule starts at monotonic {self.t0:.6f} (the history's clock)")
+        self._thread.start()
+
+    def _say(self, text):
+        self.log(f"[{time.monotonic() - self.t0:7.2f}s] {text}")
+
+    def _run(self):
+        end = self.t0 + self.duration
+        active = None
+        if not self.nemeses:
+            self._stop.wait(self.duration)  # no faults: the workloads just run
+            return
+        try:
+            while not self._stop.is_set() and time.monotonic() < end:
+                if self._stop.wait(self.rng.uniform(*self.interval)):
+                    break
+                if time.monotonic() >= end:
+                    break
+                active = self.rng.choice(self.nemeses)
+                self._say(f"{active.name} start: {active.start(self.rng)}")
+                self.faults += 1
+                hold = self.rng.uniform(*self.hold)
+                self._stop.wait(max(0.0, min(hold, end - time.monotonic())))
+                self._say(f"{active.name} stop: {active.stop()}")
+                active = None
+        except Exception as e:  # noqa: BLE001 - reported by the run
+            self.error = f"nemesis failed: {e!r}"
+            self._say(self.error)
+        finally:
+            if active is not None:
+                try:
+                    self._say(f"{active.name} stop: {active.stop()}")
+                except Exception as e:  # noqa: BLE001
+                    self.error = self.error or f"nemesis stop failed: {e!r}"
+                    self._say(self.error)
+
+    def join(self):
+        self._thread.join()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
