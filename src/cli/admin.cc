@@ -56,6 +56,13 @@ int RunAdmin(const AdminOptions& opts) {
   std::string target = opts.via;
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
   std::string last_error;
+  // After an attempt that timed out or lost its connection, the change may have been applied
+  // without our hearing of it; a retry then finds it done and must not call that a failure.
+  bool maybe_applied = false;
+  const std::string already_done = opts.op == "remove"    ? "node is not a member"
+                                   : opts.op == "promote" ? "node is already a voter"
+                                   : opts.op == "add"     ? "node is already a learner"
+                                                          : "";
   while (std::chrono::steady_clock::now() < give_up) {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(5));
@@ -64,7 +71,9 @@ int RunAdmin(const AdminOptions& opts) {
     if (!st.ok()) {
       last_error = fmt::format("{}: {}", target, st.error_message());
       target = opts.via;
-    } else if (resp.code() == 0) {
+      maybe_applied = true;
+    } else if (resp.code() == 0 || (maybe_applied && !already_done.empty() &&
+                                    resp.message().find(already_done) != std::string::npos)) {
       std::printf("node %s %llu: done\n", opts.op.c_str(),
                   static_cast<unsigned long long>(opts.node_id));
       return 0;
@@ -80,6 +89,7 @@ int RunAdmin(const AdminOptions& opts) {
                          code == StatusCode::kBusy || code == StatusCode::kTimedOut ||
                          last_error.find("leader is node 0") != std::string::npos;
         if (!transient) break;
+        maybe_applied = true;
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

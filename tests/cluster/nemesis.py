@@ -181,6 +181,8 @@ class Partition(Nemesis):
             keep = {frozenset((order[i], order[(i + 1) % n])) for i in range(n)}
             cut = [(a, b) for ai, a in enumerate(ids) for b in ids[ai + 1:]
                    if frozenset((a, b)) not in keep]
+            if not cut:  # three nodes: every pair is adjacent; cut one link (a bridge)
+                cut = [(order[0], order[1])]
             net.cut_links(cut)
             return f"partition: ring {order} (cut {cut})"
         # one-way: a node (the leader half of the time) hears nobody but is still heard.
