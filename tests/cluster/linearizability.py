@@ -34,34 +34,44 @@ checked on its own (linearizability is compositional; Herlihy & Wing).  Each key
 algorithm of Wing & Gong (1993) with the memoisation of Lowe ("Testing for linearizability",
 2017), written as a loop with an explicit stack rather than recursion:
 
-* Every op contributes a *call* entry at ``invoke`` and a *return* entry at ``complete``
-  (+inf for info ops).  All entries are put in one doubly linked list in time order (calls
-  before returns at equal times, so touching ops count as concurrent: never a false alarm).
-* Walking the list from its head, an op whose call is met before any return may be
-  linearized next (nothing that has returned is still waiting for it).  If applying it to the
-  model state is legal and the configuration (set of linearized ops, new state) has not been
-  seen before, it is linearized: its call and return are unlinked, the previous state is
-  pushed on a stack and the walk restarts from the head.  The set is an int bitmask; the
-  seen configurations are kept in a set (Lowe's cache), so no configuration is explored twice.
-* Meeting a *return* entry means that op was not linearized before it returned: this branch
-  is dead, so the last linearized op is popped, re-linked, and the walk resumes just after its
-  call (trying the next candidate).  An empty stack at that point means the history is not
-  linearizable.  Meeting the return of an info op (time +inf) means every ok op has been
-  linearized: success.
+* Every op has a *call* entry at ``invoke`` and a *return* entry at ``complete`` (+inf for
+  info ops), ordered by time (calls before returns at equal times, so touching ops count as
+  concurrent: never a false alarm).  The pending entries live in doubly linked lists.
+* Walking the entries from the start, an op whose call is met before any return may be
+  linearized next (nothing that has already returned is waiting for it).  If applying it to
+  the model state is legal and the configuration (set of linearized ops, new state) has not
+  been seen before, it is linearized: its entries are unlinked, it is pushed on a stack with
+  the previous state, and the walk restarts from the start.  The set is an int bitmask; seen
+  configurations are kept in a set (Lowe's cache), so none is explored twice.
+* Meeting a *return* means that op has not been linearized before it returned: the branch
+  is dead, so the last linearized op is popped, re-linked, and the walk resumes just after
+  its call (the next candidate).  An empty stack then means the key is not linearizable;
+  running out of ok entries means it is (info ops are optional).
+* Candidates are tried in two passes: first the ok ops, then (only when a return stops the
+  first pass) the info ops, from a list of their own.  Information about an info op usually
+  arrives later (a read of its value), so trying it last finds the right place sooner.
 
-Two sound prunings keep it fast:
+Sound reductions keep the search small (each is checked against a brute-force search by
+the unit tests):
 
-* *Non-mutating ops are taken eagerly.*  If an ok read (or cas that returned False) is
-  callable and legal in configuration C, then C can be completed iff C-plus-that-op can: the
-  op changes nothing, and moving it earlier to a point where it was already callable breaks
-  no real-time order.  So when such an op fails (popped, or found in the cache) we do not try
-  C's alternatives; C is dead too and we keep backtracking.
-* *Unobserved info writes are dropped.*  An info write/cas whose written value is never
-  observed by another op (no ok read returned it, no ok-swapped or info cas expected it) can
-  be removed if the key has no ok cas that returned False: in any linearization where it
-  took effect, no read or successful cas could happen while its value was current, so
-  deleting it leaves a linearization of the rest.  This is the common "request timed out and
-  never applied" case, which would otherwise double the search for every such op.
+* *Non-mutating ops are taken eagerly.*  If an ok read (or failed compare) is callable and
+  legal in configuration C, then C can be completed iff C-plus-that-op can: the op changes
+  nothing, and linearizing it where it is already callable breaks no real-time order.  So
+  when such an op fails (popped, or found in the cache) C is dead too; keep backtracking.
+* *Unobserved values are all alike.*  A value that no read returned and no cas expected
+  behaves exactly like any other such value for every op, so those written by info ops all
+  become one model value, UNOBSERVED.  Such a value can only ever matter to
+  a failed compare (it makes current != expected true).  So: an info cas writing one is
+  dropped unless some ok failed compare expects its `expected` value; an info write of one
+  is dropped if the key has no failed compares, and is otherwise only ever linearized
+  immediately before a failed compare that is illegal without it (any linearization can be
+  rearranged that way).  This is the common "request timed out and never applied" case,
+  which would otherwise double the search for every such op.
+* *Identical info ops are interchangeable.*  Info ops with the same effect (same kind and
+  arguments, after the above) are linearized in invoke order only, and a configuration is
+  also skipped if one with the same ok ops and state but a subset of its info ops has
+  already failed (the extra info ops could have been left out: they are optional and
+  constrain nobody's real-time order).
 
 The search has a time budget (and optionally a step budget).  When it runs out the key's
 result is *unknown* (valid None), never valid.
@@ -74,6 +84,16 @@ that were concurrent with it.  That is usually enough to see the anomaly by eye.
 Also here: `check_set` (acknowledged adds present, no phantoms), `check_counter` (acked <=
 final <= attempted), and `save_history`/`load_history` (JSON lines) so that soak runs can save
 their histories and have them re-checked later.
+
+Usage::
+
+    result = check_register(history, budget_s=30)
+    if result.valid is not True:            # False = anomaly, None = could not decide
+        print(format_report(result))
+    assert result.valid is True
+
+Values are compared with ==, so decode what the client returns (bytes) to what was
+written; to be saved, values must be JSON-serialisable.
 """
 from __future__ import annotations
 
@@ -109,7 +129,8 @@ class KeyResult:
     explanation: str = ""
     offending: list = field(default_factory=list)   # list[Op]
     details: dict = field(default_factory=dict)     # checker-specific extras
-    steps: int = 0
+    steps: int = 0                 # search statistics
+    configs: int = 0
     elapsed_s: float = 0.0
 
 
@@ -172,83 +193,13 @@ def format_op(op: Op) -> str:
 
 # --------------------------------------------------------------------------- register model
 
-# Per-op kinds used by the search (precomputed so the inner loop stays cheap).
-_READ, _WRITE, _CAS_TRUE, _CAS_FALSE, _CAS_ANY = range(5)
-
-
-class _Prepared:
-    """One key's ops after dropping what constrains nothing, in search-friendly arrays."""
-
-    def __init__(self, ops: list):
-        kept = []
-        for op in ops:
-            if op.status == "fail":
-                continue                      # definitely did not happen
-            if op.f == "read" and (op.status != "ok" or op.complete is None):
-                continue                      # an unanswered read observes nothing
-            if op.f not in ("read", "write", "cas"):
-                raise ValueError(f"unknown register op {op.f!r}: {op}")
-            if op.complete is not None and op.complete < op.invoke:
-                raise ValueError(f"op completes before it is invoked: {op}")
-            kept.append(op)
-        observed = self._observed_values(kept)
-        if not any(o.f == "cas" and o.status == "ok" and o.output is not True for o in kept):
-            # Without failed compares, an info write nobody observed can simply be dropped.
-            kept = [o for o in kept if not (_indeterminate(o) and o.f != "read"
-                                            and _written(o) not in observed)]
-        kept.sort(key=lambda o: o.invoke)
-        self.ops = kept
-        n = len(kept)
-        self.kind = [0] * n
-        self.arg = [None] * n    # read: output; write: value; cas: (expected, new)
-        self.info = [False] * n
-        self.gate = [-1] * n     # earlier interchangeable info op that must go first
-        last_of_group = {}
-        for i, op in enumerate(kept):
-            indeterminate = self.info[i] = _indeterminate(op)
-            if op.f == "read":
-                self.kind[i], self.arg[i] = _READ, _freeze(op.output)
-                continue
-            written = _written(op)
-            if indeterminate and written not in observed:
-                written = UNOBSERVED
-            if op.f == "write":
-                self.kind[i], self.arg[i] = _WRITE, written
-            else:
-                self.arg[i] = (_freeze(op.value[0]), written)
-                if indeterminate or op.output is True:
-                    self.kind[i] = _CAS_TRUE          # an info cas only matters if it swaps
-                elif op.output is False:
-                    self.kind[i] = _CAS_FALSE
-                else:
-                    self.kind[i] = _CAS_ANY           # ok but outcome not recorded
-            if indeterminate:
-                group = (self.kind[i], self.arg[i])
-                self.gate[i] = last_of_group.get(group, -1)
-                last_of_group[group] = i
-
-    @staticmethod
-    def _observed_values(ops):
-        """Values some op can tell apart from others: read results and cas expectations."""
-        observed = set()
-        for o in ops:
-            if o.f == "read":
-                observed.add(_freeze(o.output))
-            elif o.f == "cas":
-                observed.add(_freeze(o.value[0]))
-        return observed
-
-
-def _indeterminate(op):
-    return op.status != "ok" or op.complete is None
-
-
-def _written(op):
-    return _freeze(op.value if op.f == "write" else op.value[1])
+# Op kinds used by the search.  An ok cas is a swap (output True) or a failed compare
+# (output False); an info cas can only matter if it swapped.
+_READ, _WRITE, _CAS_SWAP, _CAS_NOSWAP = range(4)
 
 
 class _Unobserved:
-    """Stands for any value written by an info op and never read or compared against."""
+    """Stands for every value that only indeterminate ops wrote and no op ever observed."""
 
     def __repr__(self):
         return "<value of an indeterminate write that nothing observed>"
@@ -257,24 +208,95 @@ class _Unobserved:
 UNOBSERVED = _Unobserved()
 
 
-def _step(kind, arg, state):
-    """(legal, new_state) for applying one op to the register state."""
-    if kind == _READ:
-        return arg == state, state
-    if kind == _WRITE:
-        return True, arg
-    exp, new = arg
-    if kind == _CAS_TRUE:
-        return (True, new) if state == exp else (False, state)
-    if kind == _CAS_FALSE:
-        return state != exp, state
-    return True, (new if state == exp else state)   # _CAS_ANY
+def _indeterminate(op):
+    """May or may not have taken effect.  An ok cas without a True/False output is treated
+    the same way (weaker, but never a false alarm)."""
+    return (op.status != "ok" or op.complete is None
+            or (op.f == "cas" and not isinstance(op.output, bool)))
+
+
+def _written(op):
+    return _freeze(op.value if op.f == "write" else op.value[1])
+
+
+class _Prepared:
+    """One key's ops, reduced as described in the module docstring and turned into arrays.
+
+    ops[i] sorted by invoke; kind[i]; arg[i] (read: output, write: value, cas: (exp, new),
+    all frozen, unobserved written values replaced by UNOBSERVED); info[i]; gate[i] (the
+    previous identical info op, which must be linearized first, or -1); lazy (indices of the
+    unobserved info writes, in invoke order: used only to enable a failed compare)."""
+
+    def __init__(self, ops: list):
+        kept = []
+        for op in ops:
+            if op.f not in ("read", "write", "cas"):
+                raise ValueError(f"unknown register op {op.f!r}: {op}")
+            if op.complete is not None and op.complete < op.invoke:
+                raise ValueError(f"op completes before it is invoked: {op}")
+            if op.status == "fail":
+                continue                      # definitely did not happen
+            if op.f == "read" and _indeterminate(op):
+                continue                      # an unanswered read observes nothing
+            kept.append(op)
+
+        # Values some op can tell apart from the rest: read results and cas expectations.
+        observed = {_freeze(o.output if o.f == "read" else o.value[0])
+                    for o in kept if o.f != "write"}
+        # Values a failed compare needs to be *not* current: the only use of an unobserved
+        # value.
+        needed = {_freeze(o.value[0]) for o in kept
+                  if o.f == "cas" and not _indeterminate(o) and o.output is False}
+
+        def pointless(o):     # an unobserved info write/cas that can help no failed compare
+            if o.f == "read" or not _indeterminate(o) or _written(o) in observed:
+                return False
+            return not needed if o.f == "write" else _freeze(o.value[0]) not in needed
+
+        self.ops = sorted((o for o in kept if not pointless(o)), key=lambda o: o.invoke)
+        n = len(self.ops)
+        self.kind = [_READ] * n
+        self.arg = [None] * n
+        self.info = [False] * n
+        self.gate = [-1] * n
+        self.lazy = []
+        last_of_group = {}
+        for i, op in enumerate(self.ops):
+            indeterminate = self.info[i] = _indeterminate(op)
+            if op.f == "read":
+                self.arg[i] = _freeze(op.output)
+                continue
+            written = _written(op)
+            if indeterminate and written not in observed:
+                written = UNOBSERVED
+            if op.f == "write":
+                self.kind[i], self.arg[i] = _WRITE, written
+                if written is UNOBSERVED:
+                    self.lazy.append(i)
+                    continue
+            else:
+                self.arg[i] = (_freeze(op.value[0]), written)
+                self.kind[i] = _CAS_SWAP if indeterminate or op.output else _CAS_NOSWAP
+            if indeterminate:
+                group = (self.kind[i], self.arg[i])
+                self.gate[i] = last_of_group.get(group, -1)
+                last_of_group[group] = i
+
+
+def _unlink(nxt, prv, e):
+    nxt[prv[e]] = nxt[e]
+    prv[nxt[e]] = prv[e]
+
+
+def _relink(nxt, prv, e):
+    nxt[prv[e]] = e
+    prv[nxt[e]] = e
 
 
 _TAIL_KEEP = 8   # how many of the longest prefix's last ops to show
 
 
-def _check_key(key, ops, deadline, max_steps) -> KeyResult:
+def _check_key(key, ops, deadline, max_steps, max_configs) -> KeyResult:
     t0 = time.monotonic()
     p = _Prepared(ops)
     n = len(p.ops)
@@ -282,127 +304,209 @@ def _check_key(key, ops, deadline, max_steps) -> KeyResult:
     if n == 0:
         res.valid, res.explanation = True, "no ops to check"
         return res
+    if time.monotonic() >= deadline:
+        res.explanation = "UNKNOWN: time budget used up before this key was checked"
+        return res
+    kind, arg, info, gate, lazy = p.kind, p.arg, p.info, p.gate, p.lazy
 
-    # Entries: node 0 is the list head (and tail sentinel); op i has call node 2i+1 and
-    # return node 2i+2.  Linked in time order, calls before returns at equal times.
+    # Op i has call node 2i+1 and return node 2i+2; all are ranked in time order (calls
+    # first at equal times, info returns at +inf).  The event list (nxt/prv, node 0 is
+    # head and tail) links the calls and returns of the ok ops; the info list (inxt/iprv)
+    # links the calls of the info ops other than lazy writes.  Linearizing an op unlinks
+    # it, so the lists hold exactly the pending ops.
     events = []
     for i, op in enumerate(p.ops):
-        ret = math.inf if p.info[i] else op.complete
         events.append((op.invoke, 0, 2 * i + 1))
-        events.append((ret, 1, 2 * i + 2))
+        events.append((math.inf if info[i] else op.complete, 1, 2 * i + 2))
     events.sort()
     size = 2 * n + 1
-    nxt = [0] * size
-    prv = [0] * size
-    prev_node = 0
-    for _, _, node in events:
-        nxt[prev_node] = node
-        prv[node] = prev_node
-        prev_node = node
-    nxt[prev_node] = 0
-    prv[0] = prev_node
+    nxt, prv, rank = [0] * size, [0] * size, [0] * size
+    inxt, iprv = [0] * size, [0] * size
+    is_lazy = [False] * n
+    for i in lazy:
+        is_lazy[i] = True
+    in_ilist = [info[i] and not is_lazy[i] for i in range(n)]
+    last = ilast = 0
+    for pos, (_, _, e) in enumerate(events, 1):
+        rank[e] = pos
+        i = (e - 1) >> 1
+        if not info[i]:
+            nxt[last], prv[e] = e, last
+            last = e
+        elif e & 1 and in_ilist[i]:
+            inxt[ilast], iprv[e] = e, ilast
+            ilast = e
+    nxt[last], prv[0] = 0, last
+    inxt[ilast], iprv[0] = 0, ilast
 
-    kind, arg, info, gate = p.kind, p.arg, p.info, p.gate
-    mutating = [k in (_WRITE, _CAS_TRUE, _CAS_ANY) for k in kind]
+    def unlink(i):
+        if not info[i]:
+            _unlink(nxt, prv, 2 * i + 1)
+            _unlink(nxt, prv, 2 * i + 2)
+        elif in_ilist[i]:
+            _unlink(inxt, iprv, 2 * i + 1)
+
+    def relink(i):                    # exactly the reverse of unlink
+        if not info[i]:
+            _relink(nxt, prv, 2 * i + 2)
+            _relink(nxt, prv, 2 * i + 1)
+        elif in_ilist[i]:
+            _relink(inxt, iprv, 2 * i + 1)
+
+    bit = [1 << i for i in range(n)]
+    gated = [g >= 0 for g in gate]
+    n_lazy, lazy_used = len(lazy), 0      # lazy writes are used in invoke order
+    info_bits = sum(bit[i] for i in range(n) if info[i])
+    ok_bits = ((1 << n) - 1) ^ info_bits
 
     state = None
     mask = 0
-    stack = []          # (op index, state before it)
-    seen = set()
+    # (op, state before it, lazy write linearized just before it or -1, first_ret)
+    stack = []
+    seen = set()        # Lowe's cache of (mask, state) configurations
+    dead = {}           # (ok-op mask, state) -> info-op masks of configurations that failed
     steps = 0
     best_depth = -1
-    best = None         # (mask, state, tail of stack ops)
-    blocker = None      # op index whose return ended the deepest branch
+    best = None         # (mask, state, stack tail) of the deepest configuration
+    blocker = None      # op whose return ended the deepest branch
 
     step_limit = math.inf if max_steps is None else max_steps
     node = nxt[0]
+    info_pass = False   # False: walking the event list, trying ok ops.  True: walking the
+    first_ret = 0       # info-op calls that come before first_ret, the first pending return.
     verdict = None
     while True:
+        if steps >= step_limit or not steps & 1023 and (
+                time.monotonic() > deadline or len(seen) > max_configs):
+            break
         steps += 1
-        if steps > step_limit:
-            break
-        if not steps & 1023 and time.monotonic() > deadline:
-            break
-        if node == 0:
-            verdict = True          # every entry unlinked: all ops linearized
-            break
-        i = (node - 1) >> 1
-        dead = False
-        if node & 1:                # a call: try to linearize op i now
-            g = gate[i]
-            if g >= 0 and not (mask >> g) & 1:
-                node = nxt[node]    # an identical earlier info op goes first
+        backtrack = False
+        if info_pass:
+            if node == 0 or rank[node] > rank[first_ret]:
+                backtrack = True    # no candidate left before that return
+            i = (node - 1) >> 1
+        else:
+            if node == 0:
+                verdict = True      # every ok op linearized (info ops are optional)
+                break
+            i = (node - 1) >> 1
+            if not node & 1:        # a return: op i must already have been linearized
+                first_ret = node
+                if inxt[0] and rank[inxt[0]] < rank[node]:
+                    node, info_pass = inxt[0], True     # now try the indeterminate ops
+                    continue
+                backtrack = True
+        if not backtrack:
+            # Op i's call comes before every pending return: try to linearize it now.
+            if gated[i] and not mask & bit[gate[i]]:
+                node = inxt[node]   # an identical, earlier-invoked info op goes first
                 continue
-            legal, new_state = _step(kind[i], arg[i], state)
+            k = kind[i]
+            partner = -1
+            if k == _READ:
+                legal, new_state = arg[i] == state, state
+            elif k == _WRITE:
+                legal, new_state = True, arg[i]
+            elif k == _CAS_SWAP:
+                legal, new_state = arg[i][0] == state, arg[i][1]
+            else:                   # _CAS_NOSWAP
+                legal, new_state = arg[i][0] != state, state
+                if not legal and lazy_used < n_lazy:
+                    # Only an unobserved info write just before it could make it legal.
+                    w = lazy[lazy_used]
+                    wr = rank[2 * w + 1]
+                    if wr > rank[node]:                 # callable: before the first return?
+                        e = nxt[node]
+                        while e & 1 and rank[e] < wr:
+                            e = nxt[e]
+                        legal = e == 0 or rank[e] > wr
+                    else:
+                        legal = True                    # before us, and only calls are
+                    if legal:
+                        new_state, partner = UNOBSERVED, w
             if legal:
-                cfg = (mask | (1 << i), new_state)
+                new_mask = mask | bit[i]
+                if partner >= 0:
+                    new_mask |= bit[partner]
+                cfg = (new_mask, new_state)
+                if cfg not in seen and info_bits:
+                    # Dominated by a failed configuration that used a subset of the info ops?
+                    for d in dead.get((new_mask & ok_bits, new_state), ()):
+                        if not d & ~new_mask:
+                            seen.add(cfg)
+                            break
                 if cfg not in seen:
                     seen.add(cfg)
-                    stack.append((i, state))
+                    stack.append((i, state, partner, first_ret))
                     mask, state = cfg
-                    c, r = node, node + 1           # unlink call and return entries
-                    nxt[prv[c]] = nxt[c]
-                    prv[nxt[c]] = prv[c]
-                    nxt[prv[r]] = nxt[r]
-                    prv[nxt[r]] = prv[r]
+                    if partner >= 0:
+                        unlink(partner)
+                        lazy_used += 1
+                    unlink(i)
                     if len(stack) > best_depth:
                         best_depth, blocker = len(stack), None
-                        best = (mask, state, [j for j, _ in stack[-_TAIL_KEEP:]])
-                    node = nxt[0]
+                        best = (mask, state, stack[-_TAIL_KEEP:])
+                    node, info_pass = nxt[0], False
                     continue
-                if not mutating[i]:
-                    dead = True     # eager op already known to fail from here
-            if not dead:
-                node = nxt[node]
+                # Seen before (so it failed).  For an eagerly taken op that means this
+                # configuration fails too; otherwise just try the next candidate.
+                backtrack = partner < 0 and (k == _READ or k == _CAS_NOSWAP)
+            if not backtrack:
+                node = inxt[node] if info_pass else nxt[node]
                 continue
-        else:                       # a return: op i must already have been linearized
-            if info[i]:
-                verdict = True      # only +inf returns left: every ok op is linearized
-                break
-            if len(stack) >= best_depth and blocker is None:
-                best_depth, blocker = len(stack), i
-                best = (mask, state, [j for j, _ in stack[-_TAIL_KEEP:]])
+        elif len(stack) >= best_depth and blocker is None:
+            best_depth, blocker = len(stack), (first_ret - 1) >> 1
+            best = (mask, state, stack[-_TAIL_KEEP:])
+
         # Backtrack: undo the last linearized op and try the next candidate after it.
-        # An eagerly taken op (non-mutating) failing means its parent config is dead too.
-        while True:
-            if not stack:
-                verdict = False
-                break
-            j, state = stack.pop()
-            mask &= ~(1 << j)
-            c, r = 2 * j + 1, 2 * j + 2             # relink, in reverse order of unlinking
-            nxt[prv[r]] = r
-            prv[nxt[r]] = r
-            nxt[prv[c]] = c
-            prv[nxt[c]] = c
-            if mutating[j]:
-                node = nxt[c]
-                break
-        if verdict is False:
+        # An eagerly taken op (a read or failed compare) failing means its parent
+        # configuration is dead too, so keep popping until a state-changing step.
+        while stack:
+            if info_bits:
+                dead.setdefault((mask & ok_bits, state), []).append(mask & info_bits)
+            j, state, partner, first_ret = stack.pop()
+            mask &= ~bit[j]
+            relink(j)
+            if partner >= 0:
+                mask &= ~bit[partner]
+                relink(partner)
+                lazy_used -= 1
+            elif kind[j] == _READ or kind[j] == _CAS_NOSWAP:
+                continue
+            info_pass = info[j]
+            node = inxt[2 * j + 1] if info_pass else nxt[2 * j + 1]
+            break
+        else:
+            verdict = False
             break
 
-    res.steps = steps
+    res.steps, res.configs = steps, len(seen)
     res.elapsed_s = time.monotonic() - t0
     if verdict is True:
         res.valid = True
         res.explanation = f"linearizable ({n} ops, {len(seen)} configurations explored)"
     elif verdict is None:
         res.valid = None
-        res.explanation = (f"UNKNOWN: search budget exhausted after {steps} steps / "
+        res.explanation = (f"UNKNOWN: search budget used up after {steps} steps / "
                            f"{res.elapsed_s:.2f}s ({len(seen)} configurations); "
-                           f"deepest linearizable prefix so far: {max(best_depth, 0)} of {n} ops")
+                           f"longest linearizable prefix so far: "
+                           f"{bin(best[0]).count('1') if best else 0} of {n} ops")
     else:
         res.valid = False
-        res.offending, res.explanation = _explain_invalid(p, best_depth, best, blocker)
+        res.offending, res.explanation = _explain_invalid(p, best, blocker)
     return res
 
 
-def _explain_invalid(p: _Prepared, depth, best, blocker):
+def _explain_invalid(p: _Prepared, best, blocker):
     n = len(p.ops)
     if best is None:                 # nothing could ever be linearized
         best = (0, None, [])
-        depth = 0
-    bmask, bstate, tail = best
+    bmask, bstate, stack_tail = best
+    depth = bin(bmask).count("1")    # ops, not stack entries (a lazy write shares one)
+    tail = []
+    for i, _, partner, _ in stack_tail:
+        tail += [partner, i] if partner >= 0 else [i]
+    tail = tail[-_TAIL_KEEP:]
     lines = [f"NOT linearizable: longest linearizable prefix has {depth} of {n} ops; "
              f"model state after it: {bstate!r}"]
     offending = []
@@ -426,12 +530,15 @@ def _explain_invalid(p: _Prepared, depth, best, blocker):
     return offending, "\n".join(lines)
 
 
-def check_register(history: list, budget_s: float = 30.0, max_steps: Optional[int] = None
-                   ) -> Result:
+def check_register(history: list, budget_s: float = 30.0, max_steps: Optional[int] = None,
+                   max_configs: int = 2_000_000) -> Result:
     """Check a read/write/cas register history, key by key.
 
-    budget_s bounds the whole check (keys share it); max_steps, if given, bounds the search
-    steps of each key.  A key that runs out is reported unknown (valid None)."""
+    budget_s bounds the whole check in seconds (keys share it); max_steps, if given, bounds
+    the search steps of each key; max_configs bounds the configurations a key's search may
+    remember (memory: a few hundred bytes each for a few hundred ops per key).  A key that
+    runs out is reported unknown (valid None); so is the whole result unless another key is
+    invalid.  For scale: a 500-op, 10-client key takes well under a second."""
     t0 = time.monotonic()
     deadline = t0 + budget_s
     by_key: dict = {}
@@ -439,7 +546,7 @@ def check_register(history: list, budget_s: float = 30.0, max_steps: Optional[in
         by_key.setdefault(op.key, []).append(op)
     per_key = {}
     for key in sorted(by_key, key=repr):
-        per_key[key] = _check_key(key, by_key[key], deadline, max_steps)
+        per_key[key] = _check_key(key, by_key[key], deadline, max_steps, max_configs)
     return Result(valid=_combine(per_key), per_key=per_key, kind="register",
                   elapsed_s=time.monotonic() - t0)
 
