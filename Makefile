@@ -1,5 +1,5 @@
 # The commands people type. The real build is CMake (see CMakePresets.json).
-.PHONY: all deps build debug release run test unit soak lint format bench clean
+.PHONY: all deps build debug release run test unit soak lint format bench bench-quick clean
 
 DEPS_STAMP := build/.deps-ok
 MICEDB := build/release/src/cli/micedb
@@ -51,8 +51,14 @@ lint: deps
 format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
+# MiceDB against etcd and Redis on loopback (bench/README.md): installs etcd, redis-server and
+# gnuplot from Debian if missing, then writes bench/results/<date>/. The full sweep takes under
+# 20 minutes; bench-quick (two client counts, short runs) about two.
 bench: release
 	@scripts/run-benchmarks
+
+bench-quick: release
+	@scripts/run-benchmarks --quick
 
 clean:
 	rm -rf build
