@@ -8,7 +8,7 @@
 #include <set>
 
 #include "histogram.h"
-#include "random.h"
+#include "common/random.h"
 #include "resp_protocol.h"
 #include "workload.h"
 #include "zipf.h"
@@ -36,7 +36,7 @@ TEST(Histogram, EveryValueLandsInItsBucket) {
   Rng rng(7);
   std::vector<uint64_t> values = {0, 1, 127, 128, 129, 255, 256, 1000, 1023, 1024, UINT64_MAX};
   for (int i = 0; i < 100000; ++i) {
-    values.push_back(rng.Next() >> rng.Below(64));
+    values.push_back(rng.Next64() >> rng.Uniform(64));
   }
   for (uint64_t v : values) {
     const size_t b = Histogram::BucketOf(v);
@@ -103,7 +103,7 @@ TEST(Histogram, MergeEqualsRecordingEverything) {
   Histogram a, b, both;
   Rng rng(3);
   for (int i = 0; i < 10000; ++i) {
-    const uint64_t v = rng.Below(10000000);
+    const uint64_t v = rng.Uniform(10000000);
     (i % 2 ? a : b).Record(v);
     both.Record(v);
   }

@@ -52,7 +52,7 @@ Workload::Workload(WorkloadSpec spec, uint64_t seed) : spec_(std::move(spec)) {
   Rng rng(seed ^ 0x5eed);
   pool_.resize(65536 + spec_.value_size);
   for (auto& c : pool_) {
-    c = kAlphabet[rng.Next() & 63];
+    c = kAlphabet[rng.Next64() & 63];
   }
 }
 
@@ -60,11 +60,11 @@ uint64_t Workload::NextKey(Rng& rng) const {
   if (zipf_) {
     return (*scramble_)(zipf_->Sample(rng.NextDouble()));
   }
-  return rng.Below(spec_.keys);
+  return rng.Uniform(spec_.keys);
 }
 
 std::string_view Workload::NextValue(Rng& rng) const {
-  return std::string_view(pool_).substr(rng.Below(65536), spec_.value_size);
+  return std::string_view(pool_).substr(rng.Uniform(65536), spec_.value_size);
 }
 
 }  // namespace micedb::bench

@@ -7,10 +7,13 @@
 #include <string>
 #include <string_view>
 
-#include "random.h"
+#include "common/random.h"
 #include "zipf.h"
 
 namespace micedb::bench {
+
+// One per client, never shared between threads (the project's seeded xoshiro generator).
+using Rng = ::micedb::Random;
 
 enum class OpType { kRead, kWrite };
 

@@ -68,9 +68,11 @@ def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
             print(text, flush=True)
 
     rng = random.Random(seed)
-    need_net = any(nemesis.NEMESES[n].needs_net for n in nemeses.split(",") if n in nemesis.NEMESES)
     if nemeses == "all":
-        need_net = netlab.available()[0]
+        need_net = netlab.available()[0]  # partitions join "all" where they can run
+    else:
+        need_net = any(nemesis.NEMESES[n].needs_net for n in nemeses.split(",")
+                       if n in nemesis.NEMESES)
     net = netlab.NetLab() if need_net else None
     cluster = Cluster(binary, str(out / "cluster"), nodes, extra_args, net=net)
     os.makedirs(cluster.root, exist_ok=True)
