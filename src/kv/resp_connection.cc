@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/logging.h"
+#include "kv/resp_command_table.h"
 #include "kv/resp_dispatcher.h"
 #include "kv/resp_render.h"
 
@@ -48,6 +49,11 @@ auto AsyncExecute(KvBackend& backend, std::atomic<int64_t>* inflight, Command cm
       },
       token, std::move(cmd), mode);
 }
+
+// At most this many pipelined commands, of at most this many argument bytes together, run as
+// one Txn (one raft entry).
+constexpr size_t kMaxPipelinedRun = 128;
+constexpr size_t kMaxPipelinedRunBytes = 1 << 20;
 
 RespParserLimits ParserLimits(const ServerOptions& o) {
   RespParserLimits limits;
@@ -176,23 +182,25 @@ void RespConnection::PublishInfo(const CommandSpec* spec, int64_t now_ms) {
   info.readonly = session_.read_mode == ReadMode::kLocalStale;
 }
 
-asio::awaitable<void> RespConnection::RunCommand(std::vector<std::string>& args) {
+RespConnection::Dispatched RespConnection::Dispatch(std::vector<std::string>& args) {
   const ::micedb::Clock& clock = *server_->clock;
-  const auto started = clock.NowMonotonic();
-  const int64_t now_ms = clock.NowWallMillis();
-  const CommandSpec* spec = nullptr;
-  Plan plan = DispatchCommand(session_, *server_, args, now_ms, &spec);
+  Dispatched d;
+  d.started = clock.NowMonotonic();
+  d.now_ms = clock.NowWallMillis();
+  d.plan = DispatchCommand(session_, *server_, args, d.now_ms, &d.spec);
+  return d;
+}
+
+void RespConnection::Complete(Dispatched& d, const Result<CommandResult>* result) {
   const size_t reply_start = out_.size();
-  if (plan.command.has_value()) {
-    Result<CommandResult> result =
-        co_await AsyncExecute(*backend_, &server_->stats->backend_inflight,
-                              std::move(*plan.command), session_.read_mode, asio::use_awaitable);
-    if (!result.ok()) server_->stats->backend_errors.fetch_add(1, std::memory_order_relaxed);
+  Plan& plan = d.plan;
+  if (result != nullptr) {
+    if (!result->ok()) server_->stats->backend_errors.fetch_add(1, std::memory_order_relaxed);
     RespWriter writer(&out_, session_.resp);
     if (plan.render) {
-      plan.render(result, writer);
+      plan.render(*result, writer);
     } else {
-      RenderResult(result, writer);
+      RenderResult(*result, writer);
     }
   } else {
     out_.append(plan.reply);
@@ -204,16 +212,93 @@ asio::awaitable<void> RespConnection::RunCommand(std::vector<std::string>& args)
   stats.commands_processed.fetch_add(1, std::memory_order_relaxed);
   const bool failed = out_.size() > reply_start && out_[reply_start] == '-';
   if (failed) stats.error_replies.fetch_add(1, std::memory_order_relaxed);
-  if (spec != nullptr) {
-    CommandCounters& counters = stats.per_command[CommandIndex(*spec)];
+  if (d.spec != nullptr) {
+    CommandCounters& counters = stats.per_command[CommandIndex(*d.spec)];
     counters.calls.fetch_add(1, std::memory_order_relaxed);
     if (failed) counters.failed.fetch_add(1, std::memory_order_relaxed);
-    const auto elapsed =
-        std::chrono::duration_cast<std::chrono::microseconds>(clock.NowMonotonic() - started);
+    const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+        server_->clock->NowMonotonic() - d.started);
     counters.usec.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
     counters.latency_seconds.Observe(static_cast<double>(elapsed.count()) / 1e6);
   }
-  PublishInfo(spec, now_ms);
+  PublishInfo(d.spec, d.now_ms);
+}
+
+asio::awaitable<void> RespConnection::RunCommand(std::vector<std::string>& args) {
+  Dispatched d = Dispatch(args);
+  if (!d.plan.command.has_value()) {
+    Complete(d, nullptr);
+    co_return;
+  }
+  Result<CommandResult> result =
+      co_await AsyncExecute(*backend_, &server_->stats->backend_inflight,
+                            std::move(*d.plan.command), session_.read_mode, asio::use_awaitable);
+  Complete(d, &result);
+}
+
+bool RespConnection::Pipelinable(const CommandSpec* spec) const {
+  // Data commands whose dispatch and reply touch no connection state. Everything else (MULTI
+  // and EXEC, WATCH, whose reply records revisions, SCAN, whose reply records a cursor, HELLO,
+  // which changes the protocol the replies before it must be written in, AUTH, ...) runs on
+  // its own, after the run before it has been answered.
+  return spec != nullptr && (spec->flags & (kCmdWrite | kCmdReadonly)) != 0 &&
+         (spec->flags & (kCmdTxnControl | kCmdAdmin)) == 0 && spec->name != "scan" &&
+         !session_.in_multi && session_.authenticated;
+}
+
+asio::awaitable<void> RespConnection::RunPipelined() {
+  std::vector<Dispatched> run;
+  run.swap(run_);
+  run_bytes_ = 0;
+  size_t commands = 0;
+  for (const Dispatched& d : run) commands += d.plan.command.has_value() ? 1 : 0;
+  if (commands <= 1) {
+    for (Dispatched& d : run) {
+      if (!d.plan.command.has_value()) {
+        Complete(d, nullptr);
+        continue;
+      }
+      Result<CommandResult> result = co_await AsyncExecute(
+          *backend_, &server_->stats->backend_inflight, std::move(*d.plan.command),
+          session_.read_mode, asio::use_awaitable);
+      Complete(d, &result);
+    }
+    co_return;
+  }
+  // Several commands arrived together: they run as one Txn, so in one raft entry (one
+  // ReadIndex when all of them read), in order, each with its own result, as if one after the
+  // other. Running them as separate requests instead would let a retried one (after a leader
+  // change) land after a later one: SET k 1, SET k 2 could leave 1. Like EXEC, this assumes
+  // the keys are in one region (DESIGN §6).
+  Command txn_cmd;
+  Txn* txn = txn_cmd.mutable_txn();
+  int64_t now_ms = 0;
+  for (Dispatched& d : run) {
+    if (!d.plan.command.has_value()) continue;
+    now_ms = std::max(now_ms, d.now_ms);
+    *txn->add_commands() = std::move(*d.plan.command);
+  }
+  txn_cmd.set_now_ms(now_ms);
+  const Result<CommandResult> result =
+      co_await AsyncExecute(*backend_, &server_->stats->backend_inflight, std::move(txn_cmd),
+                            session_.read_mode, asio::use_awaitable);
+  const bool complete = result.ok() && result->has_array() &&
+                        result->array().items_size() == static_cast<int>(commands);
+  int next = 0;
+  for (Dispatched& d : run) {
+    if (!d.plan.command.has_value()) {
+      Complete(d, nullptr);
+    } else if (!complete) {
+      // The whole run failed (an error applies to each command), or the result is malformed.
+      const Result<CommandResult> failed =
+          result.ok() ? Result<CommandResult>(Status::Internal("pipeline result is malformed"))
+                      : result;
+      Complete(d, &failed);
+    } else {
+      const Result<CommandResult> item(result->array().items(next++));
+      Complete(d, &item);
+    }
+  }
 }
 
 asio::awaitable<void> RespConnection::Run() {
@@ -223,10 +308,13 @@ asio::awaitable<void> RespConnection::Run() {
   std::optional<Clock::time_point> request_started;
   while (!closed_) {
     bool completed_any = false;
+    // Data commands that arrived together (a pipelining client) are gathered into run_ and
+    // run together (RunPipelined); any other command first waits for the run before it.
     while (!closed_ && !session_.closing) {
       const RespParser::Outcome outcome = parser_.Next(&args);
       if (outcome == RespParser::Outcome::kNeedMore) break;
       if (outcome == RespParser::Outcome::kError) {
+        co_await RunPipelined();
         server_->stats->protocol_errors.fetch_add(1, std::memory_order_relaxed);
         RespWriter(&out_, session_.resp).Error("ERR " + parser_.error());
         co_await Flush();
@@ -234,9 +322,22 @@ asio::awaitable<void> RespConnection::Run() {
         break;
       }
       completed_any = true;
-      co_await RunCommand(args);
+      if (Pipelinable(FindCommand(args[0]))) {
+        size_t bytes = 0;
+        for (const std::string& a : args) bytes += a.size();
+        // A run is one raft entry: keep it small enough to travel as one (a large command
+        // still goes alone).
+        if (!run_.empty() && run_bytes_ + bytes > kMaxPipelinedRunBytes) co_await RunPipelined();
+        run_bytes_ += bytes;
+        run_.push_back(Dispatch(args));
+        if (run_.size() >= kMaxPipelinedRun) co_await RunPipelined();
+      } else {
+        co_await RunPipelined();
+        co_await RunCommand(args);
+      }
       if (out_.size() >= options.max_pending_reply_bytes && !co_await Flush()) break;
     }
+    if (!closed_) co_await RunPipelined();
     if (closed_) break;
     if (!co_await Flush()) break;
     if (session_.closing) break;

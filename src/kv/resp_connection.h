@@ -37,7 +37,21 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
 
   asio::awaitable<void> Run();
   asio::awaitable<void> Watchdog();
+  // A command dispatched (its session effects done), waiting for its reply to be written.
+  struct Dispatched {
+    const CommandSpec* spec = nullptr;
+    Plan plan;
+    std::chrono::nanoseconds started{0};  // monotonic, for the latency statistics
+    int64_t now_ms = 0;
+  };
+  Dispatched Dispatch(std::vector<std::string>& args);
+  // Writes the reply of `d` (rendered from `result` when it ran on the backend) and counts it.
+  void Complete(Dispatched& d, const Result<CommandResult>* result);
   asio::awaitable<void> RunCommand(std::vector<std::string>& args);
+  // True when `spec` may join a run of pipelined data commands (see RunPipelined).
+  bool Pipelinable(const CommandSpec* spec) const;
+  // Runs the commands gathered in run_ and writes their replies, in order; empties run_.
+  asio::awaitable<void> RunPipelined();
   // Sends the pending replies. False when the connection is (now) closed.
   asio::awaitable<bool> Flush();
   void SetDeadline(Clock::time_point deadline);
@@ -52,7 +66,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
 
   RespParser parser_;
   Session session_;
-  std::string out_;  // replies not yet written
+  std::string out_;              // replies not yet written
+  std::vector<Dispatched> run_;  // pipelined data commands not yet run
+  size_t run_bytes_ = 0;         // their arguments' size
   bool closed_ = false;
   bool timed_out_ = false;
 };

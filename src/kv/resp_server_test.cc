@@ -185,6 +185,8 @@ class TestBackend final : public KvBackend {
 
   void Execute(Command cmd, ReadMode mode, Callback done) override {
     last_mode_ = mode;
+    executes_++;
+    if (cmd.has_txn()) txns_++;
     if (!fail_with_.ok()) {
       done(fail_with_);
       return;
@@ -201,6 +203,8 @@ class TestBackend final : public KvBackend {
   }
 
   std::atomic<ReadMode> last_mode_{ReadMode::kLinearizable};
+  std::atomic<int> executes_{0};
+  std::atomic<int> txns_{0};
   Status fail_with_;
   std::atomic<bool> async_{false};
 
@@ -355,6 +359,105 @@ TEST_F(RespServerTest, PipelineThroughAnAsynchronousBackend) {
   for (int i = 0; i < 50; ++i) batch += Encode({"INCR", "n"});
   c->SendRaw(batch);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(c->Read().integer, i + 1);
+}
+
+// Data commands that arrive together run as one Txn (one backend call, one raft entry),
+// with each command seeing the ones before it, and each answered in its own place.
+TEST_F(RespServerTest, PipelinedDataCommandsRunTogetherInOrder) {
+  StartServer();
+  backend_->async_ = true;
+  auto c = Connect();
+  std::string batch;
+  batch += Encode({"SET", "a", "1"});
+  batch += Encode({"GET", "a"});
+  batch += Encode({"INCR", "a"});
+  batch += Encode({"SET", "b", "x", "EX", "0"});  // refused by the gateway, in its place
+  batch += Encode({"GET", "a"});
+  batch += Encode({"APPEND", "a", "z"});
+  batch += Encode({"INCR", "a"});  // fails alone when run
+  batch += Encode({"MGET", "a", "missing"});
+  c->SendRaw(batch);
+  EXPECT_EQ(c->Read().str, "OK");
+  EXPECT_EQ(c->Read().str, "1");
+  EXPECT_EQ(c->Read().integer, 2);
+  EXPECT_EQ(c->Read().str, "ERR invalid expire time in 'set' command");
+  EXPECT_EQ(c->Read().str, "2");
+  EXPECT_EQ(c->Read().integer, 2);
+  EXPECT_EQ(c->Read().str, "ERR value is not an integer or out of range");
+  Reply mget = c->Read();
+  ASSERT_EQ(mget.elems.size(), 2u);
+  EXPECT_EQ(mget.elems[0].str, "2z");
+  EXPECT_TRUE(mget.elems[1].is_null);
+  // Usually all in one read, so one call; never one per command.
+  EXPECT_LT(backend_->executes_.load(), 7);
+  EXPECT_GE(backend_->txns_.load(), 1);
+}
+
+// A command that changes the connection (HELLO, WATCH, MULTI...) waits for the pipelined
+// commands before it to be answered, and those after it start only once it is done.
+TEST_F(RespServerTest, ConnectionCommandsInAPipelineKeepTheirPlace) {
+  StartServer();
+  backend_->async_ = true;
+  auto c = Connect();
+  std::string batch;
+  batch += Encode({"GET", "missing"});
+  batch += Encode({"GET", "missing"});
+  batch += Encode({"HELLO", "3"});
+  batch += Encode({"GET", "missing"});
+  batch += Encode({"GET", "missing"});
+  batch += Encode({"SET", "w", "1"});
+  batch += Encode({"WATCH", "w"});
+  batch += Encode({"SET", "w", "2"});
+  batch += Encode({"GET", "w"});
+  batch += Encode({"MULTI"});
+  batch += Encode({"SET", "x", "1"});
+  batch += Encode({"EXEC"});
+  batch += Encode({"GET", "x"});
+  c->SendRaw(batch);
+  Reply r = c->Read();
+  EXPECT_EQ(r.type, '$');  // RESP2 null
+  EXPECT_TRUE(r.is_null);
+  EXPECT_EQ(c->Read().type, '$');
+  EXPECT_EQ(c->Read().type, '%');  // HELLO's map
+  EXPECT_EQ(c->Read().type, '_');  // RESP3 null
+  EXPECT_EQ(c->Read().type, '_');
+  EXPECT_EQ(c->Read().str, "OK");
+  EXPECT_EQ(c->Read().str, "OK");  // WATCH
+  EXPECT_EQ(c->Read().str, "OK");  // the watched key changes
+  EXPECT_EQ(c->Read().str, "2");
+  EXPECT_EQ(c->Read().str, "OK");      // MULTI
+  EXPECT_EQ(c->Read().str, "QUEUED");  // SET x 1
+  EXPECT_TRUE(c->Read().is_null);      // EXEC: aborted by the watch
+  EXPECT_EQ(c->Read().type, '_');      // x was never set
+}
+
+// A run is one raft entry: large commands are not joined into one.
+TEST_F(RespServerTest, LargePipelinedCommandsRunApart) {
+  StartServer();
+  auto c = Connect();
+  const std::string big(600 << 10, 'v');
+  std::string batch;
+  for (int i = 0; i < 3; ++i) batch += Encode({"SET", "big" + std::to_string(i), big});
+  c->SendRaw(batch);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c->Read().str, "OK");
+  EXPECT_EQ(backend_->txns_.load(), 0);
+  EXPECT_EQ(c->Call({"STRLEN", "big2"}).integer, 600 << 10);
+}
+
+TEST_F(RespServerTest, AFailedPipelinedRunFailsEachOfItsCommands) {
+  StartServer();
+  backend_->fail_with_ = Status::Unavailable("no leader");
+  auto c = Connect();
+  std::string batch;
+  batch += Encode({"SET", "a", "1"});
+  batch += Encode({"PING"});
+  batch += Encode({"SET", "b", "1"});
+  batch += Encode({"GET", "a"});
+  c->SendRaw(batch);
+  EXPECT_EQ(c->Read().str, "TRYAGAIN no leader");
+  EXPECT_EQ(c->Read().str, "PONG");
+  EXPECT_EQ(c->Read().str, "TRYAGAIN no leader");
+  EXPECT_EQ(c->Read().str, "TRYAGAIN no leader");
 }
 
 TEST_F(RespServerTest, MultiExec) {

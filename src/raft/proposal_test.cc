@@ -85,6 +85,28 @@ TEST(Proposal, WithIndexDetectsOverwrite) {
   }
 }
 
+TEST(Proposal, BatchWithIndexGivesConsecutiveIndexesAndOneAppendPerFollower) {
+  TestCluster c(3);
+  c.Elect(1);
+  LogIndex before = c.raft(1).log().LastIndex();
+  c.HandleAllReady();
+  auto where = c.raw(1).ProposeBatchWithIndex({"a", "b", "c"});
+  ASSERT_TRUE(where.ok());
+  EXPECT_EQ(where->first, c.raft(1).term());
+  EXPECT_EQ(where->second, before + 3);
+  Ready rd = c.raw(1).GetReady();
+  size_t apps = 0;
+  for (const Message& m : rd.messages) {
+    if (m.type() == MSG_APP) {
+      ++apps;
+      EXPECT_EQ(m.entries_size(), 3);
+    }
+  }
+  EXPECT_EQ(apps, 2u);
+  EXPECT_EQ(c.raw(2).ProposeBatchWithIndex({"x"}).status().code(), StatusCode::kNotLeader);
+  EXPECT_EQ(c.raw(1).ProposeBatchWithIndex({}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(Proposal, EmptyBatchIsNoOp) {
   TestCluster c(1);
   c.Elect(1);

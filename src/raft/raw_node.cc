@@ -47,6 +47,13 @@ Result<std::pair<Term, LogIndex>> RawNode::ProposeWithIndex(std::string data) {
   return raft_->Propose(std::move(v), /*allow_forward=*/false);
 }
 
+Result<std::pair<Term, LogIndex>> RawNode::ProposeBatchWithIndex(std::vector<std::string> data) {
+  if (data.empty()) {
+    return Status::InvalidArgument("raft: empty proposal batch");
+  }
+  return raft_->Propose(std::move(data), /*allow_forward=*/false);
+}
+
 Status RawNode::ProposeConfChange(const ConfChange& cc) {
   return raft_->ProposeConfChange(cc).status();
 }
@@ -137,6 +144,17 @@ Ready RawNode::GetReady() {
   rd.messages = raft_->TakeMessages();
   rd.read_states = raft_->TakeReadStates();
   rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() || term_or_vote_changed;
+  // Every message of a leader whose term and vote are already durable is a leader's message
+  // of this term (MSG_APP, heartbeats, read answers, ...) or a refusal: none vouches for this
+  // Ready's writes. A node becomes leader only after the Ready that persisted its candidacy
+  // (term and vote) was handled, so no follower or candidate message of the same Ready can be
+  // here either. But when the commit index already covers one of this Ready's entries, the
+  // leader's own copy was the deciding vote (a group with one voter): the messages carry that
+  // commit index to learners (and answer reads with it), so they must wait for the write.
+  const bool commits_unwritten =
+      !rd.entries.empty() && log.committed() >= LogIndex(rd.entries.front().index());
+  rd.send_before_persist = raft_->role() == Role::kLeader && !term_or_vote_changed &&
+                           !rd.snapshot.has_value() && !commits_unwritten;
   handed_out_ = HandedOut();
   if (rd.snapshot) {
     handed_out_.snapshot = LogIndex(rd.snapshot->metadata().index());

@@ -49,6 +49,10 @@ class RawNode {
   // tell later whether that entry committed or was overwritten by another leader.
   // Errors: NotLeader, Aborted.
   Result<std::pair<Term, LogIndex>> ProposeWithIndex(std::string data);
+  // As ProposeWithIndex for several entries at once: they get consecutive indexes ending at
+  // the returned one, and one MSG_APP per follower carries them all. Errors as
+  // ProposeWithIndex; InvalidArgument for an empty batch.
+  Result<std::pair<Term, LogIndex>> ProposeBatchWithIndex(std::vector<std::string> data);
 
   // Proposes a single-server membership change (leader only, never forwarded).
   // Errors: NotLeader; Aborted during a transfer; Busy while a previous change is not yet

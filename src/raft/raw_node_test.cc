@@ -189,7 +189,55 @@ TEST(RawNode, MessagesFromTheSameReadyFollowPersistence) {
   EXPECT_EQ(rd.hard_state->vote(), 2u);
   EXPECT_EQ(rd.messages.size(), 1u);
   EXPECT_TRUE(rd.must_sync);
+  EXPECT_FALSE(rd.send_before_persist) << "a vote must be durable before it is sent";
   v.node().Advance(rd);
+}
+
+TEST(RawNode, OnlyALeadersReadyMaySendBeforePersisting) {
+  TestCluster c(3, [](Config& cfg) { cfg.pre_vote = false; });
+  ASSERT_TRUE(c.raw(1).Campaign().ok());
+  Ready rd = c.raw(1).GetReady();
+  EXPECT_FALSE(rd.send_before_persist) << "the candidate's term and vote go first";
+  c.raw(1).Advance(rd);
+
+  c.Elect(1);
+  ASSERT_TRUE(c.raw(1).Propose("x").ok());
+  rd = c.raw(1).GetReady();
+  EXPECT_EQ(rd.entries.size(), 1u);
+  EXPECT_TRUE(rd.must_sync);
+  EXPECT_TRUE(rd.send_before_persist);
+  // The followers' answers to those appends are not stepped before the leader persisted, so
+  // the leader's own (not yet durable) copy cannot make the entry commit in this Ready.
+  EXPECT_TRUE(rd.committed_entries.empty());
+  EXPECT_TRUE(c.node(1).storage->Append(rd.entries).ok());
+  for (const Message& m : rd.messages) EXPECT_TRUE(c.raw(m.to()).Step(m).ok());
+  c.raw(1).Advance(rd);
+  c.Stabilize();
+
+  // A follower acknowledges entries: its answer vouches for what it persists.
+  ASSERT_TRUE(c.raw(1).Propose("y").ok());
+  c.HandleReady(N(1));
+  c.DeliverOnce();
+  rd = c.raw(2).GetReady();
+  EXPECT_EQ(rd.entries.size(), 1u);
+  EXPECT_FALSE(rd.send_before_persist);
+  EXPECT_TRUE(c.node(2).storage->Append(rd.entries).ok());
+  c.raw(2).Advance(rd);
+}
+
+// Found by the simulation: with one voter, an entry commits as soon as the leader appends it,
+// and the Ready's MSG_APP tells the learners so. Sent before the leader's write, a crash then
+// left a learner applying an entry the restarted leader no longer had.
+TEST(RawNode, ALoneVoterWaitsForItsWriteBeforeTellingLearners) {
+  TestCluster c(1, nullptr, /*learners=*/1);  // voter 1, learner 2
+  c.Elect(1);
+  ASSERT_TRUE(c.raw(1).Propose("x").ok());
+  Ready rd = c.raw(1).GetReady();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  EXPECT_EQ(rd.committed_entries.size(), 1u) << "the lone voter's append commits it";
+  EXPECT_FALSE(rd.send_before_persist);
+  EXPECT_TRUE(c.node(1).storage->Append(rd.entries).ok());
+  c.raw(1).Advance(rd);
 }
 
 }  // namespace

@@ -74,6 +74,8 @@ struct ReadState {
 //   3. messages: send;
 //   4. committed_entries: apply in order (conf changes through RawNode::ApplyConfChange);
 //   5. read_states: serve each once the applied index reaches its index.
+// When send_before_persist is set, step 3 may come before step 2 (or run while it does); step
+// 4 still waits for step 2.
 struct Ready {
   std::optional<SoftState> soft_state;   // set when leader or role changed
   std::optional<HardState> hard_state;   // set when term/vote/commit changed: persist it
@@ -83,6 +85,16 @@ struct Ready {
   std::vector<Entry> committed_entries;  // apply, in order
   std::vector<Message> messages;         // send AFTER entries/hard state/snapshot are durable
   bool must_sync = false;                // entries or term/vote changed: fsync before sending
+  // A leader's Ready in which term and vote did not change, and whose commit index covers none
+  // of its entries: its messages promise nothing that this Ready persists, so they may leave
+  // before (or while) its entries are written (thesis §10.2.1). The leader still counts its
+  // own copy of an entry from the moment it is appended: whatever follows from that count (a
+  // commit, a confirmed read) comes out in a later Ready, handed out only after Advance and
+  // so after this Ready's writes, or in this Ready's committed_entries, which step 4 applies
+  // after step 2. The exception is a group with one voter, where the append alone commits:
+  // then this Ready's messages tell learners of a commit that is not durable yet, and the
+  // flag is false.
+  bool send_before_persist = false;
 };
 
 // What the leader knows about one member's log.

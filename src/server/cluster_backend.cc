@@ -121,6 +121,32 @@ void ClusterBackend::ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32
   Attempt(std::move(req));
 }
 
+void ClusterBackend::ServeForward(const transport::ForwardRequest& request,
+                                  std::function<void(transport::ForwardResponse)> reply) {
+  transport::ForwardResponse resp;
+  kv::Command cmd;
+  if (!cmd.ParseFromString(request.command())) {
+    resp.set_code(static_cast<uint32_t>(StatusCode::kInvalidArgument));
+    resp.set_message("forwarded command does not parse");
+    return reply(std::move(resp));
+  }
+  auto mode = request.read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale)
+                  ? kv::ReadMode::kLocalStale
+                  : kv::ReadMode::kLinearizable;
+  ExecuteForwarded(std::move(cmd), mode, request.hops(),
+                   [reply = std::move(reply)](Result<kv::CommandResult> r) {
+                     transport::ForwardResponse resp;
+                     if (r.ok()) {
+                       resp.set_code(0);
+                       resp.set_result(r->SerializeAsString());
+                     } else {
+                       resp.set_code(static_cast<uint32_t>(r.status().code()));
+                       resp.set_message(std::string(r.status().message()));
+                     }
+                     reply(std::move(resp));
+                   });
+}
+
 void ClusterBackend::Finish(std::shared_ptr<Request> req, Result<std::string> encoded) {
   if (!encoded.ok()) return req->done(encoded.status());
   kv::CommandResult r;
@@ -160,6 +186,13 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
     }
   };
   if (req->write) {
+    // When another node is known to lead, go there at once: proposing here would only cost
+    // a round of this node's raft loop to learn NotLeader.
+    NodeId leader = store_->LeaderOf(region);
+    if (leader.valid() && leader != store_->node_id() &&
+        req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+      return Forward(req, leader);
+    }
     store_->Propose(region, req->encoded, std::move(on_result));
   } else {
     store_->ReadLinearizable(region, req->encoded, std::move(on_result));
@@ -182,35 +215,26 @@ void ClusterBackend::RetryLater(std::shared_ptr<Request> req, const Status& why)
 }
 
 void ClusterBackend::Forward(std::shared_ptr<Request> req, NodeId to) {
-  auto channel = transport_->ChannelTo(to);
-  if (!channel) return RetryLater(req, Status::Unavailable("leader address unknown"));
   counters_.forwarded++;
-  struct Call {
-    std::unique_ptr<transport::NodeService::Stub> stub;
-    grpc::ClientContext ctx;
-    transport::ForwardRequest request;
-    transport::ForwardResponse response;
-  };
-  auto call = std::make_shared<Call>();
-  call->stub = transport::NodeService::NewStub(channel);
-  call->ctx.set_deadline(
-      std::chrono::system_clock::now() +
-      std::chrono::milliseconds(std::max<int64_t>(req->deadline_ms - NowMs(), 1)));
-  call->request.set_command(req->encoded);
-  call->request.set_read_mode(static_cast<uint32_t>(req->mode));
-  call->request.set_hops(req->hops + 1);
-  call->stub->async()->Forward(
-      &call->ctx, &call->request, &call->response, [this, req, call](grpc::Status st) {
-        if (!st.ok()) {
-          if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && req->write) {
+  transport::ForwardRequest request;
+  request.set_command(req->encoded);
+  request.set_read_mode(static_cast<uint32_t>(req->mode));
+  request.set_hops(req->hops + 1);
+  auto timeout = std::chrono::milliseconds(std::max<int64_t>(req->deadline_ms - NowMs(), 1));
+  // On the raft stream to that node, not gRPC: cheaper per request (docs/transport.md).
+  transport_->Forward(
+      to, std::move(request), timeout, [this, req](Result<transport::ForwardResponse> r) {
+        if (!r.ok()) {
+          if (r.status().code() == StatusCode::kTimedOut && req->write) {
             return req->done(Status::TimedOut("forwarded write timed out; outcome unknown"));
           }
-          // The leader did not get it (unreachable): retry, perhaps at a new leader.
-          return RetryLater(req, Status::Unavailable(st.error_message()));
+          // Not sent, or the connection broke: retry, perhaps at a new leader. A write that
+          // did arrive is not applied twice (its request id is deduplicated at apply).
+          return RetryLater(req, r.status());
         }
-        auto code = static_cast<StatusCode>(call->response.code());
-        if (code == StatusCode::kOk) return Finish(req, call->response.result());
-        Status remote(code, call->response.message());
+        auto code = static_cast<StatusCode>(r->code());
+        if (code == StatusCode::kOk) return Finish(req, std::move(*r->mutable_result()));
+        Status remote(code, r->message());
         if (code == StatusCode::kNotLeader || code == StatusCode::kUnavailable ||
             code == StatusCode::kAborted) {
           return RetryLater(req, remote);

@@ -38,6 +38,9 @@ class ClusterBackend : public kv::KvBackend {
 
   // Runs a command that another node forwarded here (`hops` forwards so far).
   void ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32_t hops, Callback done);
+  // The same for a request as it arrives on the wire; `reply` gets the answer to send back.
+  void ServeForward(const transport::ForwardRequest& request,
+                    std::function<void(transport::ForwardResponse)> reply);
 
   void Stop();
 

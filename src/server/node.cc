@@ -55,9 +55,9 @@ Status Node::Start() {
       backend_.get(), kv::KvApiOptions{.max_key_bytes = options_.resp.max_key_bytes,
                                        .max_value_bytes = options_.resp.max_value_bytes});
 
+  // The gRPC server listens on no port of its own: the transport owns the peer port and
+  // hands it every connection that is not a raft stream (docs/transport.md).
   grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(options_.listen_peer, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(transport_->service());
   builder.RegisterService(node_service_.get());
   builder.RegisterService(kv_service_.get());
@@ -70,8 +70,10 @@ Status Node::Start() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   grpc_server_ = builder.BuildAndStart();
-  if (!grpc_server_ || bound_port == 0) {
-    return Status::IoError(fmt::format("cannot listen on {} (peer address)", options_.listen_peer));
+  if (!grpc_server_) return Status::Internal("cannot start the gRPC server");
+  if (Status st = transport_->Listen(options_.listen_peer, grpc_server_.get()); !st.ok()) {
+    return Status::IoError(
+        fmt::format("cannot listen on {} (peer address): {}", options_.listen_peer, st.message()));
   }
 
   MICEDB_RETURN_IF_ERROR(store_->Start());
@@ -112,6 +114,8 @@ void Node::Stop() {
   if (http_) http_->Stop();
   if (resp_) resp_->Stop();
   if (store_) store_->Stop();
+  // No new connections for the gRPC server it could not serve after Shutdown.
+  if (transport_) transport_->StopListening();
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (transport_) transport_->Shutdown();
@@ -154,6 +158,12 @@ uint16_t Node::redis_port() const { return resp_ ? resp_->port() : 0; }
 uint16_t Node::http_port() const { return http_ ? http_->port() : 0; }
 
 void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(msgs)); }
+
+void Node::OnForward(NodeId from, uint64_t id, transport::ForwardRequest request) {
+  backend_->ServeForward(request, [this, from, id](transport::ForwardResponse resp) {
+    transport_->ReplyForward(from, id, std::move(resp));
+  });
+}
 
 void Node::OnSnapshot(raft::Message msg, std::string dir) {
   store_->OnSnapshotReceived(std::move(msg), std::move(dir));

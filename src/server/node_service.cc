@@ -8,27 +8,10 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Forward(grpc::CallbackServerContext* 
                                                    const transport::ForwardRequest* req,
                                                    transport::ForwardResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  kv::Command cmd;
-  if (!cmd.ParseFromString(req->command())) {
-    resp->set_code(static_cast<uint32_t>(StatusCode::kInvalidArgument));
-    resp->set_message("forwarded command does not parse");
+  backend_->ServeForward(*req, [reactor, resp](transport::ForwardResponse r) {
+    *resp = std::move(r);
     reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  auto mode = req->read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale)
-                  ? kv::ReadMode::kLocalStale
-                  : kv::ReadMode::kLinearizable;
-  backend_->ExecuteForwarded(std::move(cmd), mode, req->hops(),
-                             [reactor, resp](Result<kv::CommandResult> r) {
-                               if (r.ok()) {
-                                 resp->set_code(0);
-                                 resp->set_result(r->SerializeAsString());
-                               } else {
-                                 resp->set_code(static_cast<uint32_t>(r.status().code()));
-                                 resp->set_message(std::string(r.status().message()));
-                               }
-                               reactor->Finish(grpc::Status::OK);
-                             });
+  });
   return reactor;
 }
 

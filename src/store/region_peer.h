@@ -6,6 +6,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "micedb/store.pb.h"
 #include "raft/raw_node.h"
@@ -47,7 +49,13 @@ class RegionPeer {
     // lost and the read fails with Unavailable, so the caller asks again.
     int64_t resend_ms = 0;
   };
-  std::map<std::string, Read> reads_waiting_index;    // by ReadIndex ctx
+  // Requests that arrived during this round's input phase. They are handed to raft together
+  // at its end (Store::StartBatches): one log append and one MSG_APP per follower for all
+  // the writes, one ReadIndex (one heartbeat round) for all the reads.
+  std::vector<std::pair<std::string, Proposal>> proposing;  // (command, proposal)
+  std::vector<Read> reading;
+  // Reads sharing one ReadIndex request, by its ctx, in arrival order.
+  std::map<std::string, std::vector<Read>> reads_waiting_index;
   std::multimap<uint64_t, Read> reads_waiting_apply;  // by read index
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.

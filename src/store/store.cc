@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -226,6 +227,7 @@ void Store::Loop() {
     }
     for (auto& t : tasks) t();
     tasks.clear();
+    StartBatches();
     int64_t now = NowMs();
     if (now >= next_tick) {
       for (auto& [id, p] : peers_) p->node->Tick();
@@ -238,10 +240,6 @@ void Store::Loop() {
 }
 
 void Store::RunRound() {
-  struct Work {
-    RegionPeer* peer;
-    raft::Ready rd;
-  };
   std::vector<Work> work;
   for (auto& [id, p] : peers_) {
     if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
@@ -249,6 +247,13 @@ void Store::RunRound() {
   if (work.empty()) return;
   counters_.loop_rounds++;
   bool info_changed = false;
+  // Entries committed earlier than this round's appends are durable here already: apply them
+  // (and answer their clients, and serve the reads waiting for them) before this round's
+  // fsync rather than after it. Under load a leader's round holds both the entries that the
+  // followers' answers just committed and the next proposals; otherwise every answer would
+  // wait for an fsync that is not its own.
+  bool apply_first = true;
+  for (const auto& w : work) apply_first &= CanApplyBeforePersist(w.rd);
 
   // 1. Snapshots first, then every new entry and hard state in one batch.
   storage::WriteBatch wb;
@@ -283,31 +288,59 @@ void Store::RunRound() {
     if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &wb);
     sync |= w.rd.must_sync;
   }
+  // A leader's appends leave before its own write (thesis §10.2.1), so that the followers
+  // write the entries while it does: a commit then costs one fsync plus a round trip, not two
+  // fsyncs plus a round trip. Nothing the leader promises depends on this write (see
+  // raft::Ready::send_before_persist); its answers to clients still wait for it (step 3).
+  std::vector<raft::Message> out;
+  for (auto& w : work) {
+    if (w.rd.send_before_persist) TakeMessages(w.peer, &w.rd, &out);
+  }
+  if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
+  if (apply_first) ApplyAndServe(work, &info_changed);
   if (!wb.empty()) {
     Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync});
     if (!st.ok()) Fatal("raft log write failed: " + st.ToString());
     if (sync) counters_.sync_writes++;
   }
 
-  // 2. Messages leave only now that what they promise is durable.
-  for (auto& w : work) {
-    for (auto& m : w.rd.messages) {
-      m.set_region_id(w.peer->id());
-      if (m.type() == raft::MSG_SNAP) {
-        RegionPeer* p = w.peer;
-        if (!p->snap || p->snap_index != m.snapshot().metadata().index()) {
-          p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFailure);
-          continue;
-        }
-        counters_.snapshots_sent++;
-        transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
-                                                              EngineRangeEnd(p->desc.end_key())});
-      } else {
-        transport_->Send(std::move(m));
-      }
-    }
-  }
+  // 2. The other messages leave only now that what they promise is durable.
+  for (auto& w : work) TakeMessages(w.peer, &w.rd, &out);
+  if (!out.empty()) transport_->SendBatch(std::move(out));
 
+  // 3-4. Apply and serve reads, when that could not be done before the write.
+  if (!apply_first) ApplyAndServe(work, &info_changed);
+
+  // 5. Advance, then truncate logs that grew past the threshold.
+  storage::WriteBatch gc;
+  for (auto& w : work) {
+    w.peer->node->Advance(w.rd);
+    MaybeCompactLog(w.peer, &gc);
+  }
+  if (!gc.empty()) {
+    Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
+    if (!st.ok()) Fatal("log truncation write failed: " + st.ToString());
+  }
+  for (auto& w : work) {
+    if (w.peer->removed) DestroyPeer(w.peer);
+  }
+  if (info_changed) PublishInfo();
+}
+
+bool Store::CanApplyBeforePersist(const raft::Ready& rd) {
+  if (rd.snapshot.has_value()) return false;
+  for (const auto& e : rd.committed_entries) {
+    // A membership change is applied in the usual order, after the round's writes.
+    if (e.type() == raft::ENTRY_CONF_CHANGE) return false;
+  }
+  // A lone voter commits its own appends in the same Ready (raft.md §2): those must be
+  // durable before they are applied and answered.
+  return rd.committed_entries.empty() || rd.entries.empty() ||
+         rd.committed_entries.back().index() < rd.entries.front().index();
+}
+
+void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
+  bool info_changed = false;
   // 3. Apply committed entries: data and applied index together.
   storage::WriteBatch awb;
   std::vector<std::pair<ResultCallback, Result<std::string>>> replies;
@@ -358,7 +391,7 @@ void Store::RunRound() {
     for (auto& rs : w.rd.read_states) {
       auto it = p->reads_waiting_index.find(rs.request_ctx);
       if (it == p->reads_waiting_index.end()) continue;
-      p->reads_waiting_apply.emplace(rs.index.value(), std::move(it->second));
+      for (auto& r : it->second) p->reads_waiting_apply.emplace(rs.index.value(), std::move(r));
       p->reads_waiting_index.erase(it);
     }
   }
@@ -366,7 +399,9 @@ void Store::RunRound() {
     for (auto& ctx : p->node->TakeDroppedReads()) {
       auto it = p->reads_waiting_index.find(ctx);
       if (it == p->reads_waiting_index.end()) continue;
-      it->second.done(Status::Unavailable("no leader to confirm the read; retry"));
+      for (auto& r : it->second) {
+        r.done(Status::Unavailable("no leader to confirm the read; retry"));
+      }
       p->reads_waiting_index.erase(it);
     }
     while (!p->reads_waiting_apply.empty() &&
@@ -377,20 +412,25 @@ void Store::RunRound() {
     }
   }
 
-  // 5. Advance, then truncate logs that grew past the threshold.
-  storage::WriteBatch gc;
-  for (auto& w : work) {
-    w.peer->node->Advance(w.rd);
-    MaybeCompactLog(w.peer, &gc);
+  if (info_changed) *info_changed_out = true;
+}
+
+void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out) {
+  for (auto& m : rd->messages) {
+    m.set_region_id(p->id());
+    if (m.type() != raft::MSG_SNAP) {
+      out->push_back(std::move(m));
+      continue;
+    }
+    if (!p->snap || p->snap_index != m.snapshot().metadata().index()) {
+      p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFailure);
+      continue;
+    }
+    counters_.snapshots_sent++;
+    transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
+                                                          EngineRangeEnd(p->desc.end_key())});
   }
-  if (!gc.empty()) {
-    Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
-    if (!st.ok()) Fatal("log truncation write failed: " + st.ToString());
-  }
-  for (auto& w : work) {
-    if (w.peer->removed) DestroyPeer(w.peer);
-  }
-  if (info_changed) PublishInfo();
+  rd->messages.clear();
 }
 
 void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
@@ -493,16 +533,21 @@ void Store::DestroyPeer(RegionPeer* p) {
 }
 
 void Store::FailPeer(RegionPeer* p, const Status& st) {
+  for (auto& [command, pr] : p->proposing) pr.done(st);
+  p->proposing.clear();
   for (auto& [idx, pr] : p->proposals) pr.done(st);
   p->proposals.clear();
-  for (auto& [ctx, r] : p->reads_waiting_index) r.done(st);
-  p->reads_waiting_index.clear();
+  for (auto& r : p->reading) r.done(st);
+  p->reading.clear();
+  FailWaitingReads(p, st);
   for (auto& [idx, r] : p->reads_waiting_apply) r.done(st);
   p->reads_waiting_apply.clear();
 }
 
 void Store::FailWaitingReads(RegionPeer* p, const Status& st) {
-  for (auto& [ctx, read] : p->reads_waiting_index) read.done(st);
+  for (auto& [ctx, reads] : p->reads_waiting_index) {
+    for (auto& r : reads) r.done(st);
+  }
   p->reads_waiting_index.clear();
 }
 
@@ -523,15 +568,20 @@ void Store::CheckTimeouts(int64_t now) {
       it = p->proposals.erase(it);
     }
     for (auto it = p->reads_waiting_index.begin(); it != p->reads_waiting_index.end();) {
-      if (it->second.deadline_ms > now && it->second.resend_ms > now) {
+      // The reads of one request arrived within one round: the first has the earliest
+      // deadlines, and when the request is given up all of them are.
+      const RegionPeer::Read& first = it->second.front();
+      if (first.deadline_ms > now && first.resend_ms > now) {
         ++it;
         continue;
       }
       // MSG_READ_INDEX and its answer travel unacknowledged: after a lost message (the
       // leader's connection reset, say) nothing would ever answer. Fail it as retryable.
-      it->second.done(it->second.deadline_ms <= now
-                          ? Status::TimedOut("read timed out waiting for the leader")
-                          : Status::Unavailable("no answer from the leader to a read; retry"));
+      for (auto& r : it->second) {
+        r.done(r.deadline_ms <= now
+                   ? Status::TimedOut("read timed out waiting for the leader")
+                   : Status::Unavailable("no answer from the leader to a read; retry"));
+      }
       it = p->reads_waiting_index.erase(it);
     }
     for (auto it = p->reads_waiting_apply.begin(); it != p->reads_waiting_apply.end();) {
@@ -614,11 +664,40 @@ void Store::Propose(RegionId region, std::string command, ResultCallback done) {
       return done(Status::NotLeader(
           fmt::format("region {}: leader is node {}", region.value(), p->soft.leader.value())));
     }
-    auto r = p->node->ProposeWithIndex(std::move(command));
-    if (!r.ok()) return done(r.status());
-    p->proposals[r->second.value()] = RegionPeer::Proposal{r->first.value(), std::move(done),
-                                                           NowMs() + options_.request_timeout_ms};
+    // Proposed with the rest of this round's writes in StartBatches.
+    p->proposing.emplace_back(
+        std::move(command),
+        RegionPeer::Proposal{0, std::move(done), NowMs() + options_.request_timeout_ms});
   });
+}
+
+void Store::StartBatches() {
+  for (auto& [id, p] : peers_) {
+    if (!p->proposing.empty()) {
+      std::vector<std::pair<std::string, RegionPeer::Proposal>> batch;
+      batch.swap(p->proposing);
+      std::vector<std::string> commands;
+      commands.reserve(batch.size());
+      for (auto& [command, pr] : batch) commands.push_back(std::move(command));
+      auto r = p->node->ProposeBatchWithIndex(std::move(commands));
+      if (!r.ok()) {
+        for (auto& [command, pr] : batch) pr.done(r.status());
+      } else {
+        // The entries got consecutive indexes ending at r->second, in the batch's order.
+        uint64_t index = r->second.value() - batch.size() + 1;
+        for (auto& [command, pr] : batch) {
+          pr.term = r->first.value();
+          p->proposals[index++] = std::move(pr);
+        }
+      }
+    }
+    if (!p->reading.empty()) {
+      std::string ctx = ReadCtx(next_read_id_++);
+      auto& reads = p->reads_waiting_index[ctx];
+      reads.swap(p->reading);
+      p->node->ReadIndex(std::move(ctx));
+    }
+  }
 }
 
 void Store::ChangeMembership(RegionId region, raft::ConfChange cc, ResultCallback done) {
@@ -642,13 +721,11 @@ void Store::ReadLinearizable(RegionId region, std::string command, ResultCallbac
   Post([this, region, command = std::move(command), done = std::move(done)]() mutable {
     RegionPeer* p = FindPeer(region.value());
     if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
-    std::string ctx = ReadCtx(next_read_id_++);
+    // Confirmed with the rest of this round's reads by one ReadIndex in StartBatches.
     int64_t now = NowMs();
-    p->reads_waiting_index.emplace(
-        ctx, RegionPeer::Read{std::move(command), std::move(done),
-                              now + options_.request_timeout_ms,
-                              now + 2 * int64_t{options_.election_tick} * options_.tick_ms});
-    p->node->ReadIndex(ctx);
+    p->reading.push_back(
+        RegionPeer::Read{std::move(command), std::move(done), now + options_.request_timeout_ms,
+                         now + 2 * int64_t{options_.election_tick} * options_.tick_ms});
   });
 }
 

@@ -2,11 +2,15 @@
 // storage engine and runs every peer's Raft state machine in a single loop thread:
 //
 //   1. take queued input (messages, proposals, reads) and step the peers; tick on time;
+//      propose the round's writes as one batch and confirm its reads with one ReadIndex,
+//      per region;
 //   2. collect every peer's Ready and persist all new entries and hard states in ONE synced
-//      WriteBatch (group commit across regions and clients; DESIGN §4);
-//   3. only then send the messages (persist before send, DESIGN §8 rule 1);
+//      WriteBatch (group commit across regions and clients; DESIGN §4); a leader's messages
+//      leave before that write when the Ready allows it (raft::Ready::send_before_persist);
+//   3. only then send the other messages (persist before send, DESIGN §8 rule 1);
 //   4. apply committed entries: data and each region's applied index in one WriteBatch
-//      (DESIGN §8 rule 2); answer proposers and serve reads whose read index is applied;
+//      (DESIGN §8 rule 2); answer proposers and serve reads whose read index is applied.
+//      Entries that were durable here before the round are applied before its write;
 //   5. Advance, and truncate logs that have grown past the threshold.
 //
 // Thread-safety: every public method may be called from any thread. Callbacks run on the
@@ -132,9 +136,26 @@ class Store {
 
  private:
   friend class RegionPeer;
+  // One peer's share of a round of the loop.
+  struct Work {
+    RegionPeer* peer;
+    raft::Ready rd;
+  };
   void Post(std::function<void()> task);
   void Loop();
   void RunRound();
+  // True when every entry the Ready commits is durable here already (none of them is among its
+  // own entries), and none changes the membership: then it may be applied before the Ready's
+  // writes.
+  static bool CanApplyBeforePersist(const raft::Ready& rd);
+  // Applies the round's committed entries, answers their proposers, and serves the reads
+  // whose read index is applied (steps 3-4 of the loop).
+  void ApplyAndServe(std::vector<Work>& work, bool* info_changed);
+  // Hands each region's requests gathered during the input phase to raft: all writes as one
+  // batch of entries, all reads behind one ReadIndex.
+  void StartBatches();
+  // Moves the Ready's messages to `out` for one SendBatch; snapshots go to the transport now.
+  void TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out);
   Status LoadRegions();
   Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
   RegionPeer* FindPeer(uint64_t region);

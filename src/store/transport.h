@@ -26,6 +26,11 @@ class Transport {
   virtual ~Transport() = default;
   // Queues a raft message for node m.to(). Never blocks; may drop (raft retransmits). Thread-safe.
   virtual void Send(raft::Message m) = 0;
+  // Queues several messages (any destinations) in order. Same contract as Send; an
+  // implementation may wake its sender once per destination instead of once per message.
+  virtual void SendBatch(std::vector<raft::Message> msgs) {
+    for (auto& m : msgs) Send(std::move(m));
+  }
   // Streams the region's data to m.to(), then delivers m (a MSG_SNAP). The outcome is reported
   // back through the store's ReportSnapshot. Thread-safe.
   virtual void SendSnapshot(raft::Message m, SnapshotSource source) = 0;

@@ -1,17 +1,29 @@
-// GrpcTransport: the store's Transport over gRPC (docs/transport.md).
+// GrpcTransport: the store's Transport, and everything else nodes say to each other, on each
+// node's one peer port (docs/transport.md).
 //
-// Raft messages go through one long-lived client stream per destination node, fed by a
-// bounded queue and a sender thread that batches whatever has queued up while the previous
-// write was in flight. A destination that is down only fills (and then overflows) its own
-// queue: raft retransmits, and nothing else slows. Reconnects back off from 50 ms to 1 s.
-// Snapshots go through a separate streaming RPC in 1 MiB chunks, each with a CRC32C.
+// The transport owns the peer port. Each accepted connection is sorted by its first bytes:
+// one that starts with the raft stream's magic carries raft messages (below); anything else
+// is handed to the node's gRPC server (snapshots, request forwarding, admin, status, the KV
+// API), which therefore listens on no port of its own.
+//
+// Raft messages do not go through gRPC: a round of the raft loop would cost several thread
+// hand-offs per message there (sender thread, gRPC pollers, sync server thread), which on a
+// small machine cost more than the rest of a write. Instead each node keeps one plain TCP
+// connection to each destination and writes length-prefixed RaftBatch frames to it directly
+// from the caller's thread (the raft loop), without waiting: a write the socket cannot take
+// at once is finished by the transport's I/O thread. That thread also connects (reconnecting
+// with backoff from 50 ms to 1 s), and reads incoming connections, handing each read's
+// messages to the store at once. A destination that is down or unreachable only fills its
+// own bounded queue; its messages are then dropped (raft retransmits), and raft is told.
+// Snapshots go through a gRPC streaming RPC in 1 MiB chunks, each with a CRC32C.
 //
 // Thread-safety: all public methods are thread-safe.
 #pragma once
 
+#include <asio.hpp>
+
 #include <atomic>
-#include <condition_variable>
-#include <deque>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,16 +34,21 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/result.h"
+#include "common/status.h"
 #include "micedb/transport.grpc.pb.h"
 #include "store/transport.h"
 
 namespace micedb::transport {
 
-// Where received traffic and delivery reports go (the store).
+// Where received traffic and delivery reports go (the store, and the router for forwarded
+// requests).
 class InboundHandler {
  public:
   virtual ~InboundHandler() = default;
   virtual void OnMessages(std::vector<raft::Message> msgs) = 0;
+  // A request node `from` forwarded here; answer it with GrpcTransport::ReplyForward(from, id).
+  virtual void OnForward(NodeId from, uint64_t id, ForwardRequest request) = 0;
   virtual void OnSnapshot(raft::Message msg, std::string dir) = 0;
   virtual void OnSnapshotSent(uint64_t region, NodeId to, bool ok) = 0;
   virtual void OnUnreachable(NodeId to) = 0;
@@ -41,8 +58,8 @@ struct TransportOptions {
   NodeId node_id;
   std::string listen_addr;             // our peer address, told to the nodes we send to
   std::string snap_dir;                // staging for snapshots sent and received
-  size_t max_queued_messages = 16384;  // per destination; more are dropped
-  size_t max_batch_messages = 4096;    // per stream write
+  size_t max_queued_messages = 16384;  // per destination, not yet written; more are dropped
+  size_t max_frame_bytes = 256 << 20;  // a larger incoming frame closes the connection
   size_t snapshot_chunk_bytes = 1 << 20;
 };
 
@@ -51,37 +68,90 @@ class GrpcTransport : public store::Transport {
   GrpcTransport(TransportOptions options, InboundHandler* handler);
   ~GrpcTransport() override;
 
+  // Binds `addr` (host:port; port 0 picks one) and starts serving it: raft streams here,
+  // every other connection to `grpc_server`, which must be started (with no listening port)
+  // and outlive StopListening. Errors: IoError when the address cannot be bound.
+  Status Listen(const std::string& addr, grpc::Server* grpc_server);
+  // The port Listen bound (0 before).
+  int port() const { return port_.load(); }
+  // Stops accepting connections and closes the raft streams received. Idempotent.
+  void StopListening();
+
   void Send(raft::Message m) override;
+  void SendBatch(std::vector<raft::Message> msgs) override;
   void SendSnapshot(raft::Message m, store::SnapshotSource source) override;
   void SetAddress(NodeId id, const std::string& addr) override;
 
-  // A channel to node `id` (null when its address is unknown), shared with other users such
-  // as request forwarding.
+  // A gRPC channel to node `id` (null when its address is unknown), shared with other users
+  // such as snapshots and admin commands.
   std::shared_ptr<grpc::Channel> ChannelTo(NodeId id);
 
-  // The gRPC service that receives raft traffic; register it on the node's server.
+  // Sends a client request to node `to` on the raft stream; `done` gets its answer, or
+  // Unavailable when it could not be sent or the stream broke before the answer came (it may
+  // then have run there), or TimedOut after `timeout`. `done` runs on a transport thread and
+  // must not block.
+  using ForwardCallback = std::function<void(Result<ForwardResponse>)>;
+  void Forward(NodeId to, ForwardRequest request, std::chrono::milliseconds timeout,
+               ForwardCallback done);
+  // Answers request `id` that node `to` forwarded here (InboundHandler::OnForward).
+  void ReplyForward(NodeId to, uint64_t id, ForwardResponse response);
+
+  // The gRPC service that receives snapshots; register it on the node's server.
   grpc::Service* service();
 
-  // Stops sender threads and waits for them. Idempotent.
+  // Stops listening, closes every connection, stops the I/O thread and waits for snapshot
+  // senders. Idempotent.
   void Shutdown();
 
   uint64_t dropped_messages() const { return dropped_.load(); }
 
  private:
   class Peer;
+  class Inbound;
   class Service;
   Peer* GetPeer(NodeId id);
   void RunSnapshot(raft::Message m, store::SnapshotSource source);
   // Records `addr` for `id` if no address is known yet.
   void LearnAddress(NodeId id, const std::string& addr);
+  void Accept();
+  // Forwarding: answers arrived; the stream to `to` broke; deadlines.
+  void OnForwardReplies(ForwardReplies replies);
+  void FailForwards(NodeId to);
+  void ExpireForwards();
+  // Decides what an accepted connection is from its first bytes.
+  void Sort(std::shared_ptr<asio::ip::tcp::socket> socket,
+            std::shared_ptr<asio::steady_timer> deadline);
 
   TransportOptions options_;
   InboundHandler* handler_;
   std::unique_ptr<Service> service_;
-  std::mutex mu_;
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::ip::tcp::acceptor acceptor_;
+  grpc::Server* grpc_server_ = nullptr;
+  std::thread io_thread_;
+  std::atomic<int> port_{0};
+
+  std::mutex mu_;  // guards the members below
   std::map<NodeId, std::unique_ptr<Peer>> peers_;
   std::map<NodeId, std::string> addresses_;
   std::vector<std::thread> snapshot_threads_;
+  std::vector<std::weak_ptr<Inbound>> inbound_;
+  bool listening_ = false;
+
+  // Forwarded requests waiting for their answer, by id.
+  struct PendingForward {
+    NodeId to;
+    std::chrono::steady_clock::time_point deadline;
+    ForwardCallback done;
+  };
+  std::mutex fwd_mu_;
+  std::map<uint64_t, PendingForward> fwd_pending_;
+  uint64_t fwd_next_id_ = 1;
+  asio::steady_timer fwd_timer_;  // runs while requests wait
+  bool fwd_timer_running_ = false;
+
   std::atomic<bool> shutdown_{false};
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> snap_seq_{0};

@@ -132,8 +132,8 @@ SimResult Cluster::Run() {
 void Cluster::Dispatch(const Event& ev) {
   SimNode& n = *nodes_[ev.node];
   const bool current = n.up() && n.incarnation == ev.incarnation;
-  const bool own_step =
-      ev.kind == EventKind::kReady || ev.kind == EventKind::kSend || ev.kind == EventKind::kApply;
+  const bool own_step = ev.kind == EventKind::kReady || ev.kind == EventKind::kSend ||
+                        ev.kind == EventKind::kApply || ev.kind == EventKind::kPersist;
   if (current && own_step) touched_ |= 1u << ev.node;
   switch (ev.kind) {
     case EventKind::kTick:
@@ -150,6 +150,9 @@ void Cluster::Dispatch(const Event& ev) {
       break;
     case EventKind::kApply:
       if (current) OnApply(n);
+      break;
+    case EventKind::kPersist:
+      if (current) OnPersist(n);
       break;
     case EventKind::kSnapReport:
       if (current) {
@@ -205,9 +208,9 @@ void Cluster::AfterEvent(const Event& ev, size_t violations_before) {
 }
 
 void Cluster::RecordTrace(const Event& ev) {
-  static constexpr std::string_view kKinds[] = {"tick",        "deliver", "ready",
-                                                "send",        "apply",   "snap-report",
-                                                "unreachable", "nemesis", "client"};
+  static constexpr std::string_view kKinds[] = {"tick",    "deliver", "ready",       "send",
+                                                "apply",   "persist", "snap-report", "unreachable",
+                                                "nemesis", "client"};
   std::string line =
       fmt::format("#{} t={} {}", events_, queue_.now(), kKinds[static_cast<size_t>(ev.kind)]);
   if (ev.kind != EventKind::kNemesis && ev.kind != EventKind::kClient) {

@@ -37,6 +37,7 @@ class Cluster {
     kReady,        // a node takes its Ready and persists it
     kSend,         // ... then sends its messages
     kApply,        // ... then applies and advances
+    kPersist,      // a leader persists a Ready whose messages it sent first
     kSnapReport,   // the transport tells a leader how a MSG_SNAP went
     kUnreachable,  // the transport tells a node a peer is unreachable
     kNemesis,      // a fault action
@@ -79,6 +80,7 @@ class Cluster {
   void CheckCommitted(SimNode& n);
   void CheckLeaderLog(SimNode& n);
   void OnSend(SimNode& n);
+  void OnPersist(SimNode& n);
   void SendReadyMessages(SimNode& n);
   void SendMessage(const raft::Message& m, uint64_t sender_incarnation);
   void OnDeliver(const Event& ev);

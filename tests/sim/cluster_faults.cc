@@ -107,15 +107,16 @@ void Cluster::CrashLeader() {
 
 void Cluster::CrashMidReady() {
   // Armed on any node: it fires when that node next leads and appends (a new leader's first
-  // Ready holds its no-op) or commits.
+  // Ready holds its no-op) or commits. A leader that sends before persisting crashes after
+  // sending its appends and before they are durable.
   SimNode* n = RandomNode(true);
   if (n == nullptr) return;
   const bool on_commit = rng_.OneIn(2);
   n->crash_at_send =
       on_commit ? SimNode::CrashPoint::kLeaderCommit : SimNode::CrashPoint::kLeaderAppend;
   Note(
-      fmt::format("n{} will crash after persisting, before sending, the next Ready in which it "
-                  "leads and {}",
+      fmt::format("n{} will crash between persisting and sending (in either order) the next "
+                  "Ready in which it leads and {}",
                   n->id, on_commit ? "commits" : "appends"));
 }
 

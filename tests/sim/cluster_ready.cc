@@ -4,6 +4,10 @@
 //   kSend:  send the messages (only after the above is durable: paper Figure 2);
 //   kApply: restore the state machine from the snapshot, apply committed entries (conf changes
 //           through ApplyConfChange), serve reads, then Advance.
+// A leader's Ready marked send_before_persist is usually (as in the store) handled the other
+// way round, with a window in which a crash finds the messages sent and the entries lost:
+//   kReady: GetReady; send the messages;
+//   kPersist: persist as above; then kApply.
 // Input that arrives between GetReady and Advance waits in the node's inbox.
 #include <algorithm>
 
@@ -117,6 +121,17 @@ void Cluster::OnReady(SimNode& n) {
   n.ready_scheduled = false;
   if (!n.raw->HasReady()) return;
   n.ready = n.raw->GetReady();
+  // Mostly send first, as the store does; sometimes not, so both orders stay covered.
+  if (n.ready->send_before_persist && !rng_.OneIn(4)) {
+    n.crash_armed =
+        n.crash_at_send == SimNode::CrashPoint::kLeaderAppend && !n.ready->entries.empty();
+    for (const raft::Message& m : n.ready->messages) SendMessage(m, n.incarnation);
+    n.ready->messages.clear();
+    Schedule(rng_.Range(0, 1), Event{.kind = EventKind::kPersist,
+                                     .node = static_cast<int>(n.id.value() - 1),
+                                     .incarnation = n.incarnation});
+    return;
+  }
   const uint64_t old_commit = n.durable.hard_state().commit();
   bool wrote = Persist(n);
   const bool leader = n.raw->GetStatus().role == raft::Role::kLeader;
@@ -233,6 +248,15 @@ void Cluster::CheckLeaderLog(SimNode& n) {
                          if (!t.ok()) return std::nullopt;
                          return *t;
                        });
+}
+
+void Cluster::OnPersist(SimNode& n) {
+  if (n.crash_armed) {
+    CrashNode(n, "after sending, before persisting");
+    return;
+  }
+  Persist(n);
+  SendReadyMessages(n);  // nothing left to send: applies, or advances
 }
 
 void Cluster::OnSend(SimNode& n) {

@@ -1,0 +1,327 @@
+// The peer port: raft streams between transports (order, large batches, reconnects, bad
+// input) and gRPC calls served on the same port.
+#include "transport/grpc_transport.h"
+
+#include <gtest/gtest.h>
+
+#include <asio.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/coding.h"
+
+namespace micedb::transport {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Recorder : public InboundHandler {
+ public:
+  void OnMessages(std::vector<raft::Message> msgs) override {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& m : msgs) got_.push_back(std::move(m));
+    cv_.notify_all();
+  }
+  void OnSnapshot(raft::Message msg, std::string dir) override {
+    std::lock_guard<std::mutex> l(mu_);
+    snapshots_.push_back(std::move(msg));
+    cv_.notify_all();
+  }
+  void OnForward(NodeId from, uint64_t id, ForwardRequest request) override {
+    if (on_forward) on_forward(from, id, std::move(request));
+  }
+  void OnSnapshotSent(uint64_t, NodeId, bool) override {}
+  void OnUnreachable(NodeId) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++unreachable_;
+    cv_.notify_all();
+  }
+
+  // Waits until `n` messages have arrived; returns them.
+  std::vector<raft::Message> WaitMessages(size_t n, std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, timeout, [&] { return got_.size() >= n; });
+    return got_;
+  }
+  size_t messages() {
+    std::lock_guard<std::mutex> l(mu_);
+    return got_.size();
+  }
+  bool WaitUnreachable(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return unreachable_ > 0; });
+  }
+  bool WaitSnapshot(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return !snapshots_.empty(); });
+  }
+
+  std::function<void(NodeId, uint64_t, ForwardRequest)> on_forward;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<raft::Message> got_;
+  std::vector<raft::Message> snapshots_;
+  int unreachable_ = 0;
+};
+
+// One node's side: a transport listening on a loopback port, with its gRPC server.
+struct Endpoint {
+  Endpoint(uint64_t id, int port = 0) {
+    snap_dir = (std::filesystem::temp_directory_path() /
+                fmt::format("transport_test_{}_{}_{}", ::getpid(), id, counter++))
+                   .string();
+    std::filesystem::create_directories(snap_dir);
+    if (port == 0) port = FreePort();
+    TransportOptions o;
+    o.node_id = NodeId(id);
+    o.snap_dir = snap_dir;
+    o.listen_addr = fmt::format("127.0.0.1:{}", port);
+    transport = std::make_unique<GrpcTransport>(o, &recorder);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(transport->service());
+    server = builder.BuildAndStart();
+    status = transport->Listen(o.listen_addr, server.get());
+  }
+  static int FreePort() {
+    asio::io_context io;
+    asio::ip::tcp::acceptor acc(io,
+                                asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return acc.local_endpoint().port();
+  }
+  ~Endpoint() {
+    transport->StopListening();
+    server->Shutdown(std::chrono::system_clock::now() + 200ms);
+    transport->Shutdown();
+    server->Wait();
+    std::error_code ec;
+    std::filesystem::remove_all(snap_dir, ec);
+  }
+  std::string addr() const { return fmt::format("127.0.0.1:{}", transport->port()); }
+
+  static inline int counter = 0;
+  std::string snap_dir;
+  Recorder recorder;
+  std::unique_ptr<GrpcTransport> transport;
+  std::unique_ptr<grpc::Server> server;
+  Status status;
+};
+
+raft::Message Msg(uint64_t from, uint64_t to, uint64_t index, size_t payload = 0) {
+  raft::Message m;
+  m.set_type(raft::MSG_APP);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_region_id(1);
+  m.set_index(index);
+  if (payload > 0) m.add_entries()->set_data(std::string(payload, 'x'));
+  return m;
+}
+
+TEST(GrpcTransport, RaftStreamKeepsOrderAndAnswersGoBack) {
+  Endpoint a(1), b(2);
+  ASSERT_TRUE(a.status.ok()) << a.status.ToString();
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  a.transport->SetAddress(NodeId(2), b.addr());
+  for (uint64_t i = 0; i < 100; i += 10) {
+    std::vector<raft::Message> batch;
+    for (uint64_t k = i; k < i + 10; ++k) batch.push_back(Msg(1, 2, k));
+    a.transport->SendBatch(std::move(batch));
+  }
+  auto got = b.recorder.WaitMessages(100);
+  ASSERT_EQ(got.size(), 100u);
+  for (uint64_t i = 0; i < 100; ++i) EXPECT_EQ(got[i].index(), i);
+  // B learned where A listens from A's stream, without being told.
+  b.transport->Send(Msg(2, 1, 7));
+  auto back = a.recorder.WaitMessages(1);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].index(), 7u);
+  EXPECT_EQ(a.transport->dropped_messages(), 0u);
+}
+
+TEST(GrpcTransport, BatchesLargerThanTheSocketBufferArriveWhole) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  // Far more than a socket takes at once: most is written by the I/O thread.
+  for (uint64_t i = 0; i < 64; ++i) {
+    std::vector<raft::Message> batch;
+    for (uint64_t k = 0; k < 4; ++k) batch.push_back(Msg(1, 2, i * 4 + k, 64 << 10));
+    a.transport->SendBatch(std::move(batch));
+  }
+  auto got = b.recorder.WaitMessages(256, 30s);
+  ASSERT_EQ(got.size(), 256u);
+  for (uint64_t i = 0; i < 256; ++i) {
+    EXPECT_EQ(got[i].index(), i);
+    EXPECT_EQ(got[i].entries(0).data().size(), 64u << 10);
+  }
+}
+
+TEST(GrpcTransport, ReconnectsWhenTheDestinationComesBack) {
+  Endpoint a(1);
+  int port;
+  {
+    Endpoint b(2);
+    port = b.transport->port();
+    a.transport->SetAddress(NodeId(2), b.addr());
+    a.transport->Send(Msg(1, 2, 1));
+    ASSERT_EQ(b.recorder.WaitMessages(1).size(), 1u);
+  }
+  // B is gone: sending fails and raft is told.
+  a.transport->Send(Msg(1, 2, 2));
+  EXPECT_TRUE(a.recorder.WaitUnreachable());
+  Endpoint b2(2, port);
+  ASSERT_TRUE(b2.status.ok()) << b2.status.ToString();
+  // Raft would resend; so does this test, until the new stream is up (backoff <= 1 s).
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (b2.recorder.messages() == 0 && std::chrono::steady_clock::now() < deadline) {
+    a.transport->Send(Msg(1, 2, 3));
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_GT(b2.recorder.messages(), 0u);
+}
+
+TEST(GrpcTransport, GrpcIsServedOnThePeerPort) {
+  Endpoint b(2);
+  auto channel = grpc::CreateChannel(b.addr(), grpc::InsecureChannelCredentials());
+  auto stub = RaftTransport::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  SnapshotDone done;
+  auto writer = stub->SendSnapshot(&ctx, &done);
+  SnapshotChunk last;
+  last.set_from_node(1);
+  last.set_region_id(1);
+  last.set_last(true);
+  *last.mutable_msg() = Msg(1, 2, 9);
+  ASSERT_TRUE(writer->Write(last));
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(done.ok()) << done.error();
+  EXPECT_TRUE(b.recorder.WaitSnapshot());
+}
+
+TEST(GrpcTransport, BadStreamsAreClosedAndOthersCarryOn) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  asio::io_context io;
+  auto connect = [&] {
+    asio::ip::tcp::socket s(io);
+    s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                      static_cast<uint16_t>(b.transport->port())));
+    return s;
+  };
+  auto closed_by_peer = [](asio::ip::tcp::socket& s) {
+    char c;
+    asio::error_code ec;
+    s.read_some(asio::buffer(&c, 1), ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  };
+  {
+    // A frame over the size limit.
+    auto s = connect();
+    std::string bytes = "MICERAFT";
+    PutFixed32(&bytes, 0xFFFFFFF0u);
+    bytes.push_back(1);
+    asio::write(s, asio::buffer(bytes));
+    EXPECT_TRUE(closed_by_peer(s));
+  }
+  {
+    // A frame that does not parse.
+    auto s = connect();
+    std::string bytes = "MICERAFT";
+    PutFixed32(&bytes, 3);
+    bytes.push_back(1);
+    bytes += "\xff\xff\xff";
+    asio::write(s, asio::buffer(bytes));
+    EXPECT_TRUE(closed_by_peer(s));
+  }
+  a.transport->Send(Msg(1, 2, 5));
+  auto got = b.recorder.WaitMessages(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].index(), 5u);
+}
+
+// Waits for one forwarded request's outcome.
+struct ForwardOutcome {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<ForwardResponse>> result;
+  GrpcTransport::ForwardCallback Callback() {
+    return [this](Result<ForwardResponse> r) {
+      std::lock_guard<std::mutex> l(mu);
+      result = std::move(r);
+      cv.notify_all();
+    };
+  }
+  Result<ForwardResponse> Wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait_for(l, 10s, [&] { return result.has_value(); });
+    if (!result) return Status::Internal("no outcome");
+    return *result;
+  }
+};
+
+TEST(GrpcTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  b.recorder.on_forward = [&](NodeId from, uint64_t id, ForwardRequest req) {
+    EXPECT_EQ(from, NodeId(1));
+    ForwardResponse resp;
+    resp.set_result("echo:" + req.command());
+    b.transport->ReplyForward(from, id, std::move(resp));  // B learned A's address
+  };
+  std::vector<std::unique_ptr<ForwardOutcome>> outcomes;
+  for (int i = 0; i < 20; ++i) {
+    ForwardRequest req;
+    req.set_command(fmt::format("c{}", i));
+    outcomes.push_back(std::make_unique<ForwardOutcome>());
+    a.transport->Forward(NodeId(2), std::move(req), 10s, outcomes.back()->Callback());
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto r = outcomes[i]->Wait();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->result(), fmt::format("echo:c{}", i));
+  }
+}
+
+TEST(GrpcTransport, ForwardedRequestsTimeOutOrFailWithTheConnection) {
+  Endpoint a(1);
+  {
+    Endpoint b(2);
+    a.transport->SetAddress(NodeId(2), b.addr());
+    ForwardOutcome unanswered;
+    a.transport->Forward(NodeId(2), ForwardRequest(), 100ms, unanswered.Callback());
+    EXPECT_EQ(unanswered.Wait().status().code(), StatusCode::kTimedOut);
+
+    ForwardOutcome lost;
+    a.transport->Forward(NodeId(2), ForwardRequest(), 30s, lost.Callback());
+    // B (which never answers) goes away.
+    std::this_thread::sleep_for(50ms);
+    b.transport->StopListening();
+    b.transport->Shutdown();
+    EXPECT_EQ(lost.Wait().status().code(), StatusCode::kUnavailable);
+  }
+  ForwardOutcome unknown;
+  a.transport->Forward(NodeId(3), ForwardRequest(), 1s, unknown.Callback());
+  EXPECT_EQ(unknown.Wait().status().code(), StatusCode::kUnavailable);
+}
+
+TEST(GrpcTransport, ListenFailsOnAPortInUse) {
+  Endpoint a(1);
+  Endpoint b(2, a.transport->port());
+  EXPECT_EQ(b.status.code(), StatusCode::kIoError) << b.status.ToString();
+}
+
+}  // namespace
+}  // namespace micedb::transport
