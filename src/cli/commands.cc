@@ -57,6 +57,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--raft-log-max-lag", o->raft_log_max_lag,
                   "A follower further behind than this is caught up by snapshot")
       ->capture_default_str();
+  cmd->add_option("--raft-async-leader-sync", o->raft_async_leader_sync,
+                  "A leader syncs its own log on a separate thread and goes on replicating "
+                  "meanwhile (writes stay durable on a majority before they are acknowledged)")
+      ->capture_default_str();
   // Not for users: breaks linearizability on purpose so the fault tests can show that their
   // checker catches stale reads (docs/fault-testing.md).
   cmd->add_flag("--testing-unsafe-local-reads", o->testing_unsafe_local_reads,

@@ -68,6 +68,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_threshold = opts.raft_log_gc_threshold;
   no.store.log_gc_keep = opts.raft_log_gc_keep;
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
+  no.store.async_leader_sync = opts.raft_async_leader_sync;
 
   server::Node node(no);
   if (Status st = node.Start(); !st.ok()) {

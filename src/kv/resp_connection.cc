@@ -298,6 +298,9 @@ asio::awaitable<void> RespConnection::RunPipelined() {
       const Result<CommandResult> item(result->array().items(next++));
       Complete(d, &item);
     }
+    // Large replies (a run of GETs of big values) are written as they are rendered rather
+    // than all held at once; a client that does not read them meets the write deadline here.
+    if (out_.size() >= server_->options->max_pending_reply_bytes && !co_await Flush()) co_return;
   }
 }
 

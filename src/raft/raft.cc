@@ -181,7 +181,12 @@ void Raft::BecomeLeader() {
   LogIndex last = log_.LastIndex();
   tracker_.ResetProgress(last + 1);
   if (FollowerProgress* self = tracker_.Get(id_)) {
-    self->MaybeUpdate(last);
+    // A new leader's log was durable when it won (its candidacy was persisted, with every
+    // earlier write, before any vote came back), except for a lone voter that elects itself
+    // in the same Ready; with async_leader_persist the report for the no-op below covers all.
+    if (!cfg_.async_leader_persist) {
+      self->MaybeUpdate(last);
+    }
     self->BecomeReplicate();
   }
   // Conservatively treat everything not yet applied as possibly holding a conf change.
@@ -360,6 +365,14 @@ void Raft::HandleVoteRequest(const Message& m) {
   } else {
     resp.set_term(term_.value());
     resp.set_reject(true);
+    // What we know to be committed, so that a candidate holding the same entry learns it too
+    // (StepCandidate). Without it a group can stall: a leader that removed itself hands over
+    // to a voter that holds the removal but not yet its commit, that voter loses its first
+    // entry as leader in a crash, and the old leader, which holds that entry but no longer
+    // counts itself a voter, neither campaigns nor votes for the shorter log.
+    LogIndex c = log_.committed();
+    resp.set_commit(c.value());
+    resp.set_log_term(log_.TermOrZero(c).value());
   }
   Send(std::move(resp));
 }

@@ -50,6 +50,7 @@ class Raft {
   void TransferLeader(NodeId target);
   void ReportUnreachable(NodeId id);
   void ReportSnapshot(NodeId id, SnapshotStatus status);
+  void ReportPersisted(LogIndex index, Term term);
   // The application applied entries (RawNode::Advance).
   void OnApplied();
 

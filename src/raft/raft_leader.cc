@@ -19,8 +19,9 @@ LogIndex Raft::AppendAsLeader(std::vector<Entry> ents) {
   }
   log_.Append(std::move(ents));
   // The leader's own copy counts towards the quorum once appended: the Ready contract makes
-  // the application persist it before any message that could lead to a commit is sent.
-  if (FollowerProgress* self = tracker_.Get(id_)) {
+  // the application persist it before any message that could lead to a commit is sent. With
+  // async_leader_persist it counts once the application reports it durable.
+  if (FollowerProgress* self = tracker_.Get(id_); self && !cfg_.async_leader_persist) {
     self->MaybeUpdate(last);
   }
   if (MaybeCommit()) {
@@ -623,6 +624,25 @@ void Raft::ReportUnreachable(NodeId id) {
   // Messages in flight were probably lost: stop streaming and probe.
   if (pr != nullptr && pr->state == ProgressState::kReplicate) {
     pr->BecomeProbe();
+  }
+}
+
+void Raft::ReportPersisted(LogIndex index, Term term) {
+  if (!cfg_.async_leader_persist || role_ != Role::kLeader) {
+    return;
+  }
+  // Log Matching: an entry of the same index and term means the same entries up to it. An
+  // entry since replaced (this node lost leadership and got another leader's log) does not.
+  if (index > log_.LastIndex() || log_.TermOrZero(index) != term) {
+    return;
+  }
+  FollowerProgress* self = tracker_.Get(id_);
+  if (self == nullptr || !self->MaybeUpdate(index)) {
+    return;
+  }
+  if (MaybeCommit()) {
+    OnCommitAdvanced();
+    BcastAppend();
   }
 }
 

@@ -190,6 +190,8 @@ void RawNode::Advance(const Ready& /*rd*/) {
 
 void RawNode::ReportUnreachable(NodeId id) { raft_->ReportUnreachable(id); }
 
+void RawNode::ReportPersisted(LogIndex index, Term term) { raft_->ReportPersisted(index, term); }
+
 void RawNode::ReportSnapshot(NodeId id, SnapshotStatus status) {
   raft_->ReportSnapshot(id, status);
 }

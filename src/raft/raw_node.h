@@ -94,6 +94,11 @@ class RawNode {
   void ReportUnreachable(NodeId id);
   // The outcome of sending a MSG_SNAP to id.
   void ReportSnapshot(NodeId id, SnapshotStatus status);
+  // With Config::async_leader_persist: every entry up to `index` is durable, the entry at
+  // `index` having term `term` (the last entry of a persisted Ready). A leader then counts its
+  // own copy of them; a report that no longer matches the log (the entry was replaced) or
+  // arrives at a node that is no longer leader is ignored. Without the option it is a no-op.
+  void ReportPersisted(LogIndex index, Term term);
 
   NodeStatus GetStatus() const;
 

@@ -139,6 +139,8 @@ class TestCluster {
   void DropType(MessageType t) { drop_types_.insert(t); }
   // Acts like a transport that reports the fate of every MSG_SNAP (RawNode::ReportSnapshot).
   void AutoReportSnapshots() { auto_report_snapshots_ = true; }
+  // Stops HandleReady from reporting persisted entries (async_leader_persist tests).
+  void HoldPersistReports() { auto_report_persisted_ = false; }
   // The transport's report for a MSG_SNAP that was delivered (ok) or lost.
   void ReportSnapshotFate(const Message& m, bool ok) {
     if (m.type() != MSG_SNAP || !auto_report_snapshots_) {
@@ -188,6 +190,12 @@ class TestCluster {
         tn.reads.push_back(std::move(rs));
       }
       tn.node->Advance(rd);
+      // With async_leader_persist the entries are durable here and now; tests that hold the
+      // report back turn this off and call ReportPersisted themselves.
+      if (auto_report_persisted_ && !rd.entries.empty()) {
+        tn.node->ReportPersisted(LogIndex(rd.entries.back().index()),
+                                 Term(rd.entries.back().term()));
+      }
     }
   }
 
@@ -309,6 +317,7 @@ class TestCluster {
   std::set<std::pair<NodeId, NodeId>> cut_;
   std::set<MessageType> drop_types_;
   bool auto_report_snapshots_ = false;
+  bool auto_report_persisted_ = true;
   std::map<MessageType, size_t> sent_count_;
   std::vector<Message> sent_log_;
 };

@@ -48,7 +48,14 @@ struct Config {
   // sent; 0 means election_tick - 1. Must be shorter than election_tick.
   int lease_ticks = 0;
   bool forward_proposals = false;  // false: Propose on a non-leader fails with NotLeader
-  uint64_t random_seed = 0;        // mixed with the id: same seed -> same timeouts
+  // false: a leader counts its own copy of an entry towards the quorum as soon as it appends
+  // it, so the application must make a Ready's entries durable before the next GetReady.
+  // true: it counts its copy only once the application reports it durable
+  // (RawNode::ReportPersisted), so the application may sync a leader's entries on another
+  // thread and go on stepping and handing out Readys meanwhile; the entries must still be
+  // readable through the LogStorage once the Ready is advanced (raft.md §2).
+  bool async_leader_persist = false;
+  uint64_t random_seed = 0;  // mixed with the id: same seed -> same timeouts
 
   // InvalidArgument naming the first bad field, or OK.
   Status Validate() const;

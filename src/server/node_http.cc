@@ -65,6 +65,9 @@ std::string Node::RenderMetrics() const {
   counter("micedb_raft_snapshots_applied_total", "Snapshots installed", c.snapshots_applied.load());
   counter("micedb_raft_sync_writes_total", "Synced raft log writes (group commits)",
           c.sync_writes.load());
+  counter("micedb_raft_async_sync_writes_total",
+          "Of those, syncs of a leader's log by the raft-sync thread while the loop went on",
+          c.async_sync_writes.load());
   counter("micedb_raft_loop_rounds_total", "Raft loop rounds with work", c.loop_rounds.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());

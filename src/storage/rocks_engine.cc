@@ -88,6 +88,13 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(const RocksOptions& options, Cf cf,
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(options.bloom_bits_per_key));
   }
   cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.memtable_bloom) {
+    // A small bloom filter over whole keys in each memtable: point reads that miss (the
+    // request-id check on every replicated write looks up a key that is almost never there)
+    // skip the skip-list search.
+    cfo.memtable_whole_key_filtering = true;
+    cfo.memtable_prefix_bloom_size_ratio = 0.02;
+  }
   return cfo;
 }
 

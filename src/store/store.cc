@@ -126,6 +126,7 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   cfg.max_inflight_msgs = options_.max_inflight_msgs;
   cfg.pre_vote = true;
   cfg.check_quorum = true;
+  cfg.async_leader_persist = options_.async_leader_sync;
   cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
   peers_[desc.id()] = std::move(peer);
@@ -187,6 +188,7 @@ Status Store::LoadRegions() {
 Status Store::Start() {
   MICEDB_RETURN_IF_ERROR(LoadRegions());
   PublishInfo();
+  if (options_.async_leader_sync) sync_thread_ = std::thread([this] { SyncLoop(); });
   loop_ = std::thread([this] { Loop(); });
   return Status::OK();
 }
@@ -199,7 +201,42 @@ void Store::Stop() {
   }
   cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    sync_stopping_ = true;
+  }
+  sync_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
   FailAll(Status::Unavailable("node is stopping"));
+}
+
+void Store::SyncLoop() {
+  pthread_setname_np(pthread_self(), "raft-sync");
+  std::vector<PersistMark> marks;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(sync_mu_);
+      sync_cv_.wait(l, [this] { return sync_stopping_ || !sync_pending_.empty(); });
+      // What was written before stopping is still synced: a clean stop loses nothing.
+      if (sync_pending_.empty()) return;
+      marks.swap(sync_pending_);
+    }
+    // One sync covers every write that returned before it started, so all of marks.
+    Status st = engine_->SyncWAL();
+    if (!st.ok()) Fatal("raft log sync failed: " + st.ToString());
+    counters_.sync_writes++;
+    counters_.async_sync_writes++;
+    Post([this, done = std::move(marks)] { ReportPersisted(done); });
+    marks.clear();
+  }
+}
+
+void Store::ReportPersisted(const std::vector<PersistMark>& marks) {
+  for (const PersistMark& m : marks) {
+    if (RegionPeer* p = FindPeer(m.region)) {
+      p->node->ReportPersisted(LogIndex(m.index), Term(m.term));
+    }
+  }
 }
 
 void Store::Post(std::function<void()> task) {
@@ -298,10 +335,32 @@ void Store::RunRound() {
   }
   if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
   if (apply_first) ApplyAndServe(work, &info_changed);
+  // Where every Ready that needs a sync is a leader's (its messages are gone already and
+  // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
+  // the leaders count their own copies once it is done (raft::Config::async_leader_persist).
+  // Otherwise (a vote, a follower's entries) the loop syncs here, and that covers the leaders'
+  // entries too.
+  std::vector<PersistMark> marks;
+  bool async = options_.async_leader_sync && sync;
+  for (const auto& w : work) {
+    if (w.rd.must_sync && !w.rd.send_before_persist) async = false;
+    if (options_.async_leader_sync && !w.rd.entries.empty()) {
+      const raft::Entry& last = w.rd.entries.back();
+      marks.push_back(PersistMark{w.peer->id(), last.index(), last.term()});
+    }
+  }
   if (!wb.empty()) {
-    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync});
+    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync && !async});
     if (!st.ok()) Fatal("raft log write failed: " + st.ToString());
-    if (sync) counters_.sync_writes++;
+    if (sync && !async) counters_.sync_writes++;
+  }
+  if (async && !marks.empty()) {
+    {
+      std::lock_guard<std::mutex> l(sync_mu_);
+      sync_pending_.insert(sync_pending_.end(), marks.begin(), marks.end());
+    }
+    sync_cv_.notify_one();
+    marks.clear();
   }
 
   // 2. The other messages leave only now that what they promise is durable.
@@ -317,6 +376,8 @@ void Store::RunRound() {
     w.peer->node->Advance(w.rd);
     MaybeCompactLog(w.peer, &gc);
   }
+  // Synced in this round: the leaders among them may count their copies now.
+  ReportPersisted(marks);
   if (!gc.empty()) {
     Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
     if (!st.ok()) Fatal("log truncation write failed: " + st.ToString());

@@ -52,6 +52,9 @@ struct StoreOptions {
   uint64_t max_size_per_msg = 1 << 20;
   int64_t request_timeout_ms = 10'000;  // pending proposals/reads fail with TimedOut after this
   uint64_t random_seed = 0;
+  // A leader's own log writes are synced by the raft-sync thread while the loop goes on
+  // (raft::Config::async_leader_persist); false: the loop waits for every sync itself.
+  bool async_leader_sync = true;
 };
 
 // Result of a proposal or read: the encoded state machine result, or an error status
@@ -79,7 +82,8 @@ struct StoreCounters {
   std::atomic<uint64_t> elections_started{0};
   std::atomic<uint64_t> snapshots_sent{0};
   std::atomic<uint64_t> snapshots_applied{0};
-  std::atomic<uint64_t> sync_writes{0};
+  std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
+  std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
 };
 
@@ -143,6 +147,15 @@ class Store {
   };
   void Post(std::function<void()> task);
   void Loop();
+  // The raft-sync thread: syncs the WAL for the loop's unsynced leader writes, then tells the
+  // leaders (RawNode::ReportPersisted) what is durable.
+  struct PersistMark {
+    uint64_t region;
+    uint64_t index;
+    uint64_t term;
+  };
+  void SyncLoop();
+  void ReportPersisted(const std::vector<PersistMark>& marks);
   void RunRound();
   // True when every entry the Ready commits is durable here already (none of them is among its
   // own entries), and none changes the membership: then it may be applied before the Ready's
@@ -183,6 +196,12 @@ class Store {
   std::vector<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::thread loop_;
+
+  std::mutex sync_mu_;  // guards sync_pending_, sync_stopping_
+  std::condition_variable sync_cv_;
+  std::vector<PersistMark> sync_pending_;  // written, not yet synced
+  bool sync_stopping_ = false;
+  std::thread sync_thread_;
 
   // Loop thread only.
   std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;

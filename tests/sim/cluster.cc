@@ -41,7 +41,11 @@ std::string_view RoleLetter(raft::Role r) {
 Cluster::Cluster(const SimOptions& options)
     : options_(options),
       rng_(RunSeed(options)),
-      profile_(DrawProfile(&rng_, options.profile)),
+      profile_([&] {
+        FaultProfile p = DrawProfile(&rng_, options.profile);
+        p.async_leader_persist = (HashCombine(RunSeed(options), 0x5eed) & 1) != 0;
+        return p;
+      }()),
       net_(options.nodes),
       tracing_(options.verbose || options.trace_tail > 0) {
   for (int i = 1; i <= options_.nodes; ++i) nodes_.push_back(std::make_unique<SimNode>(NodeId(i)));
@@ -133,7 +137,8 @@ void Cluster::Dispatch(const Event& ev) {
   SimNode& n = *nodes_[ev.node];
   const bool current = n.up() && n.incarnation == ev.incarnation;
   const bool own_step = ev.kind == EventKind::kReady || ev.kind == EventKind::kSend ||
-                        ev.kind == EventKind::kApply || ev.kind == EventKind::kPersist;
+                        ev.kind == EventKind::kApply || ev.kind == EventKind::kPersist ||
+                        ev.kind == EventKind::kPersistReport;
   if (current && own_step) touched_ |= 1u << ev.node;
   switch (ev.kind) {
     case EventKind::kTick:
@@ -153,6 +158,13 @@ void Cluster::Dispatch(const Event& ev) {
       break;
     case EventKind::kPersist:
       if (current) OnPersist(n);
+      break;
+    case EventKind::kPersistReport:
+      if (current) {
+        LogIndex index(ev.msg->index());
+        Term term(ev.msg->log_term());
+        Input(n, [&n, index, term] { n.raw->ReportPersisted(index, term); });
+      }
       break;
     case EventKind::kSnapReport:
       if (current) {
@@ -208,9 +220,10 @@ void Cluster::AfterEvent(const Event& ev, size_t violations_before) {
 }
 
 void Cluster::RecordTrace(const Event& ev) {
-  static constexpr std::string_view kKinds[] = {"tick",    "deliver", "ready",       "send",
-                                                "apply",   "persist", "snap-report", "unreachable",
-                                                "nemesis", "client"};
+  static constexpr std::string_view kKinds[] = {
+      "tick",           "deliver",     "ready",       "send",    "apply", "persist",
+      "persist-report", "snap-report", "unreachable", "nemesis", "client"};
+  static_assert(std::size(kKinds) == static_cast<size_t>(EventKind::kClient) + 1);
   std::string line =
       fmt::format("#{} t={} {}", events_, queue_.now(), kKinds[static_cast<size_t>(ev.kind)]);
   if (ev.kind != EventKind::kNemesis && ev.kind != EventKind::kClient) {

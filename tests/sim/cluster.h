@@ -32,22 +32,23 @@ class Cluster {
 
  private:
   enum class EventKind : uint8_t {
-    kTick,         // a node's clock ticks
-    kDeliver,      // a message arrives
-    kReady,        // a node takes its Ready and persists it
-    kSend,         // ... then sends its messages
-    kApply,        // ... then applies and advances
-    kPersist,      // a leader persists a Ready whose messages it sent first
-    kSnapReport,   // the transport tells a leader how a MSG_SNAP went
-    kUnreachable,  // the transport tells a node a peer is unreachable
-    kNemesis,      // a fault action
-    kClient,       // a client operation
+    kTick,           // a node's clock ticks
+    kDeliver,        // a message arrives
+    kReady,          // a node takes its Ready and persists it
+    kSend,           // ... then sends its messages
+    kApply,          // ... then applies and advances
+    kPersist,        // a leader persists a Ready whose messages it sent first
+    kPersistReport,  // a node is told its log is durable up to msg's (index, log_term)
+    kSnapReport,     // the transport tells a leader how a MSG_SNAP went
+    kUnreachable,    // the transport tells a node a peer is unreachable
+    kNemesis,        // a fault action
+    kClient,         // a client operation
   };
   struct Event {
     EventKind kind = EventKind::kTick;
     int node = 0;                                        // index into nodes_ (node id - 1)
     uint64_t incarnation = 0;                            // of `node` when the event was scheduled
-    std::shared_ptr<const raft::Message> msg = nullptr;  // kDeliver
+    std::shared_ptr<const raft::Message> msg = nullptr;  // kDeliver, kPersistReport
     NodeId peer = NodeId();                              // kSnapReport, kUnreachable
     bool ok = false;                                     // kSnapReport
   };

@@ -39,6 +39,7 @@ void Cluster::StartNode(SimNode& n) {
   cfg.check_quorum = profile_.check_quorum;
   cfg.read_only =
       profile_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
+  cfg.async_leader_persist = profile_.async_leader_persist;
   cfg.random_seed = HashCombine(rng_.Next64(), n.id.value());
   Result<std::unique_ptr<raft::RawNode>> raw = raft::RawNode::Create(cfg);
   if (!raw.ok()) {
@@ -172,6 +173,17 @@ bool Cluster::Persist(SimNode& n) {
   if (!rd.entries.empty()) {
     PersistEntries(n, rd.entries);
     wrote = true;
+    if (profile_.async_leader_persist) {
+      // Told later, as the store's sync thread tells the raft loop: meanwhile the node goes
+      // on, and may lose or regain leadership or have the entries replaced.
+      auto mark = std::make_shared<raft::Message>();
+      mark->set_index(rd.entries.back().index());
+      mark->set_log_term(rd.entries.back().term());
+      Schedule(rng_.Range(0, 4), Event{.kind = EventKind::kPersistReport,
+                                       .node = static_cast<int>(n.id.value() - 1),
+                                       .incarnation = n.incarnation,
+                                       .msg = std::move(mark)});
+    }
   }
   if (rd.hard_state.has_value()) {
     const raft::HardState& hs = *rd.hard_state;

@@ -59,6 +59,11 @@ struct FaultProfile {
   // Leader-lease reads. Their safety assumes bounded clock drift, so in such runs every node's
   // clock runs at the same rate (otherwise each node ticks every 9 to 11 time units).
   bool lease_reads = false;
+  // raft::Config::async_leader_persist: a leader counts its own log only once told it is
+  // durable, which the driver tells it some time after persisting (kPersistReport), as the
+  // store's sync thread does. Chosen from the seed without drawing from the run's generator,
+  // so that the rest of a seed's run is what it was before the option existed.
+  bool async_leader_persist = false;
 
   int weight(FaultAction a) const { return weights[static_cast<size_t>(a)]; }
   // One line, e.g. "churn drop=0.05 dup=0.02 ... pre_vote=1".
