@@ -64,9 +64,8 @@ Status Raft::StepCandidate(Message& m) {
   // Committed entries are never replaced, and an entry of the same index and term means the
   // same log up to it (Log Matching): if we hold that entry, it and all before it are
   // committed. Safe from any voter and any term, so even a stale refusal teaches it.
-  if (m.reject() && m.commit() > log_.committed().value() && m.log_term() != 0 &&
-      LogIndex(m.commit()) <= log_.LastIndex()) {
-    log_.MaybeCommit(LogIndex(m.commit()), Term(m.log_term()));
+  if (m.reject() && log_.MatchTerm(LogIndex(m.commit()), Term(m.log_term()))) {
+    log_.CommitTo(LogIndex(m.commit()));
   }
   // A pre-vote is answered in term_ + 1; a vote in term_. Anything else is stale.
   Term want = role_ == Role::kPreCandidate ? term_ + 1 : term_;

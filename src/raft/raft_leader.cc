@@ -633,7 +633,7 @@ void Raft::ReportPersisted(LogIndex index, Term term) {
   }
   // Log Matching: an entry of the same index and term means the same entries up to it. An
   // entry since replaced (this node lost leadership and got another leader's log) does not.
-  if (index > log_.LastIndex() || log_.TermOrZero(index) != term) {
+  if (!log_.MatchTerm(index, term)) {
     return;
   }
   FollowerProgress* self = tracker_.Get(id_);

@@ -88,10 +88,11 @@ rocksdb::ColumnFamilyOptions MakeCfOptions(const RocksOptions& options, Cf cf,
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(options.bloom_bits_per_key));
   }
   cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  if (options.memtable_bloom) {
+  if (options.memtable_bloom && cf != Cf::kRaft) {
     // A small bloom filter over whole keys in each memtable: point reads that miss (the
     // request-id check on every replicated write looks up a key that is almost never there)
-    // skip the skip-list search.
+    // skip the skip-list search. Not on the raft family: its point reads are rare (start-up,
+    // messages for unknown regions) and its inserts are most of the writes.
     cfo.memtable_whole_key_filtering = true;
     cfo.memtable_prefix_bloom_size_ratio = 0.02;
   }

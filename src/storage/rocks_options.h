@@ -21,7 +21,8 @@ struct RocksOptions {
   int max_background_jobs = 2;
   // Bloom filter bits per key in every table; 0 turns filters off.
   int bloom_bits_per_key = 10;
-  // A whole-key bloom filter in each memtable (2% of its size) for point reads that miss.
+  // A whole-key bloom filter in each memtable (2% of its size) for point reads that miss;
+  // every family but raft.
   bool memtable_bloom = true;
   // Compress levels 2 and below with LZ4 and the bottom level with ZSTD. Levels 0 and 1 (soon
   // rewritten) and the raft family (short-lived log entries) are never compressed.

@@ -349,10 +349,11 @@ void Store::RunRound() {
       marks.push_back(PersistMark{w.peer->id(), last.index(), last.term()});
     }
   }
+  const bool sync_here = sync && !async;
   if (!wb.empty()) {
-    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync && !async});
+    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync_here});
     if (!st.ok()) Fatal("raft log write failed: " + st.ToString());
-    if (sync && !async) counters_.sync_writes++;
+    if (sync_here) counters_.sync_writes++;
   }
   if (async && !marks.empty()) {
     {

@@ -414,10 +414,7 @@ class GrpcTransport::Inbound : public std::enable_shared_from_this<Inbound> {
           Log()->warn("raft stream: a batch does not parse; closing");
           return Close();
         }
-        if (!learned_ && !batch.from_addr().empty()) {
-          t_->LearnAddress(NodeId(batch.from_node()), batch.from_addr());
-          learned_ = true;
-        }
+        LearnSender(batch.from_node(), batch.from_addr());
         for (auto& m : *batch.mutable_msgs()) msgs.push_back(std::move(m));
       } else if (type == kForwardCallsFrame) {
         ForwardCalls calls;
@@ -425,10 +422,7 @@ class GrpcTransport::Inbound : public std::enable_shared_from_this<Inbound> {
           Log()->warn("raft stream: forwarded calls do not parse; closing");
           return Close();
         }
-        if (!learned_ && !calls.from_addr().empty()) {
-          t_->LearnAddress(NodeId(calls.from_node()), calls.from_addr());
-          learned_ = true;
-        }
+        LearnSender(calls.from_node(), calls.from_addr());
         for (auto& c : *calls.mutable_calls()) {
           t_->handler_->OnForward(NodeId(calls.from_node()), c.id(),
                                   std::move(*c.mutable_request()));
@@ -448,6 +442,13 @@ class GrpcTransport::Inbound : public std::enable_shared_from_this<Inbound> {
     // Everything that arrived in this read goes to the store as one task.
     if (!msgs.empty()) t_->handler_->OnMessages(std::move(msgs));
     Read();
+  }
+
+  // The first frame that names its sender's address teaches it (a node that just joined).
+  void LearnSender(uint64_t node, const std::string& addr) {
+    if (learned_ || addr.empty()) return;
+    t_->LearnAddress(NodeId(node), addr);
+    learned_ = true;
   }
 
   GrpcTransport* const t_;
