@@ -61,6 +61,11 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "A leader syncs its own log on a separate thread and goes on replicating "
                   "meanwhile (writes stay durable on a majority before they are acknowledged)")
       ->capture_default_str();
+  cmd->add_option("--raft-lease-reads", o->raft_lease_reads,
+                  "The leader answers linearizable reads alone while its lease holds, without "
+                  "a heartbeat round (assumes the nodes' clocks run at rates within 10%); "
+                  "false: every read is confirmed by a quorum")
+      ->capture_default_str();
   // Not for users: breaks linearizability on purpose so the fault tests can show that their
   // checker catches stale reads (docs/fault-testing.md).
   cmd->add_flag("--testing-unsafe-local-reads", o->testing_unsafe_local_reads,

@@ -69,6 +69,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_keep = opts.raft_log_gc_keep;
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
   no.store.async_leader_sync = opts.raft_async_leader_sync;
+  no.store.lease_reads = opts.raft_lease_reads;
 
   server::Node node(no);
   if (Status st = node.Start(); !st.ok()) {

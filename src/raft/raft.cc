@@ -60,6 +60,9 @@ Status Config::Validate() const {
   if (max_inflight_msgs == 0) {
     return Status::InvalidArgument("raft config: max_inflight_msgs must be > 0");
   }
+  if (startup_vote_guard && !check_quorum) {
+    return Status::InvalidArgument("raft config: startup_vote_guard requires check_quorum");
+  }
   if (read_only == ReadOnlyOption::kLeaseBased && !check_quorum) {
     return Status::InvalidArgument("raft config: lease-based reads require check_quorum");
   }
@@ -77,7 +80,7 @@ Raft::Raft(const Config& cfg)
       // Mix the id in so that nodes given the same seed still draw different timeouts.
       rng_(cfg.random_seed ^ (cfg.id.value() * 0x9e3779b97f4a7c15ULL)) {
   lease_ticks_ = cfg.lease_ticks > 0 ? cfg.lease_ticks : cfg.election_tick - 1;
-  startup_lease_ = cfg.read_only == ReadOnlyOption::kLeaseBased;
+  startup_lease_ = cfg.read_only == ReadOnlyOption::kLeaseBased || cfg.startup_vote_guard;
 }
 
 Result<std::unique_ptr<Raft>> Raft::Create(const Config& cfg) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +78,17 @@ class Raft {
   int randomized_election_timeout() const { return randomized_election_timeout_; }
   // Whether a lease read would be answered without a heartbeat round now.
   bool LeaseValid() const;
+  // For an application that serves reads under the lease itself, against a real clock: the
+  // tick count (ticks()) at which the latest heartbeat round a quorum of voters answered was
+  // sent. Each of those voters refuses to vote for another candidate for election_tick of its
+  // own ticks after receiving it (with check_quorum and a startup guard on restarted nodes).
+  // nullopt when no lease may be claimed: not the leader, a transfer under way, MSG_TIMEOUT_NOW
+  // sent in this term, or no round answered yet. The start does not move while rounds go
+  // unanswered, so the caller must bound the lease by time (ticks() - start). A group whose
+  // only voter is this node gets ticks().
+  std::optional<uint64_t> LeaseStart() const;
+  // Tick() calls since this node was created.
+  uint64_t ticks() const { return ticks_; }
 
  private:
   explicit Raft(const Config& cfg);

@@ -525,20 +525,26 @@ void Raft::StartRead(ReadRequest r) {
   BcastHeartbeat();
 }
 
-bool Raft::LeaseValid() const {
+std::optional<uint64_t> Raft::LeaseStart() const {
   if (role_ != Role::kLeader || lead_transferee_.valid() || timeout_now_sent_) {
-    return false;
+    return std::nullopt;
   }
   // The lease runs from the send time of the latest heartbeat round a majority answered:
   // each of those voters refuses to vote for another candidate for an election timeout after
-  // receiving it (InLease), and lease_ticks is shorter than that.
+  // receiving it (InLease). acked_round_tick is the send tick plus one (0 = none).
   uint64_t start = tracker_.QuorumOf([&](NodeId id, const FollowerProgress& pr) {
     return id == id_ ? ticks_ + 1 : pr.acked_round_tick;
   });
   if (start == 0) {
-    return false;
+    return std::nullopt;
   }
-  return ticks_ < start - 1 + static_cast<uint64_t>(lease_ticks_);
+  return start - 1;
+}
+
+bool Raft::LeaseValid() const {
+  // lease_ticks is shorter than the voters' election timeout.
+  std::optional<uint64_t> start = LeaseStart();
+  return start.has_value() && ticks_ < *start + static_cast<uint64_t>(lease_ticks_);
 }
 
 void Raft::ServeRead(const ReadRequest& r, LogIndex index) {

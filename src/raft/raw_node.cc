@@ -198,6 +198,14 @@ void RawNode::ReportSnapshot(NodeId id, SnapshotStatus status) {
 
 NodeStatus RawNode::GetStatus() const { return raft_->GetStatus(); }
 
+std::optional<uint64_t> RawNode::LeaseStart() const { return raft_->LeaseStart(); }
+
+uint64_t RawNode::Ticks() const { return raft_->ticks(); }
+
+Term RawNode::CurrentTerm() const { return raft_->term(); }
+
+LogIndex RawNode::Committed() const { return raft_->log().committed(); }
+
 std::vector<std::string> RawNode::TakeDroppedReads() { return raft_->TakeDroppedReads(); }
 
 }  // namespace micedb::raft

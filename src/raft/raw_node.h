@@ -102,6 +102,14 @@ class RawNode {
 
   NodeStatus GetStatus() const;
 
+  // The leader lease for reads served by the application (Raft::LeaseStart, raft.md §7): the
+  // tick count at which the latest heartbeat round a quorum answered was sent, or nullopt.
+  std::optional<uint64_t> LeaseStart() const;
+  // Tick() calls since this node was created (the clock LeaseStart counts in).
+  uint64_t Ticks() const;
+  Term CurrentTerm() const;
+  LogIndex Committed() const;
+
   // Read ctxs that could not be served (no leader, or the leader stepped down before
   // confirming them). Clears the list.
   std::vector<std::string> TakeDroppedReads();

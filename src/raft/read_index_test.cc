@@ -174,6 +174,90 @@ TEST(LeaseRead, RestartedFollowerKeepsItsPromise) {
   EXPECT_EQ(c.raft(2).term(), c.raft(1).term());
 }
 
+// LeaseStart: what an application serving reads itself needs (the store's lease reads).
+auto SafeWithGuard = [](Config& c) {
+  c.election_tick = 10;
+  c.startup_vote_guard = true;
+};
+
+TEST(LeaseStart, IsTheSendTickOfTheLatestRoundAQuorumAnswered) {
+  TestCluster c(3, SafeWithGuard);
+  c.TickAll(10);  // let the start-up promise lapse
+  c.Stabilize();
+  c.Elect(1);
+  EXPECT_FALSE(c.raft(2).LeaseStart().has_value()) << "followers hold no lease";
+  c.TickAll();  // a heartbeat round, answered by both followers
+  c.Stabilize();
+  uint64_t sent = c.raft(1).ticks();
+  ASSERT_TRUE(c.raft(1).LeaseStart().has_value());
+  EXPECT_EQ(*c.raft(1).LeaseStart(), sent);
+  // Cut off, the leader's rounds go unanswered: the start stays where it was.
+  c.Isolate(1);
+  c.Tick(1, 3);
+  c.Stabilize();
+  ASSERT_TRUE(c.raft(1).LeaseStart().has_value());
+  EXPECT_EQ(*c.raft(1).LeaseStart(), sent);
+  EXPECT_GT(c.raft(1).ticks(), sent);
+  // CheckQuorum: after an election timeout without a quorum's word it steps down.
+  c.Tick(1, 25);
+  EXPECT_NE(c.raft(1).role(), Role::kLeader);
+  EXPECT_FALSE(c.raft(1).LeaseStart().has_value());
+}
+
+TEST(LeaseStart, NoneOnceATransferBegins) {
+  TestCluster c(3, SafeWithGuard);
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.TickAll();
+  c.Stabilize();
+  ASSERT_TRUE(c.raft(1).LeaseStart().has_value());
+  c.Cut(1, 3);  // keep the transfer from completing
+  c.raw(1).TransferLeader(N(3));
+  EXPECT_FALSE(c.raft(1).LeaseStart().has_value())
+      << "the target may win at once with MSG_TIMEOUT_NOW";
+}
+
+TEST(LeaseStart, SafeModeStillConfirmsReadsWithAHeartbeatRound) {
+  TestCluster c(3, SafeWithGuard);
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.TickAll();
+  c.Stabilize();
+  c.ResetSentCounts();
+  c.raw(1).ReadIndex("r");
+  c.HandleAllReady();
+  EXPECT_GT(c.sent(MSG_HEARTBEAT), 0u) << "the guard does not turn on the core's lease reads";
+}
+
+TEST(LeaseStart, StartupGuardKeepsARestartedFollowersPromise) {
+  TestCluster c(3, SafeWithGuard);
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.Restart(N(2));
+  Message vote = MakeMsg(MSG_VOTE, 3, 2, c.raft(1).term().value() + 1);
+  vote.set_index(100);
+  vote.set_log_term(100);
+  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+  EXPECT_EQ(c.raft(2).term(), c.raft(1).term()) << "a vote request ignored";
+}
+
+TEST(LeaseStart, WithoutTheGuardARestartedFollowerVotes) {
+  // The guard is what the previous test shows: without it the same request is granted.
+  TestCluster c(3, [](Config& cfg) { cfg.election_tick = 10; });
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.Restart(N(2));
+  Message vote = MakeMsg(MSG_VOTE, 3, 2, c.raft(1).term().value() + 1);
+  vote.set_index(100);
+  vote.set_log_term(100);
+  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+  EXPECT_GT(c.raft(2).term(), c.raft(1).term());
+}
+
 TEST(ReadConfig, LeaseNeedsCheckQuorumAndShortLease) {
   MemoryStorage s;
   Config cfg;
@@ -186,6 +270,11 @@ TEST(ReadConfig, LeaseNeedsCheckQuorumAndShortLease) {
   EXPECT_TRUE(cfg.Validate().ok());
   cfg.lease_ticks = cfg.election_tick;
   EXPECT_TRUE(cfg.Validate().IsInvalidArgument());
+  cfg.lease_ticks = 0;
+  cfg.read_only = ReadOnlyOption::kSafe;
+  cfg.startup_vote_guard = true;
+  cfg.check_quorum = false;
+  EXPECT_TRUE(cfg.Validate().IsInvalidArgument()) << "the guard is about lease promises";
 }
 
 }  // namespace

@@ -47,6 +47,11 @@ struct Config {
   // Lease length in ticks for kLeaseBased, counted from when the confirming heartbeat round was
   // sent; 0 means election_tick - 1. Must be shorter than election_tick.
   int lease_ticks = 0;
+  // Refuse votes for one election timeout after start, as kLeaseBased does: before a crash
+  // this node may have promised a leader not to vote for anyone else for that long. Needed
+  // by an application that serves reads under the leader's lease itself (Raft::LeaseStart)
+  // while keeping kSafe for ReadIndex.
+  bool startup_vote_guard = false;
   bool forward_proposals = false;  // false: Propose on a non-leader fails with NotLeader
   // false: a leader counts its own copy of an entry towards the quorum as soon as it appends
   // it, so the application must make a Ready's entries durable before the next GetReady.

@@ -100,14 +100,26 @@ void ClusterBackend::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) 
 
 void ClusterBackend::ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32_t hops,
                                       Callback done) {
-  auto req = std::make_shared<Request>();
-  req->write = kv::IsWriteCommand(cmd);
-  if (req->write && cmd.request_id() == 0) {
+  const bool write = kv::IsWriteCommand(cmd);
+  if (write && cmd.request_id() == 0) {
     // First attempt at this gateway: name it, so that retries are applied at most once.
     cmd.set_request_id(request_id_base_ + next_request_.fetch_add(1));
     cmd.set_request_ts_ms(SystemClock::Get()->NowWallMillis());
   }
-  req->encoded = cmd.SerializeAsString();
+  std::string encoded = cmd.SerializeAsString();
+  if (!write && mode == kv::ReadMode::kLinearizable && !options_.unsafe_local_reads) {
+    // The leader holding its lease answers here, on the caller's thread, without a round of
+    // the raft loop.
+    if (auto r = store_->ReadUnderLease(RouteOf(cmd), encoded)) {
+      if (!r->ok()) return done(r->status());
+      kv::CommandResult result;
+      if (!result.ParseFromString(**r)) return done(Status::Internal("unparsable result"));
+      return done(std::move(result));
+    }
+  }
+  auto req = std::make_shared<Request>();
+  req->write = write;
+  req->encoded = std::move(encoded);
   req->cmd = std::move(cmd);
   req->mode = mode;
   req->hops = hops;
@@ -195,6 +207,13 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
     }
     store_->Propose(region, req->encoded, std::move(on_result));
   } else {
+    // With leases, the leader answers a read alone: sending it there costs one round trip,
+    // where a ReadIndex from here costs that plus the leader's heartbeat round.
+    NodeId leader = store_->LeaderOf(region);
+    if (store_->lease_reads() && leader.valid() && leader != store_->node_id() &&
+        req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+      return Forward(req, leader);
+    }
     store_->ReadLinearizable(region, req->encoded, std::move(on_result));
   }
 }

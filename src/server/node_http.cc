@@ -58,6 +58,9 @@ std::string Node::RenderMetrics() const {
   counter("micedb_raft_entries_applied_total", "Entries applied to the state machine",
           c.entries_applied.load());
   counter("micedb_raft_reads_total", "Linearizable reads served", c.reads.load());
+  counter("micedb_raft_lease_reads_total",
+          "Of those, reads the leader answered under its lease without a raft round",
+          c.lease_reads.load());
   counter("micedb_raft_leader_changes_total", "Leader changes observed", c.leader_changes.load());
   counter("micedb_raft_elections_total", "Elections (or pre-votes) this node started",
           c.elections_started.load());

@@ -2,6 +2,7 @@
 // requests waiting on it. Owned and used by the store's loop thread only.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -57,6 +58,15 @@ class RegionPeer {
   // Reads sharing one ReadIndex request, by its ctx, in arrival order.
   std::map<std::string, std::vector<Read>> reads_waiting_index;
   std::multimap<uint64_t, Read> reads_waiting_apply;  // by read index
+
+  // Monotonic time (ns) of the last kTickTimes Tick() calls, by tick count modulo the size
+  // (slot 0 starts as the creation time): the real time behind raft's lease ticks.
+  static constexpr uint64_t kTickTimes = 64;
+  std::array<int64_t, kTickTimes> tick_ns{};
+  // As last published for ReadUnderLease (lease_until_ns 0 = none).
+  int64_t lease_until_ns = 0;
+  uint64_t lease_commit = 0;
+  uint64_t lease_applied = 0;
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;

@@ -42,9 +42,21 @@ std::string ReadCtx(uint64_t id) { return fmt::format("r{}", id); }
 }  // namespace
 
 Store::Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Transport* transport)
-    : options_(std::move(options)), engine_(engine), sm_(sm), transport_(transport) {}
+    : options_(std::move(options)), engine_(engine), sm_(sm), transport_(transport) {
+  // The voters that answered a heartbeat round refuse other candidates until election_tick of
+  // their ticks have passed since they received it; the loop's ticks are never closer than
+  // tick_ms apart except one catch-up tick after a stall, and the first may come at once, so
+  // that is at least (election_tick - 2) * tick_ms of real time. The lease takes 90% of it,
+  // leaving 10% for the clocks' rates to differ (raft.md §7).
+  lease_ns_ = int64_t{options_.election_tick - 2} * options_.tick_ms * 900'000;
+}
 
 Store::~Store() { Stop(); }
+
+int64_t Store::NowNs() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SystemClock::Get()->NowMonotonic())
+      .count();
+}
 
 int64_t Store::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Get()->NowMonotonic())
@@ -126,9 +138,12 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   cfg.max_inflight_msgs = options_.max_inflight_msgs;
   cfg.pre_vote = true;
   cfg.check_quorum = true;
+  // Lease reads rely on every voter keeping its promise across a restart.
+  cfg.startup_vote_guard = options_.lease_reads;
   cfg.async_leader_persist = options_.async_leader_sync;
   cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
+  p->tick_ns[0] = NowNs();
   peers_[desc.id()] = std::move(peer);
   return p;
 }
@@ -202,6 +217,10 @@ void Store::Stop() {
   cv_.notify_all();
   if (loop_.joinable()) loop_.join();
   {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    leases_.clear();
+  }
+  {
     std::lock_guard<std::mutex> l(sync_mu_);
     sync_stopping_ = true;
   }
@@ -267,7 +286,8 @@ void Store::Loop() {
     StartBatches();
     int64_t now = NowMs();
     if (now >= next_tick) {
-      for (auto& [id, p] : peers_) p->node->Tick();
+      const int64_t now_ns = NowNs();
+      for (auto& [id, p] : peers_) TickPeer(p.get(), now_ns);
       next_tick = std::max(next_tick + options_.tick_ms, now + 1);
       CheckTimeouts(now);
       PublishInfo();
@@ -276,7 +296,70 @@ void Store::Loop() {
   }
 }
 
+void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
+  p->node->Tick();
+  p->tick_ns[p->node->Ticks() % RegionPeer::kTickTimes] = now_ns;
+}
+
+void Store::UpdateLeases() {
+  if (!options_.lease_reads) return;
+  for (auto& [id, p] : peers_) {
+    int64_t until = 0;
+    std::optional<uint64_t> start = p->node->LeaseStart();
+    // Only once the leader has applied an entry of its own term does its state hold every
+    // write acknowledged by an earlier leader.
+    if (start.has_value() && p->node->Ticks() - *start < RegionPeer::kTickTimes &&
+        p->apply.applied_term() == p->node->CurrentTerm().value()) {
+      until = p->tick_ns[*start % RegionPeer::kTickTimes] + lease_ns_;
+    }
+    const uint64_t commit = p->node->Committed().value();
+    const uint64_t applied = p->apply.applied_index();
+    if (until == p->lease_until_ns &&
+        (until == 0 || (commit == p->lease_commit && applied == p->lease_applied))) {
+      continue;
+    }
+    p->lease_until_ns = until;
+    p->lease_commit = commit;
+    p->lease_applied = applied;
+    std::lock_guard<std::mutex> l(lease_mu_);
+    if (until == 0) {
+      leases_.erase(id);
+    } else {
+      Lease& lease = leases_[id];
+      lease.until_ns = until;
+      lease.commit = commit;
+      lease.applied = applied;
+      if (!lease.desc || lease.desc->SerializeAsString() != p->desc.SerializeAsString()) {
+        lease.desc = std::make_shared<const RegionDescriptor>(p->desc);
+      }
+    }
+  }
+}
+
+std::optional<Result<std::string>> Store::ReadUnderLease(RegionId region,
+                                                         std::string_view command) {
+  std::shared_ptr<const RegionDescriptor> desc;
+  {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    auto it = leases_.find(region.value());
+    if (it == leases_.end() || NowNs() >= it->second.until_ns) return std::nullopt;
+    // What the leader committed may be applied and read on a follower (ReadIndex) before it is
+    // applied here: until it is, reading here could go back in time.
+    if (it->second.applied < it->second.commit) return std::nullopt;
+    desc = it->second.desc;
+  }
+  // Read after the check: nothing another leader acknowledges can precede the check, nothing
+  // any node has read is newer than the published commit index, and the state only moves
+  // forward, so the result is that of a moment inside the read.
+  counters_.reads++;
+  counters_.lease_reads++;
+  return sm_->Read(*desc, engine_, command);
+}
+
 void Store::RunRound() {
+  // Before any of this round's messages leave: a transfer's MSG_TIMEOUT_NOW lets the target
+  // win at once, so the lease must be gone first.
+  UpdateLeases();
   std::vector<Work> work;
   for (auto& [id, p] : peers_) {
     if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
@@ -334,7 +417,10 @@ void Store::RunRound() {
     if (w.rd.send_before_persist) TakeMessages(w.peer, &w.rd, &out);
   }
   if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
-  if (apply_first) ApplyAndServe(work, &info_changed);
+  if (apply_first) {
+    ApplyAndServe(work, &info_changed);
+    UpdateLeases();  // lease reads may go on at once
+  }
   // Where every Ready that needs a sync is a leader's (its messages are gone already and
   // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
   // the leaders count their own copies once it is done (raft::Config::async_leader_persist).
@@ -387,6 +473,7 @@ void Store::RunRound() {
     if (w.peer->removed) DestroyPeer(w.peer);
   }
   if (info_changed) PublishInfo();
+  UpdateLeases();
 }
 
 bool Store::CanApplyBeforePersist(const raft::Ready& rd) {
@@ -590,6 +677,10 @@ void Store::DestroyPeer(RegionPeer* p) {
   Status st = engine_->Write(wb, storage::WriteOptions{.sync = true});
   if (!st.ok()) Fatal("destroying a removed replica failed: " + st.ToString());
   FailPeer(p, Status::NotLeader("this node no longer holds the region"));
+  {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    leases_.erase(id);
+  }
   peers_.erase(id);
   PublishInfo();
 }

@@ -55,6 +55,10 @@ struct StoreOptions {
   // A leader's own log writes are synced by the raft-sync thread while the loop goes on
   // (raft::Config::async_leader_persist); false: the loop waits for every sync itself.
   bool async_leader_sync = true;
+  // A leader serves linearizable reads itself, without a heartbeat round, while its lease
+  // holds (ReadUnderLease; raft.md §7). Assumes the nodes' monotonic clocks run at rates
+  // within 10% of each other; false: every read is confirmed by ReadIndex.
+  bool lease_reads = true;
 };
 
 // Result of a proposal or read: the encoded state machine result, or an error status
@@ -85,6 +89,7 @@ struct StoreCounters {
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
+  std::atomic<uint64_t> lease_reads{0};  // reads served under the leader lease
 };
 
 class RegionPeer;
@@ -124,6 +129,10 @@ class Store {
   // Runs a read-only command on this replica's current state (possibly stale). NotFound when
   // the region is not here.
   Result<std::string> ReadLocal(RegionId region, std::string_view command);
+  // Runs a read-only command at once if this node leads `region` and holds its lease (see
+  // StoreOptions::lease_reads): the result is linearizable. nullopt when it cannot (not the
+  // leader, no lease now, lease reads off): use ReadLinearizable.
+  std::optional<Result<std::string>> ReadUnderLease(RegionId region, std::string_view command);
   // Proposes a membership change (leader only); done gets an empty string once applied.
   void ChangeMembership(RegionId region, raft::ConfChange cc, ResultCallback done);
   void TransferLeader(RegionId region, NodeId target);
@@ -137,6 +146,7 @@ class Store {
   std::map<NodeId, std::string> Addresses() const;
   const StoreCounters& counters() const { return counters_; }
   NodeId node_id() const { return options_.node_id; }
+  bool lease_reads() const { return options_.lease_reads; }
 
  private:
   friend class RegionPeer;
@@ -184,7 +194,13 @@ class Store {
   Status InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap);
   void CheckTimeouts(int64_t now_ms);
   void PublishInfo();
+  // Publishes each region's lease for ReadUnderLease (or its loss). Called at the start of a
+  // round, before its messages leave (a MSG_TIMEOUT_NOW ends the lease), and at its end.
+  void UpdateLeases();
+  // The tick times behind LeaseStart: call instead of RawNode::Tick.
+  void TickPeer(RegionPeer* p, int64_t now_ns);
   int64_t NowMs() const;
+  int64_t NowNs() const;
 
   StoreOptions options_;
   storage::Engine* engine_;
@@ -213,6 +229,18 @@ class Store {
   mutable std::mutex info_mu_;
   std::vector<RegionInfo> info_;
   std::map<NodeId, std::string> info_addresses_;
+  struct Lease {
+    int64_t until_ns = 0;  // monotonic clock
+    // The leader's commit index as published before its messages left, and its applied
+    // index: a lease read waits for (falls back while) applied < commit, since a follower may
+    // already have applied, and served a ReadIndex read from, what the leader committed.
+    uint64_t commit = 0;
+    uint64_t applied = 0;
+    std::shared_ptr<const RegionDescriptor> desc;
+  };
+  mutable std::mutex lease_mu_;
+  std::map<uint64_t, Lease> leases_;  // by region; only regions this node leads with a lease
+  int64_t lease_ns_ = 0;             // how long a lease lasts past its heartbeat round's tick
 
   StoreCounters counters_;
 };

@@ -25,18 +25,24 @@ class TestStateMachine : public StateMachine {
  public:
   class Round : public ApplyRound {
    public:
-    explicit Round(storage::WriteBatch* wb) : wb_(wb) {}
+    Round(TestStateMachine* sm, storage::Engine* engine, storage::WriteBatch* wb)
+        : sm_(sm), engine_(engine), wb_(wb) {}
     std::string Apply(std::string_view cmd, LogIndex) override {
+      if (engine_ == sm_->slow_engine.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(sm_->slow_apply_ms.load()));
+      }
       auto eq = cmd.find('=');
       wb_->Put(Cf::kDefault, "r" + std::string(cmd.substr(1, eq - 1)),
                std::string(cmd.substr(eq + 1)));
       return "OK";
     }
+    TestStateMachine* sm_;
+    storage::Engine* engine_;
     storage::WriteBatch* wb_;
   };
-  std::unique_ptr<ApplyRound> BeginRound(const RegionDescriptor&, storage::Engine*,
+  std::unique_ptr<ApplyRound> BeginRound(const RegionDescriptor&, storage::Engine* engine,
                                          storage::WriteBatch* wb) override {
-    return std::make_unique<Round>(wb);
+    return std::make_unique<Round>(this, engine, wb);
   }
   std::string Read(const RegionDescriptor&, storage::Engine* engine,
                    std::string_view cmd) override {
@@ -44,6 +50,10 @@ class TestStateMachine : public StateMachine {
     return v.ok() ? *v : "<none>";
   }
   std::string ErrorResult(std::string_view msg) override { return "ERR " + std::string(msg); }
+
+  // Applying on the node whose engine this is takes slow_apply_ms per entry.
+  std::atomic<storage::Engine*> slow_engine{nullptr};
+  std::atomic<int> slow_apply_ms{0};
 };
 
 class Cluster;
@@ -84,6 +94,7 @@ class Cluster {
     o.log_gc_keep = gc_keep;
     o.log_gc_max_lag = gc_max_lag;
     o.random_seed = id;
+    o.lease_reads = lease_reads;
     return o;
   }
 
@@ -184,12 +195,14 @@ class Cluster {
   }
 
   Node& node(uint64_t id) { return nodes_[id]; }
+  TestStateMachine& sm() { return sm_; }
 
   // Messages for which this returns true are lost (called under the cluster's lock).
   std::function<bool(const raft::Message&)> drop;
   uint64_t gc_threshold = 4096;
   uint64_t gc_keep = 1024;
   uint64_t gc_max_lag = 65536;
+  bool lease_reads = true;
   std::atomic<int> snapshots_delivered_{0};
 
  private:
@@ -368,6 +381,208 @@ TEST_F(StoreTest, AddLearnerPromoteAndRemove) {
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     EXPECT_EQ(*g, "3");
   }
+}
+
+// ---- Lease reads (StoreOptions::lease_reads, raft.md §7) ----
+
+std::optional<Result<std::string>> LeaseGet(Store* s, const std::string& k) {
+  return s->ReadUnderLease(RegionId(1), "G" + k);
+}
+
+// Polls `node`'s lease reads on a thread and remembers when the last check that found a lease
+// began (so a check that raced with the lease's end cannot be recorded late).
+class LeaseWatcher {
+ public:
+  LeaseWatcher(Cluster* c, uint64_t node) {
+    thread_ = std::thread([this, c, node] {
+      while (!stop_) {
+        auto t = std::chrono::steady_clock::now();
+        Store* s = c->GetStore(node);
+        if (s != nullptr && LeaseGet(s, "k").has_value()) {
+          std::lock_guard<std::mutex> l(mu_);
+          last_ok_ = t;
+          seen_ = true;
+        }
+        std::this_thread::sleep_for(200us);
+      }
+    });
+  }
+  ~LeaseWatcher() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  bool seen() {
+    std::lock_guard<std::mutex> l(mu_);
+    return seen_;
+  }
+  std::chrono::steady_clock::time_point last_ok() {
+    std::lock_guard<std::mutex> l(mu_);
+    return last_ok_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  bool seen_ = false;
+  std::chrono::steady_clock::time_point last_ok_;
+  std::thread thread_;
+};
+
+// Waits until the leader answers under its lease (the first heartbeat round the followers
+// answer, after it applied an entry of its term).
+bool WaitLease(Store* s) {
+  for (int i = 0; i < 300; ++i) {
+    if (LeaseGet(s, "k").has_value()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST_F(StoreTest, LeaderAnswersReadsUnderItsLeaseAndFollowersDoNot) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v1").ok());
+  Store* s = cluster_->GetStore(leader);
+  ASSERT_TRUE(WaitLease(s));
+  auto r = LeaseGet(s, "k");
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ(**r, "v1");
+  // A write acknowledged by the leader is seen by the next lease read.
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v2").ok());
+  r = LeaseGet(s, "k");
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ(**r, "v2");
+  for (uint64_t id : {1, 2, 3}) {
+    if (id != leader) EXPECT_FALSE(LeaseGet(cluster_->GetStore(id), "k").has_value()) << id;
+  }
+  EXPECT_GE(s->counters().lease_reads.load(), 2u);
+}
+
+TEST_F(StoreTest, NoLeaseReadsWhenTurnedOff) {
+  cluster_->lease_reads = false;
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v").ok());
+  std::this_thread::sleep_for(300ms);  // many heartbeat rounds
+  EXPECT_FALSE(LeaseGet(cluster_->GetStore(leader), "k").has_value());
+  auto g = cluster_->Get(leader, "k");  // the ReadIndex path still serves
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(*g, "v");
+}
+
+TEST_F(StoreTest, ACutOffLeadersLeaseEndsBeforeANewLeaderWrites) {
+  Start3();
+  uint64_t old = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(old, 0u);
+  ASSERT_TRUE(cluster_->Put(old, "k", "old").ok());
+  ASSERT_TRUE(WaitLease(cluster_->GetStore(old)));
+  LeaseWatcher watch(cluster_.get(), old);
+  for (int i = 0; i < 500 && !watch.seen(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(watch.seen());
+  cluster_->drop = [old](const raft::Message& m) { return m.from() == old || m.to() == old; };
+  std::vector<uint64_t> others;
+  for (uint64_t id : {1, 2, 3}) {
+    if (id != old) others.push_back(id);
+  }
+  std::optional<std::chrono::steady_clock::time_point> acked;
+  for (int attempt = 0; attempt < 300 && !acked; ++attempt) {
+    uint64_t now_leader = cluster_->WaitLeader(others);
+    if (now_leader != 0 && now_leader != old && cluster_->Put(now_leader, "k", "new").ok()) {
+      acked = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  ASSERT_TRUE(acked.has_value()) << "the two others never elected a leader and wrote";
+  std::this_thread::sleep_for(50ms);
+  watch.Stop();
+  ASSERT_TRUE(watch.seen());
+  // Had the old leader answered from its lease after this write, it would have said "old".
+  EXPECT_LT(watch.last_ok(), *acked);
+  EXPECT_FALSE(LeaseGet(cluster_->GetStore(old), "k").has_value());
+}
+
+TEST_F(StoreTest, ATransferEndsTheLeaseBeforeTheTargetCanWin) {
+  Start3();
+  uint64_t old = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(old, 0u);
+  ASSERT_TRUE(cluster_->Put(old, "k", "old").ok());
+  ASSERT_TRUE(WaitLease(cluster_->GetStore(old)));
+  uint64_t target = old == 3 ? 1 : old + 1;
+  LeaseWatcher watch(cluster_.get(), old);
+  for (int i = 0; i < 500 && !watch.seen(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(watch.seen());
+  // Once the old leader sends MSG_TIMEOUT_NOW it hears nothing more, so only the transfer itself
+  // can end its lease early (it would otherwise run on for the heartbeat round it last had
+  // answered, as in the test above).
+  std::atomic<bool> timeout_now_sent{false};
+  cluster_->drop = [&timeout_now_sent, old](const raft::Message& m) {
+    if (m.type() == raft::MSG_TIMEOUT_NOW && m.from() == old) timeout_now_sent = true;
+    return timeout_now_sent && m.to() == old;
+  };
+  cluster_->GetStore(old)->TransferLeader(RegionId(1), NodeId(target));
+  std::optional<std::chrono::steady_clock::time_point> acked;
+  for (int attempt = 0; attempt < 300 && !acked; ++attempt) {
+    if (cluster_->GetStore(target)->LeaderOf(RegionId(1)).value() == target &&
+        cluster_->Put(target, "k", "new").ok()) {
+      acked = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+  ASSERT_TRUE(acked.has_value()) << "the transfer never completed";
+  ASSERT_TRUE(timeout_now_sent);
+  watch.Stop();
+  ASSERT_TRUE(watch.seen());
+  // The target won at once (MSG_TIMEOUT_NOW), well inside the old lease's time: only ending
+  // the lease before that message left keeps the old leader from answering "old" now.
+  EXPECT_LT(watch.last_ok(), *acked);
+  auto r = LeaseGet(cluster_->GetStore(old), "k");
+  EXPECT_FALSE(r.has_value()) << (r && r->ok() ? **r : std::string("error"));
+}
+
+// Found by the membership fault test: a leader's messages carry its new commit index before it
+// applies the entries itself, so a follower may apply and serve a ReadIndex read of the new
+// value first; a lease read on the leader at that moment answered with the old value.
+TEST_F(StoreTest, LeaseReadsDoNotGoBehindWhatAFollowerAlreadyServed) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "old").ok());
+  Store* s = cluster_->GetStore(leader);
+  ASSERT_TRUE(WaitLease(s));
+  uint64_t follower = leader == 1 ? 2 : 1;
+  storage::Engine* follower_engine = cluster_->node(follower).engine.get();
+  cluster_->sm().slow_apply_ms = 300;
+  cluster_->sm().slow_engine = cluster_->node(leader).engine.get();
+  // Its outcome does not matter: the leader may lose leadership while it applies slowly.
+  std::thread writer([&] { (void)cluster_->Put(leader, "k", "new"); });
+  // The follower applies "new" as soon as the leader's commit index reaches it, while the
+  // leader is still applying it; from then on a ReadIndex read there returns "new".
+  bool follower_has_new = false;
+  for (int i = 0; i < 20000 && !follower_has_new; ++i) {
+    auto v = follower_engine->Get(Cf::kDefault, "rk");
+    follower_has_new = v.ok() && *v == "new";
+    if (!follower_has_new) std::this_thread::sleep_for(100us);
+  }
+  ASSERT_TRUE(follower_has_new);
+  // The leader's lease (72 ms here) is younger than its slow apply (300 ms): it must not
+  // answer "old" now.
+  auto r = LeaseGet(s, "k");
+  EXPECT_TRUE(!r.has_value() || (r->ok() && **r == "new"))
+      << "lease read went back in time: " << (r->ok() ? **r : r->status().ToString());
+  writer.join();
+  cluster_->sm().slow_engine = nullptr;
+  // Whoever leads now answers "new" under its lease once it has one.
+  uint64_t now_leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(now_leader, 0u);
+  ASSERT_TRUE(WaitLease(cluster_->GetStore(now_leader)));
+  r = LeaseGet(cluster_->GetStore(now_leader), "k");
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ(**r, "new");
 }
 
 }  // namespace
