@@ -290,7 +290,8 @@ void Raft::Send(Message m) {
 bool Raft::InLease() const {
   // A node that heard from a leader less than an election timeout ago refuses to help
   // depose it (thesis §4.2.3). This is also what makes lease reads safe.
-  return cfg_.check_quorum && lead_.valid() && election_elapsed_ < cfg_.election_tick;
+  return cfg_.check_quorum && ((lead_.valid() && election_elapsed_ < cfg_.election_tick) ||
+                               ticks_ < promise_until_tick_);
 }
 
 Status Raft::Step(Message& m) {
@@ -356,6 +357,12 @@ void Raft::HandleVoteRequest(const Message& m) {
   // date as ours (§5.4.1). A pre-vote for a later term is answered as if that term had begun.
   bool can_vote =
       vote_ == from || (!vote_.valid() && !lead_.valid()) || (pre && Term(m.term()) > term_);
+  // A vote in our own term, which we may have reached without hearing from its leader: still
+  // bound by the promise to the last leader we heard (InLease), as in Step for later terms.
+  if (can_vote && vote_ != from && m.context() != kCampaignTransfer &&
+      (InLease() || startup_lease_)) {
+    can_vote = false;
+  }
   Message resp;
   resp.set_type(pre ? MSG_PRE_VOTE_RESP : MSG_VOTE_RESP);
   resp.set_to(m.from());

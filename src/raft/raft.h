@@ -173,6 +173,11 @@ class Raft {
   // Lease mode: a freshly started node may have promised a leader (before a crash) not to vote
   // for anyone else for an election timeout; it keeps that promise after restarting.
   bool startup_lease_ = false;
+  // With check_quorum: having heard from a leader at tick t, this node refuses other candidates
+  // (but a transfer's) until tick t + election_tick, whatever happens to lead_ meanwhile: a
+  // higher term arriving in a message not from a leader (a rejected pre-vote's answer, say)
+  // clears lead_ but must not end the promise a lease relies on.
+  uint64_t promise_until_tick_ = 0;
 
   NodeId lead_transferee_;
   // A MSG_TIMEOUT_NOW arrived while a committed conf change was still unapplied; campaign as

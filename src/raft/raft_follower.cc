@@ -14,16 +14,19 @@ Status Raft::StepFollower(Message& m) {
       return Status::OK();
     case MSG_APP:
       election_elapsed_ = 0;
+      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
       lead_ = NodeId(m.from());
       HandleAppend(m);
       return Status::OK();
     case MSG_HEARTBEAT:
       election_elapsed_ = 0;
+      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
       lead_ = NodeId(m.from());
       HandleHeartbeat(m);
       return Status::OK();
     case MSG_SNAP:
       election_elapsed_ = 0;
+      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
       lead_ = NodeId(m.from());
       HandleSnapshot(m);
       return Status::OK();

@@ -244,6 +244,43 @@ TEST(LeaseStart, StartupGuardKeepsARestartedFollowersPromise) {
   EXPECT_EQ(c.raft(2).term(), c.raft(1).term()) << "a vote request ignored";
 }
 
+// Found in review: a message of a later term that is not from a leader (here a rejected
+// pre-vote's answer) clears a follower's leader, and it used to vote at once, well inside the
+// lease of the leader it had just answered.
+TEST(LeaseStart, APromiseSurvivesALaterTermFromANonLeader) {
+  TestCluster c(3, SafeWithGuard);
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.TickAll();  // node 2 answers a heartbeat round: it promised leader 1
+  c.Stabilize();
+  const uint64_t t = c.raft(1).term().value();
+  Message bump = MakeMsg(MSG_PRE_VOTE_RESP, 3, 2, t + 1);
+  bump.set_reject(true);
+  ASSERT_TRUE(c.raw(2).Step(bump).ok());
+  ASSERT_EQ(c.raft(2).term().value(), t + 1);
+  ASSERT_FALSE(c.raft(2).leader().valid());
+  // A vote request in that term, and one of a later term: both refused.
+  Message same = MakeMsg(MSG_VOTE, 3, 2, t + 1);
+  same.set_index(100);
+  same.set_log_term(100);
+  ASSERT_TRUE(c.raw(2).Step(same).ok());
+  EXPECT_NE(c.raft(2).vote(), N(3));
+  Message later = MakeMsg(MSG_VOTE, 3, 2, t + 2);
+  later.set_index(100);
+  later.set_log_term(100);
+  ASSERT_TRUE(c.raw(2).Step(later).ok());
+  EXPECT_EQ(c.raft(2).term().value(), t + 1);
+  EXPECT_NE(c.raft(2).vote(), N(3));
+  // An election timeout after it last heard from the leader, it votes again.
+  c.Tick(2, 10);
+  Message again = MakeMsg(MSG_VOTE, 3, 2, c.raft(2).term().value() + 1);
+  again.set_index(100);
+  again.set_log_term(100);
+  ASSERT_TRUE(c.raw(2).Step(again).ok());
+  EXPECT_EQ(c.raft(2).vote(), N(3));
+}
+
 TEST(LeaseStart, WithoutTheGuardARestartedFollowerVotes) {
   // The guard is what the previous test shows: without it the same request is granted.
   TestCluster c(3, [](Config& cfg) { cfg.election_tick = 10; });

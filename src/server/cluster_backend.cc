@@ -145,18 +145,27 @@ void ClusterBackend::ServeForward(const transport::ForwardRequest& request,
   auto mode = request.read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale)
                   ? kv::ReadMode::kLocalStale
                   : kv::ReadMode::kLinearizable;
-  ExecuteForwarded(std::move(cmd), mode, request.hops(),
-                   [reply = std::move(reply)](Result<kv::CommandResult> r) {
-                     transport::ForwardResponse resp;
-                     if (r.ok()) {
-                       resp.set_code(0);
-                       resp.set_result(r->SerializeAsString());
-                     } else {
-                       resp.set_code(static_cast<uint32_t>(r.status().code()));
-                       resp.set_message(std::string(r.status().message()));
-                     }
-                     reply(std::move(resp));
-                   });
+  Callback done = [reply = std::move(reply)](Result<kv::CommandResult> r) {
+    transport::ForwardResponse resp;
+    if (r.ok()) {
+      resp.set_code(0);
+      resp.set_result(r->SerializeAsString());
+    } else {
+      resp.set_code(static_cast<uint32_t>(r.status().code()));
+      resp.set_message(std::string(r.status().message()));
+    }
+    reply(std::move(resp));
+  };
+  if (!kv::IsWriteCommand(cmd)) {
+    // A read may run here at once under the lease: not on the transport's I/O thread, which
+    // a long one (SCAN, DBSIZE) would hold up for every region's raft traffic.
+    asio::post(io_, [this, cmd = std::move(cmd), mode, hops = request.hops(),
+                     done = std::move(done)]() mutable {
+      ExecuteForwarded(std::move(cmd), mode, hops, std::move(done));
+    });
+    return;
+  }
+  ExecuteForwarded(std::move(cmd), mode, request.hops(), std::move(done));
 }
 
 void ClusterBackend::Finish(std::shared_ptr<Request> req, Result<std::string> encoded) {
@@ -207,6 +216,10 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
     }
     store_->Propose(region, req->encoded, std::move(on_result));
   } else {
+    // A retry, perhaps now at a leader with a lease.
+    if (req->attempts > 1 && !options_.unsafe_local_reads) {
+      if (auto r = store_->ReadUnderLease(region, req->encoded)) return Finish(req, std::move(*r));
+    }
     // With leases, the leader answers a read alone: sending it there costs one round trip,
     // where a ReadIndex from here costs that plus the leader's heartbeat round.
     NodeId leader = store_->LeaderOf(region);

@@ -108,13 +108,14 @@ std::unique_ptr<store::ApplyRound> KvStateMachineAdapter::BeginRound(
 }
 
 std::string KvStateMachineAdapter::Read(const store::RegionDescriptor& region,
-                                        storage::Engine* engine, std::string_view command) {
+                                        storage::Engine* engine, const storage::Snapshot* snapshot,
+                                        std::string_view command) {
   kv::Command cmd;
   if (!cmd.ParseFromArray(command.data(), static_cast<int>(command.size()))) {
     return ErrorResult("ERR internal: not a command");
   }
   kv::KvStateMachine sm(UserRangeOf(region), options_);
-  auto r = sm.Read(cmd, engine, nullptr, SystemClock::Get()->NowWallMillis());
+  auto r = sm.Read(cmd, engine, snapshot, SystemClock::Get()->NowWallMillis());
   if (!r.ok()) StorageFailure(r.status());
   return r->SerializeAsString();
 }

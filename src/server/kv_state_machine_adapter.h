@@ -20,7 +20,7 @@ class KvStateMachineAdapter : public store::StateMachine {
                                                 storage::Engine* engine,
                                                 storage::WriteBatch* wb) override;
   std::string Read(const store::RegionDescriptor& region, storage::Engine* engine,
-                   std::string_view command) override;
+                   const storage::Snapshot* snapshot, std::string_view command) override;
   std::string ErrorResult(std::string_view message) override;
 
  private:

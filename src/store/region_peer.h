@@ -67,6 +67,8 @@ class RegionPeer {
   int64_t lease_until_ns = 0;
   uint64_t lease_commit = 0;
   uint64_t lease_applied = 0;
+  // The commit index at the start of the current round (none yet: reads fall back).
+  uint64_t round_commit = UINT64_MAX;
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;

@@ -32,10 +32,12 @@ class StateMachine {
   virtual std::unique_ptr<ApplyRound> BeginRound(const RegionDescriptor& region,
                                                  storage::Engine* engine,
                                                  storage::WriteBatch* wb) = 0;
-  // Executes a read-only command on the current state of `region` and returns its encoded
-  // result. Thread-safe (called from the raft loop and from client threads for stale reads).
+  // Executes a read-only command on `region` at `snapshot` (null: the engine's current state)
+  // and returns its encoded result. Thread-safe: called from the raft loop, and from client
+  // threads for lease and stale reads, which pass a snapshot so that a command reading several
+  // keys does not see half of a concurrent apply.
   virtual std::string Read(const RegionDescriptor& region, storage::Engine* engine,
-                           std::string_view command) = 0;
+                           const storage::Snapshot* snapshot, std::string_view command) = 0;
   // The encoded result a proposer gets when its command could not run (for example: the
   // region's range does not contain a key). Used by the store when rejecting at apply.
   virtual std::string ErrorResult(std::string_view message) = 0;

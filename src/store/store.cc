@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <utility>
 
@@ -53,9 +54,12 @@ Store::Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Tr
 
 Store::~Store() { Stop(); }
 
-int64_t Store::NowNs() const {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(SystemClock::Get()->NowMonotonic())
-      .count();
+int64_t Store::LeaseClockNs() {
+  // CLOCK_BOOTTIME rather than CLOCK_MONOTONIC: it keeps counting while the host is suspended,
+  // so a leader that wakes up does not think its lease is still young.
+  timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 int64_t Store::NowMs() const {
@@ -143,7 +147,7 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   cfg.async_leader_persist = options_.async_leader_sync;
   cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
-  p->tick_ns[0] = NowNs();
+  p->tick_ns[0] = LeaseClockNs();
   peers_[desc.id()] = std::move(peer);
   return p;
 }
@@ -286,7 +290,7 @@ void Store::Loop() {
     StartBatches();
     int64_t now = NowMs();
     if (now >= next_tick) {
-      const int64_t now_ns = NowNs();
+      const int64_t now_ns = LeaseClockNs();
       for (auto& [id, p] : peers_) TickPeer(p.get(), now_ns);
       next_tick = std::max(next_tick + options_.tick_ms, now + 1);
       CheckTimeouts(now);
@@ -301,7 +305,7 @@ void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
   p->tick_ns[p->node->Ticks() % RegionPeer::kTickTimes] = now_ns;
 }
 
-void Store::UpdateLeases() {
+void Store::UpdateLeases(bool round_start) {
   if (!options_.lease_reads) return;
   for (auto& [id, p] : peers_) {
     int64_t until = 0;
@@ -312,7 +316,11 @@ void Store::UpdateLeases() {
         p->apply.applied_term() == p->node->CurrentTerm().value()) {
       until = p->tick_ns[*start % RegionPeer::kTickTimes] + lease_ns_;
     }
-    const uint64_t commit = p->node->Committed().value();
+    // The commit index is published where it bounds every commit index sent so far: at the
+    // start of a round, before its messages leave (later in the round only ReportPersisted
+    // moves it, and what it moves leaves in the next round).
+    if (round_start) p->round_commit = p->node->Committed().value();
+    const uint64_t commit = p->round_commit;
     const uint64_t applied = p->apply.applied_index();
     if (until == p->lease_until_ns &&
         (until == 0 || (commit == p->lease_commit && applied == p->lease_applied))) {
@@ -329,7 +337,9 @@ void Store::UpdateLeases() {
       lease.until_ns = until;
       lease.commit = commit;
       lease.applied = applied;
-      if (!lease.desc || lease.desc->SerializeAsString() != p->desc.SerializeAsString()) {
+      // Membership changes and splits bump the epoch.
+      if (!lease.desc || lease.desc->epoch().conf_ver() != p->desc.epoch().conf_ver() ||
+          lease.desc->epoch().version() != p->desc.epoch().version()) {
         lease.desc = std::make_shared<const RegionDescriptor>(p->desc);
       }
     }
@@ -339,27 +349,32 @@ void Store::UpdateLeases() {
 std::optional<Result<std::string>> Store::ReadUnderLease(RegionId region,
                                                          std::string_view command) {
   std::shared_ptr<const RegionDescriptor> desc;
+  std::unique_ptr<storage::Snapshot> snap;
   {
     std::lock_guard<std::mutex> l(lease_mu_);
     auto it = leases_.find(region.value());
-    if (it == leases_.end() || NowNs() >= it->second.until_ns) return std::nullopt;
+    if (it == leases_.end() || LeaseClockNs() >= it->second.until_ns) return std::nullopt;
     // What the leader committed may be applied and read on a follower (ReadIndex) before it is
     // applied here: until it is, reading here could go back in time.
     if (it->second.applied < it->second.commit) return std::nullopt;
     desc = it->second.desc;
+    // Taken under the lock: the loop erases the lease before it destroys a replica's data, so
+    // the read cannot see a region that is being deleted; and a command reading several keys
+    // sees one state rather than half of an apply running meanwhile.
+    snap = engine_->GetSnapshot();
   }
   // Read after the check: nothing another leader acknowledges can precede the check, nothing
   // any node has read is newer than the published commit index, and the state only moves
   // forward, so the result is that of a moment inside the read.
   counters_.reads++;
   counters_.lease_reads++;
-  return sm_->Read(*desc, engine_, command);
+  return sm_->Read(*desc, engine_, snap.get(), command);
 }
 
 void Store::RunRound() {
   // Before any of this round's messages leave: a transfer's MSG_TIMEOUT_NOW lets the target
   // win at once, so the lease must be gone first.
-  UpdateLeases();
+  UpdateLeases(/*round_start=*/true);
   std::vector<Work> work;
   for (auto& [id, p] : peers_) {
     if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
@@ -419,7 +434,7 @@ void Store::RunRound() {
   if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
   if (apply_first) {
     ApplyAndServe(work, &info_changed);
-    UpdateLeases();  // lease reads may go on at once
+    UpdateLeases(/*round_start=*/false);  // lease reads may go on at once
   }
   // Where every Ready that needs a sync is a leader's (its messages are gone already and
   // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
@@ -473,7 +488,7 @@ void Store::RunRound() {
     if (w.peer->removed) DestroyPeer(w.peer);
   }
   if (info_changed) PublishInfo();
-  UpdateLeases();
+  UpdateLeases(/*round_start=*/false);
 }
 
 bool Store::CanApplyBeforePersist(const raft::Ready& rd) {
@@ -557,7 +572,7 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
            p->reads_waiting_apply.begin()->first <= p->apply.applied_index()) {
       auto node = p->reads_waiting_apply.extract(p->reads_waiting_apply.begin());
       counters_.reads++;
-      node.mapped().done(sm_->Read(p->desc, engine_, node.mapped().command));
+      node.mapped().done(sm_->Read(p->desc, engine_, nullptr, node.mapped().command));
     }
   }
 
@@ -674,13 +689,14 @@ void Store::DestroyPeer(RegionPeer* p) {
   for (Cf cf : {Cf::kDefault, Cf::kLock, Cf::kWrite}) {
     wb.DeleteRange(cf, p->desc.start_key(), EngineRangeEnd(p->desc.end_key()));
   }
-  Status st = engine_->Write(wb, storage::WriteOptions{.sync = true});
-  if (!st.ok()) Fatal("destroying a removed replica failed: " + st.ToString());
-  FailPeer(p, Status::NotLeader("this node no longer holds the region"));
   {
+    // Before the data goes: a lease read takes its engine snapshot under this lock.
     std::lock_guard<std::mutex> l(lease_mu_);
     leases_.erase(id);
   }
+  Status st = engine_->Write(wb, storage::WriteOptions{.sync = true});
+  if (!st.ok()) Fatal("destroying a removed replica failed: " + st.ToString());
+  FailPeer(p, Status::NotLeader("this node no longer holds the region"));
   peers_.erase(id);
   PublishInfo();
 }
@@ -895,7 +911,9 @@ Result<std::string> Store::ReadLocal(RegionId region, std::string_view command) 
     }
     if (!found) return Status::NotFound(fmt::format("region {} is not here", region.value()));
   }
-  return sm_->Read(desc, engine_, command);
+  // One state for the whole command, as for lease reads.
+  std::unique_ptr<storage::Snapshot> snap = engine_->GetSnapshot();
+  return sm_->Read(desc, engine_, snap.get(), command);
 }
 
 std::optional<RegionId> Store::RegionForKey(std::string_view engine_key) const {

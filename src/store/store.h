@@ -194,13 +194,16 @@ class Store {
   Status InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap);
   void CheckTimeouts(int64_t now_ms);
   void PublishInfo();
-  // Publishes each region's lease for ReadUnderLease (or its loss). Called at the start of a
-  // round, before its messages leave (a MSG_TIMEOUT_NOW ends the lease), and at its end.
-  void UpdateLeases();
+  // Publishes each region's lease for ReadUnderLease (or its loss), with the commit index of
+  // the round's start and the applied index. Called at the start of a round (round_start),
+  // before its messages leave (a MSG_TIMEOUT_NOW ends the lease, a new commit index must be
+  // published first), after applying, and at its end.
+  void UpdateLeases(bool round_start);
   // The tick times behind LeaseStart: call instead of RawNode::Tick.
   void TickPeer(RegionPeer* p, int64_t now_ns);
   int64_t NowMs() const;
-  int64_t NowNs() const;
+  // The clock leases are measured on (CLOCK_BOOTTIME), in ns.
+  static int64_t LeaseClockNs();
 
   StoreOptions options_;
   storage::Engine* engine_;
@@ -240,7 +243,7 @@ class Store {
   };
   mutable std::mutex lease_mu_;
   std::map<uint64_t, Lease> leases_;  // by region; only regions this node leads with a lease
-  int64_t lease_ns_ = 0;             // how long a lease lasts past its heartbeat round's tick
+  int64_t lease_ns_ = 0;              // how long a lease lasts past its heartbeat round's tick
 
   StoreCounters counters_;
 };
