@@ -305,17 +305,22 @@ void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
   p->tick_ns[p->node->Ticks() % RegionPeer::kTickTimes] = now_ns;
 }
 
+int64_t Store::LeaseUntil(RegionPeer* p) const {
+  if (!options_.lease_reads) return 0;
+  std::optional<uint64_t> start = p->node->LeaseStart();
+  // Only once the leader has applied an entry of its own term does its state hold every
+  // write acknowledged by an earlier leader.
+  if (start.has_value() && p->node->Ticks() - *start < RegionPeer::kTickTimes &&
+      p->apply.applied_term() == p->node->CurrentTerm().value()) {
+    return p->tick_ns[*start % RegionPeer::kTickTimes] + lease_ns_;
+  }
+  return 0;
+}
+
 void Store::UpdateLeases(bool round_start) {
   if (!options_.lease_reads) return;
   for (auto& [id, p] : peers_) {
-    int64_t until = 0;
-    std::optional<uint64_t> start = p->node->LeaseStart();
-    // Only once the leader has applied an entry of its own term does its state hold every
-    // write acknowledged by an earlier leader.
-    if (start.has_value() && p->node->Ticks() - *start < RegionPeer::kTickTimes &&
-        p->apply.applied_term() == p->node->CurrentTerm().value()) {
-      until = p->tick_ns[*start % RegionPeer::kTickTimes] + lease_ns_;
-    }
+    const int64_t until = LeaseUntil(p.get());
     // The commit index is published where it bounds every commit index sent so far: at the
     // start of a round, before its messages leave (later in the round only ReportPersisted
     // moves it, and what it moves leaves in the next round).
@@ -859,6 +864,23 @@ void Store::StartBatches() {
           p->proposals[index++] = std::move(pr);
         }
       }
+    }
+    if (!p->reading.empty() && LeaseClockNs() < LeaseUntil(p.get())) {
+      // The lease confirms the leadership these reads need: they wait only for the apply of
+      // what is committed now (which bounds every commit index sent so far), not for a
+      // heartbeat round. These are the reads ReadUnderLease turned away while an apply was
+      // pending.
+      const uint64_t index = p->node->Committed().value();
+      for (auto& r : p->reading) {
+        counters_.lease_reads++;
+        if (index <= p->apply.applied_index()) {
+          counters_.reads++;
+          r.done(sm_->Read(p->desc, engine_, nullptr, r.command));
+        } else {
+          p->reads_waiting_apply.emplace(index, std::move(r));
+        }
+      }
+      p->reading.clear();
     }
     if (!p->reading.empty()) {
       std::string ctx = ReadCtx(next_read_id_++);

@@ -199,6 +199,8 @@ class Store {
   // before its messages leave (a MSG_TIMEOUT_NOW ends the lease, a new commit index must be
   // published first), after applying, and at its end.
   void UpdateLeases(bool round_start);
+  // When the peer's lease ends on LeaseClockNs (0: it holds none).
+  int64_t LeaseUntil(RegionPeer* p) const;
   // The tick times behind LeaseStart: call instead of RawNode::Tick.
   void TickPeer(RegionPeer* p, int64_t now_ns);
   int64_t NowMs() const;

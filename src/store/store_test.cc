@@ -640,5 +640,25 @@ TEST_F(StoreTest, ALeaseReadOfSeveralKeysSeesOneState) {
   EXPECT_EQ(torn, 0) << "of " << served << " lease reads";
 }
 
+// A read that reaches the loop (the router's fallback when an apply was pending) is served
+// under the lease too: it waits for the apply of the commit index, not for a heartbeat round.
+TEST_F(StoreTest, LoopReadsOnALeaderWithALeaseSkipTheHeartbeatRound) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v").ok());
+  Store* s = cluster_->GetStore(leader);
+  ASSERT_TRUE(WaitLease(s));
+  bool under_lease = false;
+  for (int attempt = 0; attempt < 50 && !under_lease; ++attempt) {
+    const uint64_t before = s->counters().lease_reads.load();
+    auto g = cluster_->Get(leader, "k");
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(*g, "v");
+    under_lease = s->counters().lease_reads.load() == before + 1;
+  }
+  EXPECT_TRUE(under_lease);
+}
+
 }  // namespace
 }  // namespace micedb::store
