@@ -143,6 +143,9 @@ class Raft {
 
   // --- raft_follower.cc ---
   Status StepFollower(Message& m);
+  // A message from the leader of our term: reset the election timer and renew the promise
+  // not to vote for another candidate (InLease).
+  void HeardFromLeader(NodeId leader);
   Status StepCandidate(Message& m);
   void HandleAppend(Message& m);
   void HandleHeartbeat(const Message& m);

@@ -6,6 +6,12 @@
 
 namespace micedb::raft {
 
+void Raft::HeardFromLeader(NodeId leader) {
+  election_elapsed_ = 0;
+  promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
+  lead_ = leader;
+}
+
 Status Raft::StepFollower(Message& m) {
   switch (m.type()) {
     case MSG_PROP:
@@ -13,21 +19,15 @@ Status Raft::StepFollower(Message& m) {
       // than bouncing it around.
       return Status::OK();
     case MSG_APP:
-      election_elapsed_ = 0;
-      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
-      lead_ = NodeId(m.from());
+      HeardFromLeader(NodeId(m.from()));
       HandleAppend(m);
       return Status::OK();
     case MSG_HEARTBEAT:
-      election_elapsed_ = 0;
-      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
-      lead_ = NodeId(m.from());
+      HeardFromLeader(NodeId(m.from()));
       HandleHeartbeat(m);
       return Status::OK();
     case MSG_SNAP:
-      election_elapsed_ = 0;
-      promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
-      lead_ = NodeId(m.from());
+      HeardFromLeader(NodeId(m.from()));
       HandleSnapshot(m);
       return Status::OK();
     case MSG_TIMEOUT_NOW:

@@ -9,6 +9,25 @@ namespace {
 
 using namespace testing;  // NOLINT(build/namespaces)
 
+// A vote request from `from` to `to` for `term`, by a candidate whose log is ahead of everyone's.
+Message VoteWithLongerLog(uint64_t from, uint64_t to, uint64_t term) {
+  Message m = MakeMsg(MSG_VOTE, from, to, term);
+  m.set_index(100);
+  m.set_log_term(100);
+  return m;
+}
+
+// Node 1 leads; node 2 restarts and is asked for a vote in a later term by node 3. A grant
+// moves node 2 to that term.
+void RestartFollowerAndAskForAVote(TestCluster& c) {
+  c.TickAll(10);
+  c.Stabilize();
+  c.Elect(1);
+  c.Restart(N(2));
+  Message vote = VoteWithLongerLog(3, 2, c.raft(1).term().value() + 1);
+  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+}
+
 auto Lease = [](Config& c) {
   c.read_only = ReadOnlyOption::kLeaseBased;
   c.election_tick = 10;
@@ -163,14 +182,7 @@ TEST(LeaseRead, RestartedFollowerKeepsItsPromise) {
   // A follower that restarts does not vote for an election timeout, so a lease granted
   // before the crash still holds.
   TestCluster c(3, Lease);
-  c.TickAll(10);
-  c.Stabilize();
-  c.Elect(1);
-  c.Restart(N(2));
-  Message vote = MakeMsg(MSG_VOTE, 3, 2, c.raft(1).term().value() + 1);
-  vote.set_index(100);
-  vote.set_log_term(100);
-  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+  ASSERT_NO_FATAL_FAILURE(RestartFollowerAndAskForAVote(c));
   EXPECT_EQ(c.raft(2).term(), c.raft(1).term());
 }
 
@@ -233,14 +245,7 @@ TEST(LeaseStart, SafeModeStillConfirmsReadsWithAHeartbeatRound) {
 
 TEST(LeaseStart, StartupGuardKeepsARestartedFollowersPromise) {
   TestCluster c(3, SafeWithGuard);
-  c.TickAll(10);
-  c.Stabilize();
-  c.Elect(1);
-  c.Restart(N(2));
-  Message vote = MakeMsg(MSG_VOTE, 3, 2, c.raft(1).term().value() + 1);
-  vote.set_index(100);
-  vote.set_log_term(100);
-  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+  ASSERT_NO_FATAL_FAILURE(RestartFollowerAndAskForAVote(c));
   EXPECT_EQ(c.raft(2).term(), c.raft(1).term()) << "a vote request ignored";
 }
 
@@ -261,22 +266,16 @@ TEST(LeaseStart, APromiseSurvivesALaterTermFromANonLeader) {
   ASSERT_EQ(c.raft(2).term().value(), t + 1);
   ASSERT_FALSE(c.raft(2).leader().valid());
   // A vote request in that term, and one of a later term: both refused.
-  Message same = MakeMsg(MSG_VOTE, 3, 2, t + 1);
-  same.set_index(100);
-  same.set_log_term(100);
+  Message same = VoteWithLongerLog(3, 2, t + 1);
   ASSERT_TRUE(c.raw(2).Step(same).ok());
   EXPECT_NE(c.raft(2).vote(), N(3));
-  Message later = MakeMsg(MSG_VOTE, 3, 2, t + 2);
-  later.set_index(100);
-  later.set_log_term(100);
+  Message later = VoteWithLongerLog(3, 2, t + 2);
   ASSERT_TRUE(c.raw(2).Step(later).ok());
   EXPECT_EQ(c.raft(2).term().value(), t + 1);
   EXPECT_NE(c.raft(2).vote(), N(3));
   // An election timeout after it last heard from the leader, it votes again.
   c.Tick(2, 10);
-  Message again = MakeMsg(MSG_VOTE, 3, 2, c.raft(2).term().value() + 1);
-  again.set_index(100);
-  again.set_log_term(100);
+  Message again = VoteWithLongerLog(3, 2, c.raft(2).term().value() + 1);
   ASSERT_TRUE(c.raw(2).Step(again).ok());
   EXPECT_EQ(c.raft(2).vote(), N(3));
 }
@@ -284,14 +283,7 @@ TEST(LeaseStart, APromiseSurvivesALaterTermFromANonLeader) {
 TEST(LeaseStart, WithoutTheGuardARestartedFollowerVotes) {
   // The guard is what the previous test shows: without it the same request is granted.
   TestCluster c(3, [](Config& cfg) { cfg.election_tick = 10; });
-  c.TickAll(10);
-  c.Stabilize();
-  c.Elect(1);
-  c.Restart(N(2));
-  Message vote = MakeMsg(MSG_VOTE, 3, 2, c.raft(1).term().value() + 1);
-  vote.set_index(100);
-  vote.set_log_term(100);
-  ASSERT_TRUE(c.raw(2).Step(vote).ok());
+  ASSERT_NO_FATAL_FAILURE(RestartFollowerAndAskForAVote(c));
   EXPECT_GT(c.raft(2).term(), c.raft(1).term());
 }
 

@@ -58,6 +58,14 @@ std::string FirstKey(const kv::Command& c) {
   }
 }
 
+// A state machine result as the caller gets it.
+Result<kv::CommandResult> Decode(Result<std::string> encoded) {
+  if (!encoded.ok()) return encoded.status();
+  kv::CommandResult r;
+  if (!r.ParseFromString(*encoded)) return Status::Internal("unparsable result");
+  return r;
+}
+
 }  // namespace
 
 ClusterBackend::ClusterBackend(RouterOptions options, store::Store* store,
@@ -110,12 +118,7 @@ void ClusterBackend::ExecuteForwarded(kv::Command cmd, kv::ReadMode mode, uint32
   if (!write && mode == kv::ReadMode::kLinearizable && !options_.unsafe_local_reads) {
     // The leader holding its lease answers here, on the caller's thread, without a round of
     // the raft loop.
-    if (auto r = store_->ReadUnderLease(RouteOf(cmd), encoded)) {
-      if (!r->ok()) return done(r->status());
-      kv::CommandResult result;
-      if (!result.ParseFromString(**r)) return done(Status::Internal("unparsable result"));
-      return done(std::move(result));
-    }
+    if (auto r = store_->ReadUnderLease(RouteOf(cmd), encoded)) return done(Decode(std::move(*r)));
   }
   auto req = std::make_shared<Request>();
   req->write = write;
@@ -169,10 +172,16 @@ void ClusterBackend::ServeForward(const transport::ForwardRequest& request,
 }
 
 void ClusterBackend::Finish(std::shared_ptr<Request> req, Result<std::string> encoded) {
-  if (!encoded.ok()) return req->done(encoded.status());
-  kv::CommandResult r;
-  if (!r.ParseFromString(*encoded)) return req->done(Status::Internal("unparsable result"));
-  req->done(std::move(r));
+  req->done(Decode(std::move(encoded)));
+}
+
+NodeId ClusterBackend::LeaderElsewhere(RegionId region, const Request& req) const {
+  NodeId leader = store_->LeaderOf(region);
+  if (leader.valid() && leader != store_->node_id() &&
+      req.hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+    return leader;
+  }
+  return NodeId();
 }
 
 void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
@@ -182,9 +191,7 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
     if (r.ok()) return Finish(req, std::move(r));
     switch (r.status().code()) {
       case StatusCode::kNotLeader: {
-        NodeId leader = store_->LeaderOf(region);
-        if (leader.valid() && leader != store_->node_id() &&
-            req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+        if (NodeId leader = LeaderElsewhere(region, *req); leader.valid()) {
           return Forward(req, leader);
         }
         return RetryLater(req, r.status());
@@ -209,9 +216,7 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
   if (req->write) {
     // When another node is known to lead, go there at once: proposing here would only cost
     // a round of this node's raft loop to learn NotLeader.
-    NodeId leader = store_->LeaderOf(region);
-    if (leader.valid() && leader != store_->node_id() &&
-        req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+    if (NodeId leader = LeaderElsewhere(region, *req); leader.valid()) {
       return Forward(req, leader);
     }
     store_->Propose(region, req->encoded, std::move(on_result));
@@ -222,9 +227,7 @@ void ClusterBackend::Attempt(std::shared_ptr<Request> req) {
     }
     // With leases, the leader answers a read alone: sending it there costs one round trip,
     // where a ReadIndex from here costs that plus the leader's heartbeat round.
-    NodeId leader = store_->LeaderOf(region);
-    if (store_->lease_reads() && leader.valid() && leader != store_->node_id() &&
-        req->hops < static_cast<uint32_t>(options_.max_forward_hops)) {
+    if (NodeId leader = LeaderElsewhere(region, *req); store_->lease_reads() && leader.valid()) {
       return Forward(req, leader);
     }
     store_->ReadLinearizable(region, req->encoded, std::move(on_result));

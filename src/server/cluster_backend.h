@@ -56,6 +56,8 @@ class ClusterBackend : public kv::KvBackend {
   void RetryLater(std::shared_ptr<Request> req, const Status& why);
   void Forward(std::shared_ptr<Request> req, NodeId to);
   void Finish(std::shared_ptr<Request> req, Result<std::string> encoded);
+  // The leader of `region` when it is another node that req may still be forwarded to.
+  NodeId LeaderElsewhere(RegionId region, const Request& req) const;
   RegionId RouteOf(const kv::Command& cmd) const;
 
   RouterOptions options_;

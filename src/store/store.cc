@@ -573,15 +573,19 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
       }
       p->reads_waiting_index.erase(it);
     }
-    while (!p->reads_waiting_apply.empty() &&
-           p->reads_waiting_apply.begin()->first <= p->apply.applied_index()) {
-      auto node = p->reads_waiting_apply.extract(p->reads_waiting_apply.begin());
-      counters_.reads++;
-      node.mapped().done(sm_->Read(p->desc, engine_, nullptr, node.mapped().command));
-    }
+    ServeAppliedReads(p.get());
   }
 
   if (info_changed) *info_changed_out = true;
+}
+
+void Store::ServeAppliedReads(RegionPeer* p) {
+  while (!p->reads_waiting_apply.empty() &&
+         p->reads_waiting_apply.begin()->first <= p->apply.applied_index()) {
+    auto node = p->reads_waiting_apply.extract(p->reads_waiting_apply.begin());
+    counters_.reads++;
+    node.mapped().done(sm_->Read(p->desc, engine_, nullptr, node.mapped().command));
+  }
 }
 
 void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out) {
@@ -871,16 +875,10 @@ void Store::StartBatches() {
       // heartbeat round. These are the reads ReadUnderLease turned away while an apply was
       // pending.
       const uint64_t index = p->node->Committed().value();
-      for (auto& r : p->reading) {
-        counters_.lease_reads++;
-        if (index <= p->apply.applied_index()) {
-          counters_.reads++;
-          r.done(sm_->Read(p->desc, engine_, nullptr, r.command));
-        } else {
-          p->reads_waiting_apply.emplace(index, std::move(r));
-        }
-      }
+      counters_.lease_reads += p->reading.size();
+      for (auto& r : p->reading) p->reads_waiting_apply.emplace(index, std::move(r));
       p->reading.clear();
+      ServeAppliedReads(p.get());
     }
     if (!p->reading.empty()) {
       std::string ctx = ReadCtx(next_read_id_++);

@@ -174,6 +174,8 @@ class Store {
   // Applies the round's committed entries, answers their proposers, and serves the reads
   // whose read index is applied (steps 3-4 of the loop).
   void ApplyAndServe(std::vector<Work>& work, bool* info_changed);
+  // Serves the reads whose read index is applied.
+  void ServeAppliedReads(RegionPeer* p);
   // Hands each region's requests gathered during the input phase to raft: all writes as one
   // batch of entries, all reads behind one ReadIndex.
   void StartBatches();

@@ -245,6 +245,8 @@ std::string DataHash(storage::Engine* e) {
   return all;
 }
 
+bool WaitLease(Store* s);  // below, with the lease tests
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -271,6 +273,14 @@ class StoreTest : public ::testing::Test {
       std::this_thread::sleep_for(20ms);
     }
     FAIL() << "put " << k << " never succeeded";
+  }
+  // Three nodes; once k = value is written, *leader is the node that holds the lease.
+  void StartWithLeaseHolder(const std::string& value, uint64_t* leader) {
+    Start3();
+    *leader = cluster_->WaitLeader({1, 2, 3});
+    ASSERT_NE(*leader, 0u);
+    ASSERT_TRUE(cluster_->Put(*leader, "k", value).ok());
+    ASSERT_TRUE(WaitLease(cluster_->GetStore(*leader)));
   }
   std::string root_;
   std::unique_ptr<Cluster> cluster_;
@@ -463,12 +473,9 @@ bool WaitLease(Store* s) {
 }
 
 TEST_F(StoreTest, LeaderAnswersReadsUnderItsLeaseAndFollowersDoNot) {
-  Start3();
-  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(leader, 0u);
-  ASSERT_TRUE(cluster_->Put(leader, "k", "v1").ok());
+  uint64_t leader = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("v1", &leader));
   Store* s = cluster_->GetStore(leader);
-  ASSERT_TRUE(WaitLease(s));
   auto r = NextLeaseGet(s, "k");
   ASSERT_TRUE(r.has_value() && r->ok());
   EXPECT_EQ(**r, "v1");
@@ -498,11 +505,8 @@ TEST_F(StoreTest, NoLeaseReadsWhenTurnedOff) {
 }
 
 TEST_F(StoreTest, ACutOffLeadersLeaseEndsBeforeANewLeaderWrites) {
-  Start3();
-  uint64_t old = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(old, 0u);
-  ASSERT_TRUE(cluster_->Put(old, "k", "old").ok());
-  ASSERT_TRUE(WaitLease(cluster_->GetStore(old)));
+  uint64_t old = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("old", &old));
   LeaseWatcher watch(cluster_.get(), old);
   for (int i = 0; i < 500 && !watch.seen(); ++i) std::this_thread::sleep_for(1ms);
   ASSERT_TRUE(watch.seen());
@@ -530,11 +534,8 @@ TEST_F(StoreTest, ACutOffLeadersLeaseEndsBeforeANewLeaderWrites) {
 }
 
 TEST_F(StoreTest, ATransferEndsTheLeaseBeforeTheTargetCanWin) {
-  Start3();
-  uint64_t old = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(old, 0u);
-  ASSERT_TRUE(cluster_->Put(old, "k", "old").ok());
-  ASSERT_TRUE(WaitLease(cluster_->GetStore(old)));
+  uint64_t old = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("old", &old));
   uint64_t target = old == 3 ? 1 : old + 1;
   LeaseWatcher watch(cluster_.get(), old);
   for (int i = 0; i < 500 && !watch.seen(); ++i) std::this_thread::sleep_for(1ms);
@@ -572,12 +573,9 @@ TEST_F(StoreTest, ATransferEndsTheLeaseBeforeTheTargetCanWin) {
 // applies the entries itself, so a follower may apply and serve a ReadIndex read of the new
 // value first; a lease read on the leader at that moment answered with the old value.
 TEST_F(StoreTest, LeaseReadsDoNotGoBehindWhatAFollowerAlreadyServed) {
-  Start3();
-  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(leader, 0u);
-  ASSERT_TRUE(cluster_->Put(leader, "k", "old").ok());
+  uint64_t leader = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("old", &leader));
   Store* s = cluster_->GetStore(leader);
-  ASSERT_TRUE(WaitLease(s));
   uint64_t follower = leader == 1 ? 2 : 1;
   storage::Engine* follower_engine = cluster_->node(follower).engine.get();
   cluster_->sm().slow_apply_ms = 300;
@@ -643,12 +641,9 @@ TEST_F(StoreTest, ALeaseReadOfSeveralKeysSeesOneState) {
 // A read that reaches the loop (the router's fallback when an apply was pending) is served
 // under the lease too: it waits for the apply of the commit index, not for a heartbeat round.
 TEST_F(StoreTest, LoopReadsOnALeaderWithALeaseSkipTheHeartbeatRound) {
-  Start3();
-  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(leader, 0u);
-  ASSERT_TRUE(cluster_->Put(leader, "k", "v").ok());
+  uint64_t leader = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("v", &leader));
   Store* s = cluster_->GetStore(leader);
-  ASSERT_TRUE(WaitLease(s));
   bool under_lease = false;
   for (int attempt = 0; attempt < 50 && !under_lease; ++attempt) {
     const uint64_t before = s->counters().lease_reads.load();
