@@ -20,6 +20,7 @@ class StrongId {
   constexpr explicit StrongId(uint64_t v) : v_(v) {}
   constexpr uint64_t value() const { return v_; }
   constexpr bool valid() const { return v_ != 0; }  // 0 means "none"
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads the defaulted <=>.
   constexpr auto operator<=>(const StrongId&) const = default;
 
  private:

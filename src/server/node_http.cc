@@ -78,6 +78,12 @@ std::string Node::RenderMetrics() const {
           backend_->counters().forwarded.load());
   counter("micedb_router_retries_total", "Requests retried after a routing error",
           backend_->counters().retries.load());
+  counter("micedb_router_split_requests_total",
+          "Commands cut into one region request per region of their keys",
+          backend_->counters().split_requests.load());
+  counter("micedb_store_requests_refused_total",
+          "Region requests refused for a stale epoch, a key outside the region or another region",
+          c.requests_refused.load());
 
   auto regions = store_->Regions();
   Metric(&out, "micedb_region_is_leader", "gauge", "1 when this node leads the region");
@@ -124,16 +130,18 @@ std::string Node::RenderMetrics() const {
   auto table = kv::CommandTable();
   for (size_t i = 0; i < table.size(); ++i) {
     uint64_t calls = rs.per_command[i].calls.load();
-    if (calls)
+    if (calls) {
       out += fmt::format("micedb_redis_commands_total{{cmd=\"{}\"}} {}\n", table[i].name, calls);
+    }
   }
   Metric(&out, "micedb_redis_command_errors_total", "counter",
          "Redis commands answered with an error");
   for (size_t i = 0; i < table.size(); ++i) {
     uint64_t failed = rs.per_command[i].failed.load();
-    if (failed)
+    if (failed) {
       out += fmt::format("micedb_redis_command_errors_total{{cmd=\"{}\"}} {}\n", table[i].name,
                          failed);
+    }
   }
   Metric(&out, "micedb_redis_command_seconds_total", "counter",
          "Time spent in Redis commands, dispatch to reply");
