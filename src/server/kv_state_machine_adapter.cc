@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "common/memcomparable.h"
 #include "kv/apply_batch.h"
+#include "kv/command_result.h"
 
 namespace micedb::server {
 
@@ -58,9 +59,8 @@ class Round : public store::ApplyRound {
   std::string Apply(std::string_view command, LogIndex index) override {
     kv::Command cmd;
     if (!cmd.ParseFromArray(command.data(), static_cast<int>(command.size()))) {
-      kv::CommandResult r;
-      r.set_error("ERR internal: log entry is not a command");
-      return r.SerializeAsString();
+      return kv::ErrorResult(kv::KvError::INTERNAL, "log entry is not a command")
+          .SerializeAsString();
     }
     if (cmd.request_id() == 0) {
       auto r = sm_.Apply(cmd, index, batch_);
@@ -112,7 +112,7 @@ std::string KvStateMachineAdapter::Read(const store::RegionDescriptor& region,
                                         std::string_view command) {
   kv::Command cmd;
   if (!cmd.ParseFromArray(command.data(), static_cast<int>(command.size()))) {
-    return ErrorResult("ERR internal: not a command");
+    return ErrorResult("not a command");
   }
   kv::KvStateMachine sm(UserRangeOf(region), options_);
   auto r = sm.Read(cmd, engine, snapshot, SystemClock::Get()->NowWallMillis());
@@ -121,9 +121,7 @@ std::string KvStateMachineAdapter::Read(const store::RegionDescriptor& region,
 }
 
 std::string KvStateMachineAdapter::ErrorResult(std::string_view message) {
-  kv::CommandResult r;
-  r.set_error(std::string(message));
-  return r.SerializeAsString();
+  return kv::ErrorResult(kv::KvError::INTERNAL, message).SerializeAsString();
 }
 
 }  // namespace micedb::server

@@ -7,7 +7,6 @@
 
 #include "frontend/resp/resp_handlers.h"
 #include "kv/number.h"
-#include "kv/state_machine.h"
 
 namespace micedb::resp {
 namespace {
@@ -82,7 +81,7 @@ void ClientList(CommandCall& call) {
         ids.push_back(id);
       }
     } else {
-      call.out.Error(kv::kErrSyntax);
+      call.out.Error(kErrSyntax);
       return;
     }
   }
@@ -143,7 +142,7 @@ void HandleEcho(CommandCall& call) { call.out.Bulk(call.args[1]); }
 
 void HandleAuth(CommandCall& call) {
   if (call.args.size() > 3) {
-    call.out.Error(kv::kErrSyntax);
+    call.out.Error(kErrSyntax);
     return;
   }
   if (call.args.size() == 2 && call.server.options->password.empty()) {
@@ -229,7 +228,7 @@ void HandleHello(CommandCall& call) {
 void HandleSelect(CommandCall& call) {
   int64_t index = 0;
   if (!kv::ParseInt64(call.args[1], &index)) {
-    call.out.Error(kv::kErrNotInteger);
+    call.out.Error(kErrNotInteger);
   } else if (index != 0) {
     call.out.Error("ERR DB index is out of range");
   } else {

@@ -8,7 +8,6 @@
 #include "frontend/resp/resp_handlers.h"
 #include "frontend/resp/resp_render.h"
 #include "kv/number.h"
-#include "kv/state_machine.h"
 
 namespace micedb::resp {
 
@@ -57,7 +56,7 @@ void HandleExpire(CommandCall& call) {
   }
   int64_t when = 0;
   if (!kv::ParseInt64(call.args[2], &when)) {
-    call.out.Error(kv::kErrNotInteger);
+    call.out.Error(kErrNotInteger);
     return;
   }
   const bool seconds = name == "expire" || name == "expireat";
@@ -124,17 +123,17 @@ void HandleScan(CommandCall& call) {
   for (size_t i = 2; i < call.args.size(); i += 2) {
     const std::string opt = AsciiLower(call.args[i]);
     if (i + 1 >= call.args.size()) {
-      call.out.Error(kv::kErrSyntax);
+      call.out.Error(kErrSyntax);
       return;
     }
     const std::string& value = call.args[i + 1];
     if (opt == "count") {
       if (!kv::ParseInt64(value, &count)) {
-        call.out.Error(kv::kErrNotInteger);
+        call.out.Error(kErrNotInteger);
         return;
       }
       if (count < 1) {
-        call.out.Error(kv::kErrSyntax);
+        call.out.Error(kErrSyntax);
         return;
       }
     } else if (opt == "match") {
@@ -142,7 +141,7 @@ void HandleScan(CommandCall& call) {
     } else if (opt == "type") {
       scan->set_type(AsciiLower(value));
     } else {
-      call.out.Error(kv::kErrSyntax);
+      call.out.Error(kErrSyntax);
       return;
     }
   }

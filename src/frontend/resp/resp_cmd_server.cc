@@ -8,7 +8,6 @@
 #include "frontend/resp/resp_info.h"
 #include "frontend/resp/resp_render.h"
 #include "kv/glob.h"
-#include "kv/state_machine.h"
 
 namespace micedb::resp {
 namespace {
@@ -137,7 +136,7 @@ void HandleCommand(CommandCall& call) {
     out.Integer(static_cast<int64_t>(table.size()));
   } else if (name == "list") {
     if (call.args.size() > 2) {
-      out.Error(kv::kErrSyntax);
+      out.Error(kErrSyntax);
       return;
     }
     out.ArrayHeader(table.size());
@@ -241,7 +240,7 @@ void HandleDbSize(CommandCall& call) {
 void HandleFlush(CommandCall& call) {
   if (call.args.size() > 2 || (call.args.size() == 2 && !EqualsIgnoreCase(call.args[1], "async") &&
                                !EqualsIgnoreCase(call.args[1], "sync"))) {
-    call.out.Error(kv::kErrSyntax);
+    call.out.Error(kErrSyntax);
     return;
   }
   kv::Command cmd;

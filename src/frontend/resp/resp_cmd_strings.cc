@@ -5,7 +5,6 @@
 #include "frontend/resp/resp_handlers.h"
 #include "frontend/resp/resp_render.h"
 #include "kv/number.h"
-#include "kv/state_machine.h"
 
 namespace micedb::resp {
 namespace {
@@ -50,7 +49,7 @@ bool ParseSetOptions(const std::vector<std::string>& args, size_t first, SetOpti
 bool SetExpireAt(const SetOptions& o, int64_t now_ms, int64_t* at, const char** error) {
   int64_t n = 0;
   if (!kv::ParseInt64(o.expire_arg, &n)) {
-    *error = kv::kErrNotInteger;
+    *error = kErrNotInteger;
     return false;
   }
   static constexpr char kInvalid[] = "ERR invalid expire time in 'set' command";
@@ -117,7 +116,7 @@ void HandleGet(CommandCall& call) {
 void HandleSet(CommandCall& call) {
   SetOptions o;
   if (!ParseSetOptions(call.args, 3, &o)) {
-    call.out.Error(kv::kErrSyntax);
+    call.out.Error(kErrSyntax);
     return;
   }
   RunSet(call, std::move(call.args[1]), std::move(call.args[2]), o);
@@ -185,7 +184,7 @@ void HandleIncrDecr(CommandCall& call) {
   int64_t delta = 1;
   if (name == "incrby" || name == "decrby") {
     if (!kv::ParseInt64(call.args[2], &delta)) {
-      call.out.Error(kv::kErrNotInteger);
+      call.out.Error(kErrNotInteger);
       return;
     }
   }
@@ -219,7 +218,7 @@ void HandleGetRange(CommandCall& call) {
   int64_t start = 0;
   int64_t end = 0;
   if (!kv::ParseInt64(call.args[2], &start) || !kv::ParseInt64(call.args[3], &end)) {
-    call.out.Error(kv::kErrNotInteger);
+    call.out.Error(kErrNotInteger);
     return;
   }
   kv::Command cmd;

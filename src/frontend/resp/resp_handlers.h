@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "frontend/resp/client_registry.h"
 #include "frontend/resp/resp_command_table.h"
+#include "frontend/resp/resp_errors.h"
 #include "frontend/resp/resp_plan.h"
 #include "frontend/resp/resp_session.h"
 #include "frontend/resp/resp_writer.h"
@@ -48,12 +49,6 @@ struct CommandCall {
   // the result into the reply.
   void Run(kv::Command cmd, Renderer render = nullptr);
 };
-
-// Common error texts, in Redis's words.
-inline constexpr char kErrNoAuth[] = "NOAUTH Authentication required.";
-inline constexpr char kErrWrongPass[] =
-    "WRONGPASS invalid username-password pair or user is disabled.";
-inline constexpr char kErrInvalidCursor[] = "ERR invalid cursor";
 
 std::string AsciiLower(std::string_view s);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "frontend/resp/resp_errors.h"
+
 namespace micedb::resp {
 
 void RenderValue(const kv::CommandResult& value, RespWriter& out) {
@@ -26,9 +28,9 @@ void RenderValue(const kv::CommandResult& value, RespWriter& out) {
       out.SimpleString(value.status());
       return;
     case kv::CommandResult::kError:
-      out.Error(value.error());
+      out.Error(KvErrorText(value.error()));
       return;
-    case kv::CommandResult::kNilArray:
+    case kv::CommandResult::kAborted:
       out.NullArray();
       return;
     case kv::CommandResult::KIND_NOT_SET:
