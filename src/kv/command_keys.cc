@@ -153,7 +153,7 @@ CommandResult JoinParts(const Command& c, size_t total,
     case Command::kMset:
       return OkResult();
     default:
-      return parts.empty() ? ErrorResult("ERR empty command") : parts.front();
+      return parts.empty() ? ErrorResult(KvError::EMPTY_COMMAND, "empty command") : parts.front();
   }
 }
 

@@ -10,12 +10,6 @@ CommandResult NilResult() {
   return r;
 }
 
-CommandResult NilArrayResult() {
-  CommandResult r;
-  r.mutable_nil_array();
-  return r;
-}
-
 CommandResult OkResult() {
   CommandResult r;
   r.mutable_ok();
@@ -40,9 +34,16 @@ CommandResult StatusResult(std::string_view text) {
   return r;
 }
 
-CommandResult ErrorResult(std::string_view text) {
+CommandResult ErrorResult(KvError::Code code, std::string_view message) {
   CommandResult r;
-  r.set_error(std::string(text));
+  r.mutable_error()->set_code(code);
+  r.mutable_error()->set_message(std::string(message));
+  return r;
+}
+
+CommandResult TxnAbortedResult() {
+  CommandResult r;
+  r.mutable_aborted();
   return r;
 }
 

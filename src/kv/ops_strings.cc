@@ -3,6 +3,8 @@
 #include <limits>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "kv/command_result.h"
 #include "kv/number.h"
 #include "kv/ops.h"
@@ -15,6 +17,11 @@ CommandResult ValueOrNil(const std::optional<Record>& record) {
 }
 
 bool TooBig(const OpContext& ctx, size_t size) { return size > ctx.options->max_value_bytes; }
+
+CommandResult TooBigResult(const OpContext& ctx) {
+  return ErrorResult(KvError::VALUE_TOO_BIG, fmt::format("value would exceed the limit of {} bytes",
+                                                         ctx.options->max_value_bytes));
+}
 
 }  // namespace
 
@@ -56,7 +63,7 @@ Result<CommandResult> DoGetRange(OpContext& ctx, const GetRange& op) {
 }
 
 Result<CommandResult> DoSet(OpContext& ctx, const Set& op) {
-  if (TooBig(ctx, op.value().size())) return ErrorResult(kErrTooBig);
+  if (TooBig(ctx, op.value().size())) return TooBigResult(ctx);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> old, LoadLive(ctx, op.key()));
   bool write = true;
   if (op.condition() == SET_IF_ABSENT) write = !old.has_value();
@@ -72,7 +79,7 @@ Result<CommandResult> DoSet(OpContext& ctx, const Set& op) {
 
 Result<CommandResult> DoMSet(OpContext& ctx, const MSet& op) {
   for (const KeyValue& kv : op.pairs()) {
-    if (TooBig(ctx, kv.value().size())) return ErrorResult(kErrTooBig);
+    if (TooBig(ctx, kv.value().size())) return TooBigResult(ctx);
   }
   for (const KeyValue& kv : op.pairs()) StoreValue(ctx, kv.key(), kv.value(), 0);
   return OkResult();
@@ -80,7 +87,7 @@ Result<CommandResult> DoMSet(OpContext& ctx, const MSet& op) {
 
 Result<CommandResult> DoMSetNx(OpContext& ctx, const MSetNx& op) {
   for (const KeyValue& kv : op.pairs()) {
-    if (TooBig(ctx, kv.value().size())) return ErrorResult(kErrTooBig);
+    if (TooBig(ctx, kv.value().size())) return TooBigResult(ctx);
     MICEDB_ASSIGN_OR_RETURN(std::optional<Record> old, LoadLive(ctx, kv.key()));
     if (old.has_value()) return IntResult(0);
   }
@@ -91,11 +98,13 @@ Result<CommandResult> DoMSetNx(OpContext& ctx, const MSetNx& op) {
 Result<CommandResult> DoIncrBy(OpContext& ctx, const IncrBy& op) {
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> old, LoadLive(ctx, op.key()));
   int64_t current = 0;
-  if (old.has_value() && !ParseInt64(old->value, &current)) return ErrorResult(kErrNotInteger);
+  if (old.has_value() && !ParseInt64(old->value, &current)) {
+    return ErrorResult(KvError::NOT_INTEGER, "value is not an integer or out of range");
+  }
   const int64_t delta = op.delta();
   if ((delta > 0 && current > std::numeric_limits<int64_t>::max() - delta) ||
       (delta < 0 && current < std::numeric_limits<int64_t>::min() - delta)) {
-    return ErrorResult(kErrOverflow);
+    return ErrorResult(KvError::INTEGER_OVERFLOW, "increment or decrement would overflow");
   }
   const int64_t next = current + delta;
   StoreValue(ctx, op.key(), std::to_string(next), old.has_value() ? old->expire_at_ms : 0);
@@ -105,7 +114,7 @@ Result<CommandResult> DoIncrBy(OpContext& ctx, const IncrBy& op) {
 Result<CommandResult> DoAppend(OpContext& ctx, const Append& op) {
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> old, LoadLive(ctx, op.key()));
   const size_t old_size = old.has_value() ? old->value.size() : 0;
-  if (TooBig(ctx, old_size + op.value().size())) return ErrorResult(kErrTooBig);
+  if (TooBig(ctx, old_size + op.value().size())) return TooBigResult(ctx);
   if (!old.has_value()) {
     StoreValue(ctx, op.key(), op.value(), 0);
     return IntResult(static_cast<int64_t>(op.value().size()));
@@ -117,9 +126,10 @@ Result<CommandResult> DoAppend(OpContext& ctx, const Append& op) {
 
 Result<CommandResult> DoCompareAndSwap(OpContext& ctx, const CompareAndSwap& op) {
   if (op.expect_case() == CompareAndSwap::EXPECT_NOT_SET) {
-    return ErrorResult("ERR compare-and-swap needs an expected value or expect_absent");
+    return ErrorResult(KvError::INVALID_ARGUMENT,
+                       "compare-and-swap needs an expected value or expect_absent");
   }
-  if (!op.delete_key() && TooBig(ctx, op.new_value().size())) return ErrorResult(kErrTooBig);
+  if (!op.delete_key() && TooBig(ctx, op.new_value().size())) return TooBigResult(ctx);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> old, LoadLive(ctx, op.key()));
   const bool matches = op.expect_case() == CompareAndSwap::kExpectAbsent
                            ? !old.has_value()

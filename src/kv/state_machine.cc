@@ -35,12 +35,13 @@ Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
   for (const WatchedKey& watched : txn.watched()) {
     MICEDB_ASSIGN_OR_RETURN(std::optional<ops::Record> record, ops::LoadLive(ctx, watched.key()));
     const uint64_t revision = record.has_value() ? record->revision : 0;
-    if (revision != watched.revision()) return NilArrayResult();
+    if (revision != watched.revision()) return TxnAbortedResult();
   }
   CommandResult result = ArrayResult();
   for (const Command& inner : txn.commands()) {
     if (inner.op_case() == Command::kTxn) {
-      *result.mutable_array()->add_items() = ErrorResult("ERR MULTI calls can not be nested");
+      *result.mutable_array()->add_items() =
+          ErrorResult(KvError::NESTED_TXN, "a transaction cannot contain another transaction");
       continue;
     }
     MICEDB_ASSIGN_OR_RETURN(CommandResult item, RunOne(ctx, inner));
@@ -51,7 +52,7 @@ Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
 
 Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd) {
   if (ctx.batch == nullptr && IsWriteCommand(cmd)) {
-    return ErrorResult("ERR write command on the read path");
+    return ErrorResult(KvError::WRITE_ON_READ_PATH, "write command on the read path");
   }
   switch (cmd.op_case()) {
     case Command::kGet:
@@ -101,7 +102,7 @@ Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd) {
     case Command::OP_NOT_SET:
       break;
   }
-  return ErrorResult("ERR empty command");
+  return ErrorResult(KvError::EMPTY_COMMAND, "command has no operation");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // KvStateMachine: the deterministic raw key-value state machine that every replica of a region
-// runs (DESIGN §2, §4). Commands (proto/micedb/kv.proto) and results are Redis-shaped; the
+// runs (DESIGN §2, §4). Commands and results are proto/micedb/kv.proto messages; a refused
+// command's result is a typed KvError, which each front end words for its own protocol. The
 // stored format is in docs/kv-format.md.
 //
 // Writes go through Apply, which must give the same result and the same writes on every
@@ -41,12 +42,6 @@ struct StateMachineOptions {
   size_t max_value_bytes = size_t{64} << 20;
 };
 
-// Error texts shared with the RESP layer (Redis's wording).
-inline constexpr char kErrNotInteger[] = "ERR value is not an integer or out of range";
-inline constexpr char kErrOverflow[] = "ERR increment or decrement would overflow";
-inline constexpr char kErrTooBig[] = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
-inline constexpr char kErrSyntax[] = "ERR syntax error";
-
 // True for commands that change state (and so must go through Raft): everything but the
 // reads, and a txn holding at least one write.
 bool IsWriteCommand(const Command& cmd);
@@ -58,14 +53,14 @@ class KvStateMachine {
   const KeyRange& range() const { return range_; }
 
   // Applies `cmd` (read or write) at time cmd.now_ms, reading through `batch` and recording
-  // writes in it. Command-level failures (wrong type, not an integer, ...) are a
-  // CommandResult holding an error, and write nothing. A non-OK Status means storage failed
+  // writes in it. Command-level failures (not an integer, value too big, ...) are a
+  // CommandResult holding a KvError, and write nothing. A non-OK Status means storage failed
   // (IoError, Corruption); the replica must then stop rather than continue with a state that
   // may differ from the others'.
   Result<CommandResult> Apply(const Command& cmd, LogIndex log_index, ApplyBatch& batch) const;
 
   // Runs a read command against `view` at `now_ms`. A write command (or a txn holding one)
-  // is answered with an error result. Status as for Apply.
+  // is answered with a WRITE_ON_READ_PATH error result. Status as for Apply.
   Result<CommandResult> Read(const Command& cmd, ReadView& view, int64_t now_ms) const;
 
   // Convenience: Read on `engine` at its latest state or at `snapshot` (may be null).

@@ -170,16 +170,16 @@ TEST_F(StateMachineTest, IncrBy) {
   EXPECT_EQ(Value("n"), "-8");
 
   Apply(SetCmd("s", "abc"));
-  EXPECT_EQ(Apply(IncrCmd("s", 1)).error(), kErrNotInteger);
+  EXPECT_EQ(Apply(IncrCmd("s", 1)).error().code(), KvError::NOT_INTEGER);
   Apply(SetCmd("s", "01"));
-  EXPECT_EQ(Apply(IncrCmd("s", 1)).error(), kErrNotInteger);
+  EXPECT_EQ(Apply(IncrCmd("s", 1)).error().code(), KvError::NOT_INTEGER);
   Apply(SetCmd("s", " 1"));
-  EXPECT_EQ(Apply(IncrCmd("s", 1)).error(), kErrNotInteger);
+  EXPECT_EQ(Apply(IncrCmd("s", 1)).error().code(), KvError::NOT_INTEGER);
 
   Apply(SetCmd("max", std::to_string(std::numeric_limits<int64_t>::max())));
-  EXPECT_EQ(Apply(IncrCmd("max", 1)).error(), kErrOverflow);
+  EXPECT_EQ(Apply(IncrCmd("max", 1)).error().code(), KvError::INTEGER_OVERFLOW);
   Apply(SetCmd("min", std::to_string(std::numeric_limits<int64_t>::min())));
-  EXPECT_EQ(Apply(IncrCmd("min", -1)).error(), kErrOverflow);
+  EXPECT_EQ(Apply(IncrCmd("min", -1)).error().code(), KvError::INTEGER_OVERFLOW);
   EXPECT_EQ(Apply(IncrCmd("min", 1)).integer(), std::numeric_limits<int64_t>::min() + 1);
 
   // INCR keeps the expiry.
@@ -210,14 +210,14 @@ TEST_F(StateMachineTest, ValueSizeLimit) {
   ApplyBatch batch(&engine_);
   Result<CommandResult> r = small.Apply(SetCmd("k", "123456789"), LogIndex(1), batch);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->error(), kErrTooBig);
+  EXPECT_EQ(r->error().code(), KvError::VALUE_TOO_BIG);
   Command append = Cmd();
   append.mutable_append()->set_key("k");
   append.mutable_append()->set_value("12345");
   r = small.Apply(append, LogIndex(2), batch);
   EXPECT_EQ(r->integer(), 5);
   r = small.Apply(append, LogIndex(3), batch);
-  EXPECT_EQ(r->error(), kErrTooBig);
+  EXPECT_EQ(r->error().code(), KvError::VALUE_TOO_BIG);
 }
 
 TEST_F(StateMachineTest, GetRangeIndexes) {
@@ -374,7 +374,7 @@ TEST_F(StateMachineTest, CompareAndSwap) {
   EXPECT_EQ(Value("k"), "<nil>");
   Command none = Cmd();
   none.mutable_compare_and_swap()->set_key("k");
-  EXPECT_TRUE(Apply(none).has_error());
+  EXPECT_EQ(Apply(none).error().code(), KvError::INVALID_ARGUMENT);
 }
 
 TEST_F(StateMachineTest, TxnRunsAllCommandsAndWatchAborts) {
@@ -397,14 +397,14 @@ TEST_F(StateMachineTest, TxnRunsAllCommandsAndWatchAborts) {
   CommandResult r = Apply(txn);  // revision 2
   ASSERT_EQ(r.array().items_size(), 4);
   EXPECT_TRUE(r.array().items(0).has_ok());
-  EXPECT_EQ(r.array().items(1).error(), kErrNotInteger);
+  EXPECT_EQ(r.array().items(1).error().code(), KvError::NOT_INTEGER);
   EXPECT_EQ(r.array().items(2).bulk(), "abc");
   EXPECT_EQ(r.array().items(3).integer(), 2);
   EXPECT_EQ(Read(revisions).array().items(0).integer(), 2);
 
   // Same watch again: "w" changed (revision 2), so nothing runs.
   *txn.mutable_txn()->mutable_commands(0) = SetCmd("x", "never");
-  EXPECT_TRUE(Apply(txn).has_nil_array());
+  EXPECT_TRUE(Apply(txn).has_aborted());
   EXPECT_EQ(Value("x"), "abc");
 
   // A watched key that was absent and still is: runs.
@@ -422,7 +422,34 @@ TEST_F(StateMachineTest, TxnRunsAllCommandsAndWatchAborts) {
   EXPECT_FALSE(IsWriteCommand(reads));
   EXPECT_EQ(Read(reads).array().items(0).bulk(), "1");
   EXPECT_TRUE(IsWriteCommand(txn));
-  EXPECT_TRUE(Read(txn).has_error());
+  EXPECT_EQ(Read(txn).error().code(), KvError::WRITE_ON_READ_PATH);
+}
+
+// Refusals carry a code for front ends to word, and a message in plain words (no Redis text).
+TEST_F(StateMachineTest, RefusalsAreTypedErrors) {
+  const CommandResult empty = Apply(Cmd());
+  EXPECT_EQ(empty.error().code(), KvError::EMPTY_COMMAND);
+  EXPECT_EQ(empty.error().message(), "command has no operation");
+
+  Command outer = Cmd();
+  *outer.mutable_txn()->add_commands() = SetCmd("a", "1");
+  Command inner = Cmd();
+  *inner.mutable_txn()->add_commands() = SetCmd("b", "1");
+  *outer.mutable_txn()->add_commands() = inner;
+  const CommandResult r = Apply(outer);
+  ASSERT_EQ(r.array().items_size(), 2);
+  EXPECT_TRUE(r.array().items(0).has_ok());
+  EXPECT_EQ(r.array().items(1).error().code(), KvError::NESTED_TXN);
+  EXPECT_EQ(Value("a"), "1");
+  EXPECT_EQ(Value("b"), "<nil>");
+
+  KvStateMachine small(KeyRange{}, StateMachineOptions{.max_value_bytes = 8});
+  ApplyBatch batch(&engine_);
+  Result<CommandResult> big = small.Apply(SetCmd("k", "123456789"), LogIndex(1), batch);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->error().message(), "value would exceed the limit of 8 bytes");
+  Apply(SetCmd("s", "x"));
+  EXPECT_EQ(Apply(IncrCmd("s", 1)).error().message(), "value is not an integer or out of range");
 }
 
 TEST_F(StateMachineTest, SeveralCommandsInOneRoundSeeEachOther) {

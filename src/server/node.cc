@@ -119,11 +119,11 @@ Status Node::Start() {
 
   MICEDB_RETURN_IF_ERROR(store_->Start());
 
-  kv::ServerOptions resp = options_.resp;
-  resp.host = options_.redis_host;
-  resp.port = options_.redis_port;
-  resp.replication_info = [this] { return ReplicationInfo(); };
-  resp_ = std::make_unique<kv::RespServer>(resp, backend_.get());
+  resp::ServerOptions resp_options = options_.resp;
+  resp_options.host = options_.redis_host;
+  resp_options.port = options_.redis_port;
+  resp_options.replication_info = [this] { return ReplicationInfo(); };
+  resp_ = std::make_unique<resp::RespServer>(resp_options, backend_.get());
   MICEDB_RETURN_IF_ERROR(resp_->Start());
 
   http_ = std::make_unique<HttpServer>();
@@ -137,8 +137,8 @@ Status Node::Start() {
   MICEDB_RETURN_IF_ERROR(http_->Start(http_host, http_port));
   expiry_ = std::thread([this] { ExpiryLoop(); });
   started_ = true;
-  log->info("node {} serving: redis {}:{}, http {}, peer {}", options_.id.value(), resp.host,
-            resp_->port(), options_.listen_http, options_.listen_peer);
+  log->info("node {} serving: redis {}:{}, http {}, peer {}", options_.id.value(),
+            resp_options.host, resp_->port(), options_.listen_http, options_.listen_peer);
   return Status::OK();
 }
 

@@ -15,9 +15,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/result.h"
+#include "frontend/resp/resp_server.h"
 #include "kv/grpc/service.h"
 #include "kv/region_state_machine.h"
-#include "kv/resp_server.h"
 #include "router/router.h"
 #include "router/store_link.h"
 #include "router/thread_executor.h"
@@ -38,8 +38,8 @@ struct NodeOptions {
   uint16_t redis_port = 6379;
   // Initial members (id, peer address); empty for a node that joins an existing cluster.
   std::vector<std::pair<NodeId, std::string>> initial_peers;
-  kv::ServerOptions resp;     // limits of the Redis-protocol server
-  store::StoreOptions store;  // node_id and snap_dir are filled in by the node
+  micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
+  store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   uint64_t block_cache_mb = 64;
 };
@@ -89,7 +89,7 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<kv::KvGrpcService> kv_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
-  std::unique_ptr<kv::RespServer> resp_;
+  std::unique_ptr<resp::RespServer> resp_;
   std::unique_ptr<HttpServer> http_;
   bool started_ = false;
   std::mutex expiry_mu_;

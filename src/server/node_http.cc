@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/crc32c.h"
-#include "kv/resp_command_table.h"
+#include "frontend/resp/resp_command_table.h"
 #include "server/node.h"
 #include "store/keys.h"
 #include "store/snapshot_files.h"
@@ -127,7 +127,7 @@ std::string Node::RenderMetrics() const {
   counter("micedb_redis_protocol_errors_total", "Connections closed for malformed input",
           rs.protocol_errors.load());
   Metric(&out, "micedb_redis_commands_total", "counter", "Redis commands processed");
-  auto table = kv::CommandTable();
+  auto table = resp::CommandTable();
   for (size_t i = 0; i < table.size(); ++i) {
     uint64_t calls = rs.per_command[i].calls.load();
     if (calls) {

@@ -39,6 +39,18 @@ Status CheckBatchSize(size_t n, size_t max, std::string_view what) {
 
 }  // namespace
 
+Status KvErrorStatus(const KvError& error) {
+  switch (error.code()) {
+    case KvError::NOT_INTEGER:
+    case KvError::INTEGER_OVERFLOW:
+    case KvError::VALUE_TOO_BIG:
+    case KvError::INVALID_ARGUMENT:
+      return Status::InvalidArgument(error.message());
+    default:
+      return Status::Internal(error.message());
+  }
+}
+
 KvApi::KvApi(KvBackend* backend, KvApiOptions options) : backend_(backend), options_(options) {}
 
 int64_t KvApi::NowMs() const {
@@ -88,10 +100,10 @@ void KvApi::Run(Command cmd, ReadMode mode, std::function<Status(const CommandRe
         if (!r.ok()) {
           return done(r.status());
         }
-        // A command-level refusal: with the checks above it can only be about the request's
+        // A command-level refusal: with the checks above it is normally about the request's
         // contents (for example a value over the store's limit).
         if (r->has_error()) {
-          return done(Status::InvalidArgument(r->error()));
+          return done(KvErrorStatus(r->error()));
         }
         done(on_result(*r));
       });

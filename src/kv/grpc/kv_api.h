@@ -41,6 +41,12 @@ struct KvApiOptions {
   const Clock* clock = nullptr;
 };
 
+// The Status for a command the state machine refused: InvalidArgument for a refusal about
+// the request's contents (NOT_INTEGER, INTEGER_OVERFLOW, VALUE_TOO_BIG, INVALID_ARGUMENT);
+// Internal for the rest, which mean the API built a command the store cannot run or the
+// store is broken. The message is the KvError's.
+Status KvErrorStatus(const KvError& error);
+
 class KvApi {
  public:
   // Called exactly once with the outcome; the response has been filled when it is OK.

@@ -273,7 +273,8 @@ TEST_F(KvApiTest, CompareAndSwapNeedsAnExpectation) {
 TEST_F(KvApiTest, BackendFailuresPassThrough) {
   backend_.answers.push_back(Status::Unavailable("no leader"));
   backend_.answers.push_back(Status::TimedOut("slow"));
-  backend_.answers.push_back(ErrorResult("ERR string exceeds maximum allowed size"));
+  backend_.answers.push_back(
+      ErrorResult(KvError::VALUE_TOO_BIG, "value would exceed the limit of 8 bytes"));
   backend_.answers.push_back(IntResult(3));  // not what a Get returns
   v1::GetRequest req;
   req.set_key("k");
@@ -282,8 +283,24 @@ TEST_F(KvApiTest, BackendFailuresPassThrough) {
   EXPECT_EQ(Call(&KvApi::Get, req, &resp).code(), StatusCode::kTimedOut);
   Status refused = Call(&KvApi::Get, req, &resp);
   EXPECT_TRUE(refused.IsInvalidArgument());
-  EXPECT_EQ(refused.message(), "ERR string exceeds maximum allowed size");
+  EXPECT_EQ(refused.message(), "value would exceed the limit of 8 bytes");
   EXPECT_EQ(Call(&KvApi::Get, req, &resp).code(), StatusCode::kInternal);
+}
+
+TEST(KvErrorStatusTest, RequestErrorsAreInvalidArgumentTheRestInternal) {
+  KvError e;
+  e.set_message("why");
+  for (KvError::Code code : {KvError::NOT_INTEGER, KvError::INTEGER_OVERFLOW,
+                             KvError::VALUE_TOO_BIG, KvError::INVALID_ARGUMENT}) {
+    e.set_code(code);
+    EXPECT_TRUE(KvErrorStatus(e).IsInvalidArgument()) << e.code();
+    EXPECT_EQ(KvErrorStatus(e).message(), "why");
+  }
+  for (KvError::Code code : {KvError::NESTED_TXN, KvError::WRITE_ON_READ_PATH,
+                             KvError::EMPTY_COMMAND, KvError::INTERNAL}) {
+    e.set_code(code);
+    EXPECT_EQ(KvErrorStatus(e).code(), StatusCode::kInternal) << e.code();
+  }
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ void ScanPager::Next(PageDone done) {
 
 Status ScanPager::TakePage(const CommandResult& result, std::vector<v1::ScanResponse>* out) {
   if (result.has_error()) {
-    return Status::InvalidArgument(result.error());
+    return KvErrorStatus(result.error());
   }
   // [next key or nil, items], docs/kv-format.md.
   if (!result.has_array() || result.array().items_size() != 2 ||
