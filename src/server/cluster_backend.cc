@@ -69,7 +69,7 @@ Result<kv::CommandResult> Decode(Result<std::string> encoded) {
 }  // namespace
 
 ClusterBackend::ClusterBackend(RouterOptions options, store::Store* store,
-                               transport::GrpcTransport* transport)
+                               transport::PeerTransport* transport)
     : options_(options),
       store_(store),
       transport_(transport),

@@ -16,7 +16,7 @@
 
 #include "kv/backend.h"
 #include "store/store.h"
-#include "transport/grpc_transport.h"
+#include "transport/peer_transport.h"
 
 namespace micedb::server {
 
@@ -31,7 +31,7 @@ struct RouterOptions {
 class ClusterBackend : public kv::KvBackend {
  public:
   // Not owned; must outlive the backend.
-  ClusterBackend(RouterOptions options, store::Store* store, transport::GrpcTransport* transport);
+  ClusterBackend(RouterOptions options, store::Store* store, transport::PeerTransport* transport);
   ~ClusterBackend() override;
 
   void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
@@ -62,7 +62,7 @@ class ClusterBackend : public kv::KvBackend {
 
   RouterOptions options_;
   store::Store* store_;
-  transport::GrpcTransport* transport_;
+  transport::PeerTransport* transport_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;

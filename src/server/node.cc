@@ -33,7 +33,7 @@ Status Node::Start() {
 
   sm_ = std::make_unique<KvStateMachineAdapter>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes});
-  transport_ = std::make_unique<transport::GrpcTransport>(
+  transport_ = std::make_unique<transport::PeerTransport>(
       transport::TransportOptions{
           .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir},
       this);

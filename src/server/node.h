@@ -1,5 +1,5 @@
 // Node: one micedb process. It owns the storage engine, the store (region peers + raft loop),
-// the gRPC transport and services, the router, the Redis-protocol server and the HTTP server,
+// the peer transport and gRPC services, the router, the Redis-protocol server and the HTTP server,
 // and starts and stops them in order.
 //
 // Thread-safety: Start and Stop from one thread; the rest runs on the components' threads.
@@ -23,14 +23,14 @@
 #include "server/node_service.h"
 #include "storage/engine.h"
 #include "store/store.h"
-#include "transport/grpc_transport.h"
+#include "transport/peer_transport.h"
 
 namespace micedb::server {
 
 struct NodeOptions {
   NodeId id;
   std::string data_dir;
-  std::string listen_peer;  // host:port of gRPC (raft transport, forwarding, admin)
+  std::string listen_peer;  // host:port of the peer port (raft streams, gRPC services)
   std::string listen_http;  // host:port of HTTP
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
@@ -77,7 +77,7 @@ class Node : public transport::InboundHandler {
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<KvStateMachineAdapter> sm_;
-  std::unique_ptr<transport::GrpcTransport> transport_;
+  std::unique_ptr<transport::PeerTransport> transport_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<ClusterBackend> backend_;
   std::unique_ptr<NodeServiceImpl> node_service_;

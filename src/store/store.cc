@@ -600,8 +600,12 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
       continue;
     }
     counters_.snapshots_sent++;
-    transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
-                                                          EngineRangeEnd(p->desc.end_key())});
+    transport_->SendSnapshot(
+        std::move(m),
+        SnapshotSource{[engine = engine_, snap = p->snap, start = p->desc.start_key(),
+                        end = EngineRangeEnd(p->desc.end_key())](const std::string& dir) {
+          return ExportSnapshotFiles(engine, snap.get(), start, end, dir);
+        }});
   }
   rd->messages.clear();
 }

@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 
 #include "storage/mem_engine.h"
-#include "store/snapshot_files.h"
 
 namespace micedb::store {
 namespace {
@@ -150,7 +149,7 @@ class Cluster {
 
   void DeliverSnapshot(NodeId from, raft::Message m, SnapshotSource src) {
     std::string dir = fmt::format("{}/xfer-{}-{}", snap_root_, m.to(), seq_++);
-    auto files = ExportSnapshotFiles(src, dir);
+    auto files = src.export_files(dir);
     bool ok = files.ok();
     {
       std::lock_guard<std::mutex> l(mu_);
