@@ -27,6 +27,9 @@ struct Router::Call {
   // since the last backoff; bounded so that two nodes that disagree cannot loop.
   int immediate = 0;
   NodeId leader_hint;  // a leader named by the last NotLeader, tried next
+  // A write whose earlier attempt may have been applied (its forward broke or went unanswered):
+  // if no attempt succeeds in time the outcome is unknown, not "nothing applied".
+  bool maybe_applied = false;
   Callback done;
 };
 
@@ -254,6 +257,10 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
 
 void Router::RetryLater(std::shared_ptr<Call> call, std::string_view why, int64_t delay_ms) {
   if (NowMs() >= call->deadline_ms) {
+    if (call->maybe_applied) {
+      return call->done(Status::TimedOut(
+          fmt::format("no answer in time; the write may or may not have been applied ({})", why)));
+    }
     return call->done(
         Status::Unavailable(fmt::format("no leader could serve the request in time ({})", why)));
   }
@@ -279,7 +286,9 @@ void Router::Forward(std::shared_ptr<Call> call, NodeId to) {
             return call->done(Status::TimedOut("forwarded write timed out; outcome unknown"));
           }
           // Not sent, or the connection broke: retry, perhaps at a new leader. A
-          // write that did arrive is not applied twice (dedup by request id).
+          // write that did arrive is not applied twice (dedup by request id), but it may
+          // have been applied.
+          if (call->write) call->maybe_applied = true;
           cache_.SetLeader(call->req.header().region_id(), NodeId());
           return RetryLater(std::move(call), r.status().message());
         }

@@ -117,6 +117,11 @@ class FakePeers : public PeerLink {
     *out.mutable_response() = std::move(resp);
     sent[answered++].done(std::move(out));
   }
+  // Fails the oldest unanswered forward as the transport does (connection broke, timeout).
+  void Fail(Status st) {
+    ASSERT_LT(answered, sent.size());
+    sent[answered++].done(std::move(st));
+  }
   std::vector<Sent> sent;
   size_t answered = 0;
 };
@@ -127,8 +132,8 @@ class ManualExecutor : public Executor {
   void After(int64_t delay_ms, std::function<void()> fn) override {
     queue_.emplace(NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
   }
-  // Moves the clock to each queued task in turn and runs it, until none is left or `limit_ms`
-  // of virtual time have passed.
+  // Moves the clock to each queued task in turn and runs it, until `limit_ms` of virtual time
+  // have passed.
   void RunFor(int64_t limit_ms) {
     const int64_t end = NowMs() + limit_ms;
     while (!queue_.empty() && queue_.begin()->first <= end) {
@@ -136,6 +141,7 @@ class ManualExecutor : public Executor {
       if (node.key() > NowMs()) clock_->Advance(std::chrono::milliseconds(node.key() - NowMs()));
       node.mapped()();
     }
+    if (end > NowMs()) clock_->Advance(std::chrono::milliseconds(end - NowMs()));
   }
   size_t pending() const { return queue_.size(); }
 
@@ -348,6 +354,28 @@ TEST_F(RouterTest, AStaleCommandIsRetriedAndATimeoutIsReportedAsUnknown) {
   auto timed_out = Run(Set("a", "2"));
   ASSERT_TRUE(timed_out->called);
   EXPECT_EQ(timed_out->result.status().code(), StatusCode::kTimedOut);
+}
+
+// Found by the store simulation: a write whose forward broke may have been applied there, so
+// running out of time afterwards is "outcome unknown", not "nothing applied" (TRYAGAIN).
+TEST_F(RouterTest, AWriteThatMayHaveBeenAppliedEndsTimedOutNotUnavailable) {
+  store_.regions[0].leader = NodeId(2);
+  auto out = Run(Set("a", "1"));
+  ASSERT_EQ(peers_.sent.size(), 1u);
+  peers_.Fail(Status::Unavailable("the stream broke before the answer came"));
+  for (int i = 0; i < 100 && !out->called; ++i) {
+    executor_.RunFor(50);
+    while (peers_.answered < peers_.sent.size()) peers_.Answer(store::NotLeaderResponse(1, 0));
+  }
+  ASSERT_TRUE(out->called);
+  EXPECT_EQ(out->result.status().code(), StatusCode::kTimedOut);
+  // A read in the same plight may simply be retried by the client.
+  auto read = Run(Get("a"));
+  while (!read->called) {
+    while (peers_.answered < peers_.sent.size()) peers_.Fail(Status::Unavailable("broke"));
+    executor_.RunFor(50);
+  }
+  EXPECT_EQ(read->result.status().code(), StatusCode::kUnavailable);
 }
 
 TEST_F(RouterTest, ARegionNotHeldHereIsAskedOfAVoter) {

@@ -9,7 +9,6 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/random.h"
-#include "kv/read_view.h"
 #include "storage/rocks_engine.h"
 
 namespace micedb::server {
@@ -19,7 +18,7 @@ namespace fs = std::filesystem;
 // The peer transport as the router's link to other nodes.
 class Node::PeerLink final : public router::PeerLink {
  public:
-  PeerLink(transport::GrpcTransport* transport, store::Store* store)
+  PeerLink(transport::PeerTransport* transport, store::Store* store)
       : transport_(transport), store_(store) {}
   void Forward(NodeId to, transport::ForwardRequest request, int64_t timeout_ms,
                ForwardCallback done) override {
@@ -35,7 +34,7 @@ class Node::PeerLink final : public router::PeerLink {
   }
 
  private:
-  transport::GrpcTransport* transport_;
+  transport::PeerTransport* transport_;
   store::Store* store_;
 };
 
@@ -59,7 +58,7 @@ Status Node::Start() {
 
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes});
-  transport_ = std::make_unique<transport::GrpcTransport>(
+  transport_ = std::make_unique<transport::PeerTransport>(
       transport::TransportOptions{
           .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir},
       this);
@@ -135,7 +134,20 @@ Status Node::Start() {
   }
   uint16_t http_port = static_cast<uint16_t>(std::stoi(options_.listen_http.substr(colon + 1)));
   MICEDB_RETURN_IF_ERROR(http_->Start(http_host, http_port));
-  expiry_ = std::thread([this] { ExpiryLoop(); });
+  // Active expiry in the regions this node leads (kv/active_expiry.h).
+  expiry_ = std::make_unique<kv::ActiveExpiry>(
+      kv::ActiveExpiry::Options{}, backend_.get(), engine_.get(),
+      [this] {
+        std::vector<kv::ActiveExpiry::LedRegion> led;
+        for (const auto& r : store_->Regions()) {
+          if (r.raft.role == raft::Role::kLeader) {
+            led.push_back({r.descriptor.id(), kv::UserRangeOf(r.descriptor)});
+          }
+        }
+        return led;
+      },
+      SystemClock::Get());
+  expiry_->Start();
   started_ = true;
   log->info("node {} serving: redis {}:{}, http {}, peer {}", options_.id.value(),
             resp_options.host, resp_->port(), options_.listen_http, options_.listen_peer);
@@ -143,14 +155,7 @@ Status Node::Start() {
 }
 
 void Node::Stop() {
-  if (expiry_.joinable()) {
-    {
-      std::lock_guard<std::mutex> l(expiry_mu_);
-      expiry_stop_ = true;
-    }
-    expiry_cv_.notify_all();
-    expiry_.join();
-  }
+  if (expiry_) expiry_->Stop();
   // Front ends first (no new requests), then the machinery behind them.
   if (http_) http_->Stop();
   if (resp_) resp_->Stop();
@@ -167,6 +172,7 @@ void Node::Stop() {
   resp_.reset();
   http_.reset();
   store_.reset();
+  expiry_.reset();
   backend_.reset();
   router_executor_.reset();
   peer_link_.reset();
@@ -176,27 +182,6 @@ void Node::Stop() {
   transport_.reset();
   if (engine_) engine_->SyncWAL().IgnoreError();
   engine_.reset();
-}
-
-void Node::ExpiryLoop() {
-  pthread_setname_np(pthread_self(), "expiry");
-  std::string resume;
-  std::unique_lock<std::mutex> l(expiry_mu_);
-  while (!expiry_cv_.wait_for(l, std::chrono::seconds(1), [this] { return expiry_stop_; })) {
-    l.unlock();
-    for (const auto& r : store_->Regions()) {
-      if (r.raft.role != raft::Role::kLeader) continue;
-      kv::KvStateMachine sm(kv::UserRangeOf(r.descriptor));
-      kv::EngineView view(engine_.get());
-      int64_t now = SystemClock::Get()->NowWallMillis();
-      auto cmd = sm.CollectExpired(view, now, 256, &resume);
-      if (!cmd.ok() || cmd->delete_expired().keys_size() == 0) continue;
-      cmd->set_now_ms(now);
-      backend_->Execute(std::move(*cmd), kv::ReadMode::kLinearizable,
-                        [](const Result<kv::CommandResult>&) {});
-    }
-    l.lock();
-  }
 }
 
 uint16_t Node::redis_port() const { return resp_ ? resp_->port() : 0; }

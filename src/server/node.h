@@ -1,5 +1,5 @@
 // Node: one micedb process. It owns the storage engine, the store (region peers + raft loop),
-// the gRPC transport and services, the router, the Redis-protocol server and the HTTP server,
+// the peer transport and gRPC services, the router, the Redis-protocol server and the HTTP server,
 // and starts and stops them in order.
 //
 // Thread-safety: Start and Stop from one thread; the rest runs on the components' threads.
@@ -16,6 +16,7 @@
 
 #include "common/result.h"
 #include "frontend/resp/resp_server.h"
+#include "kv/active_expiry.h"
 #include "kv/grpc/service.h"
 #include "kv/region_state_machine.h"
 #include "router/router.h"
@@ -25,14 +26,14 @@
 #include "server/node_service.h"
 #include "storage/engine.h"
 #include "store/store.h"
-#include "transport/grpc_transport.h"
+#include "transport/peer_transport.h"
 
 namespace micedb::server {
 
 struct NodeOptions {
   NodeId id;
   std::string data_dir;
-  std::string listen_peer;  // host:port of gRPC (raft transport, forwarding, admin)
+  std::string listen_peer;  // host:port of the peer port (raft streams, gRPC services)
   std::string listen_http;  // host:port of HTTP
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
@@ -72,14 +73,11 @@ class Node : public transport::InboundHandler {
   std::string RenderRaftJson(bool with_hash) const;
   std::string ReplicationInfo() const;
   void InstallHttpHandlers();
-  // Active expiry: while this node leads a region, deletes keys whose TTL has passed through
-  // raft (DeleteExpired commands), so every replica drops them at the same log index.
-  void ExpiryLoop();
 
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<kv::RegionStateMachine> sm_;
-  std::unique_ptr<transport::GrpcTransport> transport_;
+  std::unique_ptr<transport::PeerTransport> transport_;
   std::unique_ptr<store::Store> store_;
   class PeerLink;
   std::unique_ptr<router::StoreLink> store_link_;
@@ -91,11 +89,8 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<resp::RespServer> resp_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<kv::ActiveExpiry> expiry_;
   bool started_ = false;
-  std::mutex expiry_mu_;
-  std::condition_variable expiry_cv_;
-  bool expiry_stop_ = false;
-  std::thread expiry_;
 };
 
 }  // namespace micedb::server

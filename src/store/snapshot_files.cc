@@ -15,20 +15,23 @@ std::string SnapshotFilePath(const std::string& dir, Cf cf, uint32_t n) {
   return (fs::path(dir) / fmt::format("{}-{}.sst", static_cast<int>(cf), n)).string();
 }
 
-Result<std::vector<std::pair<Cf, std::string>>> ExportSnapshotFiles(const SnapshotSource& source,
-                                                                    const std::string& dir) {
+Result<std::vector<SnapshotFile>> ExportSnapshotFiles(storage::Engine* engine,
+                                                      const storage::Snapshot* snapshot,
+                                                      const std::string& start_key,
+                                                      const std::string& end_key,
+                                                      const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", dir, ec.message()));
-  std::vector<std::pair<Cf, std::string>> files;
+  std::vector<SnapshotFile> files;
   for (Cf cf : kDataCfs) {
     storage::ReadOptions ro;
-    ro.lower_bound = source.start_key;
-    ro.upper_bound = source.end_key;
-    ro.snapshot = source.snapshot.get();
+    ro.lower_bound = start_key;
+    ro.upper_bound = end_key;
+    ro.snapshot = snapshot;
     std::string path = SnapshotFilePath(dir, cf, 0);
-    MICEDB_ASSIGN_OR_RETURN(storage::ExportStats stats, source.engine->ExportSst(cf, ro, path));
-    if (stats.count > 0) files.emplace_back(cf, path);
+    MICEDB_ASSIGN_OR_RETURN(storage::ExportStats stats, engine->ExportSst(cf, ro, path));
+    if (stats.count > 0) files.push_back(SnapshotFile{cf, path});
   }
   return files;
 }

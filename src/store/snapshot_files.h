@@ -24,13 +24,14 @@ namespace micedb::store {
 inline constexpr storage::Cf kDataCfs[] = {storage::Cf::kDefault, storage::Cf::kLock,
                                            storage::Cf::kWrite};
 
-// Where file number `n` of column family `cf` is staged inside `dir`.
-std::string SnapshotFilePath(const std::string& dir, storage::Cf cf, uint32_t n);
-
-// Exports the source's range of every data column family into `dir` (created if absent).
-// Returns the files written (an empty column family writes none). IoError on failure.
-Result<std::vector<std::pair<storage::Cf, std::string>>> ExportSnapshotFiles(
-    const SnapshotSource& source, const std::string& dir);
+// Exports the engine-key range [start_key, end_key) of every data column family, as of
+// `snapshot`, into `dir` (created if absent), named as SnapshotFilePath (store/transport.h)
+// says. Returns the files written (an empty column family writes none). IoError on failure.
+Result<std::vector<SnapshotFile>> ExportSnapshotFiles(storage::Engine* engine,
+                                                      const storage::Snapshot* snapshot,
+                                                      const std::string& start_key,
+                                                      const std::string& end_key,
+                                                      const std::string& dir);
 
 // The pending-install record: the staging directory and the raft snapshot (metadata + our
 // SnapshotDescriptor).

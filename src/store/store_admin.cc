@@ -124,7 +124,13 @@ void Store::DestroyPeer(RegionPeer* p) {
 void Store::FailPeer(RegionPeer* p, const region::RegionResponse& st) {
   for (auto& [command, pr] : p->proposing) pr.done(st);
   p->proposing.clear();
-  for (auto& [idx, pr] : p->proposals) pr.done(st);
+  // These are in the log already: they may yet commit and be applied (by the next leader), so
+  // their outcome is unknown, whatever stopped this replica from answering.
+  if (!p->proposals.empty()) {
+    const region::RegionResponse unknown = TimeoutResponse(
+        fmt::format("{}; the write may or may not have been applied", st.error().message()));
+    for (auto& [idx, pr] : p->proposals) pr.done(unknown);
+  }
   p->proposals.clear();
   for (auto& r : p->reading) r.done(st);
   p->reading.clear();

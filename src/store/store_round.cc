@@ -9,6 +9,7 @@
 #include "store/errors.h"
 #include "store/keys.h"
 #include "store/region_peer.h"
+#include "store/snapshot_files.h"
 #include "store/store.h"
 
 namespace micedb::store {
@@ -246,8 +247,13 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
       continue;
     }
     counters_.snapshots_sent++;
-    transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
-                                                          EngineRangeEnd(p->desc.end_key())});
+    // The files are exported on the transport's thread, never on this one.
+    transport_->SendSnapshot(
+        std::move(m),
+        SnapshotSource{[engine = engine_, snap = p->snap, start = p->desc.start_key(),
+                        end = EngineRangeEnd(p->desc.end_key())](const std::string& dir) {
+          return ExportSnapshotFiles(engine, snap.get(), start, end, dir);
+        }});
   }
   rd->messages.clear();
 }

@@ -1,25 +1,40 @@
-// How a store talks to other stores. The gRPC implementation is in src/transport; tests use an
-// in-process one.
+// How a store talks to other stores. The implementation is PeerTransport (src/transport); tests
+// use an in-process one.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "common/strong_id.h"
 #include "micedb/raft.pb.h"
 #include "storage/engine.h"
 
 namespace micedb::store {
 
-// The data a snapshot message needs beside it: the region's keys in every data column family
-// as of one engine snapshot.
-struct SnapshotSource {
-  storage::Engine* engine = nullptr;
-  std::shared_ptr<storage::Snapshot> snapshot;  // keeps the engine view alive while sending
-  std::string start_key;                        // engine-key range [start_key, end_key)
-  std::string end_key;
+// One file of a snapshot: the column family its keys belong to and where it lies.
+struct SnapshotFile {
+  storage::Cf cf;
+  std::string path;
 };
+
+// The data a snapshot message needs beside it: the region's keys in every data column family
+// as of one engine snapshot, for the transport to stream without knowing how they are read.
+struct SnapshotSource {
+  // Writes the snapshot's files into `dir` (created if absent) and returns them in the order to
+  // send, which numbers the files of a column family 0, 1, ... at the receiver; an empty column
+  // family may have no file. Errors: IoError. Called at most once, off the raft loop (on a
+  // transport thread). The closure owns what it reads (the engine snapshot); the transport
+  // destroys it once the files are written, releasing that view before it streams them.
+  std::function<Result<std::vector<SnapshotFile>>(const std::string& dir)> export_files;
+};
+
+// Where a snapshot's file number `n` of column family `cf` is staged inside `dir`: the layout
+// of the directory the transport fills from a received snapshot and the store installs from.
+std::string SnapshotFilePath(const std::string& dir, storage::Cf cf, uint32_t n);
 
 class Transport {
  public:

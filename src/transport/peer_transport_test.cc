@@ -1,6 +1,6 @@
 // The peer port: raft streams between transports (order, large batches, reconnects, bad
-// input) and gRPC calls served on the same port.
-#include "transport/grpc_transport.h"
+// input), gRPC calls served on the same port, snapshots, and forwarded requests.
+#include "transport/peer_transport.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +9,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,12 +37,17 @@ class Recorder : public InboundHandler {
   void OnSnapshot(raft::Message msg, std::string dir) override {
     std::lock_guard<std::mutex> l(mu_);
     snapshots_.push_back(std::move(msg));
+    snapshot_dirs_.push_back(std::move(dir));
     cv_.notify_all();
   }
   void OnForward(NodeId from, uint64_t id, ForwardRequest request) override {
     if (on_forward) on_forward(from, id, std::move(request));
   }
-  void OnSnapshotSent(uint64_t, NodeId, bool) override {}
+  void OnSnapshotSent(uint64_t, NodeId, bool ok) override {
+    std::lock_guard<std::mutex> l(mu_);
+    snapshots_sent_.push_back(ok);
+    cv_.notify_all();
+  }
   void OnUnreachable(NodeId) override {
     std::lock_guard<std::mutex> l(mu_);
     ++unreachable_;
@@ -64,6 +72,17 @@ class Recorder : public InboundHandler {
     std::unique_lock<std::mutex> l(mu_);
     return cv_.wait_for(l, timeout, [&] { return !snapshots_.empty(); });
   }
+  // The staging directory of the first snapshot received (empty if none).
+  std::string snapshot_dir() {
+    std::lock_guard<std::mutex> l(mu_);
+    return snapshot_dirs_.empty() ? "" : snapshot_dirs_.front();
+  }
+  // Waits for the outcome of the first snapshot sent; nullopt if none came in time.
+  std::optional<bool> WaitSnapshotSent(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, timeout, [&] { return !snapshots_sent_.empty(); })) return std::nullopt;
+    return snapshots_sent_.front();
+  }
 
   std::function<void(NodeId, uint64_t, ForwardRequest)> on_forward;
 
@@ -72,6 +91,8 @@ class Recorder : public InboundHandler {
   std::condition_variable cv_;
   std::vector<raft::Message> got_;
   std::vector<raft::Message> snapshots_;
+  std::vector<std::string> snapshot_dirs_;
+  std::vector<bool> snapshots_sent_;
   int unreachable_ = 0;
 };
 
@@ -87,7 +108,7 @@ struct Endpoint {
     o.node_id = NodeId(id);
     o.snap_dir = snap_dir;
     o.listen_addr = fmt::format("127.0.0.1:{}", port);
-    transport = std::make_unique<GrpcTransport>(o, &recorder);
+    transport = std::make_unique<PeerTransport>(o, &recorder);
     grpc::ServerBuilder builder;
     builder.RegisterService(transport->service());
     server = builder.BuildAndStart();
@@ -112,7 +133,7 @@ struct Endpoint {
   static inline int counter = 0;
   std::string snap_dir;
   Recorder recorder;
-  std::unique_ptr<GrpcTransport> transport;
+  std::unique_ptr<PeerTransport> transport;
   std::unique_ptr<grpc::Server> server;
   Status status;
 };
@@ -128,7 +149,7 @@ raft::Message Msg(uint64_t from, uint64_t to, uint64_t index, size_t payload = 0
   return m;
 }
 
-TEST(GrpcTransport, RaftStreamKeepsOrderAndAnswersGoBack) {
+TEST(PeerTransport, RaftStreamKeepsOrderAndAnswersGoBack) {
   Endpoint a(1), b(2);
   ASSERT_TRUE(a.status.ok()) << a.status.ToString();
   ASSERT_TRUE(b.status.ok()) << b.status.ToString();
@@ -149,7 +170,7 @@ TEST(GrpcTransport, RaftStreamKeepsOrderAndAnswersGoBack) {
   EXPECT_EQ(a.transport->dropped_messages(), 0u);
 }
 
-TEST(GrpcTransport, BatchesLargerThanTheSocketBufferArriveWhole) {
+TEST(PeerTransport, BatchesLargerThanTheSocketBufferArriveWhole) {
   Endpoint a(1), b(2);
   a.transport->SetAddress(NodeId(2), b.addr());
   // Far more than a socket takes at once: most is written by the I/O thread.
@@ -166,7 +187,7 @@ TEST(GrpcTransport, BatchesLargerThanTheSocketBufferArriveWhole) {
   }
 }
 
-TEST(GrpcTransport, ReconnectsWhenTheDestinationComesBack) {
+TEST(PeerTransport, ReconnectsWhenTheDestinationComesBack) {
   Endpoint a(1);
   int port;
   {
@@ -190,7 +211,7 @@ TEST(GrpcTransport, ReconnectsWhenTheDestinationComesBack) {
   EXPECT_GT(b2.recorder.messages(), 0u);
 }
 
-TEST(GrpcTransport, GrpcIsServedOnThePeerPort) {
+TEST(PeerTransport, GrpcIsServedOnThePeerPort) {
   Endpoint b(2);
   auto channel = grpc::CreateChannel(b.addr(), grpc::InsecureChannelCredentials());
   auto stub = RaftTransport::NewStub(channel);
@@ -211,7 +232,7 @@ TEST(GrpcTransport, GrpcIsServedOnThePeerPort) {
   EXPECT_TRUE(b.recorder.WaitSnapshot());
 }
 
-TEST(GrpcTransport, BadStreamsAreClosedAndOthersCarryOn) {
+TEST(PeerTransport, BadStreamsAreClosedAndOthersCarryOn) {
   Endpoint a(1), b(2);
   a.transport->SetAddress(NodeId(2), b.addr());
   asio::io_context io;
@@ -252,12 +273,75 @@ TEST(GrpcTransport, BadStreamsAreClosedAndOthersCarryOn) {
   EXPECT_EQ(got[0].index(), 5u);
 }
 
+raft::Message SnapMsg(uint64_t from, uint64_t to, uint64_t index) {
+  raft::Message m;
+  m.set_type(raft::MSG_SNAP);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_region_id(1);
+  m.mutable_snapshot()->mutable_metadata()->set_index(index);
+  return m;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(PeerTransport, SnapshotFilesAreExportedOffTheCallerAndStagedAtTheReceiver) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  // Several chunks for one file, one chunk for the other.
+  const std::string big(2 * (1 << 20) + 123, 'd');
+  const std::string small = "write-cf";
+  auto held = std::make_shared<int>(0);  // stands for the engine view the store's closure holds
+  std::weak_ptr<int> held_weak = held;
+  std::thread::id export_thread;
+  store::SnapshotSource source;
+  source.export_files = [&, held = std::move(held)](
+                            const std::string& dir) -> Result<std::vector<store::SnapshotFile>> {
+    export_thread = std::this_thread::get_id();
+    std::filesystem::create_directories(dir);
+    std::vector<store::SnapshotFile> files = {{storage::Cf::kDefault, dir + "/a"},
+                                              {storage::Cf::kWrite, dir + "/b"}};
+    std::ofstream(files[0].path, std::ios::binary) << big;
+    std::ofstream(files[1].path, std::ios::binary) << small;
+    return files;
+  };
+  a.transport->SendSnapshot(SnapMsg(1, 2, 42), std::move(source));
+
+  ASSERT_EQ(a.recorder.WaitSnapshotSent(), std::optional<bool>(true));
+  EXPECT_NE(export_thread, std::this_thread::get_id());
+  EXPECT_TRUE(held_weak.expired());
+  ASSERT_TRUE(b.recorder.WaitSnapshot());
+  const std::string dir = b.recorder.snapshot_dir();
+  EXPECT_EQ(ReadFile(store::SnapshotFilePath(dir, storage::Cf::kDefault, 0)), big);
+  EXPECT_EQ(ReadFile(store::SnapshotFilePath(dir, storage::Cf::kWrite, 0)), small);
+  EXPECT_FALSE(std::filesystem::exists(store::SnapshotFilePath(dir, storage::Cf::kLock, 0)));
+  // The sender's staging directory is gone.
+  for (const auto& e : std::filesystem::directory_iterator(a.snap_dir)) {
+    ADD_FAILURE() << "left behind: " << e.path();
+  }
+}
+
+TEST(PeerTransport, AFailedSnapshotExportIsReported) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  store::SnapshotSource source;
+  source.export_files = [](const std::string&) -> Result<std::vector<store::SnapshotFile>> {
+    return Status::IoError("disk full");
+  };
+  a.transport->SendSnapshot(SnapMsg(1, 2, 42), std::move(source));
+  EXPECT_EQ(a.recorder.WaitSnapshotSent(), std::optional<bool>(false));
+  EXPECT_FALSE(b.recorder.WaitSnapshot(200ms));
+}
+
 // Waits for one forwarded request's outcome.
 struct ForwardOutcome {
   std::mutex mu;
   std::condition_variable cv;
   std::optional<Result<ForwardResponse>> result;
-  GrpcTransport::ForwardCallback Callback() {
+  PeerTransport::ForwardCallback Callback() {
     return [this](Result<ForwardResponse> r) {
       std::lock_guard<std::mutex> l(mu);
       result = std::move(r);
@@ -272,7 +356,7 @@ struct ForwardOutcome {
   }
 };
 
-TEST(GrpcTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
+TEST(PeerTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
   Endpoint a(1), b(2);
   a.transport->SetAddress(NodeId(2), b.addr());
   b.recorder.on_forward = [&](NodeId from, uint64_t id, ForwardRequest req) {
@@ -296,7 +380,7 @@ TEST(GrpcTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
   }
 }
 
-TEST(GrpcTransport, ForwardedRequestsTimeOutOrFailWithTheConnection) {
+TEST(PeerTransport, ForwardedRequestsTimeOutOrFailWithTheConnection) {
   Endpoint a(1);
   {
     Endpoint b(2);
@@ -318,7 +402,7 @@ TEST(GrpcTransport, ForwardedRequestsTimeOutOrFailWithTheConnection) {
   EXPECT_EQ(unknown.Wait().status().code(), StatusCode::kUnavailable);
 }
 
-TEST(GrpcTransport, ListenFailsOnAPortInUse) {
+TEST(PeerTransport, ListenFailsOnAPortInUse) {
   Endpoint a(1);
   Endpoint b(2, a.transport->port());
   EXPECT_EQ(b.status.code(), StatusCode::kIoError) << b.status.ToString();

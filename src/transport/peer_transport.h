@@ -1,4 +1,4 @@
-// GrpcTransport: the store's Transport, and everything else nodes say to each other, on each
+// PeerTransport: the store's Transport, and everything else nodes say to each other, on each
 // node's one peer port (docs/transport.md).
 //
 // The transport owns the peer port. Each accepted connection is sorted by its first bytes:
@@ -15,7 +15,12 @@
 // with backoff from 50 ms to 1 s), and reads incoming connections, handing each read's
 // messages to the store at once. A destination that is down or unreachable only fills its
 // own bounded queue; its messages are then dropped (raft retransmits), and raft is told.
+// Client requests forwarded to another node travel on the same streams.
 // Snapshots go through a gRPC streaming RPC in 1 MiB chunks, each with a CRC32C.
+//
+// Files: peer_transport.cc (lifecycle, the peer port, addresses), raft_stream.{h,cc} (the
+// stream's frames, one outgoing stream per destination, incoming streams), forwarding.cc
+// (forwarded requests), snapshot_stream.{h,cc} (sending and receiving snapshots).
 //
 // Thread-safety: all public methods are thread-safe.
 #pragma once
@@ -36,6 +41,7 @@
 
 #include "common/result.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "micedb/transport.grpc.pb.h"
 #include "store/transport.h"
 
@@ -47,7 +53,7 @@ class InboundHandler {
  public:
   virtual ~InboundHandler() = default;
   virtual void OnMessages(std::vector<raft::Message> msgs) = 0;
-  // A request node `from` forwarded here; answer it with GrpcTransport::ReplyForward(from, id).
+  // A request node `from` forwarded here; answer it with PeerTransport::ReplyForward(from, id).
   virtual void OnForward(NodeId from, uint64_t id, ForwardRequest request) = 0;
   virtual void OnSnapshot(raft::Message msg, std::string dir) = 0;
   virtual void OnSnapshotSent(uint64_t region, NodeId to, bool ok) = 0;
@@ -63,10 +69,10 @@ struct TransportOptions {
   size_t snapshot_chunk_bytes = 1 << 20;
 };
 
-class GrpcTransport : public store::Transport {
+class PeerTransport : public store::Transport {
  public:
-  GrpcTransport(TransportOptions options, InboundHandler* handler);
-  ~GrpcTransport() override;
+  PeerTransport(TransportOptions options, InboundHandler* handler);
+  ~PeerTransport() override;
 
   // Binds `addr` (host:port; port 0 picks one) and starts serving it: raft streams here,
   // every other connection to `grpc_server`, which must be started (with no listening port)
@@ -79,6 +85,7 @@ class GrpcTransport : public store::Transport {
 
   void Send(raft::Message m) override;
   void SendBatch(std::vector<raft::Message> msgs) override;
+  // Exports the source's files and streams them on a thread of its own (snapshot_stream.cc).
   void SendSnapshot(raft::Message m, store::SnapshotSource source) override;
   void SetAddress(NodeId id, const std::string& addr) override;
 
@@ -106,39 +113,43 @@ class GrpcTransport : public store::Transport {
   uint64_t dropped_messages() const { return dropped_.load(); }
 
  private:
-  class Peer;
-  class Inbound;
-  class Service;
+  class Peer;             // one outgoing raft stream (raft_stream.h)
+  class Inbound;          // one incoming raft stream (raft_stream.h)
+  class SnapshotService;  // receives snapshots (snapshot_stream.h)
+
+  // The outgoing stream to `id`, made on first use; null when its address is unknown or the
+  // transport is shut down.
   Peer* GetPeer(NodeId id);
-  void RunSnapshot(raft::Message m, store::SnapshotSource source);
   // Records `addr` for `id` if no address is known yet.
   void LearnAddress(NodeId id, const std::string& addr);
+  // The peer port: accepts connections, and decides what each is from its first bytes.
   void Accept();
+  void Sort(std::shared_ptr<asio::ip::tcp::socket> socket,
+            std::shared_ptr<asio::steady_timer> deadline);
+  // Snapshot thread: exports, streams and reports one snapshot.
+  void RunSnapshot(raft::Message m, store::SnapshotSource source);
   // Forwarding: answers arrived; the stream to `to` broke; deadlines.
   void OnForwardReplies(ForwardReplies replies);
   void FailForwards(NodeId to);
   void ExpireForwards();
-  // Decides what an accepted connection is from its first bytes.
-  void Sort(std::shared_ptr<asio::ip::tcp::socket> socket,
-            std::shared_ptr<asio::steady_timer> deadline);
 
   TransportOptions options_;
   InboundHandler* handler_;
-  std::unique_ptr<Service> service_;
+  std::unique_ptr<SnapshotService> service_;
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  asio::ip::tcp::acceptor acceptor_;
-  grpc::Server* grpc_server_ = nullptr;
+  asio::ip::tcp::acceptor acceptor_;  // I/O thread once listening
   std::thread io_thread_;
   std::atomic<int> port_{0};
 
-  std::mutex mu_;  // guards the members below
-  std::map<NodeId, std::unique_ptr<Peer>> peers_;
-  std::map<NodeId, std::string> addresses_;
-  std::vector<std::thread> snapshot_threads_;
-  std::vector<std::weak_ptr<Inbound>> inbound_;
-  bool listening_ = false;
+  std::mutex mu_;
+  std::map<NodeId, std::unique_ptr<Peer>> peers_ GUARDED_BY(mu_);
+  std::map<NodeId, std::string> addresses_ GUARDED_BY(mu_);
+  std::vector<std::thread> snapshot_threads_ GUARDED_BY(mu_);
+  std::vector<std::weak_ptr<Inbound>> inbound_ GUARDED_BY(mu_);
+  grpc::Server* grpc_server_ GUARDED_BY(mu_) = nullptr;
+  bool listening_ GUARDED_BY(mu_) = false;
 
   // Forwarded requests waiting for their answer, by id.
   struct PendingForward {
@@ -147,10 +158,10 @@ class GrpcTransport : public store::Transport {
     ForwardCallback done;
   };
   std::mutex fwd_mu_;
-  std::map<uint64_t, PendingForward> fwd_pending_;
-  uint64_t fwd_next_id_ = 1;
+  std::map<uint64_t, PendingForward> fwd_pending_ GUARDED_BY(fwd_mu_);
+  uint64_t fwd_next_id_ GUARDED_BY(fwd_mu_) = 1;
   asio::steady_timer fwd_timer_;  // runs while requests wait
-  bool fwd_timer_running_ = false;
+  bool fwd_timer_running_ GUARDED_BY(fwd_mu_) = false;
 
   std::atomic<bool> shutdown_{false};
   std::atomic<uint64_t> dropped_{0};

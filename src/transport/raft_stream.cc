@@ -1,0 +1,391 @@
+#include "transport/raft_stream.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "common/coding.h"
+#include "common/logging.h"
+
+namespace micedb::transport {
+
+using asio::ip::tcp;
+
+namespace {
+spdlog::logger* Log() { return GetLogger("transport"); }
+
+grpc::ChannelArguments ChannelArgs() {
+  grpc::ChannelArguments args;
+  // Find out quickly when a node is gone, and reconnect quickly when it is back.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 256 << 20);
+  args.SetInt(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, 256 << 20);
+  return args;
+}
+
+}  // namespace
+
+void AppendFrame(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg) {
+  const size_t n = msg.ByteSizeLong();
+  const size_t at = out->size();
+  out->resize(at + kHeaderBytes + n);
+  char* p = out->data() + at;
+  EncodeFixed32(p, static_cast<uint32_t>(n));
+  p[4] = static_cast<char>(type);
+  msg.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p + kHeaderBytes));
+}
+
+// Both ends: no Nagle delay (a round's messages are written together already), and notice a
+// peer that vanished without closing (power loss, partition) within seconds, as the gRPC
+// keepalive settings (ChannelArgs) do for the other traffic.
+void SetStreamOptions(tcp::socket& s) {
+  asio::error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);
+  s.set_option(asio::socket_base::keep_alive(true), ignored);
+  const int fd = s.native_handle();
+  int idle_s = 2, interval_s = 1, probes = 3, user_timeout_ms = 5000;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof(interval_s));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+  // Written data unacknowledged this long also ends the connection.
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+}
+
+bool SplitHostPort(const std::string& addr, std::string* host, std::string* port) {
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon + 1 == addr.size()) return false;
+  *host = addr.substr(0, colon);
+  *port = addr.substr(colon + 1);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  return !host->empty();
+}
+
+// ---- Peer: one outgoing raft stream ----
+
+PeerTransport::Peer::Peer(PeerTransport* t, NodeId id, std::string addr)
+    : t_(t), id_(id), socket_(t->io_), resolver_(t->io_), backoff_timer_(t->io_) {
+  SetAddress(std::move(addr));
+}
+
+void PeerTransport::Peer::SetAddress(std::string addr) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (addr == addr_ && channel_) return;
+  addr_ = std::move(addr);
+  channel_ = grpc::CreateCustomChannel(addr_, grpc::InsecureChannelCredentials(), ChannelArgs());
+  if (state_ == State::kIdle) return;
+  // Reconnect to the new address. Frames not yet written are kept.
+  asio::post(t_->io_, [this, gen = gen_] {
+    std::lock_guard<std::mutex> l(mu_);
+    if (gen != gen_ || stopped_) return;
+    CloseLocked();
+    state_ = State::kIdle;
+    if (!pending_.empty()) ConnectLocked();
+  });
+}
+
+std::shared_ptr<grpc::Channel> PeerTransport::Peer::channel() {
+  std::lock_guard<std::mutex> l(mu_);
+  return channel_;
+}
+
+void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopped_) return;
+  RaftBatch batch;
+  batch.set_from_node(t_->options_.node_id.value());
+  batch.set_from_addr(t_->options_.listen_addr);
+  size_t n = 0;
+  for (auto& m : msgs) {
+    if (pending_msgs_ + n >= t_->options_.max_queued_messages) {
+      t_->dropped_++;
+      continue;
+    }
+    *batch.add_msgs() = std::move(m);
+    ++n;
+  }
+  if (n == 0) return;
+  AppendFrame(&pending_, kRaftBatchFrame, batch);
+  pending_msgs_ += n;
+  QueuedLocked(/*write_now=*/true);
+}
+
+bool PeerTransport::Peer::EnqueueFrame(uint8_t type, const google::protobuf::MessageLite& payload,
+                                       size_t weight, bool write_now) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopped_ || pending_msgs_ + weight > t_->options_.max_queued_messages) return false;
+  AppendFrame(&pending_, type, payload);
+  pending_msgs_ += weight;
+  QueuedLocked(write_now);
+  return true;
+}
+
+void PeerTransport::Peer::Stop() {
+  std::lock_guard<std::mutex> l(mu_);
+  stopped_ = true;
+  CloseLocked();
+  backoff_timer_.cancel();
+}
+
+// Any thread: something was added to pending_.
+void PeerTransport::Peer::QueuedLocked(bool write_now) {
+  switch (state_) {
+    case State::kConnected:
+      if (writing_) break;  // the I/O thread takes it after the current write
+      if (write_now) {
+        WriteLocked();
+      } else if (!flush_posted_) {
+        flush_posted_ = true;
+        asio::post(t_->io_, [this, gen = gen_] {
+          std::lock_guard<std::mutex> l(mu_);
+          flush_posted_ = false;
+          if (gen == gen_ && state_ == State::kConnected && !writing_ && !pending_.empty()) {
+            WriteLocked();
+          }
+        });
+      }
+      break;
+    case State::kIdle:
+      ConnectLocked();
+      break;
+    case State::kConnecting:
+    case State::kBackoff:
+      break;  // written once connected
+  }
+}
+
+// Any thread. The socket is connected and free.
+void PeerTransport::Peer::WriteLocked() {
+  ssize_t n = ::send(socket_.native_handle(), pending_.data(), pending_.size(),
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n == static_cast<ssize_t>(pending_.size())) {
+    pending_.clear();
+    pending_msgs_ = 0;
+    return;
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      // Broken: let the I/O thread fail the connection (it owns the socket's async state).
+      writing_ = true;
+      asio::post(t_->io_, [this, gen = gen_] {
+        std::unique_lock<std::mutex> l(mu_);
+        if (gen == gen_) FailLocked(l);
+      });
+      return;
+    }
+    n = 0;
+  }
+  // The socket took only part: the I/O thread writes the rest when it can.
+  pending_.erase(0, static_cast<size_t>(n));
+  in_flight_.swap(pending_);
+  in_flight_msgs_ = pending_msgs_;
+  pending_msgs_ = 0;
+  writing_ = true;
+  asio::post(t_->io_, [this, gen = gen_] {
+    std::lock_guard<std::mutex> l(mu_);
+    if (gen == gen_) AsyncWriteLocked();
+  });
+}
+
+// I/O thread. Writes in_flight_, then whatever queued meanwhile.
+void PeerTransport::Peer::AsyncWriteLocked() {
+  asio::async_write(socket_, asio::buffer(in_flight_),
+                    [this, gen = gen_](const asio::error_code& ec, size_t) {
+                      std::unique_lock<std::mutex> l(mu_);
+                      if (gen != gen_) return;
+                      if (ec) return FailLocked(l);
+                      in_flight_.clear();
+                      in_flight_msgs_ = 0;
+                      if (pending_.empty()) {
+                        writing_ = false;
+                        return;
+                      }
+                      in_flight_.swap(pending_);
+                      in_flight_msgs_ = pending_msgs_;
+                      pending_msgs_ = 0;
+                      AsyncWriteLocked();
+                    });
+}
+
+// Any thread: starts connecting on the I/O thread.
+void PeerTransport::Peer::ConnectLocked() {
+  state_ = State::kConnecting;
+  asio::post(t_->io_, [this, gen = gen_] {
+    std::lock_guard<std::mutex> l(mu_);
+    if (gen == gen_ && state_ == State::kConnecting && !stopped_) ResolveLocked();
+  });
+}
+
+// I/O thread.
+void PeerTransport::Peer::ResolveLocked() {
+  std::string host, port;
+  if (!SplitHostPort(addr_, &host, &port)) {
+    Log()->warn("node {}: bad peer address '{}'", id_.value(), addr_);
+    state_ = State::kIdle;
+    return;
+  }
+  resolver_.async_resolve(
+      host, port, [this, gen = gen_](const asio::error_code& ec, tcp::resolver::results_type r) {
+        std::unique_lock<std::mutex> l(mu_);
+        if (gen != gen_) return;
+        if (ec) return FailLocked(l);
+        asio::async_connect(socket_, r,
+                            [this, gen](const asio::error_code& ec, const tcp::endpoint&) {
+                              std::unique_lock<std::mutex> l(mu_);
+                              if (gen != gen_) return;
+                              if (ec) return FailLocked(l);
+                              OnConnectedLocked();
+                            });
+      });
+}
+
+// I/O thread.
+void PeerTransport::Peer::OnConnectedLocked() {
+  SetStreamOptions(socket_);
+  state_ = State::kConnected;
+  backoff_ms_ = kMinBackoffMs;
+  // The receiver never writes: any completion of this read means the stream is over.
+  socket_.async_read_some(asio::buffer(watch_byte_),
+                          [this, gen = gen_](const asio::error_code&, size_t) {
+                            std::unique_lock<std::mutex> l(mu_);
+                            if (gen == gen_) FailLocked(l);
+                          });
+  in_flight_.assign(kMagic);
+  in_flight_.append(pending_);
+  in_flight_msgs_ = pending_msgs_;
+  pending_.clear();
+  pending_msgs_ = 0;
+  writing_ = true;
+  AsyncWriteLocked();
+}
+
+// I/O thread: the connection failed or broke. What was not written is dropped (raft
+// resends), raft hears the node is unreachable, and a new connection is tried after a
+// backoff once there is something to send.
+void PeerTransport::Peer::FailLocked(std::unique_lock<std::mutex>& l) {
+  if (stopped_) return;
+  CloseLocked();
+  t_->dropped_ += pending_msgs_;
+  pending_.clear();
+  pending_msgs_ = 0;
+  state_ = State::kBackoff;
+  backoff_timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
+  backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
+  backoff_timer_.async_wait([this, gen = gen_](const asio::error_code& ec) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (ec || gen != gen_ || state_ != State::kBackoff || stopped_) return;
+    state_ = State::kIdle;
+    if (!pending_.empty()) ConnectLocked();
+  });
+  l.unlock();
+  t_->handler_->OnUnreachable(id_);
+  t_->FailForwards(id_);
+}
+
+// Ends the current connection attempt; its pending completions become stale.
+void PeerTransport::Peer::CloseLocked() {
+  ++gen_;
+  asio::error_code ignored;
+  socket_.close(ignored);
+  resolver_.cancel();
+  t_->dropped_ += in_flight_msgs_;
+  in_flight_.clear();
+  in_flight_msgs_ = 0;
+  writing_ = false;
+}
+
+// ---- Inbound: one incoming raft stream ----
+
+PeerTransport::Inbound::Inbound(PeerTransport* t, tcp::socket socket)
+    : t_(t), socket_(std::move(socket)) {
+  buf_.resize(64 << 10);
+}
+
+void PeerTransport::Inbound::Close() {
+  asio::error_code ignored;
+  socket_.close(ignored);
+}
+
+void PeerTransport::Inbound::Read() {
+  if (begin_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (need_ > buf_.size()) buf_.resize(need_);
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  socket_.async_read_some(
+      asio::buffer(buf_.data() + end_, buf_.size() - end_),
+      [self = shared_from_this()](const asio::error_code& ec, size_t n) { self->OnRead(ec, n); });
+}
+
+void PeerTransport::Inbound::OnRead(const asio::error_code& ec, size_t n) {
+  if (ec) return;  // closed by the sender, or by StopListening
+  end_ += n;
+  std::vector<raft::Message> msgs;
+  need_ = 0;
+  while (end_ - begin_ >= kHeaderBytes) {
+    const char* p = buf_.data() + begin_;
+    const size_t len = DecodeFixed32(p);
+    const auto type = static_cast<uint8_t>(p[4]);
+    if (len > t_->options_.max_frame_bytes) {
+      Log()->warn("raft stream: frame of {} bytes is over the limit; closing", len);
+      return Close();
+    }
+    if (end_ - begin_ - kHeaderBytes < len) {
+      need_ = kHeaderBytes + len;
+      break;
+    }
+    if (type == kRaftBatchFrame) {
+      RaftBatch batch;
+      if (!batch.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
+        Log()->warn("raft stream: a batch does not parse; closing");
+        return Close();
+      }
+      LearnSender(batch.from_node(), batch.from_addr());
+      for (auto& m : *batch.mutable_msgs()) msgs.push_back(std::move(m));
+    } else if (type == kForwardCallsFrame) {
+      ForwardCalls calls;
+      if (!calls.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
+        Log()->warn("raft stream: forwarded calls do not parse; closing");
+        return Close();
+      }
+      LearnSender(calls.from_node(), calls.from_addr());
+      for (auto& c : *calls.mutable_calls()) {
+        t_->handler_->OnForward(NodeId(calls.from_node()), c.id(), std::move(*c.mutable_request()));
+      }
+    } else if (type == kForwardRepliesFrame) {
+      ForwardReplies replies;
+      if (!replies.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
+        Log()->warn("raft stream: forwarded replies do not parse; closing");
+        return Close();
+      }
+      t_->OnForwardReplies(std::move(replies));
+    }
+    // Other frame types are for newer nodes; skip them.
+    begin_ += kHeaderBytes + len;
+  }
+  if (begin_ == end_) begin_ = end_ = 0;
+  // Everything that arrived in this read goes to the store as one task.
+  if (!msgs.empty()) t_->handler_->OnMessages(std::move(msgs));
+  Read();
+}
+
+void PeerTransport::Inbound::LearnSender(uint64_t node, const std::string& addr) {
+  if (learned_ || addr.empty()) return;
+  t_->LearnAddress(NodeId(node), addr);
+  learned_ = true;
+}
+
+}  // namespace micedb::transport

@@ -1,0 +1,135 @@
+// Internal to src/transport: the raft stream between two nodes' peer ports, its frame format
+// (docs/transport.md, "Raft stream"), and the two ends of a stream: Peer writes the stream to
+// one destination, Inbound reads one stream received.
+#pragma once
+
+#include <asio.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <google/protobuf/message_lite.h>
+#include <grpcpp/grpcpp.h>
+
+#include "common/thread_annotations.h"
+#include "transport/peer_transport.h"
+
+namespace micedb::transport {
+
+// The raft stream on the peer port: the 8-byte magic, then frames of a 4-byte little-endian
+// payload length, a 1-byte frame type and the payload. The magic cannot be mistaken for the
+// start of an HTTP/2 connection ("PRI * HTTP/2.0...").
+inline constexpr std::string_view kMagic = "MICERAFT";
+inline constexpr size_t kHeaderBytes = 5;
+inline constexpr uint8_t kRaftBatchFrame = 1;       // payload: a serialized RaftBatch
+inline constexpr uint8_t kForwardCallsFrame = 2;    // ForwardCalls
+inline constexpr uint8_t kForwardRepliesFrame = 3;  // ForwardReplies
+
+// Appends one frame carrying `msg` to `out`.
+void AppendFrame(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg);
+
+// Socket options for both ends of a raft stream: no Nagle delay, keepalive and a user
+// timeout that end a connection to a node that vanished without closing it.
+void SetStreamOptions(asio::ip::tcp::socket& s);
+
+// Splits "host:port" or "[v6]:port". False when `addr` has no host or no port.
+bool SplitHostPort(const std::string& addr, std::string* host, std::string* port);
+
+// One destination: the outgoing raft stream, and the gRPC channel to the same address.
+//
+// Callers of Enqueue (the raft loop) write to the socket themselves when nothing is being
+// written; when the socket cannot take everything, the rest and whatever queues meanwhile
+// are written by the I/O thread (writing_). Connecting, failures and reconnects happen on
+// the I/O thread; every connection attempt gets a new generation, so that completions of an
+// older one are ignored. Thread-safe.
+class PeerTransport::Peer {
+ public:
+  Peer(PeerTransport* t, NodeId id, std::string addr);
+
+  // Replaces the destination's address; a stream in use reconnects to the new one, keeping
+  // the frames not yet written.
+  void SetAddress(std::string addr);
+  std::shared_ptr<grpc::Channel> channel();
+
+  // Queues the messages as one frame and writes it now if the socket is free. Messages over
+  // the queue's bound are dropped and counted. Takes the messages out of `msgs`.
+  void Enqueue(std::vector<raft::Message>& msgs);
+
+  // Queues one frame that counts as `weight` messages against the queue's bound. With
+  // write_now false the write is left to the I/O thread, so that frames queued in a burst
+  // (answers to forwarded requests, from the raft loop) share one write. False when the
+  // queue is full and the frame was dropped.
+  bool EnqueueFrame(uint8_t type, const google::protobuf::MessageLite& payload, size_t weight,
+                    bool write_now);
+
+  // Closes the stream for good. Call with the I/O thread stopped.
+  void Stop();
+
+ private:
+  enum class State { kIdle, kConnecting, kConnected, kBackoff };
+
+  void QueuedLocked(bool write_now) REQUIRES(mu_);
+  void WriteLocked() REQUIRES(mu_);
+  void AsyncWriteLocked() REQUIRES(mu_);
+  void ConnectLocked() REQUIRES(mu_);
+  void ResolveLocked() REQUIRES(mu_);
+  void OnConnectedLocked() REQUIRES(mu_);
+  // Called with `l` holding mu_; returns with it released (it calls the handler).
+  void FailLocked(std::unique_lock<std::mutex>& l);
+  void CloseLocked() REQUIRES(mu_);
+
+  static constexpr int kMinBackoffMs = 50;
+  static constexpr int kMaxBackoffMs = 1000;
+
+  PeerTransport* const t_;
+  const NodeId id_;
+  std::mutex mu_;
+  std::string addr_ GUARDED_BY(mu_);
+  std::shared_ptr<grpc::Channel> channel_ GUARDED_BY(mu_);  // for snapshots and forwarding
+  asio::ip::tcp::socket socket_ GUARDED_BY(mu_);
+  asio::ip::tcp::resolver resolver_ GUARDED_BY(mu_);
+  asio::steady_timer backoff_timer_ GUARDED_BY(mu_);
+  State state_ GUARDED_BY(mu_) = State::kIdle;
+  uint64_t gen_ GUARDED_BY(mu_) = 0;
+  bool writing_ GUARDED_BY(mu_) = false;  // in_flight_ is being written by the I/O thread
+  std::string pending_ GUARDED_BY(mu_);   // frames not yet handed to the socket
+  size_t pending_msgs_ GUARDED_BY(mu_) = 0;
+  std::string in_flight_ GUARDED_BY(mu_);  // what the I/O thread is writing
+  size_t in_flight_msgs_ GUARDED_BY(mu_) = 0;
+  int backoff_ms_ GUARDED_BY(mu_) = kMinBackoffMs;
+  bool flush_posted_ GUARDED_BY(mu_) =
+      false;  // a write of pending_ by the I/O thread is on its way
+  bool stopped_ GUARDED_BY(mu_) = false;
+  char watch_byte_[1];
+};
+
+// One incoming raft stream. Reads frames and hands them on: raft messages to the store (each
+// read's messages as one task), forwarded requests to the handler, answers to forwarded
+// requests to the transport's pending table. I/O thread only.
+class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
+ public:
+  Inbound(PeerTransport* t, asio::ip::tcp::socket socket);
+
+  void Start() { Read(); }
+  void Close();
+
+ private:
+  void Read();
+  void OnRead(const asio::error_code& ec, size_t n);
+  // The first frame that names its sender's address teaches it (a node that just joined).
+  void LearnSender(uint64_t node, const std::string& addr);
+
+  PeerTransport* const t_;
+  asio::ip::tcp::socket socket_;
+  std::vector<char> buf_;
+  size_t begin_ = 0;  // unparsed bytes are buf_[begin_, end_)
+  size_t end_ = 0;
+  size_t need_ = 0;  // bytes the incomplete frame at begin_ needs
+  bool learned_ = false;
+};
+
+}  // namespace micedb::transport

@@ -1,0 +1,149 @@
+#include "transport/snapshot_stream.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "common/crc32c.h"
+#include "common/logging.h"
+
+namespace micedb::transport {
+
+namespace fs = std::filesystem;
+
+namespace {
+spdlog::logger* Log() { return GetLogger("transport"); }
+}  // namespace
+
+// ---- Sending ----
+
+void PeerTransport::SendSnapshot(raft::Message m, store::SnapshotSource source) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (shutdown_) return;
+  snapshot_threads_.emplace_back([this, m = std::move(m), source = std::move(source)]() mutable {
+    pthread_setname_np(pthread_self(), "snap-send");
+    RunSnapshot(std::move(m), std::move(source));
+  });
+}
+
+void PeerTransport::RunSnapshot(raft::Message m, store::SnapshotSource source) {
+  NodeId to(m.to());
+  uint64_t region = m.region_id();
+  std::string dir =
+      (fs::path(options_.snap_dir) /
+       fmt::format("send-{}-{}-{}", region, m.snapshot().metadata().index(), snap_seq_++))
+          .string();
+  auto report = [&](bool ok, const std::string& why) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (!ok) Log()->warn("snapshot of region {} to node {} failed: {}", region, to.value(), why);
+    handler_->OnSnapshotSent(region, to, ok);
+  };
+  if (!source.export_files) return report(false, "nothing to export");
+  auto files = source.export_files(dir);
+  source.export_files = nullptr;  // releases the store's view of its data before streaming
+  if (!files.ok()) return report(false, files.status().ToString());
+  auto channel = ChannelTo(to);
+  if (!channel) return report(false, "no address");
+  auto stub = RaftTransport::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  SnapshotDone done;
+  auto writer = stub->SendSnapshot(&ctx, &done);
+  std::string buf(options_.snapshot_chunk_bytes, '\0');
+  uint64_t bytes = 0;
+  std::map<storage::Cf, uint32_t> next_file_index;  // files of a column family count from 0
+  for (const store::SnapshotFile& file : *files) {
+    const uint32_t file_index = next_file_index[file.cf]++;
+    std::ifstream in(file.path, std::ios::binary);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      std::streamsize n = in.gcount();
+      if (n <= 0) break;
+      SnapshotChunk chunk;
+      chunk.set_from_node(options_.node_id.value());
+      chunk.set_region_id(region);
+      chunk.set_cf(static_cast<uint32_t>(file.cf));
+      chunk.set_file_index(file_index);
+      chunk.set_data(buf.data(), static_cast<size_t>(n));
+      chunk.set_crc32c(crc32c::Mask(crc32c::Value(chunk.data())));
+      if (!writer->Write(chunk)) return report(false, "stream broke");
+      bytes += static_cast<uint64_t>(n);
+    }
+  }
+  SnapshotChunk last;
+  last.set_from_node(options_.node_id.value());
+  last.set_region_id(region);
+  last.set_last(true);
+  *last.mutable_msg() = m;
+  if (!writer->Write(last)) return report(false, "stream broke");
+  writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  if (!st.ok()) return report(false, st.error_message());
+  if (!done.ok()) return report(false, done.error());
+  Log()->info("sent a snapshot of region {} at index {} to node {} ({} bytes)", region,
+              m.snapshot().metadata().index(), to.value(), bytes);
+  report(true, "");
+}
+
+// ---- Receiving ----
+
+grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
+                                                          grpc::ServerReader<SnapshotChunk>* reader,
+                                                          SnapshotDone* resp) {
+  std::string dir =
+      (fs::path(t_->options_.snap_dir) / fmt::format("recv-{}-{}", ::getpid(), t_->snap_seq_++))
+          .string();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  auto fail = [&](const std::string& why) {
+    Log()->warn("snapshot receive failed: {}", why);
+    fs::remove_all(dir, ec);
+    resp->set_ok(false);
+    resp->set_error(why);
+    return grpc::Status::OK;
+  };
+  if (ec) return fail(fmt::format("cannot create {}: {}", dir, ec.message()));
+  std::map<std::pair<uint32_t, uint32_t>, std::ofstream> files;
+  SnapshotChunk chunk;
+  uint64_t bytes = 0;
+  while (reader->Read(&chunk)) {
+    if (!chunk.data().empty()) {
+      if (crc32c::Unmask(chunk.crc32c()) != crc32c::Value(chunk.data())) {
+        return fail(fmt::format("chunk of file {} at byte {} failed its checksum",
+                                chunk.file_index(), bytes));
+      }
+      auto key = std::make_pair(chunk.cf(), chunk.file_index());
+      auto it = files.find(key);
+      if (it == files.end()) {
+        std::string path =
+            store::SnapshotFilePath(dir, static_cast<storage::Cf>(chunk.cf()), chunk.file_index());
+        it = files.emplace(key, std::ofstream(path, std::ios::binary)).first;
+      }
+      it->second.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+      if (!it->second) return fail("write to the staging directory failed");
+      bytes += chunk.data().size();
+    }
+    if (chunk.last()) {
+      for (auto& [k, f] : files) {
+        f.close();
+        if (!f) return fail("closing a staged file failed");
+      }
+      Log()->info("received a snapshot of region {} from node {} ({} bytes)", chunk.region_id(),
+                  chunk.from_node(), bytes);
+      t_->handler_->OnSnapshot(chunk.msg(), dir);
+      resp->set_ok(true);
+      return grpc::Status::OK;
+    }
+  }
+  return fail("the stream ended before the last chunk");
+}
+
+}  // namespace micedb::transport
