@@ -1,5 +1,7 @@
 #include "common/clock.h"
 
+#include <ctime>
+
 #include <cassert>
 
 namespace micedb {
@@ -21,6 +23,19 @@ microseconds SystemClock::NowWall() const {
   // Since C++20 system_clock's epoch is the Unix epoch.
   return duration_cast<microseconds>(std::chrono::system_clock::now().time_since_epoch());
 }
+
+BoottimeClock* BoottimeClock::Get() {
+  static BoottimeClock clock;
+  return &clock;
+}
+
+nanoseconds BoottimeClock::NowMonotonic() const {
+  timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return nanoseconds(int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+}
+
+microseconds BoottimeClock::NowWall() const { return SystemClock::Get()->NowWall(); }
 
 ManualClock::ManualClock(nanoseconds monotonic_start, microseconds wall_start)
     : monotonic_(monotonic_start), wall_(wall_start) {}

@@ -40,6 +40,17 @@ class SystemClock final : public Clock {
   std::chrono::microseconds NowWall() const override;
 };
 
+// The system clocks with CLOCK_BOOTTIME as the monotonic clock: unlike steady_clock it keeps
+// counting while the host is suspended, so a raft leader that wakes up does not believe its
+// lease is still young (store leases, raft.md §7).
+class BoottimeClock final : public Clock {
+ public:
+  static BoottimeClock* Get();
+
+  std::chrono::nanoseconds NowMonotonic() const override;
+  std::chrono::microseconds NowWall() const override;
+};
+
 // A clock that moves only when told to, for tests and the simulation. Thread-safe: one thread
 // may advance it while others read it.
 class ManualClock final : public Clock {

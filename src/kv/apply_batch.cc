@@ -78,7 +78,10 @@ class MergedCursor final : public ScanCursor {
   bool from_overlay_ = false;
 };
 
-ApplyBatch::ApplyBatch(storage::Engine* engine) : engine_(engine) {}
+ApplyBatch::ApplyBatch(storage::Engine* engine) : engine_(engine), out_(&batch_) {}
+
+ApplyBatch::ApplyBatch(storage::Engine* engine, storage::WriteBatch* out)
+    : engine_(engine), out_(out) {}
 
 Result<std::optional<std::string>> ApplyBatch::Get(storage::Cf cf, std::string_view key) {
   const CfState& state = State(cf);
@@ -101,25 +104,25 @@ std::unique_ptr<ScanCursor> ApplyBatch::Scan(storage::Cf cf, std::string_view lo
 }
 
 void ApplyBatch::Put(storage::Cf cf, std::string_view key, std::string_view value) {
-  batch_.Put(cf, key, value);
+  out_->Put(cf, key, value);
   State(cf).overlay.insert_or_assign(std::string(key), std::optional<std::string>(value));
 }
 
 void ApplyBatch::Delete(storage::Cf cf, std::string_view key) {
-  batch_.Delete(cf, key);
+  out_->Delete(cf, key);
   State(cf).overlay.insert_or_assign(std::string(key), std::optional<std::string>());
 }
 
 void ApplyBatch::DeleteRange(storage::Cf cf, std::string_view begin, std::string_view end) {
   assert(begin <= end);
-  batch_.DeleteRange(cf, begin, end);
+  out_->DeleteRange(cf, begin, end);
   CfState& state = State(cf);
   state.overlay.erase(state.overlay.lower_bound(begin), state.overlay.lower_bound(end));
   state.deleted_ranges.emplace_back(std::string(begin), std::string(end));
 }
 
 void ApplyBatch::Reset() {
-  batch_.Clear();
+  out_->Clear();
   for (CfState& state : cfs_) {
     state.overlay.clear();
     state.deleted_ranges.clear();

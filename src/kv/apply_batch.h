@@ -32,6 +32,12 @@ class ApplyBatch final : public ReadView {
  public:
   // `engine` is not owned and must outlive the batch.
   explicit ApplyBatch(storage::Engine* engine);
+  // Records the writes in `out` (not owned; outlives the batch) instead of a batch of its own,
+  // so that a store can collect several regions' rounds and its own records in one batch
+  // without copying. write_batch() and mutable_write_batch() then refer to `out`.
+  ApplyBatch(storage::Engine* engine, storage::WriteBatch* out);
+  ApplyBatch(const ApplyBatch&) = delete;
+  ApplyBatch& operator=(const ApplyBatch&) = delete;
 
   Result<std::optional<std::string>> Get(storage::Cf cf, std::string_view key) override;
   // A merged view of the engine and the pending writes. Do not write to the batch while the
@@ -44,9 +50,9 @@ class ApplyBatch final : public ReadView {
   // Removes begin <= k < end. Requires begin <= end.
   void DeleteRange(storage::Cf cf, std::string_view begin, std::string_view end);
 
-  const storage::WriteBatch& write_batch() const { return batch_; }
+  const storage::WriteBatch& write_batch() const { return *out_; }
   // For the store's own ops (applied index); such writes are not visible through Get/Scan.
-  storage::WriteBatch* mutable_write_batch() { return &batch_; }
+  storage::WriteBatch* mutable_write_batch() { return out_; }
 
   // Forgets every pending write; call once the write batch has been written to the engine.
   void Reset();
@@ -64,7 +70,8 @@ class ApplyBatch final : public ReadView {
   CfState& State(storage::Cf cf) { return cfs_[storage::CfIndex(cf)]; }
 
   storage::Engine* engine_;
-  storage::WriteBatch batch_;
+  storage::WriteBatch batch_;  // unused when writes go to a caller's batch
+  storage::WriteBatch* out_;   // &batch_ or the caller's
   std::array<CfState, storage::kNumCfs> cfs_;
 };
 

@@ -1,17 +1,43 @@
 #include "server/node.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "kv/read_view.h"
 #include "storage/rocks_engine.h"
 
 namespace micedb::server {
 
 namespace fs = std::filesystem;
+
+// The peer transport as the router's link to other nodes.
+class Node::PeerLink final : public router::PeerLink {
+ public:
+  PeerLink(transport::GrpcTransport* transport, store::Store* store)
+      : transport_(transport), store_(store) {}
+  void Forward(NodeId to, transport::ForwardRequest request, int64_t timeout_ms,
+               ForwardCallback done) override {
+    transport_->Forward(to, std::move(request), std::chrono::milliseconds(timeout_ms),
+                        std::move(done));
+  }
+  std::vector<NodeId> Nodes() const override {
+    std::vector<NodeId> out;
+    for (const auto& [id, addr] : store_->Addresses()) {
+      if (id != store_->node_id()) out.push_back(id);
+    }
+    return out;
+  }
+
+ private:
+  transport::GrpcTransport* transport_;
+  store::Store* store_;
+};
 
 Node::Node(NodeOptions options) : options_(std::move(options)) {}
 
@@ -31,7 +57,7 @@ Status Node::Start() {
   fs::create_directories(snap_dir, ec);
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
 
-  sm_ = std::make_unique<KvStateMachineAdapter>(
+  sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes});
   transport_ = std::make_unique<transport::GrpcTransport>(
       transport::TransportOptions{
@@ -48,7 +74,22 @@ Status Node::Start() {
   for (const auto& [id, addr] : options_.initial_peers) {
     if (id != options_.id) transport_->SetAddress(id, addr);
   }
-  backend_ = std::make_unique<ClusterBackend>(options_.router, store_.get(), transport_.get());
+  store_link_ = std::make_unique<router::StoreLink>(store_.get());
+  peer_link_ = std::make_unique<PeerLink>(transport_.get(), store_.get());
+  router_executor_ = std::make_unique<router::ThreadExecutor>();
+  router::RouterOptions ro_router = options_.router;
+  if (ro_router.request_id_base == 0) {
+    // Random per process, so that request ids differ across nodes and restarts.
+    ro_router.request_id_base =
+        Random(static_cast<uint64_t>(SystemClock::Get()->NowMonotonic().count()) ^
+               (options_.id.value() << 48) ^ static_cast<uint64_t>(::getpid()))
+            .Next64();
+  }
+  if (ro_router.unsafe_local_reads) {
+    log->warn("--testing-unsafe-local-reads: reads skip ReadIndex and may return stale data");
+  }
+  backend_ = std::make_unique<router::Router>(ro_router, store_link_.get(), peer_link_.get(),
+                                              router_executor_.get(), SystemClock::Get());
   node_service_ = std::make_unique<NodeServiceImpl>(
       backend_.get(), store_.get(), [this](bool with_hash) { return RenderRaftJson(with_hash); });
   kv_service_ = std::make_unique<kv::KvGrpcService>(
@@ -119,13 +160,16 @@ void Node::Stop() {
   if (grpc_server_)
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (transport_) transport_->Shutdown();
-  if (backend_) backend_->Stop();
+  if (router_executor_) router_executor_->Stop();
   if (grpc_server_) grpc_server_->Wait();
   grpc_server_.reset();
   resp_.reset();
   http_.reset();
   store_.reset();
   backend_.reset();
+  router_executor_.reset();
+  peer_link_.reset();
+  store_link_.reset();
   node_service_.reset();
   kv_service_.reset();
   transport_.reset();
@@ -141,7 +185,7 @@ void Node::ExpiryLoop() {
     l.unlock();
     for (const auto& r : store_->Regions()) {
       if (r.raft.role != raft::Role::kLeader) continue;
-      kv::KvStateMachine sm(UserRangeOf(r.descriptor));
+      kv::KvStateMachine sm(kv::UserRangeOf(r.descriptor));
       kv::EngineView view(engine_.get());
       int64_t now = SystemClock::Get()->NowWallMillis();
       auto cmd = sm.CollectExpired(view, now, 256, &resume);
@@ -160,7 +204,7 @@ uint16_t Node::http_port() const { return http_ ? http_->port() : 0; }
 void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(msgs)); }
 
 void Node::OnForward(NodeId from, uint64_t id, transport::ForwardRequest request) {
-  backend_->ServeForward(request, [this, from, id](transport::ForwardResponse resp) {
+  backend_->ServeForward(std::move(request), [this, from, id](transport::ForwardResponse resp) {
     transport_->ReplyForward(from, id, std::move(resp));
   });
 }

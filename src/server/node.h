@@ -17,9 +17,11 @@
 #include "common/result.h"
 #include "kv/grpc/service.h"
 #include "kv/resp_server.h"
-#include "server/cluster_backend.h"
+#include "kv/region_state_machine.h"
+#include "router/router.h"
+#include "router/store_link.h"
+#include "router/thread_executor.h"
 #include "server/http_server.h"
-#include "server/kv_state_machine_adapter.h"
 #include "server/node_service.h"
 #include "storage/engine.h"
 #include "store/store.h"
@@ -38,7 +40,7 @@ struct NodeOptions {
   std::vector<std::pair<NodeId, std::string>> initial_peers;
   kv::ServerOptions resp;     // limits of the Redis-protocol server
   store::StoreOptions store;  // node_id and snap_dir are filled in by the node
-  RouterOptions router;
+  router::RouterOptions router;
   uint64_t block_cache_mb = 64;
 };
 
@@ -76,10 +78,14 @@ class Node : public transport::InboundHandler {
 
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
-  std::unique_ptr<KvStateMachineAdapter> sm_;
+  std::unique_ptr<kv::RegionStateMachine> sm_;
   std::unique_ptr<transport::GrpcTransport> transport_;
   std::unique_ptr<store::Store> store_;
-  std::unique_ptr<ClusterBackend> backend_;
+  class PeerLink;
+  std::unique_ptr<router::StoreLink> store_link_;
+  std::unique_ptr<PeerLink> peer_link_;
+  std::unique_ptr<router::ThreadExecutor> router_executor_;
+  std::unique_ptr<router::Router> backend_;
   std::unique_ptr<NodeServiceImpl> node_service_;
   std::unique_ptr<kv::KvGrpcService> kv_service_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -78,6 +78,12 @@ std::string Node::RenderMetrics() const {
           backend_->counters().forwarded.load());
   counter("micedb_router_retries_total", "Requests retried after a routing error",
           backend_->counters().retries.load());
+  counter("micedb_router_split_requests_total",
+          "Commands cut into one region request per region of their keys",
+          backend_->counters().split_requests.load());
+  counter("micedb_store_requests_refused_total",
+          "Region requests refused for a stale epoch, a key outside the region or another region",
+          c.requests_refused.load());
 
   auto regions = store_->Regions();
   Metric(&out, "micedb_region_is_leader", "gauge", "1 when this node leads the region");

@@ -89,9 +89,7 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
       reply(::micedb::Status::InvalidArgument("unknown admin operation"));
       return reactor;
   }
-  store_->ChangeMembership(region, cc, [reply](Result<std::string> r) {
-    reply(r.ok() ? ::micedb::Status::OK() : r.status());
-  });
+  store_->ChangeMembership(region, cc, [reply](::micedb::Status st) { reply(st); });
   return reactor;
 }
 

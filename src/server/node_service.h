@@ -1,10 +1,10 @@
 // NodeService: the gRPC service other nodes and the `micedb` admin commands call: Forward (a
-// client command routed to this node's region leader) and Admin (membership changes and
+// region request run on this node's replica) and Admin (membership changes and
 // leader transfer, executed by the region's leader).
 #pragma once
 
 #include "micedb/transport.grpc.pb.h"
-#include "server/cluster_backend.h"
+#include "router/router.h"
 #include "store/store.h"
 
 namespace micedb::server {
@@ -12,7 +12,7 @@ namespace micedb::server {
 class NodeServiceImpl final : public transport::NodeService::CallbackService {
  public:
   // `status_json(with_hash)` renders the node's /debug/raft document.
-  NodeServiceImpl(ClusterBackend* backend, store::Store* store,
+  NodeServiceImpl(router::Router* backend, store::Store* store,
                   std::function<std::string(bool)> status_json)
       : backend_(backend), store_(store), status_json_(std::move(status_json)) {}
 
@@ -27,7 +27,7 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
                                    transport::StatusResponse* resp) override;
 
  private:
-  ClusterBackend* backend_;
+  router::Router* backend_;
   store::Store* store_;
   std::function<std::string(bool)> status_json_;
 };

@@ -17,6 +17,10 @@
 
 namespace micedb::store {
 
+// Stops the process: the store cannot continue when its own disk refuses a write, because
+// the raft state in memory would run ahead of what is durable.
+[[noreturn]] void StoreFatal(const std::string& what);
+
 class RegionPeer {
  public:
   RegionPeer(const RegionDescriptor& desc) : desc(desc), storage(desc.id(), desc.conf_state()) {}
@@ -37,14 +41,14 @@ class RegionPeer {
 
   struct Proposal {
     uint64_t term;
-    ResultCallback done;
+    ResponseCallback done;
     int64_t deadline_ms;
   };
   std::map<uint64_t, Proposal> proposals;  // by log index
 
   struct Read {
-    std::string command;
-    ResultCallback done;
+    region::RegionRequest request;
+    ResponseCallback done;
     int64_t deadline_ms;
     // While waiting for its read index: past this the request (or its answer) is presumed
     // lost and the read fails with Unavailable, so the caller asks again.
@@ -53,7 +57,7 @@ class RegionPeer {
   // Requests that arrived during this round's input phase. They are handed to raft together
   // at its end (Store::StartBatches): one log append and one MSG_APP per follower for all
   // the writes, one ReadIndex (one heartbeat round) for all the reads.
-  std::vector<std::pair<std::string, Proposal>> proposing;  // (command, proposal)
+  std::vector<std::pair<std::string, Proposal>> proposing;  // (entry data, proposal)
   std::vector<Read> reading;
   // Reads sharing one ReadIndex request, by its ctx, in arrival order.
   std::map<std::string, std::vector<Read>> reads_waiting_index;

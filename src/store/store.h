@@ -13,8 +13,21 @@
 //      Entries that were durable here before the round are applied before its write;
 //   5. Advance, and truncate logs that have grown past the threshold.
 //
+// Requests are region requests (proto/micedb/region.proto): each names its region and epoch,
+// and one whose epoch is stale or whose keys lie outside the region is answered with its typed
+// error and never applied (store/apply.h). The code is split by concern:
+//   store.cc         construction, lifecycle, loading regions, input, requests, introspection
+//   store_round.cc   the loop and one round of it (steps 1-5), the raft-sync thread
+//   store_apply.cc   applying committed entries and serving reads (steps 3-4)
+//   store_admin.cc   membership changes, snapshot install, log truncation, replica destroy
+//   lease.cc         the leader lease (raft.md §7): tick times and the table client threads read
+//   apply.cc         the envelope: decode, checks, dedup, dispatch to the state machine
+//
+// Time: the loop's ticks and request timeouts come from StoreOptions::clock, leases from
+// StoreOptions::lease_clock; the store reads no other clock.
+//
 // Thread-safety: every public method may be called from any thread. Callbacks run on the
-// loop thread and must not block.
+// loop thread (or the caller's, for an error found at once) and must not block.
 #pragma once
 
 #include <atomic>
@@ -29,11 +42,15 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "common/strong_id.h"
+#include "common/thread_annotations.h"
+#include "micedb/region.pb.h"
 #include "micedb/store.pb.h"
 #include "raft/raw_node.h"
 #include "storage/engine.h"
+#include "store/lease.h"
 #include "store/state_machine.h"
 #include "store/transport.h"
 
@@ -50,7 +67,7 @@ struct StoreOptions {
   uint64_t log_gc_max_lag = 65536;   // past this lag a follower is left to a snapshot
   size_t max_inflight_msgs = 256;
   uint64_t max_size_per_msg = 1 << 20;
-  int64_t request_timeout_ms = 10'000;  // pending proposals/reads fail with TimedOut after this
+  int64_t request_timeout_ms = 10'000;  // pending proposals/reads fail with Timeout after this
   uint64_t random_seed = 0;
   // A leader's own log writes are synced by the raft-sync thread while the loop goes on
   // (raft::Config::async_leader_persist); false: the loop waits for every sync itself.
@@ -59,12 +76,21 @@ struct StoreOptions {
   // holds (ReadUnderLease; raft.md §7). Assumes the nodes' monotonic clocks run at rates
   // within 10% of each other; false: every read is confirmed by ReadIndex.
   bool lease_reads = true;
+  // Ticks and request timeouts (monotonic time). Null: SystemClock. Not owned.
+  const Clock* clock = nullptr;
+  // Leases (monotonic time that keeps counting through a host suspend). Null: BoottimeClock.
+  const Clock* lease_clock = nullptr;
+  // No threads of its own: Start starts none, and the owner runs the loop by calling Poll (the
+  // deterministic simulation does). The leader then syncs its own log (async_leader_sync is
+  // ignored).
+  bool manual = false;
 };
 
-// Result of a proposal or read: the encoded state machine result, or an error status
-// (NotLeader: not accepted here, retry at the leader; Aborted: definitely not applied;
-// TimedOut: outcome unknown; Unavailable: no leader or a read was dropped).
-using ResultCallback = std::function<void(Result<std::string>)>;
+// The answer to a region request; errors are typed (RegionResponse::error).
+using ResponseCallback = std::function<void(region::RegionResponse)>;
+// The outcome of an admin operation: NotLeader, NotFound (region not here), TimedOut,
+// Unavailable (retry), or OK once applied.
+using StatusCallback = std::function<void(Status)>;
 
 // What /debug/raft, INFO and `micedb status` show of one region peer.
 struct RegionInfo {
@@ -89,7 +115,8 @@ struct StoreCounters {
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
-  std::atomic<uint64_t> lease_reads{0};  // reads served under the leader lease
+  std::atomic<uint64_t> lease_reads{0};       // reads served under the leader lease
+  std::atomic<uint64_t> requests_refused{0};  // stale epoch or key outside the region
 };
 
 class RegionPeer;
@@ -111,8 +138,14 @@ class Store {
   // Loads every region from the engine, finishes an interrupted snapshot install, and starts
   // the loop thread. Corruption/IoError when the stored state cannot be read.
   Status Start();
-  // Stops the loop; pending requests fail with Unavailable. Idempotent.
+  // Stops the loop; pending requests fail with ServerBusy ("stopping"). Idempotent.
   void Stop();
+  // With StoreOptions::manual: runs what the loop thread would run once it woke up now --
+  // the queued input, then batches, a tick when one is due, and a round. Callbacks run on the
+  // caller's thread. Not thread-safe with itself.
+  void Poll();
+  // With StoreOptions::manual: when the next tick is due (StoreOptions::clock, ms).
+  int64_t NextTickMs() const { return next_tick_ms_; }
 
   // ---- Input from the transport ----
   void Step(std::vector<raft::Message> msgs);
@@ -121,20 +154,24 @@ class Store {
   void ReportSnapshot(RegionId region, NodeId to, bool ok);
   void ReportUnreachable(NodeId to);
 
-  // ---- Requests ----
-  // Replicates `command` in `region` and returns its result once applied here (leader only).
-  void Propose(RegionId region, std::string command, ResultCallback done);
-  // Runs a read-only command at a linearizable point (ReadIndex; works on followers too).
-  void ReadLinearizable(RegionId region, std::string command, ResultCallback done);
-  // Runs a read-only command on this replica's current state (possibly stale). NotFound when
-  // the region is not here.
-  Result<std::string> ReadLocal(RegionId region, std::string_view command);
-  // Runs a read-only command at once if this node leads `region` and holds its lease (see
-  // StoreOptions::lease_reads): the result is linearizable. nullopt when it cannot (not the
-  // leader, no lease now, lease reads off): use ReadLinearizable.
-  std::optional<Result<std::string>> ReadUnderLease(RegionId region, std::string_view command);
-  // Proposes a membership change (leader only); done gets an empty string once applied.
-  void ChangeMembership(RegionId region, raft::ConfChange cc, ResultCallback done);
+  // ---- Region requests (the region is req.header().region_id) ----
+  // Replicates a write and answers once it is applied here (leader only: NotLeader
+  // otherwise). Errors: RegionNotFound, NotLeader, EpochNotMatch, KeyNotInRegion (nothing
+  // applied); StaleCommand (the entry lost to another leader's: not applied); Timeout
+  // (outcome unknown); ServerBusy when stopping.
+  void Propose(region::RegionRequest req, ResponseCallback done);
+  // Runs a read at a linearizable point (ReadIndex; works on followers too). Errors as for
+  // Propose, and NotLeader when no leader confirmed the read (retry).
+  void ReadLinearizable(region::RegionRequest req, ResponseCallback done);
+  // Runs a read on this replica's current state (possibly stale). RegionNotFound when the
+  // region is not here.
+  region::RegionResponse ReadLocal(const region::RegionRequest& req);
+  // Runs a read at once, on the caller's thread, if this node leads the region and holds its
+  // lease (StoreOptions::lease_reads): the result is linearizable. nullopt when it cannot
+  // (not the leader, no lease now, an apply pending, lease reads off): use ReadLinearizable.
+  std::optional<region::RegionResponse> ReadUnderLease(const region::RegionRequest& req);
+  // Proposes a membership change (leader only); `done` gets OK once it is applied.
+  void ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallback done);
   void TransferLeader(RegionId region, NodeId target);
 
   // ---- Introspection ----
@@ -155,78 +192,93 @@ class Store {
     RegionPeer* peer;
     raft::Ready rd;
   };
-  void Post(std::function<void()> task);
-  void Loop();
-  // The raft-sync thread: syncs the WAL for the loop's unsynced leader writes, then tells the
-  // leaders (RawNode::ReportPersisted) what is durable.
+  // What the raft-sync thread is asked to make durable.
   struct PersistMark {
     uint64_t region;
     uint64_t index;
     uint64_t term;
   };
-  void SyncLoop();
+
+  // store.cc
+  Status LoadRegions();
+  Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
+  RegionPeer* FindPeer(uint64_t region);
+  void MaybeCreatePeerFor(const raft::Message& m);
+  void PublishInfo() EXCLUDES(info_mu_);
+  int64_t NowMs() const;
+
+  // store_round.cc
+  void Post(std::function<void()> task) EXCLUDES(mu_);
+  void Loop() EXCLUDES(mu_);
+  // Takes the queued tasks; false when stopping.
+  bool TakeTasks(std::vector<std::function<void()>>* tasks) EXCLUDES(mu_);
+  // One pass of the loop after its input: batches, a tick when due, the round.
+  void Drive(int64_t now_ms);
+  void SyncLoop() EXCLUDES(sync_mu_);
   void ReportPersisted(const std::vector<PersistMark>& marks);
   void RunRound();
   // True when every entry the Ready commits is durable here already (none of them is among its
   // own entries), and none changes the membership: then it may be applied before the Ready's
   // writes.
   static bool CanApplyBeforePersist(const raft::Ready& rd);
-  // Applies the round's committed entries, answers their proposers, and serves the reads
-  // whose read index is applied (steps 3-4 of the loop).
-  void ApplyAndServe(std::vector<Work>& work, bool* info_changed);
-  // Serves the reads whose read index is applied.
-  void ServeAppliedReads(RegionPeer* p);
   // Hands each region's requests gathered during the input phase to raft: all writes as one
   // batch of entries, all reads behind one ReadIndex.
   void StartBatches();
   // Moves the Ready's messages to `out` for one SendBatch; snapshots go to the transport now.
   void TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out);
-  Status LoadRegions();
-  Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
-  RegionPeer* FindPeer(uint64_t region);
-  void MaybeCreatePeerFor(const raft::Message& m);
-  void FailAll(const Status& st);
-  void FailWaitingReads(RegionPeer* p, const Status& st);
-  void FailPeer(RegionPeer* p, const Status& st);
+  void CheckTimeouts(int64_t now_ms);
+
+  // store_apply.cc
+  // Applies the round's committed entries, answers their proposers, and serves the reads
+  // whose read index is applied (steps 3-4 of the loop).
+  void ApplyAndServe(std::vector<Work>& work, bool* info_changed);
+  // Serves the reads whose read index is applied.
+  void ServeAppliedReads(RegionPeer* p);
+
+  // store_admin.cc
   void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
   void MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb);
   void DestroyPeer(RegionPeer* p);
   // Replaces the peer's data and log with a received snapshot (crash-safe: see
   // snapshot_files.h).
   Status InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap);
-  void CheckTimeouts(int64_t now_ms);
-  void PublishInfo();
+  void FailAll(const region::RegionResponse& why);
+  void FailWaitingReads(RegionPeer* p, const region::RegionResponse& why);
+  void FailPeer(RegionPeer* p, const region::RegionResponse& why);
+
+  // lease.cc
   // Publishes each region's lease for ReadUnderLease (or its loss), with the commit index of
   // the round's start and the applied index. Called at the start of a round (round_start),
   // before its messages leave (a MSG_TIMEOUT_NOW ends the lease, a new commit index must be
   // published first), after applying, and at its end.
   void UpdateLeases(bool round_start);
-  // When the peer's lease ends on LeaseClockNs (0: it holds none).
+  // When the peer's lease ends on the lease clock (0: it holds none).
   int64_t LeaseUntil(RegionPeer* p) const;
   // The tick times behind LeaseStart: call instead of RawNode::Tick.
   void TickPeer(RegionPeer* p, int64_t now_ns);
-  int64_t NowMs() const;
-  // The clock leases are measured on (CLOCK_BOOTTIME), in ns.
-  static int64_t LeaseClockNs();
+  int64_t LeaseNowNs() const;
 
   StoreOptions options_;
   storage::Engine* engine_;
   StateMachine* sm_;
   Transport* transport_;
+  const Clock* clock_;
+  const Clock* lease_clock_;
 
-  std::mutex mu_;  // guards tasks_, stopping_
+  std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::function<void()>> tasks_;
-  bool stopping_ = false;
+  std::vector<std::function<void()>> tasks_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread loop_;
 
-  std::mutex sync_mu_;  // guards sync_pending_, sync_stopping_
+  std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  std::vector<PersistMark> sync_pending_;  // written, not yet synced
-  bool sync_stopping_ = false;
+  std::vector<PersistMark> sync_pending_ GUARDED_BY(sync_mu_);  // written, not yet synced
+  bool sync_stopping_ GUARDED_BY(sync_mu_) = false;
   std::thread sync_thread_;
 
-  // Loop thread only.
+  // Loop thread only (the Poll caller in manual mode).
+  int64_t next_tick_ms_ = 0;
   std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;
   std::map<std::pair<uint64_t, uint64_t>, std::string> received_snapshots_;  // (region, index)
   std::map<NodeId, std::string> addresses_;
@@ -234,20 +286,11 @@ class Store {
 
   // Published by the loop for other threads.
   mutable std::mutex info_mu_;
-  std::vector<RegionInfo> info_;
-  std::map<NodeId, std::string> info_addresses_;
-  struct Lease {
-    int64_t until_ns = 0;  // monotonic clock
-    // The leader's commit index as published before its messages left, and its applied
-    // index: a lease read waits for (falls back while) applied < commit, since a follower may
-    // already have applied, and served a ReadIndex read from, what the leader committed.
-    uint64_t commit = 0;
-    uint64_t applied = 0;
-    std::shared_ptr<const RegionDescriptor> desc;
-  };
-  mutable std::mutex lease_mu_;
-  std::map<uint64_t, Lease> leases_;  // by region; only regions this node leads with a lease
-  int64_t lease_ns_ = 0;              // how long a lease lasts past its heartbeat round's tick
+  std::vector<RegionInfo> info_ GUARDED_BY(info_mu_);
+  std::map<NodeId, std::string> info_addresses_ GUARDED_BY(info_mu_);
+
+  LeaseTable leases_;  // its own lock
+  int64_t lease_ns_ = 0;  // how long a lease lasts past its heartbeat round's tick
 
   StoreCounters counters_;
 };

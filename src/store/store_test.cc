@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "storage/mem_engine.h"
+#include "store/errors.h"
 #include "store/snapshot_files.h"
 
 namespace micedb::store {
@@ -20,27 +21,92 @@ namespace {
 using storage::Cf;
 using namespace std::chrono_literals;
 
-// Commands: "P<key>=<value>" puts, "G<key>" gets ("<none>" when absent); "D<value>" puts
-// the value under both "a" and "b", "B" reads both ("<a>,<b>").
+// Test commands, written as strings and carried as kv bodies: "P<key>=<value>" puts (a SET),
+// "G<key>" gets ("<none>" when absent); "D<value>" puts the value under both "a" and "b" (an
+// MSET), "B" reads both ("<a>,<b>"; an MGET). Values are stored raw under "r" + key.
+kv::Command TestCommand(std::string_view cmd) {
+  kv::Command c;
+  switch (cmd[0]) {
+    case 'P': {
+      auto eq = cmd.find('=');
+      c.mutable_set()->set_key(std::string(cmd.substr(1, eq - 1)));
+      c.mutable_set()->set_value(std::string(cmd.substr(eq + 1)));
+      break;
+    }
+    case 'G':
+      c.mutable_get()->set_key(std::string(cmd.substr(1)));
+      break;
+    case 'D':
+      for (const char* k : {"a", "b"}) {
+        auto* kv = c.mutable_mset()->add_pairs();
+        kv->set_key(k);
+        kv->set_value(std::string(cmd.substr(1)));
+      }
+      break;
+    case 'B':
+      c.mutable_mget()->add_keys("a");
+      c.mutable_mget()->add_keys("b");
+      break;
+  }
+  return c;
+}
+
+// The region request for a test command on region 1 at its bootstrap epoch.
+region::RegionRequest TestRequest(std::string_view cmd, uint64_t version = 1) {
+  region::RegionRequest req;
+  req.mutable_header()->set_region_id(1);
+  req.mutable_header()->mutable_epoch()->set_conf_ver(1);
+  req.mutable_header()->mutable_epoch()->set_version(version);
+  *req.mutable_kv() = TestCommand(cmd);
+  return req;
+}
+
+// A response as the tests read it: the value, or the error as a Status.
+Result<std::string> TestResult(const region::RegionResponse& resp) {
+  if (resp.has_error()) return ToStatus(resp.error());
+  const kv::CommandResult& r = resp.kv();
+  switch (r.kind_case()) {
+    case kv::CommandResult::kBulk:
+      return r.bulk();
+    case kv::CommandResult::kNil:
+      return std::string("<none>");
+    case kv::CommandResult::kArray: {
+      std::string out;
+      for (const auto& item : r.array().items()) {
+        if (!out.empty()) out += ",";
+        out += item.kind_case() == kv::CommandResult::kBulk ? item.bulk() : "<none>";
+      }
+      return out;
+    }
+    default:
+      return std::string("OK");
+  }
+}
+
+using ResultCallback = std::function<void(Result<std::string>)>;
+
+ResponseCallback Adapt(ResultCallback cb) {
+  return [cb = std::move(cb)](region::RegionResponse r) { cb(TestResult(r)); };
+}
+
 class TestStateMachine : public StateMachine {
  public:
   class Round : public ApplyRound {
    public:
     Round(TestStateMachine* sm, storage::Engine* engine, storage::WriteBatch* wb)
         : sm_(sm), engine_(engine), wb_(wb) {}
-    std::string Apply(std::string_view cmd, LogIndex) override {
+    kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex) override {
       if (engine_ == sm_->slow_engine.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(sm_->slow_apply_ms.load()));
       }
-      if (cmd[0] == 'D') {
-        wb_->Put(Cf::kDefault, "ra", std::string(cmd.substr(1)));
-        wb_->Put(Cf::kDefault, "rb", std::string(cmd.substr(1)));
-        return "OK";
+      if (cmd.has_mset()) {
+        for (const auto& kv : cmd.mset().pairs()) wb_->Put(Cf::kDefault, "r" + kv.key(), kv.value());
+      } else {
+        wb_->Put(Cf::kDefault, "r" + cmd.set().key(), cmd.set().value());
       }
-      auto eq = cmd.find('=');
-      wb_->Put(Cf::kDefault, "r" + std::string(cmd.substr(1, eq - 1)),
-               std::string(cmd.substr(eq + 1)));
-      return "OK";
+      kv::CommandResult ok;
+      ok.mutable_ok();
+      return ok;
     }
     TestStateMachine* sm_;
     storage::Engine* engine_;
@@ -50,20 +116,37 @@ class TestStateMachine : public StateMachine {
                                          storage::WriteBatch* wb) override {
     return std::make_unique<Round>(this, engine, wb);
   }
-  std::string Read(const RegionDescriptor&, storage::Engine* engine,
-                   const storage::Snapshot* snapshot, std::string_view cmd) override {
+  kv::CommandResult ReadKv(const RegionDescriptor&, storage::Engine* engine,
+                           const storage::Snapshot* snapshot, const kv::Command& cmd) override {
     storage::ReadOptions ro;
     ro.snapshot = snapshot;
-    if (cmd == "B") {
-      auto a = engine->Get(Cf::kDefault, "ra", ro);
+    auto get = [&](const std::string& k) {
+      kv::CommandResult r;
+      auto v = engine->Get(Cf::kDefault, "r" + k, ro);
+      if (v.ok()) {
+        r.set_bulk(*v);
+      } else {
+        r.mutable_nil();
+      }
+      return r;
+    };
+    if (cmd.has_mget()) {
+      kv::CommandResult r;
+      *r.mutable_array()->add_items() = get("a");
       std::this_thread::yield();  // widen the window between the two reads
-      auto b = engine->Get(Cf::kDefault, "rb", ro);
-      return (a.ok() ? *a : "<none>") + "," + (b.ok() ? *b : "<none>");
+      *r.mutable_array()->add_items() = get("b");
+      return r;
     }
-    auto v = engine->Get(Cf::kDefault, "r" + std::string(cmd.substr(1)), ro);
-    return v.ok() ? *v : "<none>";
+    return get(cmd.get().key());
   }
-  std::string ErrorResult(std::string_view msg) override { return "ERR " + std::string(msg); }
+  void EngineKeys(const kv::Command& cmd, std::vector<std::string>* keys) const override {
+    if (cmd.has_set()) keys->push_back("r" + cmd.set().key());
+    if (cmd.has_get()) keys->push_back("r" + cmd.get().key());
+    if (cmd.has_mset() || cmd.has_mget()) {
+      keys->push_back("ra");
+      keys->push_back("rb");
+    }
+  }
 
   // Applying on the node whose engine this is takes slow_apply_ms per entry.
   std::atomic<storage::Engine*> slow_engine{nullptr};
@@ -194,7 +277,7 @@ class Cluster {
 
   Result<std::string> Put(uint64_t at, const std::string& k, const std::string& v) {
     return Call([&](ResultCallback cb) {
-      GetStore(at)->Propose(RegionId(1), "P" + k + "=" + v, std::move(cb));
+      GetStore(at)->Propose(TestRequest("P" + k + "=" + v), Adapt(std::move(cb)));
     });
   }
   // A linearizable read at node `at`, retried while that node knows no leader yet (as the
@@ -202,8 +285,12 @@ class Cluster {
   Result<std::string> Get(uint64_t at, const std::string& k) {
     for (int attempt = 0;; ++attempt) {
       auto r = Call(
-          [&](ResultCallback cb) { GetStore(at)->ReadLinearizable(RegionId(1), "G" + k, cb); });
-      if (r.ok() || r.status().code() != StatusCode::kUnavailable || attempt == 200) return r;
+          [&](ResultCallback cb) { GetStore(at)->ReadLinearizable(TestRequest("G" + k), Adapt(cb)); });
+      if (r.ok() || attempt == 200) return r;
+      if (r.status().code() != StatusCode::kUnavailable &&
+          r.status().code() != StatusCode::kNotLeader) {
+        return r;
+      }
       std::this_thread::sleep_for(10ms);
     }
   }
@@ -385,7 +472,8 @@ TEST_F(StoreTest, AddLearnerPromoteAndRemove) {
       cc.set_type(type);
       cc.set_node_id(node);
       auto r = cluster_->Call([&](ResultCallback cb) {
-        cluster_->GetStore(leader)->ChangeMembership(RegionId(1), cc, std::move(cb));
+        cluster_->GetStore(leader)->ChangeMembership(
+            RegionId(1), cc, [cb](Status st) { cb(st.ok() ? Result<std::string>("") : st); });
       });
       if (r.ok()) return;
       std::this_thread::sleep_for(50ms);
@@ -409,8 +497,14 @@ TEST_F(StoreTest, AddLearnerPromoteAndRemove) {
 
 // ---- Lease reads (StoreOptions::lease_reads, raft.md §7) ----
 
+std::optional<Result<std::string>> LeaseRead(Store* s, std::string_view cmd) {
+  auto r = s->ReadUnderLease(TestRequest(cmd));
+  if (!r) return std::nullopt;
+  return TestResult(*r);
+}
+
 std::optional<Result<std::string>> LeaseGet(Store* s, const std::string& k) {
-  return s->ReadUnderLease(RegionId(1), "G" + k);
+  return LeaseRead(s, "G" + k);
 }
 
 // Polls `node`'s lease reads on a thread and remembers when the last check that found a lease
@@ -614,19 +708,19 @@ TEST_F(StoreTest, ALeaseReadOfSeveralKeysSeesOneState) {
   uint64_t leader = cluster_->WaitLeader({1, 2, 3});
   ASSERT_NE(leader, 0u);
   Store* s = cluster_->GetStore(leader);
-  ASSERT_TRUE(cluster_->Call([&](ResultCallback cb) { s->Propose(RegionId(1), "D0", cb); }).ok());
+  ASSERT_TRUE(cluster_->Call([&](ResultCallback cb) { s->Propose(TestRequest("D0"), Adapt(cb)); }).ok());
   ASSERT_TRUE(WaitLease(s));
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (int i = 1; i <= 300 && !stop; ++i) {
       (void)cluster_->Call(
-          [&](ResultCallback cb) { s->Propose(RegionId(1), "D" + std::to_string(i), cb); });
+          [&](ResultCallback cb) { s->Propose(TestRequest("D" + std::to_string(i)), Adapt(cb)); });
     }
     stop = true;
   });
   int served = 0, torn = 0;
   while (!stop) {
-    auto r = s->ReadUnderLease(RegionId(1), "B");
+    auto r = LeaseRead(s, "B");
     if (!r.has_value() || !r->ok()) continue;
     ++served;
     const std::string& v = **r;
@@ -653,6 +747,67 @@ TEST_F(StoreTest, LoopReadsOnALeaderWithALeaseSkipTheHeartbeatRound) {
     under_lease = s->counters().lease_reads.load() == before + 1;
   }
   EXPECT_TRUE(under_lease);
+}
+
+// ---- Region requests (DESIGN §8 rule 7) ----
+
+region::RegionResponse Await(std::function<void(ResponseCallback)> fn) {
+  auto p = std::make_shared<std::promise<region::RegionResponse>>();
+  auto f = p->get_future();
+  fn([p](region::RegionResponse r) { p->set_value(std::move(r)); });
+  if (f.wait_for(10s) != std::future_status::ready) return TimeoutResponse("test wait");
+  return f.get();
+}
+
+TEST_F(StoreTest, RequestsWithAStaleEpochAreRefusedEverywhereAndNeverApplied) {
+  uint64_t leader = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("v", &leader));
+  Store* s = cluster_->GetStore(leader);
+  for (uint64_t version : {0, 2}) {
+    auto w = Await([&](ResponseCallback cb) { s->Propose(TestRequest("Pk=stale", version), cb); });
+    ASSERT_TRUE(w.has_error());
+    ASSERT_EQ(w.error().kind_case(), region::RegionError::kEpochNotMatch) << w.DebugString();
+    ASSERT_EQ(w.error().epoch_not_match().current_regions_size(), 1);
+    EXPECT_EQ(w.error().epoch_not_match().current_regions(0).id(), 1u);
+    EXPECT_EQ(w.error().epoch_not_match().current_regions(0).epoch().version(), 1u);
+    auto lease = s->ReadUnderLease(TestRequest("Gk", version));
+    if (lease.has_value()) {
+      EXPECT_EQ(lease->error().kind_case(), region::RegionError::kEpochNotMatch);
+    }
+    for (uint64_t id : {1, 2, 3}) {
+      Store* at = cluster_->GetStore(id);
+      EXPECT_EQ(at->ReadLocal(TestRequest("Gk", version)).error().kind_case(),
+                region::RegionError::kEpochNotMatch);
+      auto r = Await([&](ResponseCallback cb) { at->ReadLinearizable(TestRequest("Gk", version), cb); });
+      // A follower may first answer that it knows no leader; never with the data.
+      EXPECT_TRUE(r.has_error());
+      EXPECT_NE(r.error().kind_case(), region::RegionError::kTimeout);
+    }
+  }
+  EXPECT_GT(s->counters().requests_refused.load(), 0u);
+  // Nothing was applied anywhere: every replica still has "v" once a later write lands.
+  ASSERT_TRUE(cluster_->Put(leader, "after", "1").ok());
+  for (uint64_t id : {1, 2, 3}) {
+    auto g = cluster_->Get(id, "k");
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    EXPECT_EQ(*g, "v");
+  }
+}
+
+TEST_F(StoreTest, RequestsForARegionThatIsNotHereAreRefused) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  Store* s = cluster_->GetStore(leader);
+  auto req = TestRequest("Pk=x");
+  req.mutable_header()->set_region_id(9);
+  auto w = Await([&](ResponseCallback cb) { s->Propose(req, cb); });
+  EXPECT_EQ(w.error().kind_case(), region::RegionError::kRegionNotFound);
+  EXPECT_EQ(w.error().region_not_found().region_id(), 9u);
+  EXPECT_EQ(s->ReadLocal(req).error().kind_case(), region::RegionError::kRegionNotFound);
+  EXPECT_FALSE(s->ReadUnderLease(req).has_value());
+  auto r = Await([&](ResponseCallback cb) { s->ReadLinearizable(req, cb); });
+  EXPECT_EQ(r.error().kind_case(), region::RegionError::kRegionNotFound);
 }
 
 }  // namespace

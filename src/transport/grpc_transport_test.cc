@@ -278,20 +278,21 @@ TEST(GrpcTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
   b.recorder.on_forward = [&](NodeId from, uint64_t id, ForwardRequest req) {
     EXPECT_EQ(from, NodeId(1));
     ForwardResponse resp;
-    resp.set_result("echo:" + req.command());
+    resp.mutable_response()->mutable_kv()->set_bulk(
+        fmt::format("echo:{}", req.request().header().request_id()));
     b.transport->ReplyForward(from, id, std::move(resp));  // B learned A's address
   };
   std::vector<std::unique_ptr<ForwardOutcome>> outcomes;
   for (int i = 0; i < 20; ++i) {
     ForwardRequest req;
-    req.set_command(fmt::format("c{}", i));
+    req.mutable_request()->mutable_header()->set_request_id(i);
     outcomes.push_back(std::make_unique<ForwardOutcome>());
     a.transport->Forward(NodeId(2), std::move(req), 10s, outcomes.back()->Callback());
   }
   for (int i = 0; i < 20; ++i) {
     auto r = outcomes[i]->Wait();
     ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->result(), fmt::format("echo:c{}", i));
+    EXPECT_EQ(r->response().kv().bulk(), fmt::format("echo:{}", i));
   }
 }
 

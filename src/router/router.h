@@ -1,0 +1,87 @@
+// Router: where the gateway sends kv commands (DESIGN §6; docs/region-requests.md). It finds
+// the region of each key in its RegionCache, cuts a command that names keys of several regions
+// into one region request per region (and joins the answers in the client's order), sends each
+// request to the region's leader -- this node's store, or another node over the peer link --
+// and acts on typed errors: NotLeader (go to the leader named), EpochNotMatch (fix the cache
+// from the descriptors carried, retry at once), KeyNotInRegion and RegionNotFound (look the
+// region up again), ServerBusy and StaleCommand (retry after a backoff), all under the
+// request's deadline, so clients see routing errors only when the cluster cannot serve.
+//
+// A linearizable read tries the one fast path first: the local store answers it on the
+// caller's thread if it leads the region and holds its lease.
+//
+// Thread-safety: Execute and ServeForward may be called from any thread. Callbacks run on the
+// caller's, the store's, the transport's or the executor's thread and must not block.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "common/clock.h"
+#include "kv/backend.h"
+#include "router/links.h"
+#include "router/region_cache.h"
+
+namespace micedb::router {
+
+struct RouterOptions {
+  int64_t request_timeout_ms = 8000;  // give up (Unavailable / TimedOut) after this long
+  // Deliberately broken (fault tests only): every read is served from local state, as if the
+  // client had asked for READONLY stale reads, so reads may be stale. Never enable in use.
+  bool unsafe_local_reads = false;
+  // Seeds the request ids of writes (at-most-once); differ per process.
+  uint64_t request_id_base = 0;
+};
+
+class Router : public kv::KvBackend {
+ public:
+  // Not owned; must outlive the router. `clock`: deadlines (monotonic) and the wall time
+  // stamped on commands and request ids.
+  Router(RouterOptions options, LocalStore* store, PeerLink* peers, Executor* executor,
+         const Clock* clock);
+
+  // kv::KvBackend. Errors (non-OK Status): Unavailable (no leader in time; nothing applied),
+  // TimedOut (a write's outcome is unknown), InvalidArgument (a command that must run in one
+  // region names keys of several).
+  void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
+
+  // Runs a request another node's router sent here, on this node's store only (no routing, no
+  // retries: the sender does those), and answers through `reply`.
+  void ServeForward(transport::ForwardRequest request,
+                    std::function<void(transport::ForwardResponse)> reply);
+
+  RegionCache& cache() { return cache_; }
+
+  struct Counters {
+    std::atomic<uint64_t> forwarded{0};
+    std::atomic<uint64_t> retries{0};
+    std::atomic<uint64_t> split_requests{0};  // commands cut into several region requests
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Call;
+  // Sends (again) one region request, routed by call->route_key.
+  void Attempt(std::shared_ptr<Call> call);
+  void OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp);
+  void RetryLater(std::shared_ptr<Call> call, std::string_view why, int64_t delay_ms = -1);
+  void Forward(std::shared_ptr<Call> call, NodeId to);
+  // The route for `engine_key`: the cache, refreshed from the local store on a miss.
+  std::optional<RegionRoute> Route(std::string_view engine_key);
+  void RefreshFromStore();
+  // A node to send a request for `route` to when this node cannot serve it: the leader, else a
+  // voter of the region or any known node, varied by `attempt`.
+  NodeId Elsewhere(const RegionRoute& route, int attempt) const;
+  int64_t NowMs() const;
+
+  RouterOptions options_;
+  LocalStore* store_;
+  PeerLink* peers_;
+  Executor* executor_;
+  const Clock* clock_;
+  RegionCache cache_;
+  Counters counters_;
+  std::atomic<uint64_t> next_request_{1};
+};
+
+}  // namespace micedb::router

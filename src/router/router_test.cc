@@ -1,0 +1,400 @@
+// The router against a fake store and fake peers, with a manual clock and executor: no
+// threads, no sleeps. Each test scripts what the store and the peers answer.
+#include "router/router.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "kv/command_result.h"
+#include "store/errors.h"
+
+namespace micedb::router {
+namespace {
+
+store::RegionDescriptor Desc(uint64_t id, std::string start, std::string end, uint64_t version,
+                             std::vector<uint64_t> voters = {1, 2, 3}) {
+  store::RegionDescriptor d;
+  d.set_id(id);
+  d.set_start_key(std::move(start));
+  d.set_end_key(std::move(end));
+  d.mutable_epoch()->set_version(version);
+  d.mutable_epoch()->set_conf_ver(1);
+  for (uint64_t v : voters) d.mutable_conf_state()->add_voters(v);
+  return d;
+}
+
+// Holds strings; answers what the test scripts, else serves from `data`.
+class FakeStore : public LocalStore {
+ public:
+  NodeId node_id() const override { return NodeId(1); }
+  bool lease_reads() const override { return true; }
+  void Propose(region::RegionRequest req, ResponseCallback done) override {
+    proposed.push_back(req);
+    if (!script.empty()) {
+      auto r = script.front();
+      script.pop_front();
+      return done(r);
+    }
+    done(Serve(req));
+  }
+  void ReadLinearizable(region::RegionRequest req, ResponseCallback done) override {
+    read_index.push_back(req);
+    if (!script.empty()) {
+      auto r = script.front();
+      script.pop_front();
+      return done(r);
+    }
+    done(Serve(req));
+  }
+  region::RegionResponse ReadLocal(const region::RegionRequest& req) override {
+    local_reads.push_back(req);
+    return Serve(req);
+  }
+  std::optional<region::RegionResponse> ReadUnderLease(const region::RegionRequest& req) override {
+    if (!lease) return std::nullopt;
+    lease_served.push_back(req);
+    return Serve(req);
+  }
+  std::vector<RegionRoute> Regions() const override { return regions; }
+  NodeId LeaderOf(uint64_t region_id) const override {
+    for (const auto& r : regions) {
+      if (r.desc.id() == region_id) return r.leader;
+    }
+    return NodeId();
+  }
+
+  region::RegionResponse Serve(const region::RegionRequest& req) {
+    region::RegionResponse resp;
+    const kv::Command& c = req.kv();
+    if (c.has_set()) {
+      data[c.set().key()] = c.set().value();
+      *resp.mutable_kv() = kv::OkResult();
+    } else if (c.has_get()) {
+      auto it = data.find(c.get().key());
+      *resp.mutable_kv() = it == data.end() ? kv::NilResult() : kv::BulkResult(it->second);
+    } else if (c.has_mget()) {
+      *resp.mutable_kv() = kv::ArrayResult();
+      for (const auto& k : c.mget().keys()) {
+        auto it = data.find(k);
+        *resp.mutable_kv()->mutable_array()->add_items() =
+            it == data.end() ? kv::NilResult() : kv::BulkResult(it->second);
+      }
+    } else if (c.has_del()) {
+      int64_t n = 0;
+      for (const auto& k : c.del().keys()) n += data.erase(k);
+      *resp.mutable_kv() = kv::IntResult(n);
+    } else {
+      *resp.mutable_kv() = kv::OkResult();
+    }
+    return resp;
+  }
+
+  std::vector<RegionRoute> regions;
+  std::map<std::string, std::string> data;
+  bool lease = false;
+  std::deque<region::RegionResponse> script;  // answers to the next proposals / reads
+  std::vector<region::RegionRequest> proposed, read_index, local_reads, lease_served;
+};
+
+class FakePeers : public PeerLink {
+ public:
+  struct Sent {
+    NodeId to;
+    transport::ForwardRequest request;
+    ForwardCallback done;
+  };
+  void Forward(NodeId to, transport::ForwardRequest request, int64_t timeout_ms,
+               ForwardCallback done) override {
+    sent.push_back(Sent{to, std::move(request), std::move(done)});
+  }
+  std::vector<NodeId> Nodes() const override { return {NodeId(2), NodeId(3)}; }
+  // Answers the oldest unanswered forward.
+  void Answer(region::RegionResponse resp) {
+    ASSERT_LT(answered, sent.size());
+    transport::ForwardResponse out;
+    *out.mutable_response() = std::move(resp);
+    sent[answered++].done(std::move(out));
+  }
+  std::vector<Sent> sent;
+  size_t answered = 0;
+};
+
+class ManualExecutor : public Executor {
+ public:
+  explicit ManualExecutor(ManualClock* clock) : clock_(clock) {}
+  void After(int64_t delay_ms, std::function<void()> fn) override {
+    queue_.emplace(NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
+  }
+  // Moves the clock to each queued task in turn and runs it, until none is left or `limit_ms`
+  // of virtual time have passed.
+  void RunFor(int64_t limit_ms) {
+    const int64_t end = NowMs() + limit_ms;
+    while (!queue_.empty() && queue_.begin()->first <= end) {
+      auto node = queue_.extract(queue_.begin());
+      if (node.key() > NowMs()) clock_->Advance(std::chrono::milliseconds(node.key() - NowMs()));
+      node.mapped()();
+    }
+  }
+  size_t pending() const { return queue_.size(); }
+
+ private:
+  int64_t NowMs() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->NowMonotonic()).count();
+  }
+  ManualClock* clock_;
+  std::multimap<int64_t, std::function<void()>> queue_;
+};
+
+struct Outcome {
+  bool called = false;
+  Result<kv::CommandResult> result = Status::Internal("not called");
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() : executor_(&clock_) {
+    store_.regions.push_back(RegionRoute{Desc(1, "", "", 1), NodeId(1)});
+    router_ = std::make_unique<Router>(
+        RouterOptions{.request_timeout_ms = 1000, .request_id_base = 1000}, &store_, &peers_,
+        &executor_, &clock_);
+  }
+  std::shared_ptr<Outcome> Run(kv::Command cmd, kv::ReadMode mode = kv::ReadMode::kLinearizable) {
+    auto out = std::make_shared<Outcome>();
+    router_->Execute(std::move(cmd), mode, [out](Result<kv::CommandResult> r) {
+      EXPECT_FALSE(out->called) << "answered twice";
+      out->called = true;
+      out->result = std::move(r);
+    });
+    return out;
+  }
+  static kv::Command Set(std::string k, std::string v) {
+    kv::Command c;
+    c.mutable_set()->set_key(std::move(k));
+    c.mutable_set()->set_value(std::move(v));
+    return c;
+  }
+  static kv::Command Get(std::string k) {
+    kv::Command c;
+    c.mutable_get()->set_key(std::move(k));
+    return c;
+  }
+  static kv::Command MGet(std::vector<std::string> keys) {
+    kv::Command c;
+    for (auto& k : keys) c.mutable_mget()->add_keys(std::move(k));
+    return c;
+  }
+
+  ManualClock clock_;
+  ManualExecutor executor_;
+  FakeStore store_;
+  FakePeers peers_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(RouterTest, AWriteOnTheLeaderIsProposedWithItsRegionEpochAndARequestId) {
+  auto out = Run(Set("a", "1"));
+  ASSERT_TRUE(out->called);
+  ASSERT_TRUE(out->result.ok());
+  EXPECT_TRUE(out->result->has_ok());
+  ASSERT_EQ(store_.proposed.size(), 1u);
+  const auto& h = store_.proposed[0].header();
+  EXPECT_EQ(h.region_id(), 1u);
+  EXPECT_EQ(h.epoch().version(), 1u);
+  EXPECT_GT(h.request_id(), 1000u);
+  EXPECT_GT(h.request_ts_ms(), 0);
+  EXPECT_GT(store_.proposed[0].kv().now_ms(), 0);
+  EXPECT_TRUE(peers_.sent.empty());
+}
+
+TEST_F(RouterTest, ALeaseReadIsServedOnTheCallersThreadWithNothingElse) {
+  store_.data["a"] = "x";
+  store_.lease = true;
+  auto out = Run(Get("a"));
+  ASSERT_TRUE(out->called);  // synchronously
+  EXPECT_EQ(out->result->bulk(), "x");
+  EXPECT_EQ(store_.lease_served.size(), 1u);
+  EXPECT_TRUE(store_.read_index.empty());
+  EXPECT_TRUE(peers_.sent.empty());
+  EXPECT_EQ(executor_.pending(), 0u);
+}
+
+TEST_F(RouterTest, WithoutALeaseAReadGoesToTheLeaderElsewhereOrThroughReadIndexHere) {
+  store_.data["a"] = "x";
+  auto here = Run(Get("a"));
+  ASSERT_TRUE(here->called);
+  EXPECT_EQ(store_.read_index.size(), 1u);
+  store_.regions[0].leader = NodeId(2);
+  auto there = Run(Get("a"));
+  EXPECT_FALSE(there->called);
+  ASSERT_EQ(peers_.sent.size(), 1u);
+  EXPECT_EQ(peers_.sent[0].to, NodeId(2));
+  EXPECT_EQ(peers_.sent[0].request.request().kv().get().key(), "a");
+  peers_.Answer(store_.Serve(peers_.sent[0].request.request()));
+  ASSERT_TRUE(there->called);
+  EXPECT_EQ(there->result->bulk(), "x");
+}
+
+TEST_F(RouterTest, NotLeaderWithAHintGoesStraightToTheLeaderNamed) {
+  store_.regions[0].leader = NodeId(2);
+  auto out = Run(Set("a", "1"));
+  ASSERT_EQ(peers_.sent.size(), 1u);
+  peers_.Answer(store::NotLeaderResponse(1, 3));
+  ASSERT_EQ(peers_.sent.size(), 2u);
+  EXPECT_EQ(peers_.sent[1].to, NodeId(3));
+  // The same request id: a retry is applied at most once.
+  EXPECT_EQ(peers_.sent[1].request.request().header().request_id(),
+            peers_.sent[0].request.request().header().request_id());
+  peers_.Answer(store_.Serve(peers_.sent[1].request.request()));
+  ASSERT_TRUE(out->called);
+  EXPECT_TRUE(out->result.ok());
+  EXPECT_EQ(router_->cache().Get(1)->leader, NodeId(3));
+}
+
+TEST_F(RouterTest, EpochNotMatchFixesTheCacheAndRetriesAtOnceWithTheNewEpoch) {
+  store_.script.push_back(store::EpochNotMatchResponse(Desc(1, "", "", 4)));
+  auto out = Run(Set("a", "1"));
+  ASSERT_TRUE(out->called);
+  EXPECT_TRUE(out->result.ok());
+  ASSERT_EQ(store_.proposed.size(), 2u);
+  EXPECT_EQ(store_.proposed[0].header().epoch().version(), 1u);
+  EXPECT_EQ(store_.proposed[1].header().epoch().version(), 4u);
+  EXPECT_EQ(store_.proposed[1].header().request_id(), store_.proposed[0].header().request_id());
+}
+
+TEST_F(RouterTest, AfterASplitTheNewDescriptorsRouteEachKeyToItsRegion) {
+  // The store still believes in one region; the leader answers with the two halves.
+  store_.script.push_back(region::RegionResponse());
+  store_.script.front() = store::EpochNotMatchResponse(Desc(1, "", "rm", 2));
+  *store_.script.front().mutable_error()->mutable_epoch_not_match()->add_current_regions() =
+      Desc(7, "rm", "", 2);
+  auto out = Run(Set("z", "1"));
+  ASSERT_TRUE(out->called);
+  ASSERT_EQ(store_.proposed.size(), 2u);
+  EXPECT_EQ(store_.proposed[1].header().region_id(), 7u);
+  EXPECT_EQ(store_.proposed[1].header().epoch().version(), 2u);
+}
+
+TEST_F(RouterTest, AMultiKeyReadIsCutByRegionAndJoinedInTheClientsOrder) {
+  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+  store_.data = {{"a", "1"}, {"z", "26"}, {"b", "2"}};
+  auto out = Run(MGet({"z", "a", "q", "b"}));
+  ASSERT_TRUE(out->called);
+  ASSERT_TRUE(out->result.ok());
+  ASSERT_EQ(out->result->array().items_size(), 4);
+  EXPECT_EQ(out->result->array().items(0).bulk(), "26");
+  EXPECT_EQ(out->result->array().items(1).bulk(), "1");
+  EXPECT_TRUE(out->result->array().items(2).has_nil());
+  EXPECT_EQ(out->result->array().items(3).bulk(), "2");
+  ASSERT_EQ(store_.read_index.size(), 2u);
+  EXPECT_EQ(store_.read_index[0].header().region_id(), 1u);
+  EXPECT_EQ(store_.read_index[0].kv().mget().keys_size(), 2);
+  EXPECT_EQ(store_.read_index[1].header().region_id(), 7u);
+  EXPECT_EQ(router_->counters().split_requests.load(), 1u);
+
+  kv::Command del;
+  for (const char* k : {"a", "z", "nope"}) del.mutable_del()->add_keys(k);
+  auto deleted = Run(del);
+  ASSERT_TRUE(deleted->called);
+  EXPECT_EQ(deleted->result->integer(), 2);
+  // Each part is its own write with its own request id.
+  ASSERT_EQ(store_.proposed.size(), 2u);
+  EXPECT_NE(store_.proposed[0].header().request_id(), store_.proposed[1].header().request_id());
+}
+
+TEST_F(RouterTest, AnAtomicCommandOverSeveralRegionsIsRefusedAndNothingIsSent) {
+  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+  kv::Command msetnx;
+  for (const char* k : {"a", "z"}) {
+    auto* p = msetnx.mutable_msetnx()->add_pairs();
+    p->set_key(k);
+    p->set_value("v");
+  }
+  auto out = Run(msetnx);
+  ASSERT_TRUE(out->called);
+  EXPECT_EQ(out->result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store_.proposed.empty());
+  // In one region it runs.
+  msetnx.mutable_msetnx()->mutable_pairs(1)->set_key("b");
+  EXPECT_TRUE(Run(msetnx)->result.ok());
+}
+
+TEST_F(RouterTest, RetryableErrorsBackOffUntilTheDeadline) {
+  for (int i = 0; i < 100; ++i) store_.script.push_back(store::NotLeaderResponse(1, 0));
+  auto out = Run(Set("a", "1"));
+  EXPECT_FALSE(out->called);
+  executor_.RunFor(500);
+  EXPECT_FALSE(out->called);
+  const size_t tries_by_half_time = store_.proposed.size();
+  EXPECT_GT(tries_by_half_time, 3u);
+  EXPECT_LT(tries_by_half_time, 20u);  // backed off, not spinning
+  executor_.RunFor(1000);
+  ASSERT_TRUE(out->called);
+  EXPECT_EQ(out->result.status().code(), StatusCode::kUnavailable);
+  EXPECT_GT(router_->counters().retries.load(), 3u);
+}
+
+TEST_F(RouterTest, AStaleCommandIsRetriedAndATimeoutIsReportedAsUnknown) {
+  store_.script.push_back(store::StaleCommandResponse());
+  auto retried = Run(Set("a", "1"));
+  EXPECT_FALSE(retried->called);
+  executor_.RunFor(100);
+  ASSERT_TRUE(retried->called);
+  EXPECT_TRUE(retried->result.ok());
+  store_.script.push_back(store::TimeoutResponse("slow"));
+  auto timed_out = Run(Set("a", "2"));
+  ASSERT_TRUE(timed_out->called);
+  EXPECT_EQ(timed_out->result.status().code(), StatusCode::kTimedOut);
+}
+
+TEST_F(RouterTest, ARegionNotHeldHereIsAskedOfAVoter) {
+  store_.regions.clear();
+  router_->cache().Update(Desc(1, "", "", 1, {2, 3}));
+  store_.script.push_back(store::RegionNotFoundResponse(1));
+  auto out = Run(Set("a", "1"));
+  ASSERT_EQ(peers_.sent.size(), 1u);
+  EXPECT_TRUE(peers_.sent[0].to == NodeId(2) || peers_.sent[0].to == NodeId(3));
+  peers_.Answer(store_.Serve(peers_.sent[0].request.request()));
+  ASSERT_TRUE(out->called);
+  EXPECT_TRUE(out->result.ok());
+}
+
+TEST_F(RouterTest, AForwardedRequestRunsOnTheLocalStoreOnly) {
+  transport::ForwardRequest write;
+  *write.mutable_request()->mutable_kv() = Set("a", "1");
+  write.mutable_request()->mutable_header()->set_region_id(1);
+  std::optional<transport::ForwardResponse> answer;
+  router_->ServeForward(write, [&](transport::ForwardResponse r) { answer = std::move(r); });
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_TRUE(answer->response().kv().has_ok());
+  EXPECT_EQ(store_.proposed.size(), 1u);
+  // A refusal goes back as it is, for the sender's router to act on.
+  store_.script.push_back(store::NotLeaderResponse(1, 2));
+  router_->ServeForward(write, [&](transport::ForwardResponse r) { answer = std::move(r); });
+  EXPECT_EQ(answer->response().error().not_leader().leader(), 2u);
+  EXPECT_TRUE(peers_.sent.empty());
+  // Reads leave the caller's (the transport's) thread.
+  transport::ForwardRequest read;
+  *read.mutable_request()->mutable_kv() = Get("a");
+  answer.reset();
+  router_->ServeForward(read, [&](transport::ForwardResponse r) { answer = std::move(r); });
+  EXPECT_FALSE(answer.has_value());
+  executor_.RunFor(0);
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->response().kv().bulk(), "1");
+}
+
+TEST_F(RouterTest, StaleReadsUseTheLocalReplica) {
+  store_.data["a"] = "old";
+  auto out = Run(Get("a"), kv::ReadMode::kLocalStale);
+  ASSERT_TRUE(out->called);
+  EXPECT_EQ(out->result->bulk(), "old");
+  EXPECT_EQ(store_.local_reads.size(), 1u);
+  EXPECT_TRUE(store_.read_index.empty());
+}
+
+}  // namespace
+}  // namespace micedb::router

@@ -1,0 +1,158 @@
+#include "store/apply.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "common/logging.h"
+#include "common/memcomparable.h"
+#include "store/errors.h"
+
+namespace micedb::store {
+
+namespace {
+
+// Results of recent requests, for at-most-once writes: 'd' + big-endian request_ts_ms +
+// request_id in the default column family, holding the serialized kv.CommandResult
+// (docs/kv-format.md). Kept for ten minutes of the gateways' clocks.
+constexpr char kDedupPrefix = 'd';
+constexpr int64_t kDedupWindowMs = 10 * 60 * 1000;
+constexpr uint64_t kDedupGcEvery = 1024;
+
+std::string DedupKey(int64_t ts_ms, uint64_t request_id) {
+  std::string k(1, kDedupPrefix);
+  memcomparable::AppendUint64(&k, static_cast<uint64_t>(ts_ms));
+  memcomparable::AppendUint64(&k, request_id);
+  return k;
+}
+
+bool InRange(const RegionDescriptor& region, std::string_view key) {
+  return key >= region.start_key() && (region.end_key().empty() || key < region.end_key());
+}
+
+[[noreturn]] void StorageFailure(const Status& st) {
+  // A replica that cannot read its own engine must stop: going on could make its state differ
+  // from the other replicas'.
+  GetLogger("store")->critical("apply: storage failure: {}", st.ToString());
+  std::fprintf(stderr, "micedb: fatal: apply storage failure: %s\n", st.ToString().c_str());
+  std::abort();
+}
+
+}  // namespace
+
+std::string EncodeEntry(region::RegionRequest req) {
+  req.set_format(region::FORMAT_V1);
+  return req.SerializeAsString();
+}
+
+EntryFormat DecodeEntry(std::string_view data, region::RegionRequest* req) {
+  if (req->ParseFromArray(data.data(), static_cast<int>(data.size())) &&
+      req->format() == region::FORMAT_V1) {
+    return EntryFormat::kEnvelope;
+  }
+  req->Clear();
+  kv::Command* cmd = req->mutable_kv();
+  if (!cmd->ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+    req->Clear();
+    return EntryFormat::kBad;
+  }
+  req->mutable_header()->set_request_id(cmd->request_id());
+  req->mutable_header()->set_request_ts_ms(cmd->request_ts_ms());
+  return EntryFormat::kLegacyCommand;
+}
+
+std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
+                                                   const region::RegionRequest& req,
+                                                   const StateMachine& sm) {
+  const region::RequestHeader& h = req.header();
+  if (h.region_id() != region.id()) return RegionNotFoundResponse(h.region_id());
+  if (req.body_case() == region::RegionRequest::BODY_NOT_SET) {
+    return InvalidRequestResponse("the request has no body");
+  }
+  bool epoch_ok = h.epoch().version() == region.epoch().version();
+  if (req.body_case() == region::RegionRequest::kAdmin) {
+    epoch_ok &= h.epoch().conf_ver() == region.epoch().conf_ver();
+  }
+  if (!epoch_ok) return EpochNotMatchResponse(region);
+  if (req.body_case() == region::RegionRequest::kKv) {
+    std::vector<std::string> keys;
+    sm.EngineKeys(req.kv(), &keys);
+    for (const std::string& key : keys) {
+      if (!InRange(region, key)) return KeyNotInRegionResponse(key, region);
+    }
+  }
+  return std::nullopt;
+}
+
+region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& region,
+                                 storage::Engine* engine, const storage::Snapshot* snapshot,
+                                 const region::RegionRequest& req) {
+  if (auto refused = CheckRequest(region, req, *sm)) return std::move(*refused);
+  if (req.body_case() != region::RegionRequest::kKv) {
+    return InvalidRequestResponse("only kv requests can be read");
+  }
+  region::RegionResponse resp;
+  *resp.mutable_kv() = sm->ReadKv(region, engine, snapshot, req.kv());
+  return resp;
+}
+
+Applier::Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engine* engine,
+                 storage::WriteBatch* wb)
+    : sm_(sm), region_(region), engine_(engine), wb_(wb) {}
+
+region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
+  region::RegionRequest req;
+  const EntryFormat format = DecodeEntry(data, &req);
+  if (format == EntryFormat::kBad) {
+    GetLogger("store")->error("region {}: entry {} is not a request; skipped", region_.id(),
+                              index.value());
+    return InvalidRequestResponse("the log entry is not a request");
+  }
+  if (format == EntryFormat::kEnvelope) {
+    // Checked again here although the leader checked when proposing: a split or merge may
+    // have been applied in between, and every replica must refuse the same entries.
+    if (auto refused = CheckRequest(region_, req, *sm_)) return std::move(*refused);
+  }
+  region::RegionResponse resp;
+  switch (req.body_case()) {
+    case region::RegionRequest::kKv:
+      break;
+    default:
+      return InvalidRequestResponse("this body cannot be applied as a log entry");
+  }
+  const region::RequestHeader& h = req.header();
+  if (h.request_id() == 0) {
+    *resp.mutable_kv() = RunKv(req.kv(), index);
+    return resp;
+  }
+  // At most once: a request id seen before gets the result it got then.
+  std::string key = DedupKey(h.request_ts_ms(), h.request_id());
+  if (auto it = written_.find(key); it != written_.end()) {
+    resp.mutable_kv()->ParseFromString(it->second);
+    return resp;
+  }
+  auto seen = engine_->Get(storage::Cf::kDefault, key);
+  if (seen.ok()) {
+    resp.mutable_kv()->ParseFromString(*seen);
+    return resp;
+  }
+  if (seen.status().code() != StatusCode::kNotFound) StorageFailure(seen.status());
+  *resp.mutable_kv() = RunKv(req.kv(), index);
+  std::string encoded = resp.kv().SerializeAsString();
+  wb_->Put(storage::Cf::kDefault, key, encoded);
+  written_.emplace(std::move(key), std::move(encoded));
+  if (index.value() % kDedupGcEvery == 0 && h.request_ts_ms() > kDedupWindowMs) {
+    // Forget requests older than the window; deterministic, as the time is in the entry.
+    wb_->DeleteRange(storage::Cf::kDefault, std::string(1, kDedupPrefix),
+                     DedupKey(h.request_ts_ms() - kDedupWindowMs, 0));
+  }
+  return resp;
+}
+
+kv::CommandResult Applier::RunKv(const kv::Command& cmd, LogIndex index) {
+  if (!round_) round_ = sm_->BeginRound(region_, engine_, wb_);
+  return round_->ApplyKv(cmd, index);
+}
+
+}  // namespace micedb::store

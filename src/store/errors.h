@@ -1,0 +1,37 @@
+// Constructors and helpers for the typed errors of region requests (proto/micedb/region.proto,
+// docs/region-requests.md). Thread-safe (pure functions).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "micedb/region.pb.h"
+
+namespace micedb::store {
+
+region::RegionResponse NotLeaderResponse(uint64_t region_id, uint64_t leader);
+region::RegionResponse EpochNotMatchResponse(const RegionDescriptor& current);
+region::RegionResponse KeyNotInRegionResponse(std::string_view engine_key,
+                                              const RegionDescriptor& region);
+region::RegionResponse RegionNotFoundResponse(uint64_t region_id);
+region::RegionResponse ServerBusyResponse(std::string_view reason, uint64_t backoff_ms);
+region::RegionResponse TimeoutResponse(std::string_view message);
+region::RegionResponse StaleCommandResponse();
+// A request that cannot run as sent (no body, does not parse): retrying cannot help.
+region::RegionResponse InvalidRequestResponse(std::string_view message);
+
+// The Status a caller that does not route sees for an error (admin commands, tests):
+// NotLeader, NotFound (region not here), Unavailable (busy, stale command, stale epoch,
+// key outside: retry after routing again), TimedOut, InvalidArgument.
+Status ToStatus(const region::RegionError& error);
+
+// True when the error says nothing ran and the request may be sent again (after fixing the
+// route): every kind but Timeout and the untyped (malformed request) one.
+bool Retryable(const region::RegionError& error);
+
+// "region 7: epoch (conf_ver 2, version 3)": for messages.
+std::string DescribeEpoch(const RegionDescriptor& region);
+
+}  // namespace micedb::store

@@ -1,0 +1,98 @@
+// Applying committed entries and serving reads (store.h, steps 3-4 of a round).
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "store/apply.h"
+#include "store/errors.h"
+#include "store/keys.h"
+#include "store/region_peer.h"
+#include "store/store.h"
+
+namespace micedb::store {
+
+using storage::Cf;
+
+void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
+  bool info_changed = false;
+  // 3. Apply committed entries: data and applied index together.
+  storage::WriteBatch awb;
+  std::vector<std::pair<ResponseCallback, region::RegionResponse>> replies;
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    if (w.rd.committed_entries.empty()) continue;
+    std::optional<Applier> applier;
+    for (const auto& e : w.rd.committed_entries) {
+      counters_.entries_committed++;
+      if (e.index() <= p->apply.applied_index()) continue;
+      region::RegionResponse result;
+      if (e.type() == raft::ENTRY_CONF_CHANGE) {
+        // A membership change bumps conf_ver, which data requests do not check: the round's
+        // applier (holding the descriptor by reference) stays valid.
+        ApplyConfChange(p, e, &awb);
+        info_changed = true;
+      } else if (!e.data().empty()) {
+        if (!applier) applier.emplace(sm_, p->desc, engine_, &awb);
+        result = applier->Apply(e.data(), LogIndex(e.index()));
+        if (result.has_error()) counters_.requests_refused++;
+        counters_.entries_applied++;
+      }
+      p->apply.set_applied_index(e.index());
+      p->apply.set_applied_term(e.term());
+      auto it = p->proposals.find(e.index());
+      if (it != p->proposals.end()) {
+        if (it->second.term == e.term()) {
+          replies.emplace_back(std::move(it->second.done), std::move(result));
+        } else {
+          counters_.proposals_failed++;
+          replies.emplace_back(std::move(it->second.done), StaleCommandResponse());
+        }
+        p->proposals.erase(it);
+      }
+    }
+    applier.reset();
+    p->apply.set_truncated_index(p->storage.truncated_index());
+    p->apply.set_truncated_term(p->storage.truncated_term());
+    awb.Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
+  }
+  if (!awb.empty()) {
+    Status st = engine_->Write(awb, storage::WriteOptions{.sync = false});
+    if (!st.ok()) StoreFatal("apply write failed: " + st.ToString());
+  }
+  for (auto& [done, result] : replies) done(std::move(result));
+
+  // 4. Reads: read indexes learned, then reads whose index is applied.
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    for (auto& rs : w.rd.read_states) {
+      auto it = p->reads_waiting_index.find(rs.request_ctx);
+      if (it == p->reads_waiting_index.end()) continue;
+      for (auto& r : it->second) p->reads_waiting_apply.emplace(rs.index.value(), std::move(r));
+      p->reads_waiting_index.erase(it);
+    }
+  }
+  for (auto& [id, p] : peers_) {
+    for (auto& ctx : p->node->TakeDroppedReads()) {
+      auto it = p->reads_waiting_index.find(ctx);
+      if (it == p->reads_waiting_index.end()) continue;
+      for (auto& r : it->second) r.done(NotLeaderResponse(p->id(), 0));
+      p->reads_waiting_index.erase(it);
+    }
+    ServeAppliedReads(p.get());
+  }
+
+  if (info_changed) *info_changed_out = true;
+}
+
+void Store::ServeAppliedReads(RegionPeer* p) {
+  while (!p->reads_waiting_apply.empty() &&
+         p->reads_waiting_apply.begin()->first <= p->apply.applied_index()) {
+    auto node = p->reads_waiting_apply.extract(p->reads_waiting_apply.begin());
+    counters_.reads++;
+    region::RegionResponse resp = ServeRead(sm_, p->desc, engine_, nullptr, node.mapped().request);
+    if (resp.has_error()) counters_.requests_refused++;
+    node.mapped().done(std::move(resp));
+  }
+}
+
+}  // namespace micedb::store

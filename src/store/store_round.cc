@@ -1,0 +1,335 @@
+// The raft loop: input, ticks, one round of persist / send / apply / advance, and the
+// raft-sync thread that syncs a leader's own log while the loop goes on (store.h, steps 1-5).
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "store/errors.h"
+#include "store/keys.h"
+#include "store/region_peer.h"
+#include "store/store.h"
+
+namespace micedb::store {
+
+namespace {
+spdlog::logger* Log() { return GetLogger("store"); }
+std::string ReadCtx(uint64_t id) { return fmt::format("r{}", id); }
+}  // namespace
+
+void Store::Loop() {
+  pthread_setname_np(pthread_self(), "raft-loop");
+  std::vector<std::function<void()>> tasks;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      int64_t wait = next_tick_ms_ - NowMs();
+      if (tasks_.empty() && !stopping_ && wait > 0) {
+        cv_.wait_for(l, std::chrono::milliseconds(wait));
+      }
+      if (stopping_) return;
+      tasks.swap(tasks_);
+    }
+    for (auto& t : tasks) t();
+    tasks.clear();
+    Drive(NowMs());
+  }
+}
+
+bool Store::TakeTasks(std::vector<std::function<void()>>* tasks) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_) return false;
+  tasks->swap(tasks_);
+  return true;
+}
+
+void Store::Poll() {
+  std::vector<std::function<void()>> tasks;
+  if (!TakeTasks(&tasks)) return;
+  for (auto& t : tasks) t();
+  Drive(NowMs());
+}
+
+void Store::Drive(int64_t now) {
+  StartBatches();
+  if (now >= next_tick_ms_) {
+    const int64_t now_ns = LeaseNowNs();
+    for (auto& [id, p] : peers_) TickPeer(p.get(), now_ns);
+    next_tick_ms_ = std::max(next_tick_ms_ + options_.tick_ms, now + 1);
+    CheckTimeouts(now);
+    PublishInfo();
+  }
+  RunRound();
+}
+
+void Store::SyncLoop() {
+  pthread_setname_np(pthread_self(), "raft-sync");
+  std::vector<PersistMark> marks;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(sync_mu_);
+      sync_cv_.wait(l, [this] { return sync_stopping_ || !sync_pending_.empty(); });
+      // What was written before stopping is still synced: a clean stop loses nothing.
+      if (sync_pending_.empty()) return;
+      marks.swap(sync_pending_);
+    }
+    // One sync covers every write that returned before it started, so all of marks.
+    Status st = engine_->SyncWAL();
+    if (!st.ok()) StoreFatal("raft log sync failed: " + st.ToString());
+    counters_.sync_writes++;
+    counters_.async_sync_writes++;
+    Post([this, done = std::move(marks)] { ReportPersisted(done); });
+    marks.clear();
+  }
+}
+
+void Store::ReportPersisted(const std::vector<PersistMark>& marks) {
+  for (const PersistMark& m : marks) {
+    if (RegionPeer* p = FindPeer(m.region)) {
+      p->node->ReportPersisted(LogIndex(m.index), Term(m.term));
+    }
+  }
+}
+
+void Store::Post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void Store::RunRound() {
+  // Before any of this round's messages leave: a transfer's MSG_TIMEOUT_NOW lets the target
+  // win at once, so the lease must be gone first.
+  UpdateLeases(/*round_start=*/true);
+  std::vector<Work> work;
+  for (auto& [id, p] : peers_) {
+    if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
+  }
+  if (work.empty()) return;
+  counters_.loop_rounds++;
+  bool info_changed = false;
+  // Entries committed earlier than this round's appends are durable here already: apply them
+  // (and answer their clients, and serve the reads waiting for them) before this round's
+  // fsync rather than after it. Under load a leader's round holds both the entries that the
+  // followers' answers just committed and the next proposals; otherwise every answer would
+  // wait for an fsync that is not its own.
+  bool apply_first = true;
+  for (const auto& w : work) apply_first &= CanApplyBeforePersist(w.rd);
+
+  // 1. Snapshots first, then every new entry and hard state in one batch.
+  storage::WriteBatch wb;
+  bool sync = false;
+  for (auto& w : work) {
+    RegionPeer* p = w.peer;
+    if (w.rd.soft_state) {
+      if (w.rd.soft_state->leader != p->soft.leader) {
+        counters_.leader_changes++;
+        // A read index request sent to the old leader will not be answered by the new one.
+        FailWaitingReads(p, NotLeaderResponse(p->id(), w.rd.soft_state->leader.value()));
+      }
+      if (w.rd.soft_state->role == raft::Role::kCandidate ||
+          w.rd.soft_state->role == raft::Role::kPreCandidate) {
+        counters_.elections_started++;
+      }
+      if (w.rd.soft_state->role != p->soft.role || w.rd.soft_state->leader != p->soft.leader) {
+        Log()->info("region {}: {} (leader {})", p->id(), raft::RoleName(w.rd.soft_state->role),
+                    w.rd.soft_state->leader.value());
+      }
+      p->soft = *w.rd.soft_state;
+      info_changed = true;
+    }
+    if (w.rd.snapshot) {
+      Status st = InstallSnapshot(p, *w.rd.snapshot);
+      if (!st.ok())
+        StoreFatal(fmt::format("region {}: snapshot install failed: {}", p->id(), st.ToString()));
+      counters_.snapshots_applied++;
+      info_changed = true;
+    }
+    p->storage.Append(w.rd.entries, &wb);
+    if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &wb);
+    sync |= w.rd.must_sync;
+  }
+  // A leader's appends leave before its own write (thesis §10.2.1), so that the followers
+  // write the entries while it does: a commit then costs one fsync plus a round trip, not two
+  // fsyncs plus a round trip. Nothing the leader promises depends on this write (see
+  // raft::Ready::send_before_persist); its answers to clients still wait for it (step 3).
+  std::vector<raft::Message> out;
+  for (auto& w : work) {
+    if (w.rd.send_before_persist) TakeMessages(w.peer, &w.rd, &out);
+  }
+  if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
+  if (apply_first) {
+    ApplyAndServe(work, &info_changed);
+    UpdateLeases(/*round_start=*/false);  // lease reads may go on at once
+  }
+  // Where every Ready that needs a sync is a leader's (its messages are gone already and
+  // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
+  // the leaders count their own copies once it is done (raft::Config::async_leader_persist).
+  // Otherwise (a vote, a follower's entries) the loop syncs here, and that covers the leaders'
+  // entries too.
+  std::vector<PersistMark> marks;
+  bool async = options_.async_leader_sync && sync;
+  for (const auto& w : work) {
+    if (w.rd.must_sync && !w.rd.send_before_persist) async = false;
+    if (options_.async_leader_sync && !w.rd.entries.empty()) {
+      const raft::Entry& last = w.rd.entries.back();
+      marks.push_back(PersistMark{w.peer->id(), last.index(), last.term()});
+    }
+  }
+  const bool sync_here = sync && !async;
+  if (!wb.empty()) {
+    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync_here});
+    if (!st.ok()) StoreFatal("raft log write failed: " + st.ToString());
+    if (sync_here) counters_.sync_writes++;
+  }
+  if (async && !marks.empty()) {
+    {
+      std::lock_guard<std::mutex> l(sync_mu_);
+      sync_pending_.insert(sync_pending_.end(), marks.begin(), marks.end());
+    }
+    sync_cv_.notify_one();
+    marks.clear();
+  }
+
+  // 2. The other messages leave only now that what they promise is durable.
+  for (auto& w : work) TakeMessages(w.peer, &w.rd, &out);
+  if (!out.empty()) transport_->SendBatch(std::move(out));
+
+  // 3-4. Apply and serve reads, when that could not be done before the write.
+  if (!apply_first) ApplyAndServe(work, &info_changed);
+
+  // 5. Advance, then truncate logs that grew past the threshold.
+  storage::WriteBatch gc;
+  for (auto& w : work) {
+    w.peer->node->Advance(w.rd);
+    MaybeCompactLog(w.peer, &gc);
+  }
+  // Synced in this round: the leaders among them may count their copies now.
+  ReportPersisted(marks);
+  if (!gc.empty()) {
+    Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
+    if (!st.ok()) StoreFatal("log truncation write failed: " + st.ToString());
+  }
+  for (auto& w : work) {
+    if (w.peer->removed) DestroyPeer(w.peer);
+  }
+  if (info_changed) PublishInfo();
+  UpdateLeases(/*round_start=*/false);
+}
+
+bool Store::CanApplyBeforePersist(const raft::Ready& rd) {
+  if (rd.snapshot.has_value()) return false;
+  for (const auto& e : rd.committed_entries) {
+    // A membership change is applied in the usual order, after the round's writes.
+    if (e.type() == raft::ENTRY_CONF_CHANGE) return false;
+  }
+  // A lone voter commits its own appends in the same Ready (raft.md §2): those must be
+  // durable before they are applied and answered.
+  return rd.committed_entries.empty() || rd.entries.empty() ||
+         rd.committed_entries.back().index() < rd.entries.front().index();
+}
+
+void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out) {
+  for (auto& m : rd->messages) {
+    m.set_region_id(p->id());
+    if (m.type() != raft::MSG_SNAP) {
+      out->push_back(std::move(m));
+      continue;
+    }
+    if (!p->snap || p->snap_index != m.snapshot().metadata().index()) {
+      p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFailure);
+      continue;
+    }
+    counters_.snapshots_sent++;
+    transport_->SendSnapshot(std::move(m), SnapshotSource{engine_, p->snap, p->desc.start_key(),
+                                                          EngineRangeEnd(p->desc.end_key())});
+  }
+  rd->messages.clear();
+}
+
+void Store::StartBatches() {
+  for (auto& [id, p] : peers_) {
+    if (!p->proposing.empty()) {
+      std::vector<std::pair<std::string, RegionPeer::Proposal>> batch;
+      batch.swap(p->proposing);
+      std::vector<std::string> commands;
+      commands.reserve(batch.size());
+      for (auto& [command, pr] : batch) commands.push_back(std::move(command));
+      auto r = p->node->ProposeBatchWithIndex(std::move(commands));
+      if (!r.ok()) {
+        // Not the leader any more (or a transfer is under way): nothing was appended.
+        for (auto& [command, pr] : batch) pr.done(NotLeaderResponse(p->id(), 0));
+      } else {
+        // The entries got consecutive indexes ending at r->second, in the batch's order.
+        uint64_t index = r->second.value() - batch.size() + 1;
+        for (auto& [command, pr] : batch) {
+          pr.term = r->first.value();
+          p->proposals[index++] = std::move(pr);
+        }
+      }
+    }
+    if (!p->reading.empty() && LeaseNowNs() < LeaseUntil(p.get())) {
+      // The lease confirms the leadership these reads need: they wait only for the apply of
+      // what is committed now (which bounds every commit index sent so far), not for a
+      // heartbeat round. These are the reads ReadUnderLease turned away while an apply was
+      // pending.
+      const uint64_t index = p->node->Committed().value();
+      counters_.lease_reads += p->reading.size();
+      for (auto& r : p->reading) p->reads_waiting_apply.emplace(index, std::move(r));
+      p->reading.clear();
+      ServeAppliedReads(p.get());
+    }
+    if (!p->reading.empty()) {
+      std::string ctx = ReadCtx(next_read_id_++);
+      auto& reads = p->reads_waiting_index[ctx];
+      reads.swap(p->reading);
+      p->node->ReadIndex(std::move(ctx));
+    }
+  }
+}
+
+void Store::CheckTimeouts(int64_t now) {
+  const region::RegionResponse timed_out =
+      TimeoutResponse("request timed out; its outcome is unknown");
+  for (auto& [id, p] : peers_) {
+    for (auto it = p->proposals.begin(); it != p->proposals.end();) {
+      if (it->second.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      counters_.proposals_failed++;
+      it->second.done(timed_out);
+      it = p->proposals.erase(it);
+    }
+    for (auto it = p->reads_waiting_index.begin(); it != p->reads_waiting_index.end();) {
+      // The reads of one request arrived within one round: the first has the earliest
+      // deadlines, and when the request is given up all of them are.
+      const RegionPeer::Read& first = it->second.front();
+      if (first.deadline_ms > now && first.resend_ms > now) {
+        ++it;
+        continue;
+      }
+      // MSG_READ_INDEX and its answer travel unacknowledged: after a lost message (the
+      // leader's connection reset, say) nothing would ever answer. Fail it as retryable.
+      for (auto& r : it->second) {
+        r.done(r.deadline_ms <= now ? TimeoutResponse("read timed out waiting for the leader")
+                                    : NotLeaderResponse(p->id(), 0));
+      }
+      it = p->reads_waiting_index.erase(it);
+    }
+    for (auto it = p->reads_waiting_apply.begin(); it != p->reads_waiting_apply.end();) {
+      if (it->second.deadline_ms > now) {
+        ++it;
+        continue;
+      }
+      it->second.done(TimeoutResponse("read timed out waiting for apply"));
+      it = p->reads_waiting_apply.erase(it);
+    }
+  }
+}
+
+}  // namespace micedb::store
