@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -26,22 +27,25 @@ struct StoreProfile {
   bool lease_reads = true;
   int nemesis_gap_min = 100, nemesis_gap_max = 800;  // ms
   int crash = 0, crash_leader = 0, restart = 0, partition = 0, heal = 0, transfer = 0;
+  int membership = 0;
   int client_gap_max = 15;  // ms between client operations
   int keys = 3;
 
   std::string Describe() const {
     return fmt::format(
         "{} drop={} dup={} delay={}/{}ms lease_reads={} nemesis={}..{}ms crash={}/{} restart={} "
-        "partition={} heal={} transfer={}",
+        "partition={} heal={} transfer={} membership={}",
         name, net.drop, net.duplicate, net.long_delay, net.long_delay_max, lease_reads,
-        nemesis_gap_min, nemesis_gap_max, crash, crash_leader, restart, partition, heal, transfer);
+        nemesis_gap_min, nemesis_gap_max, crash, crash_leader, restart, partition, heal, transfer,
+        membership);
   }
 };
 
 StoreProfile DrawProfile(Random* rng, std::string_view forced) {
-  static constexpr std::string_view kNames[] = {"calm", "lossy", "partitions", "crashes", "mixed"};
+  static constexpr std::string_view kNames[] = {"calm",    "lossy", "partitions",
+                                                "crashes", "mixed", "membership"};
   StoreProfile p;
-  p.name = forced.empty() ? std::string(kNames[rng->Uniform(5)]) : std::string(forced);
+  p.name = forced.empty() ? std::string(kNames[rng->Uniform(6)]) : std::string(forced);
   p.lease_reads = rng->OneIn(2);
   if (p.name != "calm") {
     static constexpr double kDrop[] = {0, 0.01, 0.05, 0.15};
@@ -60,6 +64,9 @@ StoreProfile DrawProfile(Random* rng, std::string_view forced) {
     p.crash = 3, p.crash_leader = 2, p.restart = 4;
   } else if (p.name == "mixed") {
     p.crash = 2, p.crash_leader = 1, p.restart = 3, p.partition = 2, p.heal = 2, p.transfer = 1;
+    p.membership = 1;
+  } else if (p.name == "membership") {
+    p.membership = 6, p.crash = 1, p.restart = 2, p.partition = 1, p.heal = 1, p.transfer = 1;
   }
   p.nemesis_gap_min = static_cast<int>(rng->Range(50, 200));
   p.nemesis_gap_max = p.nemesis_gap_min + static_cast<int>(rng->Range(100, 1000));
@@ -78,6 +85,7 @@ class Run {
         client_rng_(rng_.Fork()),
         nemesis_rng_(rng_.Fork()),
         cluster_(StoreClusterOptions{.nodes = o.nodes,
+                                     .voters = 3,
                                      .seed = o.seed,
                                      .dir = dir,
                                      .lease_reads = profile_.lease_reads,
@@ -94,6 +102,8 @@ class Run {
       });
     };
   }
+
+  ~Run() { closing_ = true; }
 
   void Go() {
     if (Status st = cluster_.Start(); !st.ok()) return Fail("start", st.ToString());
@@ -172,8 +182,8 @@ class Run {
   }
 
   // One client call: SET key <unique value> or GET key, through a random up node's router.
-  void Issue(bool write, const std::string& key, bool marker = false) {
-    const uint64_t node = RandomUpNode(&client_rng_);
+  void Issue(bool write, const std::string& key, bool marker = false, uint64_t node = 0) {
+    if (node == 0) node = RandomUpNode(&client_rng_);
     if (node == 0) return;
     const uint64_t id = ++next_op_;
     Op op{node, write, key, "", 0, marker};
@@ -195,6 +205,7 @@ class Run {
   }
 
   void Done(uint64_t id, const Result<kv::CommandResult>& res) {
+    if (closing_) return;  // the stores are being stopped at the end of the run
     auto it = ops_.find(id);
     if (it == ops_.end()) return;  // its node crashed: already counted as failed
     const Op op = it->second;
@@ -226,7 +237,12 @@ class Run {
     if (live_) return;
     bool pending = false;
     for (const auto& [id, op] : ops_) pending |= op.marker;
-    if (!pending) Issue(true, "k0", /*marker=*/true);
+    // At a member of the region: a node without a replica waits for the coordinator (to come)
+    // to tell its router where the region is.
+    const uint64_t leader = cluster_.AnyLeader();
+    std::vector<uint64_t> members = leader ? cluster_.Members(leader) : std::vector<uint64_t>{};
+    const uint64_t at = members.empty() ? 0 : members[client_rng_.Uniform(members.size())];
+    if (!pending) Issue(true, "k0", /*marker=*/true, at);
     cluster_.After(200, 0, [this] { MarkerLoop(); });
   }
 
@@ -241,7 +257,8 @@ class Run {
 
   void Nemesis() {
     const StoreProfile& p = profile_;
-    const int total = p.crash + p.crash_leader + p.restart + p.partition + p.heal + p.transfer;
+    const int total =
+        p.crash + p.crash_leader + p.restart + p.partition + p.heal + p.transfer + p.membership;
     if (total == 0) return;
     int pick = static_cast<int>(nemesis_rng_.Uniform(total));
     Random* rng = &nemesis_rng_;
@@ -294,6 +311,8 @@ class Run {
           }
       }
       cluster_.Trace("nemesis: partition " + net.Describe());
+    } else if (take(p.membership)) {
+      ChangeMembership();
     } else if (take(p.heal)) {
       cluster_.network().Heal();
       cluster_.Trace("nemesis: heal");
@@ -308,6 +327,74 @@ class Run {
     }
   }
 
+  // At the leader, as the admin path does (server/node_service.cc): add a node that holds no
+  // replica as a learner, promote a learner, demote a voter, or remove a voter or learner.
+  // The leader itself is never demoted or removed (the admin path transfers leadership first).
+  void ChangeMembership() {
+    Random* rng = &nemesis_rng_;
+    const uint64_t leader = cluster_.AnyLeader();
+    if (leader == 0) return;
+    std::vector<uint64_t> voters, learners, others;
+    for (const auto& ri : cluster_.store(leader)->Regions()) {
+      if (ri.descriptor.id() != 1) continue;
+      for (uint64_t v : ri.descriptor.conf_state().voters()) voters.push_back(v);
+      for (uint64_t l : ri.descriptor.conf_state().learners()) learners.push_back(l);
+    }
+    for (int i = 1; i <= o_.nodes; ++i) {
+      const uint64_t id = static_cast<uint64_t>(i);
+      if (!removed_.contains(id) && std::find(voters.begin(), voters.end(), id) == voters.end() &&
+          std::find(learners.begin(), learners.end(), id) == learners.end()) {
+        others.push_back(id);
+      }
+    }
+    std::erase(voters, leader);
+    raft::ConfChange cc;
+    auto pick = [rng](const std::vector<uint64_t>& v) { return v[rng->Uniform(v.size())]; };
+    // What can be done now, weighted: removals are rarer, since a removed node never comes back.
+    std::vector<int> kinds;
+    auto can = [&kinds](bool ok, int kind, int weight) {
+      for (int i = 0; ok && i < weight; ++i) kinds.push_back(kind);
+    };
+    can(!others.empty(), 0, 3);
+    can(!learners.empty(), 1, 3);
+    can(voters.size() >= 3, 2, 2);  // keep at least 3 voters, the leader included
+    can(!learners.empty() || voters.size() >= 3, 3, 1);
+    if (kinds.empty()) return;
+    switch (kinds[rng->Uniform(kinds.size())]) {
+      case 0: {
+        cc.set_type(raft::ADD_LEARNER);
+        cc.set_node_id(pick(others));
+        store::ConfChangeContext ctx;
+        ctx.set_peer_addr(fmt::format("n{}", cc.node_id()));
+        cc.set_context(ctx.SerializeAsString());
+        break;
+      }
+      case 1:
+        cc.set_type(raft::ADD_VOTER);
+        cc.set_node_id(pick(learners));
+        break;
+      case 2:
+        cc.set_type(raft::ADD_LEARNER);
+        cc.set_node_id(pick(voters));
+        break;
+      default: {
+        std::vector<uint64_t> removable = learners;
+        if (voters.size() >= 3) removable.insert(removable.end(), voters.begin(), voters.end());
+        cc.set_type(raft::REMOVE_NODE);
+        cc.set_node_id(pick(removable));
+        removed_.insert(cc.node_id());
+      }
+    }
+    const std::string what =
+        fmt::format("{} n{}", raft::ConfChangeType_Name(cc.type()), cc.node_id());
+    cluster_.Trace(fmt::format("nemesis: at n{}: {}", leader, what));
+    cluster_.store(leader)->ChangeMembership(RegionId(1), cc, [this, what](Status st) {
+      if (!closing_) cluster_.Trace(fmt::format("membership {}: {}", what, st.ToString()));
+    });
+    cluster_.PollSoon(leader);
+    r_->stats.conf_changes++;
+  }
+
   // Every replica applies the same index, then holds the same region data. The indexes are
   // those the stores publish (at least every tick), so they must hold still for a while
   // before the engines are compared.
@@ -316,8 +403,10 @@ class Run {
     int64_t since = -1;
     auto same_index = [&] {
       std::optional<uint64_t> common;
-      bool all = true;
-      for (int i = 1; i <= o_.nodes && all; ++i) {
+      const uint64_t leader = cluster_.AnyLeader();
+      bool all = leader != 0;
+      for (uint64_t i : leader ? cluster_.Members(leader) : std::vector<uint64_t>{}) {
+        if (!all) break;
         bool found = false;
         for (const auto& ri : cluster_.store(i)->Regions()) {
           if (ri.descriptor.id() != 1) continue;
@@ -349,12 +438,14 @@ class Run {
     }
     std::map<uint64_t, std::vector<int>> by_hash;
     store::RegionDescriptor ri_desc;
-    for (int i = 1; i <= o_.nodes; ++i) {
+    for (uint64_t i : cluster_.Members(cluster_.AnyLeader())) {
       for (const auto& ri : cluster_.store(i)->Regions()) {
         if (ri.descriptor.id() != 1) continue;
         by_hash[RegionHash(i, ri.descriptor)].push_back(i);
         ri_desc = ri.descriptor;
       }
+    }
+    for (int i = 1; i <= o_.nodes; ++i) {
       r_->stats.snapshots_applied += cluster_.store(i)->counters().snapshots_applied;
     }
     if (by_hash.size() > 1) {
@@ -418,6 +509,8 @@ class Run {
   uint64_t next_op_ = 0;
   bool faults_on_ = true;
   bool live_ = false;
+  bool closing_ = false;
+  std::set<uint64_t> removed_;  // removed from region 1 at some point: never added again
 
  public:
   uint64_t trace_hash() const { return cluster_.trace_hash(); }

@@ -149,7 +149,8 @@ StoreCluster::~StoreCluster() {
 }
 
 Status StoreCluster::Start() {
-  for (int i = 1; i <= options_.nodes; ++i) MICEDB_RETURN_IF_ERROR(StartNode(i, true));
+  for (int i = 1; i <= options_.nodes; ++i)
+    MICEDB_RETURN_IF_ERROR(StartNode(i, i <= options_.voters));
   return Status::OK();
 }
 
@@ -175,7 +176,9 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   auto s = std::make_unique<store::Store>(o, n.engine.get(), &sm_, n.transport.get());
   if (bootstrap) {
     std::vector<std::pair<NodeId, std::string>> voters;
-    for (int i = 1; i <= options_.nodes; ++i) voters.emplace_back(NodeId(i), fmt::format("n{}", i));
+    for (int i = 1; i <= options_.voters; ++i) {
+      voters.emplace_back(NodeId(i), fmt::format("n{}", i));
+    }
     MICEDB_RETURN_IF_ERROR(s->Bootstrap(voters));
   }
   MICEDB_RETURN_IF_ERROR(s->Start());
@@ -235,6 +238,17 @@ uint64_t StoreCluster::AnyLeader() const {
     }
   }
   return best;
+}
+
+std::vector<uint64_t> StoreCluster::Members(uint64_t id) {
+  std::vector<uint64_t> out;
+  if (id == 0 || !up(id)) return out;
+  for (const auto& r : store(id)->Regions()) {
+    if (r.descriptor.id() != 1) continue;
+    for (uint64_t v : r.descriptor.conf_state().voters()) out.push_back(v);
+    for (uint64_t l : r.descriptor.conf_state().learners()) out.push_back(l);
+  }
+  return out;
 }
 
 void StoreCluster::Push(int64_t at, Event e) {

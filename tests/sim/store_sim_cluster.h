@@ -43,6 +43,7 @@ struct NetFaults {
 
 struct StoreClusterOptions {
   int nodes = 3;
+  int voters = 3;  // nodes 1..voters are region 1's initial voters; the others start empty
   uint64_t seed = 1;
   std::string dir;  // scratch directory for snapshot files (exists, owned by the caller)
   bool lease_reads = true;
@@ -65,7 +66,7 @@ class StoreCluster {
   StoreCluster(StoreClusterOptions options, Random* rng);
   ~StoreCluster();
 
-  // Bootstraps region 1 on every node with all of them as voters and starts them.
+  // Bootstraps region 1 on the initial voters and starts every node.
   Status Start();
 
   // Runs the next event: advances the clock, runs it. False when the queue is empty.
@@ -93,6 +94,8 @@ class StoreCluster {
   Status Restart(uint64_t id);
   // The leader of region 1 as some up node believes (0: none known).
   uint64_t AnyLeader() const;
+  // Region 1's voters and learners as `id`'s store knows them (empty when it has no replica).
+  std::vector<uint64_t> Members(uint64_t id);
   std::function<void(uint64_t)> on_crash;
 
   // ---- network ----
