@@ -219,6 +219,9 @@ class Run {
         if (op.marker) live_ = true;
       } else {
         r_->stats.writes_failed++;
+        if (!res.ok() && res.status().code() == StatusCode::kUnavailable) {
+          unavailable_.insert(op.value);
+        }
       }
     } else if (ok) {
       std::optional<std::string> value;
@@ -226,6 +229,11 @@ class Run {
       outcome = value ? "\"" + *value + "\"" : "nil";
       r_->stats.reads_ok++;
       checker_.ReadReturned(op.read_id, value);
+      if (value && unavailable_.erase(*value)) {
+        // kv::KvBackend promises that an Unavailable write was not applied.
+        r_->stats.unavailable_applied++;
+        cluster_.Trace(fmt::format("note: {} was reported Unavailable, yet applied", *value));
+      }
     } else {
       r_->stats.reads_failed++;
     }
@@ -510,7 +518,9 @@ class Run {
   bool faults_on_ = true;
   bool live_ = false;
   bool closing_ = false;
-  std::set<uint64_t> removed_;  // removed from region 1 at some point: never added again
+  std::set<uint64_t> removed_;
+  std::set<std::string> unavailable_;  // values whose write was reported Unavailable  // removed
+                                       // from region 1 at some point: never added again
 
  public:
   uint64_t trace_hash() const { return cluster_.trace_hash(); }

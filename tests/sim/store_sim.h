@@ -28,6 +28,9 @@ struct StoreSimStats {
   uint64_t events = 0;
   uint64_t writes_acked = 0;
   uint64_t writes_failed = 0;  // outcome unknown to the client (timed out, node crashed, ...)
+  // Writes the router reported Unavailable ("nothing applied", kv/backend.h) that a read later
+  // returned: the router's contract broken (reported, not a violation).
+  uint64_t unavailable_applied = 0;
   uint64_t reads_ok = 0;
   uint64_t reads_failed = 0;
   uint64_t crashes = 0;

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   app.add_option("--fault-ms", base.fault_ms, "Virtual milliseconds of faults and load per run")
       ->capture_default_str();
   app.add_option("--profile", base.profile,
-                 "Force one fault mix: calm, lossy, partitions, crashes or mixed");
+                 "Force one fault mix: calm, lossy, partitions, crashes, mixed or membership");
   app.add_flag("--verbose", base.verbose, "Print every event");
   CLI11_PARSE(app, argc, argv);
 
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     for (uint64_t s = first_seed; s < first_seed + seeds; ++s) to_run.push_back(s);
   }
   const auto start = std::chrono::steady_clock::now();
-  uint64_t events = 0, acked = 0, reads = 0, crashes = 0;
+  uint64_t events = 0, acked = 0, reads = 0, crashes = 0, unavailable_applied = 0;
   std::vector<std::string> failed;
   for (uint64_t s : to_run) {
     micedb::sim::StoreSimOptions o = base;
@@ -93,6 +93,8 @@ int main(int argc, char** argv) {
     acked += r.stats.writes_acked;
     reads += r.stats.reads_ok;
     crashes += r.stats.crashes;
+    unavailable_applied += r.stats.unavailable_applied;
+    unavailable_applied += r.stats.unavailable_applied;
     if (!r.ok()) {
       std::fputs(r.FailureReport().c_str(), stdout);
       failed.push_back(r.RerunCommand());
@@ -100,19 +102,20 @@ int main(int argc, char** argv) {
     if (to_run.size() == 1) {
       fmt::print(
           "profile: {}\ntrace hash {:016x}; {} events, {} writes acked, {} failed, {} reads "
-          "checked, {} failed, {} crashes, {} transfers, {} snapshots applied, recovery took "
-          "{} ms\n",
+          "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} snapshots applied, "
+          "{} Unavailable writes seen applied, recovery took {} ms\n",
           r.profile, r.trace_hash, r.stats.events, r.stats.writes_acked, r.stats.writes_failed,
           r.stats.reads_ok, r.stats.reads_failed, r.stats.crashes, r.stats.transfers,
-          r.stats.snapshots_applied, r.stats.liveness_ms);
+          r.stats.conf_changes, r.stats.snapshots_applied, r.stats.unavailable_applied,
+          r.stats.liveness_ms);
     }
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print(
-      "{} seeds, {} events, {} writes acked, {} reads checked, {} crashes; {} failed "
-      "({:.1f}s)\n",
-      to_run.size(), events, acked, reads, crashes, failed.size(), secs);
+      "{} seeds, {} events, {} writes acked, {} reads checked, {} crashes, {} writes reported "
+      "Unavailable but applied; {} failed ({:.1f}s)\n",
+      to_run.size(), events, acked, reads, crashes, unavailable_applied, failed.size(), secs);
   for (const std::string& cmd : failed) fmt::print("  rerun: {}\n", cmd);
   return failed.empty() ? 0 : 1;
 }
