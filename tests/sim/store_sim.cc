@@ -136,6 +136,13 @@ class Run {
     CheckConvergence();
   }
 
+  // The exact per-key linearizability check over the whole history.
+  void Finish() {
+    if (!r_->ok()) return;
+    checker_.Finish();
+    for (auto& v : r_->violations) v.event = cluster_.events(), v.time = cluster_.now();
+  }
+
  private:
   struct Op {
     uint64_t node = 0;
@@ -542,6 +549,7 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
   {
     Run run(options, &result, dir);
     run.Go();
+    run.Finish();
     result.trace_hash = run.trace_hash();
     result.stats.events = run.events();
     result.tail.assign(run.tail().begin(), run.tail().end());

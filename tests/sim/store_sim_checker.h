@@ -11,8 +11,18 @@
 //   - it returns nothing while some write to the key was visible before the read began;
 //   - some write w to the key was visible before the read began and w_v was visible before w
 //     was invoked (so w_v precedes w precedes the read: v was overwritten).
-// These are necessary conditions of linearizability, so a report is always a real violation;
-// they are not sufficient (reads that disagree only through concurrent writes are not judged).
+// These are necessary conditions of linearizability, checked as each read returns, so a report
+// is always a real violation and names the read.
+//
+// Finish() then decides linearizability of each key's whole history exactly, by the zone test
+// of Gibbons and Korach ("Testing shared memories", SIAM J. Comput. 1997) for registers whose
+// writes have unique values: a write and the reads of its value form a cluster; its zone runs
+// from the earliest response in it (f) to the latest invocation in it (s). When f < s the zone
+// is *forward* (the cluster must be linearized across [f, s]), otherwise *backward*. The history
+// is linearizable iff no two forward zones overlap and no backward zone lies inside a forward
+// one (and no read ends before its write begins). Writes whose outcome is unknown (never
+// acknowledged) respond at infinity; those nobody read are left out (they may not have taken
+// effect). Reads of an absent key read from a virtual write before everything.
 //
 // Not thread-safe.
 #pragma once
@@ -41,6 +51,9 @@ class RegisterChecker {
   // Read `id` returned `value` (nullopt: the key was absent). Checks it, then ends it.
   void ReadReturned(uint64_t id, const std::optional<std::string>& value);
 
+  // The exact per-key check above, over everything observed so far.
+  void Finish();
+
   uint64_t reads_checked() const { return reads_checked_; }
   uint64_t writes_acked() const { return writes_acked_; }
 
@@ -50,7 +63,14 @@ class RegisterChecker {
     std::string key;
     uint64_t invoked = 0;
     uint64_t visible = kNever;
+    uint64_t acked = kNever;
   };
+  struct Done {  // a read that returned
+    std::optional<std::string> value;
+    uint64_t invoked = 0;
+    uint64_t returned = 0;
+  };
+  void CheckKey(const std::string& key, const std::vector<Done>& reads);
   struct Read {
     std::string key;
     uint64_t invoked = 0;
@@ -64,6 +84,7 @@ class RegisterChecker {
   std::map<std::string, Write> writes_;                     // by value
   std::map<std::string, std::vector<std::string>> by_key_;  // key -> values written
   std::map<uint64_t, Read> reads_;                          // pending
+  std::map<std::string, std::vector<Done>> done_;           // key -> reads that returned
 };
 
 }  // namespace micedb::sim
