@@ -89,6 +89,7 @@ class Run {
                                      .seed = o.seed,
                                      .dir = dir,
                                      .lease_reads = profile_.lease_reads,
+                                     .unsafe_local_reads = o.unsafe_local_reads,
                                      .verbose = o.verbose},
                  &net_rng_),
         checker_(&r_->violations) {
@@ -560,8 +561,9 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 }
 
 std::string StoreSimResult::RerunCommand() const {
-  return fmt::format("{} --seed {} --nodes {} --fault-ms {} --verbose", options.binary,
-                     options.seed, options.nodes, options.fault_ms);
+  return fmt::format("{} --seed {} --nodes {} --fault-ms {}{} --verbose", options.binary,
+                     options.seed, options.nodes, options.fault_ms,
+                     options.unsafe_local_reads ? " --unsafe-local-reads" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -20,8 +20,11 @@ struct StoreSimOptions {
   int64_t liveness_bound_ms = 15000;  // after healing: a write must succeed within this
   int64_t converge_bound_ms = 15000;  // then: every replica must apply the same index
   std::string profile;                // force a fault mix (default: drawn from the seed)
-  bool verbose = false;               // print every event
-  std::string binary = "store_sim";   // named in the rerun command
+  // Routers serve every read from their node's local state (RouterOptions::unsafe_local_reads):
+  // deliberately broken, to show the checks catch stale reads.
+  bool unsafe_local_reads = false;
+  bool verbose = false;              // print every event
+  std::string binary = "store_sim";  // named in the rerun command
 };
 
 struct StoreSimStats {

@@ -188,6 +188,7 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   n.executor = std::make_unique<SimExecutor>(this, id);
   router::RouterOptions ro;
   ro.request_timeout_ms = options_.request_timeout_ms;
+  ro.unsafe_local_reads = options_.unsafe_local_reads;
   ro.request_id_base = (id << 48) | (n.life << 32);
   n.router =
       std::make_unique<router::Router>(ro, n.link.get(), n.peers.get(), n.executor.get(), &clock_);

@@ -47,6 +47,7 @@ struct StoreClusterOptions {
   uint64_t seed = 1;
   std::string dir;  // scratch directory for snapshot files (exists, owned by the caller)
   bool lease_reads = true;
+  bool unsafe_local_reads = false;    // RouterOptions::unsafe_local_reads (self-test only)
   int64_t request_timeout_ms = 3000;  // the stores' and the routers'
   uint64_t log_gc_threshold = 64;     // small, so that followers often need snapshots
   uint64_t log_gc_keep = 8;

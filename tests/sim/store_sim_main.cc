@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--profile", base.profile,
                  "Force one fault mix: calm, lossy, partitions, crashes, mixed or membership");
+  app.add_flag("--unsafe-local-reads", base.unsafe_local_reads,
+               "Routers serve reads from local state (broken on purpose: the checks must fail)");
   app.add_flag("--verbose", base.verbose, "Print every event");
   CLI11_PARSE(app, argc, argv);
 

@@ -141,6 +141,19 @@ TEST(StoreSimDeterminismTest, SameSeedSameTrace) {
   }
 }
 
+TEST(StoreSimSelfTest, StaleLocalReadsThroughTheRouterAreCaught) {
+  for (uint64_t seed = 1; seed <= 50; ++seed) {
+    StoreSimOptions o = StoreSimSeedOptions(seed);
+    o.unsafe_local_reads = true;
+    StoreSimResult r = RunStoreSimulation(o);
+    if (r.ok()) continue;
+    const std::string& check = r.violations.front().check;
+    EXPECT_TRUE(check == "read-linearizability" || check == "linearizability") << r.FailureReport();
+    return;
+  }
+  FAIL() << "stale local reads were never caught";
+}
+
 class StoreSimSeedsTest : public testing::TestWithParam<int> {};
 
 TEST_P(StoreSimSeedsTest, AllChecksHold) {
