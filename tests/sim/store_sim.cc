@@ -285,7 +285,8 @@ class Run {
     int up = 0;
     for (int i = 1; i <= o_.nodes; ++i) up += cluster_.up(i);
     if (take(p.crash + p.crash_leader)) {
-      uint64_t victim = pick + p.crash_leader < 0 ? cluster_.AnyLeader() : 0;
+      uint64_t victim =
+          pick + p.crash_leader >= 0 ? cluster_.AnyLeader() : 0;  // crash_leader of the weight
       if (victim == 0) victim = RandomUpNode(rng);
       if (victim == 0 || up <= 1) return;
       const size_t unsynced = cluster_.engine(victim)->UnsyncedWriteCount();

@@ -103,12 +103,12 @@ void RegisterChecker::CheckKey(const std::string& key, const std::vector<Done>& 
   for (const auto& [v, z] : clusters) (z.f < z.s ? forward : backward).push_back(z);
   std::sort(forward.begin(), forward.end(), [](const Zone& a, const Zone& b) { return a.f < b.f; });
   auto report = [&](const Zone& a, const Zone& b, std::string_view how) {
-    out_->push_back({"linearizability",
-                     fmt::format("key {}: no order of its operations explains them: the "
-                                 "operations on {} must take effect during [{}, {}], which {} "
-                                 "those on {} [{}, {}]",
-                                 key, a.value, a.f, a.s, how, b.value, std::min(b.f, b.s),
-                                 std::max(b.f, b.s))});
+    out_->push_back(
+        {"linearizability", fmt::format("key {}: no order of its operations explains them: the "
+                                        "write and reads of {} must take effect together across "
+                                        "observations {}..{}, which {} those of {} ({}..{})",
+                                        key, a.value, a.f, a.s, how, b.value, std::min(b.f, b.s),
+                                        std::max(b.f, b.s))});
   };
   for (size_t i = 1; i < forward.size(); ++i) {
     if (forward[i].f < forward[i - 1].s) {

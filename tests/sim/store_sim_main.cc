@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
     crashes += r.stats.crashes;
     unavailable_applied += r.stats.unavailable_applied;
     unavailable_applied += r.stats.unavailable_applied;
+    if (r.stats.unavailable_applied > 0) {
+      fmt::print("seed {}: {} writes the router reported Unavailable were applied; see: {}\n", s,
+                 r.stats.unavailable_applied, r.RerunCommand());
+    }
     if (!r.ok()) {
       std::fputs(r.FailureReport().c_str(), stdout);
       failed.push_back(r.RerunCommand());
