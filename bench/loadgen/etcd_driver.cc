@@ -149,8 +149,8 @@ Stats Drive(const std::vector<Endpoint>& endpoints, int clients, int connections
   cls.reserve(clients);
   for (int i = 0; i < clients; ++i) {
     uint64_t s = seed * 1000003 + static_cast<uint64_t>(i);
-    cls.push_back(std::make_unique<Client>(s, stubs[i % connections].get(),
-                                           cqs[i % threads].get()));
+    cls.push_back(
+        std::make_unique<Client>(s, stubs[i % connections].get(), cqs[i % threads].get()));
   }
   std::vector<std::thread> workers;
   workers.reserve(threads);

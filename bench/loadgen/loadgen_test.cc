@@ -7,8 +7,8 @@
 #include <map>
 #include <set>
 
-#include "histogram.h"
 #include "common/random.h"
+#include "histogram.h"
 #include "resp_protocol.h"
 #include "workload.h"
 #include "zipf.h"

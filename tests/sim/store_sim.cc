@@ -1,0 +1,584 @@
+#include "tests/sim/store_sim.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "common/logging.h"
+#include "kv/state_machine.h"
+#include "store/keys.h"
+#include "tests/sim/digest.h"
+#include "tests/sim/store_sim_checker.h"
+#include "tests/sim/store_sim_cluster.h"
+
+namespace micedb::sim {
+
+namespace {
+
+// How hostile one run is: network faults and the nemesis's mix, drawn from the seed.
+struct StoreProfile {
+  std::string name;
+  NetFaults net;
+  bool lease_reads = true;
+  int nemesis_gap_min = 100, nemesis_gap_max = 800;  // ms
+  int crash = 0, crash_leader = 0, restart = 0, partition = 0, heal = 0, transfer = 0;
+  int membership = 0;
+  int client_gap_max = 15;  // ms between client operations
+  int keys = 3;
+
+  std::string Describe() const {
+    return fmt::format(
+        "{} drop={} dup={} delay={}/{}ms lease_reads={} nemesis={}..{}ms crash={}/{} restart={} "
+        "partition={} heal={} transfer={} membership={}",
+        name, net.drop, net.duplicate, net.long_delay, net.long_delay_max, lease_reads,
+        nemesis_gap_min, nemesis_gap_max, crash, crash_leader, restart, partition, heal, transfer,
+        membership);
+  }
+};
+
+StoreProfile DrawProfile(Random* rng, std::string_view forced) {
+  static constexpr std::string_view kNames[] = {"calm",    "lossy", "partitions",
+                                                "crashes", "mixed", "membership"};
+  StoreProfile p;
+  p.name = forced.empty() ? std::string(kNames[rng->Uniform(6)]) : std::string(forced);
+  p.lease_reads = rng->OneIn(2);
+  if (p.name != "calm") {
+    static constexpr double kDrop[] = {0, 0.01, 0.05, 0.15};
+    static constexpr double kDup[] = {0, 0.02, 0.05};
+    static constexpr double kDelay[] = {0, 0.02, 0.1};
+    p.net.drop = kDrop[rng->Uniform(4)];
+    p.net.duplicate = kDup[rng->Uniform(3)];
+    p.net.long_delay = kDelay[rng->Uniform(3)];
+  }
+  if (p.name == "lossy") {
+    p.net.drop = std::max(p.net.drop, 0.05);
+    p.transfer = 1;
+  } else if (p.name == "partitions") {
+    p.partition = 4, p.heal = 3, p.transfer = 1;
+  } else if (p.name == "crashes") {
+    p.crash = 3, p.crash_leader = 2, p.restart = 4;
+  } else if (p.name == "mixed") {
+    p.crash = 2, p.crash_leader = 1, p.restart = 3, p.partition = 2, p.heal = 2, p.transfer = 1;
+    p.membership = 1;
+  } else if (p.name == "membership") {
+    p.membership = 6, p.crash = 1, p.restart = 2, p.partition = 1, p.heal = 1, p.transfer = 1;
+  }
+  p.nemesis_gap_min = static_cast<int>(rng->Range(50, 200));
+  p.nemesis_gap_max = p.nemesis_gap_min + static_cast<int>(rng->Range(100, 1000));
+  p.client_gap_max = static_cast<int>(rng->Range(2, 25));
+  return p;
+}
+
+class Run {
+ public:
+  Run(const StoreSimOptions& o, StoreSimResult* result, const std::string& dir)
+      : o_(o),
+        r_(result),
+        rng_(o.seed),
+        profile_(DrawProfile(&rng_, o.profile)),
+        net_rng_(rng_.Fork()),
+        client_rng_(rng_.Fork()),
+        nemesis_rng_(rng_.Fork()),
+        cluster_(StoreClusterOptions{.nodes = o.nodes,
+                                     .voters = 3,
+                                     .seed = o.seed,
+                                     .dir = dir,
+                                     .lease_reads = profile_.lease_reads,
+                                     .unsafe_local_reads = o.unsafe_local_reads,
+                                     .verbose = o.verbose},
+                 &net_rng_),
+        checker_(&r_->violations) {
+    r_->profile = profile_.Describe();
+    cluster_.on_crash = [this](uint64_t id) {
+      // The clients' calls pending at that node fail: their outcome is unknown.
+      std::erase_if(ops_, [&](const auto& kv) {
+        if (kv.second.node != id) return false;
+        (kv.second.write ? r_->stats.writes_failed : r_->stats.reads_failed)++;
+        return true;
+      });
+    };
+  }
+
+  ~Run() { closing_ = true; }
+
+  void Go() {
+    if (Status st = cluster_.Start(); !st.ok()) return Fail("start", st.ToString());
+    cluster_.set_faults(profile_.net);
+    ScheduleClient();
+    ScheduleNemesis();
+    const int64_t heal_at = o_.fault_ms;
+    RunUntil([] { return false; }, heal_at);
+    if (!r_->ok()) return;
+
+    // Heal: faults stop, every node comes back, the network is whole, clients stop.
+    faults_on_ = false;
+    cluster_.network().Heal();
+    cluster_.set_faults(NetFaults{});
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (Status st = cluster_.Restart(i); !st.ok()) return Fail("restart", st.ToString());
+    }
+    cluster_.Trace("healed: faults off, every node up");
+    MarkerLoop();
+    RunUntil([this] { return live_; }, cluster_.now() + o_.liveness_bound_ms);
+    if (!r_->ok()) return;
+    if (!live_) {
+      return Fail("liveness",
+                  fmt::format("no write succeeded within {} ms of healing", o_.liveness_bound_ms));
+    }
+    r_->stats.liveness_ms = cluster_.now() - heal_at;
+    // Read every key once more through the routers, then let every call finish.
+    for (int k = 0; k < profile_.keys; ++k) Issue(false, fmt::format("k{}", k));
+    RunUntil([this] { return ops_.empty(); }, cluster_.now() + o_.converge_bound_ms);
+    CheckConvergence();
+  }
+
+  // The exact per-key linearizability check over the whole history.
+  void Finish() {
+    if (!r_->ok()) return;
+    checker_.Finish();
+    for (auto& v : r_->violations) v.event = cluster_.events(), v.time = cluster_.now();
+  }
+
+ private:
+  struct Op {
+    uint64_t node = 0;
+    bool write = false;
+    std::string key;
+    std::string value;
+    uint64_t read_id = 0;
+    bool marker = false;
+  };
+
+  void Fail(std::string check, std::string detail) {
+    r_->violations.push_back(
+        {std::move(check), std::move(detail), cluster_.events(), cluster_.now()});
+  }
+
+  // Runs events until `done` holds, the clock passes `deadline` or a check fails.
+  template <typename Pred>
+  void RunUntil(Pred done, int64_t deadline) {
+    while (r_->ok() && !done() && cluster_.now() <= deadline) {
+      if (!cluster_.Step()) break;
+    }
+    for (auto& v : r_->violations) {
+      if (v.event == 0) v.event = cluster_.events(), v.time = cluster_.now();
+    }
+  }
+
+  uint64_t RandomUpNode(Random* rng) {
+    std::vector<uint64_t> up;
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (cluster_.up(i)) up.push_back(i);
+    }
+    return up.empty() ? 0 : up[rng->Uniform(up.size())];
+  }
+
+  void ScheduleClient() {
+    cluster_.After(client_rng_.Range(1, profile_.client_gap_max), 0, [this] {
+      if (!faults_on_) return;
+      if (ops_.size() < 40) {
+        const bool write = client_rng_.OneIn(2);
+        Issue(write, fmt::format("k{}", client_rng_.Uniform(profile_.keys)));
+      }
+      ScheduleClient();
+    });
+  }
+
+  // One client call: SET key <unique value> or GET key, through a random up node's router.
+  void Issue(bool write, const std::string& key, bool marker = false, uint64_t node = 0) {
+    if (node == 0) node = RandomUpNode(&client_rng_);
+    if (node == 0) return;
+    const uint64_t id = ++next_op_;
+    Op op{node, write, key, "", 0, marker};
+    kv::Command cmd;
+    if (write) {
+      op.value = fmt::format("v{}", id);
+      cmd.mutable_set()->set_key(key);
+      cmd.mutable_set()->set_value(op.value);
+      checker_.WriteInvoked(key, op.value);
+    } else {
+      cmd.mutable_get()->set_key(key);
+      op.read_id = checker_.ReadInvoked(key);
+    }
+    cluster_.Trace(fmt::format("op {} at n{}: {} {}{}{}", id, node, write ? "SET" : "GET", key,
+                               write ? " " : "", op.value));
+    ops_[id] = op;
+    cluster_.router(node)->Execute(std::move(cmd), kv::ReadMode::kLinearizable,
+                                   [this, id](Result<kv::CommandResult> res) { Done(id, res); });
+  }
+
+  void Done(uint64_t id, const Result<kv::CommandResult>& res) {
+    if (closing_) return;  // the stores are being stopped at the end of the run
+    auto it = ops_.find(id);
+    if (it == ops_.end()) return;  // its node crashed: already counted as failed
+    const Op op = it->second;
+    ops_.erase(it);
+    const bool ok = res.ok() && res->kind_case() != kv::CommandResult::kError;
+    std::string outcome = res.ok() ? (ok ? "ok" : res->error().message()) : res.status().ToString();
+    if (op.write) {
+      if (ok) {
+        checker_.WriteAcked(op.value);
+        r_->stats.writes_acked++;
+        if (op.marker) live_ = true;
+      } else {
+        r_->stats.writes_failed++;
+        if (!res.ok() && res.status().code() == StatusCode::kUnavailable) {
+          unavailable_.insert(op.value);
+        }
+      }
+    } else if (ok) {
+      std::optional<std::string> value;
+      if (res->kind_case() == kv::CommandResult::kBulk) value = res->bulk();
+      outcome = value ? "\"" + *value + "\"" : "nil";
+      r_->stats.reads_ok++;
+      checker_.ReadReturned(op.read_id, value);
+      if (value && unavailable_.erase(*value)) {
+        // kv::KvBackend promises that an Unavailable write was not applied (clients retry
+        // TRYAGAIN blindly); a write whose outcome is unknown must end TimedOut.
+        r_->stats.unavailable_applied++;
+        Fail("unavailable-write-applied",
+             fmt::format("{} was reported Unavailable, yet a read returned it", *value));
+      }
+    } else {
+      r_->stats.reads_failed++;
+    }
+    cluster_.Trace(fmt::format("op {} done: {}", id, outcome));
+  }
+
+  // After healing: a write every 200 ms until one succeeds.
+  void MarkerLoop() {
+    if (live_) return;
+    bool pending = false;
+    for (const auto& [id, op] : ops_) pending |= op.marker;
+    // At a member of the region: a node without a replica waits for the coordinator (to come)
+    // to tell its router where the region is.
+    const uint64_t leader = cluster_.AnyLeader();
+    std::vector<uint64_t> members = leader ? cluster_.Members(leader) : std::vector<uint64_t>{};
+    const uint64_t at = members.empty() ? 0 : members[client_rng_.Uniform(members.size())];
+    if (!pending) Issue(true, "k0", /*marker=*/true, at);
+    cluster_.After(200, 0, [this] { MarkerLoop(); });
+  }
+
+  void ScheduleNemesis() {
+    cluster_.After(nemesis_rng_.Range(profile_.nemesis_gap_min, profile_.nemesis_gap_max), 0,
+                   [this] {
+                     if (!faults_on_) return;
+                     Nemesis();
+                     ScheduleNemesis();
+                   });
+  }
+
+  void Nemesis() {
+    const StoreProfile& p = profile_;
+    const int total =
+        p.crash + p.crash_leader + p.restart + p.partition + p.heal + p.transfer + p.membership;
+    if (total == 0) return;
+    int pick = static_cast<int>(nemesis_rng_.Uniform(total));
+    Random* rng = &nemesis_rng_;
+    auto take = [&pick](int w) {
+      pick -= w;
+      return pick < 0;
+    };
+    int up = 0;
+    for (int i = 1; i <= o_.nodes; ++i) up += cluster_.up(i);
+    if (take(p.crash + p.crash_leader)) {
+      uint64_t victim =
+          pick + p.crash_leader >= 0 ? cluster_.AnyLeader() : 0;  // crash_leader of the weight
+      if (victim == 0) victim = RandomUpNode(rng);
+      if (victim == 0 || up <= 1) return;
+      const size_t unsynced = cluster_.engine(victim)->UnsyncedWriteCount();
+      const size_t keep = rng->OneIn(3) ? rng->Uniform(unsynced + 1) : 0;
+      cluster_.Trace(fmt::format("nemesis: n{} loses power (keeps {} of {} unsynced writes)",
+                                 victim, keep, unsynced));
+      cluster_.Crash(victim, keep);
+      r_->stats.crashes++;
+    } else if (take(p.restart)) {
+      std::vector<uint64_t> down;
+      for (int i = 1; i <= o_.nodes; ++i) {
+        if (!cluster_.up(i)) down.push_back(i);
+      }
+      if (down.empty()) return;
+      const uint64_t id = down[rng->Uniform(down.size())];
+      cluster_.Trace(fmt::format("nemesis: n{} restarts", id));
+      if (Status st = cluster_.Restart(id); !st.ok()) Fail("restart", st.ToString());
+    } else if (take(p.partition)) {
+      Network& net = cluster_.network();
+      const uint64_t leader = cluster_.AnyLeader();
+      switch (rng->Uniform(4)) {
+        case 0: {  // a minority split off
+          std::vector<NodeId> side;
+          const uint64_t n = 1 + rng->Uniform(o_.nodes / 2);
+          for (uint64_t i = 0; i < n; ++i) side.push_back(NodeId(1 + rng->Uniform(o_.nodes)));
+          net.Split(side);
+          break;
+        }
+        case 1:  // the leader isolated
+          if (leader) net.Split({NodeId(leader)});
+          break;
+        case 2:  // a node (often the leader) cut one way
+          net.Isolate(NodeId(leader && rng->OneIn(2) ? leader : 1 + rng->Uniform(o_.nodes)),
+                      rng->OneIn(2), false);
+          break;
+        default:  // random one-way cuts
+          for (int i = 0; i < 3; ++i) {
+            net.Cut(NodeId(1 + rng->Uniform(o_.nodes)), NodeId(1 + rng->Uniform(o_.nodes)));
+          }
+      }
+      cluster_.Trace("nemesis: partition " + net.Describe());
+    } else if (take(p.membership)) {
+      ChangeMembership();
+    } else if (take(p.heal)) {
+      cluster_.network().Heal();
+      cluster_.Trace("nemesis: heal");
+    } else {
+      const uint64_t leader = cluster_.AnyLeader();
+      const uint64_t target = 1 + rng->Uniform(o_.nodes);
+      if (leader == 0 || target == leader) return;
+      cluster_.Trace(fmt::format("nemesis: transfer leadership n{} -> n{}", leader, target));
+      cluster_.store(leader)->TransferLeader(RegionId(1), NodeId(target));
+      cluster_.PollSoon(leader);
+      r_->stats.transfers++;
+    }
+  }
+
+  // At the leader, as the admin path does (server/node_service.cc): add a node that holds no
+  // replica as a learner, promote a learner, demote a voter, or remove a voter or learner.
+  // The leader itself is never demoted or removed (the admin path transfers leadership first).
+  void ChangeMembership() {
+    Random* rng = &nemesis_rng_;
+    const uint64_t leader = cluster_.AnyLeader();
+    if (leader == 0) return;
+    std::vector<uint64_t> voters, learners, others;
+    for (const auto& ri : cluster_.store(leader)->Regions()) {
+      if (ri.descriptor.id() != 1) continue;
+      for (uint64_t v : ri.descriptor.conf_state().voters()) voters.push_back(v);
+      for (uint64_t l : ri.descriptor.conf_state().learners()) learners.push_back(l);
+    }
+    for (int i = 1; i <= o_.nodes; ++i) {
+      const uint64_t id = static_cast<uint64_t>(i);
+      if (!removed_.contains(id) && std::find(voters.begin(), voters.end(), id) == voters.end() &&
+          std::find(learners.begin(), learners.end(), id) == learners.end()) {
+        others.push_back(id);
+      }
+    }
+    std::erase(voters, leader);
+    raft::ConfChange cc;
+    auto pick = [rng](const std::vector<uint64_t>& v) { return v[rng->Uniform(v.size())]; };
+    // What can be done now, weighted: removals are rarer, since a removed node never comes back.
+    std::vector<int> kinds;
+    auto can = [&kinds](bool ok, int kind, int weight) {
+      for (int i = 0; ok && i < weight; ++i) kinds.push_back(kind);
+    };
+    can(!others.empty(), 0, 3);
+    can(!learners.empty(), 1, 3);
+    can(voters.size() >= 3, 2, 2);  // keep at least 3 voters, the leader included
+    can(!learners.empty() || voters.size() >= 3, 3, 1);
+    if (kinds.empty()) return;
+    switch (kinds[rng->Uniform(kinds.size())]) {
+      case 0: {
+        cc.set_type(raft::ADD_LEARNER);
+        cc.set_node_id(pick(others));
+        store::ConfChangeContext ctx;
+        ctx.set_peer_addr(fmt::format("n{}", cc.node_id()));
+        cc.set_context(ctx.SerializeAsString());
+        break;
+      }
+      case 1:
+        cc.set_type(raft::ADD_VOTER);
+        cc.set_node_id(pick(learners));
+        break;
+      case 2:
+        cc.set_type(raft::ADD_LEARNER);
+        cc.set_node_id(pick(voters));
+        break;
+      default: {
+        std::vector<uint64_t> removable = learners;
+        if (voters.size() >= 3) removable.insert(removable.end(), voters.begin(), voters.end());
+        cc.set_type(raft::REMOVE_NODE);
+        cc.set_node_id(pick(removable));
+        removed_.insert(cc.node_id());
+      }
+    }
+    const std::string what =
+        fmt::format("{} n{}", raft::ConfChangeType_Name(cc.type()), cc.node_id());
+    cluster_.Trace(fmt::format("nemesis: at n{}: {}", leader, what));
+    cluster_.store(leader)->ChangeMembership(RegionId(1), cc, [this, what](Status st) {
+      if (!closing_) cluster_.Trace(fmt::format("membership {}: {}", what, st.ToString()));
+    });
+    cluster_.PollSoon(leader);
+    r_->stats.conf_changes++;
+  }
+
+  // Every replica applies the same index, then holds the same region data. The indexes are
+  // those the stores publish (at least every tick), so they must hold still for a while
+  // before the engines are compared.
+  void CheckConvergence() {
+    uint64_t applied = 0;
+    int64_t since = -1;
+    auto same_index = [&] {
+      std::optional<uint64_t> common;
+      const uint64_t leader = cluster_.AnyLeader();
+      bool all = leader != 0;
+      for (uint64_t i : leader ? cluster_.Members(leader) : std::vector<uint64_t>{}) {
+        if (!all) break;
+        bool found = false;
+        for (const auto& ri : cluster_.store(i)->Regions()) {
+          if (ri.descriptor.id() != 1) continue;
+          found = true;
+          if (common && *common != ri.applied_index) all = false;
+          if (ri.raft.commit.value() != ri.applied_index) all = false;
+          common = ri.applied_index;
+        }
+        all &= found;
+      }
+      if (!all || !common || *common != applied) {
+        applied = all && common ? *common : 0;
+        since = cluster_.now();
+        return false;
+      }
+      return cluster_.now() - since >= 100;
+    };
+    RunUntil(same_index, cluster_.now() + o_.converge_bound_ms);
+    if (!r_->ok()) return;
+    if (cluster_.now() - since < 100 || applied == 0) {
+      std::string where;
+      for (int i = 1; i <= o_.nodes; ++i) {
+        for (const auto& ri : cluster_.store(i)->Regions()) {
+          where += fmt::format(" n{}: applied {} commit {}", i, ri.applied_index,
+                               ri.raft.commit.value());
+        }
+      }
+      return Fail("convergence", "replicas did not apply the same index in time:" + where);
+    }
+    std::map<uint64_t, std::vector<int>> by_hash;
+    store::RegionDescriptor ri_desc;
+    for (uint64_t i : cluster_.Members(cluster_.AnyLeader())) {
+      for (const auto& ri : cluster_.store(i)->Regions()) {
+        if (ri.descriptor.id() != 1) continue;
+        by_hash[RegionHash(i, ri.descriptor)].push_back(i);
+        ri_desc = ri.descriptor;
+      }
+    }
+    for (int i = 1; i <= o_.nodes; ++i) {
+      r_->stats.snapshots_applied += cluster_.store(i)->counters().snapshots_applied;
+    }
+    if (by_hash.size() > 1) {
+      std::string detail = fmt::format("at applied index {} the region's data differs:", applied);
+      for (const auto& [h, nodes] : by_hash)
+        detail += fmt::format(" {:016x} on n{}", h, fmt::join(nodes, ",n"));
+      Fail("replica-divergence", detail + FirstDifference(by_hash, ri_desc));
+    }
+    cluster_.Trace(fmt::format("converged at index {}", applied));
+  }
+
+  // The region's part of the default column family on node `id`.
+  std::map<std::string, std::string> RegionData(uint64_t id, const store::RegionDescriptor& d) {
+    storage::ReadOptions ro;
+    ro.lower_bound = d.start_key();
+    ro.upper_bound = store::EngineRangeEnd(d.end_key());
+    auto it = cluster_.engine(id)->NewIterator(storage::Cf::kDefault, ro);
+    std::map<std::string, std::string> out;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) out[std::string(it->key())] = it->value();
+    return out;
+  }
+
+  uint64_t RegionHash(uint64_t id, const store::RegionDescriptor& d) {
+    uint64_t h = 0;
+    for (const auto& [k, v] : RegionData(id, d)) {
+      h = HashCombine(HashCombine(h, HashBytes(k)), HashBytes(v));
+    }
+    return h;
+  }
+
+  // The first key on which the first nodes of two groups differ.
+  std::string FirstDifference(const std::map<uint64_t, std::vector<int>>& by_hash,
+                              const store::RegionDescriptor& d) {
+    const int a = by_hash.begin()->second.front(), b = std::next(by_hash.begin())->second.front();
+    auto da = RegionData(a, d), db = RegionData(b, d);
+    auto show = [](const std::map<std::string, std::string>& m, const std::string& k) {
+      auto it = m.find(k);
+      return it == m.end() ? std::string("absent") : fmt::format("{:?}", it->second);
+    };
+    for (auto ia = da.begin(), ib = db.begin(); ia != da.end() || ib != db.end();) {
+      std::string k =
+          ib == db.end() || (ia != da.end() && ia->first < ib->first) ? ia->first : ib->first;
+      if (show(da, k) != show(db, k)) {
+        return fmt::format("; first difference at key {:?}: n{} has {}, n{} has {}", k, a,
+                           show(da, k), b, show(db, k));
+      }
+      if (ia != da.end() && ia->first == k) ++ia;
+      if (ib != db.end() && ib->first == k) ++ib;
+    }
+    return "";
+  }
+
+  const StoreSimOptions& o_;
+  StoreSimResult* r_;
+  Random rng_;
+  StoreProfile profile_;
+  Random net_rng_, client_rng_, nemesis_rng_;
+  StoreCluster cluster_;
+  RegisterChecker checker_;
+  std::map<uint64_t, Op> ops_;
+  uint64_t next_op_ = 0;
+  bool faults_on_ = true;
+  bool live_ = false;
+  bool closing_ = false;
+  std::set<uint64_t> removed_;
+  std::set<std::string> unavailable_;  // values whose write was reported Unavailable  // removed
+                                       // from region 1 at some point: never added again
+
+ public:
+  uint64_t trace_hash() const { return cluster_.trace_hash(); }
+  uint64_t events() const { return cluster_.events(); }
+  const std::deque<std::string>& tail() const { return cluster_.tail(); }
+};
+
+}  // namespace
+
+StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
+  static const bool quiet = [] { return SetLogLevels("off").ok(); }();
+  (void)quiet;
+  StoreSimResult result;
+  result.options = options;
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           fmt::format("store_sim.{}.{}", getpid(), options.seed))
+                              .string();
+  std::filesystem::create_directories(dir);
+  {
+    Run run(options, &result, dir);
+    run.Go();
+    run.Finish();
+    result.trace_hash = run.trace_hash();
+    result.stats.events = run.events();
+    result.tail.assign(run.tail().begin(), run.tail().end());
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return result;
+}
+
+std::string StoreSimResult::RerunCommand() const {
+  return fmt::format("{} --seed {} --nodes {} --fault-ms {}{} --verbose", options.binary,
+                     options.seed, options.nodes, options.fault_ms,
+                     options.unsafe_local_reads ? " --unsafe-local-reads" : "");
+}
+
+std::string StoreSimResult::FailureReport() const {
+  std::string out = fmt::format("seed {} ({} nodes) failed; rerun with: {}\n", options.seed,
+                                options.nodes, RerunCommand());
+  for (size_t i = 0; i < violations.size() && i < 5; ++i) {
+    const Violation& v = violations[i];
+    out += fmt::format("  {} at event {} (t={}ms): {}\n", v.check, v.event, v.time, v.detail);
+  }
+  out += fmt::format("  profile: {}\n  last events:\n", profile);
+  for (const std::string& line : tail) out += "    " + line + "\n";
+  return out;
+}
+
+}  // namespace micedb::sim

@@ -1,0 +1,63 @@
+// The store simulation (docs/simulation.md §6): the real store::Store, router::Router and
+// kv::RegionStateMachine on several nodes in one process, over power-loss engines and a
+// simulated network, under faults drawn from a seed; clients write and read a few registers
+// through the routers and every answer is checked for linearizability; after the faults stop
+// the cluster must make progress and every replica must hold the same data.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/sim/violation.h"
+
+namespace micedb::sim {
+
+struct StoreSimOptions {
+  uint64_t seed = 1;
+  int nodes = 3;                      // 3 or 5
+  int64_t fault_ms = 6000;            // virtual milliseconds of faults and client load
+  int64_t liveness_bound_ms = 15000;  // after healing: a write must succeed within this
+  int64_t converge_bound_ms = 15000;  // then: every replica must apply the same index
+  std::string profile;                // force a fault mix (default: drawn from the seed)
+  // Routers serve every read from their node's local state (RouterOptions::unsafe_local_reads):
+  // deliberately broken, to show the checks catch stale reads.
+  bool unsafe_local_reads = false;
+  bool verbose = false;              // print every event
+  std::string binary = "store_sim";  // named in the rerun command
+};
+
+struct StoreSimStats {
+  uint64_t events = 0;
+  uint64_t writes_acked = 0;
+  uint64_t writes_failed = 0;  // outcome unknown to the client (timed out, node crashed, ...)
+  // Writes the router reported Unavailable ("nothing applied", kv/backend.h) that a read later
+  // returned: the router's contract broken (reported, not a violation).
+  uint64_t unavailable_applied = 0;
+  uint64_t reads_ok = 0;
+  uint64_t reads_failed = 0;
+  uint64_t crashes = 0;
+  uint64_t transfers = 0;
+  uint64_t conf_changes = 0;  // proposed
+  uint64_t snapshots_applied = 0;
+  int64_t liveness_ms = 0;  // from healing to the first successful write
+};
+
+struct StoreSimResult {
+  StoreSimOptions options;
+  std::string profile;  // the fault mix and knobs, one line
+  Violations violations;
+  uint64_t trace_hash = 0;
+  StoreSimStats stats;
+  std::vector<std::string> tail;  // the last traced lines before the end or first violation
+
+  bool ok() const { return violations.empty(); }
+  std::string RerunCommand() const;
+  // The seed, the first violations, the profile, the trace tail and the rerun command.
+  std::string FailureReport() const;
+};
+
+// Runs one seed. Deterministic: the same options give the same result and trace hash.
+StoreSimResult RunStoreSimulation(const StoreSimOptions& options);
+
+}  // namespace micedb::sim

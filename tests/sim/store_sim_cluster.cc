@@ -1,0 +1,418 @@
+#include "tests/sim/store_sim_cluster.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "tests/sim/digest.h"
+
+namespace micedb::sim {
+
+namespace {
+
+enum Kind { kTimer = 1, kPoll, kRaft, kSnapshot, kForward, kForwardDone, kUnreachable };
+
+uint64_t MessageDigest(const raft::Message& m) {
+  uint64_t h = HashCombine(static_cast<uint64_t>(m.type()), m.from());
+  h = HashCombine(h, m.to());
+  h = HashCombine(h, m.term());
+  h = HashCombine(h, m.index());
+  h = HashCombine(h, m.log_term());
+  h = HashCombine(h, m.commit());
+  return HashCombine(h, static_cast<uint64_t>(m.entries_size()));
+}
+
+// Stages a snapshot's files in `dir` the way the receiving transport would. The one place that
+// knows what a SnapshotSource holds.
+bool ExportSnapshot(const store::SnapshotSource& source, const std::string& dir) {
+  return source.export_files(dir).ok();
+}
+
+}  // namespace
+
+// The store's transport: hands everything to the cluster's simulated network.
+class SimTransport final : public store::Transport {
+ public:
+  SimTransport(StoreCluster* c, uint64_t self) : c_(c), self_(self) {}
+  void Send(raft::Message m) override { c_->SendRaft(self_, std::move(m)); }
+  void SendSnapshot(raft::Message m, store::SnapshotSource source) override {
+    c_->SendSnapshot(self_, std::move(m), std::move(source));
+  }
+  void SetAddress(NodeId, const std::string&) override {}
+
+ private:
+  StoreCluster* c_;
+  uint64_t self_;
+};
+
+// router::StoreLink, plus a poll of the store after each input the router queues there.
+class PollingStoreLink final : public router::LocalStore {
+ public:
+  PollingStoreLink(StoreCluster* c, store::Store* s) : c_(c), link_(s), id_(s->node_id().value()) {}
+  NodeId node_id() const override { return link_.node_id(); }
+  bool lease_reads() const override { return link_.lease_reads(); }
+  void Propose(region::RegionRequest req, router::ResponseCallback done) override {
+    link_.Propose(std::move(req), std::move(done));
+    c_->PollSoon(id_);
+  }
+  void ReadLinearizable(region::RegionRequest req, router::ResponseCallback done) override {
+    link_.ReadLinearizable(std::move(req), std::move(done));
+    c_->PollSoon(id_);
+  }
+  region::RegionResponse ReadLocal(const region::RegionRequest& req) override {
+    return link_.ReadLocal(req);
+  }
+  std::optional<region::RegionResponse> ReadUnderLease(const region::RegionRequest& req) override {
+    return link_.ReadUnderLease(req);
+  }
+  std::vector<router::RegionRoute> Regions() const override { return link_.Regions(); }
+  NodeId LeaderOf(uint64_t region_id) const override { return link_.LeaderOf(region_id); }
+
+ private:
+  StoreCluster* c_;
+  router::StoreLink link_;
+  uint64_t id_;
+};
+
+class SimPeerLink final : public router::PeerLink {
+ public:
+  SimPeerLink(StoreCluster* c, uint64_t self) : c_(c), self_(self) {}
+  void Forward(NodeId to, transport::ForwardRequest request, int64_t timeout_ms,
+               ForwardCallback done) override {
+    c_->Forward(self_, to.value(), std::move(request), timeout_ms, std::move(done));
+  }
+  std::vector<NodeId> Nodes() const override {
+    std::vector<NodeId> out;
+    for (int i = 1; i <= c_->size(); ++i) {
+      if (static_cast<uint64_t>(i) != self_) out.push_back(NodeId(i));
+    }
+    return out;
+  }
+
+ private:
+  StoreCluster* c_;
+  uint64_t self_;
+};
+
+class SimExecutor final : public router::Executor {
+ public:
+  SimExecutor(StoreCluster* c, uint64_t self) : c_(c), self_(self), life_(c->life(self)) {}
+  void After(int64_t delay_ms, std::function<void()> fn) override {
+    if (c_->life(self_) != life_) return;  // the node crashed: its timers are gone
+    c_->After(std::max<int64_t>(delay_ms, 0), self_, std::move(fn));
+  }
+
+ private:
+  StoreCluster* c_;
+  uint64_t self_;
+  uint64_t life_;
+};
+
+struct StoreCluster::Node {
+  uint64_t id = 0;
+  uint64_t life = 0;  // bumped at every start and crash
+  std::unique_ptr<storage::FaultEngine> engine = std::make_unique<storage::FaultEngine>();
+  std::unique_ptr<SimTransport> transport;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<PollingStoreLink> link;
+  std::unique_ptr<SimPeerLink> peers;
+  std::unique_ptr<SimExecutor> executor;
+  std::unique_ptr<router::Router> router;
+  std::set<int64_t> polls;  // times a poll is scheduled at
+};
+
+bool StoreCluster::up(uint64_t id) const { return node(id).store != nullptr; }
+store::Store* StoreCluster::store(uint64_t id) { return node(id).store.get(); }
+router::Router* StoreCluster::router(uint64_t id) { return node(id).router.get(); }
+storage::FaultEngine* StoreCluster::engine(uint64_t id) { return node(id).engine.get(); }
+uint64_t StoreCluster::life(uint64_t id) const { return node(id).life; }
+
+StoreCluster::StoreCluster(StoreClusterOptions options, Random* rng)
+    : options_(std::move(options)), rng_(rng), network_(options_.nodes) {
+  for (int i = 1; i <= options_.nodes; ++i) {
+    nodes_.push_back(std::make_unique<Node>());
+    nodes_.back()->id = static_cast<uint64_t>(i);
+  }
+}
+
+StoreCluster::~StoreCluster() {
+  for (auto& n : nodes_) {
+    n->life++;
+    if (n->store) n->store->Stop();
+    n->store.reset();
+    n->router.reset();
+  }
+}
+
+Status StoreCluster::Start() {
+  for (int i = 1; i <= options_.nodes; ++i)
+    MICEDB_RETURN_IF_ERROR(StartNode(i, i <= options_.voters));
+  return Status::OK();
+}
+
+Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
+  Node& n = node(id);
+  n.life++;
+  n.polls.clear();
+  store::StoreOptions o;
+  o.node_id = NodeId(id);
+  o.snap_dir = fmt::format("{}/n{}", options_.dir, id);
+  o.tick_ms = 10;
+  o.election_tick = 10;
+  o.heartbeat_tick = 2;
+  o.log_gc_threshold = options_.log_gc_threshold;
+  o.log_gc_keep = options_.log_gc_keep;
+  o.request_timeout_ms = options_.request_timeout_ms;
+  o.random_seed = HashCombine(HashCombine(options_.seed, id), n.life);
+  o.lease_reads = options_.lease_reads;
+  o.clock = &clock_;
+  o.lease_clock = &clock_;
+  o.manual = true;
+  n.transport = std::make_unique<SimTransport>(this, id);
+  auto s = std::make_unique<store::Store>(o, n.engine.get(), &sm_, n.transport.get());
+  if (bootstrap) {
+    std::vector<std::pair<NodeId, std::string>> voters;
+    for (int i = 1; i <= options_.voters; ++i) {
+      voters.emplace_back(NodeId(i), fmt::format("n{}", i));
+    }
+    MICEDB_RETURN_IF_ERROR(s->Bootstrap(voters));
+  }
+  MICEDB_RETURN_IF_ERROR(s->Start());
+  n.store = std::move(s);
+  n.link = std::make_unique<PollingStoreLink>(this, n.store.get());
+  n.peers = std::make_unique<SimPeerLink>(this, id);
+  n.executor = std::make_unique<SimExecutor>(this, id);
+  router::RouterOptions ro;
+  ro.request_timeout_ms = options_.request_timeout_ms;
+  ro.unsafe_local_reads = options_.unsafe_local_reads;
+  ro.request_id_base = (id << 48) | (n.life << 32);
+  n.router =
+      std::make_unique<router::Router>(ro, n.link.get(), n.peers.get(), n.executor.get(), &clock_);
+  PollSoon(id);
+  return Status::OK();
+}
+
+void StoreCluster::Crash(uint64_t id, size_t keep_unsynced) {
+  Node& n = node(id);
+  if (!n.store) return;
+  if (on_crash) on_crash(id);
+  n.life++;
+  n.polls.clear();
+  // The callers of forwarded requests being served here see the connection break.
+  for (auto& [fid, p] : forwards_) {
+    if (p.to == id) {
+      After(Delay(), p.from,
+            [this, fid = fid] { FinishForward(fid, Status::Unavailable("connection broke")); });
+    }
+  }
+  std::erase_if(forwards_, [id](const auto& kv) { return kv.second.from == id; });
+  // Stopping fails the requests pending in the store; their callbacks reach only the old
+  // router and the clients, which ignore them (their node's life is over).
+  n.store->Stop();
+  n.store.reset();
+  n.router.reset();
+  n.executor.reset();
+  n.peers.reset();
+  n.link.reset();
+  n.engine->SimulatePowerLoss(keep_unsynced);
+}
+
+Status StoreCluster::Restart(uint64_t id) {
+  if (up(id)) return Status::OK();
+  return StartNode(id, false);
+}
+
+uint64_t StoreCluster::AnyLeader() const {
+  uint64_t best = 0, best_term = 0;
+  for (const auto& n : nodes_) {
+    if (!n->store) continue;
+    for (const auto& r : n->store->Regions()) {
+      if (r.descriptor.id() == 1 && r.raft.role == raft::Role::kLeader &&
+          r.raft.term.value() >= best_term) {
+        best = n->id;
+        best_term = r.raft.term.value();
+      }
+    }
+  }
+  return best;
+}
+
+std::vector<uint64_t> StoreCluster::Members(uint64_t id) {
+  std::vector<uint64_t> out;
+  if (id == 0 || !up(id)) return out;
+  for (const auto& r : store(id)->Regions()) {
+    if (r.descriptor.id() != 1) continue;
+    for (uint64_t v : r.descriptor.conf_state().voters()) out.push_back(v);
+    for (uint64_t l : r.descriptor.conf_state().learners()) out.push_back(l);
+  }
+  return out;
+}
+
+void StoreCluster::Push(int64_t at, Event e) {
+  queue_.Push(std::max(at, queue_.now()), std::move(e));
+}
+
+void StoreCluster::After(int64_t delay, uint64_t id, std::function<void()> fn, int kind) {
+  Push(queue_.now() + delay, Event{kind, id, id ? node(id).life : 0, 0, std::move(fn)});
+}
+
+void StoreCluster::Trace(std::string_view what) {
+  trace_hash_ = HashCombine(trace_hash_, HashBytes(what));
+  std::string line = fmt::format("{:>7} {:>6}  {}", events_, now(), what);
+  if (options_.verbose) std::printf("%s\n", line.c_str());
+  tail_.push_back(std::move(line));
+  if (tail_.size() > 40) tail_.pop_front();
+}
+
+bool StoreCluster::Step() {
+  if (queue_.empty()) return false;
+  Event e = queue_.Pop();
+  const auto target = std::chrono::milliseconds(queue_.now());
+  clock_.Advance(target - clock_.NowMonotonic());
+  if (e.life != 0 && (node(e.node).life != e.life || !up(e.node))) return true;
+  ++events_;
+  trace_hash_ = HashCombine(HashCombine(HashCombine(trace_hash_, queue_.now()), e.kind),
+                            HashCombine(e.node, e.detail));
+  if (options_.verbose) {
+    static constexpr const char* kNames[] = {"?",        "timer",   "poll",         "raft",
+                                             "snapshot", "forward", "forward-done", "unreachable"};
+    std::printf("%7lu %6ld    %s n%lu %016lx\n", static_cast<unsigned long>(events_),
+                static_cast<long>(now()),
+                e.kind >= 0 && e.kind <= kUnreachable ? kNames[e.kind] : "?",
+                static_cast<unsigned long>(e.node), static_cast<unsigned long>(e.detail));
+  }
+  e.fn();
+  return true;
+}
+
+void StoreCluster::SchedulePoll(uint64_t id, int64_t at) {
+  Node& n = node(id);
+  at = std::max(at, queue_.now());
+  if (!n.store || !n.polls.insert(at).second) return;
+  Push(at, Event{kPoll, id, n.life, 0, [this, id, at] {
+                   node(id).polls.erase(at);
+                   Poll(id);
+                 }});
+}
+
+void StoreCluster::PollSoon(uint64_t id) { SchedulePoll(id, queue_.now()); }
+
+void StoreCluster::Poll(uint64_t id) {
+  store::Store* s = store(id);
+  if (!s) return;
+  s->Poll();
+  if (store(id) == s) SchedulePoll(id, s->NextTickMs());
+}
+
+bool StoreCluster::Lost(uint64_t from, uint64_t to) {
+  if (!network_.Connected(NodeId(from), NodeId(to))) return true;
+  return faults_.drop > 0 && rng_->Bernoulli(faults_.drop);
+}
+
+int64_t StoreCluster::Delay() {
+  if (faults_.long_delay > 0 && rng_->Bernoulli(faults_.long_delay)) {
+    return rng_->Range(1, faults_.long_delay_max);
+  }
+  return rng_->Range(1, 3);
+}
+
+void StoreCluster::SendRaft(uint64_t from, raft::Message m) {
+  const uint64_t to = m.to();
+  if (to == 0 || to > nodes_.size()) return;
+  if (Lost(from, to)) {
+    if ((!up(to) || !network_.Connected(NodeId(from), NodeId(to))) && rng_->OneIn(4)) {
+      After(
+          Delay(), from,
+          [this, from, to] {
+            store(from)->ReportUnreachable(NodeId(to));
+            PollSoon(from);
+          },
+          kUnreachable);
+    }
+    return;
+  }
+  const int copies = faults_.duplicate > 0 && rng_->Bernoulli(faults_.duplicate) ? 2 : 1;
+  const uint64_t digest = MessageDigest(m);
+  for (int i = 0; i < copies; ++i) {
+    Push(queue_.now() + Delay(), Event{kRaft, to, 0, digest, [this, to, m] {
+                                         if (!up(to)) return;
+                                         store(to)->Step({m});
+                                         PollSoon(to);
+                                       }});
+  }
+}
+
+void StoreCluster::SendSnapshot(uint64_t from, raft::Message m, store::SnapshotSource source) {
+  const uint64_t to = m.to();
+  const std::string dir = fmt::format("{}/xfer-{}", options_.dir, ++snapshot_seq_);
+  const bool sent =
+      to >= 1 && to <= nodes_.size() && ExportSnapshot(source, dir) && !Lost(from, to);
+  const uint64_t from_life = node(from).life;
+  Push(queue_.now() + Delay() + rng_->Range(2, 20),
+       Event{kSnapshot, to, 0, MessageDigest(m), [this, from, from_life, to, sent, dir, m] {
+               const bool ok = sent && up(to);
+               if (ok) {
+                 store(to)->OnSnapshotReceived(m, dir);
+                 PollSoon(to);
+               } else {
+                 std::error_code ec;
+                 std::filesystem::remove_all(dir, ec);
+               }
+               Trace(fmt::format("snapshot at {} {}->{} {}", m.snapshot().metadata().index(), from,
+                                 to, ok ? "delivered" : "lost"));
+               if (up(from) && node(from).life == from_life) {
+                 store(from)->ReportSnapshot(RegionId(m.region_id()), NodeId(to), ok);
+                 PollSoon(from);
+               }
+             }});
+}
+
+void StoreCluster::FinishForward(uint64_t fid, Result<transport::ForwardResponse> r) {
+  auto it = forwards_.find(fid);
+  if (it == forwards_.end()) return;
+  auto done = std::move(it->second.done);
+  forwards_.erase(it);
+  done(std::move(r));
+}
+
+void StoreCluster::Forward(uint64_t from, uint64_t to, transport::ForwardRequest req,
+                           int64_t timeout_ms, router::PeerLink::ForwardCallback done) {
+  const uint64_t fid = ++next_forward_;
+  forwards_[fid] = Pending{from, to, std::move(done)};
+  After(
+      timeout_ms, from, [this, fid] { FinishForward(fid, Status::TimedOut("forward timed out")); },
+      kForwardDone);
+  if (to == 0 || to > nodes_.size() || !up(to) || Lost(from, to)) {
+    // Refused, or lost with its connection.
+    After(
+        Delay() + rng_->Range(0, 20), from,
+        [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); }, kForwardDone);
+    return;
+  }
+  Push(queue_.now() + Delay(),
+       Event{kForward, to, 0, fid, [this, fid, from, to, req]() mutable {
+               if (!up(to)) {
+                 return FinishForward(fid, Status::Unavailable("node down"));
+               }
+               const uint64_t to_life = node(to).life;
+               router(to)->ServeForward(std::move(req), [this, fid, from, to,
+                                                         to_life](transport::ForwardResponse resp) {
+                 if (node(to).life != to_life) return;
+                 if (Lost(to, from)) {
+                   After(
+                       Delay(), from,
+                       [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); },
+                       kForwardDone);
+                   return;
+                 }
+                 After(
+                     Delay(), from, [this, fid, resp] { FinishForward(fid, resp); }, kForwardDone);
+               });
+               PollSoon(to);
+             }});
+}
+
+}  // namespace micedb::sim
