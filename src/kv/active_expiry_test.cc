@@ -32,8 +32,9 @@ TEST(ActiveExpiryTest, DeletesDueKeysOfLedRegionsThroughTheBackendAndLeavesTheRe
   ManualClock clock;
   auto backend = std::move(LocalBackend::Open(&engine, &clock)).value();
   const int64_t now = clock.NowWallMillis();
-  for (const char* k : {"a1", "a2", "m1"})
+  for (const char* k : {"a1", "a2", "m1"}) {
     ASSERT_TRUE(Exec(*backend, SetWithExpiry(k, now + 100)).ok());
+  }
   ASSERT_TRUE(Exec(*backend, SetWithExpiry("a3", now + 10'000)).ok());
   // This node leads the region of keys below "m" only.
   std::vector<ActiveExpiry::LedRegion> led = {{1, KeyRange{"", "m"}}};

@@ -324,7 +324,7 @@ inline void InProcTransport::Send(raft::Message m) { c_->Deliver(std::move(m)); 
 inline void InProcTransport::SendSnapshot(raft::Message m, SnapshotSource source) {
   // Off the loop thread, as the real transport does.
   std::thread([c = c_, self = self_, m = std::move(m), source = std::move(source)]() mutable {
-    c->DeliverSnapshot(self, std::move(m), std::move(source));
+    c->DeliverSnapshot(self, m, source);
   }).detach();
 }
 

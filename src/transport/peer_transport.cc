@@ -92,8 +92,8 @@ void PeerTransport::Accept() {
   });
 }
 
-void PeerTransport::Sort(std::shared_ptr<tcp::socket> s,
-                         std::shared_ptr<asio::steady_timer> deadline) {
+void PeerTransport::Sort(const std::shared_ptr<tcp::socket>& s,
+                         const std::shared_ptr<asio::steady_timer>& deadline) {
   s->async_wait(tcp::socket::wait_read, [this, s, deadline](const asio::error_code& ec) {
     if (ec || !s->is_open()) return;
     char head[kMagic.size()];

@@ -124,10 +124,10 @@ class PeerTransport : public store::Transport {
   void LearnAddress(NodeId id, const std::string& addr);
   // The peer port: accepts connections, and decides what each is from its first bytes.
   void Accept();
-  void Sort(std::shared_ptr<asio::ip::tcp::socket> socket,
-            std::shared_ptr<asio::steady_timer> deadline);
+  void Sort(const std::shared_ptr<asio::ip::tcp::socket>& socket,
+            const std::shared_ptr<asio::steady_timer>& deadline);
   // Snapshot thread: exports, streams and reports one snapshot.
-  void RunSnapshot(raft::Message m, store::SnapshotSource source);
+  void RunSnapshot(const raft::Message& m, store::SnapshotSource source);
   // Forwarding: answers arrived; the stream to `to` broke; deadlines.
   void OnForwardReplies(ForwardReplies replies);
   void FailForwards(NodeId to);

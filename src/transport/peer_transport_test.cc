@@ -359,7 +359,7 @@ struct ForwardOutcome {
 TEST(PeerTransport, ForwardedRequestsAreAnsweredOnTheCallersStream) {
   Endpoint a(1), b(2);
   a.transport->SetAddress(NodeId(2), b.addr());
-  b.recorder.on_forward = [&](NodeId from, uint64_t id, ForwardRequest req) {
+  b.recorder.on_forward = [&](NodeId from, uint64_t id, const ForwardRequest& req) {
     EXPECT_EQ(from, NodeId(1));
     ForwardResponse resp;
     resp.mutable_response()->mutable_kv()->set_bulk(

@@ -236,7 +236,8 @@ void PeerTransport::Peer::ResolveLocked() {
     return;
   }
   resolver_.async_resolve(
-      host, port, [this, gen = gen_](const asio::error_code& ec, tcp::resolver::results_type r) {
+      host, port,
+      [this, gen = gen_](const asio::error_code& ec, const tcp::resolver::results_type& r) {
         std::unique_lock<std::mutex> l(mu_);
         if (gen != gen_) return;
         if (ec) return FailLocked(l);

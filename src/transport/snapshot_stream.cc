@@ -29,11 +29,11 @@ void PeerTransport::SendSnapshot(raft::Message m, store::SnapshotSource source) 
   if (shutdown_) return;
   snapshot_threads_.emplace_back([this, m = std::move(m), source = std::move(source)]() mutable {
     pthread_setname_np(pthread_self(), "snap-send");
-    RunSnapshot(std::move(m), std::move(source));
+    RunSnapshot(m, std::move(source));
   });
 }
 
-void PeerTransport::RunSnapshot(raft::Message m, store::SnapshotSource source) {
+void PeerTransport::RunSnapshot(const raft::Message& m, store::SnapshotSource source) {
   NodeId to(m.to());
   uint64_t region = m.region_id();
   std::string dir =

@@ -208,8 +208,9 @@ class Run {
     cluster_.Trace(fmt::format("op {} at n{}: {} {}{}{}", id, node, write ? "SET" : "GET", key,
                                write ? " " : "", op.value));
     ops_[id] = op;
-    cluster_.router(node)->Execute(std::move(cmd), kv::ReadMode::kLinearizable,
-                                   [this, id](Result<kv::CommandResult> res) { Done(id, res); });
+    cluster_.router(node)->Execute(
+        std::move(cmd), kv::ReadMode::kLinearizable,
+        [this, id](const Result<kv::CommandResult>& res) { Done(id, res); });
   }
 
   void Done(uint64_t id, const Result<kv::CommandResult>& res) {
@@ -407,7 +408,7 @@ class Run {
     const std::string what =
         fmt::format("{} n{}", raft::ConfChangeType_Name(cc.type()), cc.node_id());
     cluster_.Trace(fmt::format("nemesis: at n{}: {}", leader, what));
-    cluster_.store(leader)->ChangeMembership(RegionId(1), cc, [this, what](Status st) {
+    cluster_.store(leader)->ChangeMembership(RegionId(1), cc, [this, what](const Status& st) {
       if (!closing_) cluster_.Trace(fmt::format("membership {}: {}", what, st.ToString()));
     });
     cluster_.PollSoon(leader);
@@ -469,8 +470,9 @@ class Run {
     }
     if (by_hash.size() > 1) {
       std::string detail = fmt::format("at applied index {} the region's data differs:", applied);
-      for (const auto& [h, nodes] : by_hash)
+      for (const auto& [h, nodes] : by_hash) {
         detail += fmt::format(" {:016x} on n{}", h, fmt::join(nodes, ",n"));
+      }
       Fail("replica-divergence", detail + FirstDifference(by_hash, ri_desc));
     }
     cluster_.Trace(fmt::format("converged at index {}", applied));

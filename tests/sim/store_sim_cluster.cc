@@ -37,9 +37,9 @@ bool ExportSnapshot(const store::SnapshotSource& source, const std::string& dir)
 class SimTransport final : public store::Transport {
  public:
   SimTransport(StoreCluster* c, uint64_t self) : c_(c), self_(self) {}
-  void Send(raft::Message m) override { c_->SendRaft(self_, std::move(m)); }
+  void Send(raft::Message m) override { c_->SendRaft(self_, m); }
   void SendSnapshot(raft::Message m, store::SnapshotSource source) override {
-    c_->SendSnapshot(self_, std::move(m), std::move(source));
+    c_->SendSnapshot(self_, m, source);
   }
   void SetAddress(NodeId, const std::string&) override {}
 
@@ -148,8 +148,9 @@ StoreCluster::~StoreCluster() {
 }
 
 Status StoreCluster::Start() {
-  for (int i = 1; i <= options_.nodes; ++i)
+  for (int i = 1; i <= options_.nodes; ++i) {
     MICEDB_RETURN_IF_ERROR(StartNode(i, i <= options_.voters));
+  }
   return Status::OK();
 }
 
@@ -319,7 +320,7 @@ int64_t StoreCluster::Delay() {
   return rng_->Range(1, 3);
 }
 
-void StoreCluster::SendRaft(uint64_t from, raft::Message m) {
+void StoreCluster::SendRaft(uint64_t from, const raft::Message& m) {
   const uint64_t to = m.to();
   if (to == 0 || to > nodes_.size()) return;
   if (Lost(from, to)) {
@@ -345,7 +346,8 @@ void StoreCluster::SendRaft(uint64_t from, raft::Message m) {
   }
 }
 
-void StoreCluster::SendSnapshot(uint64_t from, raft::Message m, store::SnapshotSource source) {
+void StoreCluster::SendSnapshot(uint64_t from, const raft::Message& m,
+                                const store::SnapshotSource& source) {
   const uint64_t to = m.to();
   const std::string dir = fmt::format("{}/xfer-{}", options_.dir, ++snapshot_seq_);
   const bool sent =
@@ -392,27 +394,28 @@ void StoreCluster::Forward(uint64_t from, uint64_t to, transport::ForwardRequest
         [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); }, kForwardDone);
     return;
   }
-  Push(queue_.now() + Delay(),
-       Event{kForward, to, 0, fid, [this, fid, from, to, req]() mutable {
-               if (!up(to)) {
-                 return FinishForward(fid, Status::Unavailable("node down"));
-               }
-               const uint64_t to_life = node(to).life;
-               router(to)->ServeForward(std::move(req), [this, fid, from, to,
-                                                         to_life](transport::ForwardResponse resp) {
-                 if (node(to).life != to_life) return;
-                 if (Lost(to, from)) {
-                   After(
-                       Delay(), from,
-                       [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); },
-                       kForwardDone);
-                   return;
-                 }
-                 After(
-                     Delay(), from, [this, fid, resp] { FinishForward(fid, resp); }, kForwardDone);
-               });
-               PollSoon(to);
-             }});
+  Push(
+      queue_.now() + Delay(),
+      Event{kForward, to, 0, fid, [this, fid, from, to, req]() mutable {
+              if (!up(to)) {
+                return FinishForward(fid, Status::Unavailable("node down"));
+              }
+              const uint64_t to_life = node(to).life;
+              router(to)->ServeForward(std::move(req), [this, fid, from, to, to_life](
+                                                           const transport::ForwardResponse& resp) {
+                if (node(to).life != to_life) return;
+                if (Lost(to, from)) {
+                  After(
+                      Delay(), from,
+                      [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); },
+                      kForwardDone);
+                  return;
+                }
+                After(
+                    Delay(), from, [this, fid, resp] { FinishForward(fid, resp); }, kForwardDone);
+              });
+              PollSoon(to);
+            }});
 }
 
 }  // namespace micedb::sim

@@ -106,8 +106,8 @@ class StoreCluster {
   void PollSoon(uint64_t id);
 
   // Transport and peer link (called by the node's adapters).
-  void SendRaft(uint64_t from, raft::Message m);
-  void SendSnapshot(uint64_t from, raft::Message m, store::SnapshotSource source);
+  void SendRaft(uint64_t from, const raft::Message& m);
+  void SendSnapshot(uint64_t from, const raft::Message& m, const store::SnapshotSource& source);
   void Forward(uint64_t from, uint64_t to, transport::ForwardRequest req, int64_t timeout_ms,
                router::PeerLink::ForwardCallback done);
 

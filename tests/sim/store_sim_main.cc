@@ -45,7 +45,7 @@ void OnFatalSignal(int sig) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"Deterministic simulation of the MiceDB store and router", "store_sim"};
   uint64_t seeds = 50;
   uint64_t first_seed = 1;
@@ -124,4 +124,13 @@ int main(int argc, char** argv) {
       to_run.size(), events, acked, reads, crashes, unavailable_applied, failed.size(), secs);
   for (const std::string& cmd : failed) fmt::print("  rerun: {}\n", cmd);
   return failed.empty() ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }

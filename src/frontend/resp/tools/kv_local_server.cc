@@ -23,7 +23,7 @@ namespace {
 
 using namespace micedb;
 
-int Serve(const std::string& data_dir, resp::ServerOptions options) {
+int Serve(const std::string& data_dir, const resp::ServerOptions& options) {
   std::unique_ptr<storage::Engine> engine;
   if (data_dir.empty()) {
     engine = std::make_unique<storage::MemEngine>();
@@ -80,7 +80,7 @@ int Serve(const std::string& data_dir, resp::ServerOptions options) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"MiceDB single-node RESP server (no replication), for trying Redis clients"};
   micedb::resp::ServerOptions options;
   std::string data_dir;
@@ -98,4 +98,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   options.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   return Serve(data_dir, options);
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
 }
