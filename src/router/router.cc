@@ -106,7 +106,6 @@ void Router::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
         parts.push_back(kv::PartOf(cmd, positions));
         join->positions.push_back(std::move(positions));
       }
-      const int64_t request_ts = clock_->NowWallMillis();
       join->cmd = std::move(cmd);
       for (size_t i = 0; i < parts.size(); ++i) {
         std::string key = kv::EncodeRawKey(keys[join->positions[i].front()]);
@@ -125,23 +124,16 @@ void Router::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
           if (join->failure) return finish(*join->failure);
           finish(kv::JoinParts(join->cmd, join->total, join->positions, join->parts));
         };
-        auto call = std::make_shared<Call>();
-        *call->req.mutable_kv() = std::move(parts[i]);
-        call->route_key = std::move(key);
-        call->write = write;
-        call->mode = mode;
-        call->done = std::move(part_done);
-        if (write) {
-          call->req.mutable_header()->set_request_id(options_.request_id_base +
-                                                     next_request_.fetch_add(1));
-          call->req.mutable_header()->set_request_ts_ms(request_ts);
-        }
-        call->deadline_ms = NowMs() + options_.request_timeout_ms;
-        Attempt(std::move(call));
+        Launch(std::move(parts[i]), std::move(key), write, mode, std::move(part_done));
       }
       return;
     }
   }
+  Launch(std::move(cmd), std::move(route_key), write, mode, std::move(done));
+}
+
+void Router::Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode,
+                    Callback done) {
   auto call = std::make_shared<Call>();
   call->write = write;
   call->mode = mode;

@@ -61,6 +61,8 @@ class Router : public kv::KvBackend {
 
  private:
   struct Call;
+  // Starts one region request for `cmd`, routed by `route_key`; a write gets its request id.
+  void Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode, Callback done);
   // Sends (again) one region request, routed by call->route_key.
   void Attempt(std::shared_ptr<Call> call);
   void OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp);

@@ -1,13 +1,11 @@
 #include "store/apply.h"
 
-#include <cstdio>
-#include <cstdlib>
-
 #include <fmt/format.h>
 
 #include "common/logging.h"
 #include "common/memcomparable.h"
 #include "store/errors.h"
+#include "store/region_peer.h"
 
 namespace micedb::store {
 
@@ -29,14 +27,6 @@ std::string DedupKey(int64_t ts_ms, uint64_t request_id) {
 
 bool InRange(const RegionDescriptor& region, std::string_view key) {
   return key >= region.start_key() && (region.end_key().empty() || key < region.end_key());
-}
-
-[[noreturn]] void StorageFailure(const Status& st) {
-  // A replica that cannot read its own engine must stop: going on could make its state differ
-  // from the other replicas'.
-  GetLogger("store")->critical("apply: storage failure: {}", st.ToString());
-  std::fprintf(stderr, "micedb: fatal: apply storage failure: %s\n", st.ToString().c_str());
-  std::abort();
 }
 
 }  // namespace
@@ -137,7 +127,11 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
     resp.mutable_kv()->ParseFromString(*seen);
     return resp;
   }
-  if (seen.status().code() != StatusCode::kNotFound) StorageFailure(seen.status());
+  if (seen.status().code() != StatusCode::kNotFound) {
+    // A replica that cannot read its own engine must stop: going on could make its state
+    // differ from the other replicas'.
+    StoreFatal("apply: dedup lookup failed: " + seen.status().ToString());
+  }
   *resp.mutable_kv() = RunKv(req.kv(), index);
   std::string encoded = resp.kv().SerializeAsString();
   wb_->Put(storage::Cf::kDefault, key, encoded);

@@ -5,6 +5,12 @@
 namespace micedb::store {
 
 namespace {
+// "region 7: epoch (conf_ver 2, version 3)".
+std::string DescribeEpoch(const RegionDescriptor& region) {
+  return fmt::format("region {}: epoch (conf_ver {}, version {})", region.id(),
+                     region.epoch().conf_ver(), region.epoch().version());
+}
+
 region::RegionResponse WithMessage(std::string message) {
   region::RegionResponse r;
   r.mutable_error()->set_message(std::move(message));
@@ -87,16 +93,6 @@ Status ToStatus(const region::RegionError& error) {
       break;
   }
   return Status::InvalidArgument(m);
-}
-
-bool Retryable(const region::RegionError& error) {
-  return error.kind_case() != region::RegionError::kTimeout &&
-         error.kind_case() != region::RegionError::KIND_NOT_SET;
-}
-
-std::string DescribeEpoch(const RegionDescriptor& region) {
-  return fmt::format("region {}: epoch (conf_ver {}, version {})", region.id(),
-                     region.epoch().conf_ver(), region.epoch().version());
 }
 
 }  // namespace micedb::store

@@ -27,11 +27,4 @@ region::RegionResponse InvalidRequestResponse(std::string_view message);
 // key outside: retry after routing again), TimedOut, InvalidArgument.
 Status ToStatus(const region::RegionError& error);
 
-// True when the error says nothing ran and the request may be sent again (after fixing the
-// route): every kind but Timeout and the untyped (malformed request) one.
-bool Retryable(const region::RegionError& error);
-
-// "region 7: epoch (conf_ver 2, version 3)": for messages.
-std::string DescribeEpoch(const RegionDescriptor& region);
-
 }  // namespace micedb::store
