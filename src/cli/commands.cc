@@ -36,6 +36,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--max-connections", o->max_connections, "Most Redis-protocol clients at once")
       ->capture_default_str();
   cmd->add_option("--requirepass", o->requirepass, "Password Redis clients must AUTH with");
+  cmd->add_option("--max-result-bytes", o->max_result_bytes,
+                  "Most value bytes one reply carries (same on every node)")
+      ->capture_default_str();
+  cmd->add_option("--max-txn-bytes", o->max_txn_bytes,
+                  "Most argument bytes of the commands queued in one MULTI")
+      ->capture_default_str();
   cmd->add_option("--client-timeout-ms", o->client_timeout_ms,
                   "Close a Redis connection whose request or reply stalls this long")
       ->capture_default_str();

@@ -58,6 +58,8 @@ int RunNode(const StartOptions& opts) {
   }
   no.resp.max_connections = opts.max_connections;
   no.resp.password = opts.requirepass;
+  no.resp.max_txn_bytes = opts.max_txn_bytes;
+  no.max_result_bytes = opts.max_result_bytes;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
   no.router.unsafe_local_reads = opts.testing_unsafe_local_reads;

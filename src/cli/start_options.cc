@@ -111,8 +111,15 @@ Status Validate(const StartOptions& opts) {
     }
   }
   if (opts.max_connections < 1) return Status::InvalidArgument("--max-connections must be >= 1");
-  if (opts.client_timeout_ms < 0)
+  if (opts.max_result_bytes < (uint64_t{1} << 20)) {
+    return Status::InvalidArgument("--max-result-bytes must be at least 1 MiB");
+  }
+  if (opts.max_txn_bytes < (uint64_t{1} << 20)) {
+    return Status::InvalidArgument("--max-txn-bytes must be at least 1 MiB");
+  }
+  if (opts.client_timeout_ms < 0) {
     return Status::InvalidArgument("--client-timeout-ms must be >= 0");
+  }
   if (opts.request_timeout_ms < 100) {
     return Status::InvalidArgument("--request-timeout-ms must be at least 100");
   }

@@ -34,8 +34,10 @@ struct StartOptions {
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).
-  size_t max_connections = 10000;     // Redis-protocol clients
-  std::string requirepass;            // Redis AUTH password; empty: no AUTH
+  size_t max_connections = 10000;                   // Redis-protocol clients
+  std::string requirepass;                          // Redis AUTH password; empty: no AUTH
+  uint64_t max_result_bytes = uint64_t{128} << 20;  // value bytes in one reply
+  uint64_t max_txn_bytes = uint64_t{128} << 20;     // argument bytes queued in one MULTI
   int64_t client_timeout_ms = 30000;  // a partly sent request or unread reply closes after this
   int64_t request_timeout_ms = 8000;  // a request that cannot be served by then fails
   int raft_tick_ms = 100;             // one raft tick

@@ -22,7 +22,19 @@ struct OpContext {
   uint64_t revision;  // stamped on every key written
   const KeyRange* range;
   const StateMachineOptions* options;
+  // Bytes of values the reply may still carry (reads charge it as they copy values); null:
+  // no limit.
+  size_t* reply_budget = nullptr;
+  // Apply on a replica that does not answer the client: a txn's reads are not run.
+  bool skip_txn_reads = false;
 };
+
+// Takes `bytes` from ctx.reply_budget; false when it has less (the budget is then spent).
+bool ChargeReply(OpContext& ctx, size_t bytes);
+// True once the budget is spent: a read that copies values is refused without loading them.
+bool ReplySpent(const OpContext& ctx);
+// The error a read gets when its reply would pass the budget.
+CommandResult ReplyTooLarge(const OpContext& ctx);
 
 // A decoded stored value.
 struct Record {

@@ -1,5 +1,8 @@
 #include <algorithm>
 
+#include <fmt/format.h>
+
+#include "kv/command_result.h"
 #include "kv/ops.h"
 #include "kv/value_format.h"
 
@@ -53,6 +56,28 @@ StorageBounds BoundsFor(const KeyRange& range, std::string_view start, std::stri
   }
   bounds.upper = RawKeyRangeEnd(upper);
   return bounds;
+}
+
+bool ChargeReply(OpContext& ctx, size_t bytes) {
+  if (ctx.reply_budget == nullptr) return true;
+  if (*ctx.reply_budget < bytes) {
+    // Spent: every later read of this reply is refused before it loads anything, so a
+    // reply costs at most its budget plus one value of loading.
+    *ctx.reply_budget = 0;
+    return false;
+  }
+  *ctx.reply_budget -= bytes;
+  return true;
+}
+
+bool ReplySpent(const OpContext& ctx) {
+  return ctx.reply_budget != nullptr && *ctx.reply_budget == 0;
+}
+
+CommandResult ReplyTooLarge(const OpContext& ctx) {
+  return ErrorResult(KvError::RESULT_TOO_LARGE,
+                     fmt::format("the reply would exceed {} bytes (--max-result-bytes)",
+                                 ctx.options->max_result_bytes));
 }
 
 }  // namespace micedb::kv::ops

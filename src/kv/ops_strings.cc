@@ -26,14 +26,20 @@ CommandResult TooBigResult(const OpContext& ctx) {
 }  // namespace
 
 Result<CommandResult> DoGet(OpContext& ctx, const Get& op) {
+  if (ReplySpent(ctx)) return ReplyTooLarge(ctx);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> record, LoadLive(ctx, op.key()));
+  if (record.has_value() && !ChargeReply(ctx, record->value.size())) return ReplyTooLarge(ctx);
   return ValueOrNil(record);
 }
 
 Result<CommandResult> DoMGet(OpContext& ctx, const MGet& op) {
   CommandResult result = ArrayResult();
   for (const std::string& key : op.keys()) {
+    if (ReplySpent(ctx)) return ReplyTooLarge(ctx);
     MICEDB_ASSIGN_OR_RETURN(std::optional<Record> record, LoadLive(ctx, key));
+    if (!ChargeReply(ctx, record.has_value() ? record->value.size() : 0)) {
+      return ReplyTooLarge(ctx);
+    }
     *result.mutable_array()->add_items() = ValueOrNil(record);
   }
   return result;
@@ -45,6 +51,7 @@ Result<CommandResult> DoStrLen(OpContext& ctx, const StrLen& op) {
 }
 
 Result<CommandResult> DoGetRange(OpContext& ctx, const GetRange& op) {
+  if (ReplySpent(ctx)) return ReplyTooLarge(ctx);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> record, LoadLive(ctx, op.key()));
   if (!record.has_value()) return BulkResult("");
   int64_t start = op.start();
@@ -58,6 +65,7 @@ Result<CommandResult> DoGetRange(OpContext& ctx, const GetRange& op) {
   if (end < 0) end = 0;
   if (end >= len) end = len - 1;
   if (len == 0 || start > end) return BulkResult("");
+  if (!ChargeReply(ctx, static_cast<size_t>(end - start + 1))) return ReplyTooLarge(ctx);
   return BulkResult(std::string_view(record->value)
                         .substr(static_cast<size_t>(start), static_cast<size_t>(end - start + 1)));
 }

@@ -25,8 +25,8 @@ class Round final : public store::ApplyRound {
   Round(KvStateMachine sm, storage::Engine* engine, storage::WriteBatch* out)
       : sm_(std::move(sm)), batch_(engine, out) {}
 
-  CommandResult ApplyKv(const Command& cmd, LogIndex index) override {
-    auto r = sm_.Apply(cmd, index, batch_);
+  CommandResult ApplyKv(const Command& cmd, LogIndex index, bool answering) override {
+    auto r = sm_.Apply(cmd, index, batch_, answering ? TxnReads::kCompute : TxnReads::kSkip);
     if (!r.ok()) StorageFailure(r.status());
     return std::move(r).value();
   }

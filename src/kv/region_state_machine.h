@@ -24,6 +24,9 @@ class RegionStateMachine final : public store::StateMachine {
   CommandResult ReadKv(const store::RegionDescriptor& region, storage::Engine* engine,
                        const storage::Snapshot* snapshot, const Command& cmd) override;
   void EngineKeys(const Command& cmd, std::vector<std::string>* keys) const override;
+  CommandResult ForRetry(const Command& cmd, CommandResult result) const override {
+    return KvStateMachine::ForRetry(cmd, std::move(result));
+  }
 
  private:
   StateMachineOptions options_;

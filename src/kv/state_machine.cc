@@ -1,5 +1,7 @@
 #include "kv/state_machine.h"
 
+#include <fmt/format.h>
+
 #include "kv/command_result.h"
 #include "kv/ops.h"
 #include "kv/value_format.h"
@@ -29,14 +31,27 @@ bool IsReadOp(Command::OpCase op) {
 
 Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd);
 
+constexpr size_t kMaxKeptResultBytes = 4096;
+
+CommandResult NotKept(std::string_view what) {
+  return ErrorResult(KvError::RESULT_NOT_KEPT,
+                     fmt::format("the command ran, but {} (read again)", what));
+}
+
 // WATCH check, then every command in order. A command that fails does not undo or stop the
-// others (Redis's EXEC semantics).
+// others (Redis's EXEC semantics). Reads and write results share nothing: reads draw on the
+// reply budget as they copy values (and are skipped on replicas that do not answer); write
+// results are counted afterwards, the same way on every replica, and those past the budget
+// are replaced by an error saying the write ran.
 Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
   for (const WatchedKey& watched : txn.watched()) {
     MICEDB_ASSIGN_OR_RETURN(std::optional<ops::Record> record, ops::LoadLive(ctx, watched.key()));
     const uint64_t revision = record.has_value() ? record->revision : 0;
     if (revision != watched.revision()) return TxnAbortedResult();
   }
+  const size_t limit = ctx.options->max_result_bytes;
+  size_t read_budget = limit;
+  size_t write_bytes = 0;
   CommandResult result = ArrayResult();
   for (const Command& inner : txn.commands()) {
     if (inner.op_case() == Command::kTxn) {
@@ -44,7 +59,29 @@ Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
           ErrorResult(KvError::NESTED_TXN, "a transaction cannot contain another transaction");
       continue;
     }
+    if (!IsWriteCommand(inner)) {
+      if (ctx.batch != nullptr && ctx.skip_txn_reads) {
+        *result.mutable_array()->add_items() = NotKept("this replica did not run the read");
+        continue;
+      }
+      size_t* outer = ctx.reply_budget;
+      ctx.reply_budget = &read_budget;
+      Result<CommandResult> item = RunOne(ctx, inner);
+      ctx.reply_budget = outer;
+      if (!item.ok()) return item.status();
+      *result.mutable_array()->add_items() = std::move(item).value();
+      continue;
+    }
     MICEDB_ASSIGN_OR_RETURN(CommandResult item, RunOne(ctx, inner));
+    const size_t size = item.ByteSizeLong();
+    if (write_bytes + size > limit) {
+      item = ErrorResult(KvError::RESULT_TOO_LARGE,
+                         fmt::format("the command ran, but the transaction's reply would exceed "
+                                     "{} bytes (--max-result-bytes); its result was dropped",
+                                     limit));
+    } else {
+      write_bytes += size;
+    }
     *result.mutable_array()->add_items() = std::move(item);
   }
   return result;
@@ -121,15 +158,37 @@ KvStateMachine::KvStateMachine(KeyRange range, StateMachineOptions options)
     : range_(std::move(range)), options_(options) {}
 
 Result<CommandResult> KvStateMachine::Apply(const Command& cmd, LogIndex log_index,
-                                            ApplyBatch& batch) const {
+                                            ApplyBatch& batch, TxnReads reads) const {
   OpContext ctx{&batch, &batch, cmd.now_ms(), log_index.value(), &range_, &options_};
+  ctx.skip_txn_reads = reads == TxnReads::kSkip;
   return RunOne(ctx, cmd);
 }
 
 Result<CommandResult> KvStateMachine::Read(const Command& cmd, ReadView& view,
                                            int64_t now_ms) const {
+  size_t budget = options_.max_result_bytes;
   OpContext ctx{&view, nullptr, now_ms, 0, &range_, &options_};
+  ctx.reply_budget = &budget;
   return RunOne(ctx, cmd);
+}
+
+CommandResult KvStateMachine::ForRetry(const Command& cmd, CommandResult result) {
+  if (cmd.op_case() == Command::kTxn && result.has_array() &&
+      result.array().items_size() == cmd.txn().commands_size()) {
+    for (int i = 0; i < result.array().items_size(); ++i) {
+      CommandResult* item = result.mutable_array()->mutable_items(i);
+      if (!IsWriteCommand(cmd.txn().commands(i))) {
+        *item = NotKept("reads in a transaction are not kept for retries");
+      } else if (item->ByteSizeLong() > kMaxKeptResultBytes) {
+        *item = NotKept("its result was too large to keep for retries");
+      }
+    }
+    return result;
+  }
+  if (result.ByteSizeLong() > kMaxKeptResultBytes) {
+    return NotKept("its result was too large to keep for retries");
+  }
+  return result;
 }
 
 Result<CommandResult> KvStateMachine::Read(const Command& cmd, storage::Engine* engine,

@@ -40,7 +40,16 @@ struct KeyRange {
 struct StateMachineOptions {
   // Longest value a write may produce (SET, APPEND, ...). Must be the same on every replica.
   size_t max_value_bytes = size_t{64} << 20;
+  // Most bytes of values one reply carries: a read (GET, MGET, GETRANGE, alone or in a txn)
+  // that would pass it is answered RESULT_TOO_LARGE instead, and a txn's write results past
+  // it are dropped (the writes still apply). Read results and write results each have this
+  // budget. Must be the same on every replica (write results go into dedup records).
+  size_t max_result_bytes = size_t{128} << 20;
 };
+
+// Whether Apply computes a txn's reads. Only the replica that answers the client needs them;
+// the others skip them (their items are RESULT_NOT_KEPT), which changes nothing stored.
+enum class TxnReads { kCompute, kSkip };
 
 // True for commands that change state (and so must go through Raft): everything but the
 // reads, and a txn holding at least one write.
@@ -57,7 +66,13 @@ class KvStateMachine {
   // CommandResult holding a KvError, and write nothing. A non-OK Status means storage failed
   // (IoError, Corruption); the replica must then stop rather than continue with a state that
   // may differ from the others'.
-  Result<CommandResult> Apply(const Command& cmd, LogIndex log_index, ApplyBatch& batch) const;
+  Result<CommandResult> Apply(const Command& cmd, LogIndex log_index, ApplyBatch& batch,
+                              TxnReads reads = TxnReads::kCompute) const;
+
+  // What a retry of an applied request gets (kept in its dedup record): `result` with every
+  // read item of a txn, and every item or result over 4 KiB, replaced by RESULT_NOT_KEPT.
+  // Identical on every replica whether or not its Apply computed the reads.
+  static CommandResult ForRetry(const Command& cmd, CommandResult result);
 
   // Runs a read command against `view` at `now_ms`. A write command (or a txn holding one)
   // is answered with a WRITE_ON_READ_PATH error result. Status as for Apply.

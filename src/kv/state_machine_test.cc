@@ -583,6 +583,113 @@ TEST_F(StateMachineTest, CorruptValueIsAStatusNotAResult) {
   EXPECT_TRUE(r.status().IsCorruption());
 }
 
+// ---- Reply limits and what retries keep (issue 13, item 1) ----
+
+Command MGetCmd(std::initializer_list<std::string> keys) {
+  Command c = Cmd();
+  for (const auto& k : keys) c.mutable_mget()->add_keys(k);
+  return c;
+}
+
+TEST(ReplyLimitTest, ReadsPastTheBudgetAreRefusedAlonePipelinedOrInATxn) {
+  storage::MemEngine engine;
+  KvStateMachine sm({}, StateMachineOptions{.max_result_bytes = 250});
+  ApplyBatch setup(&engine);
+  ASSERT_TRUE(sm.Apply(SetCmd("a", std::string(100, 'a')), LogIndex(1), setup).ok());
+  ASSERT_TRUE(sm.Apply(SetCmd("b", std::string(200, 'b')), LogIndex(2), setup).ok());
+  ASSERT_TRUE(engine.Write(setup.write_batch(), {}).ok());
+
+  auto read = [&](const Command& c) { return *sm.Read(c, &engine, nullptr, kNow); };
+  EXPECT_EQ(read(GetCmd("b")).bulk().size(), 200u);
+  CommandResult both = read(MGetCmd({"a", "b"}));
+  ASSERT_TRUE(both.has_error());
+  EXPECT_EQ(both.error().code(), KvError::RESULT_TOO_LARGE);
+  EXPECT_NE(both.error().message().find("250 bytes"), std::string::npos);
+
+  // In a txn the budget is shared by the reads; the write still runs and answers.
+  Command txn = Cmd();
+  *txn.mutable_txn()->add_commands() = GetCmd("a");
+  *txn.mutable_txn()->add_commands() = GetCmd("a");
+  *txn.mutable_txn()->add_commands() = GetCmd("a");
+  *txn.mutable_txn()->add_commands() = SetCmd("c", "1");
+  ApplyBatch batch(&engine);
+  CommandResult r = *sm.Apply(txn, LogIndex(3), batch);
+  ASSERT_EQ(r.array().items_size(), 4);
+  EXPECT_EQ(r.array().items(0).bulk().size(), 100u);
+  EXPECT_EQ(r.array().items(1).bulk().size(), 100u);
+  EXPECT_EQ(r.array().items(2).error().code(), KvError::RESULT_TOO_LARGE);
+  EXPECT_TRUE(r.array().items(3).has_ok());
+}
+
+TEST(ReplyLimitTest, ATxnsWriteResultsPastTheBudgetAreDroppedButTheWritesApply) {
+  storage::MemEngine engine;
+  KvStateMachine sm({}, StateMachineOptions{.max_result_bytes = 250});
+  // SET ... GET answers the old value: three of them would carry 3 x 120 bytes.
+  Command txn = Cmd();
+  for (int i = 0; i < 3; ++i) {
+    Command set = SetCmd("k" + std::to_string(i), "new");
+    set.mutable_set()->set_return_old(true);
+    *txn.mutable_txn()->add_commands() = set;
+  }
+  ApplyBatch setup(&engine);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        sm.Apply(SetCmd("k" + std::to_string(i), std::string(120, 'o')), LogIndex(1), setup).ok());
+  }
+  ASSERT_TRUE(engine.Write(setup.write_batch(), {}).ok());
+  ApplyBatch batch(&engine);
+  CommandResult r = *sm.Apply(txn, LogIndex(2), batch, TxnReads::kSkip);
+  ASSERT_TRUE(engine.Write(batch.write_batch(), {}).ok());
+  ASSERT_EQ(r.array().items_size(), 3);
+  EXPECT_EQ(r.array().items(0).bulk().size(), 120u);
+  EXPECT_EQ(r.array().items(1).bulk().size(), 120u);
+  EXPECT_EQ(r.array().items(2).error().code(), KvError::RESULT_TOO_LARGE);
+  EXPECT_NE(r.array().items(2).error().message().find("the command ran"), std::string::npos);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sm.Read(GetCmd("k" + std::to_string(i)), &engine, nullptr, kNow)->bulk(), "new");
+  }
+}
+
+TEST(ReplyLimitTest, ReplicasThatDoNotAnswerSkipTxnReadsAndKeepTheSameRetryRecord) {
+  storage::MemEngine engine;
+  KvStateMachine sm;
+  ApplyBatch setup(&engine);
+  ASSERT_TRUE(sm.Apply(SetCmd("big", std::string(10000, 'x')), LogIndex(1), setup).ok());
+  ASSERT_TRUE(engine.Write(setup.write_batch(), {}).ok());
+  Command txn = Cmd();
+  *txn.mutable_txn()->add_commands() = GetCmd("big");
+  *txn.mutable_txn()->add_commands() = SetCmd("x", "1");
+  *txn.mutable_txn()->add_commands() = IncrCmd("n", 5);
+
+  ApplyBatch answering(&engine);
+  CommandResult full = *sm.Apply(txn, LogIndex(2), answering, TxnReads::kCompute);
+  ApplyBatch other(&engine);
+  CommandResult skipped = *sm.Apply(txn, LogIndex(2), other, TxnReads::kSkip);
+  EXPECT_EQ(full.array().items(0).bulk().size(), 10000u);
+  EXPECT_EQ(skipped.array().items(0).error().code(), KvError::RESULT_NOT_KEPT);
+  // The same writes either way.
+  ASSERT_EQ(answering.write_batch().Count(), other.write_batch().Count());
+  for (size_t i = 0; i < answering.write_batch().Count(); ++i) {
+    EXPECT_EQ(answering.write_batch().ops()[i].key, other.write_batch().ops()[i].key);
+    EXPECT_EQ(answering.write_batch().ops()[i].value, other.write_batch().ops()[i].value);
+  }
+  // The retry record is the same, small, and keeps the writes' results.
+  CommandResult a = KvStateMachine::ForRetry(txn, full);
+  CommandResult b = KvStateMachine::ForRetry(txn, skipped);
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_LT(a.ByteSizeLong(), 300u);
+  EXPECT_EQ(a.array().items(0).error().code(), KvError::RESULT_NOT_KEPT);
+  EXPECT_TRUE(a.array().items(1).has_ok());
+  EXPECT_EQ(a.array().items(2).integer(), 5);
+
+  // A plain write's large result (SET ... GET of a big value) is not kept either.
+  Command getset = SetCmd("big", "small");
+  getset.mutable_set()->set_return_old(true);
+  CommandResult old = BulkResult(std::string(10000, 'x'));
+  EXPECT_EQ(KvStateMachine::ForRetry(getset, old).error().code(), KvError::RESULT_NOT_KEPT);
+  EXPECT_EQ(KvStateMachine::ForRetry(getset, BulkResult("x")).bulk(), "x");
+}
+
 TEST(ValueFormatTest, RoundTripAndRejects) {
   const std::string encoded = EncodeValue(ValueType::kString, 123456789, 42, "payload");
   StoredValue v;

@@ -57,7 +57,8 @@ Status Node::Start() {
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
 
   sm_ = std::make_unique<kv::RegionStateMachine>(
-      kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes});
+      kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
+                              .max_result_bytes = options_.max_result_bytes});
   transport_ = std::make_unique<transport::PeerTransport>(
       transport::TransportOptions{
           .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir},

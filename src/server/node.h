@@ -43,6 +43,8 @@ struct NodeOptions {
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   uint64_t block_cache_mb = 64;
+  // Most value bytes one reply carries (kv::StateMachineOptions::max_result_bytes).
+  uint64_t max_result_bytes = uint64_t{128} << 20;
 };
 
 class Node : public transport::InboundHandler {

@@ -72,6 +72,8 @@ std::string Node::RenderMetrics() const {
           "Of those, syncs of a leader's log by the raft-sync thread while the loop went on",
           c.async_sync_writes.load());
   counter("micedb_raft_loop_rounds_total", "Raft loop rounds with work", c.loop_rounds.load());
+  counter("micedb_raft_slow_rounds_total", "Raft loop rounds longer than half an election timeout",
+          c.slow_rounds.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());
   counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",
@@ -195,6 +197,7 @@ std::string Node::RenderRaftJson(bool with_hash) const {
     if (with_hash) {
       uint32_t crc = 0;
       uint64_t keys = 0;
+      uint64_t bytes = 0;
       for (storage::Cf cf : store::kDataCfs) {
         storage::ReadOptions ro;
         ro.lower_bound = r.descriptor.start_key();
@@ -204,10 +207,12 @@ std::string Node::RenderRaftJson(bool with_hash) const {
           crc = crc32c::Extend(crc, it->key());
           crc = crc32c::Extend(crc, it->value());
           keys++;
+          bytes += it->key().size() + it->value().size();
         }
       }
       jr["data_hash"] = fmt::format("{:08x}", crc);
       jr["data_keys"] = keys;
+      jr["data_bytes"] = bytes;
     }
     auto& progress = jr["progress"] = nlohmann::json::object();
     for (const auto& [id, p] : r.raft.progress) {

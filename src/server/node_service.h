@@ -3,11 +3,26 @@
 // leader transfer, executed by the region's leader).
 #pragma once
 
+#include <map>
+#include <optional>
+#include <string>
+
+#include "micedb/region.pb.h"
 #include "micedb/transport.grpc.pb.h"
 #include "router/router.h"
 #include "store/store.h"
 
 namespace micedb::server {
+
+// The command line's admin request as a region request for Store::RunAdmin, stamped with
+// `current`'s epoch (the region as this node knows it; no epoch when null). nullopt for an
+// unknown operation.
+std::optional<region::RegionRequest> AdminToRegionRequest(const transport::AdminRequest& req,
+                                                          const store::RegionDescriptor* current);
+// The Status the command line sees for RunAdmin's answer; NotLeader carries "leader is node N
+// at host:port" (the address from `addresses`), which `micedb node` follows.
+::micedb::Status AdminResult(const region::RegionResponse& resp,
+                             const std::map<NodeId, std::string>& addresses);
 
 class NodeServiceImpl final : public transport::NodeService::CallbackService {
  public:

@@ -91,7 +91,7 @@ Applier::Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engi
                  storage::WriteBatch* wb)
     : sm_(sm), region_(region), engine_(engine), wb_(wb) {}
 
-region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
+region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, bool answering) {
   region::RegionRequest req;
   const EntryFormat format = DecodeEntry(data, &req);
   if (format == EntryFormat::kBad) {
@@ -113,7 +113,7 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
   }
   const region::RequestHeader& h = req.header();
   if (h.request_id() == 0) {
-    *resp.mutable_kv() = RunKv(req.kv(), index);
+    *resp.mutable_kv() = RunKv(req.kv(), index, answering);
     return resp;
   }
   // At most once: a request id seen before gets the result it got then.
@@ -132,8 +132,9 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
     // differ from the other replicas'.
     StoreFatal("apply: dedup lookup failed: " + seen.status().ToString());
   }
-  *resp.mutable_kv() = RunKv(req.kv(), index);
-  std::string encoded = resp.kv().SerializeAsString();
+  *resp.mutable_kv() = RunKv(req.kv(), index, answering);
+  // The record keeps what a retry needs, not the whole reply (a txn's reads can be large).
+  std::string encoded = sm_->ForRetry(req.kv(), resp.kv()).SerializeAsString();
   wb_->Put(storage::Cf::kDefault, key, encoded);
   written_.emplace(std::move(key), std::move(encoded));
   if (index.value() % kDedupGcEvery == 0 && h.request_ts_ms() > kDedupWindowMs) {
@@ -144,9 +145,9 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index) {
   return resp;
 }
 
-kv::CommandResult Applier::RunKv(const kv::Command& cmd, LogIndex index) {
+kv::CommandResult Applier::RunKv(const kv::Command& cmd, LogIndex index, bool answering) {
   if (!round_) round_ = sm_->BeginRound(region_, engine_, wb_);
-  return round_->ApplyKv(cmd, index);
+  return round_->ApplyKv(cmd, index, answering);
 }
 
 }  // namespace micedb::store

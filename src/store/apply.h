@@ -48,10 +48,12 @@ class Applier {
   // Not owned; all must outlive the applier, which lives until `wb` is written.
   Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engine* engine,
           storage::WriteBatch* wb);
-  region::RegionResponse Apply(std::string_view data, LogIndex index);
+  // Applies the entry at `index`; `answering`: a client here waits for the result (see
+  // ApplyRound::ApplyKv).
+  region::RegionResponse Apply(std::string_view data, LogIndex index, bool answering);
 
  private:
-  kv::CommandResult RunKv(const kv::Command& cmd, LogIndex index);
+  kv::CommandResult RunKv(const kv::Command& cmd, LogIndex index, bool answering);
 
   StateMachine* sm_;
   const RegionDescriptor& region_;

@@ -51,7 +51,9 @@ class ApplyTest : public ::testing::Test {
     std::vector<region::RegionResponse> out;
     {
       Applier applier(&sm_, region_, &engine_, &wb);
-      for (const auto& e : entries) out.push_back(applier.Apply(e, LogIndex(next_index_++)));
+      for (const auto& e : entries) {
+        out.push_back(applier.Apply(e, LogIndex(next_index_++), /*answering=*/true));
+      }
     }
     last_round_ops_ = wb.Count();
     EXPECT_TRUE(engine_.Write(wb, {}).ok());

@@ -23,8 +23,10 @@ class ApplyRound {
   // Applies one kv body committed at `index`. Deterministic: every replica computes the same
   // writes and result from the same entries; it reads the engine plus the round's own earlier
   // writes. Never fails: a command that cannot run gives an error result. (A storage failure
-  // stops the process: the replica could otherwise diverge.)
-  virtual kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex index) = 0;
+  // stops the process: the replica could otherwise diverge.) `answering` is true on the
+  // replica whose client waits for the result; the others may skip work that only shapes
+  // the result (a txn's reads), as long as what they store is the same.
+  virtual kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex index, bool answering) = 0;
 };
 
 class StateMachine {
@@ -44,6 +46,12 @@ class StateMachine {
   // commands (scans, DBSIZE, FLUSHALL) name none: they act on the region's own range.
   // Thread-safe.
   virtual void EngineKeys(const kv::Command& cmd, std::vector<std::string>* keys) const = 0;
+  // What the dedup record of an applied request keeps of its result: what a retry needs,
+  // small, and the same on every replica whatever `answering` was. Thread-safe.
+  virtual kv::CommandResult ForRetry(const kv::Command& cmd, kv::CommandResult result) const {
+    (void)cmd;
+    return result;
+  }
 };
 
 }  // namespace micedb::store

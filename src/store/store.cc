@@ -284,15 +284,23 @@ void Store::ReportUnreachable(NodeId to) {
   });
 }
 
+RegionPeer* Store::LeaderPeerFor(const region::RegionRequest& req, ResponseCallback& done) {
+  const uint64_t region = req.header().region_id();
+  RegionPeer* p = FindPeer(region);
+  if (!p) {
+    done(RegionNotFoundResponse(region));
+  } else if (p->soft.role != raft::Role::kLeader) {
+    done(NotLeaderResponse(region, p->soft.leader.value()));
+    p = nullptr;
+  }
+  return p;
+}
+
 void Store::Propose(region::RegionRequest req, ResponseCallback done) {
   counters_.proposals++;
   Post([this, req = std::move(req), done = std::move(done)]() mutable {
-    const uint64_t region = req.header().region_id();
-    RegionPeer* p = FindPeer(region);
-    if (!p) return done(RegionNotFoundResponse(region));
-    if (p->soft.role != raft::Role::kLeader) {
-      return done(NotLeaderResponse(region, p->soft.leader.value()));
-    }
+    RegionPeer* p = LeaderPeerFor(req, done);
+    if (!p) return;
     // Refused here already when it cannot run; apply checks again (store/apply.h).
     if (auto refused = CheckRequest(p->desc, req, *sm_)) {
       counters_.requests_refused++;

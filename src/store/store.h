@@ -117,6 +117,8 @@ struct StoreCounters {
   std::atomic<uint64_t> loop_rounds{0};
   std::atomic<uint64_t> lease_reads{0};       // reads served under the leader lease
   std::atomic<uint64_t> requests_refused{0};  // stale epoch or key outside the region
+  // Rounds that took more than half an election timeout: the leaders' heartbeats waited.
+  std::atomic<uint64_t> slow_rounds{0};
 };
 
 class RegionPeer;
@@ -170,6 +172,11 @@ class Store {
   // lease (StoreOptions::lease_reads): the result is linearizable. nullopt when it cannot
   // (not the leader, no lease now, an apply pending, lease reads off): use ReadLinearizable.
   std::optional<region::RegionResponse> ReadUnderLease(const region::RegionRequest& req);
+  // Runs an admin request (body `admin`: change_peer or transfer_leader; leader only, epoch
+  // checked with conf_ver). A membership change answers once it is applied here; a leader
+  // asked to remove itself hands leadership to the most caught-up other voter first and
+  // answers ServerBusy (retry at the new leader). A transfer answers at once (it is a hint).
+  void RunAdmin(region::RegionRequest req, ResponseCallback done);
   // Proposes a membership change (leader only); `done` gets OK once it is applied.
   void ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallback done);
   void TransferLeader(RegionId region, NodeId target);
@@ -203,6 +210,9 @@ class Store {
   Status LoadRegions();
   Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
   RegionPeer* FindPeer(uint64_t region);
+  // The peer of `req`'s region when this store leads it; otherwise answers `done` with
+  // RegionNotFound or NotLeader and returns null. Loop thread.
+  RegionPeer* LeaderPeerFor(const region::RegionRequest& req, ResponseCallback& done);
   void MaybeCreatePeerFor(const raft::Message& m);
   void PublishInfo() EXCLUDES(info_mu_);
   int64_t NowMs() const;

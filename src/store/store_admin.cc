@@ -1,11 +1,13 @@
-// Region administration: membership changes, snapshot install, log truncation, destroying a
-// removed replica, and failing the requests of a peer that cannot answer them.
+// Region administration: admin requests (membership, leader transfer), membership changes,
+// snapshot install, log truncation, destroying a removed replica, and failing the requests of
+// a peer that cannot answer them.
 #include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "store/apply.h"
 #include "store/errors.h"
 #include "store/keys.h"
 #include "store/region_peer.h"
@@ -19,6 +21,79 @@ using storage::Cf;
 namespace {
 spdlog::logger* Log() { return GetLogger("store"); }
 }  // namespace
+
+void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
+  Post([this, req = std::move(req), done = std::move(done)]() mutable {
+    const uint64_t region = req.header().region_id();
+    RegionPeer* p = LeaderPeerFor(req, done);
+    if (!p) return;
+    if (req.body_case() != region::RegionRequest::kAdmin) {
+      return done(InvalidRequestResponse("not an admin request"));
+    }
+    if (auto refused = CheckRequest(p->desc, req, *sm_)) return done(std::move(*refused));
+    const region::AdminRequest& admin = req.admin();
+    if (admin.has_transfer_leader()) {
+      p->node->TransferLeader(NodeId(admin.transfer_leader().node_id()));
+      return done(region::RegionResponse());
+    }
+    if (!admin.has_change_peer()) return done(InvalidRequestResponse("empty admin request"));
+    const region::ChangePeer& change = admin.change_peer();
+    const NodeId target(change.node_id());
+    if (!target.valid()) return done(InvalidRequestResponse("node id 0 is not a node"));
+    raft::ConfChange cc;
+    cc.set_node_id(change.node_id());
+    switch (change.op()) {
+      case region::ChangePeer::ADD_LEARNER: {
+        if (change.peer_addr().empty()) {
+          return done(InvalidRequestResponse("adding a node needs its peer address"));
+        }
+        cc.set_type(raft::ADD_LEARNER);
+        ConfChangeContext c;
+        c.set_peer_addr(change.peer_addr());
+        cc.set_context(c.SerializeAsString());
+        break;
+      }
+      case region::ChangePeer::PROMOTE:
+        cc.set_type(raft::ADD_VOTER);
+        break;
+      case region::ChangePeer::REMOVE:
+        cc.set_type(raft::REMOVE_NODE);
+        if (target == options_.node_id) {
+          // A leader that removes itself can leave the others unable to elect anyone (they
+          // may not know yet that the removal committed, and still need its vote). Hand
+          // leadership to the most caught-up other voter first; the caller retries there.
+          const raft::NodeStatus st = p->node->GetStatus();
+          NodeId best;
+          uint64_t best_match = 0;
+          for (uint64_t v : st.conf_state.voters()) {
+            auto it = st.progress.find(NodeId(v));
+            if (NodeId(v) == target || it == st.progress.end()) continue;
+            if (!best.valid() || it->second.match.value() > best_match) {
+              best = NodeId(v);
+              best_match = it->second.match.value();
+            }
+          }
+          if (!best.valid()) return done(InvalidRequestResponse("cannot remove the only voter"));
+          p->node->TransferLeader(best);
+          return done(ServerBusyResponse(
+              fmt::format("node {} leads region {}; handing leadership to node {} first, retry",
+                          target.value(), region, best.value()),
+              uint64_t{10} * options_.tick_ms));
+        }
+        break;
+      default:
+        return done(InvalidRequestResponse("unknown membership change"));
+    }
+    auto r = p->node->ProposeConfChangeWithIndex(cc);
+    if (!r.ok()) {
+      return done(r.status().code() == StatusCode::kInvalidArgument
+                      ? InvalidRequestResponse(r.status().message())
+                      : ServerBusyResponse(r.status().message(), uint64_t{10} * options_.tick_ms));
+    }
+    p->proposals[r->second.value()] = RegionPeer::Proposal{r->first.value(), std::move(done),
+                                                           NowMs() + options_.request_timeout_ms};
+  });
+}
 
 void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
   raft::ConfChange cc;

@@ -33,7 +33,9 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
         info_changed = true;
       } else if (!e.data().empty()) {
         if (!applier) applier.emplace(sm_, p->desc, engine_, &awb);
-        result = applier->Apply(e.data(), LogIndex(e.index()));
+        auto waiting = p->proposals.find(e.index());
+        const bool answering = waiting != p->proposals.end() && waiting->second.term == e.term();
+        result = applier->Apply(e.data(), LogIndex(e.index()), answering);
         if (result.has_error()) counters_.requests_refused++;
         counters_.entries_applied++;
       }

@@ -112,6 +112,9 @@ void Store::RunRound() {
   }
   if (work.empty()) return;
   counters_.loop_rounds++;
+  const int64_t started = NowMs();
+  int64_t write_ms = 0;
+  size_t entry_bytes = 0;
   bool info_changed = false;
   // Entries committed earlier than this round's appends are durable here already: apply them
   // (and answer their clients, and serve the reads waiting for them) before this round's
@@ -151,6 +154,7 @@ void Store::RunRound() {
       counters_.snapshots_applied++;
       info_changed = true;
     }
+    for (const auto& e : w.rd.entries) entry_bytes += e.data().size();
     p->storage.Append(w.rd.entries, &wb);
     if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &wb);
     sync |= w.rd.must_sync;
@@ -184,9 +188,11 @@ void Store::RunRound() {
   }
   const bool sync_here = sync && !async;
   if (!wb.empty()) {
+    const int64_t before = NowMs();
     Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync_here});
     if (!st.ok()) StoreFatal("raft log write failed: " + st.ToString());
     if (sync_here) counters_.sync_writes++;
+    write_ms = NowMs() - before;
   }
   if (async && !marks.empty()) {
     {
@@ -221,6 +227,14 @@ void Store::RunRound() {
   }
   if (info_changed) PublishInfo();
   UpdateLeases(/*round_start=*/false);
+  const int64_t took = NowMs() - started;
+  if (took * 2 >= static_cast<int64_t>(options_.tick_ms) * options_.election_tick) {
+    counters_.slow_rounds++;
+    Log()->warn(
+        "a raft loop round took {} ms (log write {} ms{}, {} bytes of new entries): ticks and "
+        "heartbeats waited that long; more than an election timeout costs leaderships",
+        took, write_ms, sync_here ? " with fsync" : "", entry_bytes);
+  }
 }
 
 bool Store::CanApplyBeforePersist(const raft::Ready& rd) {

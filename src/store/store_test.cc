@@ -197,3 +197,125 @@ TEST_F(StoreTest, RequestsForARegionThatIsNotHereAreRefused) {
 
 }  // namespace
 }  // namespace micedb::store::test
+
+namespace micedb::store::test {
+namespace {
+
+region::RegionRequest AdminRequest(const Store* s, uint64_t conf_ver_delta = 0) {
+  region::RegionRequest req;
+  req.set_format(region::FORMAT_V1);
+  req.mutable_header()->set_region_id(1);
+  for (const auto& r : s->Regions()) {
+    if (r.descriptor.id() == 1) *req.mutable_header()->mutable_epoch() = r.descriptor.epoch();
+  }
+  auto* epoch = req.mutable_header()->mutable_epoch();
+  epoch->set_conf_ver(epoch->conf_ver() + conf_ver_delta);
+  return req;
+}
+
+region::RegionRequest Remove(const Store* s, uint64_t node) {
+  auto req = AdminRequest(s);
+  req.mutable_admin()->mutable_change_peer()->set_op(region::ChangePeer::REMOVE);
+  req.mutable_admin()->mutable_change_peer()->set_node_id(node);
+  return req;
+}
+
+TEST_F(StoreTest, AdminRequestsAreRefusedOffTheLeaderWithAStaleEpochOrWhenIncomplete) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  PutRetry("k", "v", {1, 2, 3});
+  Store* s = cluster_->GetStore(leader);
+  uint64_t follower = leader % 3 + 1;
+  // Off the leader: NotLeader naming it.
+  auto r = Await([&](const ResponseCallback& cb) {
+    cluster_->GetStore(follower)->RunAdmin(Remove(s, follower), cb);
+  });
+  ASSERT_EQ(r.error().kind_case(), region::RegionError::kNotLeader);
+  EXPECT_EQ(r.error().not_leader().leader(), leader);
+  // A conf_ver the region does not have: EpochNotMatch with the current descriptor.
+  auto stale = Remove(s, follower);
+  stale.mutable_header()->mutable_epoch()->set_conf_ver(99);
+  r = Await([&](const ResponseCallback& cb) { s->RunAdmin(stale, cb); });
+  ASSERT_EQ(r.error().kind_case(), region::RegionError::kEpochNotMatch);
+  // Adding a learner without its address, or naming node 0: invalid, nothing proposed.
+  auto add = AdminRequest(s);
+  add.mutable_admin()->mutable_change_peer()->set_op(region::ChangePeer::ADD_LEARNER);
+  add.mutable_admin()->mutable_change_peer()->set_node_id(4);
+  r = Await([&](const ResponseCallback& cb) { s->RunAdmin(add, cb); });
+  ASSERT_TRUE(r.has_error());
+  EXPECT_EQ(r.error().kind_case(), region::RegionError::KIND_NOT_SET);
+  EXPECT_NE(r.error().message().find("peer address"), std::string::npos);
+  r = Await([&](const ResponseCallback& cb) { s->RunAdmin(Remove(s, 0), cb); });
+  EXPECT_EQ(r.error().kind_case(), region::RegionError::KIND_NOT_SET);
+  // The membership did not change.
+  for (const auto& info : s->Regions()) EXPECT_EQ(info.descriptor.conf_state().voters_size(), 3);
+}
+
+TEST_F(StoreTest, ALeaderAskedToRemoveItselfHandsLeadershipOverFirst) {
+  Start3();
+  PutRetry("k", "v", {1, 2, 3});
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  auto r = Await([&](const ResponseCallback& cb) {
+    Store* s = cluster_->GetStore(leader);
+    s->RunAdmin(Remove(s, leader), cb);
+  });
+  ASSERT_EQ(r.error().kind_case(), region::RegionError::kServerBusy) << r.DebugString();
+  EXPECT_GT(r.error().server_busy().backoff_ms(), 0u);
+  // Leadership moves to another voter; the removal, retried there, applies and the rest keep
+  // serving.
+  uint64_t next = 0;
+  for (int i = 0; i < 200; ++i) {
+    next = cluster_->WaitLeader({1, 2, 3});
+    if (next != 0 && next != leader) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_NE(next, leader);
+  ASSERT_NE(next, 0u);
+  region::RegionResponse done;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    uint64_t at = cluster_->WaitLeader({1, 2, 3});
+    if (at == 0 || at == leader) continue;
+    done = Await([&](const ResponseCallback& cb) {
+      Store* s = cluster_->GetStore(at);
+      s->RunAdmin(Remove(s, leader), cb);
+    });
+    if (!done.has_error()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(done.has_error()) << done.DebugString();
+  std::vector<uint64_t> rest;
+  for (uint64_t id : {1, 2, 3}) {
+    if (id != leader) rest.push_back(id);
+  }
+  PutRetry("after", "1", rest);
+  for (uint64_t id : rest) {
+    for (const auto& info : cluster_->GetStore(id)->Regions()) {
+      for (uint64_t v : info.descriptor.conf_state().voters()) EXPECT_NE(v, leader);
+    }
+  }
+}
+
+TEST_F(StoreTest, ALeaderTransferAdminRequestMovesLeadership) {
+  Start3();
+  PutRetry("k", "v", {1, 2, 3});
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  uint64_t target = leader % 3 + 1;
+  for (int attempt = 0; attempt < 20 && cluster_->WaitLeader({1, 2, 3}) != target; ++attempt) {
+    uint64_t at = cluster_->WaitLeader({1, 2, 3});
+    if (at == 0) continue;
+    Store* s = cluster_->GetStore(at);
+    auto req = AdminRequest(s);
+    req.mutable_admin()->mutable_transfer_leader()->set_node_id(target);
+    auto r = Await([&](const ResponseCallback& cb) { s->RunAdmin(req, cb); });
+    EXPECT_FALSE(r.has_error() && r.error().kind_case() != region::RegionError::kNotLeader)
+        << r.DebugString();
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(cluster_->WaitLeader({1, 2, 3}), target);
+}
+
+}  // namespace
+}  // namespace micedb::store::test

@@ -96,7 +96,7 @@ class TestStateMachine : public StateMachine {
    public:
     Round(TestStateMachine* sm, storage::Engine* engine, storage::WriteBatch* wb)
         : sm_(sm), engine_(engine), wb_(wb) {}
-    kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex) override {
+    kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex, bool) override {
       if (engine_ == sm_->slow_engine.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(sm_->slow_apply_ms.load()));
       }

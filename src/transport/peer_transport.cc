@@ -122,6 +122,11 @@ void PeerTransport::Sort(const std::shared_ptr<tcp::socket>& s,
         std::lock_guard<std::mutex> l(mu_);
         if (!listening_) return;
         std::erase_if(inbound_, [](const std::weak_ptr<Inbound>& w) { return w.expired(); });
+        if (inbound_.size() >= options_.max_inbound_streams) {
+          Log()->warn("raft stream refused: {} are open already (the limit)", inbound_.size());
+          in->Close();
+          return;
+        }
         inbound_.push_back(in);
       }
       in->Start();

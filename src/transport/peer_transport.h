@@ -66,6 +66,9 @@ struct TransportOptions {
   std::string snap_dir;                // staging for snapshots sent and received
   size_t max_queued_messages = 16384;  // per destination, not yet written; more are dropped
   size_t max_frame_bytes = 256 << 20;  // a larger incoming frame closes the connection
+  // Incoming raft streams open at once (one per peer is normal; a reconnecting peer may hold
+  // two briefly); more are closed when they arrive.
+  size_t max_inbound_streams = 64;
   size_t snapshot_chunk_bytes = 1 << 20;
 };
 

@@ -98,7 +98,7 @@ class Recorder : public InboundHandler {
 
 // One node's side: a transport listening on a loopback port, with its gRPC server.
 struct Endpoint {
-  Endpoint(uint64_t id, int port = 0) {
+  Endpoint(uint64_t id, int port = 0, size_t max_inbound_streams = 64) {
     snap_dir = (std::filesystem::temp_directory_path() /
                 fmt::format("transport_test_{}_{}_{}", ::getpid(), id, counter++))
                    .string();
@@ -108,6 +108,7 @@ struct Endpoint {
     o.node_id = NodeId(id);
     o.snap_dir = snap_dir;
     o.listen_addr = fmt::format("127.0.0.1:{}", port);
+    o.max_inbound_streams = max_inbound_streams;
     transport = std::make_unique<PeerTransport>(o, &recorder);
     grpc::ServerBuilder builder;
     builder.RegisterService(transport->service());
@@ -185,6 +186,34 @@ TEST(PeerTransport, BatchesLargerThanTheSocketBufferArriveWhole) {
     EXPECT_EQ(got[i].index(), i);
     EXPECT_EQ(got[i].entries(0).data().size(), 64u << 10);
   }
+}
+
+TEST(PeerTransport, HeartbeatsPassAHugeAppendAndTheAppendArrivesWhole) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  // Connect first, so that both sends below go through the same open stream.
+  a.transport->Send(Msg(1, 2, 1));
+  ASSERT_EQ(b.recorder.WaitMessages(1).size(), 1u);
+  // A 64 MiB append goes as 256 fragments; a heartbeat queued after it goes out before the
+  // append's remaining fragments, not 64 MiB later.
+  a.transport->Send(Msg(1, 2, 2, 64 << 20));
+  raft::Message hb;
+  hb.set_type(raft::MSG_HEARTBEAT);
+  hb.set_from(1);
+  hb.set_to(2);
+  hb.set_region_id(1);
+  hb.set_commit(9);
+  a.transport->Send(hb);
+  a.transport->Send(Msg(1, 2, 3));
+  auto got = b.recorder.WaitMessages(4, 60s);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[1].type(), raft::MSG_HEARTBEAT);
+  EXPECT_EQ(got[1].commit(), 9u);
+  // Appends keep their order, and the long one arrives whole.
+  EXPECT_EQ(got[2].index(), 2u);
+  ASSERT_EQ(got[2].entries_size(), 1);
+  EXPECT_EQ(got[2].entries(0).data(), std::string(64 << 20, 'x'));
+  EXPECT_EQ(got[3].index(), 3u);
 }
 
 TEST(PeerTransport, ReconnectsWhenTheDestinationComesBack) {
@@ -267,10 +296,107 @@ TEST(PeerTransport, BadStreamsAreClosedAndOthersCarryOn) {
     asio::write(s, asio::buffer(bytes));
     EXPECT_TRUE(closed_by_peer(s));
   }
+  {
+    // Fragments whose frame claims more than the limit.
+    auto s = connect();
+    std::string bytes = "MICERAFT";
+    std::string inner;
+    PutFixed32(&inner, 0xFFFFFFF0u);
+    inner.push_back(1);
+    PutFixed32(&bytes, static_cast<uint32_t>(inner.size()));
+    bytes.push_back(4);
+    bytes += inner;
+    asio::write(s, asio::buffer(bytes));
+    EXPECT_TRUE(closed_by_peer(s));
+  }
+  {
+    // Fragments that run past the frame they announce.
+    auto s = connect();
+    std::string bytes = "MICERAFT";
+    std::string inner;
+    PutFixed32(&inner, 2);
+    inner.push_back(1);
+    inner += "abc";
+    PutFixed32(&bytes, static_cast<uint32_t>(inner.size()));
+    bytes.push_back(4);
+    bytes += inner;
+    asio::write(s, asio::buffer(bytes));
+    EXPECT_TRUE(closed_by_peer(s));
+  }
   a.transport->Send(Msg(1, 2, 5));
   auto got = b.recorder.WaitMessages(1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].index(), 5u);
+}
+
+size_t RssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+TEST(PeerTransport, AnnouncedFrameLengthsCostNoMemoryUntilTheBytesArrive) {
+  Endpoint a(1), b(2);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  asio::io_context io;
+  const size_t before = RssBytes();
+  // Eight streams each announce a frame just under the 256 MiB limit and send 100 bytes of
+  // it. The receiver once sized its buffer to the announcement: 2 GiB for 8 x 113 bytes.
+  std::vector<asio::ip::tcp::socket> streams;
+  for (int i = 0; i < 8; ++i) {
+    asio::ip::tcp::socket s(io);
+    s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                      static_cast<uint16_t>(b.transport->port())));
+    std::string bytes = "MICERAFT";
+    PutFixed32(&bytes, (256u << 20) - 16);
+    bytes.push_back(1);
+    bytes += std::string(100, 'x');
+    asio::write(s, asio::buffer(bytes));
+    streams.push_back(std::move(s));
+  }
+  size_t peak = 0;
+  for (int i = 0; i < 20; ++i) {
+    peak = std::max(peak, RssBytes());
+    std::this_thread::sleep_for(25ms);
+  }
+  EXPECT_LT(peak, before + (64u << 20)) << "RSS grew from " << before << " to " << peak;
+  // The node carries on.
+  a.transport->Send(Msg(1, 2, 7));
+  auto got = b.recorder.WaitMessages(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].index(), 7u);
+}
+
+TEST(PeerTransport, InboundStreamsBeyondTheLimitAreClosed) {
+  Endpoint b(2, 0, /*max_inbound_streams=*/2);
+  asio::io_context io;
+  auto open = [&] {
+    asio::ip::tcp::socket s(io);
+    s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                      static_cast<uint16_t>(b.transport->port())));
+    asio::write(s, asio::buffer(std::string("MICERAFT")));
+    return s;
+  };
+  auto first = open();
+  auto second = open();
+  // Give the first two time to be accepted (the third must be refused, not raced).
+  std::this_thread::sleep_for(200ms);
+  auto third = open();
+  char c;
+  asio::error_code ec;
+  third.read_some(asio::buffer(&c, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  // Once one closes, a new stream is taken again.
+  first.close();
+  std::this_thread::sleep_for(200ms);
+  auto fourth = open();
+  fourth.non_blocking(true);
+  std::this_thread::sleep_for(200ms);
+  fourth.read_some(asio::buffer(&c, 1), ec);
+  EXPECT_EQ(ec, asio::error::would_block) << ec.message();
 }
 
 raft::Message SnapMsg(uint64_t from, uint64_t to, uint64_t index) {

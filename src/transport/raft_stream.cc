@@ -45,6 +45,10 @@ void AppendFrame(std::string* out, uint8_t type, const google::protobuf::Message
   msg.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p + kHeaderBytes));
 }
 
+bool KeepsOrder(const raft::Message& m) {
+  return m.type() == raft::MSG_APP || m.type() == raft::MSG_SNAP;
+}
+
 // Both ends: no Nagle delay (a round's messages are written together already), and notice a
 // peer that vanished without closing (power loss, partition) within seconds, as the gRPC
 // keepalive settings (ChannelArgs) do for the other traffic.
@@ -91,7 +95,7 @@ void PeerTransport::Peer::SetAddress(std::string addr) {
     if (gen != gen_ || stopped_) return;
     CloseLocked();
     state_ = State::kIdle;
-    if (!pending_.empty()) ConnectLocked();
+    if (HasQueuedLocked()) ConnectLocked();
   });
 }
 
@@ -103,32 +107,101 @@ std::shared_ptr<grpc::Channel> PeerTransport::Peer::channel() {
 void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
   std::lock_guard<std::mutex> l(mu_);
   if (stopped_) return;
-  RaftBatch batch;
-  batch.set_from_node(t_->options_.node_id.value());
-  batch.set_from_addr(t_->options_.listen_addr);
+  RaftBatch urgent, bulk;
+  for (RaftBatch* b : {&urgent, &bulk}) {
+    b->set_from_node(t_->options_.node_id.value());
+    b->set_from_addr(t_->options_.listen_addr);
+  }
   size_t n = 0;
   for (auto& m : msgs) {
-    if (pending_msgs_ + n >= t_->options_.max_queued_messages) {
+    if (QueuedMsgsLocked() + n >= t_->options_.max_queued_messages) {
       t_->dropped_++;
       continue;
     }
-    *batch.add_msgs() = std::move(m);
+    RaftBatch* b = KeepsOrder(m) ? &bulk : &urgent;
+    *b->add_msgs() = std::move(m);
     ++n;
   }
   if (n == 0) return;
-  AppendFrame(&pending_, kRaftBatchFrame, batch);
-  pending_msgs_ += n;
+  if (urgent.msgs_size() > 0) {
+    AppendFrame(&urgent_, kRaftBatchFrame, urgent);
+    urgent_msgs_ += static_cast<size_t>(urgent.msgs_size());
+  }
+  if (bulk.msgs_size() > 0) {
+    AppendBulkLocked(kRaftBatchFrame, bulk, static_cast<size_t>(bulk.msgs_size()));
+  }
   QueuedLocked(/*write_now=*/true);
 }
 
 bool PeerTransport::Peer::EnqueueFrame(uint8_t type, const google::protobuf::MessageLite& payload,
                                        size_t weight, bool write_now) {
   std::lock_guard<std::mutex> l(mu_);
-  if (stopped_ || pending_msgs_ + weight > t_->options_.max_queued_messages) return false;
-  AppendFrame(&pending_, type, payload);
-  pending_msgs_ += weight;
+  if (stopped_ || QueuedMsgsLocked() + weight > t_->options_.max_queued_messages) return false;
+  AppendBulkLocked(type, payload, weight);
   QueuedLocked(write_now);
   return true;
+}
+
+void PeerTransport::Peer::AppendBulkLocked(uint8_t type,
+                                           const google::protobuf::MessageLite& payload,
+                                           size_t msgs) {
+  bulk_msgs_ += msgs;
+  const size_t n = payload.ByteSizeLong();
+  if (n <= kFragmentBytes) {
+    Queued q;
+    AppendFrame(&q.bytes, type, payload);
+    q.msgs = msgs;
+    bulk_.push_back(std::move(q));
+    return;
+  }
+  // Long: serialized once into a buffer its fragments share (not zero-filled first: at
+  // 100 MiB every extra pass over fresh memory costs page faults on the raft loop's thread).
+  const size_t total = kHeaderBytes + n;
+  std::shared_ptr<char[]> whole(new char[total]);
+  EncodeFixed32(whole.get(), static_cast<uint32_t>(n));
+  whole[4] = static_cast<char>(type);
+  payload.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(whole.get() + kHeaderBytes));
+  for (size_t off = 0; off < total; off += kFragmentBytes) {
+    Queued f;
+    f.whole = whole;
+    f.off = off;
+    f.len = std::min(kFragmentBytes, total - off);
+    f.msgs = off + f.len == total ? msgs : 0;
+    bulk_.push_back(std::move(f));
+  }
+}
+
+size_t PeerTransport::Peer::ComposeLocked(std::string* out) {
+  size_t msgs = urgent_msgs_;
+  out->append(urgent_);
+  urgent_.clear();
+  urgent_msgs_ = 0;
+  bool first = true;
+  while (!bulk_.empty() && (first || out->size() < kWriteChunkBytes)) {
+    const Queued& q = bulk_.front();
+    if (q.whole) {
+      char header[kHeaderBytes];
+      EncodeFixed32(header, static_cast<uint32_t>(q.len));
+      header[4] = static_cast<char>(kFragmentFrame);
+      out->append(header, kHeaderBytes);
+      out->append(q.whole.get() + q.off, q.len);
+    } else {
+      out->append(q.bytes);
+    }
+    msgs += q.msgs;
+    bulk_msgs_ -= q.msgs;
+    bulk_.pop_front();
+    first = false;
+  }
+  return msgs;
+}
+
+void PeerTransport::Peer::DropQueuedLocked() {
+  t_->dropped_ += QueuedMsgsLocked();
+  urgent_.clear();
+  urgent_msgs_ = 0;
+  bulk_.clear();
+  bulk_msgs_ = 0;
 }
 
 void PeerTransport::Peer::Stop() {
@@ -138,7 +211,7 @@ void PeerTransport::Peer::Stop() {
   backoff_timer_.cancel();
 }
 
-// Any thread: something was added to pending_.
+// Any thread: something was queued.
 void PeerTransport::Peer::QueuedLocked(bool write_now) {
   switch (state_) {
     case State::kConnected:
@@ -150,7 +223,7 @@ void PeerTransport::Peer::QueuedLocked(bool write_now) {
         asio::post(t_->io_, [this, gen = gen_] {
           std::lock_guard<std::mutex> l(mu_);
           flush_posted_ = false;
-          if (gen == gen_ && state_ == State::kConnected && !writing_ && !pending_.empty()) {
+          if (gen == gen_ && state_ == State::kConnected && !writing_ && HasQueuedLocked()) {
             WriteLocked();
           }
         });
@@ -167,38 +240,42 @@ void PeerTransport::Peer::QueuedLocked(bool write_now) {
 
 // Any thread. The socket is connected and free.
 void PeerTransport::Peer::WriteLocked() {
-  ssize_t n = ::send(socket_.native_handle(), pending_.data(), pending_.size(),
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
-  if (n == static_cast<ssize_t>(pending_.size())) {
-    pending_.clear();
-    pending_msgs_ = 0;
+  // Write what the socket takes now, one chunk at a time (so that urgent frames queued
+  // meanwhile go before the rest of a long bulk frame).
+  while (HasQueuedLocked()) {
+    std::string out;
+    out.reserve(kWriteChunkBytes + kFragmentBytes + kHeaderBytes);
+    const size_t msgs = ComposeLocked(&out);
+    ssize_t n =
+        ::send(socket_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(out.size())) continue;
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        // Broken: let the I/O thread fail the connection (it owns the socket's async state).
+        t_->dropped_ += msgs;
+        writing_ = true;
+        asio::post(t_->io_, [this, gen = gen_] {
+          std::unique_lock<std::mutex> l(mu_);
+          if (gen == gen_) FailLocked(l);
+        });
+        return;
+      }
+      n = 0;
+    }
+    // The socket took only part: the I/O thread writes the rest when it can.
+    out.erase(0, static_cast<size_t>(n));
+    in_flight_ = std::move(out);
+    in_flight_msgs_ = msgs;
+    writing_ = true;
+    asio::post(t_->io_, [this, gen = gen_] {
+      std::lock_guard<std::mutex> l(mu_);
+      if (gen == gen_) AsyncWriteLocked();
+    });
     return;
   }
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      // Broken: let the I/O thread fail the connection (it owns the socket's async state).
-      writing_ = true;
-      asio::post(t_->io_, [this, gen = gen_] {
-        std::unique_lock<std::mutex> l(mu_);
-        if (gen == gen_) FailLocked(l);
-      });
-      return;
-    }
-    n = 0;
-  }
-  // The socket took only part: the I/O thread writes the rest when it can.
-  pending_.erase(0, static_cast<size_t>(n));
-  in_flight_.swap(pending_);
-  in_flight_msgs_ = pending_msgs_;
-  pending_msgs_ = 0;
-  writing_ = true;
-  asio::post(t_->io_, [this, gen = gen_] {
-    std::lock_guard<std::mutex> l(mu_);
-    if (gen == gen_) AsyncWriteLocked();
-  });
 }
 
-// I/O thread. Writes in_flight_, then whatever queued meanwhile.
+// I/O thread. Writes in_flight_, then whatever queued meanwhile, a chunk at a time.
 void PeerTransport::Peer::AsyncWriteLocked() {
   asio::async_write(socket_, asio::buffer(in_flight_),
                     [this, gen = gen_](const asio::error_code& ec, size_t) {
@@ -207,13 +284,11 @@ void PeerTransport::Peer::AsyncWriteLocked() {
                       if (ec) return FailLocked(l);
                       in_flight_.clear();
                       in_flight_msgs_ = 0;
-                      if (pending_.empty()) {
+                      if (!HasQueuedLocked()) {
                         writing_ = false;
                         return;
                       }
-                      in_flight_.swap(pending_);
-                      in_flight_msgs_ = pending_msgs_;
-                      pending_msgs_ = 0;
+                      in_flight_msgs_ = ComposeLocked(&in_flight_);
                       AsyncWriteLocked();
                     });
 }
@@ -263,10 +338,7 @@ void PeerTransport::Peer::OnConnectedLocked() {
                             if (gen == gen_) FailLocked(l);
                           });
   in_flight_.assign(kMagic);
-  in_flight_.append(pending_);
-  in_flight_msgs_ = pending_msgs_;
-  pending_.clear();
-  pending_msgs_ = 0;
+  in_flight_msgs_ = ComposeLocked(&in_flight_);
   writing_ = true;
   AsyncWriteLocked();
 }
@@ -277,9 +349,7 @@ void PeerTransport::Peer::OnConnectedLocked() {
 void PeerTransport::Peer::FailLocked(std::unique_lock<std::mutex>& l) {
   if (stopped_) return;
   CloseLocked();
-  t_->dropped_ += pending_msgs_;
-  pending_.clear();
-  pending_msgs_ = 0;
+  DropQueuedLocked();
   state_ = State::kBackoff;
   backoff_timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
   backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
@@ -287,7 +357,7 @@ void PeerTransport::Peer::FailLocked(std::unique_lock<std::mutex>& l) {
     std::lock_guard<std::mutex> l(mu_);
     if (ec || gen != gen_ || state_ != State::kBackoff || stopped_) return;
     state_ = State::kIdle;
-    if (!pending_.empty()) ConnectLocked();
+    if (HasQueuedLocked()) ConnectLocked();
   });
   l.unlock();
   t_->handler_->OnUnreachable(id_);
@@ -310,7 +380,7 @@ void PeerTransport::Peer::CloseLocked() {
 
 PeerTransport::Inbound::Inbound(PeerTransport* t, tcp::socket socket)
     : t_(t), socket_(std::move(socket)) {
-  buf_.resize(64 << 10);
+  buf_.resize(kInitialBuffer);
 }
 
 void PeerTransport::Inbound::Close() {
@@ -324,8 +394,17 @@ void PeerTransport::Inbound::Read() {
     end_ -= begin_;
     begin_ = 0;
   }
-  if (need_ > buf_.size()) buf_.resize(need_);
-  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  // The buffer grows with the bytes that arrive, never to a length a header merely
+  // announces (13 bytes must not cost 256 MiB), and shrinks back once a big frame is done.
+  if (end_ == 0 && buf_.size() > kInitialBuffer) {
+    std::vector<char>().swap(buf_);
+    buf_.resize(kInitialBuffer);
+  }
+  if (end_ == buf_.size()) {
+    size_t want = buf_.size() * 2;
+    if (need_ > end_) want = std::min(want, std::max(need_, buf_.size() + kInitialBuffer));
+    buf_.resize(want);
+  }
   socket_.async_read_some(
       asio::buffer(buf_.data() + end_, buf_.size() - end_),
       [self = shared_from_this()](const asio::error_code& ec, size_t n) { self->OnRead(ec, n); });
@@ -348,39 +427,61 @@ void PeerTransport::Inbound::OnRead(const asio::error_code& ec, size_t n) {
       need_ = kHeaderBytes + len;
       break;
     }
-    if (type == kRaftBatchFrame) {
-      RaftBatch batch;
-      if (!batch.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
-        Log()->warn("raft stream: a batch does not parse; closing");
-        return Close();
-      }
-      LearnSender(batch.from_node(), batch.from_addr());
-      for (auto& m : *batch.mutable_msgs()) msgs.push_back(std::move(m));
-    } else if (type == kForwardCallsFrame) {
-      ForwardCalls calls;
-      if (!calls.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
-        Log()->warn("raft stream: forwarded calls do not parse; closing");
-        return Close();
-      }
-      LearnSender(calls.from_node(), calls.from_addr());
-      for (auto& c : *calls.mutable_calls()) {
-        t_->handler_->OnForward(NodeId(calls.from_node()), c.id(), std::move(*c.mutable_request()));
-      }
-    } else if (type == kForwardRepliesFrame) {
-      ForwardReplies replies;
-      if (!replies.ParseFromArray(p + kHeaderBytes, static_cast<int>(len))) {
-        Log()->warn("raft stream: forwarded replies do not parse; closing");
-        return Close();
-      }
-      t_->OnForwardReplies(std::move(replies));
-    }
-    // Other frame types are for newer nodes; skip them.
+    if (!HandleFrame(type, p + kHeaderBytes, len, &msgs)) return Close();
     begin_ += kHeaderBytes + len;
   }
   if (begin_ == end_) begin_ = end_ = 0;
   // Everything that arrived in this read goes to the store as one task.
   if (!msgs.empty()) t_->handler_->OnMessages(std::move(msgs));
   Read();
+}
+
+bool PeerTransport::Inbound::HandleFrame(uint8_t type, const char* p, size_t len,
+                                         std::vector<raft::Message>* msgs) {
+  if (type == kFragmentFrame) {
+    // A piece of a long frame: the pieces together are that frame, header first.
+    reassembly_.append(p, len);
+    if (reassembly_.size() < kHeaderBytes) return true;
+    const size_t inner = DecodeFixed32(reassembly_.data());
+    const auto inner_type = static_cast<uint8_t>(reassembly_[4]);
+    if (inner > t_->options_.max_frame_bytes || inner_type == kFragmentFrame ||
+        reassembly_.size() > kHeaderBytes + inner) {
+      Log()->warn("raft stream: fragments do not make a frame; closing");
+      return false;
+    }
+    if (reassembly_.size() < kHeaderBytes + inner) return true;
+    std::string whole;
+    whole.swap(reassembly_);
+    return HandleFrame(inner_type, whole.data() + kHeaderBytes, inner, msgs);
+  }
+  if (type == kRaftBatchFrame) {
+    RaftBatch batch;
+    if (!batch.ParseFromArray(p, static_cast<int>(len))) {
+      Log()->warn("raft stream: a batch does not parse; closing");
+      return false;
+    }
+    LearnSender(batch.from_node(), batch.from_addr());
+    for (auto& m : *batch.mutable_msgs()) msgs->push_back(std::move(m));
+  } else if (type == kForwardCallsFrame) {
+    ForwardCalls calls;
+    if (!calls.ParseFromArray(p, static_cast<int>(len))) {
+      Log()->warn("raft stream: forwarded calls do not parse; closing");
+      return false;
+    }
+    LearnSender(calls.from_node(), calls.from_addr());
+    for (auto& c : *calls.mutable_calls()) {
+      t_->handler_->OnForward(NodeId(calls.from_node()), c.id(), std::move(*c.mutable_request()));
+    }
+  } else if (type == kForwardRepliesFrame) {
+    ForwardReplies replies;
+    if (!replies.ParseFromArray(p, static_cast<int>(len))) {
+      Log()->warn("raft stream: forwarded replies do not parse; closing");
+      return false;
+    }
+    t_->OnForwardReplies(std::move(replies));
+  }
+  // Other frame types are for newer nodes; skip them.
+  return true;
 }
 
 void PeerTransport::Inbound::LearnSender(uint64_t node, const std::string& addr) {

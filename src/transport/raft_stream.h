@@ -6,6 +6,7 @@
 #include <asio.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,12 +26,26 @@ namespace micedb::transport {
 // start of an HTTP/2 connection ("PRI * HTTP/2.0...").
 inline constexpr std::string_view kMagic = "MICERAFT";
 inline constexpr size_t kHeaderBytes = 5;
+// An inbound stream's buffer starts (and, between big frames, returns to) this size.
+inline constexpr size_t kInitialBuffer = 64 << 10;
 inline constexpr uint8_t kRaftBatchFrame = 1;       // payload: a serialized RaftBatch
 inline constexpr uint8_t kForwardCallsFrame = 2;    // ForwardCalls
 inline constexpr uint8_t kForwardRepliesFrame = 3;  // ForwardReplies
+// A piece of a larger frame (its header first, then its payload), sent in pieces so that
+// small frames can pass it: heartbeats never wait behind a 100 MiB append. The receiver
+// puts the pieces back together and handles the whole frame when its last byte arrives.
+inline constexpr uint8_t kFragmentFrame = 4;
+// Frames longer than this (payload plus header) go as fragments of this size.
+inline constexpr size_t kFragmentBytes = 256 << 10;
+// One write to the socket takes the urgent frames plus bulk frames up to about this much.
+inline constexpr size_t kWriteChunkBytes = 256 << 10;
 
 // Appends one frame carrying `msg` to `out`.
 void AppendFrame(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg);
+// Whether a raft message must keep its place among the stream's other bulk frames (appends
+// and snapshots, whose order matters for flow control); the rest (heartbeats, votes,
+// responses) may pass them.
+bool KeepsOrder(const raft::Message& m);
 
 // Socket options for both ends of a raft stream: no Nagle delay, keepalive and a user
 // timeout that end a connection to a node that vanished without closing it.
@@ -55,11 +70,13 @@ class PeerTransport::Peer {
   void SetAddress(std::string addr);
   std::shared_ptr<grpc::Channel> channel();
 
-  // Queues the messages as one frame and writes it now if the socket is free. Messages over
-  // the queue's bound are dropped and counted. Takes the messages out of `msgs`.
+  // Queues the messages and writes them now if the socket is free: appends and snapshots as
+  // one bulk frame, in order with the other bulk frames; the rest as one urgent frame, which
+  // goes out before bulk frames not yet written. Messages over the queue's bound are
+  // dropped and counted. Takes the messages out of `msgs`.
   void Enqueue(std::vector<raft::Message>& msgs);
 
-  // Queues one frame that counts as `weight` messages against the queue's bound. With
+  // Queues one bulk frame that counts as `weight` messages against the queue's bound. With
   // write_now false the write is left to the I/O thread, so that frames queued in a burst
   // (answers to forwarded requests, from the raft loop) share one write. False when the
   // queue is full and the frame was dropped.
@@ -72,7 +89,28 @@ class PeerTransport::Peer {
  private:
   enum class State { kIdle, kConnecting, kConnected, kBackoff };
 
+  // One queued bulk frame, or one fragment of a long frame (`whole` shared by its fragments,
+  // serialized once; each fragment's header is written when it is sent).
+  struct Queued {
+    std::string bytes;                    // a whole short frame
+    std::shared_ptr<const char[]> whole;  // a long frame's bytes (header included)
+    size_t off = 0;                       // this fragment: whole[off, off + len)
+    size_t len = 0;
+    size_t msgs = 0;  // messages it completes
+    size_t size() const { return whole ? kHeaderBytes + len : bytes.size(); }
+  };
+
   void QueuedLocked(bool write_now) REQUIRES(mu_);
+  // Queues a bulk frame, in fragments when it is long.
+  void AppendBulkLocked(uint8_t type, const google::protobuf::MessageLite& payload, size_t msgs)
+      REQUIRES(mu_);
+  bool HasQueuedLocked() const REQUIRES(mu_) { return !urgent_.empty() || !bulk_.empty(); }
+  size_t QueuedMsgsLocked() const REQUIRES(mu_) { return urgent_msgs_ + bulk_msgs_; }
+  // Moves what the next write should carry into `out` (appending): every urgent frame, then
+  // bulk frames up to kWriteChunkBytes (at least one). Returns the messages it completes.
+  size_t ComposeLocked(std::string* out) REQUIRES(mu_);
+  // Drops everything queued (counted as dropped).
+  void DropQueuedLocked() REQUIRES(mu_);
   void WriteLocked() REQUIRES(mu_);
   void AsyncWriteLocked() REQUIRES(mu_);
   void ConnectLocked() REQUIRES(mu_);
@@ -96,13 +134,16 @@ class PeerTransport::Peer {
   State state_ GUARDED_BY(mu_) = State::kIdle;
   uint64_t gen_ GUARDED_BY(mu_) = 0;
   bool writing_ GUARDED_BY(mu_) = false;  // in_flight_ is being written by the I/O thread
-  std::string pending_ GUARDED_BY(mu_);   // frames not yet handed to the socket
-  size_t pending_msgs_ GUARDED_BY(mu_) = 0;
+  // Frames not yet handed to the socket: urgent ones, and bulk ones in order.
+  std::string urgent_ GUARDED_BY(mu_);
+  size_t urgent_msgs_ GUARDED_BY(mu_) = 0;
+  std::deque<Queued> bulk_ GUARDED_BY(mu_);
+  size_t bulk_msgs_ GUARDED_BY(mu_) = 0;
   std::string in_flight_ GUARDED_BY(mu_);  // what the I/O thread is writing
   size_t in_flight_msgs_ GUARDED_BY(mu_) = 0;
   int backoff_ms_ GUARDED_BY(mu_) = kMinBackoffMs;
   bool flush_posted_ GUARDED_BY(mu_) =
-      false;  // a write of pending_ by the I/O thread is on its way
+      false;  // a write of the queue by the I/O thread is on its way
   bool stopped_ GUARDED_BY(mu_) = false;
   char watch_byte_[1];
 };
@@ -120,6 +161,8 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
  private:
   void Read();
   void OnRead(const asio::error_code& ec, size_t n);
+  // Handles one complete frame; false when the stream must close (it does not parse).
+  bool HandleFrame(uint8_t type, const char* payload, size_t len, std::vector<raft::Message>* msgs);
   // The first frame that names its sender's address teaches it (a node that just joined).
   void LearnSender(uint64_t node, const std::string& addr);
 
@@ -128,7 +171,8 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   std::vector<char> buf_;
   size_t begin_ = 0;  // unparsed bytes are buf_[begin_, end_)
   size_t end_ = 0;
-  size_t need_ = 0;  // bytes the incomplete frame at begin_ needs
+  size_t need_ = 0;         // bytes the incomplete frame at begin_ needs
+  std::string reassembly_;  // the fragments of a long frame received so far
   bool learned_ = false;
 };
 

@@ -40,3 +40,8 @@ def cluster_factory(micedb_bin, tmp_path):
 @pytest.fixture
 def cluster(cluster_factory):
     return cluster_factory()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "big: full-size runs for `make test-big` (release build); not in make test")

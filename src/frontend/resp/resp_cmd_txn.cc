@@ -13,6 +13,7 @@ void EndMulti(Session& session) {
   session.in_multi = false;
   session.multi_failed = false;
   session.queued.clear();
+  session.queued_bytes = 0;
   session.watched.clear();
 }
 
@@ -26,6 +27,7 @@ void HandleMulti(CommandCall& call) {
   call.session.in_multi = true;
   call.session.multi_failed = false;
   call.session.queued.clear();
+  call.session.queued_bytes = 0;
   call.out.Ok();
 }
 
@@ -50,6 +52,8 @@ void HandleExec(CommandCall& call) {
     return;
   }
   auto queued = std::make_shared<std::vector<Plan>>(std::move(session.queued));
+  session.queued.clear();
+  session.queued_bytes = 0;
   kv::Command cmd;
   kv::Txn* txn = cmd.mutable_txn();
   for (const auto& [key, revision] : session.watched) {

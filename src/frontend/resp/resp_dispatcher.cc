@@ -60,6 +60,18 @@ Plan DispatchCommand(Session& session, ServerContext& server, std::vector<std::s
     session.multi_failed = true;
     return ErrorPlan(session, "ERR too many commands queued in this transaction");
   }
+  if (queue) {
+    size_t bytes = 0;
+    for (const std::string& a : args) bytes += a.size();
+    // One transaction is one raft entry: its arguments are capped like one request's.
+    if (session.queued_bytes + bytes > server.options->max_txn_bytes) {
+      session.multi_failed = true;
+      return ErrorPlan(session, fmt::format("ERR the transaction's commands exceed {} bytes "
+                                            "(--max-txn-bytes)",
+                                            server.options->max_txn_bytes));
+    }
+    session.queued_bytes += bytes;
+  }
 
   Plan plan;
   if (KeyTooLong(*spec, args, server.options->max_key_bytes)) {

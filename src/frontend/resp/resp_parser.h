@@ -30,7 +30,7 @@ struct RespParserLimits {
   // Longest inline line, and longest "*<n>" / "$<len>" header line.
   size_t max_inline_bytes = size_t{64} << 10;
   // Sum of the argument lengths of one command.
-  size_t max_request_bytes = size_t{512} << 20;
+  size_t max_request_bytes = size_t{128} << 20;
   // Tighter limits while the connection has not authenticated (only when a password is set),
   // so an unauthenticated client cannot make the server buffer much.
   size_t unauthenticated_max_multibulk_len = 10;

@@ -33,6 +33,7 @@ struct Session {
   bool in_multi = false;
   bool multi_failed = false;  // a command could not be queued: EXEC answers EXECABORT
   std::vector<Plan> queued;
+  size_t queued_bytes = 0;  // the queued commands' argument bytes
   // WATCH: key -> mod revision when watched (0: absent).
   std::map<std::string, uint64_t> watched;
 

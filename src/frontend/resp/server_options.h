@@ -27,7 +27,9 @@ struct ServerOptions {
   // and the connection is closed.
   size_t max_value_bytes = size_t{64} << 20;
   // Sum of the argument lengths of one command ("Protocol error: request too large", close).
-  size_t max_request_bytes = size_t{512} << 20;
+  // One request is one raft entry; this keeps it well below what replication carries (a
+  // frame of 256 MiB).
+  size_t max_request_bytes = size_t{128} << 20;
   // Most arguments in one command ("Protocol error: invalid multibulk length", close).
   size_t max_multibulk_len = size_t{1} << 20;
   // Longest inline command line ("Protocol error: too big inline request", close).
@@ -41,6 +43,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{0};
   // Commands queued in one MULTI; past that, the transaction is failed (EXECABORT).
   size_t max_queued_commands = 100000;
+  // Sum of the argument lengths of the commands queued in one MULTI (one raft entry); past
+  // that, the transaction is failed (EXECABORT). Pipelined runs are cut to stay below it.
+  size_t max_txn_bytes = size_t{128} << 20;
   // Keys one connection may WATCH.
   size_t max_watched_keys = 10000;
   // SCAN cursors remembered per connection; the oldest are forgotten first.

@@ -46,6 +46,10 @@ Status KvErrorStatus(const KvError& error) {
     case KvError::VALUE_TOO_BIG:
     case KvError::INVALID_ARGUMENT:
       return Status::InvalidArgument(error.message());
+    case KvError::RESULT_TOO_LARGE:
+      return Status::ResourceExhausted(error.message());
+    case KvError::RESULT_NOT_KEPT:
+      return Status::Aborted(error.message());
     default:
       return Status::Internal(error.message());
   }

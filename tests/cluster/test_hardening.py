@@ -1,0 +1,135 @@
+"""Requests that once could take the cluster down (issue 13), run against real nodes.
+
+Each test runs at two scales. In `make test` (the ASan build) values are 8 MiB and
+--max-result-bytes 16 MiB: the same shapes, at a size the ASan build moves quickly. `make
+test-big` runs the exact sequences from the issue (64 MiB values, the default 128 MiB reply
+limit, a 120 MiB MSET) against the release build; on the ASan build one 64 MiB entry holds a
+raft loop round for 4-20 s (page faults on fresh memory, RocksDB write stalls while 64 MiB
+memtables flush), longer than any election timeout (see micedb_raft_slow_rounds_total)."""
+import pytest
+import redis
+
+from harness import retry
+
+MIB = 1 << 20
+
+SCALES = {
+    # name: (value bytes, --max-result-bytes or None for the default 128 MiB, MSET chunk)
+    "ci": (8 * MIB, 16 * MIB, 8 * MIB),
+    "big": (64 * MIB, None, 60 * MIB),
+}
+
+
+def scaled(name):
+    marks = [pytest.mark.big] if name == "big" else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+def start(cluster_factory, scale):
+    value, limit, _ = SCALES[scale]
+    args = [] if limit is None else ["--max-result-bytes", str(limit)]
+    return cluster_factory(extra_args=args), value, (limit or 128 * MIB)
+
+
+def data_bytes(node):
+    return node.raft(with_hash=True)["regions"][0]["data_bytes"]
+
+
+@pytest.mark.parametrize("scale", [scaled("ci"), scaled("big")])
+def test_a_pipeline_of_huge_reads_with_a_write_is_bounded_and_stores_nothing_big(
+        cluster_factory, scale):
+    """SET big <64 MiB>, then one pipelined run of 127 x GET big plus SET x 1: once, every
+    replica built the whole 8 GiB result at apply and kept it as the dedup record, so the
+    committed entry crashed them on every restart. Now the reply stops at --max-result-bytes,
+    followers run no reads at all, and the dedup record keeps only the write's result."""
+    cluster, size, limit = start(cluster_factory, scale)
+    leader = cluster.nodes[cluster.wait_leader()]
+    big = b"v" * size
+    assert leader.redis(socket_timeout=120).set("big", big)
+    cluster.converged_hashes()
+    pids = {n.id: n.proc.pid for n in cluster.nodes.values()}
+    changes = {n.id: n.metric("micedb_raft_leader_changes_total") for n in cluster.nodes.values()}
+    before = {n.id: data_bytes(n) for n in cluster.nodes.values()}
+
+    p = leader.redis(socket_timeout=120).pipeline(transaction=False)
+    for _ in range(127):
+        p.get("big")
+    p.set("x", "1")
+    out = p.execute(raise_on_error=False)
+    assert len(out) == 128
+    values = [v for v in out[:127] if isinstance(v, bytes)]
+    errors = [v for v in out[:127] if isinstance(v, Exception)]
+    fit = limit // size
+    assert len(values) == fit and all(v == big for v in values)
+    assert len(errors) == 127 - fit
+    assert all("reply would exceed" in str(e) for e in errors), errors[0]
+    assert out[127] is True
+
+    # The same in MULTI/EXEC: the reads past the limit fail, the write applies.
+    t = leader.redis(socket_timeout=120).pipeline(transaction=True)
+    for _ in range(fit + 1):
+        t.get("big")
+    t.set("y", "2")
+    out = t.execute(raise_on_error=False)
+    assert [type(v) for v in out[:fit]] == [bytes] * fit
+    assert isinstance(out[fit], redis.ResponseError) and "reply would exceed" in str(out[fit])
+    assert out[fit + 1] is True
+
+    for n in cluster.nodes.values():
+        assert retry(lambda n=n: n.redis().get("x")) == b"1"
+        assert retry(lambda n=n: n.redis().get("y")) == b"2"
+    cluster.converged_hashes()
+    for n in cluster.nodes.values():
+        assert n.alive() and n.proc.pid == pids[n.id], f"node {n.id} restarted"
+        assert n.metric("micedb_raft_leader_changes_total") == changes[n.id], n.id
+        # Two small keys and two small dedup records: nowhere near the replies' size.
+        grown = data_bytes(n) - before[n.id]
+        assert grown < 64 * 1024, f"node {n.id}: the data grew by {grown} bytes"
+
+
+def test_a_single_read_over_the_limit_is_refused_and_the_node_carries_on(cluster_factory):
+    c = cluster_factory(size=1, extra_args=["--max-result-bytes", str(2 * MIB)])
+    r = c.nodes[1].redis()
+    r.set("a", b"a" * (MIB + 1))
+    r.set("b", b"b" * (MIB + 1))
+    assert len(r.get("a")) == MIB + 1
+    try:
+        r.mget("a", "b")
+        raise AssertionError("MGET over --max-result-bytes answered")
+    except redis.ResponseError as e:
+        assert "reply would exceed 2097152 bytes" in str(e)
+    assert len(r.getrange("b", 0, -1)) == MIB + 1
+    assert r.ping()
+
+
+@pytest.mark.parametrize("scale", [scaled("ci"), scaled("big")])
+def test_large_writes_through_a_follower_replicate_and_oversized_ones_fail_cleanly(
+        cluster_factory, scale):
+    """MSET of 5 x 60 MiB through a follower once made a 300 MiB forward frame that the
+    leader's receiver dropped (over its 256 MiB limit), resetting the stream while leaders
+    churned. Now a request is capped at 128 MiB (one raft entry always fits a frame) and the
+    refusal is a clean protocol error; a 2-value MSET through a follower replicates in
+    fragments without a stream reset (no message dropped) or a leader change."""
+    cluster, _, _ = start(cluster_factory, scale)
+    chunk = SCALES[scale][2]
+    leader_id = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes.values() if n.id != leader_id)
+    pids = {n.id: n.proc.pid for n in cluster.nodes.values()}
+    changes = {n.id: n.metric("micedb_raft_leader_changes_total") for n in cluster.nodes.values()}
+    r = follower.redis(socket_timeout=120)
+    try:
+        r.mset({f"k{i}": bytes([65 + i]) * (60 * MIB) for i in range(5)})
+        raise AssertionError("a 300 MiB MSET was accepted")
+    except (redis.ResponseError, redis.ConnectionError) as e:
+        assert "request too large" in str(e) or isinstance(e, redis.ConnectionError), e
+    assert follower.redis().ping()
+    assert follower.redis(socket_timeout=180).mset({"a": b"a" * chunk, "b": b"b" * chunk})
+    for n in cluster.nodes.values():
+        got = retry(lambda n=n: n.redis(socket_timeout=60).strlen("b"), timeout=60)
+        assert got == chunk
+    cluster.converged_hashes()
+    for n in cluster.nodes.values():
+        assert n.alive() and n.proc.pid == pids[n.id], f"node {n.id} restarted"
+        assert n.metric("micedb_transport_dropped_messages_total") == 0, n.id
+        assert n.metric("micedb_raft_leader_changes_total") == changes[n.id], n.id
+    assert cluster.wait_leader() == leader_id
