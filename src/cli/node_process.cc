@@ -3,13 +3,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include <fmt/format.h>
 
 #include "cli/data_dir.h"
+#include "cli/fd_limits.h"
 #include "common/logging.h"
 #include "server/node.h"
+#include "storage/rocks_options.h"
 
 namespace micedb::cli {
 
@@ -39,6 +42,12 @@ int RunNode(const StartOptions& opts) {
   log_opts.format = *ParseLogFormat(opts.log_format);
   if (Status st = InitLogging(log_opts); !st.ok()) return Refuse(st);
 
+  // Descriptors: as many as the hard limit allows for the clients asked for, beside what
+  // RocksDB and the peers keep; fewer clients (with a warning) when the limit is short.
+  auto fds = RaiseDescriptorLimit(opts.max_connections, storage::RocksOptions{}.max_open_files);
+  if (!fds.ok()) return Refuse(fds.status());
+  if (!fds->warning.empty()) GetLogger("server")->warn("{}", fds->warning);
+
   auto lock = DataDirLock::Acquire(opts.data_dir);
   if (!lock.ok()) return Refuse(lock.status());
 
@@ -56,7 +65,8 @@ int RunNode(const StartOptions& opts) {
       no.initial_peers.emplace_back(p.id, p.addr.ToString());
     }
   }
-  no.resp.max_connections = opts.max_connections;
+  no.resp.max_connections = fds->max_connections;
+  no.rocksdb_max_open_files = fds->rocksdb_files;
   no.resp.password = opts.requirepass;
   no.resp.max_txn_bytes = opts.max_txn_bytes;
   no.max_result_bytes = opts.max_result_bytes;
@@ -73,6 +83,13 @@ int RunNode(const StartOptions& opts) {
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
 
+  // Refused by a peer (a replaced data directory, another cluster): stop, exit code 3.
+  static std::atomic<bool> refused{false};
+  no.on_refused = [](const std::string& reason) {
+    std::fprintf(stderr, "micedb: error: refused by the cluster: %s\n", reason.c_str());
+    refused = true;
+    kill(getpid(), SIGTERM);
+  };
   server::Node node(no);
   if (Status st = node.Start(); !st.ok()) {
     std::fprintf(stderr, "micedb: error: node %llu cannot start: %s\n",
@@ -98,7 +115,7 @@ int RunNode(const StartOptions& opts) {
               sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   node.Stop();
-  return 0;
+  return refused ? 3 : 0;
 }
 
 }  // namespace micedb::cli

@@ -46,6 +46,7 @@ Status Node::Start() {
   auto log = GetLogger("server");
   storage::RocksOptions ro;
   ro.block_cache_bytes = options_.block_cache_mb << 20;
+  ro.max_open_files = options_.rocksdb_max_open_files;
   auto engine = storage::RocksEngine::Open((fs::path(options_.data_dir) / "db").string(), ro);
   if (!engine.ok()) return engine.status();
   engine_ = std::move(*engine);
@@ -59,10 +60,26 @@ Status Node::Start() {
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
                               .max_result_bytes = options_.max_result_bytes});
-  transport_ = std::make_unique<transport::PeerTransport>(
-      transport::TransportOptions{
-          .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir},
-      this);
+  // Who this data directory belongs to (store/identity.h); peers refuse another incarnation
+  // of a node they know.
+  const uint64_t cluster_id =
+      options_.initial_peers.empty() ? 0 : store::ClusterIdFromPeers(options_.initial_peers);
+  auto ident = store::LoadOrCreateIdent(
+      engine_.get(), options_.id, cluster_id,
+      Random(static_cast<uint64_t>(SystemClock::Get()->NowMonotonic().count()) ^
+             (options_.id.value() << 32) ^ static_cast<uint64_t>(::getpid()))
+          .Next64());
+  if (!ident.ok()) return ident.status();
+  identities_ = std::make_unique<store::PeerIdentities>(engine_.get(), *ident);
+  MICEDB_RETURN_IF_ERROR(identities_->Load());
+  transport::TransportOptions to{
+      .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir};
+  to.cluster_id = ident->cluster_id();
+  to.incarnation = ident->incarnation();
+  to.check_peer = [this](NodeId from, uint64_t cluster, uint64_t incarnation) {
+    return identities_->Check(from, cluster, incarnation);
+  };
+  transport_ = std::make_unique<transport::PeerTransport>(std::move(to), this);
   store::StoreOptions so = options_.store;
   so.node_id = options_.id;
   so.snap_dir = snap_dir;
@@ -205,5 +222,13 @@ void Node::OnSnapshotSent(uint64_t region, NodeId to, bool ok) {
 }
 
 void Node::OnUnreachable(NodeId to) { store_->ReportUnreachable(to); }
+
+void Node::OnRefused(NodeId by, const std::string& reason) {
+  // Another node will not let this one in (a replaced data directory, another cluster):
+  // carrying on could only do harm or spin. Stop, saying why.
+  if (refused_.exchange(true)) return;
+  GetLogger("server")->error("node {} refuses this node: {}", by.value(), reason);
+  if (options_.on_refused) options_.on_refused(reason);
+}
 
 }  // namespace micedb::server

@@ -5,7 +5,9 @@
 // Thread-safety: Start and Stop from one thread; the rest runs on the components' threads.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +27,7 @@
 #include "server/http_server.h"
 #include "server/node_service.h"
 #include "storage/engine.h"
+#include "store/identity.h"
 #include "store/store.h"
 #include "transport/peer_transport.h"
 
@@ -43,6 +46,10 @@ struct NodeOptions {
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   uint64_t block_cache_mb = 64;
+  int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
+  // Called once (on an I/O thread) when a peer refuses this node (its data directory was
+  // replaced, or it belongs to another cluster); the process should stop. Empty: only logged.
+  std::function<void(const std::string& reason)> on_refused;
   // Most value bytes one reply carries (kv::StateMachineOptions::max_result_bytes).
   uint64_t max_result_bytes = uint64_t{128} << 20;
 };
@@ -67,6 +74,7 @@ class Node : public transport::InboundHandler {
   void OnSnapshot(raft::Message msg, std::string dir) override;
   void OnSnapshotSent(uint64_t region, NodeId to, bool ok) override;
   void OnUnreachable(NodeId to) override;
+  void OnRefused(NodeId by, const std::string& reason) override;
 
  private:
   std::string RenderMetrics() const;
@@ -79,6 +87,8 @@ class Node : public transport::InboundHandler {
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<kv::RegionStateMachine> sm_;
+  std::unique_ptr<store::PeerIdentities> identities_;
+  std::atomic<bool> refused_{false};
   std::unique_ptr<transport::PeerTransport> transport_;
   std::unique_ptr<store::Store> store_;
   class PeerLink;

@@ -34,6 +34,13 @@ std::string RegionKey(uint64_t region) { return RegionScoped('R', region); }
 std::string PendingSnapshotKey(uint64_t region) { return RegionScoped('P', region); }
 std::string TombstoneKey(uint64_t region) { return RegionScoped('T', region); }
 std::string NodeAddressKey(uint64_t node) { return RegionScoped('N', node); }
+std::string PeerIncarnationKey(uint64_t node) { return RegionScoped('K', node); }
+
+bool DecodePeerIncarnationKey(std::string_view key, uint64_t* node) {
+  if (key.size() != 9 || key[0] != 'K') return false;
+  *node = GetBigEndian64(key.substr(1));
+  return true;
+}
 
 bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index) {
   if (key.size() != 17 || key[0] != 'L') {

@@ -7,6 +7,8 @@
 //   'P' region                                    -> pending snapshot install (directory path)
 //   'T' region                                    -> tombstone (the node was removed)
 //   'N' node(8)                                   -> store.NodeAddress
+//   'I'                                           -> store.StoreIdent (this directory's owner)
+//   'K' node(8)                                   -> fixed64 incarnation met (store/identity.h)
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,9 @@ std::string RegionKey(uint64_t region);
 std::string PendingSnapshotKey(uint64_t region);
 std::string TombstoneKey(uint64_t region);
 std::string NodeAddressKey(uint64_t node);
+inline constexpr std::string_view kStoreIdentKey = "I";
+std::string PeerIncarnationKey(uint64_t node);
+bool DecodePeerIncarnationKey(std::string_view key, uint64_t* node);
 
 // Decodes the index of a key made by RaftLogKey; false if it is not one.
 bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index);

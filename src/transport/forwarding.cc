@@ -29,6 +29,8 @@ void PeerTransport::Forward(NodeId to, ForwardRequest request, std::chrono::mill
   ForwardCalls calls;
   calls.set_from_node(options_.node_id.value());
   calls.set_from_addr(options_.listen_addr);
+  calls.set_cluster_id(options_.cluster_id);
+  calls.set_incarnation(options_.incarnation);
   ForwardCall* call = calls.add_calls();
   call->set_id(id);
   *call->mutable_request() = std::move(request);

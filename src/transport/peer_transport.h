@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,7 +59,15 @@ class InboundHandler {
   virtual void OnSnapshot(raft::Message msg, std::string dir) = 0;
   virtual void OnSnapshotSent(uint64_t region, NodeId to, bool ok) = 0;
   virtual void OnUnreachable(NodeId to) = 0;
+  // Node `by` refused this node's raft stream (TransportOptions::check_peer there): `reason`
+  // says why and what the operator should do.
+  virtual void OnRefused(NodeId by, const std::string& reason) {}
 };
+
+// Decides whether a peer may talk to this node (store::PeerIdentities::Check): nullopt, or
+// why not. Called on the I/O thread for every frame that names its sender.
+using PeerCheck = std::function<std::optional<std::string>(NodeId from, uint64_t cluster_id,
+                                                           uint64_t incarnation)>;
 
 struct TransportOptions {
   NodeId node_id;
@@ -70,6 +79,11 @@ struct TransportOptions {
   // two briefly); more are closed when they arrive.
   size_t max_inbound_streams = 64;
   size_t snapshot_chunk_bytes = 1 << 20;
+  // Stamped on every frame this node sends (store::StoreIdent); 0: none.
+  uint64_t cluster_id = 0;
+  uint64_t incarnation = 0;
+  // Checks the sender of every frame received; empty: everyone is let in.
+  PeerCheck check_peer;
 };
 
 class PeerTransport : public store::Transport {

@@ -6,6 +6,7 @@
 
 #include <asio.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -53,6 +54,16 @@ class Recorder : public InboundHandler {
     ++unreachable_;
     cv_.notify_all();
   }
+  void OnRefused(NodeId by, const std::string& reason) override {
+    std::lock_guard<std::mutex> l(mu_);
+    refusals_.push_back(fmt::format("{}: {}", by.value(), reason));
+    cv_.notify_all();
+  }
+  std::vector<std::string> WaitRefusals(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, timeout, [&] { return !refusals_.empty(); });
+    return refusals_;
+  }
 
   // Waits until `n` messages have arrived; returns them.
   std::vector<raft::Message> WaitMessages(size_t n, std::chrono::milliseconds timeout = 10s) {
@@ -94,11 +105,13 @@ class Recorder : public InboundHandler {
   std::vector<std::string> snapshot_dirs_;
   std::vector<bool> snapshots_sent_;
   int unreachable_ = 0;
+  std::vector<std::string> refusals_;
 };
 
 // One node's side: a transport listening on a loopback port, with its gRPC server.
 struct Endpoint {
-  Endpoint(uint64_t id, int port = 0, size_t max_inbound_streams = 64) {
+  Endpoint(uint64_t id, int port = 0, size_t max_inbound_streams = 64, PeerCheck check = {},
+           uint64_t incarnation = 0) {
     snap_dir = (std::filesystem::temp_directory_path() /
                 fmt::format("transport_test_{}_{}_{}", ::getpid(), id, counter++))
                    .string();
@@ -109,6 +122,8 @@ struct Endpoint {
     o.snap_dir = snap_dir;
     o.listen_addr = fmt::format("127.0.0.1:{}", port);
     o.max_inbound_streams = max_inbound_streams;
+    o.check_peer = std::move(check);
+    o.incarnation = incarnation;
     transport = std::make_unique<PeerTransport>(o, &recorder);
     grpc::ServerBuilder builder;
     builder.RegisterService(transport->service());
@@ -368,6 +383,29 @@ TEST(PeerTransport, AnnouncedFrameLengthsCostNoMemoryUntilTheBytesArrive) {
   auto got = b.recorder.WaitMessages(1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].index(), 7u);
+}
+
+TEST(PeerTransport, ARefusedSenderIsToldWhyAndNothingItSentIsDelivered) {
+  std::atomic<uint64_t> seen_incarnation{0};
+  Endpoint b(2, 0, 64, [&](NodeId from, uint64_t, uint64_t incarnation) {
+    seen_incarnation = incarnation;
+    return from == NodeId(1) ? std::optional<std::string>("you are not welcome")
+                             : std::optional<std::string>();
+  });
+  Endpoint a(1, 0, 64, {}, /*incarnation=*/42);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  a.transport->Send(Msg(1, 2, 5));
+  auto refusals = a.recorder.WaitRefusals();
+  ASSERT_EQ(refusals.size(), 1u);
+  EXPECT_EQ(refusals[0], "2: you are not welcome");
+  EXPECT_EQ(seen_incarnation.load(), 42u);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(b.recorder.messages(), 0u);
+  // Someone else still gets in.
+  Endpoint c(3);
+  c.transport->SetAddress(NodeId(2), b.addr());
+  c.transport->Send(Msg(3, 2, 9));
+  ASSERT_EQ(b.recorder.WaitMessages(1).size(), 1u);
 }
 
 TEST(PeerTransport, InboundStreamsBeyondTheLimitAreClosed) {

@@ -111,6 +111,8 @@ void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
   for (RaftBatch* b : {&urgent, &bulk}) {
     b->set_from_node(t_->options_.node_id.value());
     b->set_from_addr(t_->options_.listen_addr);
+    b->set_cluster_id(t_->options_.cluster_id);
+    b->set_incarnation(t_->options_.incarnation);
   }
   size_t n = 0;
   for (auto& m : msgs) {
@@ -331,12 +333,27 @@ void PeerTransport::Peer::OnConnectedLocked() {
   SetStreamOptions(socket_);
   state_ = State::kConnected;
   backoff_ms_ = kMinBackoffMs;
-  // The receiver never writes: any completion of this read means the stream is over.
-  socket_.async_read_some(asio::buffer(watch_byte_),
-                          [this, gen = gen_](const asio::error_code&, size_t) {
-                            std::unique_lock<std::mutex> l(mu_);
-                            if (gen == gen_) FailLocked(l);
-                          });
+  // The receiver writes nothing but a refusal: any completion of this read means the stream
+  // is over.
+  asio::async_read(
+      socket_, asio::buffer(watch_buf_), asio::transfer_at_least(1),
+      [this, gen = gen_](const asio::error_code&, size_t n) {
+        std::unique_lock<std::mutex> l(mu_);
+        if (gen != gen_) return;
+        std::string reason;
+        if (n >= kHeaderBytes && static_cast<uint8_t>(watch_buf_[4]) == kRefusalFrame) {
+          const size_t len = std::min<size_t>(DecodeFixed32(watch_buf_), n - kHeaderBytes);
+          Refusal refusal;
+          if (refusal.ParseFromArray(watch_buf_ + kHeaderBytes, static_cast<int>(len))) {
+            reason = refusal.reason();
+          }
+        }
+        FailLocked(l);
+        if (!reason.empty()) {
+          Log()->error("node {} refused this node: {}", id_.value(), reason);
+          t_->handler_->OnRefused(id_, reason);
+        }
+      });
   in_flight_.assign(kMagic);
   in_flight_msgs_ = ComposeLocked(&in_flight_);
   writing_ = true;
@@ -460,6 +477,7 @@ bool PeerTransport::Inbound::HandleFrame(uint8_t type, const char* p, size_t len
       Log()->warn("raft stream: a batch does not parse; closing");
       return false;
     }
+    if (!Admit(batch.from_node(), batch.cluster_id(), batch.incarnation())) return false;
     LearnSender(batch.from_node(), batch.from_addr());
     for (auto& m : *batch.mutable_msgs()) msgs->push_back(std::move(m));
   } else if (type == kForwardCallsFrame) {
@@ -468,6 +486,7 @@ bool PeerTransport::Inbound::HandleFrame(uint8_t type, const char* p, size_t len
       Log()->warn("raft stream: forwarded calls do not parse; closing");
       return false;
     }
+    if (!Admit(calls.from_node(), calls.cluster_id(), calls.incarnation())) return false;
     LearnSender(calls.from_node(), calls.from_addr());
     for (auto& c : *calls.mutable_calls()) {
       t_->handler_->OnForward(NodeId(calls.from_node()), c.id(), std::move(*c.mutable_request()));
@@ -482,6 +501,24 @@ bool PeerTransport::Inbound::HandleFrame(uint8_t type, const char* p, size_t len
   }
   // Other frame types are for newer nodes; skip them.
   return true;
+}
+
+bool PeerTransport::Inbound::Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation) {
+  if (!t_->options_.check_peer || admitted_) return true;
+  std::optional<std::string> refused =
+      t_->options_.check_peer(NodeId(node), cluster_id, incarnation);
+  if (!refused) {
+    admitted_ = true;  // one sender per stream: checked once
+    return true;
+  }
+  Log()->error("refused the raft stream of node {}: {}", node, *refused);
+  Refusal r;
+  r.set_reason(*refused);
+  std::string out;
+  AppendFrame(&out, kRefusalFrame, r);
+  asio::error_code ignored;
+  asio::write(socket_, asio::buffer(out), ignored);
+  return false;
 }
 
 void PeerTransport::Inbound::LearnSender(uint64_t node, const std::string& addr) {

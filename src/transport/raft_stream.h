@@ -35,6 +35,9 @@ inline constexpr uint8_t kForwardRepliesFrame = 3;  // ForwardReplies
 // small frames can pass it: heartbeats never wait behind a 100 MiB append. The receiver
 // puts the pieces back together and handles the whole frame when its last byte arrives.
 inline constexpr uint8_t kFragmentFrame = 4;
+// Written by a receiver, back on a stream it refuses (the only bytes a receiver ever writes):
+// a Refusal, then the receiver closes.
+inline constexpr uint8_t kRefusalFrame = 5;
 // Frames longer than this (payload plus header) go as fragments of this size.
 inline constexpr size_t kFragmentBytes = 256 << 10;
 // One write to the socket takes the urgent frames plus bulk frames up to about this much.
@@ -145,7 +148,7 @@ class PeerTransport::Peer {
   bool flush_posted_ GUARDED_BY(mu_) =
       false;  // a write of the queue by the I/O thread is on its way
   bool stopped_ GUARDED_BY(mu_) = false;
-  char watch_byte_[1];
+  char watch_buf_[4096];  // what the receiver writes back: only ever a refusal
 };
 
 // One incoming raft stream. Reads frames and hands them on: raft messages to the store (each
@@ -165,6 +168,9 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   bool HandleFrame(uint8_t type, const char* payload, size_t len, std::vector<raft::Message>* msgs);
   // The first frame that names its sender's address teaches it (a node that just joined).
   void LearnSender(uint64_t node, const std::string& addr);
+  // TransportOptions::check_peer on a frame's sender; on a refusal, writes it back and
+  // returns false (the caller closes the stream).
+  bool Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation);
 
   PeerTransport* const t_;
   asio::ip::tcp::socket socket_;
@@ -174,6 +180,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   size_t need_ = 0;         // bytes the incomplete frame at begin_ needs
   std::string reassembly_;  // the fragments of a long frame received so far
   bool learned_ = false;
+  bool admitted_ = false;  // the sender passed check_peer
 };
 
 }  // namespace micedb::transport

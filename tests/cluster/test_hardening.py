@@ -133,3 +133,39 @@ def test_large_writes_through_a_follower_replicate_and_oversized_ones_fail_clean
         assert n.metric("micedb_transport_dropped_messages_total") == 0, n.id
         assert n.metric("micedb_raft_leader_changes_total") == changes[n.id], n.id
     assert cluster.wait_leader() == leader_id
+
+
+def test_a_node_whose_data_was_deleted_is_refused_and_no_acknowledged_write_is_lost(cluster):
+    """Deleting one node's data directory and restarting it with the same id and the same
+    --initial-peers once re-bootstrapped it as the same voter with no log and no vote: it could
+    help elect a node that lacked acknowledged writes. Now its peers know the incarnation they
+    met and refuse the new one; the node says why and exits (code 3)."""
+    import shutil
+    import time
+
+    leader_id = cluster.wait_leader()
+    r = cluster.nodes[leader_id].redis()
+    for i in range(50):
+        assert r.set(f"acked{i}", str(i))
+    victim = next(n for n in cluster.nodes.values() if n.id != leader_id)
+    victim.kill9()
+    for i in range(50, 100):
+        assert retry(lambda i=i: cluster.nodes[cluster.wait_leader()].redis().set(
+            f"acked{i}", str(i)))
+    shutil.rmtree(victim.data_dir)
+    victim.start()
+    deadline = time.time() + 60
+    while victim.alive() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not victim.alive(), "the wiped node kept running"
+    assert victim.proc.returncode == 3
+    log = open(victim.log_path).read()
+    assert "has a new data directory" in log and "micedb node remove" in log, log[-2000:]
+    # The others carry on, with every acknowledged write.
+    others = [n for n in cluster.nodes.values() if n.id != victim.id]
+    for n in others:
+        assert n.alive()
+    leader = cluster.nodes[cluster.wait_leader(among=others)]
+    for i in range(100):
+        assert retry(lambda i=i: leader.redis().get(f"acked{i}")) == str(i).encode()
+    assert retry(lambda: leader.redis().set("after", "1"))
