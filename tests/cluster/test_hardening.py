@@ -3,9 +3,12 @@
 Each test runs at two scales. In `make test` (the ASan build) values are 8 MiB and
 --max-result-bytes 16 MiB: the same shapes, at a size the ASan build moves quickly. `make
 test-big` runs the exact sequences from the issue (64 MiB values, the default 128 MiB reply
-limit, a 120 MiB MSET) against the release build; on the ASan build one 64 MiB entry holds a
-raft loop round for 4-20 s (page faults on fresh memory, RocksDB write stalls while 64 MiB
-memtables flush), longer than any election timeout (see micedb_raft_slow_rounds_total)."""
+limit, a 120 MiB MSET) against the release build. One 64 MiB entry holds a raft loop round
+for about 1.8 s on the release build and 4-20 s on the ASan build (page faults on fresh
+memory, RocksDB write stalls while big memtables flush; micedb_raft_slow_rounds_total counts
+them), longer than the default election timeout: the MSET test, which is about leader
+changes, fails in `make test-big` until big writes stop holding the loop (issue 13 item 4,
+docs/status.md)."""
 import pytest
 import redis
 
@@ -25,9 +28,14 @@ def scaled(name):
     return pytest.param(name, marks=marks, id=name)
 
 
-def start(cluster_factory, scale):
+def start(cluster_factory, scale, patient_elections=False):
     value, limit, _ = SCALES[scale]
     args = [] if limit is None else ["--max-result-bytes", str(limit)]
+    if patient_elections and scale == "big":
+        # A 64 MiB entry holds a raft loop round for ~1.8 s even on the release build (0.7 s
+        # of it RocksDB's write), longer than the default election timeout: leaders would
+        # change under the test. What this test checks does not depend on elections.
+        args += ["--election-ticks", "60"]
     return cluster_factory(extra_args=args), value, (limit or 128 * MIB)
 
 
@@ -42,7 +50,7 @@ def test_a_pipeline_of_huge_reads_with_a_write_is_bounded_and_stores_nothing_big
     replica built the whole 8 GiB result at apply and kept it as the dedup record, so the
     committed entry crashed them on every restart. Now the reply stops at --max-result-bytes,
     followers run no reads at all, and the dedup record keeps only the write's result."""
-    cluster, size, limit = start(cluster_factory, scale)
+    cluster, size, limit = start(cluster_factory, scale, patient_elections=True)
     leader = cluster.nodes[cluster.wait_leader()]
     big = b"v" * size
     assert leader.redis(socket_timeout=120).set("big", big)
