@@ -52,6 +52,21 @@ EntryFormat DecodeEntry(std::string_view data, region::RegionRequest* req) {
   return EntryFormat::kLegacyCommand;
 }
 
+std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
+                                                    int64_t leader_wall_ms) {
+  region::RequestHeader* h = req->mutable_header();
+  h->set_propose_ts_ms(leader_wall_ms);
+  if (h->request_id() == 0) return std::nullopt;
+  const int64_t skew = h->request_ts_ms() - leader_wall_ms;
+  if (skew > kDedupWindowMs / 2 || skew < -kDedupWindowMs / 2) {
+    return InvalidRequestResponse(fmt::format(
+        "the gateway's clock is {} ms off the leader's; at-most-once writes need the nodes' "
+        "clocks within {} ms of each other (check NTP)",
+        skew, kDedupWindowMs / 2));
+  }
+  return std::nullopt;
+}
+
 std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
                                                    const region::RegionRequest& req,
                                                    const StateMachine& sm) {
@@ -137,10 +152,11 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
   std::string encoded = sm_->ForRetry(req.kv(), resp.kv()).SerializeAsString();
   wb_->Put(storage::Cf::kDefault, key, encoded);
   written_.emplace(std::move(key), std::move(encoded));
-  if (index.value() % kDedupGcEvery == 0 && h.request_ts_ms() > kDedupWindowMs) {
-    // Forget requests older than the window; deterministic, as the time is in the entry.
+  if (index.value() % kDedupGcEvery == 0 && h.propose_ts_ms() > kDedupWindowMs) {
+    // Forget requests older than the window, by the leader's clock stamped in the entry
+    // (deterministic on every replica). Entries from before the stamp existed skip this.
     wb_->DeleteRange(storage::Cf::kDefault, std::string(1, kDedupPrefix),
-                     DedupKey(h.request_ts_ms() - kDedupWindowMs, 0));
+                     DedupKey(h.propose_ts_ms() - kDedupWindowMs, 0));
   }
   return resp;
 }

@@ -29,6 +29,13 @@ EntryFormat DecodeEntry(std::string_view data, region::RegionRequest* req);
 // RegionNotFound for another region's request, EpochNotMatch when the epoch's version differs
 // (admin requests: conf_ver too), KeyNotInRegion for a key outside the range, InvalidRequest
 // for a request without a body. Thread-safe.
+// Stamps a write the leader is about to propose with its wall clock (propose_ts_ms, the
+// region's replicated time). Refuses a deduplicated request whose gateway clock is more than
+// half the dedup window (5 min) off the leader's: its record would expire too early, or
+// linger. Thread-safe.
+std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
+                                                    int64_t leader_wall_ms);
+
 std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
                                                    const region::RegionRequest& req,
                                                    const StateMachine& sm);

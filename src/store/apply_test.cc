@@ -152,6 +152,46 @@ TEST_F(ApplyTest, ARepeatedRequestIdGetsItsFirstResultInTheSameRoundAndLater) {
   EXPECT_EQ(r[1].kv().integer(), 4);
 }
 
+// Dedup records expire by the leader's clock stamped in each entry (propose_ts_ms), not by a
+// gateway's: once, one gateway whose clock ran a day ahead erased every record at the next
+// GC point, and a retried write applied twice.
+TEST_F(ApplyTest, DedupRecordsExpireByTheLeadersClockNotAGatewaysClock) {
+  constexpr int64_t kMin = int64_t{60} * 1000;
+  auto at = [&](uint64_t id, int64_t request_ts, int64_t propose_ts) {
+    auto req = Request(Incr("c"), 3, id);
+    req.mutable_header()->set_request_ts_ms(request_ts);
+    req.mutable_header()->set_propose_ts_ms(propose_ts);
+    return EncodeEntry(req);
+  };
+  const int64_t t0 = 100 * kMin;
+  const std::string first = at(1, t0, t0);
+  EXPECT_EQ(Round({first})[0].kv().integer(), 1);
+  // A gateway a day ahead, applied at a GC point (index 1024), with the leader's time t0 + 1.
+  next_index_ = 1024;
+  EXPECT_EQ(Round({at(2, t0 + 24 * 60 * kMin, t0 + 1)})[0].kv().integer(), 2);
+  // The first request's retry still finds its record: not applied again.
+  EXPECT_EQ(Round({first})[0].kv().integer(), 1);
+  // Once the leader's clock is past the window (10 min), the record goes at the next GC point.
+  next_index_ = 2048;
+  EXPECT_EQ(Round({at(3, t0 + 11 * kMin, t0 + 11 * kMin)})[0].kv().integer(), 3);
+  EXPECT_EQ(Round({first})[0].kv().integer(), 4);
+}
+
+TEST(StampProposal, StampsTheLeadersClockAndRefusesAFarSkewedGateway) {
+  region::RegionRequest req;
+  req.mutable_header()->set_request_id(5);
+  req.mutable_header()->set_request_ts_ms(1'000'000);
+  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + 4 * 60'000).has_value());
+  EXPECT_EQ(req.header().propose_ts_ms(), int64_t{1'000'000} + 4 * 60'000);
+  auto refused = StampProposal(&req, int64_t{1'000'000} + 6 * 60'000);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->error().message().find("clock"), std::string::npos);
+  EXPECT_TRUE(StampProposal(&req, int64_t{1'000'000} - 6 * 60'000).has_value());
+  // Without dedup the gateway's clock does not matter.
+  req.mutable_header()->set_request_id(0);
+  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + 60 * 60'000).has_value());
+}
+
 TEST_F(ApplyTest, EntriesWrittenBeforeTheEnvelopeStillApply) {
   kv::Command legacy = Set("c", "old");
   legacy.set_now_ms(1'000);

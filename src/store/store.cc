@@ -301,6 +301,10 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
   Post([this, req = std::move(req), done = std::move(done)]() mutable {
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    if (auto refused = StampProposal(&req, clock_->NowWallMillis())) {
+      counters_.requests_refused++;
+      return done(std::move(*refused));
+    }
     // Refused here already when it cannot run; apply checks again (store/apply.h).
     if (auto refused = CheckRequest(p->desc, req, *sm_)) {
       counters_.requests_refused++;
