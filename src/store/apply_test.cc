@@ -181,15 +181,15 @@ TEST(StampProposal, StampsTheLeadersClockAndRefusesAFarSkewedGateway) {
   region::RegionRequest req;
   req.mutable_header()->set_request_id(5);
   req.mutable_header()->set_request_ts_ms(1'000'000);
-  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + 4 * 60'000).has_value());
-  EXPECT_EQ(req.header().propose_ts_ms(), int64_t{1'000'000} + 4 * 60'000);
-  auto refused = StampProposal(&req, int64_t{1'000'000} + 6 * 60'000);
+  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + int64_t{4} * 60'000).has_value());
+  EXPECT_EQ(req.header().propose_ts_ms(), int64_t{1'000'000} + int64_t{4} * 60'000);
+  auto refused = StampProposal(&req, int64_t{1'000'000} + int64_t{6} * 60'000);
   ASSERT_TRUE(refused.has_value());
   EXPECT_NE(refused->error().message().find("clock"), std::string::npos);
-  EXPECT_TRUE(StampProposal(&req, int64_t{1'000'000} - 6 * 60'000).has_value());
+  EXPECT_TRUE(StampProposal(&req, int64_t{1'000'000} - int64_t{6} * 60'000).has_value());
   // Without dedup the gateway's clock does not matter.
   req.mutable_header()->set_request_id(0);
-  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + 60 * 60'000).has_value());
+  EXPECT_FALSE(StampProposal(&req, int64_t{1'000'000} + int64_t{60} * 60'000).has_value());
 }
 
 TEST_F(ApplyTest, EntriesWrittenBeforeTheEnvelopeStillApply) {
