@@ -168,7 +168,7 @@ TEST_F(ApplyTest, DedupRecordsExpireByTheLeadersClockNotAGatewaysClock) {
   EXPECT_EQ(Round({first})[0].kv().integer(), 1);
   // A gateway a day ahead, applied at a GC point (index 1024), with the leader's time t0 + 1.
   next_index_ = 1024;
-  EXPECT_EQ(Round({at(2, t0 + 24 * 60 * kMin, t0 + 1)})[0].kv().integer(), 2);
+  EXPECT_EQ(Round({at(2, t0 + 24 * kMin * 60, t0 + 1)})[0].kv().integer(), 2);
   // The first request's retry still finds its record: not applied again.
   EXPECT_EQ(Round({first})[0].kv().integer(), 1);
   // Once the leader's clock is past the window (10 min), the record goes at the next GC point.
