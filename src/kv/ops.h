@@ -25,7 +25,8 @@ struct OpContext {
   // Bytes of values the reply may still carry (reads charge it as they copy values); null:
   // no limit.
   size_t* reply_budget = nullptr;
-  // Apply on a replica that does not answer the client: a txn's reads are not run.
+  // Apply on a replica that does not answer the client (never set on the read path): a
+  // txn's reads are not run.
   bool skip_txn_reads = false;
 };
 

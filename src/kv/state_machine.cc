@@ -60,7 +60,7 @@ Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
       continue;
     }
     if (!IsWriteCommand(inner)) {
-      if (ctx.batch != nullptr && ctx.skip_txn_reads) {
+      if (ctx.skip_txn_reads) {
         *result.mutable_array()->add_items() = NotKept("this replica did not run the read");
         continue;
       }

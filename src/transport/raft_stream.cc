@@ -35,14 +35,27 @@ grpc::ChannelArguments ChannelArgs() {
 
 }  // namespace
 
-void AppendFrame(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg) {
-  const size_t n = msg.ByteSizeLong();
-  const size_t at = out->size();
-  out->resize(at + kHeaderBytes + n);
-  char* p = out->data() + at;
+namespace {
+
+// Writes the frame of `msg` (whose ByteSizeLong() was `n`, so its sizes are cached) at `p`,
+// which has room for kHeaderBytes + n.
+void WriteFrame(char* p, uint8_t type, const google::protobuf::MessageLite& msg, size_t n) {
   EncodeFixed32(p, static_cast<uint32_t>(n));
   p[4] = static_cast<char>(type);
   msg.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p + kHeaderBytes));
+}
+
+void AppendFrameOfSize(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg,
+                       size_t n) {
+  const size_t at = out->size();
+  out->resize(at + kHeaderBytes + n);
+  WriteFrame(out->data() + at, type, msg, n);
+}
+
+}  // namespace
+
+void AppendFrame(std::string* out, uint8_t type, const google::protobuf::MessageLite& msg) {
+  AppendFrameOfSize(out, type, msg, msg.ByteSizeLong());
 }
 
 bool KeepsOrder(const raft::Message& m) {
@@ -151,7 +164,7 @@ void PeerTransport::Peer::AppendBulkLocked(uint8_t type,
   const size_t n = payload.ByteSizeLong();
   if (n <= kFragmentBytes) {
     Queued q;
-    AppendFrame(&q.bytes, type, payload);
+    AppendFrameOfSize(&q.bytes, type, payload, n);
     q.msgs = msgs;
     bulk_.push_back(std::move(q));
     return;
@@ -160,9 +173,7 @@ void PeerTransport::Peer::AppendBulkLocked(uint8_t type,
   // 100 MiB every extra pass over fresh memory costs page faults on the raft loop's thread).
   const size_t total = kHeaderBytes + n;
   std::shared_ptr<char[]> whole(new char[total]);
-  EncodeFixed32(whole.get(), static_cast<uint32_t>(n));
-  whole[4] = static_cast<char>(type);
-  payload.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(whole.get() + kHeaderBytes));
+  WriteFrame(whole.get(), type, payload, n);
   for (size_t off = 0; off < total; off += kFragmentBytes) {
     Queued f;
     f.whole = whole;

@@ -18,7 +18,10 @@ MIB = 1 << 20
 
 SCALES = {
     # name: (value bytes, --max-result-bytes or None for the default 128 MiB, MSET chunk)
-    "ci": (8 * MIB, 16 * MIB, 8 * MIB),
+    # The CI MSET is 2 x 2 MiB (16 fragments): 2 x 8 MiB already held ASan raft loop rounds
+    # for 1-1.4 s, close enough to the election timeout to cost a leadership now and then
+    # (the loop stall of issue 13 item 4, not what this test is about at CI scale).
+    "ci": (8 * MIB, 16 * MIB, 2 * MIB),
     "big": (64 * MIB, None, 60 * MIB),
 }
 
