@@ -16,9 +16,19 @@ namespace micedb::cli {
 
 namespace {
 
-std::unique_ptr<transport::NodeService::Stub> Connect(const std::string& addr) {
-  return transport::NodeService::NewStub(
-      grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+std::unique_ptr<transport::NodeService::Stub> Connect(
+    const std::string& addr, const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  return transport::NodeService::NewStub(grpc::CreateChannel(addr, creds));
+}
+
+// The credentials the flags ask for, or nullptr after printing why there are none.
+std::shared_ptr<grpc::ChannelCredentials> CredentialsOrComplain(const ClientSecurity& s) {
+  auto creds = ClientCredentials(s);
+  if (!creds.ok()) {
+    std::fprintf(stderr, "micedb: error: %s\n", std::string(creds.status().message()).c_str());
+    return nullptr;
+  }
+  return *creds;
 }
 
 std::chrono::system_clock::time_point Deadline(int seconds) {
@@ -49,6 +59,8 @@ int RunAdmin(const AdminOptions& opts) {
     std::fprintf(stderr, "micedb: error: node add needs --peer-addr of the new node\n");
     return 2;
   }
+  auto creds = CredentialsOrComplain(opts.security);
+  if (!creds) return 2;
   req.set_node_id(opts.node_id);
   req.set_peer_addr(opts.peer_addr);
   req.set_region_id(1);
@@ -67,7 +79,7 @@ int RunAdmin(const AdminOptions& opts) {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(5));
     transport::AdminResponse resp;
-    grpc::Status st = Connect(target)->Admin(&ctx, req, &resp);
+    grpc::Status st = Connect(target, creds)->Admin(&ctx, req, &resp);
     if (!st.ok()) {
       last_error = fmt::format("{}: {}", target, st.error_message());
       target = opts.via;
@@ -100,18 +112,26 @@ int RunAdmin(const AdminOptions& opts) {
 }
 
 int RunStatus(const StatusOptions& opts) {
+  auto creds = CredentialsOrComplain(opts.security);
+  if (!creds) return 2;
+  std::string last_error;
   auto fetch = [&](const std::string& addr) -> std::optional<nlohmann::json> {
     grpc::ClientContext ctx;
     ctx.set_deadline(Deadline(3));
     transport::StatusRequest req;
     req.set_with_hash(opts.with_hash);
     transport::StatusResponse resp;
-    if (!Connect(addr)->Status(&ctx, req, &resp).ok()) return std::nullopt;
+    grpc::Status st = Connect(addr, creds)->Status(&ctx, req, &resp);
+    if (!st.ok()) {
+      last_error = st.error_message();
+      return std::nullopt;
+    }
     return nlohmann::json::parse(resp.json(), nullptr, false);
   };
   auto first = fetch(opts.via);
   if (!first || first->is_discarded()) {
-    std::fprintf(stderr, "micedb: error: no answer from %s\n", opts.via.c_str());
+    std::fprintf(stderr, "micedb: error: no answer from %s: %s\n", opts.via.c_str(),
+                 last_error.c_str());
     return 1;
   }
   std::map<uint64_t, std::string> addrs;

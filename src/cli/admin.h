@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "cli/cert_command.h"
+
 namespace micedb::cli {
 
 struct AdminOptions {
@@ -13,6 +15,7 @@ struct AdminOptions {
   std::string peer_addr;                // for add: where the new node listens for peers
   std::string via = "127.0.0.1:20161";  // any node's peer address
   int timeout_s = 15;
+  ClientSecurity security;
 };
 
 // Sends the change to the region leader (following "leader is ..." hints). Prints one line;
@@ -23,6 +26,7 @@ struct StatusOptions {
   std::string via = "127.0.0.1:20161";
   bool with_hash = false;
   bool json = false;
+  ClientSecurity security;
 };
 
 // Prints every node of the cluster: role, term, leader, commit/applied and lag.

@@ -36,6 +36,17 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--max-connections", o->max_connections, "Most Redis-protocol clients at once")
       ->capture_default_str();
   cmd->add_option("--requirepass", o->requirepass, "Password Redis clients must AUTH with");
+  cmd->add_option("--certs-dir", o->certs_dir,
+                  "Certificates (ca.crt, node.crt, node.key; see `micedb cert`): mutual TLS "
+                  "between nodes and for gRPC clients")
+      ->envname("MICEDB_CERTS_DIR");
+  cmd->add_flag("--insecure", o->insecure,
+                "Serve plain connections on non-loopback addresses (no authentication)");
+  cmd->add_option("--listen-redis-tls", o->listen_redis_tls,
+                  "host:port for the Redis protocol over TLS (needs --certs-dir)");
+  cmd->add_option("--redis-tls-auth-clients", o->redis_tls_auth_clients,
+                  "Redis TLS clients must present a certificate: yes, optional or no")
+      ->capture_default_str();
   cmd->add_option("--max-result-bytes", o->max_result_bytes,
                   "Most value bytes one reply carries (same on every node)")
       ->capture_default_str();
@@ -103,6 +114,12 @@ int Main(int argc, char** argv) {
       ->add_option("--port-offset", local_opts.port_offset,
                    "Added to every port, to run clusters side by side")
       ->capture_default_str();
+  local
+      ->add_option("--certs-dir", local_opts.certs_dir,
+                   "Certificates for the nodes (see `micedb cert`): mutual TLS, Redis over TLS")
+      ->envname("MICEDB_CERTS_DIR");
+  local->add_flag("--insecure", local_opts.insecure,
+                  "Let nodes serve plain connections on a non-loopback --host");
 
   AdminOptions admin_opts;
   CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");
@@ -120,6 +137,12 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   status_cmd->add_flag("--hash", status_opts.with_hash, "Also hash each replica's data");
   status_cmd->add_flag("--json", status_opts.json, "Also print every node's raw status");
+
+  AddClientSecurityFlags(node_cmd, &admin_opts.security);
+  AddClientSecurityFlags(status_cmd, &status_opts.security);
+
+  CertCommandOptions cert_opts;
+  CLI::App* cert_cmd = AddCertCommand(&app, &cert_opts);
 
   KvCommandOptions kv_opts;
   CLI::App* kv_cmd = AddKvCommand(&app, &kv_opts);
@@ -142,8 +165,8 @@ int Main(int argc, char** argv) {
       what = fmt::format("unknown command '{}' (see micedb --help)", argv[1]);
     } else if (what.empty() || what == "A subcommand is required") {
       what =
-          "a command is required: start, start-local, node, status, kv or version (see micedb "
-          "--help)";
+          "a command is required: start, start-local, node, status, kv, cert or version (see "
+          "micedb --help)";
     }
     std::fprintf(stderr, "micedb: error: %s\n", what.c_str());
     return 2;
@@ -158,6 +181,7 @@ int Main(int argc, char** argv) {
   if (app.got_subcommand(node_cmd)) return RunAdmin(admin_opts);
   if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
   if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);
+  if (app.got_subcommand(cert_cmd)) return RunCert(cert_opts);
   return 2;
 }
 

@@ -18,6 +18,7 @@ void AddConnectionFlags(CLI::App* cmd, KvCommandOptions* o) {
   cmd->add_option("--timeout-ms", o->timeout_ms, "Give up after this long, retries included")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  AddClientSecurityFlags(cmd, &o->security);
 }
 
 CLI::App* AddOp(CLI::App* kv, KvCommandOptions* o, const std::string& name,
@@ -88,8 +89,14 @@ CLI::App* AddKvCommand(CLI::App* app, KvCommandOptions* o) {
 }
 
 int RunKv(const KvCommandOptions& o) {
+  auto creds = ClientCredentials(o.security);
+  if (!creds.ok()) {
+    std::fprintf(stderr, "micedb: error: %s\n", std::string(creds.status().message()).c_str());
+    return 2;
+  }
   kv::KvClient client(o.addr,
-                      kv::KvClientOptions{.timeout = std::chrono::milliseconds(o.timeout_ms)});
+                      kv::KvClientOptions{.timeout = std::chrono::milliseconds(o.timeout_ms),
+                                          .credentials = *creds});
   const kv::ReadMode mode = o.stale ? kv::ReadMode::kLocalStale : kv::ReadMode::kLinearizable;
 
   if (o.op == "get") {

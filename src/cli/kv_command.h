@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/cert_command.h"
+
 namespace CLI {
 class App;
 }  // namespace CLI
@@ -17,6 +19,7 @@ struct KvCommandOptions {
   std::string op;                        // the subcommand given: get, put, del, scan or cas
   std::string addr = "127.0.0.1:20161";  // a node's peer address
   int64_t timeout_ms = 10000;
+  ClientSecurity security;
   bool stale = false;                    // get, scan: read the answering replica, possibly stale
   std::string key;                       // get, put, cas
   std::string value;                     // put

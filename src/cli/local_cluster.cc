@@ -29,22 +29,29 @@ std::vector<std::string> NodeArgs(const LocalClusterOptions& o, int i, const std
   for (int j = 1; j <= o.nodes; ++j) {
     peers += fmt::format("{}{}={}:{}", j == 1 ? "" : ",", j, o.host, 20160 + o.port_offset + j);
   }
-  return {exe,
-          "start",
-          "--node-id",
-          std::to_string(i),
-          "--data-dir",
-          (std::filesystem::path(o.data_dir) / fmt::format("node{}", i)).string(),
-          "--listen-peer",
-          fmt::format("{}:{}", o.host, 20160 + o.port_offset + i),
-          "--listen-redis",
-          fmt::format("{}:{}", o.host, 6379 + o.port_offset + i),
-          "--listen-pg",
-          fmt::format("{}:{}", o.host, 5432 + o.port_offset + i),
-          "--listen-http",
-          fmt::format("{}:{}", o.host, 8079 + o.port_offset + i),
-          "--initial-peers",
-          peers};
+  std::vector<std::string> args = {
+      exe,
+      "start",
+      "--node-id",
+      std::to_string(i),
+      "--data-dir",
+      (std::filesystem::path(o.data_dir) / fmt::format("node{}", i)).string(),
+      "--listen-peer",
+      fmt::format("{}:{}", o.host, 20160 + o.port_offset + i),
+      "--listen-redis",
+      fmt::format("{}:{}", o.host, 6379 + o.port_offset + i),
+      "--listen-pg",
+      fmt::format("{}:{}", o.host, 5432 + o.port_offset + i),
+      "--listen-http",
+      fmt::format("{}:{}", o.host, 8079 + o.port_offset + i),
+      "--initial-peers",
+      peers};
+  if (!o.certs_dir.empty()) {
+    args.insert(args.end(), {"--certs-dir", o.certs_dir, "--listen-redis-tls",
+                             fmt::format("{}:{}", o.host, 6389 + o.port_offset + i)});
+  }
+  if (o.insecure) args.emplace_back("--insecure");
+  return args;
 }
 
 pid_t Spawn(const std::vector<std::string>& args, const sigset_t& old_mask) {
@@ -93,8 +100,21 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
                 opts.host.c_str(), 6379 + opts.port_offset + c.id, opts.host.c_str(),
                 8079 + opts.port_offset + c.id);
   }
-  std::printf("Any node answers any command. Cluster state: %s status --via %s:%d\n", exe.c_str(),
-              opts.host.c_str(), 20161 + opts.port_offset);
+  if (!opts.certs_dir.empty()) {
+    std::printf(
+        "Redis over TLS: redis-cli --tls --cacert %1$s/ca.crt --cert %1$s/client.root.crt "
+        "--key %1$s/client.root.key -h %2$s -p %3$d\n",
+        opts.certs_dir.c_str(), opts.host.c_str(), 6390 + opts.port_offset);
+    std::printf("Security: mutual TLS between nodes and for gRPC clients (--certs-dir %s)\n",
+                opts.certs_dir.c_str());
+    std::printf(
+        "Any node answers any command. Cluster state: %s status --certs-dir %s --via %s:%d\n",
+        exe.c_str(), opts.certs_dir.c_str(), opts.host.c_str(), 20161 + opts.port_offset);
+  } else {
+    std::printf("Security: insecure, no TLS or authentication between nodes (loopback only)\n");
+    std::printf("Any node answers any command. Cluster state: %s status --via %s:%d\n", exe.c_str(),
+                opts.host.c_str(), 20161 + opts.port_offset);
+  }
   std::printf("Ctrl-C stops every node.\n");
   std::fflush(stdout);
 

@@ -10,6 +10,10 @@ struct LocalClusterOptions {
   std::string data_dir = "./data/local";
   std::string host = "127.0.0.1";
   int port_offset = 0;  // added to every port below, to run several clusters side by side
+  // Certificates for every node (docs/security.md); then each node also serves Redis over
+  // TLS on port 6389+i. Empty: insecure, which the nodes allow on loopback only.
+  std::string certs_dir;
+  bool insecure = false;  // passed to every node
 };
 
 // Node i (1-based) listens on (port_offset plus) peer port 20160+i, Redis 6379+i, PostgreSQL 5432+i

@@ -68,6 +68,21 @@ int RunNode(const StartOptions& opts) {
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;
   no.resp.password = opts.requirepass;
+  no.certs_dir = opts.certs_dir;
+  if (!opts.listen_redis_tls.empty()) {
+    auto tls = ParseHostPort(opts.listen_redis_tls, /*allow_zero=*/true);
+    no.redis_tls = true;
+    no.redis_tls_host = tls->host;
+    no.redis_tls_port = tls->port;
+    no.redis_tls_auth_clients = opts.redis_tls_auth_clients == "no" ? security::ClientAuth::kNone
+                                : opts.redis_tls_auth_clients == "optional"
+                                    ? security::ClientAuth::kOptional
+                                    : security::ClientAuth::kRequire;
+  }
+  if (opts.certs_dir.empty()) {
+    GetLogger("server")->warn("running insecure: the peer port has no TLS and no authentication{}",
+                              opts.insecure ? " (--insecure)" : "; it listens on loopback only");
+  }
   no.resp.max_txn_bytes = opts.max_txn_bytes;
   no.max_result_bytes = opts.max_result_bytes;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
@@ -104,6 +119,19 @@ int RunNode(const StartOptions& opts) {
               getpid());
   std::printf("  data:   %s\n", opts.data_dir.c_str());
   std::printf("  redis:  redis-cli -h %s -p %u\n", no.redis_host.c_str(), node.redis_port());
+  if (no.redis_tls) {
+    std::printf(
+        "  redis over TLS: redis-cli --tls --cacert %s/ca.crt%s -h %s -p %u\n",
+        opts.certs_dir.c_str(),
+        opts.redis_tls_auth_clients == "no"
+            ? ""
+            : fmt::format(" --cert {0}/client.root.crt --key {0}/client.root.key", opts.certs_dir)
+                  .c_str(),
+        no.redis_tls_host.c_str(), node.redis_tls_port());
+  }
+  std::printf("  security: %s\n",
+              opts.certs_dir.empty() ? "insecure (no TLS, no authentication on the peer port)"
+                                     : "mutual TLS on the peer port (certificates in --certs-dir)");
   std::printf("  http:   http://%s/metrics  /healthz  /readyz  /debug/raft\n",
               opts.listen_http.c_str());
   std::printf("  peer:   %s\n", opts.listen_peer.c_str());

@@ -4,6 +4,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <asio/ip/address.hpp>
 
 namespace micedb::cli {
 
@@ -77,6 +78,13 @@ Result<std::vector<PeerSpec>> ParsePeers(const std::string& text) {
   return peers;
 }
 
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  asio::error_code ec;
+  const asio::ip::address a = asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+
 Status Validate(const StartOptions& opts) {
   if (opts.node_id == 0) return Status::InvalidArgument("--node-id must be at least 1");
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
@@ -96,6 +104,42 @@ Status Validate(const StartOptions& opts) {
     if (hp->port != 0 && !used.insert(hp->ToString()).second) {
       return Status::InvalidArgument(
           fmt::format("{} {} is already used by another --listen flag", a.flag, a.value));
+    }
+  }
+  if (!opts.listen_redis_tls.empty()) {
+    auto hp = ParseHostPort(opts.listen_redis_tls, /*allow_zero=*/true);
+    if (!hp.ok()) {
+      return Status::InvalidArgument(fmt::format("--listen-redis-tls: {}", hp.status().message()));
+    }
+    if (opts.certs_dir.empty()) {
+      return Status::InvalidArgument("--listen-redis-tls needs --certs-dir (see `micedb cert`)");
+    }
+  }
+  if (opts.redis_tls_auth_clients != "yes" && opts.redis_tls_auth_clients != "optional" &&
+      opts.redis_tls_auth_clients != "no") {
+    return Status::InvalidArgument(
+        fmt::format("--redis-tls-auth-clients must be yes, optional or no, not '{}'",
+                    opts.redis_tls_auth_clients));
+  }
+  if (!opts.certs_dir.empty() && opts.insecure) {
+    return Status::InvalidArgument("--certs-dir and --insecure contradict each other");
+  }
+  // Secure by default once a node leaves loopback: nothing reaches data or membership over a
+  // plain connection unless the operator says so.
+  if (!opts.insecure) {
+    auto peer = ParseHostPort(opts.listen_peer, true);
+    if (opts.certs_dir.empty() && !IsLoopbackHost(peer->host)) {
+      return Status::InvalidArgument(fmt::format(
+          "--listen-peer {} is not a loopback address: give --certs-dir (create certificates "
+          "with `micedb cert`) or, to run without authentication, --insecure",
+          opts.listen_peer));
+    }
+    auto redis = ParseHostPort(opts.listen_redis, true);
+    if (!IsLoopbackHost(redis->host) && opts.requirepass.empty()) {
+      return Status::InvalidArgument(fmt::format(
+          "--listen-redis {} is not a loopback address and has no password: set --requirepass "
+          "(and, for encryption, serve --listen-redis-tls), or give --insecure",
+          opts.listen_redis));
     }
   }
   if (!opts.initial_peers.empty()) {

@@ -29,6 +29,13 @@ struct StartOptions {
   std::string listen_redis = "127.0.0.1:6380";  // RESP
   std::string listen_pg = "127.0.0.1:5433";     // PostgreSQL wire protocol
   std::string listen_http = "127.0.0.1:8080";   // metrics, health, console
+  // Security (docs/security.md): the certificates directory; without one, every listen
+  // address must be loopback unless `insecure` says that plain connections are intended.
+  std::string certs_dir;
+  bool insecure = false;
+  // The Redis protocol over TLS, host:port (Redis's tls-port); empty: none.
+  std::string listen_redis_tls;
+  std::string redis_tls_auth_clients = "yes";  // yes | optional | no (as Redis's setting)
   // Initial cluster members as "id=host:port", comma separated; empty means a single node.
   std::string initial_peers;
   std::string log_level = "info";
@@ -60,6 +67,9 @@ struct PeerSpec {
 
 // Parses "1=127.0.0.1:20160,2=127.0.0.1:20161". Errors: InvalidArgument naming the bad item.
 Result<std::vector<PeerSpec>> ParsePeers(const std::string& text);
+
+// Whether `host` is a loopback address (127.0.0.0/8, ::1) or "localhost".
+bool IsLoopbackHost(const std::string& host);
 
 // Checks every field; returns the first problem as InvalidArgument with a message that names
 // the flag, e.g. "--node-id must be at least 1". Does not create or open anything.

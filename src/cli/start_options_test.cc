@@ -73,5 +73,53 @@ TEST(ValidateTest, NamesTheFlag) {
   EXPECT_NE(Validate(o).message().find("--log-format"), std::string::npos);
 }
 
+TEST(SecurityTest, LoopbackHosts) {
+  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    EXPECT_TRUE(IsLoopbackHost(h)) << h;
+  }
+  for (const char* h : {"0.0.0.0", "10.0.0.1", "::", "example.com", ""}) {
+    EXPECT_FALSE(IsLoopbackHost(h)) << h;
+  }
+}
+
+TEST(SecurityTest, ANonLoopbackPeerPortNeedsCertificatesOrInsecure) {
+  StartOptions o = Good();
+  o.listen_peer = "0.0.0.0:20160";
+  Status st = Validate(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--certs-dir"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("--insecure"), std::string::npos) << st.ToString();
+  o.certs_dir = "/etc/micedb/certs";
+  EXPECT_TRUE(Validate(o).ok());
+  o.certs_dir.clear();
+  o.insecure = true;
+  EXPECT_TRUE(Validate(o).ok());
+  o.certs_dir = "/etc/micedb/certs";
+  EXPECT_FALSE(Validate(o).ok());  // both: contradictory
+}
+
+TEST(SecurityTest, APlainNonLoopbackRedisPortNeedsAPassword) {
+  StartOptions o = Good();
+  o.certs_dir = "/etc/micedb/certs";
+  o.listen_redis = "10.0.0.1:6379";
+  Status st = Validate(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--requirepass"), std::string::npos) << st.ToString();
+  o.requirepass = "secret";
+  EXPECT_TRUE(Validate(o).ok());
+}
+
+TEST(SecurityTest, RedisTlsNeedsCertificatesAndAKnownClientPolicy) {
+  StartOptions o = Good();
+  o.listen_redis_tls = "127.0.0.1:6390";
+  EXPECT_FALSE(Validate(o).ok());
+  o.certs_dir = "/etc/micedb/certs";
+  EXPECT_TRUE(Validate(o).ok());
+  o.redis_tls_auth_clients = "maybe";
+  EXPECT_FALSE(Validate(o).ok());
+  o.redis_tls_auth_clients = "optional";
+  EXPECT_TRUE(Validate(o).ok());
+}
+
 }  // namespace
 }  // namespace micedb::cli

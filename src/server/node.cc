@@ -79,6 +79,21 @@ Status Node::Start() {
   to.check_peer = [this](NodeId from, uint64_t cluster, uint64_t incarnation) {
     return identities_->Check(from, cluster, incarnation);
   };
+  if (!options_.certs_dir.empty()) {
+    // Mutual TLS on the peer port: raft streams (node certificates) and gRPC (node or
+    // client certificates), both signed by the cluster CA.
+    const security::TlsFiles files = security::NodeFiles(options_.certs_dir);
+    MICEDB_ASSIGN_OR_RETURN(
+        to.tls_server, security::MakeServerContext(
+                           files, security::ClientAuth::kRequire,
+                           {std::string(security::kAlpnRaft), std::string(security::kAlpnGrpc)}));
+    MICEDB_ASSIGN_OR_RETURN(to.tls_client, security::MakeClientContext(files, security::kAlpnRaft));
+    grpc::SslCredentialsOptions creds;
+    MICEDB_ASSIGN_OR_RETURN(creds.pem_root_certs, security::ReadPem(files.ca));
+    MICEDB_ASSIGN_OR_RETURN(creds.pem_cert_chain, security::ReadPem(files.cert));
+    MICEDB_ASSIGN_OR_RETURN(creds.pem_private_key, security::ReadPem(files.key));
+    to.channel_creds = grpc::SslCredentials(creds);
+  }
   transport_ = std::make_unique<transport::PeerTransport>(std::move(to), this);
   store::StoreOptions so = options_.store;
   so.node_id = options_.id;
@@ -140,6 +155,16 @@ Status Node::Start() {
   resp_options.host = options_.redis_host;
   resp_options.port = options_.redis_port;
   resp_options.replication_info = [this] { return ReplicationInfo(); };
+  if (options_.redis_tls) {
+    if (options_.certs_dir.empty()) {
+      return Status::InvalidArgument("the Redis TLS port needs certificates (--certs-dir)");
+    }
+    MICEDB_ASSIGN_OR_RETURN(resp_options.tls,
+                            security::MakeServerContext(security::NodeFiles(options_.certs_dir),
+                                                        options_.redis_tls_auth_clients, {}));
+    resp_options.tls_host = options_.redis_tls_host;
+    resp_options.tls_port = options_.redis_tls_port;
+  }
   resp_ = std::make_unique<resp::RespServer>(resp_options, backend_.get());
   MICEDB_RETURN_IF_ERROR(resp_->Start());
 
@@ -203,6 +228,7 @@ void Node::Stop() {
 }
 
 uint16_t Node::redis_port() const { return resp_ ? resp_->port() : 0; }
+uint16_t Node::redis_tls_port() const { return resp_ ? resp_->tls_port() : 0; }
 uint16_t Node::http_port() const { return http_ ? http_->port() : 0; }
 
 void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(msgs)); }

@@ -24,6 +24,7 @@
 #include "router/router.h"
 #include "router/store_link.h"
 #include "router/thread_executor.h"
+#include "security/tls.h"
 #include "server/http_server.h"
 #include "server/node_service.h"
 #include "storage/engine.h"
@@ -50,6 +51,15 @@ struct NodeOptions {
   // Called once (on an I/O thread) when a peer refuses this node (its data directory was
   // replaced, or it belongs to another cluster); the process should stop. Empty: only logged.
   std::function<void(const std::string& reason)> on_refused;
+  // The certificates directory (security/certs.h; docs/security.md). Set: the peer port is
+  // mutual TLS and the Redis TLS port can be served. Empty: plain TCP (--insecure).
+  std::string certs_dir;
+  // The Redis protocol over TLS (needs certs_dir): on or off, where (port 0: any free port),
+  // and whether clients must present a certificate the cluster CA signed.
+  bool redis_tls = false;
+  std::string redis_tls_host = "127.0.0.1";
+  uint16_t redis_tls_port = 0;
+  security::ClientAuth redis_tls_auth_clients = security::ClientAuth::kRequire;
   // Most value bytes one reply carries (kv::StateMachineOptions::max_result_bytes).
   uint64_t max_result_bytes = uint64_t{128} << 20;
 };
@@ -66,6 +76,7 @@ class Node : public transport::InboundHandler {
   void Stop();
 
   uint16_t redis_port() const;
+  uint16_t redis_tls_port() const;
   uint16_t http_port() const;
 
   // transport::InboundHandler

@@ -80,6 +80,11 @@ void PeerTransport::Accept() {
       timer->async_wait([this, timer](const asio::error_code&) { Accept(); });
       return;
     }
+    if (options_.tls_server) {
+      Secure(std::move(socket));
+      Accept();
+      return;
+    }
     auto s = std::make_shared<tcp::socket>(std::move(socket));
     // A connection that says nothing is closed after a while.
     auto deadline = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(10));
@@ -116,20 +121,7 @@ void PeerTransport::Sort(const std::shared_ptr<tcp::socket>& s,
     if (ours) {
       asio::read(*s, asio::buffer(head), rec);  // consume the magic
       if (rec) return;
-      SetStreamOptions(*s);
-      auto in = std::make_shared<Inbound>(this, std::move(*s));
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        if (!listening_) return;
-        std::erase_if(inbound_, [](const std::weak_ptr<Inbound>& w) { return w.expired(); });
-        if (inbound_.size() >= options_.max_inbound_streams) {
-          Log()->warn("raft stream refused: {} are open already (the limit)", inbound_.size());
-          in->Close();
-          return;
-        }
-        inbound_.push_back(in);
-      }
-      in->Start();
+      StartInbound(security::NetStream(std::move(*s)));
       return;
     }
     // Anything else is for the gRPC server (HTTP/2), which takes over the descriptor.
@@ -151,6 +143,23 @@ void PeerTransport::Sort(const std::shared_ptr<tcp::socket>& s,
     }
     grpc::AddInsecureChannelFromFd(server, fd);
   });
+}
+
+void PeerTransport::StartInbound(security::NetStream stream) {
+  SetStreamOptions(stream.socket());
+  auto in = std::make_shared<Inbound>(this, std::move(stream));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!listening_) return;
+    std::erase_if(inbound_, [](const std::weak_ptr<Inbound>& w) { return w.expired(); });
+    if (inbound_.size() >= options_.max_inbound_streams) {
+      Log()->warn("raft stream refused: {} are open already (the limit)", inbound_.size());
+      in->Close();
+      return;
+    }
+    inbound_.push_back(in);
+  }
+  in->Start();
 }
 
 void PeerTransport::StopListening() {

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -44,6 +45,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "micedb/transport.grpc.pb.h"
+#include "security/net_stream.h"
 #include "store/transport.h"
 
 namespace micedb::transport {
@@ -84,6 +86,13 @@ struct TransportOptions {
   uint64_t incarnation = 0;
   // Checks the sender of every frame received; empty: everyone is let in.
   PeerCheck check_peer;
+  // Mutual TLS on the peer port (security/tls.h; docs/security.md). Null: plain TCP, which a
+  // node only runs with --insecure or on loopback. tls_server accepts raft streams (ALPN
+  // micedb-raft, node certificates only) and the gRPC services (ALPN h2); tls_client opens
+  // raft streams; channel_creds make the gRPC channels to other nodes.
+  std::shared_ptr<asio::ssl::context> tls_server;
+  std::shared_ptr<asio::ssl::context> tls_client;
+  std::shared_ptr<grpc::ChannelCredentials> channel_creds;
 };
 
 class PeerTransport : public store::Transport {
@@ -133,6 +142,7 @@ class PeerTransport : public store::Transport {
   class Peer;             // one outgoing raft stream (raft_stream.h)
   class Inbound;          // one incoming raft stream (raft_stream.h)
   class SnapshotService;  // receives snapshots (snapshot_stream.h)
+  class GrpcBridge;       // a TLS connection's gRPC traffic (peer_tls.cc)
 
   // The outgoing stream to `id`, made on first use; null when its address is unknown or the
   // transport is shut down.
@@ -143,6 +153,12 @@ class PeerTransport : public store::Transport {
   void Accept();
   void Sort(const std::shared_ptr<asio::ip::tcp::socket>& socket,
             const std::shared_ptr<asio::steady_timer>& deadline);
+  // Under TLS: the handshake, then the protocol ALPN chose (peer_tls.cc).
+  void Secure(asio::ip::tcp::socket socket);
+  // A raft stream whose magic has been read: counted against max_inbound_streams, started.
+  void StartInbound(security::NetStream stream);
+  // Hands a TLS connection's decrypted bytes to the gRPC server through a socket pair.
+  void BridgeToGrpc(std::shared_ptr<security::NetStream> stream);
   // Snapshot thread: exports, streams and reports one snapshot.
   void RunSnapshot(const raft::Message& m, store::SnapshotSource source);
   // Forwarding: answers arrived; the stream to `to` broke; deadlines.

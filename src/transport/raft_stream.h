@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/thread_annotations.h"
+#include "security/net_stream.h"
 #include "transport/peer_transport.h"
 
 namespace micedb::transport {
@@ -118,6 +119,8 @@ class PeerTransport::Peer {
   void AsyncWriteLocked() REQUIRES(mu_);
   void ConnectLocked() REQUIRES(mu_);
   void ResolveLocked() REQUIRES(mu_);
+  // Under TLS: the handshake, and the check that the other end is a node of the cluster.
+  void HandshakeLocked() REQUIRES(mu_);
   void OnConnectedLocked() REQUIRES(mu_);
   // Called with `l` holding mu_; returns with it released (it calls the handler).
   void FailLocked(std::unique_lock<std::mutex>& l);
@@ -131,7 +134,8 @@ class PeerTransport::Peer {
   std::mutex mu_;
   std::string addr_ GUARDED_BY(mu_);
   std::shared_ptr<grpc::Channel> channel_ GUARDED_BY(mu_);  // for snapshots and forwarding
-  asio::ip::tcp::socket socket_ GUARDED_BY(mu_);
+  // The connection (a new one per attempt; handlers keep theirs alive until they run).
+  std::shared_ptr<security::NetStream> stream_ GUARDED_BY(mu_);
   asio::ip::tcp::resolver resolver_ GUARDED_BY(mu_);
   asio::steady_timer backoff_timer_ GUARDED_BY(mu_);
   State state_ GUARDED_BY(mu_) = State::kIdle;
@@ -156,7 +160,8 @@ class PeerTransport::Peer {
 // requests to the transport's pending table. I/O thread only.
 class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
  public:
-  Inbound(PeerTransport* t, asio::ip::tcp::socket socket);
+  // `stream`: past the TLS handshake (if any) and the magic.
+  Inbound(PeerTransport* t, security::NetStream stream);
 
   void Start() { Read(); }
   void Close();
@@ -173,7 +178,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   bool Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation);
 
   PeerTransport* const t_;
-  asio::ip::tcp::socket socket_;
+  security::NetStream stream_;
   std::vector<char> buf_;
   size_t begin_ = 0;  // unparsed bytes are buf_[begin_, end_)
   size_t end_ = 0;

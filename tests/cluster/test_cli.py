@@ -107,7 +107,7 @@ def free_offset(nodes):
     rnd = random.Random()
     for _ in range(200):
         offset = rnd.randrange(1000, 12000)
-        ports = [base + offset + i for base in (20160, 6379, 5432, 8079)
+        ports = [base + offset + i for base in (20160, 6379, 5432, 8079, 6389)
                  for i in range(1, nodes + 1)]
         try:
             for p in ports:

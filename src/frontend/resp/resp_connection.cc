@@ -66,9 +66,10 @@ RespParserLimits ParserLimits(const ServerOptions& o) {
 
 }  // namespace
 
-RespConnection::RespConnection(asio::ip::tcp::socket socket, ServerContext* server,
+RespConnection::RespConnection(security::NetStream stream, ServerContext* server,
                                kv::KvBackend* backend)
-    : socket_(std::move(socket)),
+    : stream_(std::move(stream)),
+      socket_(stream_.socket()),
       timer_(socket_.get_executor()),
       server_(server),
       backend_(backend),
@@ -145,7 +146,9 @@ asio::awaitable<bool> RespConnection::Flush() {
   // needed. Otherwise the rest is written asynchronously under the request timeout.
   asio::error_code ec;
   size_t written = 0;
-  while (written < out_.size()) {
+  // A TLS stream is only written asynchronously (OpenSSL keeps what a short write took).
+  if (stream_.tls()) ec = asio::error::would_block;
+  while (!ec && written < out_.size()) {
     const size_t n =
         socket_.write_some(asio::buffer(out_.data() + written, out_.size() - written), ec);
     if (ec) break;
@@ -155,7 +158,7 @@ asio::awaitable<bool> RespConnection::Flush() {
     ec.clear();
     const auto timeout = server_->options->request_timeout;
     if (timeout.count() > 0) SetDeadline(Clock::now() + timeout);
-    co_await asio::async_write(socket_, asio::buffer(out_.data() + written, out_.size() - written),
+    co_await asio::async_write(stream_, asio::buffer(out_.data() + written, out_.size() - written),
                                asio::redirect_error(asio::use_awaitable, ec));
     SetDeadline(Clock::time_point::max());
   }
@@ -309,6 +312,19 @@ asio::awaitable<void> RespConnection::Run() {
   std::vector<char> buffer(16 * 1024);
   std::vector<std::string> args;
   std::optional<Clock::time_point> request_started;
+  if (stream_.tls()) {
+    if (options.request_timeout.count() > 0) SetDeadline(Clock::now() + options.request_timeout);
+    asio::error_code ec;
+    co_await stream_.tls_stream()->async_handshake(asio::ssl::stream_base::server,
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    SetDeadline(Clock::time_point::max());
+    if (ec) {
+      server_->stats->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      Close();
+      server_->clients->Unregister(session_.id);
+      co_return;
+    }
+  }
   while (!closed_) {
     bool completed_any = false;
     // Data commands that arrived together (a pipelining client) are gathered into run_ and
@@ -358,7 +374,7 @@ asio::awaitable<void> RespConnection::Run() {
                                                    : Clock::time_point::max());
     }
     asio::error_code ec;
-    const size_t n = co_await socket_.async_read_some(
+    const size_t n = co_await stream_.async_read_some(
         asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
     SetDeadline(Clock::time_point::max());
     if (ec || n == 0) break;

@@ -16,6 +16,7 @@
 #include "frontend/resp/resp_parser.h"
 #include "frontend/resp/resp_session.h"
 #include "kv/backend.h"
+#include "security/net_stream.h"
 
 namespace micedb::resp {
 
@@ -23,7 +24,9 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
  public:
   // `server` and `backend` must outlive the connection's coroutines (RespServer::Stop waits
   // for them).
-  RespConnection(asio::ip::tcp::socket socket, ServerContext* server, kv::KvBackend* backend);
+  // `stream` is plain or TLS; a TLS stream's handshake is done first, under the request
+  // timeout.
+  RespConnection(security::NetStream stream, ServerContext* server, kv::KvBackend* backend);
 
   // Takes the registry entry made for this connection and starts the coroutines. The entry
   // is unregistered when the connection ends.
@@ -58,7 +61,8 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   void Close();
   void PublishInfo(const CommandSpec* spec, int64_t now_ms);
 
-  asio::ip::tcp::socket socket_;
+  security::NetStream stream_;
+  asio::ip::tcp::socket& socket_;  // stream_'s TCP socket
   asio::steady_timer timer_;
   ServerContext* const server_;
   kv::KvBackend* const backend_;

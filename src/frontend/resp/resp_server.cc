@@ -1,6 +1,7 @@
 #include "frontend/resp/resp_server.h"
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -32,6 +33,7 @@ struct RespServer::Impl {
         backend(b),
         clock(options.clock != nullptr ? options.clock : SystemClock::Get()),
         acceptor(asio::make_strand(io)),
+        tls_acceptor(asio::make_strand(io)),
         stats(CommandTable().size()),
         clients(options.max_connections) {
     context.options = &options;
@@ -40,7 +42,9 @@ struct RespServer::Impl {
     context.clients = &clients;
   }
 
-  asio::awaitable<void> AcceptLoop();
+  // Accepts on `acc`; with `tls`, connections are TLS with that context.
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor& acc, asio::ssl::context* tls);
+  Status Listen(asio::ip::tcp::acceptor& acc, const std::string& host, uint16_t port);
   asio::awaitable<void> Reject(asio::ip::tcp::socket socket);
 
   const ServerOptions options;
@@ -49,12 +53,14 @@ struct RespServer::Impl {
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   asio::ip::tcp::acceptor acceptor;
+  asio::ip::tcp::acceptor tls_acceptor;  // open when options.tls is set
   ServerStats stats;
   ClientRegistry clients;
   ServerContext context;
   std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
   std::atomic<uint16_t> port{0};
+  std::atomic<uint16_t> tls_port{0};
   bool started = false;
 };
 
@@ -67,12 +73,13 @@ asio::awaitable<void> RespServer::Impl::Reject(asio::ip::tcp::socket socket) {
   socket.close(ec);
 }
 
-asio::awaitable<void> RespServer::Impl::AcceptLoop() {
+asio::awaitable<void> RespServer::Impl::AcceptLoop(asio::ip::tcp::acceptor& acc,
+                                                   asio::ssl::context* tls) {
   asio::steady_timer backoff(io);
   while (!stopping.load()) {
     asio::ip::tcp::socket socket(asio::make_strand(io));
     asio::error_code ec;
-    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    co_await acc.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
     if (stopping.load() || ec == asio::error::operation_aborted) break;
     if (ec) {
       // Out of file descriptors and the like: wait a little rather than spin.
@@ -98,7 +105,10 @@ asio::awaitable<void> RespServer::Impl::AcceptLoop() {
     if (!addr_ec) info.laddr = Endpoint(local);
     info.created_ms = clock->NowWallMillis();
     info.last_active_ms = info.created_ms;
-    auto connection = std::make_shared<RespConnection>(std::move(socket), &context, backend);
+    auto connection = std::make_shared<RespConnection>(
+        tls != nullptr ? security::NetStream(std::move(socket), *tls)
+                       : security::NetStream(std::move(socket)),
+        &context, backend);
     std::weak_ptr<RespConnection> weak = connection;
     auto client = clients.Register(std::move(info), [weak] {
       if (auto c = weak.lock()) c->Kill();
@@ -118,29 +128,46 @@ RespServer::RespServer(ServerOptions options, kv::KvBackend* backend)
 
 RespServer::~RespServer() { Stop(); }
 
+Status RespServer::Impl::Listen(asio::ip::tcp::acceptor& acc, const std::string& host,
+                                uint16_t port) {
+  asio::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(host, ec);
+  if (ec) return Status::InvalidArgument(fmt::format("bad listen host '{}'", host));
+  const asio::ip::tcp::endpoint endpoint(address, port);
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    asio::error_code ignored;
+    acc.close(ignored);
+    return Status::IoError(fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+  }
+  return Status::OK();
+}
+
 Status RespServer::Start() {
   Impl& s = *impl_;
   if (s.started) return Status::AlreadyExists("resp server already started");
+  MICEDB_RETURN_IF_ERROR(s.Listen(s.acceptor, s.options.host, s.options.port));
   asio::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(s.options.host, ec);
-  if (ec) return Status::InvalidArgument(fmt::format("bad listen host '{}'", s.options.host));
-  const asio::ip::tcp::endpoint endpoint(address, s.options.port);
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    asio::error_code ignored;
-    s.acceptor.close(ignored);
-    return Status::IoError(
-        fmt::format("cannot listen on {}:{}: {}", s.options.host, s.options.port, ec.message()));
+  if (s.options.tls) {
+    if (Status st = s.Listen(s.tls_acceptor, s.options.tls_host, s.options.tls_port); !st.ok()) {
+      s.acceptor.close(ec);
+      return st;
+    }
+    s.tls_port = s.tls_acceptor.local_endpoint(ec).port();
   }
   s.port = s.acceptor.local_endpoint(ec).port();
   s.context.port = s.port;
   s.context.start_wall_ms = s.clock->NowWallMillis();
   s.started = true;
   s.work.emplace(s.io.get_executor());
-  asio::co_spawn(s.acceptor.get_executor(), s.AcceptLoop(), asio::detached);
+  asio::co_spawn(s.acceptor.get_executor(), s.AcceptLoop(s.acceptor, nullptr), asio::detached);
+  if (s.options.tls) {
+    asio::co_spawn(s.tls_acceptor.get_executor(), s.AcceptLoop(s.tls_acceptor, s.options.tls.get()),
+                   asio::detached);
+  }
   const int threads = std::max(1, s.options.io_threads);
   for (int i = 0; i < threads; ++i) {
     s.threads.emplace_back([&s] {
@@ -153,6 +180,8 @@ Status RespServer::Start() {
 
 uint16_t RespServer::port() const { return impl_->port; }
 
+uint16_t RespServer::tls_port() const { return impl_->tls_port; }
+
 const ServerStats& RespServer::stats() const { return impl_->stats; }
 
 void RespServer::Stop() {
@@ -163,6 +192,10 @@ void RespServer::Stop() {
   asio::post(s.acceptor.get_executor(), [&s] {
     asio::error_code ignored;
     s.acceptor.close(ignored);
+  });
+  asio::post(s.tls_acceptor.get_executor(), [&s] {
+    asio::error_code ignored;
+    s.tls_acceptor.close(ignored);
   });
   s.clients.KillAll();
   s.work.reset();

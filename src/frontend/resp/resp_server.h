@@ -46,6 +46,8 @@ class RespServer {
 
   // The port actually bound (useful with port 0). 0 before Start.
   uint16_t port() const;
+  // The TLS port (ServerOptions::tls_port), 0 when there is none.
+  uint16_t tls_port() const;
 
   // Stops accepting, closes every connection, waits for commands in flight to finish and
   // for the I/O threads to exit. Idempotent.

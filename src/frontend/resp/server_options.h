@@ -7,9 +7,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "common/clock.h"
+
+namespace asio::ssl {
+class context;
+}
 
 namespace micedb::resp {
 
@@ -17,6 +22,12 @@ struct ServerOptions {
   // Address to listen on; port 0 picks a free port (RespServer::port() tells which).
   std::string host = "127.0.0.1";
   uint16_t port = 6379;
+  // A second port that serves the same protocol over TLS (Redis's tls-port), with `tls` (a
+  // server context, security/tls.h; it decides whether clients need certificates). Port 0
+  // with a context picks a free port; no context: no TLS port.
+  std::string tls_host = "127.0.0.1";
+  uint16_t tls_port = 0;
+  std::shared_ptr<asio::ssl::context> tls;
   // Threads running connection I/O.
   int io_threads = 1;
 

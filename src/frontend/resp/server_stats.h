@@ -25,6 +25,7 @@ struct ServerStats {
 
   std::atomic<uint64_t> connections_received{0};
   std::atomic<uint64_t> rejected_connections{0};  // over max_connections
+  std::atomic<uint64_t> tls_handshake_failures{0};  // on the TLS port
   std::atomic<uint64_t> commands_processed{0};
   std::atomic<uint64_t> error_replies{0};      // commands answered with an error, known or not
   std::atomic<uint64_t> protocol_errors{0};    // connections closed for malformed input

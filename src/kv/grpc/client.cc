@@ -31,8 +31,9 @@ KvClient::KvClient(const std::string& addr, KvClientOptions options) : options_(
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options_.max_message_bytes);
   args.SetMaxSendMessageSize(options_.max_message_bytes);
-  stub_ =
-      v1::Kv::NewStub(grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
+  stub_ = v1::Kv::NewStub(grpc::CreateCustomChannel(
+      addr, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(),
+      args));
 }
 
 Status KvClient::Call(bool idempotent,

@@ -41,6 +41,8 @@ struct KvClientOptions {
   std::chrono::milliseconds retry_backoff{100};
   // Largest message the client sends or accepts (a 64 MiB value fits).
   int max_message_bytes = 256 << 20;
+  // How to connect (TLS with a client certificate, for a secure cluster); null: insecure.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 struct KvPair {
