@@ -1,6 +1,6 @@
 // The peer port under mutual TLS (peer_tls.cc; docs/security.md): raft streams and gRPC work
 // between nodes of one CA; a plain sender, another CA's node and a client certificate get
-// nothing through.
+// nothing through. Also the per-destination byte bound (TransportOptions::max_queued_bytes).
 #include <gtest/gtest.h>
 
 #include <asio.hpp>
@@ -83,13 +83,14 @@ struct Certs {
 
 // A transport on a loopback port; with `files`, under mutual TLS with them.
 struct Node {
-  Node(uint64_t id, const security::TlsFiles* files) {
+  Node(uint64_t id, const security::TlsFiles* files, size_t max_queued_bytes = size_t{512} << 20) {
     snap_dir = (fs::temp_directory_path() / fmt::format("peer_tls_test_snap_{}_{}", ::getpid(), id))
                    .string();
     fs::create_directories(snap_dir);
     TransportOptions o;
     o.node_id = NodeId(id);
     o.snap_dir = snap_dir;
+    o.max_queued_bytes = max_queued_bytes;
     if (files != nullptr) {
       o.tls_server = *security::MakeServerContext(
           *files, security::ClientAuth::kRequire,
@@ -205,6 +206,31 @@ TEST(PeerTls, StrangersGetNothingThrough) {
   writer->WritesDone();
   EXPECT_FALSE(writer->Finish().ok());
   EXPECT_FALSE(target.handler.WaitSnapshot(100ms));
+}
+
+TEST(PeerLimits, BytesQueuedForADestinationAreBounded) {
+  // A destination that accepts the stream and never reads it: the sender's queue fills.
+  asio::io_context io;
+  asio::ip::tcp::acceptor acc(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::socket held(io);
+  std::thread accepter([&] {
+    asio::error_code ec;
+    acc.accept(held, ec);
+  });
+  Node a(1, nullptr, /*max_queued_bytes=*/size_t{1} << 20);
+  a.transport->SetAddress(NodeId(2), fmt::format("127.0.0.1:{}", acc.local_endpoint().port()));
+  // 64 MiB of appends, far more than the socket buffers plus 1 MiB take; well under the
+  // message count bound (16384), which alone would keep them all.
+  for (uint64_t i = 0; i < 1024; ++i) {
+    raft::Message m = Msg(1, 2, i);
+    m.mutable_entries(0)->set_data(std::string(64 << 10, 'y'));
+    a.transport->Send(std::move(m));
+  }
+  accepter.join();
+  EXPECT_GT(a.transport->dropped_messages(), 0u);
+  // Everything queued or in the socket is at most the bound plus what the kernel buffers
+  // (a few MiB on loopback): most of the 64 MiB was dropped.
+  EXPECT_GT(a.transport->dropped_messages(), 512u);
 }
 
 }  // namespace

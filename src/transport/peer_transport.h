@@ -76,6 +76,10 @@ struct TransportOptions {
   std::string listen_addr;             // our peer address, told to the nodes we send to
   std::string snap_dir;                // staging for snapshots sent and received
   size_t max_queued_messages = 16384;  // per destination, not yet written; more are dropped
+  // Bytes of appends, snapshots and forwarded requests queued for one destination and not
+  // yet written; a frame that would pass it is dropped (raft resends; a forwarded request
+  // fails as Unavailable). Room for a few of the largest requests (128 MiB).
+  size_t max_queued_bytes = size_t{512} << 20;
   size_t max_frame_bytes = 256 << 20;  // a larger incoming frame closes the connection
   // Incoming raft streams open at once (one per peer is normal; a reconnecting peer may hold
   // two briefly); more are closed when they arrive.

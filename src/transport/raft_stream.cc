@@ -156,7 +156,7 @@ void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
     urgent_msgs_ += static_cast<size_t>(urgent.msgs_size());
   }
   if (bulk.msgs_size() > 0) {
-    AppendBulkLocked(kRaftBatchFrame, bulk, static_cast<size_t>(bulk.msgs_size()));
+    (void)AppendBulkLocked(kRaftBatchFrame, bulk, static_cast<size_t>(bulk.msgs_size()));
   }
   QueuedLocked(/*write_now=*/true);
 }
@@ -165,22 +165,27 @@ bool PeerTransport::Peer::EnqueueFrame(uint8_t type, const google::protobuf::Mes
                                        size_t weight, bool write_now) {
   std::lock_guard<std::mutex> l(mu_);
   if (stopped_ || QueuedMsgsLocked() + weight > t_->options_.max_queued_messages) return false;
-  AppendBulkLocked(type, payload, weight);
+  if (!AppendBulkLocked(type, payload, weight)) return false;
   QueuedLocked(write_now);
   return true;
 }
 
-void PeerTransport::Peer::AppendBulkLocked(uint8_t type,
+bool PeerTransport::Peer::AppendBulkLocked(uint8_t type,
                                            const google::protobuf::MessageLite& payload,
                                            size_t msgs) {
-  bulk_msgs_ += msgs;
   const size_t n = payload.ByteSizeLong();
+  if (!bulk_.empty() && bulk_bytes_ + kHeaderBytes + n > t_->options_.max_queued_bytes) {
+    t_->dropped_ += msgs;
+    return false;
+  }
+  bulk_msgs_ += msgs;
   if (n <= kFragmentBytes) {
     Queued q;
     AppendFrameOfSize(&q.bytes, type, payload, n);
     q.msgs = msgs;
+    bulk_bytes_ += q.size();
     bulk_.push_back(std::move(q));
-    return;
+    return true;
   }
   // Long: serialized once into a buffer its fragments share (not zero-filled first: at
   // 100 MiB every extra pass over fresh memory costs page faults on the raft loop's thread).
@@ -193,8 +198,10 @@ void PeerTransport::Peer::AppendBulkLocked(uint8_t type,
     f.off = off;
     f.len = std::min(kFragmentBytes, total - off);
     f.msgs = off + f.len == total ? msgs : 0;
+    bulk_bytes_ += f.size();
     bulk_.push_back(std::move(f));
   }
+  return true;
 }
 
 size_t PeerTransport::Peer::ComposeLocked(std::string* out) {
@@ -216,6 +223,7 @@ size_t PeerTransport::Peer::ComposeLocked(std::string* out) {
     }
     msgs += q.msgs;
     bulk_msgs_ -= q.msgs;
+    bulk_bytes_ -= q.size();
     bulk_.pop_front();
     first = false;
   }
@@ -228,6 +236,7 @@ void PeerTransport::Peer::DropQueuedLocked() {
   urgent_msgs_ = 0;
   bulk_.clear();
   bulk_msgs_ = 0;
+  bulk_bytes_ = 0;
 }
 
 void PeerTransport::Peer::Stop() {

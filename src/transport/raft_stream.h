@@ -105,8 +105,9 @@ class PeerTransport::Peer {
   };
 
   void QueuedLocked(bool write_now) REQUIRES(mu_);
-  // Queues a bulk frame, in fragments when it is long.
-  void AppendBulkLocked(uint8_t type, const google::protobuf::MessageLite& payload, size_t msgs)
+  // Queues a bulk frame, in fragments when it is long. False (and the messages counted as
+  // dropped) when it would pass max_queued_bytes while other bulk frames wait.
+  bool AppendBulkLocked(uint8_t type, const google::protobuf::MessageLite& payload, size_t msgs)
       REQUIRES(mu_);
   bool HasQueuedLocked() const REQUIRES(mu_) { return !urgent_.empty() || !bulk_.empty(); }
   size_t QueuedMsgsLocked() const REQUIRES(mu_) { return urgent_msgs_ + bulk_msgs_; }
@@ -146,6 +147,7 @@ class PeerTransport::Peer {
   size_t urgent_msgs_ GUARDED_BY(mu_) = 0;
   std::deque<Queued> bulk_ GUARDED_BY(mu_);
   size_t bulk_msgs_ GUARDED_BY(mu_) = 0;
+  size_t bulk_bytes_ GUARDED_BY(mu_) = 0;  // the sizes of bulk_
   std::string in_flight_ GUARDED_BY(mu_);  // what the I/O thread is writing
   size_t in_flight_msgs_ GUARDED_BY(mu_) = 0;
   int backoff_ms_ GUARDED_BY(mu_) = kMinBackoffMs;
