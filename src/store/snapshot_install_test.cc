@@ -305,7 +305,20 @@ TEST_P(CrashAtStep, TheRestartFinishesTheInstall) {
 
 INSTANTIATE_TEST_SUITE_P(Steps, CrashAtStep,
                          ::testing::Values(InstallStep::kRecorded, InstallStep::kRangeCleared,
-                                           InstallStep::kIngested, InstallStep::kFinished));
+                                           InstallStep::kIngested, InstallStep::kFinished),
+                         [](const ::testing::TestParamInfo<InstallStep>& info) {
+                           switch (info.param) {
+                             case InstallStep::kRecorded:
+                               return std::string("AfterTheRecord");
+                             case InstallStep::kRangeCleared:
+                               return std::string("AfterTheRangeClear");
+                             case InstallStep::kIngested:
+                               return std::string("AfterTheIngest");
+                             case InstallStep::kFinished:
+                               return std::string("AfterTheFinalBatch");
+                           }
+                           return std::string("Unknown");
+                         });
 
 // A crash in the middle of the redo itself (after it cleared the range again) is redone too.
 TEST_F(SnapshotInstallTest, ACrashDuringTheRedoIsRedone) {
