@@ -89,9 +89,8 @@ Status AbandonInstall(storage::Engine* engine, uint64_t region, const std::strin
 }
 
 // Steps 2-3 of an install whose record is durable (and whose files were checked).
-Result<InstalledState> RunInstall(storage::Engine* engine, uint64_t region,
-                                  PendingInstall pending, const raft::HardState& hard_state,
-                                  const InstallStepHook& hook) {
+Result<InstalledState> RunInstall(storage::Engine* engine, uint64_t region, PendingInstall pending,
+                                  const raft::HardState& hard_state, const InstallStepHook& hook) {
   const raft::Snapshot& snap = pending.snapshot();
   SnapshotDescriptor sd;
   if (!sd.ParseFromString(snap.data())) {
@@ -178,8 +177,7 @@ Result<InstalledState> InstallStagedSnapshot(storage::Engine* engine, uint64_t r
   return RunInstall(engine, region, std::move(pending), hard_state, hook);
 }
 
-Result<std::optional<InstalledState>> FinishPendingInstall(storage::Engine* engine,
-                                                           uint64_t region,
+Result<std::optional<InstalledState>> FinishPendingInstall(storage::Engine* engine, uint64_t region,
                                                            const InstallStepHook& hook) {
   auto value = engine->Get(Cf::kRaft, PendingSnapshotKey(region));
   if (!value.ok()) {

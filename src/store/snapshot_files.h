@@ -89,8 +89,7 @@ Result<InstalledState> InstallStagedSnapshot(storage::Engine* engine, uint64_t r
 // behind). Errors: Corruption naming the file when the files are bad after the old data was
 // deleted -- the replica cannot be rebuilt here and must not serve; Corruption for a record
 // that does not parse; IoError/Corruption from the engine (the record stays).
-Result<std::optional<InstalledState>> FinishPendingInstall(storage::Engine* engine,
-                                                           uint64_t region,
+Result<std::optional<InstalledState>> FinishPendingInstall(storage::Engine* engine, uint64_t region,
                                                            const InstallStepHook& hook = {});
 
 }  // namespace micedb::store

@@ -196,10 +196,10 @@ class SnapshotInstallTest : public ::testing::Test {
                        std::ios::binary);
       std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       for (size_t at = 0; at < bytes.size(); at += 100) {  // in chunks, as they arrive
-        EXPECT_TRUE(stager
-                        .Append(static_cast<Cf>(m.cf()), m.index(),
-                                std::string_view(bytes).substr(at, 100))
-                        .ok());
+        EXPECT_TRUE(
+            stager
+                .Append(static_cast<Cf>(m.cf()), m.index(), std::string_view(bytes).substr(at, 100))
+                .ok());
       }
     }
     auto staged = stager.Finish(sent->files);
@@ -211,11 +211,10 @@ class SnapshotInstallTest : public ::testing::Test {
   // Installs `staged`, "crashing" (stopping where it is) right after `crash_after`; then the
   // power goes: both the file system and the engine lose what was not synced.
   void InstallAndCrash(const StagedSnapshot& staged, InstallStep crash_after) {
-    auto r = InstallStagedSnapshot(&follower_, kRegion, staged, snap_, old_hs_,
-                                   [crash_after](InstallStep step) {
-                                     return step == crash_after ? Status::Aborted("crash")
-                                                                : Status::OK();
-                                   });
+    auto r = InstallStagedSnapshot(
+        &follower_, kRegion, staged, snap_, old_hs_, [crash_after](InstallStep step) {
+          return step == crash_after ? Status::Aborted("crash") : Status::OK();
+        });
     ASSERT_FALSE(r.ok());
     ASSERT_EQ(r.status().message(), "crash");
     PowerLoss();

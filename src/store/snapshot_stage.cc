@@ -137,10 +137,10 @@ Result<StagedSnapshot> SnapshotStager::Finish(const std::vector<SnapshotFileMeta
     // A listed file of length 0 sends no chunk; such a file is never exported, so it is lost.
     if (it == files_.end()) return Status::Corruption(Describe(*m) + " never arrived");
     if (it->second.size != m->size() || it->second.crc != m->crc32c()) {
-      return Status::Corruption(fmt::format("{} arrived with {} bytes (crc {:08x}), the sender "
-                                            "sent {} (crc {:08x})",
-                                            Describe(*m), it->second.size, it->second.crc,
-                                            m->size(), m->crc32c()));
+      return Status::Corruption(
+          fmt::format("{} arrived with {} bytes (crc {:08x}), the sender "
+                      "sent {} (crc {:08x})",
+                      Describe(*m), it->second.size, it->second.crc, m->size(), m->crc32c()));
     }
   }
   return StagedSnapshot{dir_, expected};

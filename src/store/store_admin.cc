@@ -132,9 +132,8 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
   }
   StagedSnapshot staged = std::move(it->second);
   received_snapshots_.erase(it);
-  MICEDB_ASSIGN_OR_RETURN(
-      InstalledState st,
-      InstallStagedSnapshot(engine_, p->id(), staged, snap, p->storage.hard_state()));
+  MICEDB_ASSIGN_OR_RETURN(InstalledState st, InstallStagedSnapshot(engine_, p->id(), staged, snap,
+                                                                   p->storage.hard_state()));
   p->desc = st.desc;
   p->apply = st.apply;
   p->storage.set_conf_state(st.desc.conf_state());

@@ -499,9 +499,7 @@ TEST(PeerTransport, SnapshotFilesAreExportedOffTheCallerAndStagedAtTheReceiver) 
   EXPECT_EQ(files[0].crc32c(), crc32c::Value(big));
   EXPECT_EQ(files[1].cf(), static_cast<uint32_t>(storage::Cf::kWrite));
   EXPECT_EQ(files[1].crc32c(), crc32c::Value(small));
-  EXPECT_TRUE(store::VerifyStagedFiles(
-                  dir, {files.begin(), files.end()})
-                  .ok());
+  EXPECT_TRUE(store::VerifyStagedFiles(dir, {files.begin(), files.end()}).ok());
   // The sender's staging directory is gone.
   for (const auto& e : std::filesystem::directory_iterator(a.snap_dir)) {
     ADD_FAILURE() << "left behind: " << e.path();
