@@ -423,6 +423,17 @@ TEST_F(SnapshotInstallTest, TheFirstInstallRefusesAMissingFile) {
   EXPECT_FALSE(fs::exists(staged.dir));
 }
 
+// A staging directory is always new: one left by an earlier process may be named by a pending
+// install that is being finished, and must not be written into.
+TEST_F(SnapshotInstallTest, TheStagerNeverReusesADirectory) {
+  StagedSnapshot staged = Stage();
+  InstallAndCrash(staged, InstallStep::kRangeCleared);
+  SnapshotStager again(PosixStagingFs(), staged.dir);
+  EXPECT_EQ(again.Open().code(), StatusCode::kAlreadyExists);
+  ASSERT_TRUE(FinishPendingInstall(&follower_, kRegion).ok());
+  ExpectInstalled();
+}
+
 // The stager refuses what differs from the sender's list.
 TEST_F(SnapshotInstallTest, TheStagerChecksTheSendersList) {
   SnapshotFileMeta m;

@@ -63,9 +63,9 @@ class PosixFs final : public StagingFs {
  public:
   Status CreateDir(const std::string& dir) override {
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    if (fs::create_directory(dir, ec)) return Status::OK();
     if (ec) return Status::IoError(fmt::format("cannot create {}: {}", dir, ec.message()));
-    return Status::OK();
+    return Status::AlreadyExists(dir + " exists");
   }
   Result<std::unique_ptr<StagingFile>> Create(const std::string& path) override {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

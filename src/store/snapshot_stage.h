@@ -40,7 +40,7 @@ class StagingFile {
 class StagingFs {
  public:
   virtual ~StagingFs() = default;
-  // Creates `dir` and any missing parents. IoError on failure.
+  // Creates `dir`, whose parent must exist. AlreadyExists when it exists; IoError on failure.
   virtual Status CreateDir(const std::string& dir) = 0;
   // Creates (or truncates) the file at `path` for writing. IoError on failure.
   virtual Result<std::unique_ptr<StagingFile>> Create(const std::string& path) = 0;
@@ -59,7 +59,9 @@ class SnapshotStager {
   // `fs` must outlive the stager.
   SnapshotStager(StagingFs* fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
 
-  // Creates the staging directory. IoError on failure.
+  // Creates the staging directory, which must be new: a directory left by an earlier process
+  // may be named by a pending install that is being finished. AlreadyExists when it exists (pick
+  // another name); IoError on failure.
   Status Open();
 
   // Appends a piece of file `index` of column family `cf`, creating the file at

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -108,10 +109,17 @@ void PeerTransport::RunSnapshot(const raft::Message& m, store::SnapshotSource so
 grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
                                                           grpc::ServerReader<SnapshotChunk>* reader,
                                                           SnapshotDone* resp) {
-  std::string dir =
-      (fs::path(t_->options_.snap_dir) / fmt::format("recv-{}-{}", ::getpid(), t_->snap_seq_++))
-          .string();
-  store::SnapshotStager stager(store::PosixStagingFs(), dir);
+  std::string dir;
+  std::optional<store::SnapshotStager> stager;
+  Status opened;
+  // A name no earlier process used: a restarted node (the same pid, in a container) may be
+  // finishing an install from a directory its predecessor staged.
+  do {
+    dir = (fs::path(t_->options_.snap_dir) / fmt::format("recv-{}-{}", ::getpid(), t_->snap_seq_++))
+              .string();
+    stager.emplace(store::PosixStagingFs(), dir);
+    opened = stager->Open();
+  } while (opened.code() == StatusCode::kAlreadyExists);
   auto fail = [&](const std::string& why) {
     Log()->warn("snapshot receive failed: {}", why);
     std::error_code ec;
@@ -120,7 +128,10 @@ grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
     resp->set_error(why);
     return grpc::Status::OK;
   };
-  if (Status st = stager.Open(); !st.ok()) return fail(st.ToString());
+  if (!opened.ok()) {
+    dir.clear();  // not ours to remove
+    return fail(opened.ToString());
+  }
   SnapshotChunk chunk;
   uint64_t bytes = 0;
   while (reader->Read(&chunk)) {
@@ -133,14 +144,14 @@ grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
         return fail(fmt::format("chunk names column family {}", chunk.cf()));
       }
       Status st =
-          stager.Append(static_cast<storage::Cf>(chunk.cf()), chunk.file_index(), chunk.data());
+          stager->Append(static_cast<storage::Cf>(chunk.cf()), chunk.file_index(), chunk.data());
       if (!st.ok()) return fail("write to the staging directory failed: " + st.ToString());
       bytes += chunk.data().size();
     }
     if (chunk.last()) {
       // Synced and checked against the sender's list before the store sees it: the store's
       // pending-install record must never name files a power loss could take back.
-      auto staged = stager.Finish({chunk.files().begin(), chunk.files().end()});
+      auto staged = stager->Finish({chunk.files().begin(), chunk.files().end()});
       if (!staged.ok()) return fail(staged.status().ToString());
       Log()->info("received a snapshot of region {} from node {} ({} bytes)", chunk.region_id(),
                   chunk.from_node(), bytes);
