@@ -137,7 +137,7 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
   p->desc = st.desc;
   p->apply = st.apply;
   p->storage.set_conf_state(st.desc.conf_state());
-  storage::WriteBatch already_written;  // RunSnapshotInstall has reset the log on disk
+  storage::WriteBatch already_written;  // InstallStagedSnapshot has reset the log on disk
   p->storage.ResetToSnapshot(st.apply.truncated_index(), st.apply.truncated_term(),
                              &already_written);
   for (const auto& na : st.addresses) {
