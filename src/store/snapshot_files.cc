@@ -88,7 +88,8 @@ Status AbandonInstall(storage::Engine* engine, uint64_t region, const std::strin
   return Status::OK();
 }
 
-// Steps 2-3 of an install whose record is durable (and whose files were checked).
+// Steps 3-5 of an install (docs/store-format.md) whose record is durable and whose files were
+// checked.
 Result<InstalledState> RunInstall(storage::Engine* engine, uint64_t region, PendingInstall pending,
                                   const raft::HardState& hard_state, const InstallStepHook& hook) {
   const raft::Snapshot& snap = pending.snapshot();
