@@ -239,8 +239,8 @@ void Node::OnForward(NodeId from, uint64_t id, transport::ForwardRequest request
   });
 }
 
-void Node::OnSnapshot(raft::Message msg, std::string dir) {
-  store_->OnSnapshotReceived(std::move(msg), std::move(dir));
+void Node::OnSnapshot(raft::Message msg, store::StagedSnapshot staged) {
+  store_->OnSnapshotReceived(std::move(msg), std::move(staged));
 }
 
 void Node::OnSnapshotSent(uint64_t region, NodeId to, bool ok) {

@@ -82,7 +82,7 @@ class Node : public transport::InboundHandler {
   // transport::InboundHandler
   void OnMessages(std::vector<raft::Message> msgs) override;
   void OnForward(NodeId from, uint64_t id, transport::ForwardRequest request) override;
-  void OnSnapshot(raft::Message msg, std::string dir) override;
+  void OnSnapshot(raft::Message msg, store::StagedSnapshot staged) override;
   void OnSnapshotSent(uint64_t region, NodeId to, bool ok) override;
   void OnUnreachable(NodeId to) override;
   void OnRefused(NodeId by, const std::string& reason) override;

@@ -4,7 +4,7 @@
 //   'H' region                                    -> raft.HardState
 //   'A' region                                    -> store.ApplyState
 //   'R' region                                    -> store.RegionDescriptor
-//   'P' region                                    -> pending snapshot install (directory path)
+//   'P' region                                    -> store.PendingInstall (snapshot install)
 //   'T' region                                    -> tombstone (the node was removed)
 //   'N' node(8)                                   -> store.NodeAddress
 //   'I'                                           -> store.StoreIdent (this directory's owner)

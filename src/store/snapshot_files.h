@@ -1,13 +1,19 @@
 // Region snapshots as files: the sender exports the region's keys of every data column family
-// into SST files; the receiver stages them in a directory, then installs them.
+// into SST files; the receiver stages them durably in a directory (store/snapshot_stage.h),
+// then installs them.
 //
-// Installing is crash-safe: a "pending install" record naming the directory is written
-// (synced) first; then the region's range is cleared, the files ingested, and the region's
-// descriptor, applied/truncated index and log reset in one synced batch that also deletes the
-// pending record. A node that crashes in between finds the record on restart and redoes the
-// install from the same files (docs/store-format.md).
+// Installing is crash-safe (docs/store-format.md, "Snapshots"): the staged files are checked
+// against their CRC32Cs, then a "pending install" record naming the directory, the snapshot
+// and every file with its checksum is written (synced); the region's range is cleared (in the
+// same synced write, the record notes that the old data is gone), the files ingested, and the
+// region's descriptor, applied/truncated index and log reset in one synced batch that also
+// deletes the record. A node that crashes in between finds the record on restart, checks the
+// files again and redoes the install from them. A listed file that is missing or damaged is
+// never taken for an empty column family.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,10 +39,15 @@ Result<std::vector<SnapshotFile>> ExportSnapshotFiles(storage::Engine* engine,
                                                       const std::string& end_key,
                                                       const std::string& dir);
 
-// The pending-install record: the staging directory and the raft snapshot (metadata + our
-// SnapshotDescriptor).
-std::string EncodePendingInstall(const std::string& dir, const raft::Snapshot& snap);
-Status DecodePendingInstall(std::string_view value, std::string* dir, raft::Snapshot* snap);
+// The pending-install record ('P'): a serialized PendingInstall.
+std::string EncodePendingInstall(const PendingInstall& pending);
+Status DecodePendingInstall(std::string_view value, PendingInstall* pending);
+
+// Checks that every file in `files` lies in `dir` (at SnapshotFilePath) with its length and
+// CRC32C. Corruption naming the first file that is missing, short or damaged; IoError when one
+// cannot be read.
+Status VerifyStagedFiles(const std::string& dir,
+                         const google::protobuf::RepeatedPtrField<SnapshotFileMeta>& files);
 
 // What an install leaves behind, for the in-memory peer.
 struct InstalledState {
@@ -45,11 +56,40 @@ struct InstalledState {
   std::vector<NodeAddress> addresses;
 };
 
-// Performs (or redoes) the install described by a pending record that is already durable.
-// Removes the staging directory when done. Errors: Corruption for an unreadable record,
-// IoError/Corruption from the engine (the record stays, so a restart retries).
-Result<InstalledState> RunSnapshotInstall(storage::Engine* engine, uint64_t region,
-                                          std::string_view pending,
-                                          const raft::HardState& hard_state);
+// The durable steps of an install, in order.
+enum class InstallStep {
+  kRecorded,      // the pending-install record is written
+  kRangeCleared,  // the region's old data is deleted (and the record says so)
+  kIngested,      // the staged files are ingested
+  kFinished,      // the final batch (descriptor, apply state, log reset, record deleted)
+};
+
+// A test seam: called after each step once it is durable. A non-OK status stops the install
+// right there, as a crash would, and is returned (nothing is undone).
+using InstallStepHook = std::function<Status(InstallStep)>;
+
+// Installs a received snapshot: checks the staged files, writes the pending-install record
+// (synced), then clears, ingests and writes the final batch; removes the staging directory.
+// Errors: Aborted when a staged file is missing or damaged -- nothing was changed (no record
+// written) and the staging directory is removed; Corruption for a snapshot that does not
+// parse; IoError/Corruption from the engine after the record is written (the record stays, so
+// a restart redoes the install).
+Result<InstalledState> InstallStagedSnapshot(storage::Engine* engine, uint64_t region,
+                                             const StagedSnapshot& staged,
+                                             const raft::Snapshot& snap,
+                                             const raft::HardState& hard_state,
+                                             const InstallStepHook& hook = {});
+
+// At start-up, before the region's raft node reads its state: finishes an install that a crash
+// interrupted, if `region` has a pending-install record, checking the staged files first.
+// Returns the installed state, or nullopt when there was no record or the install was given up:
+// a listed file was missing or damaged while the region's old data was still intact, so the
+// record and the staging directory are removed and the region keeps its old state (its raft
+// log and hard state untouched; the leader sends a fresh snapshot when it finds the replica
+// behind). Errors: Corruption naming the file when the files are bad after the old data was
+// deleted -- the replica cannot be rebuilt here and must not serve; Corruption for a record
+// that does not parse; IoError/Corruption from the engine (the record stays).
+Result<std::optional<InstalledState>> FinishPendingInstall(storage::Engine* engine, uint64_t region,
+                                                           const InstallStepHook& hook = {});
 
 }  // namespace micedb::store

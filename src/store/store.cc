@@ -172,18 +172,14 @@ Status Store::LoadRegions() {
   }
   MICEDB_RETURN_IF_ERROR(it->status());
   for (RegionDescriptor desc : descs) {
-    auto pending = engine_->Get(Cf::kRaft, PendingSnapshotKey(desc.id()));
-    if (pending.ok()) {
-      // A snapshot install was interrupted: redo it from the files it left, before the raft
-      // node reads the region's state.
-      Log()->warn("region {}: finishing an interrupted snapshot install", desc.id());
-      raft::HardState hs;
-      auto hs_value = engine_->Get(Cf::kRaft, HardStateKey(desc.id()));
-      if (hs_value.ok()) hs.ParseFromString(*hs_value);
-      MICEDB_ASSIGN_OR_RETURN(InstalledState st,
-                              RunSnapshotInstall(engine_, desc.id(), *pending, hs));
-      desc = st.desc;
-      for (const auto& na : st.addresses) {
+    // A snapshot install that a crash interrupted is finished (or, when its files were lost
+    // before the old data was touched, given up) before the raft node reads the region's state.
+    MICEDB_ASSIGN_OR_RETURN(std::optional<InstalledState> installed,
+                            FinishPendingInstall(engine_, desc.id()));
+    if (installed) {
+      Log()->warn("region {}: finished an interrupted snapshot install", desc.id());
+      desc = installed->desc;
+      for (const auto& na : installed->addresses) {
         addresses_[NodeId(na.node_id())] = na.peer_addr();
         transport_->SetAddress(NodeId(na.node_id()), na.peer_addr());
       }
@@ -258,9 +254,9 @@ void Store::Step(std::vector<raft::Message> msgs) {
   });
 }
 
-void Store::OnSnapshotReceived(raft::Message msg, std::string dir) {
-  Post([this, msg = std::move(msg), dir = std::move(dir)]() mutable {
-    received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = dir;
+void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
+  Post([this, msg = std::move(msg), staged = std::move(staged)]() mutable {
+    received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = std::move(staged);
     MaybeCreatePeerFor(msg);
     RegionPeer* p = FindPeer(msg.region_id());
     if (!p) return;

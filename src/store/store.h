@@ -151,8 +151,9 @@ class Store {
 
   // ---- Input from the transport ----
   void Step(std::vector<raft::Message> msgs);
-  // A snapshot's files were received into `dir`; steps its MSG_SNAP.
-  void OnSnapshotReceived(raft::Message msg, std::string dir);
+  // A snapshot's files were received and staged durably (store/snapshot_stage.h); steps its
+  // MSG_SNAP. The store owns the staging directory from here on.
+  void OnSnapshotReceived(raft::Message msg, StagedSnapshot staged);
   void ReportSnapshot(RegionId region, NodeId to, bool ok);
   void ReportUnreachable(NodeId to);
 
@@ -290,7 +291,7 @@ class Store {
   // Loop thread only (the Poll caller in manual mode).
   int64_t next_tick_ms_ = 0;
   std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;
-  std::map<std::pair<uint64_t, uint64_t>, std::string> received_snapshots_;  // (region, index)
+  std::map<std::pair<uint64_t, uint64_t>, StagedSnapshot> received_snapshots_;  // (region, index)
   std::map<NodeId, std::string> addresses_;
   uint64_t next_read_id_ = 1;
 

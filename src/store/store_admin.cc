@@ -130,17 +130,14 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
   if (it == received_snapshots_.end()) {
     return Status::NotFound(fmt::format("no staged files for snapshot at index {}", key.second));
   }
-  std::string pending = EncodePendingInstall(it->second, snap);
+  StagedSnapshot staged = std::move(it->second);
   received_snapshots_.erase(it);
-  storage::WriteBatch mark;
-  mark.Put(Cf::kRaft, PendingSnapshotKey(p->id()), pending);
-  MICEDB_RETURN_IF_ERROR(engine_->Write(mark, storage::WriteOptions{.sync = true}));
-  MICEDB_ASSIGN_OR_RETURN(InstalledState st,
-                          RunSnapshotInstall(engine_, p->id(), pending, p->storage.hard_state()));
+  MICEDB_ASSIGN_OR_RETURN(InstalledState st, InstallStagedSnapshot(engine_, p->id(), staged, snap,
+                                                                   p->storage.hard_state()));
   p->desc = st.desc;
   p->apply = st.apply;
   p->storage.set_conf_state(st.desc.conf_state());
-  storage::WriteBatch already_written;  // RunSnapshotInstall has reset the log on disk
+  storage::WriteBatch already_written;  // InstallStagedSnapshot has reset the log on disk
   p->storage.ResetToSnapshot(st.apply.truncated_index(), st.apply.truncated_term(),
                              &already_written);
   for (const auto& na : st.addresses) {

@@ -149,7 +149,15 @@ void Store::RunRound() {
     if (w.rd.snapshot) {
       Status st = InstallSnapshot(p, *w.rd.snapshot);
       if (!st.ok()) {
-        StoreFatal(fmt::format("region {}: snapshot install failed: {}", p->id(), st.ToString()));
+        // The raft node has taken the snapshot already and cannot take it back. What is on
+        // disk is consistent either way: the region's old state when the install was given up
+        // (Aborted: the leader sends a fresh snapshot after the restart), or a pending record
+        // that the restart finishes.
+        StoreFatal(fmt::format("region {}: snapshot install failed: {}{}", p->id(), st.ToString(),
+                               st.code() == StatusCode::kAborted
+                                   ? "; the region keeps its old state and is sent a fresh "
+                                     "snapshot after the restart"
+                                   : "; the restart finishes the install"));
       }
       counters_.snapshots_applied++;
       info_changed = true;

@@ -3,6 +3,7 @@
 // joined by an in-process transport.
 #pragma once
 
+#include "store/snapshot_stage.h"
 #include "store/store.h"
 
 #include <gtest/gtest.h>
@@ -238,12 +239,14 @@ class Cluster {
   void DeliverSnapshot(NodeId from, const raft::Message& m, const SnapshotSource& src) {
     std::string dir = fmt::format("{}/xfer-{}-{}", snap_root_, m.to(), seq_++);
     auto files = src.export_files(dir);
-    bool ok = files.ok();
+    Result<StagedSnapshot> staged =
+        files.ok() ? DescribeExportedFiles(dir, *files) : Result<StagedSnapshot>(files.status());
+    bool ok = staged.ok();
     {
       std::lock_guard<std::mutex> l(mu_);
       auto it = nodes_.find(m.to());
       if (ok && it != nodes_.end() && it->second.store) {
-        it->second.store->OnSnapshotReceived(m, dir);
+        it->second.store->OnSnapshotReceived(m, std::move(*staged));
       } else {
         ok = false;
       }

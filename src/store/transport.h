@@ -11,6 +11,7 @@
 #include "common/result.h"
 #include "common/strong_id.h"
 #include "micedb/raft.pb.h"
+#include "micedb/store.pb.h"
 #include "storage/engine.h"
 
 namespace micedb::store {
@@ -35,6 +36,14 @@ struct SnapshotSource {
 // Where a snapshot's file number `n` of column family `cf` is staged inside `dir`: the layout
 // of the directory the transport fills from a received snapshot and the store installs from.
 std::string SnapshotFilePath(const std::string& dir, storage::Cf cf, uint32_t n);
+
+// A received snapshot's files, durable in `dir` (SnapshotStager, store/snapshot_stage.h):
+// every file the sender sent, with its length and CRC32C. A column family without a file here
+// is empty in the snapshot; a listed file that is missing or damaged makes the install fail.
+struct StagedSnapshot {
+  std::string dir;
+  std::vector<SnapshotFileMeta> files;
+};
 
 class Transport {
  public:

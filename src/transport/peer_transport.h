@@ -58,7 +58,9 @@ class InboundHandler {
   virtual void OnMessages(std::vector<raft::Message> msgs) = 0;
   // A request node `from` forwarded here; answer it with PeerTransport::ReplyForward(from, id).
   virtual void OnForward(NodeId from, uint64_t id, ForwardRequest request) = 0;
-  virtual void OnSnapshot(raft::Message msg, std::string dir) = 0;
+  // A snapshot arrived whole: its files are staged durably and match the sender's checksums
+  // (store/snapshot_stage.h). The handler owns the staging directory from here on.
+  virtual void OnSnapshot(raft::Message msg, store::StagedSnapshot staged) = 0;
   virtual void OnSnapshotSent(uint64_t region, NodeId to, bool ok) = 0;
   virtual void OnUnreachable(NodeId to) = 0;
   // Node `by` refused this node's raft stream (TransportOptions::check_peer there): `reason`

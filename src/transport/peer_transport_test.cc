@@ -2,6 +2,7 @@
 // input), gRPC calls served on the same port, snapshots, and forwarded requests.
 #include "transport/peer_transport.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <asio.hpp>
@@ -22,6 +23,8 @@
 #include <fmt/format.h>
 
 #include "common/coding.h"
+#include "common/crc32c.h"
+#include "store/snapshot_files.h"
 
 namespace micedb::transport {
 namespace {
@@ -35,10 +38,11 @@ class Recorder : public InboundHandler {
     for (auto& m : msgs) got_.push_back(std::move(m));
     cv_.notify_all();
   }
-  void OnSnapshot(raft::Message msg, std::string dir) override {
+  void OnSnapshot(raft::Message msg, store::StagedSnapshot staged) override {
     std::lock_guard<std::mutex> l(mu_);
     snapshots_.push_back(std::move(msg));
-    snapshot_dirs_.push_back(std::move(dir));
+    snapshot_dirs_.push_back(staged.dir);
+    staged_.push_back(std::move(staged));
     cv_.notify_all();
   }
   void OnForward(NodeId from, uint64_t id, ForwardRequest request) override {
@@ -84,6 +88,10 @@ class Recorder : public InboundHandler {
     return cv_.wait_for(l, timeout, [&] { return !snapshots_.empty(); });
   }
   // The staging directory of the first snapshot received (empty if none).
+  std::vector<store::SnapshotFileMeta> staged_files() {
+    std::lock_guard<std::mutex> l(mu_);
+    return staged_.empty() ? std::vector<store::SnapshotFileMeta>{} : staged_.front().files;
+  }
   std::string snapshot_dir() {
     std::lock_guard<std::mutex> l(mu_);
     return snapshot_dirs_.empty() ? "" : snapshot_dirs_.front();
@@ -103,6 +111,7 @@ class Recorder : public InboundHandler {
   std::vector<raft::Message> got_;
   std::vector<raft::Message> snapshots_;
   std::vector<std::string> snapshot_dirs_;
+  std::vector<store::StagedSnapshot> staged_;
   std::vector<bool> snapshots_sent_;
   int unreachable_ = 0;
   std::vector<std::string> refusals_;
@@ -482,8 +491,62 @@ TEST(PeerTransport, SnapshotFilesAreExportedOffTheCallerAndStagedAtTheReceiver) 
   EXPECT_EQ(ReadFile(store::SnapshotFilePath(dir, storage::Cf::kDefault, 0)), big);
   EXPECT_EQ(ReadFile(store::SnapshotFilePath(dir, storage::Cf::kWrite, 0)), small);
   EXPECT_FALSE(std::filesystem::exists(store::SnapshotFilePath(dir, storage::Cf::kLock, 0)));
+  // The receiver hands on the sender's list: which files, their lengths and checksums.
+  auto files = b.recorder.staged_files();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].cf(), static_cast<uint32_t>(storage::Cf::kDefault));
+  EXPECT_EQ(files[0].size(), big.size());
+  EXPECT_EQ(files[0].crc32c(), crc32c::Value(big));
+  EXPECT_EQ(files[1].cf(), static_cast<uint32_t>(storage::Cf::kWrite));
+  EXPECT_EQ(files[1].crc32c(), crc32c::Value(small));
+  EXPECT_TRUE(store::VerifyStagedFiles(dir, {files.begin(), files.end()}).ok());
   // The sender's staging directory is gone.
   for (const auto& e : std::filesystem::directory_iterator(a.snap_dir)) {
+    ADD_FAILURE() << "left behind: " << e.path();
+  }
+}
+
+// A stream whose files differ from the list in its last chunk is refused, and the store never
+// sees it: a file that never arrived, or one whose whole-file checksum differs.
+TEST(PeerTransport, ASnapshotThatDiffersFromItsFileListIsRefused) {
+  Endpoint b(2);
+  auto channel = grpc::CreateChannel(b.addr(), grpc::InsecureChannelCredentials());
+  auto stub = RaftTransport::NewStub(channel);
+  const std::string data = "some sst bytes";
+  for (const bool missing : {true, false}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    SnapshotDone done;
+    auto writer = stub->SendSnapshot(&ctx, &done);
+    SnapshotChunk chunk;
+    chunk.set_from_node(1);
+    chunk.set_region_id(1);
+    chunk.set_cf(static_cast<uint32_t>(storage::Cf::kDefault));
+    chunk.set_data(data);
+    chunk.set_crc32c(crc32c::Mask(crc32c::Value(chunk.data())));
+    ASSERT_TRUE(writer->Write(chunk));
+    SnapshotChunk last;
+    last.set_from_node(1);
+    last.set_region_id(1);
+    last.set_last(true);
+    *last.mutable_msg() = SnapMsg(1, 2, 42);
+    store::SnapshotFileMeta* m = last.add_files();
+    m->set_cf(static_cast<uint32_t>(storage::Cf::kDefault));
+    m->set_size(data.size());
+    m->set_crc32c(crc32c::Value(data) ^ (missing ? 0 : 1));
+    if (missing) {
+      store::SnapshotFileMeta* lost = last.add_files();
+      lost->set_cf(static_cast<uint32_t>(storage::Cf::kWrite));
+      lost->set_size(10);
+    }
+    ASSERT_TRUE(writer->Write(last));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_FALSE(done.ok());
+    EXPECT_THAT(done.error(), ::testing::HasSubstr(missing ? "never arrived" : "sender sent"));
+  }
+  EXPECT_FALSE(b.recorder.WaitSnapshot(200ms));
+  for (const auto& e : std::filesystem::directory_iterator(b.snap_dir)) {
     ADD_FAILURE() << "left behind: " << e.path();
   }
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -13,6 +14,7 @@
 
 #include "common/crc32c.h"
 #include "common/logging.h"
+#include "store/snapshot_stage.h"
 
 namespace micedb::transport {
 
@@ -60,9 +62,15 @@ void PeerTransport::RunSnapshot(const raft::Message& m, store::SnapshotSource so
   std::string buf(options_.snapshot_chunk_bytes, '\0');
   uint64_t bytes = 0;
   std::map<storage::Cf, uint32_t> next_file_index;  // files of a column family count from 0
+  SnapshotChunk last;
   for (const store::SnapshotFile& file : *files) {
     const uint32_t file_index = next_file_index[file.cf]++;
+    store::SnapshotFileMeta* meta = last.add_files();
+    meta->set_cf(static_cast<uint32_t>(file.cf));
+    meta->set_index(file_index);
+    uint32_t crc = 0;
     std::ifstream in(file.path, std::ios::binary);
+    if (!in) return report(false, "cannot open " + file.path);
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
       std::streamsize n = in.gcount();
@@ -76,9 +84,12 @@ void PeerTransport::RunSnapshot(const raft::Message& m, store::SnapshotSource so
       chunk.set_crc32c(crc32c::Mask(crc32c::Value(chunk.data())));
       if (!writer->Write(chunk)) return report(false, "stream broke");
       bytes += static_cast<uint64_t>(n);
+      crc = crc32c::Extend(crc, chunk.data());
+      meta->set_size(meta->size() + static_cast<uint64_t>(n));
     }
+    if (in.bad()) return report(false, "cannot read " + file.path);
+    meta->set_crc32c(crc);
   }
-  SnapshotChunk last;
   last.set_from_node(options_.node_id.value());
   last.set_region_id(region);
   last.set_last(true);
@@ -98,20 +109,29 @@ void PeerTransport::RunSnapshot(const raft::Message& m, store::SnapshotSource so
 grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
                                                           grpc::ServerReader<SnapshotChunk>* reader,
                                                           SnapshotDone* resp) {
-  std::string dir =
-      (fs::path(t_->options_.snap_dir) / fmt::format("recv-{}-{}", ::getpid(), t_->snap_seq_++))
-          .string();
-  std::error_code ec;
-  fs::create_directories(dir, ec);
+  std::string dir;
+  std::optional<store::SnapshotStager> stager;
+  Status opened;
+  // A name no earlier process used: a restarted node (the same pid, in a container) may be
+  // finishing an install from a directory its predecessor staged.
+  do {
+    dir = (fs::path(t_->options_.snap_dir) / fmt::format("recv-{}-{}", ::getpid(), t_->snap_seq_++))
+              .string();
+    stager.emplace(store::PosixStagingFs(), dir);
+    opened = stager->Open();
+  } while (opened.code() == StatusCode::kAlreadyExists);
   auto fail = [&](const std::string& why) {
     Log()->warn("snapshot receive failed: {}", why);
+    std::error_code ec;
     fs::remove_all(dir, ec);
     resp->set_ok(false);
     resp->set_error(why);
     return grpc::Status::OK;
   };
-  if (ec) return fail(fmt::format("cannot create {}: {}", dir, ec.message()));
-  std::map<std::pair<uint32_t, uint32_t>, std::ofstream> files;
+  if (!opened.ok()) {
+    dir.clear();  // not ours to remove
+    return fail(opened.ToString());
+  }
   SnapshotChunk chunk;
   uint64_t bytes = 0;
   while (reader->Read(&chunk)) {
@@ -120,25 +140,22 @@ grpc::Status PeerTransport::SnapshotService::SendSnapshot(grpc::ServerContext*,
         return fail(fmt::format("chunk of file {} at byte {} failed its checksum",
                                 chunk.file_index(), bytes));
       }
-      auto key = std::make_pair(chunk.cf(), chunk.file_index());
-      auto it = files.find(key);
-      if (it == files.end()) {
-        std::string path =
-            store::SnapshotFilePath(dir, static_cast<storage::Cf>(chunk.cf()), chunk.file_index());
-        it = files.emplace(key, std::ofstream(path, std::ios::binary)).first;
+      if (!storage::IsValidCf(static_cast<storage::Cf>(chunk.cf()))) {
+        return fail(fmt::format("chunk names column family {}", chunk.cf()));
       }
-      it->second.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-      if (!it->second) return fail("write to the staging directory failed");
+      Status st =
+          stager->Append(static_cast<storage::Cf>(chunk.cf()), chunk.file_index(), chunk.data());
+      if (!st.ok()) return fail("write to the staging directory failed: " + st.ToString());
       bytes += chunk.data().size();
     }
     if (chunk.last()) {
-      for (auto& [k, f] : files) {
-        f.close();
-        if (!f) return fail("closing a staged file failed");
-      }
+      // Synced and checked against the sender's list before the store sees it: the store's
+      // pending-install record must never name files a power loss could take back.
+      auto staged = stager->Finish({chunk.files().begin(), chunk.files().end()});
+      if (!staged.ok()) return fail(staged.status().ToString());
       Log()->info("received a snapshot of region {} from node {} ({} bytes)", chunk.region_id(),
                   chunk.from_node(), bytes);
-      t_->handler_->OnSnapshot(chunk.msg(), dir);
+      t_->handler_->OnSnapshot(chunk.msg(), std::move(*staged));
       resp->set_ok(true);
       return grpc::Status::OK;
     }

@@ -4,9 +4,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "store/snapshot_stage.h"
 #include "tests/sim/digest.h"
 
 namespace micedb::sim {
@@ -27,8 +29,13 @@ uint64_t MessageDigest(const raft::Message& m) {
 
 // Stages a snapshot's files in `dir` the way the receiving transport would. The one place that
 // knows what a SnapshotSource holds.
-bool ExportSnapshot(const store::SnapshotSource& source, const std::string& dir) {
-  return source.export_files(dir).ok();
+std::optional<store::StagedSnapshot> ExportSnapshot(const store::SnapshotSource& source,
+                                                    const std::string& dir) {
+  auto files = source.export_files(dir);
+  if (!files.ok()) return std::nullopt;
+  auto staged = store::DescribeExportedFiles(dir, *files);
+  if (!staged.ok()) return std::nullopt;
+  return std::move(*staged);
 }
 
 }  // namespace
@@ -350,14 +357,15 @@ void StoreCluster::SendSnapshot(uint64_t from, const raft::Message& m,
                                 const store::SnapshotSource& source) {
   const uint64_t to = m.to();
   const std::string dir = fmt::format("{}/xfer-{}", options_.dir, ++snapshot_seq_);
-  const bool sent =
-      to >= 1 && to <= nodes_.size() && ExportSnapshot(source, dir) && !Lost(from, to);
+  std::optional<store::StagedSnapshot> staged;
+  if (to >= 1 && to <= nodes_.size()) staged = ExportSnapshot(source, dir);
+  const bool sent = staged.has_value() && !Lost(from, to);
   const uint64_t from_life = node(from).life;
   Push(queue_.now() + Delay() + rng_->Range(2, 20),
-       Event{kSnapshot, to, 0, MessageDigest(m), [this, from, from_life, to, sent, dir, m] {
+       Event{kSnapshot, to, 0, MessageDigest(m), [this, from, from_life, to, sent, dir, staged, m] {
                const bool ok = sent && up(to);
                if (ok) {
-                 store(to)->OnSnapshotReceived(m, dir);
+                 store(to)->OnSnapshotReceived(m, *staged);
                  PollSoon(to);
                } else {
                  std::error_code ec;
