@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -220,6 +221,30 @@ bool RegionCorpus(const fs::path& dir) {
     legacy.set_request_id(5);
     legacy.set_request_ts_ms(1'700'000'000'000);
     seeds.emplace_back("legacy", Entries({legacy.SerializeAsString(), E(Get("c"))}));
+  }
+  {
+    // Numbers at their limits: clocks, expiries, offsets, deltas, counts.
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    Command ttl, range, incr, expire, scan, set_past;
+    ttl.mutable_ttl()->set_key("c");
+    ttl.set_now_ms(kMin);
+    range.mutable_getrange()->set_key("c");
+    range.mutable_getrange()->set_start(kMin);
+    range.mutable_getrange()->set_end(kMax);
+    incr.mutable_incrby()->set_key("n");
+    incr.mutable_incrby()->set_delta(kMax);
+    expire.mutable_expire_at()->set_key("c");
+    expire.mutable_expire_at()->set_expire_at_ms(kMin);
+    expire.mutable_expire_at()->set_lt(true);
+    scan.mutable_scan()->set_limit(std::numeric_limits<uint64_t>::max());
+    set_past = Set("d", "v", kMin);
+    RegionRequest late_ttl = Request(ttl);
+    late_ttl.mutable_kv()->set_now_ms(kMin);
+    seeds.emplace_back(
+        "extremes", Entries({E(Set("c", "v", kMax)), micedb::store::EncodeEntry(late_ttl), E(range),
+                             E(incr), E(incr), E(expire), E(scan), E(set_past)},
+                            0, 0));
   }
   for (const auto& [name, bytes] : seeds) {
     if (!Write(dir, name, bytes)) return false;
