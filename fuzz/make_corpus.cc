@@ -246,6 +246,27 @@ bool RegionCorpus(const fs::path& dir) {
                              E(incr), E(incr), E(expire), E(scan), E(set_past)},
                             0, 0));
   }
+  {
+    // Requests made by RequestBuilder from choice bytes (bit 14 of the head): a few runs of
+    // pseudo-random choices, each a dozen entries in rounds of four.
+    uint32_t x = 12345;
+    for (int run = 0; run < 4; ++run) {
+      std::string bytes(1, static_cast<char>(run & 1));
+      for (int e = 0; e < 12; ++e) {
+        std::string choices(24, '\0');
+        for (char& c : choices) {
+          x = x * 1103515245 + 12345;
+          c = static_cast<char>(x >> 16);
+        }
+        uint16_t head = static_cast<uint16_t>(choices.size()) | 0x4000;
+        if (e % 4 == 3) head |= 0x8000;
+        bytes.push_back(static_cast<char>(head & 0xff));
+        bytes.push_back(static_cast<char>(head >> 8));
+        bytes += choices;
+      }
+      seeds.emplace_back("built-" + std::to_string(run), bytes);
+    }
+  }
   for (const auto& [name, bytes] : seeds) {
     if (!Write(dir, name, bytes)) return false;
   }

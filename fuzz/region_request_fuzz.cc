@@ -5,12 +5,15 @@
 // (TxnReads::kSkip), end every round with equal engines. Each entry is also served on the
 // read path (ServeRead) after its round.
 //
-// Input: byte 0 picks the region's range; then entries, each a 2-byte little-endian length
-// (the top bit ends the apply round after this entry) and that many bytes of entry data.
+// Input: byte 0 picks the region's range; then entries, each a 2-byte little-endian head and
+// as many bytes as its low 14 bits say: the entry's data, or with bit 14 set the choices from
+// which fuzz/request_builder.h builds a well-formed request. Bit 15 ends the apply round after
+// the entry.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +24,7 @@
 
 #include "common/logging.h"
 #include "kv/region_state_machine.h"
+#include "request_builder.h"
 #include "storage/mem_engine.h"
 #include "store/apply.h"
 
@@ -82,6 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   Replica replicas[2];  // [0] answers the client, [1] does not
   std::vector<std::string_view> round;
+  std::deque<std::string> built;  // entries made by RequestBuilder (stable addresses)
   auto end_round = [&] {
     for (Replica& r : replicas) {
       r.applier.reset();
@@ -103,9 +108,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (off + 2 <= size) {
     const size_t head = data[off] | (size_t{data[off + 1]} << 8);
     off += 2;
-    const size_t len = std::min(head & 0x7fff, size - off);
-    const std::string_view entry(reinterpret_cast<const char*>(data) + off, len);
+    const size_t len = std::min(head & 0x3fff, size - off);
+    std::string_view entry(reinterpret_cast<const char*>(data) + off, len);
     off += len;
+    if ((head & 0x4000) != 0) {
+      built.push_back(micedb::store::EncodeEntry(micedb::fuzz::RequestBuilder(entry).Build()));
+      entry = built.back();
+    }
     for (size_t i = 0; i < 2; ++i) {
       Replica& r = replicas[i];
       if (!r.applier) {
