@@ -1,5 +1,6 @@
 # The commands people type. The real build is CMake (see CMakePresets.json).
-.PHONY: all deps build debug release run test test-big unit soak lint format bench bench-quick clean
+.PHONY: all deps build debug release run test test-big unit soak lint format bench bench-quick clean \
+        fuzz fuzz-ci
 
 DEPS_STAMP := build/.deps-ok
 MICEDB := build/release/src/cli/micedb
@@ -28,6 +29,7 @@ run: release
 # simulation (ctest), then the tests that run real micedb processes (pytest, Debian's python3).
 test: debug
 	@ctest --preset debug
+	@$(MAKE) --no-print-directory fuzz-ci
 	@MICEDB_BIN=$(CURDIR)/build/debug/src/cli/micedb /usr/bin/python3 -m pytest -q -m "not big" tests/cluster
 
 # The full-size runs of the cluster tests (tests marked `big`: 64-120 MiB requests, as in the
@@ -49,6 +51,17 @@ soak: release
 	@/usr/bin/python3 tests/cluster/faultrun.py --binary $(CURDIR)/$(MICEDB) \
 	  $(if $(SEED),--seed $(SEED)) --duration $(DURATION) --total $(TOTAL) \
 	  --nemesis $(NEMESIS) --nodes $(NODES) --extra-args="$(EXTRA_ARGS)"
+
+# libFuzzer targets (docs/testing-fuzz.md), built with Clang into build/fuzz: each runs
+# FUZZ_SECONDS from its seed corpus (fuzz/corpus/); new inputs go to build/fuzz/corpus/, and a
+# crash's input to fuzz-results/. fuzz-ci is the short run `make test` does.
+FUZZ_SECONDS ?= 300
+FUZZ_CI_SECONDS ?= 30
+fuzz: deps
+	@scripts/run-fuzz --seconds $(FUZZ_SECONDS)
+
+fuzz-ci: deps
+	@scripts/run-fuzz --seconds $(FUZZ_CI_SECONDS)
 
 lint: deps
 	@scripts/lint

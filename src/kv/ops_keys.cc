@@ -1,5 +1,6 @@
 // Keyspace commands of the state machine: EXISTS, TTL, TYPE, DEL, EXPIREAT, PERSIST, SCAN,
 // DBSIZE, FLUSHALL, plus the revisions WATCH reads and the deletions of active expiry.
+#include <limits>
 #include <string>
 
 #include "kv/command_result.h"
@@ -22,8 +23,14 @@ Result<CommandResult> DoTtl(OpContext& ctx, const Ttl& op) {
   MICEDB_ASSIGN_OR_RETURN(std::optional<Record> record, LoadLive(ctx, op.key()));
   if (!record.has_value()) return IntResult(-2);
   if (record->expire_at_ms == 0) return IntResult(-1);
-  const int64_t remaining = record->expire_at_ms - ctx.now_ms;
-  return IntResult(op.millis() ? remaining : (remaining + 500) / 1000);
+  // A live key expires after now, so this is positive; it saturates for a reader's clock far
+  // in the past (a now_ms before 1970 once overflowed here).
+  int64_t remaining = 0;
+  if (__builtin_sub_overflow(record->expire_at_ms, ctx.now_ms, &remaining)) {
+    remaining = std::numeric_limits<int64_t>::max();
+  }
+  if (op.millis()) return IntResult(remaining);
+  return IntResult(remaining / 1000 + (remaining % 1000 >= 500 ? 1 : 0));  // nearest second
 }
 
 Result<CommandResult> DoType(OpContext& ctx, const Type& op) {

@@ -281,6 +281,17 @@ TEST_F(StateMachineTest, MSetMGetMSetNxExistsDel) {
   EXPECT_EQ(Value("a"), "<nil>");
 }
 
+TEST_F(StateMachineTest, TtlSaturatesForAClockFarInThePast) {
+  // Found by fuzz/region_request_fuzz: the remaining time overflowed int64.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  Apply(SetCmd("k", "v"));
+  EXPECT_EQ(Apply(ExpireCmd("k", kMax)).integer(), 1);
+  EXPECT_EQ(Read(TtlCmd("k", true), std::numeric_limits<int64_t>::min()).integer(), kMax);
+  EXPECT_EQ(Read(TtlCmd("k", false), -1000).integer(), kMax / 1000 + 1);
+  EXPECT_EQ(Read(TtlCmd("k", true), kMax - 1).integer(), 1);
+  EXPECT_EQ(Read(TtlCmd("k", false), kMax - 1500).integer(), 2);
+}
+
 TEST_F(StateMachineTest, ExpireTtlPersist) {
   Apply(SetCmd("k", "v"));
   EXPECT_EQ(Read(TtlCmd("k", false)).integer(), -1);

@@ -34,7 +34,7 @@ class Counter : public InboundHandler {
     cv_.notify_all();
   }
   void OnForward(NodeId, uint64_t, ForwardRequest) override {}
-  void OnSnapshot(raft::Message, std::string) override {
+  void OnSnapshot(raft::Message, store::StagedSnapshot) override {
     std::lock_guard<std::mutex> l(mu_);
     ++snapshots_;
     cv_.notify_all();

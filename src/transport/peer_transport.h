@@ -18,8 +18,9 @@
 // Client requests forwarded to another node travel on the same streams.
 // Snapshots go through a gRPC streaming RPC in 1 MiB chunks, each with a CRC32C.
 //
-// Files: peer_transport.cc (lifecycle, the peer port, addresses), raft_stream.{h,cc} (the
-// stream's frames, one outgoing stream per destination, incoming streams), forwarding.cc
+// Files: peer_transport.cc (lifecycle, the peer port, addresses), frame_reader.{h,cc} (the
+// stream's frame format and its socket-free reader), raft_stream.{h,cc} (one outgoing stream
+// per destination, incoming streams), forwarding.cc
 // (forwarded requests), snapshot_stream.{h,cc} (sending and receiving snapshots).
 //
 // Thread-safety: all public methods are thread-safe.

@@ -468,107 +468,54 @@ void PeerTransport::Peer::CloseLocked() {
 // ---- Inbound: one incoming raft stream ----
 
 PeerTransport::Inbound::Inbound(PeerTransport* t, security::NetStream stream)
-    : t_(t), stream_(std::move(stream)) {
-  buf_.resize(kInitialBuffer);
-}
+    : t_(t), stream_(std::move(stream)), reader_(t->options_.max_frame_bytes) {}
 
 void PeerTransport::Inbound::Close() { stream_.close(); }
 
 void PeerTransport::Inbound::Read() {
-  if (begin_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  // The buffer grows with the bytes that arrive, never to a length a header merely
-  // announces (13 bytes must not cost 256 MiB), and shrinks back once a big frame is done.
-  if (end_ == 0 && buf_.size() > kInitialBuffer) {
-    std::vector<char>().swap(buf_);
-    buf_.resize(kInitialBuffer);
-  }
-  if (end_ == buf_.size()) {
-    size_t want = buf_.size() * 2;
-    if (need_ > end_) want = std::min(want, std::max(need_, buf_.size() + kInitialBuffer));
-    buf_.resize(want);
-  }
+  const std::span<char> space = reader_.Space();
   stream_.async_read_some(
-      asio::buffer(buf_.data() + end_, buf_.size() - end_),
+      asio::buffer(space.data(), space.size()),
       [self = shared_from_this()](const asio::error_code& ec, size_t n) { self->OnRead(ec, n); });
 }
 
 void PeerTransport::Inbound::OnRead(const asio::error_code& ec, size_t n) {
   if (ec) return;  // closed by the sender, or by StopListening
-  end_ += n;
+  reader_.Filled(n);
   std::vector<raft::Message> msgs;
-  need_ = 0;
-  while (end_ - begin_ >= kHeaderBytes) {
-    const char* p = buf_.data() + begin_;
-    const size_t len = DecodeFixed32(p);
-    const auto type = static_cast<uint8_t>(p[4]);
-    if (len > t_->options_.max_frame_bytes) {
-      Log()->warn("raft stream: frame of {} bytes is over the limit; closing", len);
-      return Close();
-    }
-    if (end_ - begin_ - kHeaderBytes < len) {
-      need_ = kHeaderBytes + len;
-      break;
-    }
-    if (!HandleFrame(type, p + kHeaderBytes, len, &msgs)) return Close();
-    begin_ += kHeaderBytes + len;
+  Frame frame;
+  FrameReader::Next next;
+  while ((next = reader_.Read(&frame)) == FrameReader::Next::kFrame) {
+    if (!HandleFrame(frame, &msgs)) return Close();
   }
-  if (begin_ == end_) begin_ = end_ = 0;
+  if (next == FrameReader::Next::kBroken) {
+    Log()->warn("raft stream: {}; closing", reader_.error());
+    return Close();
+  }
   // Everything that arrived in this read goes to the store as one task.
   if (!msgs.empty()) t_->handler_->OnMessages(std::move(msgs));
   Read();
 }
 
-bool PeerTransport::Inbound::HandleFrame(uint8_t type, const char* p, size_t len,
-                                         std::vector<raft::Message>* msgs) {
-  if (type == kFragmentFrame) {
-    // A piece of a long frame: the pieces together are that frame, header first.
-    reassembly_.append(p, len);
-    if (reassembly_.size() < kHeaderBytes) return true;
-    const size_t inner = DecodeFixed32(reassembly_.data());
-    const auto inner_type = static_cast<uint8_t>(reassembly_[4]);
-    if (inner > t_->options_.max_frame_bytes || inner_type == kFragmentFrame ||
-        reassembly_.size() > kHeaderBytes + inner) {
-      Log()->warn("raft stream: fragments do not make a frame; closing");
-      return false;
-    }
-    if (reassembly_.size() < kHeaderBytes + inner) return true;
-    std::string whole;
-    whole.swap(reassembly_);
-    return HandleFrame(inner_type, whole.data() + kHeaderBytes, inner, msgs);
+bool PeerTransport::Inbound::HandleFrame(const Frame& frame, std::vector<raft::Message>* msgs) {
+  FramePayload payload;
+  if (Status s = DecodeFrame(frame, &payload); !s.ok()) {
+    Log()->warn("raft stream: {}; closing", s.message());
+    return false;
   }
-  if (type == kRaftBatchFrame) {
-    RaftBatch batch;
-    if (!batch.ParseFromArray(p, static_cast<int>(len))) {
-      Log()->warn("raft stream: a batch does not parse; closing");
-      return false;
+  if (auto* batch = std::get_if<RaftBatch>(&payload)) {
+    if (!Admit(batch->from_node(), batch->cluster_id(), batch->incarnation())) return false;
+    LearnSender(batch->from_node(), batch->from_addr());
+    for (auto& m : *batch->mutable_msgs()) msgs->push_back(std::move(m));
+  } else if (auto* calls = std::get_if<ForwardCalls>(&payload)) {
+    if (!Admit(calls->from_node(), calls->cluster_id(), calls->incarnation())) return false;
+    LearnSender(calls->from_node(), calls->from_addr());
+    for (auto& c : *calls->mutable_calls()) {
+      t_->handler_->OnForward(NodeId(calls->from_node()), c.id(), std::move(*c.mutable_request()));
     }
-    if (!Admit(batch.from_node(), batch.cluster_id(), batch.incarnation())) return false;
-    LearnSender(batch.from_node(), batch.from_addr());
-    for (auto& m : *batch.mutable_msgs()) msgs->push_back(std::move(m));
-  } else if (type == kForwardCallsFrame) {
-    ForwardCalls calls;
-    if (!calls.ParseFromArray(p, static_cast<int>(len))) {
-      Log()->warn("raft stream: forwarded calls do not parse; closing");
-      return false;
-    }
-    if (!Admit(calls.from_node(), calls.cluster_id(), calls.incarnation())) return false;
-    LearnSender(calls.from_node(), calls.from_addr());
-    for (auto& c : *calls.mutable_calls()) {
-      t_->handler_->OnForward(NodeId(calls.from_node()), c.id(), std::move(*c.mutable_request()));
-    }
-  } else if (type == kForwardRepliesFrame) {
-    ForwardReplies replies;
-    if (!replies.ParseFromArray(p, static_cast<int>(len))) {
-      Log()->warn("raft stream: forwarded replies do not parse; closing");
-      return false;
-    }
-    t_->OnForwardReplies(std::move(replies));
+  } else if (auto* replies = std::get_if<ForwardReplies>(&payload)) {
+    t_->OnForwardReplies(std::move(*replies));
   }
-  // Other frame types are for newer nodes; skip them.
   return true;
 }
 

@@ -1,6 +1,6 @@
-// Internal to src/transport: the raft stream between two nodes' peer ports, its frame format
-// (docs/transport.md, "Raft stream"), and the two ends of a stream: Peer writes the stream to
-// one destination, Inbound reads one stream received.
+// Internal to src/transport: the raft stream between two nodes' peer ports (docs/transport.md,
+// "Raft stream"; its frames are in frame_reader.h), and the two ends of a stream: Peer writes the
+// stream to one destination, Inbound reads one stream received.
 #pragma once
 
 #include <asio.hpp>
@@ -18,29 +18,11 @@
 
 #include "common/thread_annotations.h"
 #include "security/net_stream.h"
+#include "transport/frame_reader.h"
 #include "transport/peer_transport.h"
 
 namespace micedb::transport {
 
-// The raft stream on the peer port: the 8-byte magic, then frames of a 4-byte little-endian
-// payload length, a 1-byte frame type and the payload. The magic cannot be mistaken for the
-// start of an HTTP/2 connection ("PRI * HTTP/2.0...").
-inline constexpr std::string_view kMagic = "MICERAFT";
-inline constexpr size_t kHeaderBytes = 5;
-// An inbound stream's buffer starts (and, between big frames, returns to) this size.
-inline constexpr size_t kInitialBuffer = 64 << 10;
-inline constexpr uint8_t kRaftBatchFrame = 1;       // payload: a serialized RaftBatch
-inline constexpr uint8_t kForwardCallsFrame = 2;    // ForwardCalls
-inline constexpr uint8_t kForwardRepliesFrame = 3;  // ForwardReplies
-// A piece of a larger frame (its header first, then its payload), sent in pieces so that
-// small frames can pass it: heartbeats never wait behind a 100 MiB append. The receiver
-// puts the pieces back together and handles the whole frame when its last byte arrives.
-inline constexpr uint8_t kFragmentFrame = 4;
-// Written by a receiver, back on a stream it refuses (the only bytes a receiver ever writes):
-// a Refusal, then the receiver closes.
-inline constexpr uint8_t kRefusalFrame = 5;
-// Frames longer than this (payload plus header) go as fragments of this size.
-inline constexpr size_t kFragmentBytes = 256 << 10;
 // One write to the socket takes the urgent frames plus bulk frames up to about this much.
 inline constexpr size_t kWriteChunkBytes = 256 << 10;
 
@@ -172,7 +154,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   void Read();
   void OnRead(const asio::error_code& ec, size_t n);
   // Handles one complete frame; false when the stream must close (it does not parse).
-  bool HandleFrame(uint8_t type, const char* payload, size_t len, std::vector<raft::Message>* msgs);
+  bool HandleFrame(const Frame& frame, std::vector<raft::Message>* msgs);
   // The first frame that names its sender's address teaches it (a node that just joined).
   void LearnSender(uint64_t node, const std::string& addr);
   // TransportOptions::check_peer on a frame's sender; on a refusal, writes it back and
@@ -181,11 +163,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
 
   PeerTransport* const t_;
   security::NetStream stream_;
-  std::vector<char> buf_;
-  size_t begin_ = 0;  // unparsed bytes are buf_[begin_, end_)
-  size_t end_ = 0;
-  size_t need_ = 0;         // bytes the incomplete frame at begin_ needs
-  std::string reassembly_;  // the fragments of a long frame received so far
+  FrameReader reader_;
   bool learned_ = false;
   bool admitted_ = false;  // the sender passed check_peer
 };

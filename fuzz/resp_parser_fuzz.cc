@@ -1,11 +1,7 @@
 // libFuzzer target for the RESP request parser (TESTING.md, "Bad input"). Checks that any
 // byte stream is either parsed or rejected without crashing, and that feeding it in two
 // pieces split anywhere gives exactly the same commands and outcome as feeding it whole.
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
-//     src/frontend/resp/fuzz/resp_parser_fuzz.cc src/frontend/resp/resp_parser.cc \
-//     src/kv/number.cc -o resp_fuzz
-//   ./resp_fuzz -max_len=4096 -max_total_time=60
+// Built and run by `make fuzz` (docs/testing-fuzz.md).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
