@@ -74,7 +74,7 @@ class Node : public transport::InboundHandler {
   void OnSnapshot(raft::Message msg, std::string dir) override;
   void OnSnapshotSent(uint64_t region, NodeId to, bool ok) override;
   void OnUnreachable(NodeId to) override;
-  void OnRefused(NodeId by, const std::string& reason) override;
+  void OnRefused(NodeId by, const std::string& reason, bool keep_running) override;
 
  private:
   std::string RenderMetrics() const;
