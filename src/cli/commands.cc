@@ -80,8 +80,13 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
       ->capture_default_str();
   cmd->add_option("--raft-lease-reads", o->raft_lease_reads,
                   "The leader answers linearizable reads alone while its lease holds, without "
-                  "a heartbeat round (assumes the nodes' clocks run at rates within 10%); "
-                  "false: every read is confirmed by a quorum")
+                  "a heartbeat round (assumes every node's clock runs within "
+                  "--max-clock-drift of true time); false: every read is confirmed by a quorum")
+      ->capture_default_str();
+  cmd->add_option("--max-clock-drift", o->max_clock_drift,
+                  "The most a node's clock may run fast or slow, as a fraction (0.1: 10%); "
+                  "leases are shortened to hold under it. NTP daemons slew clocks by up to "
+                  "8.3% while correcting an offset")
       ->capture_default_str();
   // Not for users: breaks linearizability on purpose so the fault tests can show that their
   // checker catches stale reads (docs/fault-testing.md).

@@ -97,6 +97,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
+  no.store.max_clock_drift = opts.max_clock_drift;
 
   // Refused by a peer (a replaced data directory, another cluster): stop, exit code 3.
   static std::atomic<bool> refused{false};

@@ -174,6 +174,10 @@ Status Validate(const StartOptions& opts) {
     return Status::InvalidArgument("--raft-log-gc-keep must be below --raft-log-gc-threshold");
   }
   if (opts.election_ticks < 3) return Status::InvalidArgument("--election-ticks must be >= 3");
+  if (!(opts.max_clock_drift >= 0 && opts.max_clock_drift <= 0.5)) {
+    return Status::InvalidArgument(
+        fmt::format("--max-clock-drift must be between 0 and 0.5, not {}", opts.max_clock_drift));
+  }
   if (opts.log_format != "text" && opts.log_format != "json") {
     return Status::InvalidArgument(
         fmt::format("--log-format must be text or json, not '{}'", opts.log_format));

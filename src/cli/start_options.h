@@ -55,6 +55,7 @@ struct StartOptions {
   uint64_t raft_log_max_lag = 65536;
   bool raft_async_leader_sync = true;  // StoreOptions::async_leader_sync
   bool raft_lease_reads = true;        // StoreOptions::lease_reads
+  double max_clock_drift = 0.1;        // StoreOptions::max_clock_drift
   // Deliberately broken, for the fault tests only: serve reads from this replica's local state
   // without ReadIndex, so a lagging follower or deposed leader returns stale data.
   bool testing_unsafe_local_reads = false;

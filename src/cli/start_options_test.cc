@@ -71,6 +71,12 @@ TEST(ValidateTest, NamesTheFlag) {
   o = Good();
   o.log_format = "xml";
   EXPECT_NE(Validate(o).message().find("--log-format"), std::string::npos);
+
+  for (double drift : {-0.1, 0.6}) {
+    o = Good();
+    o.max_clock_drift = drift;
+    EXPECT_NE(Validate(o).message().find("--max-clock-drift"), std::string::npos) << drift;
+  }
 }
 
 TEST(SecurityTest, LoopbackHosts) {

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include <cassert>
+#include <cmath>
 
 namespace micedb {
 
@@ -64,6 +65,65 @@ void ManualClock::Advance(nanoseconds d) {
 void ManualClock::SetWall(microseconds wall) {
   std::lock_guard lock(mu_);
   wall_ = wall;
+}
+
+SkewedClock::SkewedClock(const Clock* base, double rate) : base_(base), rate_(rate) {
+  assert(rate > 0);
+  anchor_ = base_->NowMonotonic();
+  base_anchor_ = anchor_;
+  wall_offset_ = nanoseconds(base_->NowWall()) - anchor_;
+}
+
+nanoseconds SkewedClock::NowLocked() const {
+  if (frozen_) return anchor_;
+  const auto elapsed = static_cast<double>((base_->NowMonotonic() - base_anchor_).count());
+  return anchor_ + nanoseconds(static_cast<int64_t>(elapsed * rate_));
+}
+
+nanoseconds SkewedClock::NowMonotonic() const {
+  std::lock_guard lock(mu_);
+  return NowLocked();
+}
+
+microseconds SkewedClock::NowWall() const {
+  std::lock_guard lock(mu_);
+  return std::chrono::floor<microseconds>(NowLocked() + wall_offset_);
+}
+
+void SkewedClock::SetRate(double rate) {
+  assert(rate > 0);
+  std::lock_guard lock(mu_);
+  anchor_ = NowLocked();
+  base_anchor_ = base_->NowMonotonic();
+  rate_ = rate;
+}
+
+void SkewedClock::Freeze() {
+  std::lock_guard lock(mu_);
+  if (frozen_) return;
+  anchor_ = NowLocked();
+  frozen_ = true;
+  frozen_at_ = base_->NowMonotonic();
+}
+
+void SkewedClock::Thaw(bool host_sets_wall) {
+  std::lock_guard lock(mu_);
+  if (!frozen_) return;
+  frozen_ = false;
+  base_anchor_ = base_->NowMonotonic();
+  if (host_sets_wall) wall_offset_ += base_anchor_ - frozen_at_;
+}
+
+bool SkewedClock::frozen() const {
+  std::lock_guard lock(mu_);
+  return frozen_;
+}
+
+nanoseconds SkewedClock::BaseTimeAt(nanoseconds t) const {
+  std::lock_guard lock(mu_);
+  const auto ahead = static_cast<double>((t - anchor_).count());
+  // Rounded up, so that the clock has reached t at the base time returned.
+  return base_anchor_ + nanoseconds(static_cast<int64_t>(std::ceil(ahead / rate_)));
 }
 
 }  // namespace micedb

@@ -78,4 +78,40 @@ class ManualClock final : public Clock {
   std::chrono::nanoseconds wall_ GUARDED_BY(mu_);
 };
 
+// Another clock seen at a different rate, and able to stand still: its monotonic and wall
+// times run at `rate` times the base's monotonic rate (one oscillator drives both), and stop
+// while it is frozen (a paused VM: every guest clock stops). On Thaw the host may set the
+// guest's wall time again, which then moves ahead of the monotonic time by the pause. For
+// tests and the simulation: clocks that disagree. Thread-safe.
+class SkewedClock final : public Clock {
+ public:
+  // `rate` > 0. Starts at the base's monotonic and wall times.
+  SkewedClock(const Clock* base, double rate);
+
+  std::chrono::nanoseconds NowMonotonic() const override;
+  std::chrono::microseconds NowWall() const override;
+
+  void SetRate(double rate);
+  // Stops both times (idempotent). Thaw lets them run again from where they stopped; with
+  // `host_sets_wall` the wall time is first moved on by the time spent frozen.
+  void Freeze();
+  void Thaw(bool host_sets_wall);
+  bool frozen() const;
+  // The base monotonic time at which this clock reads `t` (t at or after now, not frozen).
+  std::chrono::nanoseconds BaseTimeAt(std::chrono::nanoseconds t) const;
+
+ private:
+  std::chrono::nanoseconds NowLocked() const REQUIRES(mu_);
+
+  const Clock* base_;
+  mutable std::mutex mu_;
+  double rate_ GUARDED_BY(mu_);
+  bool frozen_ GUARDED_BY(mu_) = false;
+  // This clock read anchor_ when the base read base_anchor_.
+  std::chrono::nanoseconds anchor_ GUARDED_BY(mu_);
+  std::chrono::nanoseconds base_anchor_ GUARDED_BY(mu_);
+  std::chrono::nanoseconds frozen_at_ GUARDED_BY(mu_){0};  // base time of Freeze
+  std::chrono::nanoseconds wall_offset_ GUARDED_BY(mu_);   // wall = monotonic + this
+};
+
 }  // namespace micedb

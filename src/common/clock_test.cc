@@ -91,5 +91,27 @@ TEST(ClockTest, UsableThroughInterface) {
   EXPECT_EQ(clock.NowMonotonic() - t0, 3ms);
 }
 
+TEST(ClockTest, SkewedClockRunsAtItsRateAndFreezes) {
+  ManualClock base(1s);
+  SkewedClock slow(&base, 0.85);
+  const auto wall0 = slow.NowWall();
+  EXPECT_EQ(wall0, base.NowWall());
+  EXPECT_EQ(slow.NowMonotonic(), 1s);
+  base.Advance(100ms);
+  EXPECT_EQ(slow.NowMonotonic(), 1085ms);
+  EXPECT_EQ(slow.NowWall() - wall0, 85ms) << "one oscillator drives both";
+  EXPECT_EQ(slow.BaseTimeAt(1170ms), 1200ms);
+  slow.Freeze();
+  base.Advance(1s);
+  EXPECT_EQ(slow.NowMonotonic(), 1085ms) << "frozen";
+  EXPECT_EQ(slow.NowWall() - wall0, 85ms);
+  slow.Thaw(/*host_sets_wall=*/true);
+  EXPECT_EQ(slow.NowMonotonic(), 1085ms);
+  EXPECT_EQ(slow.NowWall() - wall0, 1085ms) << "the host set the time";
+  slow.SetRate(2);
+  base.Advance(10ms);
+  EXPECT_EQ(slow.NowMonotonic(), 1105ms);
+}
+
 }  // namespace
 }  // namespace micedb

@@ -76,6 +76,9 @@ Status Node::Start() {
       .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir};
   to.cluster_id = ident->cluster_id();
   to.incarnation = ident->incarnation();
+  // Peers with other timing are refused: their vote promises last another time (raft.md §7).
+  to.tick_ms = static_cast<uint32_t>(options_.store.tick_ms);
+  to.election_ticks = static_cast<uint32_t>(options_.store.election_tick);
   to.check_peer = [this](NodeId from, uint64_t cluster, uint64_t incarnation) {
     return identities_->Check(from, cluster, incarnation);
   };
@@ -249,7 +252,10 @@ void Node::OnSnapshotSent(uint64_t region, NodeId to, bool ok) {
 
 void Node::OnUnreachable(NodeId to) { store_->ReportUnreachable(to); }
 
-void Node::OnRefused(NodeId by, const std::string& reason) {
+void Node::OnRefused(NodeId by, const std::string& reason, bool keep_running) {
+  // Other raft timing: the transport logged it; this node stays apart from that peer until
+  // one side is restarted with the other's values.
+  if (keep_running) return;
   // Another node will not let this one in (a replaced data directory, another cluster):
   // carrying on could only do harm or spin. Stop, saying why.
   if (refused_.exchange(true)) return;

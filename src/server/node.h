@@ -85,7 +85,7 @@ class Node : public transport::InboundHandler {
   void OnSnapshot(raft::Message msg, store::StagedSnapshot staged) override;
   void OnSnapshotSent(uint64_t region, NodeId to, bool ok) override;
   void OnUnreachable(NodeId to) override;
-  void OnRefused(NodeId by, const std::string& reason) override;
+  void OnRefused(NodeId by, const std::string& reason, bool keep_running) override;
 
  private:
   std::string RenderMetrics() const;

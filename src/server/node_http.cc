@@ -61,6 +61,10 @@ std::string Node::RenderMetrics() const {
   counter("micedb_raft_lease_reads_total",
           "Of those, reads the leader answered under its lease without a raft round",
           c.lease_reads.load());
+  counter("micedb_raft_lease_suspensions_total",
+          "Clock gaps (a stall, a paused VM) after which the leases waited for a new heartbeat "
+          "round",
+          c.lease_suspensions.load());
   counter("micedb_raft_leader_changes_total", "Leader changes observed", c.leader_changes.load());
   counter("micedb_raft_elections_total", "Elections (or pre-votes) this node started",
           c.elections_started.load());

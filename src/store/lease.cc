@@ -2,17 +2,40 @@
 // (raft.md §7).
 #include "store/lease.h"
 
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "common/logging.h"
 #include "store/apply.h"
 #include "store/region_peer.h"
 #include "store/store.h"
 
 namespace micedb::store {
 
+namespace {
+spdlog::logger* Log() { return GetLogger("store"); }
+}  // namespace
+
+ClockReading ReadClocks(const Clock* clock) {
+  constexpr int64_t kMaxSpreadNs = 1'000'000;
+  ClockReading r;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const int64_t wall_before = clock->NowWallMicros() * 1000;
+    r.mono_ns = clock->NowMonotonic().count();
+    const int64_t wall_after = clock->NowWallMicros() * 1000;
+    // The earlier wall reading: a preemption after it makes the wall look behind, never ahead.
+    r.wall_ns = wall_before;
+    if (wall_after - wall_before < kMaxSpreadNs) break;
+  }
+  return r;
+}
+
 void LeaseTable::Publish(const RegionDescriptor& desc, int64_t until_ns, uint64_t commit,
-                         uint64_t applied) {
+                         uint64_t applied, const ClockReading& now) {
   std::lock_guard<std::mutex> l(mu_);
   Lease& lease = leases_[desc.id()];
   lease.until_ns = until_ns;
+  lease.published = now;
   lease.commit = commit;
   lease.applied = applied;
   // Membership changes and splits bump the epoch.
@@ -27,23 +50,50 @@ void LeaseTable::Erase(uint64_t region) {
   leases_.erase(region);
 }
 
+int64_t LeaseTable::Until(uint64_t region) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = leases_.find(region);
+  return it == leases_.end() ? 0 : it->second.until_ns;
+}
+
 void LeaseTable::Clear() {
   std::lock_guard<std::mutex> l(mu_);
   leases_.clear();
 }
 
-std::optional<LeaseTable::Grant> LeaseTable::Acquire(uint64_t region, int64_t now_ns,
-                                                     storage::Engine* engine) {
+std::optional<LeaseTable::Grant> LeaseTable::Acquire(uint64_t region, const ClockReading& now,
+                                                     int64_t max_gap_ns, storage::Engine* engine) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = leases_.find(region);
-  if (it == leases_.end() || now_ns >= it->second.until_ns) return std::nullopt;
+  if (it == leases_.end() || now.mono_ns >= it->second.until_ns) return std::nullopt;
+  // The monotonic clock may have stood still through a pause the loop has not noticed yet.
+  if (now.WallAheadOf(it->second.published) > max_gap_ns) return std::nullopt;
   // What the leader committed may be applied and read on a follower (ReadIndex) before it is
   // applied here: until it is, reading here could go back in time.
   if (it->second.applied < it->second.commit) return std::nullopt;
   return Grant{it->second.desc, engine->GetSnapshot()};
 }
 
-int64_t Store::LeaseNowNs() const { return lease_clock_->NowMonotonic().count(); }
+int64_t Store::LeaseNowNs() const { return clock_->NowMonotonic().count(); }
+
+void Store::CheckClockGap(const ClockReading& now) {
+  const ClockReading before = last_wake_;
+  last_wake_ = now;
+  // The loop wakes at least once a tick; an election timeout away is a stall or a jump.
+  const int64_t stall_ns = int64_t{options_.election_tick} * options_.tick_ms * 1'000'000;
+  const int64_t ahead = now.WallAheadOf(before);
+  const int64_t away = now.mono_ns - before.mono_ns;
+  if (ahead <= gap_ns_ && away <= stall_ns) return;
+  counters_.lease_suspensions++;
+  if (options_.lease_reads) {
+    Log()->warn(
+        "the loop was away {} ms by its clock and {} ms by the wall clock: leases suspended "
+        "until the next heartbeat round is answered",
+        away / 1'000'000, (away + ahead) / 1'000'000);
+  }
+  // Only a round sent after the next tick renews a lease (LeaseUntil).
+  for (auto& [id, p] : peers_) p->lease_floor_tick = p->node->Ticks() + 1;
+}
 
 void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
   p->node->Tick();
@@ -55,7 +105,8 @@ int64_t Store::LeaseUntil(RegionPeer* p) const {
   std::optional<uint64_t> start = p->node->LeaseStart();
   // Only once the leader has applied an entry of its own term does its state hold every
   // write acknowledged by an earlier leader.
-  if (start.has_value() && p->node->Ticks() - *start < RegionPeer::kTickTimes &&
+  if (start.has_value() && *start >= p->lease_floor_tick &&
+      p->node->Ticks() - *start < RegionPeer::kTickTimes &&
       p->apply.applied_term() == p->node->CurrentTerm().value()) {
     return p->tick_ns[*start % RegionPeer::kTickTimes] + lease_ns_;
   }
@@ -64,6 +115,7 @@ int64_t Store::LeaseUntil(RegionPeer* p) const {
 
 void Store::UpdateLeases(bool round_start) {
   if (!options_.lease_reads) return;
+  const ClockReading now = ReadClocks(clock_);
   for (auto& [id, p] : peers_) {
     const int64_t until = LeaseUntil(p.get());
     // The commit index is published where it bounds every commit index sent so far: at the
@@ -82,14 +134,14 @@ void Store::UpdateLeases(bool round_start) {
     if (until == 0) {
       leases_.Erase(id);
     } else {
-      leases_.Publish(p->desc, until, commit, applied);
+      leases_.Publish(p->desc, until, commit, applied, now);
     }
   }
 }
 
 std::optional<region::RegionResponse> Store::ReadUnderLease(const region::RegionRequest& req) {
   std::optional<LeaseTable::Grant> grant =
-      leases_.Acquire(req.header().region_id(), LeaseNowNs(), engine_);
+      leases_.Acquire(req.header().region_id(), ReadClocks(clock_), gap_ns_, engine_);
   if (!grant) return std::nullopt;
   // Read after the check: nothing another leader acknowledges can precede the check, nothing
   // any node has read is newer than the published commit index, and the state only moves

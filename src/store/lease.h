@@ -17,7 +17,25 @@
 #include "micedb/store.pb.h"
 #include "storage/engine.h"
 
+namespace micedb {
+class Clock;
+}
+
 namespace micedb::store {
+
+// A clock's monotonic and wall time read together (the wall read on both sides of the
+// monotonic one, again if a preemption came between them). Between two readings both advance
+// alike (NTP slews them alike) unless the wall clock was set, or the monotonic clock stood
+// still while the wall clock went on: a paused VM whose host then set the guest's time.
+struct ClockReading {
+  int64_t mono_ns = 0;
+  int64_t wall_ns = 0;
+  // How much further the wall clock went than the monotonic clock since `before`.
+  int64_t WallAheadOf(const ClockReading& before) const {
+    return (wall_ns - before.wall_ns) - (mono_ns - before.mono_ns);
+  }
+};
+ClockReading ReadClocks(const Clock* clock);
 
 class LeaseTable {
  public:
@@ -27,25 +45,30 @@ class LeaseTable {
     std::unique_ptr<storage::Snapshot> snapshot;
   };
 
-  // Records that this node holds the lease of `desc`'s region until `until_ns` (lease clock),
-  // having published commit index `commit` before any message of the round left, and applied
-  // up to `applied`.
-  void Publish(const RegionDescriptor& desc, int64_t until_ns, uint64_t commit, uint64_t applied)
-      EXCLUDES(mu_);
+  // Records that this node holds the lease of `desc`'s region until `until_ns` (the store's
+  // clock), having published commit index `commit` before any message of the round left, and
+  // applied up to `applied`; `now` is the time of publishing.
+  void Publish(const RegionDescriptor& desc, int64_t until_ns, uint64_t commit, uint64_t applied,
+               const ClockReading& now) EXCLUDES(mu_);
   // The region's lease is gone (lost, or the replica is about to be destroyed).
   void Erase(uint64_t region) EXCLUDES(mu_);
   void Clear() EXCLUDES(mu_);
+  // The region's lease end as published (0: none).
+  int64_t Until(uint64_t region) EXCLUDES(mu_);
 
-  // A grant for a read of `region` at `now_ns`, or nullopt when the lease does not hold or an
-  // apply is pending (applied < commit: a follower may already have served a ReadIndex read
-  // of what the leader committed). The engine snapshot is taken under the lock, so a replica
-  // being destroyed (Erase first) is never read.
-  std::optional<Grant> Acquire(uint64_t region, int64_t now_ns, storage::Engine* engine)
-      EXCLUDES(mu_);
+  // A grant for a read of `region` at `now`, or nullopt when the lease does not hold, the
+  // wall clock went more than `max_gap_ns` further than the monotonic one since the lease was
+  // published (a freeze the loop has not seen yet), or an apply is pending (applied < commit:
+  // a follower may already have served a ReadIndex read of what the leader committed). The
+  // engine snapshot is taken under the lock, so a replica being destroyed (Erase first) is
+  // never read.
+  std::optional<Grant> Acquire(uint64_t region, const ClockReading& now, int64_t max_gap_ns,
+                               storage::Engine* engine) EXCLUDES(mu_);
 
  private:
   struct Lease {
     int64_t until_ns = 0;
+    ClockReading published;
     uint64_t commit = 0;
     uint64_t applied = 0;
     std::shared_ptr<const RegionDescriptor> desc;

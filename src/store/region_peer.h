@@ -67,6 +67,8 @@ class RegionPeer {
   // (slot 0 starts as the creation time): the real time behind raft's lease ticks.
   static constexpr uint64_t kTickTimes = 64;
   std::array<int64_t, kTickTimes> tick_ns{};
+  // A lease needs a heartbeat round sent at this tick or later (Store::CheckClockGap).
+  uint64_t lease_floor_tick = 0;
   // As last published for ReadUnderLease (lease_until_ns 0 = none).
   int64_t lease_until_ns = 0;
   uint64_t lease_commit = 0;

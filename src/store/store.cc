@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -42,15 +44,22 @@ Store::Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Tr
       engine_(engine),
       sm_(sm),
       transport_(transport),
-      clock_(options_.clock ? options_.clock : SystemClock::Get()),
-      lease_clock_(options_.lease_clock ? options_.lease_clock : BoottimeClock::Get()) {
+      clock_(options_.clock ? options_.clock : BoottimeClock::Get()) {
   if (options_.manual) options_.async_leader_sync = false;
   // The voters that answered a heartbeat round refuse other candidates until election_tick of
   // their ticks have passed since they received it; the loop's ticks are never closer than
-  // tick_ms apart except one catch-up tick after a stall, and the first may come at once, so
-  // that is at least (election_tick - 2) * tick_ms of real time. The lease takes 90% of it,
-  // leaving 10% for the clocks' rates to differ (raft.md §7).
-  lease_ns_ = int64_t{options_.election_tick - 2} * options_.tick_ms * 900'000;
+  // tick_ms apart by the voter's clock except one catch-up tick after a stall, and the first
+  // may come at once, so that is at least (election_tick - 2) * tick_ms by its clock, and by
+  // true time at least that over (1 + drift). The lease, counted on the leader's clock that
+  // may run (1 - drift) slow, takes that times (1 - drift), less one tick for a freeze too
+  // short to notice (CheckClockGap; raft.md §7). The transport refuses peers with other
+  // timing settings.
+  const double drift = options_.max_clock_drift;
+  assert(drift >= 0 && drift < 1);
+  gap_ns_ = int64_t{options_.tick_ms} * 1'000'000;
+  const double promise_ns = double(options_.election_tick - 2) * double(gap_ns_);
+  lease_ns_ =
+      std::max<int64_t>(0, static_cast<int64_t>(promise_ns * (1 - drift) / (1 + drift)) - gap_ns_);
 }
 
 Store::~Store() { Stop(); }
@@ -134,8 +143,9 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   cfg.max_inflight_msgs = options_.max_inflight_msgs;
   cfg.pre_vote = true;
   cfg.check_quorum = true;
-  // Lease reads rely on every voter keeping its promise across a restart.
-  cfg.startup_vote_guard = options_.lease_reads;
+  // A leader's lease relies on every voter keeping its promise across a restart, whatever
+  // this node's own --raft-lease-reads says.
+  cfg.startup_vote_guard = true;
   cfg.async_leader_persist = options_.async_leader_sync;
   cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
@@ -196,6 +206,7 @@ Status Store::Start() {
   MICEDB_RETURN_IF_ERROR(LoadRegions());
   PublishInfo();
   next_tick_ms_ = NowMs() + options_.tick_ms;
+  last_wake_ = ReadClocks(clock_);
   if (options_.manual) return Status::OK();
   if (options_.async_leader_sync) sync_thread_ = std::thread([this] { SyncLoop(); });
   loop_ = std::thread([this] { Loop(); });

@@ -23,8 +23,8 @@
 //   lease.cc         the leader lease (raft.md §7): tick times and the table client threads read
 //   apply.cc         the envelope: decode, checks, dedup, dispatch to the state machine
 //
-// Time: the loop's ticks and request timeouts come from StoreOptions::clock, leases from
-// StoreOptions::lease_clock; the store reads no other clock.
+// Time: the loop's ticks, request timeouts and leases come from StoreOptions::clock; the
+// store reads no other clock.
 //
 // Thread-safety: every public method may be called from any thread. Callbacks run on the
 // loop thread (or the caller's, for an error found at once) and must not block.
@@ -73,13 +73,16 @@ struct StoreOptions {
   // (raft::Config::async_leader_persist); false: the loop waits for every sync itself.
   bool async_leader_sync = true;
   // A leader serves linearizable reads itself, without a heartbeat round, while its lease
-  // holds (ReadUnderLease; raft.md §7). Assumes the nodes' monotonic clocks run at rates
-  // within 10% of each other; false: every read is confirmed by ReadIndex.
+  // holds (ReadUnderLease; raft.md §7); false: every read is confirmed by ReadIndex. Either
+  // way a restarted node keeps the vote promise it may have made (its peers may lease).
   bool lease_reads = true;
-  // Ticks and request timeouts (monotonic time). Null: SystemClock. Not owned.
+  // The most any node's clock may run fast or slow, as a fraction of true time (NTP daemons
+  // slew by up to 8.3%, chrony's maxslewrate). Leases are shortened so that they hold while
+  // every node's clock is within it (raft.md §7). 0 <= max_clock_drift < 1.
+  double max_clock_drift = 0.1;
+  // Ticks, request timeouts and leases: one monotonic clock that keeps counting through a
+  // host suspend. Null: BoottimeClock. Not owned.
   const Clock* clock = nullptr;
-  // Leases (monotonic time that keeps counting through a host suspend). Null: BoottimeClock.
-  const Clock* lease_clock = nullptr;
   // No threads of its own: Start starts none, and the owner runs the loop by calling Poll (the
   // deterministic simulation does). The leader then syncs its own log (async_leader_sync is
   // ignored).
@@ -115,8 +118,9 @@ struct StoreCounters {
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
-  std::atomic<uint64_t> lease_reads{0};       // reads served under the leader lease
-  std::atomic<uint64_t> requests_refused{0};  // stale epoch or key outside the region
+  std::atomic<uint64_t> lease_reads{0};        // reads served under the leader lease
+  std::atomic<uint64_t> lease_suspensions{0};  // clock gaps that suspended the leases
+  std::atomic<uint64_t> requests_refused{0};   // stale epoch or key outside the region
   // Rounds that took more than half an election timeout: the leaders' heartbeats waited.
   std::atomic<uint64_t> slow_rounds{0};
 };
@@ -173,6 +177,9 @@ class Store {
   // lease (StoreOptions::lease_reads): the result is linearizable. nullopt when it cannot
   // (not the leader, no lease now, an apply pending, lease reads off): use ReadLinearizable.
   std::optional<region::RegionResponse> ReadUnderLease(const region::RegionRequest& req);
+  // Until when (StoreOptions::clock's monotonic ns) this node holds the region's lease as last
+  // published; 0: none. Thread-safe.
+  int64_t LeaseUntilNs(RegionId region) const { return leases_.Until(region.value()); }
   // Runs an admin request (body `admin`: change_peer or transfer_leader; leader only, epoch
   // checked with conf_ver). A membership change answers once it is applied here; a leader
   // asked to remove itself hands leadership to the most caught-up other voter first and
@@ -268,13 +275,16 @@ class Store {
   // The tick times behind LeaseStart: call instead of RawNode::Tick.
   void TickPeer(RegionPeer* p, int64_t now_ns);
   int64_t LeaseNowNs() const;
+  // Called by the loop before each tick: when the clock stood still while the wall clock went
+  // on (a paused VM), or the loop was away far longer than a tick (a stall, a clock jump),
+  // every lease is suspended until a heartbeat round sent after now is answered.
+  void CheckClockGap(const ClockReading& now);
 
   StoreOptions options_;
   storage::Engine* engine_;
   StateMachine* sm_;
   Transport* transport_;
   const Clock* clock_;
-  const Clock* lease_clock_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -300,8 +310,10 @@ class Store {
   std::vector<RegionInfo> info_ GUARDED_BY(info_mu_);
   std::map<NodeId, std::string> info_addresses_ GUARDED_BY(info_mu_);
 
-  LeaseTable leases_;     // its own lock
-  int64_t lease_ns_ = 0;  // how long a lease lasts past its heartbeat round's tick
+  mutable LeaseTable leases_;  // its own lock
+  int64_t lease_ns_ = 0;       // how long a lease lasts past its heartbeat round's tick
+  int64_t gap_ns_ = 0;         // the clocks may disagree by this much before leases are suspended
+  ClockReading last_wake_;     // loop thread: the clocks when the loop last ran
 
   StoreCounters counters_;
 };

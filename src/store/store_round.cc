@@ -53,6 +53,7 @@ void Store::Poll() {
 }
 
 void Store::Drive(int64_t now) {
+  CheckClockGap(ReadClocks(clock_));
   StartBatches();
   if (now >= next_tick_ms_) {
     const int64_t now_ns = LeaseNowNs();

@@ -196,6 +196,7 @@ class Cluster {
     o.log_gc_max_lag = gc_max_lag;
     o.random_seed = id;
     o.lease_reads = lease_reads;
+    if (tweak) tweak(id, &o);
     return o;
   }
 
@@ -312,6 +313,8 @@ class Cluster {
   uint64_t gc_keep = 1024;
   uint64_t gc_max_lag = 65536;
   bool lease_reads = true;
+  // Changes a node's options before it starts (its clock, manual mode, ...).
+  std::function<void(uint64_t, StoreOptions*)> tweak;
   std::atomic<int> snapshots_delivered_{0};
 
  private:
@@ -405,6 +408,11 @@ class LeaseWatcher {
           last_ok_ = t;
           seen_ = true;
         }
+        if (s != nullptr) {
+          const int64_t until = s->LeaseUntilNs(RegionId(1));
+          std::lock_guard<std::mutex> l(mu_);
+          max_until_ = std::max(max_until_, until);
+        }
         std::this_thread::sleep_for(200us);
       }
     });
@@ -422,12 +430,19 @@ class LeaseWatcher {
     std::lock_guard<std::mutex> l(mu_);
     return last_ok_;
   }
+  // The latest lease end seen published (the store's clock; 0: none): the lease, left alone,
+  // would have held at least until then.
+  int64_t max_until() {
+    std::lock_guard<std::mutex> l(mu_);
+    return max_until_;
+  }
 
  private:
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   bool seen_ = false;
   std::chrono::steady_clock::time_point last_ok_;
+  int64_t max_until_ = 0;
   std::thread thread_;
 };
 

@@ -31,6 +31,8 @@ void PeerTransport::Forward(NodeId to, ForwardRequest request, std::chrono::mill
   calls.set_from_addr(options_.listen_addr);
   calls.set_cluster_id(options_.cluster_id);
   calls.set_incarnation(options_.incarnation);
+  calls.set_tick_ms(options_.tick_ms);
+  calls.set_election_ticks(options_.election_ticks);
   ForwardCall* call = calls.add_calls();
   call->set_id(id);
   *call->mutable_request() = std::move(request);

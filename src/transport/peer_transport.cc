@@ -15,6 +15,18 @@
 
 namespace micedb::transport {
 
+std::optional<std::string> TimingMismatch(const TransportOptions& ours, uint64_t node,
+                                          uint32_t tick_ms, uint32_t election_ticks) {
+  if (ours.tick_ms == 0 || (tick_ms == ours.tick_ms && election_ticks == ours.election_ticks)) {
+    return std::nullopt;
+  }
+  return fmt::format(
+      "node {} runs --raft-tick-ms={} --election-ticks={}, node {} runs --raft-tick-ms={} "
+      "--election-ticks={}: every node must run the same values (leader leases count on "
+      "them); restart the node that differs with the cluster's values",
+      node, tick_ms, election_ticks, ours.node_id.value(), ours.tick_ms, ours.election_ticks);
+}
+
 using asio::ip::tcp;
 
 namespace {

@@ -64,9 +64,10 @@ class InboundHandler {
   virtual void OnSnapshot(raft::Message msg, store::StagedSnapshot staged) = 0;
   virtual void OnSnapshotSent(uint64_t region, NodeId to, bool ok) = 0;
   virtual void OnUnreachable(NodeId to) = 0;
-  // Node `by` refused this node's raft stream (TransportOptions::check_peer there): `reason`
-  // says why and what the operator should do.
-  virtual void OnRefused(NodeId by, const std::string& reason) {}
+  // Node `by` refused this node's raft stream (TransportOptions::check_peer there, or other
+  // raft timing): `reason` says why and what the operator should do. `keep_running`: a
+  // settings mismatch (the stream is retried), not a verdict on this node's identity.
+  virtual void OnRefused(NodeId by, const std::string& reason, bool keep_running) {}
 };
 
 // Decides whether a peer may talk to this node (store::PeerIdentities::Check): nullopt, or
@@ -100,6 +101,10 @@ struct TransportOptions {
   std::shared_ptr<asio::ssl::context> tls_server;
   std::shared_ptr<asio::ssl::context> tls_client;
   std::shared_ptr<grpc::ChannelCredentials> channel_creds;
+  // Stamped on every frame this node sends; a stream whose sender tells other values is
+  // refused (Refusal.keep_running: neither side stops). 0: neither stamped nor checked.
+  uint32_t tick_ms = 0;
+  uint32_t election_ticks = 0;
 };
 
 class PeerTransport : public store::Transport {

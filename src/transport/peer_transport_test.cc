@@ -58,9 +58,10 @@ class Recorder : public InboundHandler {
     ++unreachable_;
     cv_.notify_all();
   }
-  void OnRefused(NodeId by, const std::string& reason) override {
+  void OnRefused(NodeId by, const std::string& reason, bool keep_running) override {
     std::lock_guard<std::mutex> l(mu_);
-    refusals_.push_back(fmt::format("{}: {}", by.value(), reason));
+    refusals_.push_back(
+        fmt::format("{}: {}{}", by.value(), reason, keep_running ? " (retry)" : ""));
     cv_.notify_all();
   }
   std::vector<std::string> WaitRefusals(std::chrono::milliseconds timeout = 10s) {
@@ -120,7 +121,7 @@ class Recorder : public InboundHandler {
 // One node's side: a transport listening on a loopback port, with its gRPC server.
 struct Endpoint {
   Endpoint(uint64_t id, int port = 0, size_t max_inbound_streams = 64, PeerCheck check = {},
-           uint64_t incarnation = 0) {
+           uint64_t incarnation = 0, uint32_t tick_ms = 0, uint32_t election_ticks = 0) {
     snap_dir = (std::filesystem::temp_directory_path() /
                 fmt::format("transport_test_{}_{}_{}", ::getpid(), id, counter++))
                    .string();
@@ -133,6 +134,8 @@ struct Endpoint {
     o.max_inbound_streams = max_inbound_streams;
     o.check_peer = std::move(check);
     o.incarnation = incarnation;
+    o.tick_ms = tick_ms;
+    o.election_ticks = election_ticks;
     transport = std::make_unique<PeerTransport>(o, &recorder);
     grpc::ServerBuilder builder;
     builder.RegisterService(transport->service());
@@ -415,6 +418,40 @@ TEST(PeerTransport, ARefusedSenderIsToldWhyAndNothingItSentIsDelivered) {
   c.transport->SetAddress(NodeId(2), b.addr());
   c.transport->Send(Msg(3, 2, 9));
   ASSERT_EQ(b.recorder.WaitMessages(1).size(), 1u);
+}
+
+// Issue 13 item 3: a voter ticking at half the length keeps its vote promise for half the time
+// the leader's lease counts on. A peer with other raft timing is refused, the reason naming both
+// sides' values; neither side is told to stop, and a peer with the same timing gets in.
+TEST(PeerTransport, APeerWithOtherRaftTimingIsRefused) {
+  Endpoint b(2, 0, 64, {}, 0, /*tick_ms=*/100, /*election_ticks=*/10);
+  Endpoint a(1, 0, 64, {}, 0, /*tick_ms=*/50, /*election_ticks=*/10);
+  a.transport->SetAddress(NodeId(2), b.addr());
+  a.transport->Send(Msg(1, 2, 5));
+  auto refusals = a.recorder.WaitRefusals();
+  ASSERT_FALSE(refusals.empty()) << "a peer at half the tick length was let in";
+  EXPECT_EQ(refusals[0],
+            "2: node 1 runs --raft-tick-ms=50 --election-ticks=10, node 2 runs "
+            "--raft-tick-ms=100 --election-ticks=10: every node must run the same values "
+            "(leader leases count on them); restart the node that differs with the cluster's "
+            "values (retry)");
+  b.transport->SetAddress(NodeId(1), a.addr());
+  b.transport->Send(Msg(2, 1, 6));
+  ASSERT_FALSE(b.recorder.WaitRefusals().empty()) << "refused both ways";
+  EXPECT_NE(b.recorder.WaitRefusals()[0].find("--election-ticks=10"), std::string::npos);
+  EXPECT_EQ(b.recorder.messages(), 0u);
+  EXPECT_EQ(a.recorder.messages(), 0u);
+  // Other election ticks are refused too; the same values get in.
+  Endpoint c(3, 0, 64, {}, 0, 100, 20);
+  c.transport->SetAddress(NodeId(2), b.addr());
+  c.transport->Send(Msg(3, 2, 7));
+  ASSERT_FALSE(c.recorder.WaitRefusals().empty());
+  Endpoint d(4, 0, 64, {}, 0, 100, 10);
+  d.transport->SetAddress(NodeId(2), b.addr());
+  d.transport->Send(Msg(4, 2, 9));
+  auto got = b.recorder.WaitMessages(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].index(), 9u);
 }
 
 TEST(PeerTransport, InboundStreamsBeyondTheLimitAreClosed) {

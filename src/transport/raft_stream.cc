@@ -139,6 +139,8 @@ void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
     b->set_from_addr(t_->options_.listen_addr);
     b->set_cluster_id(t_->options_.cluster_id);
     b->set_incarnation(t_->options_.incarnation);
+    b->set_tick_ms(t_->options_.tick_ms);
+    b->set_election_ticks(t_->options_.election_ticks);
   }
   size_t n = 0;
   for (auto& m : msgs) {
@@ -413,18 +415,17 @@ void PeerTransport::Peer::OnConnectedLocked() {
       [this, gen = gen_, s = stream_](const asio::error_code&, size_t n) {
         std::unique_lock<std::mutex> l(mu_);
         if (gen != gen_) return;
-        std::string reason;
+        Refusal refusal;
         if (n >= kHeaderBytes && static_cast<uint8_t>(watch_buf_[4]) == kRefusalFrame) {
           const size_t len = std::min<size_t>(DecodeFixed32(watch_buf_), n - kHeaderBytes);
-          Refusal refusal;
-          if (refusal.ParseFromArray(watch_buf_ + kHeaderBytes, static_cast<int>(len))) {
-            reason = refusal.reason();
+          if (!refusal.ParseFromArray(watch_buf_ + kHeaderBytes, static_cast<int>(len))) {
+            refusal.Clear();
           }
         }
         FailLocked(l);
-        if (!reason.empty()) {
-          Log()->error("node {} refused this node: {}", id_.value(), reason);
-          t_->handler_->OnRefused(id_, reason);
+        if (!refusal.reason().empty()) {
+          Log()->error("node {} refused this node: {}", id_.value(), refusal.reason());
+          t_->handler_->OnRefused(id_, refusal.reason(), refusal.keep_running());
         }
       });
   in_flight_.assign(kMagic);
@@ -504,11 +505,17 @@ bool PeerTransport::Inbound::HandleFrame(const Frame& frame, std::vector<raft::M
     return false;
   }
   if (auto* batch = std::get_if<RaftBatch>(&payload)) {
-    if (!Admit(batch->from_node(), batch->cluster_id(), batch->incarnation())) return false;
+    if (!Admit(batch->from_node(), batch->cluster_id(), batch->incarnation(), batch->tick_ms(),
+               batch->election_ticks())) {
+      return false;
+    }
     LearnSender(batch->from_node(), batch->from_addr());
     for (auto& m : *batch->mutable_msgs()) msgs->push_back(std::move(m));
   } else if (auto* calls = std::get_if<ForwardCalls>(&payload)) {
-    if (!Admit(calls->from_node(), calls->cluster_id(), calls->incarnation())) return false;
+    if (!Admit(calls->from_node(), calls->cluster_id(), calls->incarnation(), calls->tick_ms(),
+               calls->election_ticks())) {
+      return false;
+    }
     LearnSender(calls->from_node(), calls->from_addr());
     for (auto& c : *calls->mutable_calls()) {
       t_->handler_->OnForward(NodeId(calls->from_node()), c.id(), std::move(*c.mutable_request()));
@@ -519,10 +526,14 @@ bool PeerTransport::Inbound::HandleFrame(const Frame& frame, std::vector<raft::M
   return true;
 }
 
-bool PeerTransport::Inbound::Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation) {
-  if (!t_->options_.check_peer || admitted_) return true;
-  std::optional<std::string> refused =
-      t_->options_.check_peer(NodeId(node), cluster_id, incarnation);
+bool PeerTransport::Inbound::Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation,
+                                   uint32_t tick_ms, uint32_t election_ticks) {
+  if (admitted_) return true;
+  std::optional<std::string> refused = TimingMismatch(t_->options_, node, tick_ms, election_ticks);
+  const bool keep_running = refused.has_value();
+  if (!refused && t_->options_.check_peer) {
+    refused = t_->options_.check_peer(NodeId(node), cluster_id, incarnation);
+  }
   if (!refused) {
     admitted_ = true;  // one sender per stream: checked once
     return true;
@@ -530,6 +541,7 @@ bool PeerTransport::Inbound::Admit(uint64_t node, uint64_t cluster_id, uint64_t 
   Log()->error("refused the raft stream of node {}: {}", node, *refused);
   Refusal r;
   r.set_reason(*refused);
+  r.set_keep_running(keep_running);
   std::string out;
   AppendFrame(&out, kRefusalFrame, r);
   asio::error_code ignored;

@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,11 @@
 
 namespace micedb::transport {
 
+// Why a sender with this raft timing must be refused (a voter of other timing keeps a promise
+// of another length than the leader's lease assumes), or nullopt when it matches ours or
+// either side does not check (0).
+std::optional<std::string> TimingMismatch(const TransportOptions& ours, uint64_t node,
+                                          uint32_t tick_ms, uint32_t election_ticks);
 // One write to the socket takes the urgent frames plus bulk frames up to about this much.
 inline constexpr size_t kWriteChunkBytes = 256 << 10;
 
@@ -157,9 +163,10 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   bool HandleFrame(const Frame& frame, std::vector<raft::Message>* msgs);
   // The first frame that names its sender's address teaches it (a node that just joined).
   void LearnSender(uint64_t node, const std::string& addr);
-  // TransportOptions::check_peer on a frame's sender; on a refusal, writes it back and
-  // returns false (the caller closes the stream).
-  bool Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation);
+  // The sender's raft timing (TimingMismatch), then TransportOptions::check_peer on a frame's
+  // sender; on a refusal, writes it back and returns false (the caller closes the stream).
+  bool Admit(uint64_t node, uint64_t cluster_id, uint64_t incarnation, uint32_t tick_ms,
+             uint32_t election_ticks);
 
   PeerTransport* const t_;
   security::NetStream stream_;

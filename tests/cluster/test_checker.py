@@ -6,7 +6,6 @@ random histories; a simulated 10-client register gives a realistic large history
 be judged valid quickly, and invalid once one read is made stale."""
 import dataclasses
 import random
-import time
 
 import pytest
 
@@ -418,24 +417,24 @@ def test_simulated_history_is_realistic(big_history):
     assert peak >= 8
 
 
+# "Quickly" is counted in search steps, not seconds (the machine may be slow and shared): these
+# histories take at most ~250,000 steps a key; a step budget of 1,000,000 keeps a 4x margin,
+# and the time budget only stops a runaway search.
+STEP_BUDGET = 1_000_000
+
+
 def test_large_valid_history_is_valid_quickly(big_history):
-    t0 = time.monotonic()
-    res = check_register(big_history, budget_s=60)
-    elapsed = time.monotonic() - t0
+    res = check_register(big_history, budget_s=600, max_steps=STEP_BUDGET)
     assert res.valid is True, format_report(res)
     assert set(res.per_key) == {"x", "y"}
-    assert elapsed < 5.0, f"took {elapsed:.2f}s"
 
 
 def test_large_history_with_one_stale_read_is_invalid(big_history):
     mutated, stale = make_one_read_stale(big_history, random.Random(11))
-    t0 = time.monotonic()
-    res = check_register(mutated, budget_s=60)
-    elapsed = time.monotonic() - t0
+    res = check_register(mutated, budget_s=600, max_steps=STEP_BUDGET)
     assert res.valid is False, format_report(res)
     assert res.invalid_keys == [stale.key]
     assert res.per_key[stale.key].offending == [stale], format_report(res)
-    assert elapsed < 5.0, f"took {elapsed:.2f}s"
 
 
 # --------------------------------------------------------------------------- set, counter

@@ -180,3 +180,40 @@ def test_a_node_whose_data_was_deleted_is_refused_and_no_acknowledged_write_is_l
     for i in range(100):
         assert retry(lambda i=i: leader.redis().get(f"acked{i}")) == str(i).encode()
     assert retry(lambda: leader.redis().set("after", "1"))
+
+
+def test_a_node_with_other_raft_timing_is_refused_and_the_cluster_carries_on(cluster):
+    """A voter ticking at half the length keeps its vote promise for half the time the leader's
+    lease counts on (issue 13 item 3). Every raft stream carries --raft-tick-ms and
+    --election-ticks; a node with other values is refused, both sides log both values, neither
+    exits, and restarted with the cluster's values the node catches up."""
+    import time
+
+    leader_id = cluster.wait_leader()
+    leader = cluster.nodes[leader_id]
+    victim = next(n for n in cluster.nodes.values() if n.id != leader_id)
+    victim.kill9()
+    saved = list(cluster.extra_args)
+    cluster.extra_args = saved + ["--raft-tick-ms", "50"]
+    try:
+        victim.start()
+    finally:
+        cluster.extra_args = saved
+    want = "--raft-tick-ms=50 --election-ticks=10"
+
+    def logged(node):
+        with open(node.log_path, errors="replace") as f:
+            return want in f.read()
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (logged(victim) and logged(leader)):
+        time.sleep(0.2)
+    assert logged(leader), "the cluster did not refuse the node with other timing"
+    assert logged(victim), "the node with other timing was not told why"
+    assert victim.alive(), "a timing mismatch is not a reason to exit"
+    others = [n for n in cluster.nodes.values() if n.id != victim.id]
+    assert all(n.alive() for n in others)
+    assert retry(lambda: cluster.nodes[cluster.wait_leader(among=others)].redis().set("k", "1"))
+    victim.kill9()
+    victim.start()
+    cluster.converged_hashes()

@@ -84,16 +84,27 @@ class Run {
         net_rng_(rng_.Fork()),
         client_rng_(rng_.Fork()),
         nemesis_rng_(rng_.Fork()),
+        // Clock faults draw from their own stream: runs without them stay as they were.
+        clock_rng_(HashCombine(o.seed, 0xF4EE2E)),
+        clock_faults_(o.clock_faults < 0 ? clock_rng_.OneIn(2) : o.clock_faults > 0),
         cluster_(StoreClusterOptions{.nodes = o.nodes,
                                      .voters = 3,
                                      .seed = o.seed,
                                      .dir = dir,
                                      .lease_reads = profile_.lease_reads,
                                      .unsafe_local_reads = o.unsafe_local_reads,
+                                     .clock_faults = clock_faults_,
                                      .verbose = o.verbose},
                  &net_rng_),
         checker_(&r_->violations) {
     r_->profile = profile_.Describe();
+    if (clock_faults_) {
+      r_->profile += " clocks=";
+      for (int i = 1; i <= o.nodes; ++i) {
+        r_->profile += fmt::format("{}{:.3f}", i > 1 ? "," : "", cluster_.clock_rate(i));
+      }
+      r_->profile += " freezes";
+    }
     cluster_.on_crash = [this](uint64_t id) {
       // The clients' calls pending at that node fail: their outcome is unknown.
       std::erase_if(ops_, [&](const auto& kv) {
@@ -111,6 +122,7 @@ class Run {
     cluster_.set_faults(profile_.net);
     ScheduleClient();
     ScheduleNemesis();
+    if (clock_faults_) ScheduleFreeze();
     const int64_t heal_at = o_.fault_ms;
     RunUntil([] { return false; }, heal_at);
     if (!r_->ok()) return;
@@ -170,10 +182,11 @@ class Run {
     }
   }
 
+  // Paused nodes are not up to anyone: they run nothing.
   uint64_t RandomUpNode(Random* rng) {
     std::vector<uint64_t> up;
     for (int i = 1; i <= o_.nodes; ++i) {
-      if (cluster_.up(i)) up.push_back(i);
+      if (cluster_.up(i) && !cluster_.frozen(i)) up.push_back(i);
     }
     return up.empty() ? 0 : up[rng->Uniform(up.size())];
   }
@@ -192,7 +205,7 @@ class Run {
   // One client call: SET key <unique value> or GET key, through a random up node's router.
   void Issue(bool write, const std::string& key, bool marker = false, uint64_t node = 0) {
     if (node == 0) node = RandomUpNode(&client_rng_);
-    if (node == 0) return;
+    if (node == 0 || cluster_.frozen(node)) return;
     const uint64_t id = ++next_op_;
     Op op{node, write, key, "", 0, marker};
     kv::Command cmd;
@@ -272,6 +285,22 @@ class Run {
                      Nemesis();
                      ScheduleNemesis();
                    });
+  }
+
+  // A paused VM, the leader's more often than not: 20-400 ms, every 0.3-1.5 s.
+  void ScheduleFreeze() {
+    cluster_.After(clock_rng_.Range(300, 1500), 0, [this] {
+      if (!faults_on_) return;
+      const uint64_t leader = cluster_.AnyLeader();
+      const uint64_t id = leader && clock_rng_.OneIn(2) ? leader : RandomUpNode(&clock_rng_);
+      const int64_t ms = clock_rng_.Range(20, 400);
+      if (id != 0) {
+        cluster_.Trace(fmt::format("nemesis: n{} paused for {} ms", id, ms));
+        cluster_.Freeze(id, ms);
+        r_->stats.freezes++;
+      }
+      ScheduleFreeze();
+    });
   }
 
   void Nemesis() {
@@ -524,6 +553,8 @@ class Run {
   Random rng_;
   StoreProfile profile_;
   Random net_rng_, client_rng_, nemesis_rng_;
+  Random clock_rng_;
+  bool clock_faults_;
   StoreCluster cluster_;
   RegisterChecker checker_;
   std::map<uint64_t, Op> ops_;
@@ -566,9 +597,10 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 }
 
 std::string StoreSimResult::RerunCommand() const {
-  return fmt::format("{} --seed {} --nodes {} --fault-ms {}{} --verbose", options.binary,
-                     options.seed, options.nodes, options.fault_ms,
-                     options.unsafe_local_reads ? " --unsafe-local-reads" : "");
+  return fmt::format(
+      "{} --seed {} --nodes {} --fault-ms {}{}{} --verbose", options.binary, options.seed,
+      options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
+      options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults));
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -23,6 +23,9 @@ struct StoreSimOptions {
   // Routers serve every read from their node's local state (RouterOptions::unsafe_local_reads):
   // deliberately broken, to show the checks catch stale reads.
   bool unsafe_local_reads = false;
+  // Clock faults (per-node clock rates within +-8%, nodes paused and resumed): -1 drawn from
+  // the seed (one run in two), 0 off, 1 on.
+  int clock_faults = -1;
   bool verbose = false;              // print every event
   std::string binary = "store_sim";  // named in the rerun command
 };
@@ -38,6 +41,7 @@ struct StoreSimStats {
   uint64_t reads_failed = 0;
   uint64_t crashes = 0;
   uint64_t transfers = 0;
+  uint64_t freezes = 0;
   uint64_t conf_changes = 0;  // proposed
   uint64_t snapshots_applied = 0;
   int64_t liveness_ms = 0;  // from healing to the first successful write

@@ -128,7 +128,10 @@ struct StoreCluster::Node {
   std::unique_ptr<SimPeerLink> peers;
   std::unique_ptr<SimExecutor> executor;
   std::unique_ptr<router::Router> router;
-  std::set<int64_t> polls;  // times a poll is scheduled at
+  std::set<int64_t> polls;             // times a poll is scheduled at
+  std::unique_ptr<SkewedClock> clock;  // the store's (ticks, timeouts, leases)
+  double rate = 1;
+  int64_t frozen_until = 0;  // while now < this, nothing of the node runs
 };
 
 bool StoreCluster::up(uint64_t id) const { return node(id).store != nullptr; }
@@ -139,11 +142,33 @@ uint64_t StoreCluster::life(uint64_t id) const { return node(id).life; }
 
 StoreCluster::StoreCluster(StoreClusterOptions options, Random* rng)
     : options_(std::move(options)), rng_(rng), network_(options_.nodes) {
+  // Its own stream of draws, so that runs without clock faults stay as they were.
+  Random rates(HashCombine(options_.seed, 0xC10C));
   for (int i = 1; i <= options_.nodes; ++i) {
     nodes_.push_back(std::make_unique<Node>());
     nodes_.back()->id = static_cast<uint64_t>(i);
+    const double rate =
+        options_.clock_faults ? 0.92 + 0.16 * static_cast<double>(rates.Uniform(1001)) / 1000 : 1;
+    nodes_.back()->rate = rate;
+    nodes_.back()->clock = std::make_unique<SkewedClock>(&clock_, rate);
   }
 }
+
+void StoreCluster::Freeze(uint64_t id, int64_t ms) {
+  Node& n = node(id);
+  if (!n.store || frozen(id)) return;
+  n.clock->Freeze();
+  n.frozen_until = queue_.now() + ms;
+  Push(n.frozen_until, Event{kTimer, id, n.life, 0, [this, id] {
+                               node(id).clock->Thaw(/*host_sets_wall=*/true);
+                               Trace(fmt::format("n{} resumes", id));
+                               PollSoon(id);
+                             }});
+}
+
+bool StoreCluster::frozen(uint64_t id) const { return node(id).frozen_until > queue_.now(); }
+
+double StoreCluster::clock_rate(uint64_t id) const { return node(id).rate; }
 
 StoreCluster::~StoreCluster() {
   for (auto& n : nodes_) {
@@ -176,8 +201,7 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   o.request_timeout_ms = options_.request_timeout_ms;
   o.random_seed = HashCombine(HashCombine(options_.seed, id), n.life);
   o.lease_reads = options_.lease_reads;
-  o.clock = &clock_;
-  o.lease_clock = &clock_;
+  o.clock = n.clock.get();
   o.manual = true;
   n.transport = std::make_unique<SimTransport>(this, id);
   auto s = std::make_unique<store::Store>(o, n.engine.get(), &sm_, n.transport.get());
@@ -207,6 +231,8 @@ void StoreCluster::Crash(uint64_t id, size_t keep_unsynced) {
   Node& n = node(id);
   if (!n.store) return;
   if (on_crash) on_crash(id);
+  if (n.clock->frozen()) n.clock->Thaw(/*host_sets_wall=*/true);
+  n.frozen_until = 0;
   n.life++;
   n.polls.clear();
   // The callers of forwarded requests being served here see the connection break.
@@ -281,6 +307,11 @@ bool StoreCluster::Step() {
   const auto target = std::chrono::milliseconds(queue_.now());
   clock_.Advance(target - clock_.NowMonotonic());
   if (e.life != 0 && (node(e.node).life != e.life || !up(e.node))) return true;
+  if (e.node != 0 && frozen(e.node)) {
+    const int64_t until = node(e.node).frozen_until;
+    Push(until, std::move(e));  // after the thaw event: pushed later for the same time
+    return true;
+  }
   ++events_;
   trace_hash_ = HashCombine(HashCombine(HashCombine(trace_hash_, queue_.now()), e.kind),
                             HashCombine(e.node, e.detail));
@@ -312,7 +343,10 @@ void StoreCluster::Poll(uint64_t id) {
   store::Store* s = store(id);
   if (!s) return;
   s->Poll();
-  if (store(id) == s) SchedulePoll(id, s->NextTickMs());
+  if (store(id) != s) return;
+  // NextTickMs is by the node's clock.
+  const auto at = node(id).clock->BaseTimeAt(std::chrono::milliseconds(s->NextTickMs()));
+  SchedulePoll(id, (at.count() + 999'999) / 1'000'000);
 }
 
 bool StoreCluster::Lost(uint64_t from, uint64_t to) {

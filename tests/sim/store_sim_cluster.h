@@ -1,9 +1,10 @@
 // StoreCluster: several real store::Stores, each with the real router::Router in front of it,
 // over storage::FaultEngines, in one process on one seeded event queue (docs/simulation.md §6).
 // The stores run manually (StoreOptions::manual): the cluster calls Store::Poll when input
-// arrives and when a tick is due, and advances one ManualClock that is every store's and
-// router's clock. The raft messages, snapshots and forwarded requests between nodes go through
-// a simulated network that delays, loses, duplicates and reorders them and honours partitions.
+// arrives and when a tick is due, and advances one ManualClock that is every router's clock
+// and, through a SkewedClock per node (a rate, a pause), every store's. The raft messages,
+// snapshots and forwarded requests between nodes go through a simulated network that delays, loses,
+// duplicates and reorders them and honours partitions.
 //
 // A crash is a power loss: the node's store and router are dropped (pending requests there
 // fail), its engine loses every unsynced write, and a restart builds a new Store on the same
@@ -51,6 +52,9 @@ struct StoreClusterOptions {
   int64_t request_timeout_ms = 3000;  // the stores' and the routers'
   uint64_t log_gc_threshold = 64;     // small, so that followers often need snapshots
   uint64_t log_gc_keep = 8;
+  // Each node's clock runs at its own rate, drawn from the seed within +-8% (chrony's largest
+  // slew, inside the stores' max_clock_drift of 10%), and Freeze can pause a node.
+  bool clock_faults = false;
   bool verbose = false;
 };
 
@@ -93,6 +97,12 @@ class StoreCluster {
   // Power loss: keeps `keep_unsynced` of the unsynced writes (0: none). `on_crash` runs first.
   void Crash(uint64_t id, size_t keep_unsynced);
   Status Restart(uint64_t id);
+  // A paused VM: for `ms` milliseconds node `id` runs nothing (its events wait) and its clock
+  // stands still; then the host sets its wall clock and it goes on. A crash ends the pause.
+  void Freeze(uint64_t id, int64_t ms);
+  bool frozen(uint64_t id) const;
+  // Node `id`'s clock rate.
+  double clock_rate(uint64_t id) const;
   // The leader of region 1 as some up node believes (0: none known).
   uint64_t AnyLeader() const;
   // Region 1's voters and learners as `id`'s store knows them (empty when it has no replica).
