@@ -31,6 +31,31 @@ void FaultEngine::FailNextWrites(int count) {
   failing_writes_ = std::max(count, 0);
 }
 
+void FaultEngine::SetWriteFault(Status error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fault_ = std::move(error);
+}
+
+Status FaultEngine::CheckWritable() {
+  if (!fault_.ok()) {
+    stopped_ = true;
+    return fault_;
+  }
+  if (stopped_) {
+    return Status::IoError("writes are stopped after an earlier failure until Resume()");
+  }
+  return Status::OK();
+}
+
+Status FaultEngine::Resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fault_.ok()) {
+    return fault_;
+  }
+  stopped_ = false;
+  return Status::OK();
+}
+
 size_t FaultEngine::UnsyncedWriteCount() const {
   std::lock_guard<std::mutex> lock(mu_);
   return unsynced_.size();
@@ -57,6 +82,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
     --failing_writes_;
     return Status::IoError("injected write failure (FaultEngine)");
   }
+  MICEDB_RETURN_IF_ERROR(CheckWritable());
   MICEDB_RETURN_IF_ERROR(live_->Write(batch, WriteOptions{}));
   unsynced_.push_back(batch);
   if (options.sync) {
@@ -67,6 +93,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
 
 Status FaultEngine::SyncWAL() {
   std::lock_guard<std::mutex> lock(mu_);
+  MICEDB_RETURN_IF_ERROR(CheckWritable());
   MakeDurable(unsynced_.size());
   return Status::OK();
 }
