@@ -82,6 +82,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
+  no.store.min_free_bytes = opts.min_free_disk_mb << 20;
 
   // Refused by a peer (a replaced data directory, another cluster): stop, exit code 3.
   static std::atomic<bool> refused{false};
@@ -95,6 +96,15 @@ int RunNode(const StartOptions& opts) {
     std::fprintf(stderr, "micedb: error: node %llu cannot start: %s\n",
                  static_cast<unsigned long long>(opts.node_id), st.ToString().c_str());
     node.Stop();
+    if (node.failed_on_storage()) {
+      // Exit code 4: the data directory cannot be opened, read or written. A supervisor that
+      // restarts on failure would only repeat this: fix the disk first (docs/operations.md).
+      std::fprintf(stderr,
+                   "micedb: error: the data directory %s cannot be used (a full or failing disk, "
+                   "permissions, or damaged data); fix it before restarting\n",
+                   opts.data_dir.c_str());
+      return 4;
+    }
     return st.code() == StatusCode::kIoError && st.message().find("listen") != std::string::npos
                ? 2
                : 1;

@@ -48,6 +48,8 @@ struct StartOptions {
   uint64_t raft_log_max_lag = 65536;
   bool raft_async_leader_sync = true;  // StoreOptions::async_leader_sync
   bool raft_lease_reads = true;        // StoreOptions::lease_reads
+  // Below this much free disk space the NOSPACE alarm refuses writes (StoreOptions).
+  uint64_t min_free_disk_mb = 256;
   // Deliberately broken, for the fault tests only: serve reads from this replica's local state
   // without ReadIndex, so a lagging follower or deposed leader returns stale data.
   bool testing_unsafe_local_reads = false;

@@ -31,18 +31,19 @@ void FaultEngine::FailNextWrites(int count) {
   failing_writes_ = std::max(count, 0);
 }
 
-void FaultEngine::SetWriteFault(Status error) {
+void FaultEngine::SetWriteFault(Status error, std::function<bool(const WriteBatch&)> matches) {
   std::lock_guard<std::mutex> lock(mu_);
   fault_ = std::move(error);
+  fault_matches_ = std::move(matches);
 }
 
-Status FaultEngine::CheckWritable() {
-  if (!fault_.ok()) {
-    stopped_ = true;
-    return fault_;
+Status FaultEngine::CheckWritable(const WriteBatch* batch) {
+  if (!stopped_.ok()) {
+    return stopped_;
   }
-  if (stopped_) {
-    return Status::IoError("writes are stopped after an earlier failure until Resume()");
+  if (!fault_.ok() && (!fault_matches_ || (batch != nullptr && fault_matches_(*batch)))) {
+    stopped_ = fault_;
+    return fault_;
   }
   return Status::OK();
 }
@@ -52,7 +53,7 @@ Status FaultEngine::Resume() {
   if (!fault_.ok()) {
     return fault_;
   }
-  stopped_ = false;
+  stopped_ = Status::OK();
   return Status::OK();
 }
 
@@ -82,7 +83,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
     --failing_writes_;
     return Status::IoError("injected write failure (FaultEngine)");
   }
-  MICEDB_RETURN_IF_ERROR(CheckWritable());
+  MICEDB_RETURN_IF_ERROR(CheckWritable(&batch));
   MICEDB_RETURN_IF_ERROR(live_->Write(batch, WriteOptions{}));
   unsynced_.push_back(batch);
   if (options.sync) {
@@ -93,7 +94,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
 
 Status FaultEngine::SyncWAL() {
   std::lock_guard<std::mutex> lock(mu_);
-  MICEDB_RETURN_IF_ERROR(CheckWritable());
+  MICEDB_RETURN_IF_ERROR(CheckWritable(nullptr));
   MakeDurable(unsynced_.size());
   return Status::OK();
 }

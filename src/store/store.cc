@@ -226,8 +226,9 @@ void Store::Stop() {
     // Applied in memory, not on disk: the entries are committed and will be applied again
     // from the log, but this node cannot say when.
     for (auto& [done, result] : held_round_->replies) {
-      done(TimeoutResponse("the node stopped while its disk refused writes; the write is "
-                           "committed and may or may not have been applied"));
+      done(
+          TimeoutResponse("the node stopped while its disk refused writes; the write is "
+                          "committed and may or may not have been applied"));
     }
     held_round_.reset();
   }

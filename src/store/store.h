@@ -174,8 +174,8 @@ class Store {
   // ---- Region requests (the region is req.header().region_id) ----
   // Replicates a write and answers once it is applied here (leader only: NotLeader
   // otherwise). Errors: RegionNotFound, NotLeader, EpochNotMatch, KeyNotInRegion, NoSpace
-  // (the disk alarm is up; nothing applied); StaleCommand (the entry lost to another leader's: not applied); Timeout
-  // (outcome unknown); ServerBusy when stopping.
+  // (the disk alarm is up; nothing applied); StaleCommand (the entry lost to another leader's: not
+  // applied); Timeout (outcome unknown); ServerBusy when stopping.
   void Propose(region::RegionRequest req, ResponseCallback done);
   // Runs a read at a linearizable point (ReadIndex; works on followers too). Errors as for
   // Propose, and NotLeader when no leader confirmed the read (retry).

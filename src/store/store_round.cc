@@ -91,8 +91,7 @@ void Store::SyncLoop() {
       counters_.write_failures++;
       const DiskAlarm alarm = ClassifyWriteError(st);
       if (disk_.Raise(alarm, "the raft log sync failed: " + st.ToString())) {
-        Log()->error("{} alarm: the raft log sync failed: {}", DiskAlarmName(alarm),
-                     st.ToString());
+        Log()->error("{} alarm: the raft log sync failed: {}", DiskAlarmName(alarm), st.ToString());
       }
       if (alarm == DiskAlarm::kFailed) return;  // the loop stops replicating (HoldWork)
       sync_failing_ = true;

@@ -1,6 +1,6 @@
 // Test support for the store tests (internal to src/store's tests): test commands carried as
-// kv bodies, a test state machine, and three (or four) stores in one process over MemEngines
-// joined by an in-process transport.
+// kv bodies, a test state machine, and three (or four) stores in one process over FaultEngines
+// (MemEngines that can fail writes) joined by an in-process transport.
 #pragma once
 
 #include "store/store.h"
@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "storage/mem_engine.h"
+#include "storage/fault_engine.h"
 #include "store/errors.h"
 
 namespace micedb::store::test {
@@ -171,7 +171,7 @@ class InProcTransport : public Transport {
 };
 
 struct Node {
-  std::unique_ptr<storage::MemEngine> engine = std::make_unique<storage::MemEngine>();
+  std::unique_ptr<storage::FaultEngine> engine = std::make_unique<storage::FaultEngine>();
   std::unique_ptr<InProcTransport> transport;
   std::unique_ptr<Store> store;
 };
@@ -195,6 +195,8 @@ class Cluster {
     o.log_gc_max_lag = gc_max_lag;
     o.random_seed = id;
     o.lease_reads = lease_reads;
+    o.free_bytes = free_bytes;
+    o.disk_check_ms = 20;
     return o;
   }
 
@@ -309,6 +311,8 @@ class Cluster {
   uint64_t gc_keep = 1024;
   uint64_t gc_max_lag = 65536;
   bool lease_reads = true;
+  // The stores' free-space probe (StoreOptions::free_bytes); null: none.
+  std::function<Result<uint64_t>()> free_bytes;
   std::atomic<int> snapshots_delivered_{0};
 
  private:
