@@ -1,9 +1,11 @@
 #include "storage/rocks_engine.h"
 
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 
@@ -52,14 +54,16 @@ class SpdlogLogger final : public rocksdb::Logger {
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
-    std::vsnprintf(buf, sizeof(buf), format, ap);  // NOLINT: RocksDB hands a printf format
+    const int n = std::vsnprintf(buf, sizeof(buf), format, ap);  // NOLINT: a printf format
+    std::string_view text(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
+    while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     spdlog::logger* log = GetLogger("rocksdb");
     if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
-      log->error("{}", buf);
+      log->error("{}", text);
     } else if (level == rocksdb::InfoLogLevel::WARN_LEVEL) {
-      log->warn("{}", buf);
+      log->warn("{}", text);
     } else {
-      log->info("{}", buf);
+      log->info("{}", text);
     }
   }
 };

@@ -116,7 +116,64 @@ def test_full_disk_refuses_writes_serves_reads_and_recovers(micedb_bin, tmp_path
             r = n.redis()
             assert r.get("refused") is None  # nothing of a refused write was applied
             for k, v in acked.items():
-                assert r.get(k) == v.encode(), (n.id, k)
+                assert r.get(k) == (v if isinstance(v, bytes) else v.encode()), (n.id, k)
+        c.converged_hashes()
+        assert all(n.alive() for n in c.nodes.values())
+    finally:
+        c.close()
+
+
+def test_a_write_that_hits_enospc_is_held_and_goes_in_once_space_returns(
+        micedb_bin, tmp_path, small_disk):
+    # No reserve: the disk fills under RocksDB itself, and its writes fail with ENOSPC.
+    c = Cluster(micedb_bin, str(tmp_path / "c"), 3,
+                ["--min-free-disk-mb", "0", "--request-timeout-ms", "3000"])
+    os.makedirs(c.root, exist_ok=True)
+    for n in c.nodes.values():
+        n.data_dir = str(small_disk / f"node{n.id}")
+    try:
+        c.start()
+        leader = c.nodes[c.wait_leader()]
+        acked = {}
+        for i in range(20):
+            k, v = f"k{i}", f"v{i}"
+            assert retry(lambda: leader.redis().set(k, v), timeout=20)
+            acked[k] = v
+
+        filler = small_disk / "filler"
+        fill(filler)
+        # Writes go on into the space RocksDB set aside for its log beforehand, then one fails
+        # there: no node aborts, the alarm goes up, and the client learns nothing was
+        # acknowledged (an error or a timeout).
+        big = b"x" * MIB
+        failed = False
+        for i in range(64):
+            try:
+                if leader.redis(socket_timeout=10).set(f"big{i}", big):
+                    acked[f"big{i}"] = big
+                    continue
+            except redis.RedisError:
+                pass
+            failed = True
+            break
+        assert failed, "64 MiB went onto a full disk"
+        wait_for(lambda: any(info_alarm(n) == "NOSPACE" for n in c.nodes.values()),
+                 "a node raises NOSPACE after a failed write")
+        assert sum(n.metric("micedb_store_write_failures_total") for n in c.nodes.values()) > 0
+        assert all(n.alive() for n in c.nodes.values())
+
+        filler.unlink()
+        # RocksDB recovers by itself once enough is free (it polls every few seconds), then
+        # the held writes go in.
+        for n in c.nodes.values():
+            wait_for(lambda: info_alarm(n) == "none", f"node {n.id} clears NOSPACE", timeout=45)
+        leader = c.nodes[c.wait_leader()]
+        assert retry(lambda: leader.redis().set("after", "1"), timeout=20)
+        acked["after"] = "1"
+        for n in c.nodes.values():
+            r = n.redis()
+            for k, v in acked.items():
+                assert r.get(k) == (v if isinstance(v, bytes) else v.encode()), (n.id, k)
         c.converged_hashes()
         assert all(n.alive() for n in c.nodes.values())
     finally:
