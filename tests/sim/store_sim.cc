@@ -386,6 +386,7 @@ class Run {
     cluster_.engine(victim)->SetWriteFault(
         Status::ResourceExhausted("No space left on device (simulated)"), std::move(which));
     const uint64_t gen = ++disk_gen_[victim];
+    r_->stats.disk_fills++;
     cluster_.After(for_ms, 0, [this, victim, gen] {
       if (disk_gen_[victim] != gen) return;
       cluster_.Trace(fmt::format("nemesis: n{}'s disk has space again", victim));
