@@ -178,3 +178,16 @@ def test_a_write_that_hits_enospc_is_held_and_goes_in_once_space_returns(
         assert all(n.alive() for n in c.nodes.values())
     finally:
         c.close()
+
+
+def test_a_node_that_cannot_open_its_data_directory_exits_with_code_4(micedb_bin, small_disk):
+    fill(small_disk / "filler")
+    from harness import free_ports
+    peer, rds, pg, http = free_ports(4)
+    out = subprocess.run(
+        [micedb_bin, "start", "--node-id", "1", "--data-dir", str(small_disk / "node1"),
+         "--listen-peer", f"127.0.0.1:{peer}", "--listen-redis", f"127.0.0.1:{rds}",
+         "--listen-pg", f"127.0.0.1:{pg}", "--listen-http", f"127.0.0.1:{http}"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 4, (out.returncode, out.stderr[-2000:])
+    assert "the data directory" in out.stderr and "cannot be used" in out.stderr, out.stderr
