@@ -86,6 +86,18 @@ void Store::HoldWork(int64_t now) {
     // No raft tick: a held store is like a paused process (its leases are gone already).
     next_tick_ms_ = std::max(next_tick_ms_ + options_.tick_ms, now + 1);
     CheckTimeouts(now);
+    // The held round's applied entries are committed and will be applied once the write goes
+    // in, but their clients are told after the request timeout that the outcome is unknown.
+    if (held_round_ && !held_round_->replies.empty() &&
+        now >= held_round_->started_ms + options_.request_timeout_ms) {
+      for (auto& [done, result] : held_round_->replies) {
+        counters_.proposals_failed++;
+        done(
+            TimeoutResponse("the disk refuses writes; the write is committed and will be "
+                            "applied once space is freed"));
+      }
+      held_round_->replies.clear();
+    }
   }
 }
 

@@ -114,6 +114,24 @@ TEST_F(DiskAlarmTest, AFailedApplyIsRetriedBeforeAnyLaterEntryAndItsAnswerWaits)
   ExpectConverged();
 }
 
+TEST_F(DiskAlarmTest, AHeldAnswerEndsAsOutcomeUnknownAfterTheRequestTimeout) {
+  cluster_->request_timeout_ms = 300;
+  Start3();
+  const uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "k", "v1").ok());
+  cluster_->node(leader).engine->SetWriteFault(kFull, TouchesData);
+  auto pending = PutAsync(leader, "k", "v2");
+  // Not left hanging while the disk stays full: committed, its outcome unknown to the client.
+  ASSERT_EQ(pending.wait_for(10s), std::future_status::ready);
+  auto r = pending.get();
+  EXPECT_EQ(r.status().code(), StatusCode::kTimedOut) << r.status().ToString();
+  cluster_->node(leader).engine->SetWriteFault(Status::OK());
+  // It was committed: every replica ends with it.
+  for (uint64_t id : {1, 2, 3}) EXPECT_EQ(Value(cluster_->Get(id, "k")), "v2");
+  ExpectConverged();
+}
+
 TEST_F(DiskAlarmTest, AFollowerHoldsItsApplyAndCatchesUpInOrder) {
   Start3();
   const uint64_t leader = cluster_->WaitLeader({1, 2, 3});

@@ -196,6 +196,7 @@ class Cluster {
     o.random_seed = id;
     o.lease_reads = lease_reads;
     o.free_bytes = free_bytes;
+    o.request_timeout_ms = request_timeout_ms;
     o.disk_check_ms = 20;
     return o;
   }
@@ -313,6 +314,7 @@ class Cluster {
   bool lease_reads = true;
   // The stores' free-space probe (StoreOptions::free_bytes); null: none.
   std::function<Result<uint64_t>()> free_bytes;
+  int64_t request_timeout_ms = 10'000;
   std::atomic<int> snapshots_delivered_{0};
 
  private:
