@@ -46,7 +46,7 @@ class DiskAlarmTest : public StoreTest {
                                             const std::string& v) {
     auto p = std::make_shared<std::promise<Result<std::string>>>();
     cluster_->GetStore(at)->Propose(TestRequest("P" + k + "=" + v),
-                                    Adapt([p](Result<std::string> r) { p->set_value(r); }));
+                                    Adapt([p](const Result<std::string>& r) { p->set_value(r); }));
     return p->get_future();
   }
 };
