@@ -88,6 +88,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "leases are shortened to hold under it. NTP daemons slew clocks by up to "
                   "8.3% while correcting an offset")
       ->capture_default_str();
+  cmd->add_option("--min-free-disk-mb", o->min_free_disk_mb,
+                  "Below this much free space on the data directory's disk the NOSPACE alarm "
+                  "refuses writes (reads go on) until space is freed; 0: only a full disk")
+      ->capture_default_str();
   // Not for users: breaks linearizability on purpose so the fault tests can show that their
   // checker catches stale reads (docs/fault-testing.md).
   cmd->add_flag("--testing-unsafe-local-reads", o->testing_unsafe_local_reads,

@@ -23,6 +23,16 @@ int Refuse(const Status& st) {
   return 2;
 }
 
+// Exit code 4: the data directory cannot be opened, read or written. A supervisor that
+// restarts on failure would only repeat this: fix the disk first (docs/operations.md).
+int DataDirUnusable(const std::string& dir) {
+  std::fprintf(stderr,
+               "micedb: error: the data directory %s cannot be used (a full or failing disk, "
+               "permissions, or damaged data); fix it before restarting\n",
+               dir.c_str());
+  return 4;
+}
+
 }  // namespace
 
 int RunNode(const StartOptions& opts) {
@@ -49,7 +59,16 @@ int RunNode(const StartOptions& opts) {
   if (!fds->warning.empty()) GetLogger("server")->warn("{}", fds->warning);
 
   auto lock = DataDirLock::Acquire(opts.data_dir);
-  if (!lock.ok()) return Refuse(lock.status());
+  if (!lock.ok()) {
+    const int code = Refuse(lock.status());
+    // In use by another process, or not a directory: a mistake in the command (2). Anything
+    // else is the disk's doing.
+    if (lock.status().code() == StatusCode::kBusy ||
+        lock.status().code() == StatusCode::kInvalidArgument) {
+      return code;
+    }
+    return DataDirUnusable(opts.data_dir);
+  }
 
   server::NodeOptions no;
   no.id = NodeId(opts.node_id);
@@ -98,6 +117,7 @@ int RunNode(const StartOptions& opts) {
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
   no.store.max_clock_drift = opts.max_clock_drift;
+  no.store.min_free_bytes = opts.min_free_disk_mb << 20;
 
   // Refused by a peer (a replaced data directory, another cluster): stop, exit code 3.
   static std::atomic<bool> refused{false};
@@ -111,6 +131,7 @@ int RunNode(const StartOptions& opts) {
     std::fprintf(stderr, "micedb: error: node %llu cannot start: %s\n",
                  static_cast<unsigned long long>(opts.node_id), st.ToString().c_str());
     node.Stop();
+    if (node.failed_on_storage()) return DataDirUnusable(opts.data_dir);
     return st.code() == StatusCode::kIoError && st.message().find("listen") != std::string::npos
                ? 2
                : 1;

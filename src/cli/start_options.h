@@ -56,6 +56,8 @@ struct StartOptions {
   bool raft_async_leader_sync = true;  // StoreOptions::async_leader_sync
   bool raft_lease_reads = true;        // StoreOptions::lease_reads
   double max_clock_drift = 0.1;        // StoreOptions::max_clock_drift
+  // Below this much free disk space the NOSPACE alarm refuses writes (StoreOptions).
+  uint64_t min_free_disk_mb = 256;
   // Deliberately broken, for the fault tests only: serve reads from this replica's local state
   // without ReadIndex, so a lagging follower or deposed leader returns stale data.
   bool testing_unsafe_local_reads = false;

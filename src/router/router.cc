@@ -241,6 +241,9 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
       return RetryLater(std::move(call), e.message());
     case region::RegionError::kTimeout:
       return call->done(Status::TimedOut(e.message()));
+    case region::RegionError::kNoSpace:
+      // The leader's disk alarm is up: nothing was applied, and retrying at once cannot help.
+      return call->done(Status::ResourceExhausted(e.message()));
     case region::RegionError::KIND_NOT_SET:
       break;
   }

@@ -41,7 +41,8 @@ class Router : public kv::KvBackend {
          const Clock* clock);
 
   // kv::KvBackend. Errors (non-OK Status): Unavailable (no leader in time; nothing applied),
-  // TimedOut (a write's outcome is unknown), InvalidArgument (a command that must run in one
+  // TimedOut (a write's outcome is unknown), ResourceExhausted (the leader's disk is full: the
+  // write was refused, nothing applied), InvalidArgument (a command that must run in one
   // region names keys of several).
   void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
 

@@ -356,6 +356,15 @@ TEST_F(RouterTest, AStaleCommandIsRetriedAndATimeoutIsReportedAsUnknown) {
   EXPECT_EQ(timed_out->result.status().code(), StatusCode::kTimedOut);
 }
 
+TEST_F(RouterTest, ANoSpaceRefusalReachesTheClientAtOnceAndIsNotRetried) {
+  store_.script.push_back(store::NoSpaceResponse("10 MiB free"));
+  auto refused = Run(Set("a", "1"));
+  ASSERT_TRUE(refused->called);
+  EXPECT_EQ(refused->result.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused->result.status().message().find(store::kNoSpaceMessage), std::string::npos);
+  EXPECT_EQ(router_->counters().retries.load(), 0u);
+}
+
 // Found by the store simulation: a write whose forward broke may have been applied there, so
 // running out of time afterwards is "outcome unknown", not "nothing applied" (TRYAGAIN).
 TEST_F(RouterTest, AWriteThatMayHaveBeenAppliedEndsTimedOutNotUnavailable) {

@@ -48,14 +48,20 @@ Status Node::Start() {
   ro.block_cache_bytes = options_.block_cache_mb << 20;
   ro.max_open_files = options_.rocksdb_max_open_files;
   auto engine = storage::RocksEngine::Open((fs::path(options_.data_dir) / "db").string(), ro);
-  if (!engine.ok()) return engine.status();
+  if (!engine.ok()) {
+    failed_on_storage_ = true;
+    return engine.status();
+  }
   engine_ = std::move(*engine);
 
   std::string snap_dir = (fs::path(options_.data_dir) / "snap").string();
   std::error_code ec;
   fs::remove_all(snap_dir + "/tmp", ec);
   fs::create_directories(snap_dir, ec);
-  if (ec) return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
+  if (ec) {
+    failed_on_storage_ = true;
+    return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
+  }
 
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
@@ -102,9 +108,13 @@ Status Node::Start() {
   so.node_id = options_.id;
   so.snap_dir = snap_dir;
   so.random_seed = so.random_seed ? so.random_seed : options_.id.value() * 7919 + ::getpid();
+  so.free_bytes = [dir = options_.data_dir] { return store::FreeDiskBytes(dir); };
   store_ = std::make_unique<store::Store>(so, engine_.get(), sm_.get(), transport_.get());
   if (!options_.initial_peers.empty()) {
-    MICEDB_RETURN_IF_ERROR(store_->Bootstrap(options_.initial_peers));
+    if (Status st = store_->Bootstrap(options_.initial_peers); !st.ok()) {
+      failed_on_storage_ = true;
+      return st;
+    }
   }
   for (const auto& [id, addr] : options_.initial_peers) {
     if (id != options_.id) transport_->SetAddress(id, addr);
@@ -152,7 +162,10 @@ Status Node::Start() {
         fmt::format("cannot listen on {} (peer address): {}", options_.listen_peer, st.message()));
   }
 
-  MICEDB_RETURN_IF_ERROR(store_->Start());
+  if (Status st = store_->Start(); !st.ok()) {
+    failed_on_storage_ = true;
+    return st;
+  }
 
   resp::ServerOptions resp_options = options_.resp;
   resp_options.host = options_.redis_host;

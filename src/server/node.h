@@ -73,6 +73,9 @@ class Node : public transport::InboundHandler {
   // member starting on empty storage, and starts serving. Errors name what failed (for
   // example "cannot listen on 127.0.0.1:20161"); nothing keeps running after an error.
   Status Start();
+  // After Start failed: true when the data directory could not be opened, read or written
+  // (the process then exits with its own code, docs/operations.md).
+  bool failed_on_storage() const { return failed_on_storage_; }
   void Stop();
 
   uint16_t redis_port() const;
@@ -114,6 +117,7 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<kv::ActiveExpiry> expiry_;
   bool started_ = false;
+  bool failed_on_storage_ = false;
 };
 
 }  // namespace micedb::server

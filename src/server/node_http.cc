@@ -25,6 +25,12 @@ void Node::InstallHttpHandlers() {
     return HttpResponse{200, "text/plain", "ok\n"};
   });
   http_->Handle("/readyz", [this](const std::string&) {
+    if (store_->disk_alarm() != store::DiskAlarm::kNone) {
+      return HttpResponse{
+          503, "text/plain",
+          fmt::format("disk alarm {}: {}\n", store::DiskAlarmName(store_->disk_alarm()),
+                      store_->disk_alarm_reason())};
+    }
     for (const auto& r : store_->Regions()) {
       if (!r.raft.leader.valid()) {
         return HttpResponse{503, "text/plain",
@@ -87,6 +93,19 @@ std::string Node::RenderMetrics() const {
   counter("micedb_router_split_requests_total",
           "Commands cut into one region request per region of their keys",
           backend_->counters().split_requests.load());
+  counter("micedb_store_write_failures_total",
+          "Engine writes that failed (the raft round waits for the disk; see micedb_disk_alarm)",
+          c.write_failures.load());
+  counter("micedb_store_writes_refused_nospace_total",
+          "Writes refused because the disk alarm was up", c.writes_refused_no_space.load());
+  Metric(&out, "micedb_nospace_alarm", "gauge",
+         "1 while the NOSPACE alarm is up: the disk is (nearly) full and writes are refused");
+  out += fmt::format("micedb_nospace_alarm {}\n",
+                     store_->disk_alarm() == store::DiskAlarm::kNoSpace ? 1 : 0);
+  Metric(&out, "micedb_disk_failed", "gauge",
+         "1 once a write failed with an I/O error: the node stopped replicating; restart it");
+  out += fmt::format("micedb_disk_failed {}\n",
+                     store_->disk_alarm() == store::DiskAlarm::kFailed ? 1 : 0);
   counter("micedb_store_requests_refused_total",
           "Region requests refused for a stale epoch, a key outside the region or another region",
           c.requests_refused.load());
@@ -250,6 +269,11 @@ std::string Node::ReplicationInfo() const {
   out += fmt::format("raft_leader_id:{}\r\n", leader_id.value());
   out += fmt::format("raft_term:{}\r\n", term.value());
   out += fmt::format("raft_regions:{}\r\n", regions.size());
+  // "none", "NOSPACE" or "FAILED" (store/disk_alarm.h), and why.
+  out += fmt::format("disk_alarm:{}\r\n", store::DiskAlarmName(store_->disk_alarm()));
+  if (store_->disk_alarm() != store::DiskAlarm::kNone) {
+    out += fmt::format("disk_alarm_reason:{}\r\n", store_->disk_alarm_reason());
+  }
   auto addrs = store_->Addresses();
   int i = 0;
   for (const auto& r : regions) {

@@ -87,7 +87,8 @@ class Engine {
   // Applies every op of `batch` or none of them, atomically across column families: no
   // reader, iterator or snapshot sees part of a batch. InvalidArgument (and nothing applied)
   // when batch.Validate() fails; IoError when the write or its sync failed, in which case
-  // nothing was applied. An empty batch is OK and, with sync, still syncs earlier writes.
+  // nothing was applied; ResourceExhausted when it failed for want of disk space (nothing
+  // applied; see Resume). An empty batch is OK and, with sync, still syncs earlier writes.
   virtual Status Write(const WriteBatch& batch, const WriteOptions& options) = 0;
 
   // Single-op conveniences; the same as writing a batch of one.
@@ -101,6 +102,13 @@ class Engine {
   virtual Status SyncWAL() = 0;
   // Writes in-memory tables to files and waits; every earlier write becomes durable.
   virtual Status Flush() = 0;
+
+  // After a failed write: makes the engine take writes again if it can. A RocksDB that met a
+  // background error (a full disk during a write, a flush or a compaction) refuses every
+  // write until then. OK when writes may go on (also when nothing had failed); Busy while
+  // the engine's own recovery is under way; the error that still stands otherwise
+  // (ResourceExhausted while the disk is full). The default has nothing to resume.
+  virtual Status Resume() { return Status::OK(); }
 
   // ---- Size ----
 

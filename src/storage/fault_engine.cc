@@ -31,6 +31,32 @@ void FaultEngine::FailNextWrites(int count) {
   failing_writes_ = std::max(count, 0);
 }
 
+void FaultEngine::SetWriteFault(Status error, std::function<bool(const WriteBatch&)> matches) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fault_ = std::move(error);
+  fault_matches_ = std::move(matches);
+}
+
+Status FaultEngine::CheckWritable(const WriteBatch* batch) {
+  if (!stopped_.ok()) {
+    return stopped_;
+  }
+  if (!fault_.ok() && (!fault_matches_ || (batch != nullptr && fault_matches_(*batch)))) {
+    stopped_ = fault_;
+    return fault_;
+  }
+  return Status::OK();
+}
+
+Status FaultEngine::Resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fault_.ok()) {
+    return fault_;
+  }
+  stopped_ = Status::OK();
+  return Status::OK();
+}
+
 size_t FaultEngine::UnsyncedWriteCount() const {
   std::lock_guard<std::mutex> lock(mu_);
   return unsynced_.size();
@@ -57,6 +83,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
     --failing_writes_;
     return Status::IoError("injected write failure (FaultEngine)");
   }
+  MICEDB_RETURN_IF_ERROR(CheckWritable(&batch));
   MICEDB_RETURN_IF_ERROR(live_->Write(batch, WriteOptions{}));
   unsynced_.push_back(batch);
   if (options.sync) {
@@ -67,6 +94,7 @@ Status FaultEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
 
 Status FaultEngine::SyncWAL() {
   std::lock_guard<std::mutex> lock(mu_);
+  MICEDB_RETURN_IF_ERROR(CheckWritable(nullptr));
   MakeDurable(unsynced_.size());
   return Status::OK();
 }

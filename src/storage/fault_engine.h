@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,14 @@ class FaultEngine final : public Engine {
   // and apply nothing. Replaces any count armed before.
   void FailNextWrites(int count);
 
+  // Models a full disk, or a background flush that failed for want of space: while `error` is
+  // set (not OK), every Write, SyncWAL and Flush fails with it and changes nothing. As
+  // RocksDB does after such a failure, the engine then refuses every write with that error
+  // until Resume() is called once the fault is cleared (SetWriteFault(Status::OK())).
+  // `matches`, when given, limits the fault to the batches it returns true for (SyncWAL and
+  // Flush then fail only once the engine is stopped).
+  void SetWriteFault(Status error, std::function<bool(const WriteBatch&)> matches = nullptr);
+
   // Number of writes applied but not yet durable.
   size_t UnsyncedWriteCount() const;
 
@@ -55,6 +64,8 @@ class FaultEngine final : public Engine {
   Status Write(const WriteBatch& batch, const WriteOptions& options) override;
   Status SyncWAL() override;
   Status Flush() override;
+  // The armed fault while SetWriteFault's error is set; otherwise OK, and writes go on.
+  Status Resume() override;
   Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) override;
   // The same format as MemEngine::Checkpoint (open it with MemEngine::OpenCheckpoint); it holds
   // the current state, unsynced writes included. It does not make anything durable.
@@ -63,6 +74,8 @@ class FaultEngine final : public Engine {
   Status IngestSst(Cf cf, const std::vector<std::string>& paths) override;
 
  private:
+  // The armed fault or the stop that follows it (OK: writes may go on).
+  Status CheckWritable(const WriteBatch* batch) REQUIRES(mu_);
   // Applies the first `count` unsynced writes to durable_ and forgets all of them.
   void MakeDurable(size_t count) REQUIRES(mu_);
 
@@ -71,6 +84,9 @@ class FaultEngine final : public Engine {
   std::unique_ptr<MemEngine> durable_ GUARDED_BY(mu_);  // what survives a power loss
   std::vector<WriteBatch> unsynced_ GUARDED_BY(mu_);    // applied to live_ only, oldest first
   int failing_writes_ GUARDED_BY(mu_) = 0;
+  Status fault_ GUARDED_BY(mu_);  // SetWriteFault's error (OK: none)
+  std::function<bool(const WriteBatch&)> fault_matches_ GUARDED_BY(mu_);
+  Status stopped_ GUARDED_BY(mu_);  // the error a write failed with: refused until Resume()
 };
 
 }  // namespace micedb::storage

@@ -105,6 +105,28 @@ TEST(FaultEngineTest, InjectedWriteFailuresApplyNothing) {
   EXPECT_OK(engine.Put(Cf::kDefault, "x", "y"));
 }
 
+TEST(FaultEngineTest, AWriteFaultStopsWritesUntilResumed) {
+  FaultEngine engine;
+  ASSERT_OK(engine.Put(Cf::kDefault, "a", "1"));
+  // Only batches that touch the raft family fail while the fault is armed.
+  engine.SetWriteFault(Status::ResourceExhausted("disk full"), [](const WriteBatch& b) {
+    return !b.ops().empty() && b.ops()[0].cf == Cf::kRaft;
+  });
+  ASSERT_OK(engine.Put(Cf::kDefault, "b", "1"));
+  EXPECT_EQ(engine.Put(Cf::kRaft, "r", "1").code(), StatusCode::kResourceExhausted);
+  // Stopped now, as RocksDB after a background error: every write fails with that error, and
+  // Resume fails while the disk is still full.
+  EXPECT_EQ(engine.Put(Cf::kDefault, "c", "1").code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(engine.SyncWAL().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(engine.Resume().code(), StatusCode::kResourceExhausted);
+  engine.SetWriteFault(Status::OK());
+  EXPECT_EQ(engine.Put(Cf::kDefault, "c", "1").code(), StatusCode::kResourceExhausted);
+  ASSERT_OK(engine.Resume());
+  ASSERT_OK(engine.Put(Cf::kRaft, "r", "1"));
+  EXPECT_EQ(*engine.Get(Cf::kDefault, "b"), "1");
+  EXPECT_FALSE(engine.Get(Cf::kDefault, "c").ok());
+}
+
 TEST(FaultEngineTest, SnapshotsFromBeforeTheLossAreRefused) {
   FaultEngine engine;
   ASSERT_OK(engine.Put(Cf::kDefault, "k", "v"));

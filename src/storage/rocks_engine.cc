@@ -1,17 +1,24 @@
 #include "storage/rocks_engine.h"
 
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/logging.h"
 #include "storage/rocks_iterator.h"
 #include "storage/rocks_status.h"
 #include "storage/sst_file.h"
@@ -31,6 +38,34 @@ class RocksSnapshot final : public Snapshot {
  private:
   rocksdb::DB* const db_;
   const rocksdb::Snapshot* const snapshot_;
+};
+
+// RocksDB's own messages, warnings and errors only, go to our log (module "rocksdb") rather than
+// to a LOG file in the data directory: on a full disk RocksDB's file logger fails, and the
+// library as Debian builds it (assertions on) then aborts the process while reporting the very
+// error the store would recover from.
+class SpdlogLogger final : public rocksdb::Logger {
+ public:
+  SpdlogLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    const int n = std::vsnprintf(buf, sizeof(buf), format, ap);  // NOLINT: a printf format
+    std::string_view text(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
+    while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+    spdlog::logger* log = GetLogger("rocksdb");
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      log->error("{}", text);
+    } else if (level == rocksdb::InfoLogLevel::WARN_LEVEL) {
+      log->warn("{}", text);
+    } else {
+      log->info("{}", text);
+    }
+  }
 };
 
 rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -54,8 +89,7 @@ rocksdb::DBOptions MakeDbOptions(const RocksOptions& options) {
   db.bytes_per_sync = options.bytes_per_sync;
   db.wal_bytes_per_sync = options.bytes_per_sync;
   db.db_write_buffer_size = options.total_write_buffer_bytes;
-  db.keep_log_file_num = options.keep_log_files;
-  db.max_log_file_size = options.max_log_file_bytes;
+  db.info_log = std::make_shared<SpdlogLogger>();
   // Recover to the last consistent point of the log: a torn tail written after the last
   // sync is dropped, corruption before it stops the open (DESIGN §8, rule 3).
   db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
@@ -217,6 +251,8 @@ Status RocksEngine::Write(const WriteBatch& batch, const WriteOptions& options) 
   write_options.sync = options.sync;
   return FromRocks(db_->Write(write_options, &rocks_batch), "Write");
 }
+
+Status RocksEngine::Resume() { return FromRocks(db_->Resume(), "Resume"); }
 
 Status RocksEngine::SyncWAL() { return FromRocks(db_->SyncWAL(), "SyncWAL"); }
 

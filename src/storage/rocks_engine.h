@@ -48,6 +48,9 @@ class RocksEngine final : public Engine {
   Status Write(const WriteBatch& batch, const WriteOptions& options) override;
   Status SyncWAL() override;
   Status Flush() override;
+  // DB::Resume: Busy while RocksDB's own recovery from a full disk (it waits for free space)
+  // is under way.
+  Status Resume() override;
   Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) override;
   // A RocksDB checkpoint: hard links to the table files plus copies of the rest, so it is
   // cheap on one file system. Open it with RocksEngine::Open.

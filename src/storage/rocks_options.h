@@ -34,9 +34,6 @@ struct RocksOptions {
   int max_open_files = 1024;
   // Write data files to disk in the background every this many bytes, to avoid big stalls.
   uint64_t bytes_per_sync = uint64_t{1} << 20;
-  // RocksDB's own LOG files kept in the data directory, and the size at which one is rolled.
-  size_t keep_log_files = 5;
-  size_t max_log_file_bytes = size_t{8} << 20;
 };
 
 }  // namespace micedb::storage

@@ -59,6 +59,12 @@ region::RegionResponse ServerBusyResponse(std::string_view reason, uint64_t back
   return r;
 }
 
+region::RegionResponse NoSpaceResponse(std::string_view reason) {
+  auto r = WithMessage(fmt::format("{} ({})", kNoSpaceMessage, reason));
+  r.mutable_error()->mutable_no_space();
+  return r;
+}
+
 region::RegionResponse TimeoutResponse(std::string_view message) {
   auto r = WithMessage(std::string(message));
   r.mutable_error()->mutable_timeout();
@@ -89,6 +95,8 @@ Status ToStatus(const region::RegionError& error) {
       return Status::Unavailable(m);
     case region::RegionError::kTimeout:
       return Status::TimedOut(m);
+    case region::RegionError::kNoSpace:
+      return Status::ResourceExhausted(m);
     case region::RegionError::KIND_NOT_SET:
       break;
   }

@@ -19,12 +19,19 @@ region::RegionResponse RegionNotFoundResponse(uint64_t region_id);
 region::RegionResponse ServerBusyResponse(std::string_view reason, uint64_t backoff_ms);
 region::RegionResponse TimeoutResponse(std::string_view message);
 region::RegionResponse StaleCommandResponse();
+// The write was refused (not applied): the disk alarm is up (store/disk_alarm.h). `reason`
+// says what the alarm saw.
+region::RegionResponse NoSpaceResponse(std::string_view reason);
+// The text every NOSPACE refusal starts with (clients see it after RESP's NOSPACE prefix).
+inline constexpr std::string_view kNoSpaceMessage =
+    "database or storage space exhausted, writes are refused until space is freed";
 // A request that cannot run as sent (no body, does not parse): retrying cannot help.
 region::RegionResponse InvalidRequestResponse(std::string_view message);
 
 // The Status a caller that does not route sees for an error (admin commands, tests):
 // NotLeader, NotFound (region not here), Unavailable (busy, stale command, stale epoch,
-// key outside: retry after routing again), TimedOut, InvalidArgument.
+// key outside: retry after routing again), TimedOut, ResourceExhausted (no space: the write
+// was not applied), InvalidArgument.
 Status ToStatus(const region::RegionError& error);
 
 }  // namespace micedb::store

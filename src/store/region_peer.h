@@ -17,8 +17,9 @@
 
 namespace micedb::store {
 
-// Stops the process: the store cannot continue when its own disk refuses a write, because
-// the raft state in memory would run ahead of what is durable.
+// Stops the process. Left for what the store cannot yet survive (a failed snapshot install,
+// an engine read that fails during apply); a failed write raises the disk alarm instead
+// (store/disk_alarm.h).
 [[noreturn]] void StoreFatal(const std::string& what);
 
 class RegionPeer {

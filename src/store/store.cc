@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <utility>
 
 #include <fmt/format.h>
@@ -228,6 +229,16 @@ void Store::Stop() {
   }
   sync_cv_.notify_all();
   if (sync_thread_.joinable()) sync_thread_.join();
+  if (held_round_) {
+    // Applied in memory, not on disk: the entries are committed and will be applied again
+    // from the log, but this node cannot say when.
+    for (auto& [done, result] : held_round_->replies) {
+      done(
+          TimeoutResponse("the node stopped while its disk refused writes; the write is "
+                          "committed and may or may not have been applied"));
+    }
+    held_round_.reset();
+  }
   FailAll(ServerBusyResponse("the node is stopping", 100));
 }
 
@@ -255,6 +266,9 @@ void Store::MaybeCreatePeerFor(const raft::Message& m) {
 
 void Store::Step(std::vector<raft::Message> msgs) {
   Post([this, msgs = std::move(msgs)]() mutable {
+    // A store waiting for its disk is like a paused process: what arrives meanwhile is lost,
+    // and raft's retries make up for it.
+    if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return;
     for (auto& m : msgs) {
       MaybeCreatePeerFor(m);
       RegionPeer* p = FindPeer(m.region_id());
@@ -267,6 +281,11 @@ void Store::Step(std::vector<raft::Message> msgs) {
 
 void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
   Post([this, msg = std::move(msg), staged = std::move(staged)]() mutable {
+    if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
+      std::error_code ec;
+      std::filesystem::remove_all(staged.dir, ec);  // the sender tries again later
+      return;
+    }
     received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = std::move(staged);
     MaybeCreatePeerFor(msg);
     RegionPeer* p = FindPeer(msg.region_id());
@@ -308,6 +327,10 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
   Post([this, req = std::move(req), done = std::move(done)]() mutable {
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    if (RefusingWrites()) {
+      counters_.writes_refused_no_space++;
+      return done(AlarmResponse(p->id()));
+    }
     if (auto refused = StampProposal(&req, clock_->NowWallMillis())) {
       counters_.requests_refused++;
       return done(std::move(*refused));
@@ -328,6 +351,9 @@ void Store::ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallbac
   Post([this, region, cc = std::move(cc), done = std::move(done)]() mutable {
     RegionPeer* p = FindPeer(region.value());
     if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
+    if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
+      return done(ToStatus(AlarmResponse(region.value()).error()));
+    }
     auto r = p->node->ProposeConfChangeWithIndex(cc);
     if (!r.ok()) return done(r.status());
     ResponseCallback answer = [done = std::move(done)](const region::RegionResponse& resp) {
@@ -340,6 +366,7 @@ void Store::ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallbac
 
 void Store::TransferLeader(RegionId region, NodeId target) {
   Post([this, region, target] {
+    if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return;
     if (RegionPeer* p = FindPeer(region.value())) p->node->TransferLeader(target);
   });
 }

@@ -20,6 +20,8 @@
 //   store_round.cc   the loop and one round of it (steps 1-5), the raft-sync thread
 //   store_apply.cc   applying committed entries and serving reads (steps 3-4)
 //   store_admin.cc   membership changes, snapshot install, log truncation, replica destroy
+//   store_disk.cc    the disk alarm: a failed write holds the round and is retried, the free
+//                    space is watched (disk_alarm.h)
 //   lease.cc         the leader lease (raft.md §7): tick times and the table client threads read
 //   apply.cc         the envelope: decode, checks, dedup, dispatch to the state machine
 //
@@ -50,6 +52,7 @@
 #include "micedb/store.pb.h"
 #include "raft/raw_node.h"
 #include "storage/engine.h"
+#include "store/disk_alarm.h"
 #include "store/lease.h"
 #include "store/state_machine.h"
 #include "store/transport.h"
@@ -87,6 +90,14 @@ struct StoreOptions {
   // deterministic simulation does). The leader then syncs its own log (async_leader_sync is
   // ignored).
   bool manual = false;
+  // The disk alarm (store/disk_alarm.h). `free_bytes` tells how many bytes are free on the
+  // data directory's disk (null: never asked; the server uses FreeDiskBytes). Below
+  // `min_free_bytes` the NOSPACE alarm goes up and new writes are refused, so that the disk
+  // rarely fills at all (etcd's quota, in spirit). Every `disk_check_ms` (StoreOptions::clock)
+  // the loop asks again, resumes the engine and retries a write held by a full disk.
+  std::function<Result<uint64_t>()> free_bytes;
+  uint64_t min_free_bytes = uint64_t{256} << 20;
+  int64_t disk_check_ms = 1000;
 };
 
 // The answer to a region request; errors are typed (RegionResponse::error).
@@ -123,6 +134,10 @@ struct StoreCounters {
   std::atomic<uint64_t> requests_refused{0};   // stale epoch or key outside the region
   // Rounds that took more than half an election timeout: the leaders' heartbeats waited.
   std::atomic<uint64_t> slow_rounds{0};
+  // Engine writes that failed (the round holding them waits: store/disk_alarm.h).
+  std::atomic<uint64_t> write_failures{0};
+  // Writes refused because the disk alarm is up.
+  std::atomic<uint64_t> writes_refused_no_space{0};
 };
 
 class RegionPeer;
@@ -163,9 +178,9 @@ class Store {
 
   // ---- Region requests (the region is req.header().region_id) ----
   // Replicates a write and answers once it is applied here (leader only: NotLeader
-  // otherwise). Errors: RegionNotFound, NotLeader, EpochNotMatch, KeyNotInRegion (nothing
-  // applied); StaleCommand (the entry lost to another leader's: not applied); Timeout
-  // (outcome unknown); ServerBusy when stopping.
+  // otherwise). Errors: RegionNotFound, NotLeader, EpochNotMatch, KeyNotInRegion, NoSpace
+  // (the disk alarm is up; nothing applied); StaleCommand (the entry lost to another leader's: not
+  // applied); Timeout (outcome unknown); ServerBusy when stopping.
   void Propose(region::RegionRequest req, ResponseCallback done);
   // Runs a read at a linearizable point (ReadIndex; works on followers too). Errors as for
   // Propose, and NotLeader when no leader confirmed the read (retry).
@@ -199,6 +214,9 @@ class Store {
   const StoreCounters& counters() const { return counters_; }
   NodeId node_id() const { return options_.node_id; }
   bool lease_reads() const { return options_.lease_reads; }
+  // The disk alarm and what raised it (store/disk_alarm.h; empty reason when none).
+  DiskAlarm disk_alarm() const { return disk_.alarm(); }
+  std::string disk_alarm_reason() const { return disk_.reason(); }
 
  private:
   friend class RegionPeer;
@@ -212,6 +230,30 @@ class Store {
     uint64_t region;
     uint64_t index;
     uint64_t term;
+  };
+  using Replies = std::vector<std::pair<ResponseCallback, region::RegionResponse>>;
+  // One round of the loop (steps 1-5), kept while it runs. A round whose write fails is held
+  // (held_round_) with that write, which is retried as it is until it succeeds; the round then
+  // carries on from where it stopped. So nothing that depends on a write (a message, an
+  // answer, an apply, Advance) happens before the write is in, and nothing is skipped.
+  struct Round {
+    enum class Step { kApplyFirst, kServeFirst, kLogWrite, kSendAndApply, kServe, kAdvance, kEnd };
+    std::vector<Work> work;
+    Step step = Step::kApplyFirst;
+    bool apply_first = false;
+    bool sync_here = false;
+    bool async = false;
+    bool info_changed = false;
+    storage::WriteBatch log_wb;
+    std::vector<PersistMark> marks;
+    Replies replies;  // the applied entries' answers, sent once their write is in
+    // The write that failed, to retry before going on with `step`.
+    std::optional<storage::WriteBatch> pending;
+    bool pending_sync = false;
+    std::string pending_what;
+    int64_t started_ms = 0;
+    int64_t write_ms = 0;
+    size_t entry_bytes = 0;
   };
 
   // store.cc
@@ -235,6 +277,27 @@ class Store {
   void SyncLoop() EXCLUDES(sync_mu_);
   void ReportPersisted(const std::vector<PersistMark>& marks);
   void RunRound();
+  // Runs `r` on from r.step; false when a write failed and the round is held.
+  bool ContinueRound(Round& r);
+  // Destroys removed replicas, publishes, logs a slow round.
+  void FinishRound(Round& r);
+  // Writes `wb`; on failure keeps it in r.pending, raises the disk alarm, and returns false.
+  // Either way the round goes on with `next`.
+  bool Persist(Round& r, storage::WriteBatch wb, bool sync, std::string_view what,
+               Round::Step next);
+  // A write failed: raise the alarm (kNoSpace or kFailed, by the error), count and log it.
+  void OnWriteFailed(const Status& st, std::string_view what);
+  // What the loop does while a round is held or the store has failed: answers new requests
+  // with the alarm's error, ends the leases (the applied data may lag the memory), and asks
+  // the disk again when due.
+  void HoldWork(int64_t now_ms);
+  // Every disk_check_ms: the free space (raising or clearing NOSPACE), the engine's Resume,
+  // and the held round's write.
+  void CheckDisk();
+  // The answer to a request the disk alarm refuses.
+  region::RegionResponse AlarmResponse(uint64_t region) const;
+  // True while new writes must be refused (the alarm is up, or a round is held).
+  bool RefusingWrites() const;
   // True when every entry the Ready commits is durable here already (none of them is among its
   // own entries), and none changes the membership: then it may be applied before the Ready's
   // writes.
@@ -247,16 +310,21 @@ class Store {
   void CheckTimeouts(int64_t now_ms);
 
   // store_apply.cc
-  // Applies the round's committed entries, answers their proposers, and serves the reads
-  // whose read index is applied (steps 3-4 of the loop).
-  void ApplyAndServe(std::vector<Work>& work, bool* info_changed);
+  // Applies the round's committed entries into `wb` (data and each region's applied index;
+  // step 3), collecting their proposers' answers in `replies`.
+  void ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* wb, Replies* replies,
+                      bool* info_changed);
+  // Once that write is in: answers the proposers and serves the reads whose read index is
+  // applied (step 4).
+  void ServeApplied(std::vector<Work>& work, Replies* replies);
   // Serves the reads whose read index is applied.
   void ServeAppliedReads(RegionPeer* p);
 
   // store_admin.cc
   void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
   void MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb);
-  void DestroyPeer(RegionPeer* p);
+  // False when the write failed (the disk alarm is raised; the replica stays, marked removed).
+  bool DestroyPeer(RegionPeer* p);
   // Replaces the peer's data and log with a received snapshot (crash-safe: see
   // snapshot_files.h).
   Status InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap);
@@ -304,6 +372,12 @@ class Store {
   std::map<std::pair<uint64_t, uint64_t>, StagedSnapshot> received_snapshots_;  // (region, index)
   std::map<NodeId, std::string> addresses_;
   uint64_t next_read_id_ = 1;
+  std::unique_ptr<Round> held_round_;  // a round whose write failed (Round)
+  int64_t next_disk_check_ms_ = 0;
+
+  DiskAlarmState disk_;
+  // The raft-sync thread's sync failed for want of space: it retries, and the alarm stays.
+  std::atomic<bool> sync_failing_{false};
 
   // Published by the loop for other threads.
   mutable std::mutex info_mu_;

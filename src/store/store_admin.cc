@@ -27,6 +27,9 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
     const uint64_t region = req.header().region_id();
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    // A membership change is allowed under the NOSPACE alarm (removing a full node is how an
+    // operator may fix it), not while the loop waits for the disk.
+    if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return done(AlarmResponse(region));
     if (req.body_case() != region::RegionRequest::kAdmin) {
       return done(InvalidRequestResponse("not an admin request"));
     }
@@ -172,7 +175,7 @@ void Store::MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb) {
   wb->Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
 }
 
-void Store::DestroyPeer(RegionPeer* p) {
+bool Store::DestroyPeer(RegionPeer* p) {
   uint64_t id = p->id();
   Log()->warn("region {}: this node was removed; deleting its replica", id);
   storage::WriteBatch wb;
@@ -187,10 +190,15 @@ void Store::DestroyPeer(RegionPeer* p) {
   // Before the data goes: a lease read takes its engine snapshot under the table's lock.
   leases_.Erase(id);
   Status st = engine_->Write(wb, storage::WriteOptions{.sync = true});
-  if (!st.ok()) StoreFatal("destroying a removed replica failed: " + st.ToString());
+  if (!st.ok()) {
+    // The replica stays (marked removed) and is deleted once the disk takes writes again.
+    OnWriteFailed(st, fmt::format("region {} replica removal", id));
+    return false;
+  }
   FailPeer(p, RegionNotFoundResponse(id));
   peers_.erase(id);
   PublishInfo();
+  return true;
 }
 
 void Store::FailPeer(RegionPeer* p, const region::RegionResponse& st) {

@@ -13,11 +13,10 @@ namespace micedb::store {
 
 using storage::Cf;
 
-void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
+void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Replies* replies,
+                           bool* info_changed_out) {
   bool info_changed = false;
   // 3. Apply committed entries: data and applied index together.
-  storage::WriteBatch awb;
-  std::vector<std::pair<ResponseCallback, region::RegionResponse>> replies;
   for (auto& w : work) {
     RegionPeer* p = w.peer;
     if (w.rd.committed_entries.empty()) continue;
@@ -29,10 +28,10 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
       if (e.type() == raft::ENTRY_CONF_CHANGE) {
         // A membership change bumps conf_ver, which data requests do not check: the round's
         // applier (holding the descriptor by reference) stays valid.
-        ApplyConfChange(p, e, &awb);
+        ApplyConfChange(p, e, awb);
         info_changed = true;
       } else if (!e.data().empty()) {
-        if (!applier) applier.emplace(sm_, p->desc, engine_, &awb);
+        if (!applier) applier.emplace(sm_, p->desc, engine_, awb);
         auto waiting = p->proposals.find(e.index());
         const bool answering = waiting != p->proposals.end() && waiting->second.term == e.term();
         result = applier->Apply(e.data(), LogIndex(e.index()), answering);
@@ -44,10 +43,10 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
       auto it = p->proposals.find(e.index());
       if (it != p->proposals.end()) {
         if (it->second.term == e.term()) {
-          replies.emplace_back(std::move(it->second.done), std::move(result));
+          replies->emplace_back(std::move(it->second.done), std::move(result));
         } else {
           counters_.proposals_failed++;
-          replies.emplace_back(std::move(it->second.done), StaleCommandResponse());
+          replies->emplace_back(std::move(it->second.done), StaleCommandResponse());
         }
         p->proposals.erase(it);
       }
@@ -55,13 +54,14 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
     applier.reset();
     p->apply.set_truncated_index(p->storage.truncated_index());
     p->apply.set_truncated_term(p->storage.truncated_term());
-    awb.Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
+    awb->Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
   }
-  if (!awb.empty()) {
-    Status st = engine_->Write(awb, storage::WriteOptions{.sync = false});
-    if (!st.ok()) StoreFatal("apply write failed: " + st.ToString());
-  }
-  for (auto& [done, result] : replies) done(std::move(result));
+  if (info_changed) *info_changed_out = true;
+}
+
+void Store::ServeApplied(std::vector<Work>& work, Replies* replies) {
+  for (auto& [done, result] : *replies) done(std::move(result));
+  replies->clear();
 
   // 4. Reads: read indexes learned, then reads whose index is applied.
   for (auto& w : work) {
@@ -82,8 +82,6 @@ void Store::ApplyAndServe(std::vector<Work>& work, bool* info_changed_out) {
     }
     ServeAppliedReads(p.get());
   }
-
-  if (info_changed) *info_changed_out = true;
 }
 
 void Store::ServeAppliedReads(RegionPeer* p) {

@@ -54,6 +54,14 @@ void Store::Poll() {
 
 void Store::Drive(int64_t now) {
   CheckClockGap(ReadClocks(clock_));
+  if (now >= next_disk_check_ms_) {
+    next_disk_check_ms_ = now + options_.disk_check_ms;
+    CheckDisk();
+  }
+  if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
+    HoldWork(now);
+    return;
+  }
   StartBatches();
   if (now >= next_tick_ms_) {
     const int64_t now_ns = LeaseNowNs();
@@ -78,7 +86,25 @@ void Store::SyncLoop() {
     }
     // One sync covers every write that returned before it started, so all of marks.
     Status st = engine_->SyncWAL();
-    if (!st.ok()) StoreFatal("raft log sync failed: " + st.ToString());
+    while (!st.ok()) {
+      // The leaders have not counted these entries: they wait (the followers may commit
+      // them meanwhile). Only a sync that failed for want of space is retried.
+      counters_.write_failures++;
+      const DiskAlarm alarm = ClassifyWriteError(st);
+      if (disk_.Raise(alarm, "the raft log sync failed: " + st.ToString())) {
+        Log()->error("{} alarm: the raft log sync failed: {}", DiskAlarmName(alarm), st.ToString());
+      }
+      if (alarm == DiskAlarm::kFailed) return;  // the loop stops replicating (HoldWork)
+      sync_failing_ = true;
+      {
+        std::unique_lock<std::mutex> l(sync_mu_);
+        sync_cv_.wait_for(l, std::chrono::milliseconds(options_.disk_check_ms),
+                          [this] { return sync_stopping_; });
+        if (sync_stopping_) return;  // unsynced: never acknowledged, so nothing is lost
+      }
+      if (engine_->Resume().ok()) st = engine_->SyncWAL();
+    }
+    sync_failing_ = false;
     counters_.sync_writes++;
     counters_.async_sync_writes++;
     Post([this, done = std::move(marks)] { ReportPersisted(done); });
@@ -107,28 +133,25 @@ void Store::RunRound() {
   // Before any of this round's messages leave: a transfer's MSG_TIMEOUT_NOW lets the target
   // win at once, so the lease must be gone first.
   UpdateLeases(/*round_start=*/true);
-  std::vector<Work> work;
+  auto round = std::make_unique<Round>();
+  Round& r = *round;
   for (auto& [id, p] : peers_) {
-    if (p->node->HasReady()) work.push_back(Work{p.get(), p->node->GetReady()});
+    if (p->node->HasReady()) r.work.push_back(Work{p.get(), p->node->GetReady()});
   }
-  if (work.empty()) return;
+  if (r.work.empty()) return;
   counters_.loop_rounds++;
-  const int64_t started = NowMs();
-  int64_t write_ms = 0;
-  size_t entry_bytes = 0;
-  bool info_changed = false;
+  r.started_ms = NowMs();
   // Entries committed earlier than this round's appends are durable here already: apply them
   // (and answer their clients, and serve the reads waiting for them) before this round's
   // fsync rather than after it. Under load a leader's round holds both the entries that the
   // followers' answers just committed and the next proposals; otherwise every answer would
   // wait for an fsync that is not its own.
-  bool apply_first = true;
-  for (const auto& w : work) apply_first &= CanApplyBeforePersist(w.rd);
+  r.apply_first = true;
+  for (const auto& w : r.work) r.apply_first &= CanApplyBeforePersist(w.rd);
 
   // 1. Snapshots first, then every new entry and hard state in one batch.
-  storage::WriteBatch wb;
   bool sync = false;
-  for (auto& w : work) {
+  for (auto& w : r.work) {
     RegionPeer* p = w.peer;
     if (w.rd.soft_state) {
       if (w.rd.soft_state->leader != p->soft.leader) {
@@ -145,7 +168,7 @@ void Store::RunRound() {
                     w.rd.soft_state->leader.value());
       }
       p->soft = *w.rd.soft_state;
-      info_changed = true;
+      r.info_changed = true;
     }
     if (w.rd.snapshot) {
       Status st = InstallSnapshot(p, *w.rd.snapshot);
@@ -161,11 +184,11 @@ void Store::RunRound() {
                                    : "; the restart finishes the install"));
       }
       counters_.snapshots_applied++;
-      info_changed = true;
+      r.info_changed = true;
     }
-    for (const auto& e : w.rd.entries) entry_bytes += e.data().size();
-    p->storage.Append(w.rd.entries, &wb);
-    if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &wb);
+    for (const auto& e : w.rd.entries) r.entry_bytes += e.data().size();
+    p->storage.Append(w.rd.entries, &r.log_wb);
+    if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &r.log_wb);
     sync |= w.rd.must_sync;
   }
   // A leader's appends leave before its own write (thesis §10.2.1), so that the followers
@@ -173,76 +196,126 @@ void Store::RunRound() {
   // fsyncs plus a round trip. Nothing the leader promises depends on this write (see
   // raft::Ready::send_before_persist); its answers to clients still wait for it (step 3).
   std::vector<raft::Message> out;
-  for (auto& w : work) {
+  for (auto& w : r.work) {
     if (w.rd.send_before_persist) TakeMessages(w.peer, &w.rd, &out);
   }
-  if (!out.empty()) transport_->SendBatch(std::exchange(out, {}));
-  if (apply_first) {
-    ApplyAndServe(work, &info_changed);
-    UpdateLeases(/*round_start=*/false);  // lease reads may go on at once
-  }
+  if (!out.empty()) transport_->SendBatch(std::move(out));
   // Where every Ready that needs a sync is a leader's (its messages are gone already and
   // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
   // the leaders count their own copies once it is done (raft::Config::async_leader_persist).
   // Otherwise (a vote, a follower's entries) the loop syncs here, and that covers the leaders'
   // entries too.
-  std::vector<PersistMark> marks;
-  bool async = options_.async_leader_sync && sync;
-  for (const auto& w : work) {
-    if (w.rd.must_sync && !w.rd.send_before_persist) async = false;
+  r.async = options_.async_leader_sync && sync;
+  for (const auto& w : r.work) {
+    if (w.rd.must_sync && !w.rd.send_before_persist) r.async = false;
     if (options_.async_leader_sync && !w.rd.entries.empty()) {
       const raft::Entry& last = w.rd.entries.back();
-      marks.push_back(PersistMark{w.peer->id(), last.index(), last.term()});
+      r.marks.push_back(PersistMark{w.peer->id(), last.index(), last.term()});
     }
   }
-  const bool sync_here = sync && !async;
-  if (!wb.empty()) {
-    const int64_t before = NowMs();
-    Status st = engine_->Write(wb, storage::WriteOptions{.sync = sync_here});
-    if (!st.ok()) StoreFatal("raft log write failed: " + st.ToString());
-    if (sync_here) counters_.sync_writes++;
-    write_ms = NowMs() - before;
-  }
-  if (async && !marks.empty()) {
-    {
-      std::lock_guard<std::mutex> l(sync_mu_);
-      sync_pending_.insert(sync_pending_.end(), marks.begin(), marks.end());
+  r.sync_here = sync && !r.async;
+  r.step = Round::Step::kApplyFirst;
+  if (!ContinueRound(r)) held_round_ = std::move(round);
+}
+
+bool Store::ContinueRound(Round& r) {
+  using Step = Round::Step;
+  if (r.pending) {
+    Status st = engine_->Write(*r.pending, storage::WriteOptions{.sync = r.pending_sync});
+    if (!st.ok()) {
+      OnWriteFailed(st, r.pending_what);
+      return false;
     }
-    sync_cv_.notify_one();
-    marks.clear();
+    if (r.pending_sync) counters_.sync_writes++;
+    Log()->warn("the held {} write went in; the round goes on", r.pending_what);
+    r.pending.reset();
   }
+  while (true) {
+    switch (r.step) {
+      case Step::kApplyFirst:
+        if (!r.apply_first) {
+          r.step = Step::kLogWrite;
+          break;
+        }
+        {
+          storage::WriteBatch awb;
+          ApplyCommitted(r.work, &awb, &r.replies, &r.info_changed);
+          if (!Persist(r, std::move(awb), false, "apply", Step::kServeFirst)) return false;
+        }
+        break;
+      case Step::kServeFirst:
+        ServeApplied(r.work, &r.replies);
+        UpdateLeases(/*round_start=*/false);  // lease reads may go on at once
+        r.step = Step::kLogWrite;
+        break;
+      case Step::kLogWrite: {
+        const int64_t before = NowMs();
+        const bool ok =
+            Persist(r, std::exchange(r.log_wb, {}), r.sync_here, "raft log", Step::kSendAndApply);
+        r.write_ms = NowMs() - before;
+        if (!ok) return false;
+        break;
+      }
+      case Step::kSendAndApply: {
+        if (r.async && !r.marks.empty()) {
+          {
+            std::lock_guard<std::mutex> l(sync_mu_);
+            sync_pending_.insert(sync_pending_.end(), r.marks.begin(), r.marks.end());
+          }
+          sync_cv_.notify_one();
+          r.marks.clear();
+        }
+        // 2. The other messages leave only now that what they promise is durable.
+        std::vector<raft::Message> out;
+        for (auto& w : r.work) TakeMessages(w.peer, &w.rd, &out);
+        if (!out.empty()) transport_->SendBatch(std::move(out));
+        // 3. Apply, when that could not be done before the write.
+        if (r.apply_first) {
+          r.step = Step::kAdvance;
+          break;
+        }
+        storage::WriteBatch awb;
+        ApplyCommitted(r.work, &awb, &r.replies, &r.info_changed);
+        if (!Persist(r, std::move(awb), false, "apply", Step::kServe)) return false;
+        break;
+      }
+      case Step::kServe:
+        // 4. Answer and serve reads.
+        ServeApplied(r.work, &r.replies);
+        r.step = Step::kAdvance;
+        break;
+      case Step::kAdvance: {
+        // 5. Advance, then truncate logs that grew past the threshold.
+        storage::WriteBatch gc;
+        for (auto& w : r.work) {
+          w.peer->node->Advance(w.rd);
+          MaybeCompactLog(w.peer, &gc);
+        }
+        // Synced in this round: the leaders among them may count their copies now.
+        ReportPersisted(r.marks);
+        if (!Persist(r, std::move(gc), false, "log truncation", Step::kEnd)) return false;
+        break;
+      }
+      case Step::kEnd:
+        FinishRound(r);
+        return true;
+    }
+  }
+}
 
-  // 2. The other messages leave only now that what they promise is durable.
-  for (auto& w : work) TakeMessages(w.peer, &w.rd, &out);
-  if (!out.empty()) transport_->SendBatch(std::move(out));
-
-  // 3-4. Apply and serve reads, when that could not be done before the write.
-  if (!apply_first) ApplyAndServe(work, &info_changed);
-
-  // 5. Advance, then truncate logs that grew past the threshold.
-  storage::WriteBatch gc;
-  for (auto& w : work) {
-    w.peer->node->Advance(w.rd);
-    MaybeCompactLog(w.peer, &gc);
+void Store::FinishRound(Round& r) {
+  for (auto& w : r.work) {
+    if (w.peer->removed && !DestroyPeer(w.peer)) break;
   }
-  // Synced in this round: the leaders among them may count their copies now.
-  ReportPersisted(marks);
-  if (!gc.empty()) {
-    Status st = engine_->Write(gc, storage::WriteOptions{.sync = false});
-    if (!st.ok()) StoreFatal("log truncation write failed: " + st.ToString());
-  }
-  for (auto& w : work) {
-    if (w.peer->removed) DestroyPeer(w.peer);
-  }
-  if (info_changed) PublishInfo();
+  if (r.info_changed) PublishInfo();
   UpdateLeases(/*round_start=*/false);
-  const int64_t took = NowMs() - started;
+  const int64_t took = NowMs() - r.started_ms;
   if (took * 2 >= static_cast<int64_t>(options_.tick_ms) * options_.election_tick) {
     counters_.slow_rounds++;
     Log()->warn(
         "a raft loop round took {} ms (log write {} ms{}, {} bytes of new entries): ticks and "
         "heartbeats waited that long; more than an election timeout costs leaderships",
-        took, write_ms, sync_here ? " with fsync" : "", entry_bytes);
+        took, r.write_ms, r.sync_here ? " with fsync" : "", r.entry_bytes);
   }
 }
 

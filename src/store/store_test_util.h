@@ -1,6 +1,6 @@
 // Test support for the store tests (internal to src/store's tests): test commands carried as
-// kv bodies, a test state machine, and three (or four) stores in one process over MemEngines
-// joined by an in-process transport.
+// kv bodies, a test state machine, and three (or four) stores in one process over FaultEngines
+// (MemEngines that can fail writes) joined by an in-process transport.
 #pragma once
 
 #include "store/snapshot_stage.h"
@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "storage/mem_engine.h"
+#include "storage/fault_engine.h"
 #include "store/errors.h"
 
 namespace micedb::store::test {
@@ -172,7 +172,7 @@ class InProcTransport : public Transport {
 };
 
 struct Node {
-  std::unique_ptr<storage::MemEngine> engine = std::make_unique<storage::MemEngine>();
+  std::unique_ptr<storage::FaultEngine> engine = std::make_unique<storage::FaultEngine>();
   std::unique_ptr<InProcTransport> transport;
   std::unique_ptr<Store> store;
 };
@@ -196,6 +196,9 @@ class Cluster {
     o.log_gc_max_lag = gc_max_lag;
     o.random_seed = id;
     o.lease_reads = lease_reads;
+    o.free_bytes = free_bytes;
+    o.request_timeout_ms = request_timeout_ms;
+    o.disk_check_ms = 20;
     if (tweak) tweak(id, &o);
     return o;
   }
@@ -315,6 +318,9 @@ class Cluster {
   bool lease_reads = true;
   // Changes a node's options before it starts (its clock, manual mode, ...).
   std::function<void(uint64_t, StoreOptions*)> tweak;
+  // The stores' free-space probe (StoreOptions::free_bytes); null: none.
+  std::function<Result<uint64_t>()> free_bytes;
+  int64_t request_timeout_ms = 10'000;
   std::atomic<int> snapshots_delivered_{0};
 
  private:

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -28,16 +29,17 @@ struct StoreProfile {
   int nemesis_gap_min = 100, nemesis_gap_max = 800;  // ms
   int crash = 0, crash_leader = 0, restart = 0, partition = 0, heal = 0, transfer = 0;
   int membership = 0;
+  int disk_full = 0;        // a node's disk fills (all writes, or only the log, or only applies)
   int client_gap_max = 15;  // ms between client operations
   int keys = 3;
 
   std::string Describe() const {
     return fmt::format(
         "{} drop={} dup={} delay={}/{}ms lease_reads={} nemesis={}..{}ms crash={}/{} restart={} "
-        "partition={} heal={} transfer={} membership={}",
+        "partition={} heal={} transfer={} membership={} disk_full={}",
         name, net.drop, net.duplicate, net.long_delay, net.long_delay_max, lease_reads,
         nemesis_gap_min, nemesis_gap_max, crash, crash_leader, restart, partition, heal, transfer,
-        membership);
+        membership, disk_full);
   }
 };
 
@@ -67,6 +69,10 @@ StoreProfile DrawProfile(Random* rng, std::string_view forced) {
     p.membership = 1;
   } else if (p.name == "membership") {
     p.membership = 6, p.crash = 1, p.restart = 2, p.partition = 1, p.heal = 1, p.transfer = 1;
+  } else if (p.name == "disk") {
+    // Only when forced (--profile disk, store_sim_test's disk seeds): the seeds' own draws
+    // stay as they were.
+    p.disk_full = 5, p.crash = 1, p.restart = 2, p.transfer = 1;
   }
   p.nemesis_gap_min = static_cast<int>(rng->Range(50, 200));
   p.nemesis_gap_max = p.nemesis_gap_min + static_cast<int>(rng->Range(100, 1000));
@@ -129,6 +135,10 @@ class Run {
 
     // Heal: faults stop, every node comes back, the network is whole, clients stop.
     faults_on_ = false;
+    for (int i = 1; i <= o_.nodes; ++i) {
+      disk_gen_[i]++;
+      cluster_.engine(i)->SetWriteFault(Status::OK());
+    }
     cluster_.network().Heal();
     cluster_.set_faults(NetFaults{});
     for (int i = 1; i <= o_.nodes; ++i) {
@@ -305,8 +315,8 @@ class Run {
 
   void Nemesis() {
     const StoreProfile& p = profile_;
-    const int total =
-        p.crash + p.crash_leader + p.restart + p.partition + p.heal + p.transfer + p.membership;
+    const int total = p.crash + p.crash_leader + p.restart + p.partition + p.heal + p.transfer +
+                      p.membership + p.disk_full;
     if (total == 0) return;
     int pick = static_cast<int>(nemesis_rng_.Uniform(total));
     Random* rng = &nemesis_rng_;
@@ -362,6 +372,8 @@ class Run {
       cluster_.Trace("nemesis: partition " + net.Describe());
     } else if (take(p.membership)) {
       ChangeMembership();
+    } else if (take(p.disk_full)) {
+      DiskFull(rng);
     } else if (take(p.heal)) {
       cluster_.network().Heal();
       cluster_.Trace("nemesis: heal");
@@ -374,6 +386,41 @@ class Run {
       cluster_.PollSoon(leader);
       r_->stats.transfers++;
     }
+  }
+
+  // A node's disk fills for a while (store/disk_alarm.h): every write fails for want of space,
+  // or only the log's, or only the applies'; the space comes back later (a later fill of the
+  // same node extends it). Nothing acknowledged may be lost and every replica must end equal.
+  void DiskFull(Random* rng) {
+    uint64_t victim = rng->OneIn(2) ? cluster_.AnyLeader() : 0;
+    if (victim == 0) victim = RandomUpNode(rng);
+    if (victim == 0) return;
+    const int kind = static_cast<int>(rng->Uniform(3));
+    std::function<bool(const storage::WriteBatch&)> which;
+    if (kind > 0) {
+      const bool data = kind == 2;
+      which = [data](const storage::WriteBatch& b) {
+        for (const auto& op : b.ops()) {
+          if ((op.cf == storage::Cf::kDefault) == data) return true;
+        }
+        return false;
+      };
+    }
+    const int64_t for_ms = rng->Range(20, 1500);
+    cluster_.Trace(fmt::format("nemesis: n{}'s disk is full ({}) for {} ms", victim,
+                               kind == 0   ? "every write"
+                               : kind == 1 ? "raft log"
+                                           : "applies",
+                               for_ms));
+    cluster_.engine(victim)->SetWriteFault(
+        Status::ResourceExhausted("No space left on device (simulated)"), std::move(which));
+    const uint64_t gen = ++disk_gen_[victim];
+    r_->stats.disk_fills++;
+    cluster_.After(for_ms, 0, [this, victim, gen] {
+      if (disk_gen_[victim] != gen) return;
+      cluster_.Trace(fmt::format("nemesis: n{}'s disk has space again", victim));
+      cluster_.engine(victim)->SetWriteFault(Status::OK());
+    });
   }
 
   // At the leader, as the admin path does (server/node_service.cc): add a node that holds no
@@ -552,6 +599,7 @@ class Run {
   StoreSimResult* r_;
   Random rng_;
   StoreProfile profile_;
+  std::map<uint64_t, uint64_t> disk_gen_;  // DiskFull's fills, by node
   Random net_rng_, client_rng_, nemesis_rng_;
   Random clock_rng_;
   bool clock_faults_;

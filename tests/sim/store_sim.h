@@ -43,6 +43,7 @@ struct StoreSimStats {
   uint64_t transfers = 0;
   uint64_t freezes = 0;
   uint64_t conf_changes = 0;  // proposed
+  uint64_t disk_fills = 0;    // a node's disk filled (the "disk" profile)
   uint64_t snapshots_applied = 0;
   int64_t liveness_ms = 0;  // from healing to the first successful write
 };

@@ -56,6 +56,10 @@ std::string StatusToRespError(const Status& status) {
     case StatusCode::kTimedOut:
       return fmt::format("ERR timed out, the command may or may not have been applied: {}",
                          status.message());
+    case StatusCode::kResourceExhausted:
+      // The only way it reaches a client: a write refused by the disk alarm (Redis's own
+      // wording for its disk errors is MISCONF; etcd's alarm is NOSPACE).
+      return fmt::format("NOSPACE {}", status.message());
     default:
       return fmt::format("ERR {}", status.ToString());
   }

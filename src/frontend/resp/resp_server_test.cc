@@ -765,6 +765,9 @@ TEST_F(RespServerTest, BackendFailuresBecomeErrorReplies) {
   EXPECT_EQ(c->Call({"SET", "k", "v"}).str, "TRYAGAIN no leader for region 1");
   backend_->fail_with_ = Status::TimedOut("proposal");
   EXPECT_EQ(c->Call({"SET", "k", "v"}).str.rfind("ERR timed out", 0), 0u);
+  // The disk alarm (store/disk_alarm.h): etcd's NOSPACE, as the error code.
+  backend_->fail_with_ = Status::ResourceExhausted("database or storage space exhausted");
+  EXPECT_EQ(c->Call({"SET", "k", "v"}).str, "NOSPACE database or storage space exhausted");
   backend_->fail_with_ = Status::OK();
   EXPECT_EQ(c->Call({"SET", "k", "v"}).str, "OK");
 }
