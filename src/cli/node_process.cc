@@ -25,11 +25,11 @@ int Refuse(const Status& st) {
 
 // Exit code 4: the data directory cannot be opened, read or written. A supervisor that
 // restarts on failure would only repeat this: fix the disk first (docs/operations.md).
-int DataDirUnusable(const std::string& dir) {
+int DataDirUnusable(const std::string& dir, const std::string& why = "") {
   std::fprintf(stderr,
-               "micedb: error: the data directory %s cannot be used (a full or failing disk, "
+               "micedb: error: the data directory %s cannot be used%s%s (a full or failing disk, "
                "permissions, or damaged data); fix it before restarting\n",
-               dir.c_str());
+               dir.c_str(), why.empty() ? "" : ": ", why.c_str());
   return 4;
 }
 
@@ -60,14 +60,13 @@ int RunNode(const StartOptions& opts) {
 
   auto lock = DataDirLock::Acquire(opts.data_dir);
   if (!lock.ok()) {
-    const int code = Refuse(lock.status());
     // In use by another process, or not a directory: a mistake in the command (2). Anything
-    // else is the disk's doing.
+    // else is the disk's doing (4).
     if (lock.status().code() == StatusCode::kBusy ||
         lock.status().code() == StatusCode::kInvalidArgument) {
-      return code;
+      return Refuse(lock.status());
     }
-    return DataDirUnusable(opts.data_dir);
+    return DataDirUnusable(opts.data_dir, std::string(lock.status().message()));
   }
 
   server::NodeOptions no;

@@ -73,7 +73,9 @@ class Node:
                 "--listen-pg", f"{self.host}:{self.pg_port}",
                 "--listen-http", f"{self.host}:{self.http_port}"]
         if self.net is not None:
-            args = self.net.exec_prefix(self.id) + args
+            # Addresses on the test's own namespaced network, not loopback: plain connections
+            # there are a deliberate choice (docs/security.md).
+            args = self.net.exec_prefix(self.id) + args + ["--insecure"]
         if self.initial_peers:
             args += ["--initial-peers", self.initial_peers]
         args += self.cluster.extra_args

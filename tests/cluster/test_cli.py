@@ -47,7 +47,7 @@ def test_bad_flags_one_line_exit_2(micedb_bin, tmp_path, args, needle):
 
 def test_uncreatable_data_dir(micedb_bin):
     r = run(micedb_bin, "start", "--node-id", "1", "--data-dir", "/proc/micedb/nope")
-    assert r.returncode == 2
+    assert r.returncode == 4  # the data directory cannot be used (docs/operations.md)
     assert "/proc/micedb/nope" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
