@@ -58,7 +58,11 @@ class SpdlogLogger final : public rocksdb::Logger {
     std::string_view text(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
     while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     spdlog::logger* log = GetLogger("rocksdb");
-    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+    // Opening a new database, RocksDB reports the directory it is about to create as an
+    // error ("Error when reading <dir> dir NotFound"); every first start would print it.
+    const bool new_db = text.starts_with("Error when reading ") &&
+                        text.find(" dir NotFound") != std::string_view::npos;
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL && !new_db) {
       log->error("{}", text);
     } else if (level == rocksdb::InfoLogLevel::WARN_LEVEL) {
       log->warn("{}", text);
