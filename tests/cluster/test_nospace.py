@@ -70,19 +70,31 @@ def wait_for(pred, what, timeout=30):
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
-def test_full_disk_refuses_writes_serves_reads_and_recovers(micedb_bin, tmp_path, small_disk):
-    c = Cluster(micedb_bin, str(tmp_path / "c"), 3, ["--min-free-disk-mb", "32"])
+def cluster_on(micedb_bin, tmp_path, small_disk, args):
+    """A 3-node cluster (not started) whose data directories are on the small disk."""
+    c = Cluster(micedb_bin, str(tmp_path / "c"), 3, args)
     os.makedirs(c.root, exist_ok=True)
     for n in c.nodes.values():
         n.data_dir = str(small_disk / f"node{n.id}")
+    return c
+
+
+def write_keys(leader, count):
+    """Writes k<i> = v<i> through the leader; returns what was acknowledged."""
+    acked = {}
+    for i in range(count):
+        k, v = f"k{i}", f"v{i}"
+        assert retry(lambda: leader.redis().set(k, v), timeout=20)
+        acked[k] = v
+    return acked
+
+
+def test_full_disk_refuses_writes_serves_reads_and_recovers(micedb_bin, tmp_path, small_disk):
+    c = cluster_on(micedb_bin, tmp_path, small_disk, ["--min-free-disk-mb", "32"])
     try:
         c.start()
         leader = c.nodes[c.wait_leader()]
-        acked = {}
-        for i in range(50):
-            k, v = f"k{i}", f"v{i}"
-            assert retry(lambda: leader.redis().set(k, v), timeout=20)
-            acked[k] = v
+        acked = write_keys(leader, 50)
 
         filler = small_disk / "filler"
         fill(filler)
@@ -126,19 +138,12 @@ def test_full_disk_refuses_writes_serves_reads_and_recovers(micedb_bin, tmp_path
 def test_a_write_that_hits_enospc_is_held_and_goes_in_once_space_returns(
         micedb_bin, tmp_path, small_disk):
     # No reserve: the disk fills under RocksDB itself, and its writes fail with ENOSPC.
-    c = Cluster(micedb_bin, str(tmp_path / "c"), 3,
-                ["--min-free-disk-mb", "0", "--request-timeout-ms", "3000"])
-    os.makedirs(c.root, exist_ok=True)
-    for n in c.nodes.values():
-        n.data_dir = str(small_disk / f"node{n.id}")
+    c = cluster_on(micedb_bin, tmp_path, small_disk,
+                   ["--min-free-disk-mb", "0", "--request-timeout-ms", "3000"])
     try:
         c.start()
         leader = c.nodes[c.wait_leader()]
-        acked = {}
-        for i in range(20):
-            k, v = f"k{i}", f"v{i}"
-            assert retry(lambda: leader.redis().set(k, v), timeout=20)
-            acked[k] = v
+        acked = write_keys(leader, 20)
 
         filler = small_disk / "filler"
         fill(filler)

@@ -24,7 +24,7 @@ struct ServerStats {
       : per_command(std::make_unique<CommandCounters[]>(num_commands)) {}
 
   std::atomic<uint64_t> connections_received{0};
-  std::atomic<uint64_t> rejected_connections{0};  // over max_connections
+  std::atomic<uint64_t> rejected_connections{0};    // over max_connections
   std::atomic<uint64_t> tls_handshake_failures{0};  // on the TLS port
   std::atomic<uint64_t> commands_processed{0};
   std::atomic<uint64_t> error_replies{0};      // commands answered with an error, known or not
