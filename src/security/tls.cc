@@ -14,15 +14,16 @@
 namespace micedb::security {
 namespace {
 
-// The ALPN list a server accepts, in wire format (length-prefixed names), owned by the
-// context it is attached to.
-struct AlpnList {
+// A server context and the ALPN list it accepts, in wire format (length-prefixed names),
+// which OpenSSL's selection callback reads for as long as the context lives.
+struct AlpnContext : asio::ssl::context {
+  explicit AlpnContext(std::string w) : asio::ssl::context(tls_server), wire(std::move(w)) {}
   std::string wire;
 };
 
 int AlpnSelect(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen,
                const unsigned char* in, unsigned int inlen, void* arg) {
-  const auto* ours = static_cast<const AlpnList*>(arg);
+  const auto* ours = static_cast<const AlpnContext*>(arg);
   unsigned char* selected = nullptr;
   unsigned char selected_len = 0;
   // Our preference first; a client that offers none of ours fails the handshake.
@@ -85,7 +86,7 @@ TlsFiles ClientFiles(const std::string& certs_dir, const std::string& user) {
 Result<std::shared_ptr<asio::ssl::context>> MakeServerContext(const TlsFiles& files,
                                                               ClientAuth auth,
                                                               std::vector<std::string> alpn) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  auto ctx = std::make_shared<AlpnContext>(Wire(alpn));
   Harden(*ctx);
   MICEDB_RETURN_IF_ERROR(Load(*ctx, files));
   switch (auth) {
@@ -99,17 +100,8 @@ Result<std::shared_ptr<asio::ssl::context>> MakeServerContext(const TlsFiles& fi
       ctx->set_verify_mode(asio::ssl::verify_none);
       break;
   }
-  if (!alpn.empty()) {
-    // The list lives as long as the context: a shared_ptr deleter owns both.
-    auto* list = new AlpnList{Wire(alpn)};
-    SSL_CTX_set_alpn_select_cb(ctx->native_handle(), AlpnSelect, list);
-    std::shared_ptr<asio::ssl::context> owner(ctx.get(), [ctx, list](asio::ssl::context*) mutable {
-      ctx.reset();
-      delete list;
-    });
-    return owner;
-  }
-  return ctx;
+  if (!alpn.empty()) SSL_CTX_set_alpn_select_cb(ctx->native_handle(), AlpnSelect, ctx.get());
+  return std::shared_ptr<asio::ssl::context>(std::move(ctx));
 }
 
 Result<std::shared_ptr<asio::ssl::context>> MakeClientContext(const TlsFiles& files,
