@@ -88,6 +88,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "leases are shortened to hold under it. NTP daemons slew clocks by up to "
                   "8.3% while correcting an offset")
       ->capture_default_str();
+  cmd->add_option("--raft-slow-write-mib-per-sec", o->raft_slow_write_mib_per_sec,
+                  "The slowest rate at which a node may write and apply raft entries. After "
+                  "an entry of B bytes, nodes wait B / this rate longer before they hold an "
+                  "election or a leader steps down: a big entry holds every replica for a "
+                  "while, and none should depose a leader that is only busy. 0: no allowance")
+      ->capture_default_str();
   cmd->add_option("--min-free-disk-mb", o->min_free_disk_mb,
                   "Below this much free space on the data directory's disk the NOSPACE alarm "
                   "refuses writes (reads go on) until space is freed; 0: only a full disk")

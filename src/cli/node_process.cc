@@ -105,6 +105,7 @@ int RunNode(const StartOptions& opts) {
   no.max_result_bytes = opts.max_result_bytes;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
+  no.router.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;
   no.router.unsafe_local_reads = opts.testing_unsafe_local_reads;
   no.store.request_timeout_ms = opts.request_timeout_ms;
   no.store.tick_ms = opts.raft_tick_ms;
@@ -116,6 +117,7 @@ int RunNode(const StartOptions& opts) {
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
   no.store.max_clock_drift = opts.max_clock_drift;
+  no.store.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;
   no.store.min_free_bytes = opts.min_free_disk_mb << 20;
 
   // Refused by a peer (a replaced data directory, another cluster): stop, exit code 3.

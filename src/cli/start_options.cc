@@ -173,6 +173,9 @@ Status Validate(const StartOptions& opts) {
   if (opts.raft_log_gc_keep >= opts.raft_log_gc_threshold) {
     return Status::InvalidArgument("--raft-log-gc-keep must be below --raft-log-gc-threshold");
   }
+  if (opts.raft_slow_write_mib_per_sec > (uint64_t{1} << 20)) {
+    return Status::InvalidArgument("--raft-slow-write-mib-per-sec must be at most 1048576");
+  }
   if (opts.election_ticks < 3) return Status::InvalidArgument("--election-ticks must be >= 3");
   if (!(opts.max_clock_drift >= 0 && opts.max_clock_drift <= 0.5)) {
     return Status::InvalidArgument(

@@ -108,6 +108,11 @@ void ApplyBatch::Put(storage::Cf cf, std::string_view key, std::string_view valu
   State(cf).overlay.insert_or_assign(std::string(key), std::optional<std::string>(value));
 }
 
+void ApplyBatch::PutOwned(storage::Cf cf, std::string_view key, std::string value) {
+  State(cf).overlay.insert_or_assign(std::string(key), std::optional<std::string>(value));
+  out_->PutOwned(cf, key, std::move(value));
+}
+
 void ApplyBatch::Delete(storage::Cf cf, std::string_view key) {
   out_->Delete(cf, key);
   State(cf).overlay.insert_or_assign(std::string(key), std::optional<std::string>());

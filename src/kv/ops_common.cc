@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/pulse.h"
 #include "kv/command_result.h"
 #include "kv/ops.h"
 #include "kv/value_format.h"
@@ -35,8 +36,8 @@ void StoreValue(OpContext& ctx, std::string_view key, std::string_view value,
     RemoveKey(ctx, key);
     return;
   }
-  ctx.batch->Put(storage::Cf::kDefault, EncodeRawKey(key),
-                 EncodeValue(ValueType::kString, expire_at_ms, ctx.revision, value));
+  ctx.batch->PutOwned(storage::Cf::kDefault, EncodeRawKey(key),
+                      EncodeValue(ValueType::kString, expire_at_ms, ctx.revision, value));
 }
 
 void RemoveKey(OpContext& ctx, std::string_view key) {
@@ -59,6 +60,8 @@ StorageBounds BoundsFor(const KeyRange& range, std::string_view start, std::stri
 }
 
 bool ChargeReply(OpContext& ctx, size_t bytes) {
+  // A value was just loaded: long reads on a raft loop (a MULTI/EXEC's at apply) heartbeat.
+  Pulse();
   if (ctx.reply_budget == nullptr) return true;
   if (*ctx.reply_budget < bytes) {
     // Spent: every later read of this reply is refused before it loads anything, so a

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "common/pulse.h"
 #include "kv/command_result.h"
 #include "kv/ops.h"
 #include "kv/value_format.h"
@@ -59,6 +60,7 @@ Result<CommandResult> RunTxn(OpContext& ctx, const Txn& txn) {
           ErrorResult(KvError::NESTED_TXN, "a transaction cannot contain another transaction");
       continue;
     }
+    Pulse();  // between commands: a long transaction still heartbeats (common/pulse.h)
     if (!IsWriteCommand(inner)) {
       if (ctx.skip_txn_reads) {
         *result.mutable_array()->add_items() = NotKept("this replica did not run the read");

@@ -1,6 +1,7 @@
 #include "raft/raft.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 #include "raft/log_storage.h"
@@ -242,6 +243,30 @@ void Raft::TickElection() {
     ResetRandomizedElectionTimeout();
     Hup(false).IgnoreError();  // a refusal just waits for the next timeout
   }
+}
+
+bool Raft::AllowForEntries(uint64_t bytes) {
+  if (cfg_.slow_entry_bytes_per_tick == 0) return false;
+  // An overflow guard: no allowance beyond this many ticks (over ten minutes at 100 ms).
+  constexpr uint64_t kMaxTicks = 1 << 13;
+  const auto extra = static_cast<int>(std::min(bytes / cfg_.slow_entry_bytes_per_tick, kMaxTicks));
+  election_elapsed_ = std::min(election_elapsed_, -extra);
+  return extra > 0;
+}
+
+std::vector<Message> Raft::AnnounceBigEntries(uint64_t bytes) {
+  if (role_ != Role::kLeader || !AllowForEntries(bytes)) return {};
+  return HeartbeatsNow(bytes);
+}
+
+std::vector<Message> Raft::HeartbeatsNow(uint64_t big_entry_bytes) {
+  if (role_ != Role::kLeader) return {};
+  const size_t first = msgs_.size();
+  BcastHeartbeat(big_entry_bytes);
+  std::vector<Message> out(std::make_move_iterator(msgs_.begin() + static_cast<ptrdiff_t>(first)),
+                           std::make_move_iterator(msgs_.end()));
+  msgs_.resize(first);
+  return out;
 }
 
 void Raft::TickHeartbeat() {

@@ -46,6 +46,9 @@ class Raft {
   // term and index of the last entry appended by a leader, (0, 0) when forwarded.
   Result<std::pair<Term, LogIndex>> Propose(std::vector<std::string> data, bool allow_forward);
   Result<std::pair<Term, LogIndex>> ProposeConfChange(const ConfChange& cc);
+  std::vector<Message> AnnounceBigEntries(uint64_t bytes);  // RawNode::AnnounceBigEntries
+  // A leader's heartbeats to every follower, taken out of msgs_ at once (RawNode::HeartbeatNow).
+  std::vector<Message> HeartbeatsNow(uint64_t big_entry_bytes = 0);
   ConfState ApplyConfChange(const ConfChange& cc);
   void ReadIndex(std::string ctx);
   void TransferLeader(NodeId target);
@@ -123,9 +126,9 @@ class Raft {
   bool MaybeSendAppend(NodeId to, bool send_if_empty, bool empty_probe = false);
   void SendAppendAll(NodeId to);  // as many MSG_APP as flow control allows
   bool SendSnapshot(NodeId to, FollowerProgress* pr);
-  void SendHeartbeat(NodeId to, uint64_t round);
+  void SendHeartbeat(NodeId to, uint64_t round, uint64_t big_entry_bytes = 0);
   void BcastAppend();
-  void BcastHeartbeat();
+  void BcastHeartbeat(uint64_t big_entry_bytes = 0);
   bool MaybeCommit();
   void OnCommitAdvanced();
   void HandleAppendResponse(const Message& m, FollowerProgress* pr);
@@ -146,6 +149,9 @@ class Raft {
   // A message from the leader of our term: reset the election timer and renew the promise
   // not to vote for another candidate (InLease).
   void HeardFromLeader(NodeId leader);
+  // Allows `bytes` of new entries their extra ticks (Config::slow_entry_bytes_per_tick);
+  // whether that came to at least one tick.
+  bool AllowForEntries(uint64_t bytes);
   Status StepCandidate(Message& m);
   void HandleAppend(Message& m);
   void HandleHeartbeat(const Message& m);
@@ -168,7 +174,9 @@ class Raft {
   std::vector<ReadState> read_states_;
   std::vector<std::string> dropped_reads_;
 
-  int election_elapsed_ = 0;  // leader: ticks since the last CheckQuorum round
+  // Ticks since the leader was heard from (leader: since the last CheckQuorum round);
+  // negative while a big entry's allowance lasts (AllowForEntries).
+  int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
   int lease_ticks_ = 0;

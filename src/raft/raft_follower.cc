@@ -7,7 +7,9 @@
 namespace micedb::raft {
 
 void Raft::HeardFromLeader(NodeId leader) {
-  election_elapsed_ = 0;
+  // A big entry's allowance outlasts the messages that follow it (the leader's commit
+  // announcement comes before its own apply of the entry).
+  election_elapsed_ = std::min(election_elapsed_, 0);
   promise_until_tick_ = ticks_ + static_cast<uint64_t>(cfg_.election_tick);
   lead_ = leader;
 }
@@ -18,12 +20,17 @@ Status Raft::StepFollower(Message& m) {
       // Forwarded proposals go to the leader only; a follower that got one drops it rather
       // than bouncing it around.
       return Status::OK();
-    case MSG_APP:
+    case MSG_APP: {
       HeardFromLeader(NodeId(m.from()));
+      uint64_t bytes = 0;
+      for (const Entry& e : m.entries()) bytes += e.data().size();
+      AllowForEntries(bytes);
       HandleAppend(m);
       return Status::OK();
+    }
     case MSG_HEARTBEAT:
       HeardFromLeader(NodeId(m.from()));
+      AllowForEntries(m.big_entry_bytes());
       HandleHeartbeat(m);
       return Status::OK();
     case MSG_SNAP:

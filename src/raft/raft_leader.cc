@@ -12,11 +12,16 @@ namespace micedb::raft {
 
 LogIndex Raft::AppendAsLeader(std::vector<Entry> ents) {
   LogIndex last = log_.LastIndex();
+  uint64_t bytes = 0;
   for (Entry& e : ents) {
     ++last;
     e.set_term(term_.value());
     e.set_index(last.value());
+    bytes += e.data().size();
   }
+  // The followers stop answering while they write these (and so does this node), and the
+  // entries take a while to reach them: a heartbeat tells them now, ahead of the entries.
+  if (AllowForEntries(bytes)) BcastHeartbeat(bytes);
   log_.Append(std::move(ents));
   // The leader's own copy counts towards the quorum once appended: the Ready contract makes
   // the application persist it before any message that could lead to a commit is sent. With
@@ -276,7 +281,7 @@ bool Raft::SendSnapshot(NodeId to, FollowerProgress* pr) {
   return true;
 }
 
-void Raft::SendHeartbeat(NodeId to, uint64_t round) {
+void Raft::SendHeartbeat(NodeId to, uint64_t round, uint64_t big_entry_bytes) {
   const FollowerProgress* pr = tracker_.Get(to);
   // Never tell a follower to commit past what it is known to hold.
   LogIndex commit = std::min(pr ? pr->match : LogIndex(0), log_.committed());
@@ -285,6 +290,7 @@ void Raft::SendHeartbeat(NodeId to, uint64_t round) {
   m.set_to(to.value());
   m.set_commit(commit.value());
   m.set_index(round);
+  m.set_big_entry_bytes(big_entry_bytes);
   Send(std::move(m));
 }
 
@@ -296,7 +302,7 @@ void Raft::BcastAppend() {
   }
 }
 
-void Raft::BcastHeartbeat() {
+void Raft::BcastHeartbeat(uint64_t big_entry_bytes) {
   uint64_t round = ++hb_round_;
   if (round_ticks_.empty() || round_ticks_.back().second != ticks_) {
     round_ticks_.emplace_back(round, ticks_);
@@ -308,7 +314,7 @@ void Raft::BcastHeartbeat() {
   }
   for (auto& [id, pr] : tracker_.progress()) {
     if (id != id_) {
-      SendHeartbeat(id, round);
+      SendHeartbeat(id, round, big_entry_bytes);
     }
   }
 }
@@ -601,8 +607,8 @@ void Raft::HandleTransferLeader(NodeId target) {
     AbortLeaderTransfer();
   }
   lead_transferee_ = target;
-  // The transfer gets one election timeout to finish.
-  election_elapsed_ = 0;
+  // The transfer gets one election timeout to finish (after a big entry's allowance).
+  election_elapsed_ = std::min(election_elapsed_, 0);
   const FollowerProgress* pr = tracker_.Get(target);
   if (pr != nullptr && pr->match == log_.LastIndex()) {
     SendTimeoutNow(target);

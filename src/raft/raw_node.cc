@@ -54,6 +54,12 @@ Result<std::pair<Term, LogIndex>> RawNode::ProposeBatchWithIndex(std::vector<std
   return raft_->Propose(std::move(data), /*allow_forward=*/false);
 }
 
+std::vector<Message> RawNode::AnnounceBigEntries(uint64_t bytes) {
+  return raft_->AnnounceBigEntries(bytes);
+}
+
+std::vector<Message> RawNode::HeartbeatNow() { return raft_->HeartbeatsNow(); }
+
 Status RawNode::ProposeConfChange(const ConfChange& cc) {
   return raft_->ProposeConfChange(cc).status();
 }

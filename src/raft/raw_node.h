@@ -53,6 +53,16 @@ class RawNode {
   // the returned one, and one MSG_APP per follower carries them all. Errors as
   // ProposeWithIndex; InvalidArgument for an empty batch.
   Result<std::pair<Term, LogIndex>> ProposeBatchWithIndex(std::vector<std::string> data);
+  // A leader about to propose `bytes` of entries (Config::slow_entry_bytes_per_tick): starts
+  // their allowance and returns heartbeats that announce them, to be sent at once, outside
+  // the Ready cycle (a leader's heartbeats promise nothing about its log). Copying and
+  // encoding a big entry takes a while before its Ready exists; the followers should know
+  // before. Empty when not the leader or the bytes come to less than a tick.
+  std::vector<Message> AnnounceBigEntries(uint64_t bytes);
+  // A leader's heartbeats to every follower, to be sent at once outside the Ready cycle: for
+  // an application whose loop is stuck in long work (a big apply) and must not look dead to
+  // the followers. Empty when not the leader.
+  std::vector<Message> HeartbeatNow();
 
   // Proposes a single-server membership change (leader only, never forwarded).
   // Errors: NotLeader; Aborted during a transfer; Busy while a previous change is not yet

@@ -61,6 +61,16 @@ struct Config {
   // readable through the LogStorage once the Ready is advanced (raft.md §2).
   bool async_leader_persist = false;
   uint64_t random_seed = 0;  // mixed with the id: same seed -> same timeouts
+  // Big entries and the election timer (raft.md §8). A node stops ticking while it writes or
+  // applies a big entry, and so do its peers, each for its own length of time: on a loaded
+  // machine a 64 MiB entry can hold a node for seconds, more than an election timeout, and
+  // the one that finishes first would depose a leader that is only busy. So a follower that
+  // takes B bytes of entries from its leader, and a leader that appends B bytes, allow
+  // B / slow_entry_bytes_per_tick extra ticks before the election timeout (follower) or the
+  // next CheckQuorum (leader). It only ever delays an election or a step-down, so leases and
+  // votes are as safe as without it; a leader that dies right after a big entry is replaced
+  // that much later. 0: no allowance.
+  uint64_t slow_entry_bytes_per_tick = 0;
 
   // InvalidArgument naming the first bad field, or OK.
   Status Validate() const;

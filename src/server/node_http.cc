@@ -84,6 +84,10 @@ std::string Node::RenderMetrics() const {
   counter("micedb_raft_loop_rounds_total", "Raft loop rounds with work", c.loop_rounds.load());
   counter("micedb_raft_slow_rounds_total", "Raft loop rounds longer than half an election timeout",
           c.slow_rounds.load());
+  counter(
+      "micedb_raft_pulses_total",
+      "Heartbeat rounds sent from inside long raft loop work so that followers kept their leader",
+      c.pulses.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());
   counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",

@@ -9,6 +9,11 @@ void WriteBatch::Put(Cf cf, std::string_view key, std::string_view value) {
   bytes_ += key.size() + value.size();
 }
 
+void WriteBatch::PutOwned(Cf cf, std::string_view key, std::string value) {
+  bytes_ += key.size() + value.size();
+  ops_.push_back(Op{OpType::kPut, cf, std::string(key), std::move(value)});
+}
+
 void WriteBatch::Delete(Cf cf, std::string_view key) {
   ops_.push_back(Op{OpType::kDelete, cf, std::string(key), std::string()});
   bytes_ += key.size();

@@ -31,6 +31,8 @@ class WriteBatch {
 
   // Sets `key` to `value` in `cf`. Later ops in the batch see the effect of earlier ones.
   void Put(Cf cf, std::string_view key, std::string_view value);
+  // The same, taking the value's buffer: no copy of a big value.
+  void PutOwned(Cf cf, std::string_view key, std::string value);
   // Removes `key` from `cf`; removing an absent key is not an error.
   void Delete(Cf cf, std::string_view key);
   // Removes every key k of `cf` with begin <= k < end. begin == end deletes nothing;

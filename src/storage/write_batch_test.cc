@@ -30,6 +30,18 @@ TEST(WriteBatchTest, RecordsOpsInOrder) {
   EXPECT_EQ(batch.ApproximateBytes(), 0u);
 }
 
+TEST(WriteBatchTest, PutOwnedTakesTheValuesBuffer) {
+  WriteBatch batch;
+  std::string value(1 << 20, 'v');
+  const char* data = value.data();
+  batch.PutOwned(Cf::kDefault, "k", std::move(value));
+  ASSERT_EQ(batch.Count(), 1u);
+  EXPECT_EQ(batch.ops()[0].type, WriteBatch::OpType::kPut);
+  EXPECT_EQ(batch.ops()[0].value.size(), size_t{1} << 20);
+  EXPECT_EQ(batch.ops()[0].value.data(), data) << "moved, not copied";
+  EXPECT_EQ(batch.ApproximateBytes(), 1u + (1u << 20));
+}
+
 TEST(WriteBatchTest, KeepsBinaryKeys) {
   WriteBatch batch;
   const std::string key("a\0b", 3);

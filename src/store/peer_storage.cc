@@ -14,11 +14,13 @@ PeerStorage::PeerStorage(uint64_t region_id, raft::ConfState conf_state)
     : region_id_(region_id), conf_state_(std::move(conf_state)) {}
 
 std::string PeerStorage::EncodeEntry(const raft::Entry& e) {
-  std::string body = e.SerializeAsString();
-  std::string out;
-  out.reserve(body.size() + 4);
-  PutFixed32(&out, crc32c::Mask(crc32c::Value(body)));
-  out += body;
+  // The crc, then the entry serialized in place: one copy of a big entry, not two.
+  const size_t size = e.ByteSizeLong();
+  std::string out(4 + size, '\0');
+  e.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + 4));
+  std::string crc;
+  PutFixed32(&crc, crc32c::Mask(crc32c::Value(std::string_view(out).substr(4))));
+  out.replace(0, 4, crc);
   return out;
 }
 
@@ -80,7 +82,8 @@ Status PeerStorage::Load(storage::Engine* engine) {
   return it->status();
 }
 
-void PeerStorage::Append(const std::vector<raft::Entry>& entries, storage::WriteBatch* wb) {
+void PeerStorage::Append(std::vector<raft::Entry>* new_entries, storage::WriteBatch* wb) {
+  std::vector<raft::Entry>& entries = *new_entries;
   if (entries.empty()) return;
   uint64_t first_new = entries.front().index();
   uint64_t old_last = LastIndex().value();
@@ -89,10 +92,14 @@ void PeerStorage::Append(const std::vector<raft::Entry>& entries, storage::Write
     log_bytes_ -= raft::EntrySize(entries_.back());
     entries_.pop_back();
   }
-  for (const auto& e : entries) {
-    wb->Put(Cf::kRaft, RaftLogKey(region_id_, e.index()), EncodeEntry(e));
+  for (auto& e : entries) {
+    wb->PutOwned(Cf::kRaft, RaftLogKey(region_id_, e.index()), EncodeEntry(e));
     log_bytes_ += raft::EntrySize(e);
-    entries_.push_back(e);
+    raft::Entry& kept = entries_.emplace_back();
+    kept.set_term(e.term());
+    kept.set_index(e.index());
+    kept.set_type(e.type());
+    kept.mutable_data()->swap(*e.mutable_data());
   }
   uint64_t new_last = entries.back().index();
   if (old_last > new_last) {

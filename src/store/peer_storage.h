@@ -28,8 +28,9 @@ class PeerStorage : public raft::LogStorage {
 
   // ---- Writes, recorded in `wb` and applied to the in-memory view at once ----
 
-  // Appends entries from the core's Ready, dropping any suffix they replace.
-  void Append(const std::vector<raft::Entry>& entries, storage::WriteBatch* wb);
+  // Appends entries from the core's Ready, dropping any suffix they replace. Takes each
+  // entry's data (a big value is not copied again); index, term and type stay.
+  void Append(std::vector<raft::Entry>* entries, storage::WriteBatch* wb);
   void SetHardState(const raft::HardState& hs, storage::WriteBatch* wb);
   // Forgets the whole log: the next entry follows (index, term), as after a snapshot install.
   void ResetToSnapshot(uint64_t index, uint64_t term, storage::WriteBatch* wb);

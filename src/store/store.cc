@@ -148,6 +148,10 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   // this node's own --raft-lease-reads says.
   cfg.startup_vote_guard = true;
   cfg.async_leader_persist = options_.async_leader_sync;
+  if (options_.slow_write_bytes_per_sec > 0) {
+    cfg.slow_entry_bytes_per_tick = std::max<uint64_t>(
+        1, options_.slow_write_bytes_per_sec * static_cast<uint64_t>(options_.tick_ms) / 1000);
+  }
   cfg.random_seed = options_.random_seed ^ (desc.id() * 0x9E3779B97F4A7C15ull);
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
   p->tick_ns[0] = LeaseNowNs();
@@ -327,6 +331,13 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
   Post([this, req = std::move(req), done = std::move(done)]() mutable {
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    // A big write holds this loop (and then the followers') for a while, starting with its
+    // encoding below: tell the followers first (raft.md §3, big entries).
+    if (std::vector<raft::Message> hb = p->node->AnnounceBigEntries(req.ByteSizeLong());
+        !hb.empty()) {
+      for (auto& m : hb) m.set_region_id(p->id());
+      transport_->SendBatch(std::move(hb));
+    }
     if (RefusingWrites()) {
       counters_.writes_refused_no_space++;
       return done(AlarmResponse(p->id()));
@@ -340,10 +351,15 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
       counters_.requests_refused++;
       return done(std::move(*refused));
     }
-    // Proposed with the rest of this round's writes in StartBatches.
-    p->proposing.emplace_back(
-        EncodeEntry(std::move(req)),
-        RegionPeer::Proposal{0, std::move(done), NowMs() + options_.request_timeout_ms});
+    // Proposed with the rest of this round's writes in StartBatches. A big one gets more
+    // time, as the router gives it (StoreOptions::slow_write_bytes_per_sec).
+    std::string entry = EncodeEntry(std::move(req));
+    int64_t timeout = options_.request_timeout_ms;
+    if (options_.slow_write_bytes_per_sec > 0) {
+      timeout += static_cast<int64_t>(entry.size() * 1000 / options_.slow_write_bytes_per_sec);
+    }
+    p->proposing.emplace_back(std::move(entry),
+                              RegionPeer::Proposal{0, std::move(done), NowMs() + timeout});
   });
 }
 

@@ -83,6 +83,10 @@ struct StoreOptions {
   // slew by up to 8.3%, chrony's maxslewrate). Leases are shortened so that they hold while
   // every node's clock is within it (raft.md §7). 0 <= max_clock_drift < 1.
   double max_clock_drift = 0.1;
+  // The slowest rate at which a node may write and apply raft entries
+  // (raft::Config::slow_entry_bytes_per_tick): after a big entry every replica waits that
+  // much longer before an election or a step-down. 0: no allowance.
+  uint64_t slow_write_bytes_per_sec = uint64_t{8} << 20;
   // Ticks, request timeouts and leases: one monotonic clock that keeps counting through a
   // host suspend. Null: BoottimeClock. Not owned.
   const Clock* clock = nullptr;
@@ -134,6 +138,8 @@ struct StoreCounters {
   std::atomic<uint64_t> requests_refused{0};   // stale epoch or key outside the region
   // Rounds that took more than half an election timeout: the leaders' heartbeats waited.
   std::atomic<uint64_t> slow_rounds{0};
+  // Heartbeats sent from inside long loop work (Pulse), so that followers did not time out.
+  std::atomic<uint64_t> pulses{0};
   // Engine writes that failed (the round holding them waits: store/disk_alarm.h).
   std::atomic<uint64_t> write_failures{0};
   // Writes refused because the disk alarm is up.
@@ -274,6 +280,9 @@ class Store {
   bool TakeTasks(std::vector<std::function<void()>>* tasks) EXCLUDES(mu_);
   // One pass of the loop after its input: batches, a tick when due, the round.
   void Drive(int64_t now_ms);
+  // This thread's Pulse (common/pulse.h): once the loop has been busy for a heartbeat
+  // interval, every leader here sends heartbeats at once, and again each interval after.
+  void PulseLeaders();
   void SyncLoop() EXCLUDES(sync_mu_);
   void ReportPersisted(const std::vector<PersistMark>& marks);
   void RunRound();
@@ -368,6 +377,8 @@ class Store {
 
   // Loop thread only (the Poll caller in manual mode).
   int64_t next_tick_ms_ = 0;
+  int64_t busy_since_ms_ = 0;  // when the loop last took up work (PulseLeaders)
+  int64_t last_pulse_ms_ = 0;
   std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;
   std::map<std::pair<uint64_t, uint64_t>, StagedSnapshot> received_snapshots_;  // (region, index)
   std::map<NodeId, std::string> addresses_;

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "common/pulse.h"
 #include "store/apply.h"
 #include "store/errors.h"
 #include "store/keys.h"
@@ -22,6 +23,7 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
     if (w.rd.committed_entries.empty()) continue;
     std::optional<Applier> applier;
     for (const auto& e : w.rd.committed_entries) {
+      Pulse();  // a long apply still heartbeats (PulseLeaders)
       counters_.entries_committed++;
       if (e.index() <= p->apply.applied_index()) continue;
       region::RegionResponse result;

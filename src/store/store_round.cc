@@ -1,11 +1,13 @@
 // The raft loop: input, ticks, one round of persist / send / apply / advance, and the
 // raft-sync thread that syncs a leader's own log while the loop goes on (store.h, steps 1-5).
+#include <algorithm>
 #include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "common/pulse.h"
 #include "store/errors.h"
 #include "store/keys.h"
 #include "store/region_peer.h"
@@ -21,6 +23,7 @@ std::string ReadCtx(uint64_t id) { return fmt::format("r{}", id); }
 
 void Store::Loop() {
   pthread_setname_np(pthread_self(), "raft-loop");
+  ScopedPulse pulse([this] { PulseLeaders(); });
   std::vector<std::function<void()>> tasks;
   while (true) {
     {
@@ -32,6 +35,7 @@ void Store::Loop() {
       if (stopping_) return;
       tasks.swap(tasks_);
     }
+    busy_since_ms_ = NowMs();
     for (auto& t : tasks) t();
     tasks.clear();
     Drive(NowMs());
@@ -46,8 +50,10 @@ bool Store::TakeTasks(std::vector<std::function<void()>>* tasks) {
 }
 
 void Store::Poll() {
+  ScopedPulse pulse([this] { PulseLeaders(); });
   std::vector<std::function<void()>> tasks;
   if (!TakeTasks(&tasks)) return;
+  busy_since_ms_ = NowMs();
   for (auto& t : tasks) t();
   Drive(NowMs());
 }
@@ -71,6 +77,23 @@ void Store::Drive(int64_t now) {
     PublishInfo();
   }
   RunRound();
+}
+
+void Store::PulseLeaders() {
+  const int64_t now = NowMs();
+  const int64_t interval = static_cast<int64_t>(options_.tick_ms) * options_.heartbeat_tick;
+  if (now - std::max(busy_since_ms_, last_pulse_ms_) < interval) return;
+  last_pulse_ms_ = now;
+  std::vector<raft::Message> out;
+  for (auto& [id, p] : peers_) {
+    for (raft::Message& m : p->node->HeartbeatNow()) {
+      m.set_region_id(id);
+      out.push_back(std::move(m));
+    }
+  }
+  if (out.empty()) return;
+  counters_.pulses++;
+  transport_->SendBatch(std::move(out));
 }
 
 void Store::SyncLoop() {
@@ -186,20 +209,23 @@ void Store::RunRound() {
       counters_.snapshots_applied++;
       r.info_changed = true;
     }
-    for (const auto& e : w.rd.entries) r.entry_bytes += e.data().size();
-    p->storage.Append(w.rd.entries, &r.log_wb);
-    if (w.rd.hard_state) p->storage.SetHardState(*w.rd.hard_state, &r.log_wb);
-    sync |= w.rd.must_sync;
   }
   // A leader's appends leave before its own write (thesis §10.2.1), so that the followers
   // write the entries while it does: a commit then costs one fsync plus a round trip, not two
   // fsyncs plus a round trip. Nothing the leader promises depends on this write (see
   // raft::Ready::send_before_persist); its answers to clients still wait for it (step 3).
+  // They leave before the write batch is even built, which takes a while for big entries.
   std::vector<raft::Message> out;
   for (auto& w : r.work) {
     if (w.rd.send_before_persist) TakeMessages(w.peer, &w.rd, &out);
   }
   if (!out.empty()) transport_->SendBatch(std::move(out));
+  for (auto& w : r.work) {
+    for (const auto& e : w.rd.entries) r.entry_bytes += e.data().size();
+    w.peer->storage.Append(&w.rd.entries, &r.log_wb);  // takes their data
+    if (w.rd.hard_state) w.peer->storage.SetHardState(*w.rd.hard_state, &r.log_wb);
+    sync |= w.rd.must_sync;
+  }
   // Where every Ready that needs a sync is a leader's (its messages are gone already and
   // promise nothing about this write), the raft-sync thread syncs while the loop goes on, and
   // the leaders count their own copies once it is done (raft::Config::async_leader_persist).

@@ -317,4 +317,28 @@ TEST_F(StoreTest, ALeaderTransferAdminRequestMovesLeadership) {
 }
 
 }  // namespace
+// A leader whose apply takes many election timeouts (a MULTI/EXEC that reads big values, in
+// the kv state machine) keeps its followers: the work pulses (common/pulse.h), and the loop's
+// pulse sends each leader's heartbeats. Without the pulses the followers elect another leader
+// after 100-200 ms here.
+TEST_F(StoreTest, LeaderBusyApplyingKeepsItsFollowersThroughPulses) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(cluster_->Put(leader, "a", "1").ok());
+  uint64_t elections = 0;
+  for (uint64_t id : {1, 2, 3}) elections += cluster_->GetStore(id)->counters().elections_started;
+  cluster_->sm().slow_apply_ms = 1000;  // ten election timeouts
+  cluster_->sm().pulse_while_slow = true;
+  cluster_->sm().slow_engine = cluster_->node(leader).engine.get();
+  auto r = cluster_->Put(leader, "b", "2");
+  cluster_->sm().slow_engine = nullptr;
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  uint64_t after = 0;
+  for (uint64_t id : {1, 2, 3}) after += cluster_->GetStore(id)->counters().elections_started;
+  EXPECT_EQ(after, elections) << "a follower campaigned while the leader was busy";
+  EXPECT_EQ(cluster_->GetStore(leader)->LeaderOf(RegionId(1)).value(), leader);
+  EXPECT_GT(cluster_->GetStore(leader)->counters().pulses.load(), 0u);
+}
+
 }  // namespace micedb::store::test

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "common/pulse.h"
 #include "storage/fault_engine.h"
 #include "store/errors.h"
 
@@ -99,7 +100,15 @@ class TestStateMachine : public StateMachine {
         : sm_(sm), engine_(engine), wb_(wb) {}
     kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex, bool) override {
       if (engine_ == sm_->slow_engine.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(sm_->slow_apply_ms.load()));
+        if (sm_->pulse_while_slow) {
+          // Long work that pulses now and then, as the kv state machine's reads do.
+          for (int ms = 0; ms < sm_->slow_apply_ms.load(); ms += 5) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            Pulse();
+          }
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(sm_->slow_apply_ms.load()));
+        }
       }
       if (cmd.has_mset()) {
         for (const auto& kv : cmd.mset().pairs()) {
@@ -155,6 +164,7 @@ class TestStateMachine : public StateMachine {
   // Applying on the node whose engine this is takes slow_apply_ms per entry.
   std::atomic<storage::Engine*> slow_engine{nullptr};
   std::atomic<int> slow_apply_ms{0};
+  std::atomic<bool> pulse_while_slow{false};  // calls Pulse() every 5 ms while slow
 };
 
 class Cluster;

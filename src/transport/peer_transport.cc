@@ -269,14 +269,18 @@ void PeerTransport::SendBatch(std::vector<raft::Message> msgs) {
     uint64_t to = m.to();
     by_node[to].push_back(std::move(m));
   }
+  // Every destination's heartbeats and votes leave before any big append is serialized.
+  std::vector<std::pair<Peer*, RaftBatch>> bulk;
   for (auto& [to, batch] : by_node) {
     Peer* p = GetPeer(NodeId(to));
     if (!p) {
       dropped_ += batch.size();
       continue;
     }
-    p->Enqueue(batch);
+    RaftBatch rest = p->EnqueueUrgent(batch);
+    if (rest.msgs_size() > 0) bulk.emplace_back(p, std::move(rest));
   }
+  for (auto& [p, rest] : bulk) p->EnqueueBulk(rest);
 }
 
 }  // namespace micedb::transport

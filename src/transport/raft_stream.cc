@@ -131,8 +131,11 @@ std::shared_ptr<grpc::Channel> PeerTransport::Peer::channel() {
 }
 
 void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (stopped_) return;
+  RaftBatch bulk = EnqueueUrgent(msgs);
+  if (bulk.msgs_size() > 0) EnqueueBulk(bulk);
+}
+
+RaftBatch PeerTransport::Peer::EnqueueUrgent(std::vector<raft::Message>& msgs) {
   RaftBatch urgent, bulk;
   for (RaftBatch* b : {&urgent, &bulk}) {
     b->set_from_node(t_->options_.node_id.value());
@@ -142,6 +145,8 @@ void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
     b->set_tick_ms(t_->options_.tick_ms);
     b->set_election_ticks(t_->options_.election_ticks);
   }
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopped_) return RaftBatch();
   size_t n = 0;
   for (auto& m : msgs) {
     if (QueuedMsgsLocked() + n >= t_->options_.max_queued_messages) {
@@ -152,15 +157,21 @@ void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
     *b->add_msgs() = std::move(m);
     ++n;
   }
-  if (n == 0) return;
   if (urgent.msgs_size() > 0) {
     AppendFrame(&urgent_, kRaftBatchFrame, urgent);
     urgent_msgs_ += static_cast<size_t>(urgent.msgs_size());
+    QueuedLocked(/*write_now=*/true);
   }
-  if (bulk.msgs_size() > 0) {
-    (void)AppendBulkLocked(kRaftBatchFrame, bulk, static_cast<size_t>(bulk.msgs_size()));
-  }
-  QueuedLocked(/*write_now=*/true);
+  return bulk;
+}
+
+void PeerTransport::Peer::EnqueueBulk(const RaftBatch& bulk) {
+  const auto msgs = static_cast<size_t>(bulk.msgs_size());
+  if (msgs == 0) return;
+  Prepared frame = Prepare(kRaftBatchFrame, bulk);
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopped_) return;
+  if (PushBulkLocked(std::move(frame), msgs)) QueuedLocked(/*write_now=*/true);
 }
 
 bool PeerTransport::Peer::EnqueueFrame(uint8_t type, const google::protobuf::MessageLite& payload,
@@ -175,31 +186,46 @@ bool PeerTransport::Peer::EnqueueFrame(uint8_t type, const google::protobuf::Mes
 bool PeerTransport::Peer::AppendBulkLocked(uint8_t type,
                                            const google::protobuf::MessageLite& payload,
                                            size_t msgs) {
+  return PushBulkLocked(Prepare(type, payload), msgs);
+}
+
+PeerTransport::Peer::Prepared PeerTransport::Peer::Prepare(
+    uint8_t type, const google::protobuf::MessageLite& payload) {
+  Prepared p;
   const size_t n = payload.ByteSizeLong();
-  if (!bulk_.empty() && bulk_bytes_ + kHeaderBytes + n > t_->options_.max_queued_bytes) {
+  p.total = kHeaderBytes + n;
+  if (n <= kFragmentBytes) {
+    AppendFrameOfSize(&p.bytes, type, payload, n);
+    return p;
+  }
+  // Long: serialized once into a buffer its fragments share (not zero-filled first: at
+  // 100 MiB every extra pass over fresh memory costs page faults).
+  std::shared_ptr<char[]> whole(new char[p.total]);
+  WriteFrame(whole.get(), type, payload, n);
+  p.whole = std::move(whole);
+  return p;
+}
+
+bool PeerTransport::Peer::PushBulkLocked(Prepared frame, size_t msgs) {
+  if (!bulk_.empty() && bulk_bytes_ + frame.total > t_->options_.max_queued_bytes) {
     t_->dropped_ += msgs;
     return false;
   }
   bulk_msgs_ += msgs;
-  if (n <= kFragmentBytes) {
+  if (!frame.whole) {
     Queued q;
-    AppendFrameOfSize(&q.bytes, type, payload, n);
+    q.bytes = std::move(frame.bytes);
     q.msgs = msgs;
     bulk_bytes_ += q.size();
     bulk_.push_back(std::move(q));
     return true;
   }
-  // Long: serialized once into a buffer its fragments share (not zero-filled first: at
-  // 100 MiB every extra pass over fresh memory costs page faults on the raft loop's thread).
-  const size_t total = kHeaderBytes + n;
-  std::shared_ptr<char[]> whole(new char[total]);
-  WriteFrame(whole.get(), type, payload, n);
-  for (size_t off = 0; off < total; off += kFragmentBytes) {
+  for (size_t off = 0; off < frame.total; off += kFragmentBytes) {
     Queued f;
-    f.whole = whole;
+    f.whole = frame.whole;
     f.off = off;
-    f.len = std::min(kFragmentBytes, total - off);
-    f.msgs = off + f.len == total ? msgs : 0;
+    f.len = std::min(kFragmentBytes, frame.total - off);
+    f.msgs = off + f.len == frame.total ? msgs : 0;
     bulk_bytes_ += f.size();
     bulk_.push_back(std::move(f));
   }

@@ -67,6 +67,13 @@ class PeerTransport::Peer {
   // goes out before bulk frames not yet written. Messages over the queue's bound are
   // dropped and counted. Takes the messages out of `msgs`.
   void Enqueue(std::vector<raft::Message>& msgs);
+  // Enqueue in two steps, so that a caller with several destinations sends every urgent
+  // message before it serializes any big one: queues and writes the urgent messages, and
+  // returns the others for EnqueueBulk (empty when there are none).
+  RaftBatch EnqueueUrgent(std::vector<raft::Message>& msgs);
+  // Serializes `bulk` without holding the lock (the I/O thread keeps writing meanwhile),
+  // then queues it.
+  void EnqueueBulk(const RaftBatch& bulk);
 
   // Queues one bulk frame that counts as `weight` messages against the queue's bound. With
   // write_now false the write is left to the I/O thread, so that frames queued in a burst
@@ -97,6 +104,14 @@ class PeerTransport::Peer {
   // dropped) when it would pass max_queued_bytes while other bulk frames wait.
   bool AppendBulkLocked(uint8_t type, const google::protobuf::MessageLite& payload, size_t msgs)
       REQUIRES(mu_);
+  // AppendBulkLocked in two steps: serializing (any thread, no lock), then queueing.
+  struct Prepared {
+    std::string bytes;                    // a short frame
+    std::shared_ptr<const char[]> whole;  // or a long one, to be sent in fragments
+    size_t total = 0;                     // its bytes, header included
+  };
+  static Prepared Prepare(uint8_t type, const google::protobuf::MessageLite& payload);
+  bool PushBulkLocked(Prepared frame, size_t msgs) REQUIRES(mu_);
   bool HasQueuedLocked() const REQUIRES(mu_) { return !urgent_.empty() || !bulk_.empty(); }
   size_t QueuedMsgsLocked() const REQUIRES(mu_) { return urgent_msgs_ + bulk_msgs_; }
   // Moves what the next write should carry into `out` (appending): every urgent frame, then
