@@ -148,7 +148,7 @@ void Router::Launch(kv::Command cmd, std::string route_key, bool write, kv::Read
   *call->req.mutable_kv() = std::move(cmd);
   int64_t timeout = options_.request_timeout_ms;
   if (write && options_.slow_write_bytes_per_sec > 0) {
-    timeout += static_cast<int64_t>(call->req.kv().ByteSizeLong() * 1000 /
+    timeout += static_cast<int64_t>(3 * call->req.kv().ByteSizeLong() * 1000 /
                                     options_.slow_write_bytes_per_sec);
   }
   call->deadline_ms = NowMs() + timeout;

@@ -26,8 +26,9 @@ namespace micedb::router {
 
 struct RouterOptions {
   int64_t request_timeout_ms = 8000;  // give up (Unavailable / TimedOut) after this long
-  // A write of B bytes gets B / this rate more time (StoreOptions::slow_write_bytes_per_sec):
-  // a big value is copied, replicated, written and applied on every replica. 0: no more.
+  // A write of B bytes gets 3 B / this rate more time (StoreOptions::slow_write_bytes_per_sec):
+  // it goes through about three phases that each take up to B / rate (forwarding to the
+  // leader, the log write, the apply), one after the other. 0: no more.
   uint64_t slow_write_bytes_per_sec = 0;
   // Deliberately broken (fault tests only): every read is served from local state, as if the
   // client had asked for READONLY stale reads, so reads may be stale. Never enable in use.

@@ -352,11 +352,11 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
       return done(std::move(*refused));
     }
     // Proposed with the rest of this round's writes in StartBatches. A big one gets more
-    // time, as the router gives it (StoreOptions::slow_write_bytes_per_sec).
+    // time, as the router gives it (RouterOptions::slow_write_bytes_per_sec).
     std::string entry = EncodeEntry(std::move(req));
     int64_t timeout = options_.request_timeout_ms;
     if (options_.slow_write_bytes_per_sec > 0) {
-      timeout += static_cast<int64_t>(entry.size() * 1000 / options_.slow_write_bytes_per_sec);
+      timeout += static_cast<int64_t>(3 * entry.size() * 1000 / options_.slow_write_bytes_per_sec);
     }
     p->proposing.emplace_back(std::move(entry),
                               RegionPeer::Proposal{0, std::move(done), NowMs() + timeout});
