@@ -284,6 +284,14 @@ TEST(BigEntries, AnnounceHandsOutHeartbeatsAtOnceOnTheLeaderOnly) {
   EXPECT_EQ(c.raft(1).role(), Role::kLeader);
 }
 
+TEST(BigEntries, AnAnnouncedEntryIsNotAnnouncedAgainWhenProposed) {
+  TestCluster c(3, Allow1KiBPerTick);
+  c.Elect(1);
+  ASSERT_EQ(c.raw(1).AnnounceBigEntries(40 * kKiB).size(), 2u);
+  ASSERT_TRUE(c.raw(1).Propose(std::string(40 * kKiB, 'x')).ok());
+  EXPECT_EQ(CountType(c.raw(1).GetReady().messages, MSG_HEARTBEAT), 0u);
+}
+
 TEST(BigEntries, ClusterKeepsItsLeaderWhenEveryoneStallsOnABigEntry) {
   TestCluster c(3, Allow1KiBPerTick);
   c.Elect(1);

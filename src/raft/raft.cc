@@ -250,8 +250,9 @@ bool Raft::AllowForEntries(uint64_t bytes) {
   // An overflow guard: no allowance beyond this many ticks (over ten minutes at 100 ms).
   constexpr uint64_t kMaxTicks = 1 << 13;
   const auto extra = static_cast<int>(std::min(bytes / cfg_.slow_entry_bytes_per_tick, kMaxTicks));
-  election_elapsed_ = std::min(election_elapsed_, -extra);
-  return extra > 0;
+  if (extra == 0 || -extra >= election_elapsed_) return false;  // none, or no longer than now
+  election_elapsed_ = -extra;
+  return true;
 }
 
 std::vector<Message> Raft::AnnounceBigEntries(uint64_t bytes) {

@@ -150,7 +150,8 @@ class Raft {
   // not to vote for another candidate (InLease).
   void HeardFromLeader(NodeId leader);
   // Allows `bytes` of new entries their extra ticks (Config::slow_entry_bytes_per_tick);
-  // whether that came to at least one tick.
+  // whether that lengthened the allowance (a leader then announces it; one the store
+  // announced already is not announced again).
   bool AllowForEntries(uint64_t bytes);
   Status StepCandidate(Message& m);
   void HandleAppend(Message& m);

@@ -18,9 +18,7 @@ std::string PeerStorage::EncodeEntry(const raft::Entry& e) {
   const size_t size = e.ByteSizeLong();
   std::string out(4 + size, '\0');
   e.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + 4));
-  std::string crc;
-  PutFixed32(&crc, crc32c::Mask(crc32c::Value(std::string_view(out).substr(4))));
-  out.replace(0, 4, crc);
+  EncodeFixed32(out.data(), crc32c::Mask(crc32c::Value(std::string_view(out).substr(4))));
   return out;
 }
 

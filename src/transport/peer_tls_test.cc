@@ -19,6 +19,7 @@
 #include "security/certs.h"
 #include "security/tls.h"
 #include "transport/peer_transport.h"
+#include "transport/transport_test_util.h"
 
 namespace micedb::transport {
 namespace {
@@ -153,19 +154,10 @@ TEST(PeerTls, RaftStreamsAndGrpcWorkBetweenNodesOfOneCa) {
   EXPECT_TRUE(a.handler.Wait(5));
 
   // gRPC on the same port, through the TLS bridge: a snapshot's last chunk.
-  auto stub = RaftTransport::NewStub(a.transport->ChannelTo(NodeId(2)));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
   SnapshotDone done;
-  auto writer = stub->SendSnapshot(&ctx, &done);
-  SnapshotChunk last;
-  last.set_from_node(1);
-  last.set_region_id(1);
-  last.set_last(true);
-  *last.mutable_msg() = Msg(1, 2, 9);
-  const bool written = writer->Write(last);
-  writer->WritesDone();
-  grpc::Status st = writer->Finish();
+  bool written = false;
+  grpc::Status st =
+      SendLastSnapshotChunk(a.transport->ChannelTo(NodeId(2)), Msg(1, 2, 9), &done, &written);
   ASSERT_TRUE(written && st.ok()) << st.error_message();
   EXPECT_TRUE(b.handler.WaitSnapshot());
 }

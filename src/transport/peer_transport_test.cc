@@ -25,6 +25,7 @@
 #include "common/coding.h"
 #include "common/crc32c.h"
 #include "store/snapshot_files.h"
+#include "transport/transport_test_util.h"
 
 namespace micedb::transport {
 namespace {
@@ -270,19 +271,10 @@ TEST(PeerTransport, ReconnectsWhenTheDestinationComesBack) {
 TEST(PeerTransport, GrpcIsServedOnThePeerPort) {
   Endpoint b(2);
   auto channel = grpc::CreateChannel(b.addr(), grpc::InsecureChannelCredentials());
-  auto stub = RaftTransport::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
   SnapshotDone done;
-  auto writer = stub->SendSnapshot(&ctx, &done);
-  SnapshotChunk last;
-  last.set_from_node(1);
-  last.set_region_id(1);
-  last.set_last(true);
-  *last.mutable_msg() = Msg(1, 2, 9);
-  ASSERT_TRUE(writer->Write(last));
-  writer->WritesDone();
-  grpc::Status st = writer->Finish();
+  bool written = false;
+  grpc::Status st = SendLastSnapshotChunk(channel, Msg(1, 2, 9), &done, &written);
+  ASSERT_TRUE(written);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_TRUE(done.ok()) << done.error();
   EXPECT_TRUE(b.recorder.WaitSnapshot());

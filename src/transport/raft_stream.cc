@@ -130,11 +130,6 @@ std::shared_ptr<grpc::Channel> PeerTransport::Peer::channel() {
   return channel_;
 }
 
-void PeerTransport::Peer::Enqueue(std::vector<raft::Message>& msgs) {
-  RaftBatch bulk = EnqueueUrgent(msgs);
-  if (bulk.msgs_size() > 0) EnqueueBulk(bulk);
-}
-
 RaftBatch PeerTransport::Peer::EnqueueUrgent(std::vector<raft::Message>& msgs) {
   RaftBatch urgent, bulk;
   for (RaftBatch* b : {&urgent, &bulk}) {

@@ -62,14 +62,13 @@ class PeerTransport::Peer {
   void SetAddress(std::string addr);
   std::shared_ptr<grpc::Channel> channel();
 
-  // Queues the messages and writes them now if the socket is free: appends and snapshots as
-  // one bulk frame, in order with the other bulk frames; the rest as one urgent frame, which
-  // goes out before bulk frames not yet written. Messages over the queue's bound are
-  // dropped and counted. Takes the messages out of `msgs`.
-  void Enqueue(std::vector<raft::Message>& msgs);
-  // Enqueue in two steps, so that a caller with several destinations sends every urgent
-  // message before it serializes any big one: queues and writes the urgent messages, and
-  // returns the others for EnqueueBulk (empty when there are none).
+  // Queuing raft messages takes two steps, so that a caller with several destinations sends
+  // every urgent message before it serializes any big one. Appends and snapshots are bulk:
+  // one frame, in order with the other bulk frames; the rest make one urgent frame, which
+  // goes out before bulk frames not yet written. Messages over the queue's bound are dropped
+  // and counted.
+  // First: takes the messages out of `msgs`, queues the urgent ones and writes them now if
+  // the socket is free, and returns the others for EnqueueBulk (empty when there are none).
   RaftBatch EnqueueUrgent(std::vector<raft::Message>& msgs);
   // Serializes `bulk` without holding the lock (the I/O thread keeps writing meanwhile),
   // then queues it.
