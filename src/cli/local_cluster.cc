@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -21,10 +24,62 @@ namespace {
 struct Child {
   int id;
   pid_t pid;
+  std::vector<std::string> args;
+  std::chrono::steady_clock::time_point started;
   bool exited = false;
 };
 
-std::vector<std::string> NodeArgs(const LocalClusterOptions& o, int i, const std::string& exe) {
+pid_t Spawn(const std::vector<std::string>& args, const sigset_t& old_mask) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  // Child: a node must not outlive this supervisor, even when it is killed with -9. The
+  // supervisor may have died before prctl, in which case no signal will come.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(1);
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  std::fprintf(stderr, "micedb: error: cannot run %s: %s\n", argv[0], strerror(errno));
+  _exit(127);
+}
+
+std::string Absolute(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// Sends SIGTERM to every child still running, waits up to 10 s for each, then SIGKILLs.
+void StopAll(std::vector<Child>* children) {
+  for (const auto& c : *children) {
+    if (!c.exited) kill(c.pid, SIGTERM);
+  }
+  // Give nodes time to stop cleanly, then insist.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (auto& c : *children) {
+    bool killed = false;
+    while (!c.exited) {
+      int status = 0;
+      pid_t r = waitpid(c.pid, &status, WNOHANG);
+      if (r == c.pid || (r < 0 && errno == ECHILD)) {
+        c.exited = true;
+        continue;
+      }
+      if (!killed && std::chrono::steady_clock::now() > deadline) {
+        kill(c.pid, SIGKILL);
+        killed = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
+                                       const std::string& exe) {
   std::string peers;
   for (int j = 1; j <= o.nodes; ++j) {
     peers += fmt::format("{}{}={}:{}", j == 1 ? "" : ",", j, o.host, 20160 + o.port_offset + j);
@@ -35,7 +90,7 @@ std::vector<std::string> NodeArgs(const LocalClusterOptions& o, int i, const std
       "--node-id",
       std::to_string(i),
       "--data-dir",
-      (std::filesystem::path(o.data_dir) / fmt::format("node{}", i)).string(),
+      Absolute((std::filesystem::path(o.data_dir) / fmt::format("node{}", i)).string()),
       "--listen-peer",
       fmt::format("{}:{}", o.host, 20160 + o.port_offset + i),
       "--listen-redis",
@@ -47,28 +102,81 @@ std::vector<std::string> NodeArgs(const LocalClusterOptions& o, int i, const std
       "--initial-peers",
       peers};
   if (!o.certs_dir.empty()) {
-    args.insert(args.end(), {"--certs-dir", o.certs_dir, "--listen-redis-tls",
+    args.insert(args.end(), {"--certs-dir", Absolute(o.certs_dir), "--listen-redis-tls",
                              fmt::format("{}:{}", o.host, 6389 + o.port_offset + i)});
   }
   if (o.insecure) args.emplace_back("--insecure");
   return args;
 }
 
-pid_t Spawn(const std::vector<std::string>& args, const sigset_t& old_mask) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  // Child: a node must not outlive this supervisor, even when it is killed with -9.
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(argv[0], argv.data());
-  std::fprintf(stderr, "micedb: error: cannot run %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
+std::string ShellQuote(std::string_view arg) {
+  auto plain = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("@%+=:,./-_").find(c) != std::string_view::npos;
+  };
+  // zsh expands a word that starts with '=' into a command's path.
+  if (!arg.empty() && arg[0] != '=' && std::all_of(arg.begin(), arg.end(), plain)) {
+    return std::string(arg);
+  }
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
 }
 
-}  // namespace
+std::string ShellCommand(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) {
+    if (!out.empty()) out += ' ';
+    out += ShellQuote(a);
+  }
+  return out;
+}
+
+std::string DescribeWaitStatus(int wait_status) {
+  if (WIFEXITED(wait_status)) return fmt::format("exit code {}", WEXITSTATUS(wait_status));
+  if (!WIFSIGNALED(wait_status)) return fmt::format("wait status {:#x}", wait_status);
+  int sig = WTERMSIG(wait_status);
+  const char* abbrev = sigabbrev_np(sig);  // "KILL"; null for real-time and unknown signals
+  std::string out =
+      abbrev != nullptr ? fmt::format("signal SIG{}", abbrev) : fmt::format("signal {}", sig);
+  if (WCOREDUMP(wait_status)) out += " (core dumped)";
+  return out;
+}
+
+std::string DescribeNodeEnd(const NodeEnd& e) {
+  std::string how = DescribeWaitStatus(e.wait_status);
+  std::string what;
+  if (e.uptime < kStartupFailureWindow) {
+    what = fmt::format("failed to start: {} (its error is above)", how);
+  } else if (WIFEXITED(e.wait_status)) {
+    what = fmt::format("exited: {}", how);
+  } else {
+    what = fmt::format("died: {}", how);
+  }
+  std::string out = fmt::format("micedb: node {} (pid {}) {}; {} of {} node(s) still running\n",
+                                e.node, e.pid, what, e.running, e.nodes);
+  if (e.running > 0 && 2 * e.running <= e.nodes) {
+    out += fmt::format(
+        "  Without a majority of the {} nodes the cluster cannot serve until enough are "
+        "restarted.\n",
+        e.nodes);
+  }
+  // The node writes its log to this process's stderr; it has no file of its own to point at.
+  out += fmt::format("  restart: {}\n", ShellCommand(e.args));
+  if (e.running > 0) {
+    out +=
+        "  (run it in another terminal: the node rejoins with its data; Ctrl-C here does not "
+        "stop it)\n";
+  }
+  return out;
+}
 
 int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
   if (opts.port_offset < 0 || opts.port_offset > 30000) {
@@ -91,7 +199,12 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
 
   std::vector<Child> children;
   for (int i = 1; i <= opts.nodes; ++i) {
-    children.push_back(Child{i, Spawn(NodeArgs(opts, i, exe), old_mask)});
+    Child c{.id = i,
+            .pid = 0,
+            .args = LocalNodeArgs(opts, i, exe),
+            .started = std::chrono::steady_clock::now()};
+    c.pid = Spawn(c.args, old_mask);
+    children.push_back(std::move(c));
   }
   std::printf("micedb local cluster: %d node(s), data under %s\n", opts.nodes,
               opts.data_dir.c_str());
@@ -118,49 +231,44 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
   std::printf("Ctrl-C stops every node.\n");
   std::fflush(stdout);
 
-  int rc = 0;
+  // A node that ends on its own is reported and left down: the others go on serving, which
+  // is what a user killing a node to watch the cluster fail over expects to see.
+  int running = opts.nodes;
   bool stopping = false;
   while (!stopping) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    if (sig == SIGCHLD) {
-      int status = 0;
-      pid_t pid;
-      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (auto& c : children) {
-          if (c.pid != pid) continue;
-          c.exited = true;
-          std::fprintf(stderr, "micedb: node %d (pid %d) exited (%s %d); stopping the cluster\n",
-                       c.id, pid, WIFEXITED(status) ? "code" : "signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-          rc = 1;
-          stopping = true;
-        }
-      }
-    } else {
+    if (sig != SIGCHLD) {
       stopping = true;
+      continue;
     }
-  }
-  for (const auto& c : children) {
-    if (!c.exited) kill(c.pid, SIGTERM);
-  }
-  // Give nodes time to stop cleanly, then insist.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (auto& c : children) {
-    while (!c.exited) {
-      int status = 0;
-      pid_t r = waitpid(c.pid, &status, WNOHANG);
-      if (r == c.pid || (r < 0 && errno == ECHILD)) {
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (auto& c : children) {
+        if (c.pid != pid || c.exited) continue;
         c.exited = true;
-      } else if (std::chrono::steady_clock::now() > deadline) {
-        kill(c.pid, SIGKILL);
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        --running;
+        NodeEnd end{.node = c.id,
+                    .pid = pid,
+                    .wait_status = status,
+                    .uptime = std::chrono::steady_clock::now() - c.started,
+                    .args = c.args,
+                    .running = running,
+                    .nodes = opts.nodes};
+        std::fputs(DescribeNodeEnd(end).c_str(), stderr);
       }
     }
+    if (running == 0) {
+      std::fprintf(stderr,
+                   "micedb: every node has stopped; start-local exits (run it again to start "
+                   "them on their data)\n");
+      return 1;
+    }
   }
+  StopAll(&children);
   std::printf("micedb local cluster stopped\n");
-  return rc;
+  return 0;
 }
 
 }  // namespace micedb::cli

@@ -120,28 +120,3 @@ def free_offset(nodes):
         except OSError:
             continue
     raise AssertionError("no free port offset")
-
-
-def test_start_local_serves_redis_and_stops_nodes(micedb_bin, tmp_path):
-    offset = free_offset(2)
-    proc = subprocess.Popen(
-        [micedb_bin, "start-local", "--nodes", "2", "--data-dir", str(tmp_path / "local"),
-         "--port-offset", str(offset)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_line(proc, "Ctrl-C stops every node")
-        deadline = time.time() + 30
-        while time.time() < deadline and not all(
-                (tmp_path / "local" / f"node{i}" / "db").is_dir() for i in (1, 2)):
-            time.sleep(0.1)
-        for i in (1, 2):
-            assert (tmp_path / "local" / f"node{i}" / "db").is_dir()
-        import redis
-        from harness import retry
-        r1 = redis.Redis(port=6380 + offset, socket_timeout=10)
-        r2 = redis.Redis(port=6381 + offset, socket_timeout=10)
-        retry(lambda: r1.set("local", "yes"), timeout=30)
-        assert retry(lambda: r2.get("local")) == b"yes"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 0
