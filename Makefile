@@ -1,5 +1,5 @@
 # The commands people type. The real build is CMake (see CMakePresets.json).
-.PHONY: all deps build debug release run test test-big unit soak lint format bench bench-quick clean \
+.PHONY: all deps build debug release run test test-big unit soak lint format bench bench-quick bench-coordinator clean \
         fuzz fuzz-ci
 
 DEPS_STAMP := build/.deps-ok
@@ -77,6 +77,11 @@ bench: release
 
 bench-quick: release
 	@scripts/run-benchmarks --quick
+
+# The coordinator's targets (docs/coordinator.md): TSO timestamps/s into one gateway from 64
+# callers with p99 wait, and the router cache's share of routing on a node that holds no region.
+bench-coordinator: release
+	@/usr/bin/python3 bench/coordinator_bench.py --bin build/release/src/cli/micedb
 
 clean:
 	rm -rf build

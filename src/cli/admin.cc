@@ -63,7 +63,7 @@ int RunAdmin(const AdminOptions& opts) {
   if (!creds) return 2;
   req.set_node_id(opts.node_id);
   req.set_peer_addr(opts.peer_addr);
-  req.set_region_id(1);
+  req.set_region_id(opts.region_id);
 
   std::string target = opts.via;
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
@@ -111,6 +111,61 @@ int RunAdmin(const AdminOptions& opts) {
   return 1;
 }
 
+namespace {
+
+std::string Bytes(uint64_t n) {
+  if (n >= (uint64_t{1} << 30)) {
+    return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1 << 30));
+  }
+  if (n >= (uint64_t{1} << 20)) {
+    return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1 << 20));
+  }
+  return fmt::format("{} B", n);
+}
+
+void PrintCluster(const std::string& via, const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(5));
+  transport::ForwardRequest req;
+  req.mutable_coord()->mutable_cluster();
+  transport::ForwardResponse resp;
+  grpc::Status st = Connect(via, creds)->Forward(&ctx, req, &resp);
+  if (!st.ok() || !resp.coord().has_cluster()) {
+    std::printf("\ncoordinator: no answer (%s)\n",
+                !st.ok() ? st.error_message().c_str() : resp.coord().error().message().c_str());
+    return;
+  }
+  const coordinator::ClusterResponse& c = resp.coord().cluster();
+  std::string members;
+  for (const auto& m : c.coordinators()) {
+    members += fmt::format("{}{}", members.empty() ? "" : ",", m.node_id());
+  }
+  std::printf("\ncluster %016llx  coordinator leader: node %llu  coordinators: %s\n",
+              static_cast<unsigned long long>(c.state().cluster().cluster_id()),
+              static_cast<unsigned long long>(c.leader()), members.c_str());
+  std::printf("%-6s %-22s %-13s %10s %10s %7s %7s %s\n", "store", "address", "status", "capacity",
+              "available", "regions", "leaders", "version");
+  for (const auto& s : c.stores()) {
+    std::printf("%-6llu %-22s %-13s %10s %10s %7u %7u %s\n",
+                static_cast<unsigned long long>(s.meta().id()), s.meta().peer_addr().c_str(),
+                s.status().c_str(), Bytes(s.stats().capacity()).c_str(),
+                Bytes(s.stats().available()).c_str(), s.stats().region_count(),
+                s.stats().leader_count(), s.meta().version().c_str());
+  }
+  size_t with_leader = 0, pending = 0, reported = 0;
+  for (const auto& r : c.regions()) {
+    with_leader += r.meta().leader() != 0;
+    pending += r.last().pending_peers_size() > 0;
+    reported += r.has_last();
+  }
+  std::printf(
+      "regions: %d known, %zu with a leader, %zu reported since this leader took over, "
+      "%zu with peers catching up\n",
+      c.regions_size(), with_leader, reported, pending);
+}
+
+}  // namespace
+
 int RunStatus(const StatusOptions& opts) {
   auto creds = CredentialsOrComplain(opts.security);
   if (!creds) return 2;
@@ -137,8 +192,8 @@ int RunStatus(const StatusOptions& opts) {
   std::map<uint64_t, std::string> addrs;
   for (auto& [id, a] : (*first)["addresses"].items()) addrs[std::stoull(id)] = a;
   nlohmann::json all = nlohmann::json::array();
-  std::printf("%-5s %-22s %-10s %6s %7s %9s %9s %6s%s\n", "node", "address", "role", "term",
-              "leader", "commit", "applied", "lag", opts.with_hash ? "  hash" : "");
+  std::printf("%-5s %-22s %-6s %-10s %6s %7s %9s %9s %6s%s\n", "node", "address", "region", "role",
+              "term", "leader", "commit", "applied", "lag", opts.with_hash ? "  hash" : "");
   int rc = 0;
   for (const auto& [id, addr] : addrs) {
     auto j = fetch(addr);
@@ -151,8 +206,9 @@ int RunStatus(const StatusOptions& opts) {
     all.push_back(*j);
     for (const auto& r : (*j)["regions"]) {
       uint64_t commit = r["commit"], applied = r["applied"];
-      std::printf("%-5llu %-22s %-10s %6llu %7llu %9llu %9llu %6llu%s\n",
+      std::printf("%-5llu %-22s %-6llu %-10s %6llu %7llu %9llu %9llu %6llu%s\n",
                   static_cast<unsigned long long>(id), addr.c_str(),
+                  static_cast<unsigned long long>(r["id"].get<uint64_t>()),
                   r["role"].get<std::string>().c_str(),
                   static_cast<unsigned long long>(r["term"].get<uint64_t>()),
                   static_cast<unsigned long long>(r["leader"].get<uint64_t>()),
@@ -165,6 +221,7 @@ int RunStatus(const StatusOptions& opts) {
                   "no-replica");
     }
   }
+  PrintCluster(opts.via, creds);
   if (opts.json) std::printf("%s\n", all.dump(2).c_str());
   return rc;
 }

@@ -17,7 +17,8 @@ namespace micedb::cli {
 namespace {
 
 void AddStartFlags(CLI::App* cmd, StartOptions* o) {
-  cmd->add_option("--node-id", o->node_id, "Id of this node, at least 1")->required();
+  cmd->add_option("--node-id", o->node_id,
+                  "Id of this node, at least 1 (a node that joins gets one from the cluster)");
   cmd->add_option("--data-dir", o->data_dir, "Directory for this node's data (created if absent)")
       ->required();
   cmd->add_option("--listen-peer", o->listen_peer, "host:port for raft and internal gRPC")
@@ -29,7 +30,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--listen-http", o->listen_http, "host:port for /metrics, /healthz, console")
       ->capture_default_str();
   cmd->add_option("--initial-peers", o->initial_peers,
-                  "Initial members, id=host:port[,id=host:port...] (empty: one node)");
+                  "Initial members and coordinators of a new cluster, "
+                  "id=host:port[,id=host:port...] (list only this node for a cluster of one)");
+  cmd->add_option("--join", o->join,
+                  "Join a running cluster through these nodes' peer ports, host:port[,...]");
+  cmd->add_option("--roles", o->roles,
+                  "coordinator,data (initial members) or data (nodes that join)");
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
@@ -141,6 +147,10 @@ int Main(int argc, char** argv) {
   node_cmd->add_option("op", admin_opts.op, "add | promote | remove | transfer-leader")->required();
   node_cmd->add_option("--id", admin_opts.node_id, "The node to act on")->required();
   node_cmd->add_option("--peer-addr", admin_opts.peer_addr, "For add: the new node's peer address");
+  node_cmd
+      ->add_option("--region", admin_opts.region_id,
+                   "The region whose membership changes (2: the coordinator's)")
+      ->capture_default_str();
   node_cmd->add_option("--via", admin_opts.via, "Peer address of any node of the cluster")
       ->capture_default_str();
   node_cmd->add_option("--timeout", admin_opts.timeout_s, "Seconds to keep trying")

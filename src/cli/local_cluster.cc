@@ -80,9 +80,13 @@ void StopAll(std::vector<Child>* children) {
 
 std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
                                        const std::string& exe) {
-  std::string peers;
-  for (int j = 1; j <= o.nodes; ++j) {
+  // Nodes 1-3 (or all, when fewer) start the cluster and are its coordinators; the others
+  // join it through them (docs/coordinator.md).
+  const int initial = std::min(o.nodes, kLocalCoordinators);
+  std::string peers, join;
+  for (int j = 1; j <= initial; ++j) {
     peers += fmt::format("{}{}={}:{}", j == 1 ? "" : ",", j, o.host, 20160 + o.port_offset + j);
+    join += fmt::format("{}{}:{}", j == 1 ? "" : ",", o.host, 20160 + o.port_offset + j);
   }
   std::vector<std::string> args = {
       exe,
@@ -99,8 +103,8 @@ std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
       fmt::format("{}:{}", o.host, 5432 + o.port_offset + i),
       "--listen-http",
       fmt::format("{}:{}", o.host, 8079 + o.port_offset + i),
-      "--initial-peers",
-      peers};
+      i <= initial ? "--initial-peers" : "--join",
+      i <= initial ? peers : join};
   if (!o.certs_dir.empty()) {
     args.insert(args.end(), {"--certs-dir", Absolute(o.certs_dir), "--listen-redis-tls",
                              fmt::format("{}:{}", o.host, 6389 + o.port_offset + i)});

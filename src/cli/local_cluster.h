@@ -10,6 +10,9 @@
 
 namespace micedb::cli {
 
+// How many of start-local's nodes are the coordinators (the initial members); the rest join.
+inline constexpr int kLocalCoordinators = 3;
+
 struct LocalClusterOptions {
   int nodes = 3;
   std::string data_dir = "./data/local";

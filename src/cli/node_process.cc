@@ -10,6 +10,7 @@
 
 #include "cli/data_dir.h"
 #include "cli/fd_limits.h"
+#include "cli/version.h"
 #include "common/logging.h"
 #include "server/node.h"
 #include "storage/rocks_options.h"
@@ -83,6 +84,14 @@ int RunNode(const StartOptions& opts) {
       no.initial_peers.emplace_back(p.id, p.addr.ToString());
     }
   }
+  for (size_t pos = 0; !opts.join.empty() && pos <= opts.join.size();) {
+    size_t comma = opts.join.find(',', pos);
+    if (comma == std::string::npos) comma = opts.join.size();
+    no.join.push_back(opts.join.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  no.coordinator_role = ParseRoles(opts)->coordinator;
+  no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;
   no.resp.password = opts.requirepass;
@@ -130,7 +139,7 @@ int RunNode(const StartOptions& opts) {
   server::Node node(no);
   if (Status st = node.Start(); !st.ok()) {
     std::fprintf(stderr, "micedb: error: node %llu cannot start: %s\n",
-                 static_cast<unsigned long long>(opts.node_id), st.ToString().c_str());
+                 static_cast<unsigned long long>(node.id().value()), st.ToString().c_str());
     node.Stop();
     if (node.failed_on_storage()) return DataDirUnusable(opts.data_dir);
     return st.code() == StatusCode::kIoError && st.message().find("listen") != std::string::npos
@@ -138,8 +147,8 @@ int RunNode(const StartOptions& opts) {
                : 1;
   }
 
-  std::printf("micedb node %llu running (pid %d)\n", static_cast<unsigned long long>(opts.node_id),
-              getpid());
+  std::printf("micedb node %llu running (pid %d)\n",
+              static_cast<unsigned long long>(node.id().value()), getpid());
   std::printf("  data:   %s\n", opts.data_dir.c_str());
   std::printf("  redis:  redis-cli -h %s -p %u\n", no.redis_host.c_str(), node.redis_port());
   if (no.redis_tls) {
@@ -162,7 +171,8 @@ int RunNode(const StartOptions& opts) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  std::printf("micedb node %llu: stopping on %s\n", static_cast<unsigned long long>(opts.node_id),
+  std::printf("micedb node %llu: stopping on %s\n",
+              static_cast<unsigned long long>(node.id().value()),
               sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   node.Stop();

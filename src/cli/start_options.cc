@@ -85,8 +85,64 @@ bool IsLoopbackHost(const std::string& host) {
   return !ec && a.is_loopback();
 }
 
+Result<Roles> ParseRoles(const StartOptions& opts) {
+  Roles r;
+  r.coordinator = opts.join.empty();
+  if (opts.roles.empty()) return r;
+  r.coordinator = false;
+  r.data = false;
+  size_t pos = 0;
+  while (pos <= opts.roles.size()) {
+    size_t comma = opts.roles.find(',', pos);
+    if (comma == std::string::npos) comma = opts.roles.size();
+    const std::string role = opts.roles.substr(pos, comma - pos);
+    if (role == "coordinator") {
+      r.coordinator = true;
+    } else if (role == "data") {
+      r.data = true;
+    } else {
+      return Status::InvalidArgument(
+          fmt::format("--roles: unknown role '{}' (the roles are coordinator and data)", role));
+    }
+    pos = comma + 1;
+  }
+  if (!r.data) {
+    return Status::InvalidArgument(
+        "--roles must include data (nodes without data are not supported yet)");
+  }
+  if (r.coordinator && !opts.join.empty()) {
+    return Status::InvalidArgument(
+        "--roles coordinator is for the initial members (--initial-peers); a node that joins "
+        "is made a coordinator with `micedb node add` on the coordinator's region");
+  }
+  if (!r.coordinator && opts.join.empty()) {
+    return Status::InvalidArgument(
+        "a node without the coordinator role joins a running cluster: give --join");
+  }
+  return r;
+}
+
 Status Validate(const StartOptions& opts) {
-  if (opts.node_id == 0) return Status::InvalidArgument("--node-id must be at least 1");
+  if (opts.node_id == 0 && opts.join.empty()) {
+    return Status::InvalidArgument("--node-id must be at least 1 (or give --join to get one)");
+  }
+  if (!opts.join.empty() && !opts.initial_peers.empty()) {
+    return Status::InvalidArgument(
+        "--initial-peers starts a new cluster and --join joins a running one: give one of them");
+  }
+  if (!opts.join.empty()) {
+    size_t pos = 0;
+    while (pos <= opts.join.size()) {
+      size_t comma = opts.join.find(',', pos);
+      if (comma == std::string::npos) comma = opts.join.size();
+      auto hp = ParseHostPort(opts.join.substr(pos, comma - pos));
+      if (!hp.ok()) {
+        return Status::InvalidArgument(fmt::format("--join: {}", hp.status().message()));
+      }
+      pos = comma + 1;
+    }
+  }
+  if (auto roles = ParseRoles(opts); !roles.ok()) return roles.status();
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {
     const char* flag;
@@ -149,7 +205,7 @@ Status Validate(const StartOptions& opts) {
     }
     bool self = false;
     for (const auto& p : *peers) self |= p.id.value() == opts.node_id;
-    if (!self) {
+    if (!self && opts.node_id != 0) {
       return Status::InvalidArgument(
           fmt::format("--initial-peers does not include this node (id {})", opts.node_id));
     }

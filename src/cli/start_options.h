@@ -38,6 +38,12 @@ struct StartOptions {
   std::string redis_tls_auth_clients = "yes";  // yes | optional | no (as Redis's setting)
   // Initial cluster members as "id=host:port", comma separated; empty means a single node.
   std::string initial_peers;
+  // Nodes of a running cluster to join, "host:port[,host:port...]" (their peer ports): the
+  // coordinator gives this node its id (unless --node-id is set) and checks its cluster.
+  std::string join;
+  // "coordinator,data" (the default for initial members) or "data" (the default, and the only
+  // choice for now, for a node that joins). docs/coordinator.md.
+  std::string roles;
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).
@@ -68,6 +74,13 @@ struct PeerSpec {
   NodeId id;
   HostPort addr;
 };
+
+// The roles of `opts` (after defaults): whether it is a coordinator and whether it holds data.
+struct Roles {
+  bool coordinator = false;
+  bool data = true;
+};
+Result<Roles> ParseRoles(const StartOptions& opts);
 
 // Parses "1=127.0.0.1:20160,2=127.0.0.1:20161". Errors: InvalidArgument naming the bad item.
 Result<std::vector<PeerSpec>> ParsePeers(const std::string& text);

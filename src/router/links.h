@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "common/executor.h"
 #include "common/result.h"
 #include "common/strong_id.h"
 #include "micedb/region.pb.h"
@@ -48,13 +50,18 @@ class PeerLink {
   virtual std::vector<NodeId> Nodes() const = 0;
 };
 
-// Runs deferred work for the router.
-class Executor {
+// Where regions are (the coordinator's directory). Asked when the cache knows no region for a
+// key, which after a routing error (the region moved or split) is also the case.
+class Directory {
  public:
-  virtual ~Executor() = default;
-  // Runs `fn` once, on the executor, after `delay_ms` (0: soon). `fn` may not run at all once
-  // the executor is stopping.
-  virtual void After(int64_t delay_ms, std::function<void()> fn) = 0;
+  virtual ~Directory() = default;
+  // `done` gets the region holding `engine_key` with its leader, or nullopt when the directory
+  // does not know or cannot be reached.
+  virtual void Locate(std::string engine_key,
+                      std::function<void(std::optional<RegionRoute>)> done) = 0;
 };
+
+// Runs deferred work for the router.
+using Executor = micedb::Executor;
 
 }  // namespace micedb::router

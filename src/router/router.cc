@@ -30,6 +30,8 @@ struct Router::Call {
   // A write whose earlier attempt may have been applied (its forward broke or went unanswered):
   // if no attempt succeeds in time the outcome is unknown, not "nothing applied".
   bool maybe_applied = false;
+  // The directory was asked for this key's region and the answer is in the cache (or was none).
+  bool asked_directory = false;
   Callback done;
 };
 
@@ -170,6 +172,17 @@ NodeId Router::Elsewhere(const RegionRoute& route, int attempt) const {
 void Router::Attempt(std::shared_ptr<Call> call) {
   call->attempts++;
   std::optional<RegionRoute> route = Route(call->route_key);
+  if (!route && directory_ && !call->asked_directory) {
+    // Ask the coordinator once per attempt round; its answer goes into the cache.
+    call->asked_directory = true;
+    counters_.directory_lookups++;
+    return directory_->Locate(call->route_key, [this, call](std::optional<RegionRoute> found) {
+      if (!found) return RetryLater(call, "the coordinator knows no region for the key");
+      cache_.Update(found->desc, found->leader);
+      Attempt(call);
+    });
+  }
+  call->asked_directory = false;
   if (!route) return RetryLater(std::move(call), "no region is known for the key");
   region::RequestHeader* h = call->req.mutable_header();
   h->set_region_id(route->desc.id());

@@ -56,11 +56,15 @@ class Router : public kv::KvBackend {
                     std::function<void(transport::ForwardResponse)> reply);
 
   RegionCache& cache() { return cache_; }
+  // Where to look up regions this node knows nothing of (not owned; null: none). Set before
+  // the first Execute.
+  void SetDirectory(Directory* directory) { directory_ = directory; }
 
   struct Counters {
     std::atomic<uint64_t> forwarded{0};
     std::atomic<uint64_t> retries{0};
-    std::atomic<uint64_t> split_requests{0};  // commands cut into several region requests
+    std::atomic<uint64_t> split_requests{0};     // commands cut into several region requests
+    std::atomic<uint64_t> directory_lookups{0};  // regions asked of the coordinator
   };
   const Counters& counters() const { return counters_; }
 
@@ -86,6 +90,7 @@ class Router : public kv::KvBackend {
   PeerLink* peers_;
   Executor* executor_;
   const Clock* clock_;
+  Directory* directory_ = nullptr;
   RegionCache cache_;
   Counters counters_;
   std::atomic<uint64_t> next_request_{1};

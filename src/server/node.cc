@@ -9,7 +9,9 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/random.h"
+#include "server/node_coordinator.h"
 #include "storage/rocks_engine.h"
+#include "store/keys.h"
 
 namespace micedb::server {
 
@@ -66,10 +68,14 @@ Status Node::Start() {
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
                               .max_result_bytes = options_.max_result_bytes});
+  meta_sm_ = std::make_unique<coordinator::MetaStateMachine>();
+  node_sm_ = std::make_unique<coordinator::NodeStateMachine>(sm_.get(), meta_sm_.get());
+  // This node's id (flags, data directory, or the coordinator of the cluster it joins) and
+  // cluster (node_coordinator.cc).
+  uint64_t cluster_id = 0;
+  MICEDB_RETURN_IF_ERROR(ResolveIdentity(&cluster_id));
   // Who this data directory belongs to (store/identity.h); peers refuse another incarnation
   // of a node they know.
-  const uint64_t cluster_id =
-      options_.initial_peers.empty() ? 0 : store::ClusterIdFromPeers(options_.initial_peers);
   auto ident = store::LoadOrCreateIdent(
       engine_.get(), options_.id, cluster_id,
       Random(static_cast<uint64_t>(SystemClock::Get()->NowMonotonic().count()) ^
@@ -78,8 +84,10 @@ Status Node::Start() {
   if (!ident.ok()) return ident.status();
   identities_ = std::make_unique<store::PeerIdentities>(engine_.get(), *ident);
   MICEDB_RETURN_IF_ERROR(identities_->Load());
-  transport::TransportOptions to{
-      .node_id = options_.id, .listen_addr = options_.listen_peer, .snap_dir = snap_dir};
+  transport::TransportOptions to;
+  to.node_id = options_.id;
+  to.listen_addr = options_.listen_peer;
+  to.snap_dir = snap_dir;
   to.cluster_id = ident->cluster_id();
   to.incarnation = ident->incarnation();
   // Peers with other timing are refused: their vote promises last another time (raft.md §7).
@@ -109,9 +117,12 @@ Status Node::Start() {
   so.snap_dir = snap_dir;
   so.random_seed = so.random_seed ? so.random_seed : options_.id.value() * 7919 + ::getpid();
   so.free_bytes = [dir = options_.data_dir] { return store::FreeDiskBytes(dir); };
-  store_ = std::make_unique<store::Store>(so, engine_.get(), sm_.get(), transport_.get());
+  store_ = std::make_unique<store::Store>(so, engine_.get(), node_sm_.get(), transport_.get());
   if (!options_.initial_peers.empty()) {
-    if (Status st = store_->Bootstrap(options_.initial_peers); !st.ok()) {
+    // The initial members bootstrap the first data region and, as coordinators, the meta
+    // region (docs/coordinator.md).
+    if (Status st = store_->Bootstrap(options_.initial_peers, options_.coordinator_role);
+        !st.ok()) {
       failed_on_storage_ = true;
       return st;
     }
@@ -137,6 +148,23 @@ Status Node::Start() {
                                               router_executor_.get(), SystemClock::Get());
   node_service_ = std::make_unique<NodeServiceImpl>(
       backend_.get(), store_.get(), [this](bool with_hash) { return RenderRaftJson(with_hash); });
+  node_service_->SetCoordinator(
+      [this](coordinator::CoordRequest req,
+             const std::function<void(coordinator::CoordResponse)>& done) {
+        if (!coord_client_) {
+          coordinator::CoordResponse r;
+          r.mutable_error()->set_message("the node is starting");
+          r.mutable_error()->set_retry(true);
+          return done(std::move(r));
+        }
+        coord_client_->Call(std::move(req), [done](Result<coordinator::CoordResponse> r) {
+          if (r.ok()) return done(std::move(*r));
+          coordinator::CoordResponse e;
+          e.mutable_error()->set_message(std::string(r.status().message()));
+          e.mutable_error()->set_retry(true);
+          done(std::move(e));
+        });
+      });
   kv_service_ = std::make_unique<kv::KvGrpcService>(
       backend_.get(), kv::KvApiOptions{.max_key_bytes = options_.resp.max_key_bytes,
                                        .max_value_bytes = options_.resp.max_value_bytes});
@@ -166,6 +194,7 @@ Status Node::Start() {
     failed_on_storage_ = true;
     return st;
   }
+  StartCoordinator();
 
   resp::ServerOptions resp_options = options_.resp;
   resp_options.host = options_.redis_host;
@@ -199,7 +228,7 @@ Status Node::Start() {
       [this] {
         std::vector<kv::ActiveExpiry::LedRegion> led;
         for (const auto& r : store_->Regions()) {
-          if (r.raft.role == raft::Role::kLeader) {
+          if (r.raft.role == raft::Role::kLeader && !store::IsMetaRegion(r.descriptor.id())) {
             led.push_back({r.descriptor.id(), kv::UserRangeOf(r.descriptor)});
           }
         }
@@ -214,6 +243,7 @@ Status Node::Start() {
 }
 
 void Node::Stop() {
+  StopCoordinator();
   if (expiry_) expiry_->Stop();
   // Front ends first (no new requests), then the machinery behind them.
   if (http_) http_->Stop();
@@ -234,6 +264,12 @@ void Node::Stop() {
   expiry_.reset();
   backend_.reset();
   router_executor_.reset();
+  directory_.reset();
+  coord_client_.reset();
+  coord_executor_.reset();
+  coordinator_.reset();
+  coord_sender_.reset();
+  meta_region_.reset();
   peer_link_.reset();
   store_link_.reset();
   node_service_.reset();
@@ -250,6 +286,7 @@ uint16_t Node::http_port() const { return http_ ? http_->port() : 0; }
 void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(msgs)); }
 
 void Node::OnForward(NodeId from, uint64_t id, transport::ForwardRequest request) {
+  if (request.has_coord()) return OnCoordForward(from, id, request.coord());
   backend_->ServeForward(std::move(request), [this, from, id](transport::ForwardResponse resp) {
     transport_->ReplyForward(from, id, std::move(resp));
   });

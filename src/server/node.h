@@ -17,6 +17,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/result.h"
+#include "coordinator/client.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/meta_state_machine.h"
+#include "coordinator/store_meta_region.h"
 #include "frontend/resp/resp_server.h"
 #include "kv/active_expiry.h"
 #include "kv/grpc/service.h"
@@ -42,7 +46,16 @@ struct NodeOptions {
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
   // Initial members (id, peer address); empty for a node that joins an existing cluster.
+  // The initial members are the coordinator's voters (docs/coordinator.md).
   std::vector<std::pair<NodeId, std::string>> initial_peers;
+  // Nodes of a running cluster (host:port of their peer ports) to join: the coordinator hands
+  // out this node's id (when `id` is not set) and the cluster id, and checks that a data
+  // directory of another cluster is not brought in.
+  std::vector<std::string> join;
+  // The coordinator role: this node hosts a replica of the meta region when it is one of the
+  // initial members (the first cluster bootstraps it).
+  bool coordinator_role = true;
+  std::string version;               // what the coordinator shows for this node
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
@@ -78,6 +91,8 @@ class Node : public transport::InboundHandler {
   bool failed_on_storage() const { return failed_on_storage_; }
   void Stop();
 
+  // This node's id (set by Start for a node that joins and got it from the coordinator).
+  NodeId id() const { return options_.id; }
   uint16_t redis_port() const;
   uint16_t redis_tls_port() const;
   uint16_t http_port() const;
@@ -91,6 +106,22 @@ class Node : public transport::InboundHandler {
   void OnRefused(NodeId by, const std::string& reason, bool keep_running) override;
 
  private:
+  // node_coordinator.cc: who this node is (its id from the flags, the data directory, or the
+  // coordinator when it joins), the coordinator and its client, heartbeats.
+  Status ResolveIdentity(uint64_t* cluster_id);
+  Result<coordinator::JoinResponse> JoinCluster(uint64_t id, uint64_t cluster_id);
+  void StartCoordinator();
+  void StopCoordinator();
+  void CoordinatorTick();
+  void Heartbeat();
+  void SaveCoordinators(const std::vector<store::NodeAddress>& members);
+  std::string ClusterJson(const std::string& what);
+  // /debug/tso: one timestamp, as a gateway's caller gets it; /debug/tso-bench: `callers`
+  // callers asking in a closed loop for `seconds` (docs/coordinator.md). HTTP code and body.
+  std::pair<int, std::string> TsoJson();
+  std::pair<int, std::string> TsoBenchJson(const std::string& query);
+  void OnCoordForward(NodeId from, uint64_t id, const coordinator::CoordRequest& req);
+
   std::string RenderMetrics() const;
   // The /debug/raft document; with `with_hash`, each region also gets "data_hash", a CRC32C
   // over its keys and values in every data column family (equal on converged replicas).
@@ -116,6 +147,22 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<resp::RespServer> resp_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<kv::ActiveExpiry> expiry_;
+  // The coordinator (node_coordinator.cc).
+  std::unique_ptr<coordinator::MetaStateMachine> meta_sm_;
+  std::unique_ptr<coordinator::NodeStateMachine> node_sm_;
+  std::unique_ptr<coordinator::StoreMetaRegion> meta_region_;
+  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  class CoordSender;
+  std::unique_ptr<CoordSender> coord_sender_;
+  std::unique_ptr<router::ThreadExecutor> coord_executor_;
+  std::unique_ptr<coordinator::CoordinatorClient> coord_client_;
+  class Directory;
+  std::unique_ptr<Directory> directory_;
+  std::vector<store::NodeAddress> initial_coordinators_;  // from the data directory or flags
+  std::atomic<bool> coord_stopping_{false};
+  // Region heartbeats: what was last reported for each region led here, and when (ms).
+  std::map<uint64_t, std::pair<std::string, int64_t>> reported_;
+  int64_t last_store_heartbeat_ms_ = 0;
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

@@ -42,6 +42,23 @@ void Node::InstallHttpHandlers() {
   http_->Handle("/metrics", [this](const std::string&) {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
   });
+  // The cluster as the coordinator sees it (docs/coordinator.md).
+  for (const char* what : {"cluster", "stores", "regions"}) {
+    http_->Handle(fmt::format("/api/v1/{}", what),
+                  [this, what = std::string(what)](const std::string&) {
+                    std::string body = ClusterJson(what);
+                    const int code = body.rfind("{\"error\"", 0) == 0 ? 503 : 200;
+                    return HttpResponse{code, "application/json", std::move(body)};
+                  });
+  }
+  http_->Handle("/debug/tso", [this](const std::string&) {
+    auto [code, body] = TsoJson();
+    return HttpResponse{code, "application/json", std::move(body)};
+  });
+  http_->Handle("/debug/tso-bench", [this](const std::string& query) {
+    auto [code, body] = TsoBenchJson(query);
+    return HttpResponse{code, "application/json", std::move(body)};
+  });
   http_->Handle("/debug/raft", [this](const std::string& query) {
     return HttpResponse{200, "application/json",
                         RenderRaftJson(query.find("hash=1") != std::string::npos)};
@@ -199,6 +216,45 @@ std::string Node::RenderMetrics() const {
     out += fmt::format("micedb_redis_command_duration_seconds_count{{cmd=\"{}\"}} {}\n",
                        table[i].name, h.count);
   }
+  if (coordinator_) {
+    const auto& k = coordinator_->counters();
+    counter("micedb_coordinator_store_heartbeats_total", "Store heartbeats taken as leader",
+            k.store_heartbeats.load());
+    counter("micedb_coordinator_region_heartbeats_total", "Region heartbeats taken as leader",
+            k.region_heartbeats.load());
+    counter("micedb_coordinator_stale_heartbeats_total",
+            "Region heartbeats refused for an older epoch", k.stale_heartbeats.load());
+    counter("micedb_coordinator_tso_requests_total", "TSO requests served (each a batch)",
+            k.tso_requests.load());
+    counter("micedb_coordinator_tso_timestamps_total", "Timestamps handed out",
+            k.tso_timestamps.load());
+    counter("micedb_coordinator_tso_bound_saves_total", "TSO upper bounds persisted via raft",
+            k.tso_bound_saves.load());
+    counter("micedb_coordinator_ids_allocated_total", "Ids handed out", k.ids_allocated.load());
+    counter("micedb_coordinator_id_batches_total", "Id batches reserved via raft",
+            k.id_batches.load());
+    counter("micedb_coordinator_directory_reads_total", "Region directory reads",
+            k.directory_reads.load());
+    counter("micedb_coordinator_joins_total", "Nodes that joined", k.joins.load());
+    counter("micedb_coordinator_leader_terms_total", "Terms this node served as leader",
+            k.leader_terms.load());
+    Metric(&out, "micedb_coordinator_serving", "gauge",
+           "1 while this node is the coordinator's serving leader");
+    out += fmt::format("micedb_coordinator_serving {}\n", coordinator_->Serving() ? 1 : 0);
+  }
+  if (coord_client_) {
+    const auto& k = coord_client_->counters();
+    counter("micedb_coordinator_client_calls_total", "Calls this node made to the coordinator",
+            k.calls.load());
+    counter("micedb_coordinator_client_retries_total", "Of those, retries after a backoff",
+            k.retries.load());
+    counter("micedb_coordinator_client_tso_requests_total",
+            "TSO requests this node sent (callers folded into each)", k.tso_requests.load());
+    counter("micedb_coordinator_client_tso_timestamps_total", "Timestamps this node's callers got",
+            k.tso_timestamps.load());
+  }
+  counter("micedb_router_directory_lookups_total", "Regions the router asked the coordinator for",
+          backend_->counters().directory_lookups.load());
   return out;
 }
 

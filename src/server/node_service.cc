@@ -10,6 +10,18 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Forward(grpc::CallbackServerContext* 
                                                    const transport::ForwardRequest* req,
                                                    transport::ForwardResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  if (req->has_coord()) {
+    if (!coord_) {
+      resp->mutable_coord()->mutable_error()->set_message("this node cannot reach the coordinator");
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    coord_(req->coord(), [reactor, resp](coordinator::CoordResponse r) {
+      *resp->mutable_coord() = std::move(r);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
   backend_->ServeForward(*req, [reactor, resp](transport::ForwardResponse r) {
     *resp = std::move(r);
     reactor->Finish(grpc::Status::OK);

@@ -31,6 +31,13 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
                   std::function<std::string(bool)> status_json)
       : backend_(backend), store_(store), status_json_(std::move(status_json)) {}
 
+  // Where a Forward carrying a coordinator call goes (the node's coordinator client, which
+  // passes it on to the coordinator's leader). Unset: such calls are refused. Set before the
+  // server starts.
+  using CoordCall = std::function<void(coordinator::CoordRequest,
+                                       std::function<void(coordinator::CoordResponse)>)>;
+  void SetCoordinator(CoordCall call) { coord_ = std::move(call); }
+
   grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* ctx,
                                     const transport::ForwardRequest* req,
                                     transport::ForwardResponse* resp) override;
@@ -45,6 +52,7 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
   router::Router* backend_;
   store::Store* store_;
   std::function<std::string(bool)> status_json_;
+  CoordCall coord_;
 };
 
 }  // namespace micedb::server

@@ -140,11 +140,40 @@ TEST_F(NodeTest, HealthReadinessAndMetricsAsAScraperReadsThem) {
   auto raft = nlohmann::json::parse(Get(node_->http_port(), "/debug/raft?hash=1", &status), nullptr,
                                     /*allow_exceptions=*/false);
   ASSERT_FALSE(raft.is_discarded());
-  ASSERT_EQ(raft["regions"].size(), 1u) << raft.dump();
+  // Region 1 holds the data; region 2 is the coordinator's (docs/coordinator.md).
+  ASSERT_EQ(raft["regions"].size(), 2u) << raft.dump();
+  EXPECT_EQ(raft["regions"][1]["id"], 2);
   EXPECT_EQ(raft["regions"][0]["id"], 1);
   EXPECT_EQ(raft["regions"][0]["leader"], 1);
   EXPECT_GE(raft["regions"][0]["data_keys"].get<int>(), 1) << raft.dump();
   EXPECT_EQ(raft["regions"][0]["data_hash"].get<std::string>().size(), 8u);
+}
+
+TEST_F(NodeTest, TheCoordinatorKnowsTheStoreAndItsRegion) {
+  ASSERT_NO_FATAL_FAILURE(WaitReady());
+  // Heartbeats reach the coordinator within a second or two of its warm-up.
+  nlohmann::json cluster;
+  int status = 0;
+  for (int i = 0; i < 100; ++i) {
+    cluster = nlohmann::json::parse(Get(node_->http_port(), "/api/v1/cluster", &status), nullptr,
+                                    /*allow_exceptions=*/false);
+    if (status == 200 && !cluster.is_discarded() && cluster["stores"].size() == 1 &&
+        cluster["regions"].size() == 1) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status, 200) << cluster.dump();
+  ASSERT_EQ(cluster["stores"].size(), 1u) << cluster.dump();
+  EXPECT_EQ(cluster["stores"][0]["meta"]["id"], "1") << cluster.dump();  // uint64 as a string
+  EXPECT_EQ(cluster["stores"][0]["status"], "up");
+  ASSERT_EQ(cluster["regions"].size(), 1u) << cluster.dump();
+  EXPECT_EQ(cluster["regions"][0]["meta"]["region"]["id"], "1");
+  EXPECT_EQ(cluster["regions"][0]["meta"]["leader"], "1");
+  EXPECT_TRUE(cluster["state"]["bootstrapped"].get<bool>());
+  auto metrics = ParseMetrics(Get(node_->http_port(), "/metrics", &status));
+  EXPECT_EQ(metrics["micedb_coordinator_serving"], 1.0);
+  EXPECT_GE(metrics["micedb_coordinator_store_heartbeats_total"], 1.0);
 }
 
 }  // namespace

@@ -94,12 +94,17 @@ region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& regio
                                  storage::Engine* engine, const storage::Snapshot* snapshot,
                                  const region::RegionRequest& req) {
   if (auto refused = CheckRequest(region, req, *sm)) return std::move(*refused);
-  if (req.body_case() != region::RegionRequest::kKv) {
-    return InvalidRequestResponse("only kv requests can be read");
-  }
   region::RegionResponse resp;
-  *resp.mutable_kv() = sm->ReadKv(region, engine, snapshot, req.kv());
-  return resp;
+  switch (req.body_case()) {
+    case region::RegionRequest::kKv:
+      *resp.mutable_kv() = sm->ReadKv(region, engine, snapshot, req.kv());
+      return resp;
+    case region::RegionRequest::kMeta:
+      *resp.mutable_meta() = sm->ReadMeta(region, engine, snapshot, req.meta());
+      return resp;
+    default:
+      return InvalidRequestResponse("only kv and meta requests can be read");
+  }
 }
 
 Applier::Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engine* engine,
@@ -123,6 +128,12 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
   switch (req.body_case()) {
     case region::RegionRequest::kKv:
       break;
+    case region::RegionRequest::kMeta:
+      // Coordinator commands are idempotent or guarded (coordinator.proto), so they need no
+      // dedup record.
+      if (!round_) round_ = sm_->BeginRound(region_, engine_, wb_);
+      *resp.mutable_meta() = round_->ApplyMeta(req.meta(), index);
+      return resp;
     default:
       return InvalidRequestResponse("this body cannot be applied as a log entry");
   }

@@ -36,6 +36,14 @@ bool DecodeRaftLogKey(std::string_view key, uint64_t* region, uint64_t* index);
 // Decodes the region of a key made by RegionKey; false if it is not one.
 bool DecodeRegionKey(std::string_view key, uint64_t* region);
 
+// The coordinator's region (src/coordinator, docs/coordinator.md): a reserved id, and a reserved
+// engine range above every data key (a data region ending at +infinity ends at "\xff" in the
+// engine, EngineRangeEnd), so no data region ever covers the coordinator's state.
+inline constexpr uint64_t kMetaRegionId = 2;
+inline constexpr std::string_view kMetaRangeStart = "\xffm";
+inline constexpr std::string_view kMetaRangeEnd = "\xffn";
+inline bool IsMetaRegion(uint64_t region) { return region == kMetaRegionId; }
+
 // Engine key bounds of a region's data: [start, end) over user ranges; an empty end_key means
 // "to the end of the keyspace", for which EngineRangeEnd returns a bound above every data key.
 std::string EngineRangeEnd(std::string_view end_key);

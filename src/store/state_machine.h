@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/strong_id.h"
+#include "micedb/coordinator.pb.h"
 #include "micedb/kv.pb.h"
 #include "micedb/store.pb.h"
 #include "storage/engine.h"
@@ -27,6 +28,15 @@ class ApplyRound {
   // replica whose client waits for the result; the others may skip work that only shapes
   // the result (a txn's reads), as long as what they store is the same.
   virtual kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex index, bool answering) = 0;
+  // Applies one coordinator command (body `meta`, the meta region only; src/coordinator), as
+  // deterministically as ApplyKv. A state machine that holds no coordinator state refuses it.
+  virtual coordinator::MetaResult ApplyMeta(const coordinator::MetaCommand& cmd, LogIndex index) {
+    (void)cmd;
+    (void)index;
+    coordinator::MetaResult r;
+    r.set_error("this region holds no coordinator state");
+    return r;
+  }
 };
 
 class StateMachine {
@@ -42,6 +52,18 @@ class StateMachine {
   // which pass a snapshot so that a command reading several keys sees one state.
   virtual kv::CommandResult ReadKv(const RegionDescriptor& region, storage::Engine* engine,
                                    const storage::Snapshot* snapshot, const kv::Command& cmd) = 0;
+  // Runs a read-only coordinator command (body `meta`), as ReadKv. Thread-safe.
+  virtual coordinator::MetaResult ReadMeta(const RegionDescriptor& region, storage::Engine* engine,
+                                           const storage::Snapshot* snapshot,
+                                           const coordinator::MetaCommand& cmd) {
+    (void)region;
+    (void)engine;
+    (void)snapshot;
+    (void)cmd;
+    coordinator::MetaResult r;
+    r.set_error("this region holds no coordinator state");
+    return r;
+  }
   // The engine keys `cmd` names (appended to *keys), for the store's key-range check. Keyless
   // commands (scans, DBSIZE, FLUSHALL) name none: they act on the region's own range.
   // Thread-safe.

@@ -69,7 +69,8 @@ int64_t Store::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->NowMonotonic()).count();
 }
 
-Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters) {
+Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters,
+                        bool meta_region) {
   {
     auto it = engine_->NewIterator(Cf::kRaft, storage::ReadOptions{});
     it->Seek("R");
@@ -78,11 +79,10 @@ Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voter
     if (it->Valid() && !it->key().empty() && it->key()[0] == 'T') return Status::OK();
     MICEDB_RETURN_IF_ERROR(it->status());
   }
+  storage::WriteBatch wb;
   RegionDescriptor desc;
-  desc.set_id(1);
   desc.mutable_epoch()->set_conf_ver(1);
   desc.mutable_epoch()->set_version(1);
-  storage::WriteBatch wb;
   for (const auto& [id, addr] : voters) {
     desc.mutable_conf_state()->add_voters(id.value());
     NodeAddress na;
@@ -98,10 +98,22 @@ Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voter
   raft::HardState hs;
   hs.set_term(kInitTerm);
   hs.set_commit(kInitIndex);
-  wb.Put(Cf::kRaft, RegionKey(1), desc.SerializeAsString());
-  wb.Put(Cf::kRaft, ApplyStateKey(1), as.SerializeAsString());
-  wb.Put(Cf::kRaft, HardStateKey(1), hs.SerializeAsString());
-  Log()->info("bootstrapping region 1 with {} voters", voters.size());
+  auto add = [&](const RegionDescriptor& d) {
+    wb.Put(Cf::kRaft, RegionKey(d.id()), d.SerializeAsString());
+    wb.Put(Cf::kRaft, ApplyStateKey(d.id()), as.SerializeAsString());
+    wb.Put(Cf::kRaft, HardStateKey(d.id()), hs.SerializeAsString());
+  };
+  desc.set_id(1);
+  add(desc);
+  if (meta_region) {
+    RegionDescriptor meta = desc;
+    meta.set_id(kMetaRegionId);
+    meta.set_start_key(std::string(kMetaRangeStart));
+    meta.set_end_key(std::string(kMetaRangeEnd));
+    add(meta);
+  }
+  Log()->info("bootstrapping region 1{} with {} voters",
+              meta_region ? " and the coordinator's region" : "", voters.size());
   return engine_->Write(wb, storage::WriteOptions{.sync = true});
 }
 
@@ -333,9 +345,18 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
     if (!p) return;
     // A big write holds this loop (and then the followers') for a while, starting with its
     // encoding below: tell the followers first (raft.md §3, big entries).
-    if (std::vector<raft::Message> hb = p->node->AnnounceBigEntries(req.ByteSizeLong());
-        !hb.empty()) {
+    const uint64_t bytes = req.ByteSizeLong();
+    if (std::vector<raft::Message> hb = p->node->AnnounceBigEntries(bytes); !hb.empty()) {
       for (auto& m : hb) m.set_region_id(p->id());
+      // The whole loop stalls, not only this region: the followers of every region led here
+      // (the coordinator's too) get the same allowance.
+      for (auto& [id, other] : peers_) {
+        if (other.get() == p) continue;
+        for (auto& m : other->node->AnnounceBigEntries(bytes)) {
+          m.set_region_id(id);
+          hb.push_back(std::move(m));
+        }
+      }
       transport_->SendBatch(std::move(hb));
     }
     if (RefusingWrites()) {
@@ -443,6 +464,14 @@ NodeId Store::LeaderOf(RegionId region) const {
 std::vector<RegionInfo> Store::Regions() const {
   std::lock_guard<std::mutex> l(info_mu_);
   return info_;
+}
+
+std::optional<RegionInfo> Store::RegionInfoOf(RegionId region) const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  for (const auto& r : info_) {
+    if (r.descriptor.id() == region.value()) return r;
+  }
+  return std::nullopt;
 }
 
 std::map<NodeId, std::string> Store::Addresses() const {

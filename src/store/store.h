@@ -157,10 +157,12 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // On a store with no region and no tombstone on disk: creates region 1 covering the whole
-  // keyspace with `voters` as members and records their addresses. Every initial member must
+  // keyspace with `voters` as members and records their addresses; with `meta_region`, also
+  // the coordinator's region (kMetaRegionId) with the same voters. Every initial member must
   // be bootstrapped with the same voters. Does nothing on a store that already has data.
   // Call before Start. Errors from the engine.
-  Status Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters);
+  Status Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voters,
+                   bool meta_region = false);
 
   // Loads every region from the engine, finishes an interrupted snapshot install, and starts
   // the loop thread. Corruption/IoError when the stored state cannot be read.
@@ -216,6 +218,8 @@ class Store {
   // The leader this store last heard of for `region` (invalid when unknown).
   NodeId LeaderOf(RegionId region) const;
   std::vector<RegionInfo> Regions() const;
+  // One region's, as published; nullopt when the region is not here.
+  std::optional<RegionInfo> RegionInfoOf(RegionId region) const;
   std::map<NodeId, std::string> Addresses() const;
   const StoreCounters& counters() const { return counters_; }
   NodeId node_id() const { return options_.node_id; }

@@ -147,7 +147,7 @@ class Cluster:
     def start(self):
         for n in self.nodes.values():
             n.start(self.initial)
-        self.wait_leader()
+        self.wait_leader(meta=True)
         return self
 
     def add_node(self, node_id):
@@ -202,17 +202,20 @@ class Cluster:
     def live(self):
         return [n for n in self.nodes.values() if n.alive()]
 
-    def wait_leader(self, timeout=30, among=None):
-        """The id of the region-1 leader that every live node (or `among`) agrees on."""
+    def wait_leader(self, timeout=30, among=None, meta=False):
+        """The id of the region-1 leader that every live node (or `among`) agrees on. With
+        `meta`, the coordinator's region (2), where a node holds it, must have a leader too (at
+        the start: its first election is over before a test counts leader changes)."""
         deadline = time.time() + timeout
         nodes = among or self.live()
         while time.time() < deadline:
             try:
-                leaders = set()
+                leaders, meta_leaders = set(), set()
                 for n in nodes:
                     regions = n.raft()["regions"]
                     leaders.add(regions[0]["leader"] if regions else 0)
-                if len(leaders) == 1 and 0 not in leaders:
+                    meta_leaders.update(r["leader"] for r in regions if r["id"] == 2)
+                if len(leaders) == 1 and 0 not in leaders and not (meta and 0 in meta_leaders):
                     return leaders.pop()
             except (OSError, ValueError, KeyError, IndexError):
                 pass

@@ -23,6 +23,12 @@ SCALES = {
 }
 
 
+
+def data_term(node):
+    """The raft term of region 1 (the data) on `node`: unchanged means no election there.
+    (The store-wide leader-change counter also counts the coordinator's region.)"""
+    return node.raft()["regions"][0]["term"]
+
 def scaled(name):
     marks = [pytest.mark.big] if name == "big" else []
     return pytest.param(name, marks=marks, id=name)
@@ -47,7 +53,7 @@ def test_a_pipeline_of_huge_reads_with_a_write_is_bounded_and_stores_nothing_big
     followers run no reads at all, and the dedup record keeps only the write's result."""
     cluster, size, limit = start(cluster_factory, scale)
     leader = cluster.nodes[cluster.wait_leader()]
-    changes = {n.id: n.metric("micedb_raft_leader_changes_total") for n in cluster.nodes.values()}
+    changes = {n.id: data_term(n) for n in cluster.nodes.values()}
     big = b"v" * size
     assert leader.redis(socket_timeout=120).set("big", big)
     cluster.converged_hashes()
@@ -84,7 +90,7 @@ def test_a_pipeline_of_huge_reads_with_a_write_is_bounded_and_stores_nothing_big
     cluster.converged_hashes()
     for n in cluster.nodes.values():
         assert n.alive() and n.proc.pid == pids[n.id], f"node {n.id} restarted"
-        assert n.metric("micedb_raft_leader_changes_total") == changes[n.id], n.id
+        assert data_term(n) == changes[n.id], n.id  # no election in the data region
         # Two small keys and two small dedup records: nowhere near the replies' size.
         grown = data_bytes(n) - before[n.id]
         assert grown < 64 * 1024, f"node {n.id}: the data grew by {grown} bytes"
@@ -118,7 +124,10 @@ def test_large_writes_through_a_follower_replicate_and_oversized_ones_fail_clean
     leader_id = cluster.wait_leader()
     follower = next(n for n in cluster.nodes.values() if n.id != leader_id)
     pids = {n.id: n.proc.pid for n in cluster.nodes.values()}
-    changes = {n.id: n.metric("micedb_raft_leader_changes_total") for n in cluster.nodes.values()}
+    changes = {n.id: data_term(n) for n in cluster.nodes.values()}
+    # Messages dropped before now (a peer not yet listening at startup) are not this test's.
+    dropped = {n.id: n.metric("micedb_transport_dropped_messages_total")
+               for n in cluster.nodes.values()}
     r = follower.redis(socket_timeout=120)
     try:
         r.mset({f"k{i}": bytes([65 + i]) * (60 * MIB) for i in range(5)})
@@ -133,8 +142,8 @@ def test_large_writes_through_a_follower_replicate_and_oversized_ones_fail_clean
     cluster.converged_hashes()
     for n in cluster.nodes.values():
         assert n.alive() and n.proc.pid == pids[n.id], f"node {n.id} restarted"
-        assert n.metric("micedb_transport_dropped_messages_total") == 0, n.id
-        assert n.metric("micedb_raft_leader_changes_total") == changes[n.id], n.id
+        assert n.metric("micedb_transport_dropped_messages_total") == dropped[n.id], n.id
+        assert data_term(n) == changes[n.id], n.id  # no election in the data region
     assert cluster.wait_leader() == leader_id
 
 

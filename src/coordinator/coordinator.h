@@ -1,0 +1,200 @@
+// Coordinator: the service the meta region's leader runs for the cluster (DESIGN §5,
+// docs/coordinator.md). Every coordinator-role node has one; only the one whose store leads the
+// meta region answers, the others say who leads (CoordError.not_leader).
+//
+// What it keeps in memory (rebuilt by a new leader, never replicated):
+//   - the timestamp oracle: timestamps `physical_ms << 18 | logical`, served from memory while
+//     this node holds the meta region's lease, always below an upper bound persisted through
+//     raft some seconds ahead (tso_window_ms). A new leader starts above the last persisted
+//     bound and persists a new one before it serves, so no timestamp is handed out twice and
+//     every timestamp is above every one handed out before (also across leader changes);
+//   - a batch of ids reserved through raft (AllocIds), handed out from memory; a new leader
+//     reserves a fresh batch (the old leader's unused ids are skipped, never reused);
+//   - the latest store and region heartbeats (load, sizes, down peers), with their times.
+// What it persists through the meta region: the bootstrap (cluster id), stores as they
+// register or change address, regions as their epoch or leader changes, the TSO bound and the
+// id high-water mark (coordinator/meta_state_machine.h).
+//
+// A node that becomes leader first "warms up": one command through raft (every entry of earlier
+// terms is then applied here), the bootstrap if the cluster has none, the region list, and the
+// TSO bound. Until then calls are answered with CoordError.retry.
+//
+// Thread-safety: every method may be called from any thread. `done` callbacks run on the
+// caller's thread or the store's loop thread and must not block.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/strong_id.h"
+#include "common/thread_annotations.h"
+#include "micedb/coordinator.pb.h"
+#include "micedb/store.pb.h"
+
+namespace micedb::coordinator {
+
+// The meta region's replica on this node, as the coordinator needs it (StoreMetaRegion adapts
+// store::Store; tests use a fake).
+class MetaRegion {
+ public:
+  virtual ~MetaRegion() = default;
+  virtual NodeId self() const = 0;
+  // The leader and term this replica last knew (leader invalid: none known).
+  virtual std::pair<NodeId, uint64_t> LeaderAndTerm() const = 0;
+  // Until when (the coordinator clock's monotonic ns) this node holds the meta region's lease.
+  virtual int64_t LeaseUntilNs() const = 0;
+  using Done = std::function<void(Result<MetaResult>)>;
+  // Replicates `cmd` and answers with its result once applied here. Errors: Unavailable (not
+  // the leader now, busy, no quorum in time: nothing or something may have applied).
+  virtual void Propose(MetaCommand cmd, Done done) = 0;
+  // A linearizable read of the meta state.
+  virtual void Read(MetaCommand cmd, Done done) = 0;
+  // The meta region's voters and their peer addresses.
+  virtual std::vector<store::NodeAddress> Members() const = 0;
+};
+
+struct CoordinatorOptions {
+  // The id a bootstrap records; the first leader's bootstrap wins (MetaCommand bootstrap).
+  uint64_t cluster_id = 0;
+  uint64_t first_id = 1024;  // ids below are the initial members' (and reserved)
+  uint32_t max_replicas = 3;
+  // How far ahead of the timestamps served the persisted TSO bound runs (PD: 3 s).
+  int64_t tso_window_ms = 3000;
+  uint64_t id_batch = 1000;
+  // Without a heartbeat for this long a store is "disconnected", then "down".
+  int64_t store_disconnected_ms = 10'000;
+  int64_t store_down_ms = 60'000;
+  const Clock* clock = nullptr;  // null: the system clock. Not owned.
+};
+
+struct CoordinatorCounters {
+  std::atomic<uint64_t> store_heartbeats{0};
+  std::atomic<uint64_t> region_heartbeats{0};
+  std::atomic<uint64_t> stale_heartbeats{0};
+  std::atomic<uint64_t> tso_requests{0};
+  std::atomic<uint64_t> tso_timestamps{0};
+  std::atomic<uint64_t> tso_bound_saves{0};
+  std::atomic<uint64_t> ids_allocated{0};
+  std::atomic<uint64_t> id_batches{0};
+  std::atomic<uint64_t> directory_reads{0};
+  std::atomic<uint64_t> joins{0};
+  std::atomic<uint64_t> leader_terms{0};  // warm-ups finished
+  std::atomic<uint64_t> not_leader{0};    // calls answered with not_leader or retry
+};
+
+class Coordinator {
+ public:
+  using Done = std::function<void(CoordResponse)>;
+  Coordinator(CoordinatorOptions options, MetaRegion* meta);  // `meta` not owned
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  void Handle(const CoordRequest& req, Done done) EXCLUDES(mu_);
+  // Call about every 50 ms: notices leadership changes, warms up, moves the TSO's clock on and
+  // persists its bound ahead of it.
+  void Tick() EXCLUDES(mu_);
+  // Stops answering (calls get retry); pending callbacks still run.
+  void Stop() EXCLUDES(mu_);
+
+  // True once this node leads the meta region, has warmed up and holds the lease.
+  bool Serving() const EXCLUDES(mu_);
+  const CoordinatorCounters& counters() const { return counters_; }
+
+  // Timestamps (TsoResponse): the physical part in ms and the logical part.
+  static constexpr int kLogicalBits = 18;
+  static uint64_t ComposeTs(int64_t physical_ms, uint64_t logical) {
+    return (static_cast<uint64_t>(physical_ms) << kLogicalBits) | logical;
+  }
+
+ private:
+  struct StoreLive {
+    StoreStats stats;
+    int64_t last_ms = 0;
+  };
+  struct RegionLive {
+    RegionHeartbeat last;
+    int64_t last_ms = 0;
+  };
+  struct IdWaiter {
+    uint32_t count;
+    std::function<void(Result<uint64_t>)> done;  // the first of `count` ids
+  };
+  // Work decided under mu_ that calls out (proposals, callbacks): run after unlocking, since
+  // the store may answer on the calling thread.
+  using Actions = std::vector<std::function<void()>>;
+  static void Run(Actions& actions) {
+    for (auto& a : actions) a();
+  }
+
+  int64_t NowMs() const;
+  bool LeaseHeld() const;
+  // The error for a call this node cannot serve now: not_leader with the leader it knows, or
+  // retry while it is warming up.
+  CoordResponse Refusal() const EXCLUDES(mu_);
+  void StartWarmup(uint64_t term, Actions* after) REQUIRES(mu_);
+  // The warm-up's steps, each after the one before succeeded in the same term.
+  void WarmupLoad(uint64_t term) EXCLUDES(mu_);
+  void WarmupRegions(uint64_t term, std::string from) EXCLUDES(mu_);
+  void WarmupTso(uint64_t term) EXCLUDES(mu_);
+  // False (and warming_ cleared) when the term is over.
+  bool StillTerm(uint64_t term) REQUIRES(mu_);
+  void WarmupFailed(uint64_t term, const Status& why) EXCLUDES(mu_);
+  void MaybeSaveTsoBound(Actions* after) REQUIRES(mu_);
+  void HandleTso(const TsoRequest& r, const Done& done) EXCLUDES(mu_);
+  // Hands out `count` ids (from the batch in memory, refilled through raft).
+  void AllocIds(uint32_t count, std::function<void(Result<uint64_t>)> done) EXCLUDES(mu_);
+  void RefillIds(Actions* after) REQUIRES(mu_);
+  void HandleStoreHeartbeat(const StoreHeartbeatRequest& r, const Done& done) EXCLUDES(mu_);
+  void HandleRegionHeartbeat(const RegionHeartbeat& r, const Done& done) EXCLUDES(mu_);
+  void HandleJoin(const JoinRequest& r, const Done& done) EXCLUDES(mu_);
+  void HandleRead(MetaCommand cmd, Done done);
+  void HandleCluster(const Done& done) EXCLUDES(mu_);
+  // Persists `s` unless the stored record is the same; `done` gets the error text ("" on OK).
+  void PutStore(const StoreMeta& s, std::function<void(std::string)> done) EXCLUDES(mu_);
+  std::string StoreStatus(const StoreMeta& meta, const StoreLive* live, int64_t now) const
+      REQUIRES(mu_);
+  // The coordinators and every store's address, for heartbeat and join replies.
+  void FillAddresses(StoreHeartbeatResponse* r) const REQUIRES(mu_);
+
+  const CoordinatorOptions options_;
+  MetaRegion* const meta_;
+  const Clock* clock_;
+  mutable CoordinatorCounters counters_;
+
+  mutable std::mutex mu_;
+  bool stopped_ GUARDED_BY(mu_) = false;
+  // The term this node leads in (0: not leading), and whether its warm-up has finished.
+  uint64_t term_ GUARDED_BY(mu_) = 0;
+  bool ready_ GUARDED_BY(mu_) = false;
+  bool warming_ GUARDED_BY(mu_) = false;
+  int64_t led_since_ms_ GUARDED_BY(mu_) = 0;
+  MetaState state_ GUARDED_BY(mu_);  // as of the warm-up, plus this term's changes
+  // TSO: the next timestamp is (physical_ms_, logical_ + 1); every timestamp served is below
+  // ComposeTs(bound_ms_, 0), and bound_ms_ is applied in the meta region.
+  int64_t physical_ms_ GUARDED_BY(mu_) = 0;
+  uint64_t logical_ GUARDED_BY(mu_) = 0;
+  int64_t bound_ms_ GUARDED_BY(mu_) = 0;
+  bool saving_bound_ GUARDED_BY(mu_) = false;
+  // Ids reserved and not yet handed out: [next_id_, end_id_).
+  uint64_t next_id_ GUARDED_BY(mu_) = 0;
+  uint64_t end_id_ GUARDED_BY(mu_) = 0;
+  bool refilling_ GUARDED_BY(mu_) = false;
+  std::vector<IdWaiter> id_waiters_ GUARDED_BY(mu_);
+  // The stores and regions as persisted (by id), and their latest heartbeats.
+  std::map<uint64_t, StoreMeta> stores_ GUARDED_BY(mu_);
+  std::map<uint64_t, RegionMeta> regions_ GUARDED_BY(mu_);
+  std::map<uint64_t, StoreLive> store_live_ GUARDED_BY(mu_);
+  std::map<uint64_t, RegionLive> region_live_ GUARDED_BY(mu_);
+};
+
+}  // namespace micedb::coordinator

@@ -1,0 +1,458 @@
+// The node's side of the coordinator (docs/coordinator.md): the identity a joining node gets,
+// the coordinator service on coordinator-role nodes, the client every node calls it with, the
+// store and region heartbeats, and the cluster's JSON for HTTP.
+#include <sys/statvfs.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include "common/logging.h"
+#include "micedb/transport.grpc.pb.h"
+#include "server/node.h"
+#include "server/node_coordinator.h"
+#include "store/keys.h"
+
+namespace micedb::server {
+
+namespace {
+
+using coordinator::CoordRequest;
+using coordinator::CoordResponse;
+
+// The coordinators this node knows, kept in its data directory ('J' in the raft family) so
+// that a joined node finds them again after a restart.
+constexpr std::string_view kCoordinatorsKey = "J";
+constexpr int64_t kTickMs = 50;
+constexpr int64_t kStoreHeartbeatMs = 1000;
+constexpr int64_t kRegionCheckMs = 200;
+constexpr int64_t kRegionHeartbeatMs = 10'000;
+constexpr int64_t kJoinTimeoutMs = 60'000;
+
+int64_t MonoMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Get()->NowMonotonic())
+      .count();
+}
+
+}  // namespace
+
+Status Node::ResolveIdentity(uint64_t* cluster_id) {
+  auto log = GetLogger("server");
+  store::StoreIdent existing;
+  auto cur = engine_->Get(storage::Cf::kRaft, store::kStoreIdentKey);
+  const bool have = cur.ok() && existing.ParseFromString(*cur);
+  if (auto saved = engine_->Get(storage::Cf::kRaft, kCoordinatorsKey); saved.ok()) {
+    coordinator::JoinResponse j;
+    if (j.ParseFromString(*saved)) {
+      initial_coordinators_.assign(j.coordinators().begin(), j.coordinators().end());
+    }
+  }
+  if (!options_.id.valid() && have) options_.id = NodeId(existing.node_id());
+  if (!options_.id.valid() && options_.join.empty()) {
+    return Status::InvalidArgument("a node needs --node-id, or --join to get one");
+  }
+  *cluster_id = have ? existing.cluster_id() : 0;
+  if (!options_.initial_peers.empty()) {
+    if (*cluster_id == 0) *cluster_id = store::ClusterIdFromPeers(options_.initial_peers);
+    if (initial_coordinators_.empty()) {
+      for (const auto& [id, addr] : options_.initial_peers) {
+        store::NodeAddress a;
+        a.set_node_id(id.value());
+        a.set_peer_addr(addr);
+        initial_coordinators_.push_back(std::move(a));
+      }
+    }
+  }
+  if (options_.join.empty()) return Status::OK();
+  auto joined = JoinCluster(options_.id.valid() ? options_.id.value() : 0, *cluster_id);
+  if (!joined.ok()) {
+    // A node that has its id already may start without the coordinator (it knows the
+    // coordinators from before); a new one may not, and a refusal always stops it.
+    if (joined.status().code() == StatusCode::kInvalidArgument || !options_.id.valid() ||
+        initial_coordinators_.empty()) {
+      return joined.status();
+    }
+    log->warn(
+        "cannot reach the cluster to join ({}); starting with the coordinators known "
+        "from before",
+        joined.status().message());
+    return Status::OK();
+  }
+  if (options_.id.valid() && options_.id.value() != joined->store_id()) {
+    return Status::Internal("the coordinator gave this node another id");
+  }
+  options_.id = NodeId(joined->store_id());
+  *cluster_id = joined->cluster_id();
+  initial_coordinators_.assign(joined->coordinators().begin(), joined->coordinators().end());
+  SaveCoordinators(initial_coordinators_);
+  log->info("joined cluster {:016x} as node {}", *cluster_id, options_.id.value());
+  return Status::OK();
+}
+
+Result<coordinator::JoinResponse> Node::JoinCluster(uint64_t id, uint64_t cluster_id) {
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!options_.certs_dir.empty()) {
+    const security::TlsFiles files = security::NodeFiles(options_.certs_dir);
+    grpc::SslCredentialsOptions o;
+    MICEDB_ASSIGN_OR_RETURN(o.pem_root_certs, security::ReadPem(files.ca));
+    MICEDB_ASSIGN_OR_RETURN(o.pem_cert_chain, security::ReadPem(files.cert));
+    MICEDB_ASSIGN_OR_RETURN(o.pem_private_key, security::ReadPem(files.key));
+    creds = grpc::SslCredentials(o);
+  }
+  transport::ForwardRequest req;
+  coordinator::JoinRequest* j = req.mutable_coord()->mutable_join();
+  j->set_cluster_id(cluster_id);
+  coordinator::StoreMeta* s = j->mutable_store();
+  s->set_id(id);
+  s->set_peer_addr(options_.listen_peer);
+  s->set_redis_addr(fmt::format("{}:{}", options_.redis_host, options_.redis_port));
+  s->set_http_addr(options_.listen_http);
+  s->set_version(options_.version);
+  std::string last = "no address to join";
+  const int64_t deadline = MonoMs() + kJoinTimeoutMs;
+  for (int round = 0; MonoMs() < deadline; ++round) {
+    for (const std::string& addr : options_.join) {
+      auto stub = transport::NodeService::NewStub(grpc::CreateChannel(addr, creds));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(6));
+      transport::ForwardResponse resp;
+      grpc::Status st = stub->Forward(&ctx, req, &resp);
+      if (!st.ok()) {
+        last = fmt::format("{}: {}", addr, st.error_message());
+        continue;
+      }
+      const CoordResponse& c = resp.coord();
+      if (c.has_join()) return c.join();
+      last = fmt::format("{}: {}", addr, c.error().message());
+      if (c.has_error() && !c.error().retry() && !c.error().not_leader()) {
+        return Status::InvalidArgument(
+            fmt::format("the cluster refused this node: {}", c.error().message()));
+      }
+    }
+    if (round == 0) GetLogger("server")->info("waiting for the cluster to join ({})", last);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return Status::Unavailable(fmt::format("could not join the cluster: {}", last));
+}
+
+void Node::SaveCoordinators(const std::vector<store::NodeAddress>& members) {
+  coordinator::JoinResponse j;
+  for (const auto& m : members) *j.add_coordinators() = m;
+  Status st = engine_->Put(storage::Cf::kRaft, kCoordinatorsKey, j.SerializeAsString(),
+                           storage::WriteOptions{.sync = true});
+  if (!st.ok()) GetLogger("server")->warn("cannot save the coordinators: {}", st.ToString());
+}
+
+void Node::StartCoordinator() {
+  coord_executor_ = std::make_unique<router::ThreadExecutor>();
+  coord_sender_ = std::make_unique<CoordSender>(this);
+  coord_client_ = std::make_unique<coordinator::CoordinatorClient>(
+      coordinator::CoordinatorClientOptions{}, coord_sender_.get(), coord_executor_.get());
+  for (const auto& m : initial_coordinators_) {
+    if (NodeId(m.node_id()) != options_.id && !m.peer_addr().empty()) {
+      transport_->SetAddress(NodeId(m.node_id()), m.peer_addr());
+    }
+  }
+  coord_client_->SetMembers(initial_coordinators_);
+  // Every node can serve as the coordinator: it does while its store leads the meta region
+  // (a node added to that region later, replacing a lost voter, takes its share at once).
+  meta_region_ = std::make_unique<coordinator::StoreMetaRegion>(store_.get(), options_.listen_peer);
+  coordinator::CoordinatorOptions co;
+  co.cluster_id = identities_->self().cluster_id();
+  coordinator_ = std::make_unique<coordinator::Coordinator>(co, meta_region_.get());
+  directory_ = std::make_unique<Directory>(coord_client_.get());
+  backend_->SetDirectory(directory_.get());
+  coord_executor_->After(kTickMs, [this] { CoordinatorTick(); });
+}
+
+void Node::StopCoordinator() {
+  coord_stopping_ = true;
+  if (coordinator_) coordinator_->Stop();
+  if (coord_executor_) coord_executor_->Stop();
+}
+
+void Node::CoordinatorTick() {
+  if (coord_stopping_) return;
+  if (coordinator_) coordinator_->Tick();
+  Heartbeat();
+  coord_executor_->After(kTickMs, [this] { CoordinatorTick(); });
+}
+
+void Node::Heartbeat() {
+  const int64_t now = MonoMs();
+  const auto regions = store_->Regions();
+  if (now - last_store_heartbeat_ms_ >= kStoreHeartbeatMs) {
+    last_store_heartbeat_ms_ = now;
+    CoordRequest req;
+    coordinator::StoreHeartbeatRequest* hb = req.mutable_store_heartbeat();
+    coordinator::StoreMeta* s = hb->mutable_store();
+    s->set_id(options_.id.value());
+    s->set_peer_addr(options_.listen_peer);
+    s->set_redis_addr(fmt::format("{}:{}", options_.redis_host, redis_port()));
+    s->set_http_addr(options_.listen_http);
+    s->set_version(options_.version);
+    bool meta_here = false;
+    coordinator::StoreStats* st = hb->mutable_stats();
+    st->set_store_id(options_.id.value());
+    for (const auto& r : regions) {
+      if (store::IsMetaRegion(r.descriptor.id())) {
+        meta_here = true;
+        continue;
+      }
+      st->set_region_count(st->region_count() + 1);
+      if (r.raft.role == raft::Role::kLeader) st->set_leader_count(st->leader_count() + 1);
+    }
+    s->set_coordinator(meta_here);
+    st->set_coordinator(meta_here);
+    struct statvfs vfs;
+    if (::statvfs(options_.data_dir.c_str(), &vfs) == 0) {
+      st->set_capacity(static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize);
+      st->set_available(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
+    }
+    st->set_no_space(store_->disk_alarm() != store::DiskAlarm::kNone);
+    st->set_interval_ms(kStoreHeartbeatMs);
+    coord_client_->Call(std::move(req), 2000, [this](Result<CoordResponse> r) {
+      if (coord_stopping_ || !r.ok() || !r->has_store_heartbeat()) return;
+      const auto& hb = r->store_heartbeat();
+      for (const auto& a : hb.stores()) {
+        if (NodeId(a.node_id()) != options_.id && !a.peer_addr().empty()) {
+          transport_->SetAddress(NodeId(a.node_id()), a.peer_addr());
+        }
+      }
+      std::vector<store::NodeAddress> members(hb.coordinators().begin(), hb.coordinators().end());
+      auto known = coord_client_->members();
+      auto same = [](const std::vector<store::NodeAddress>& a,
+                     const std::vector<store::NodeAddress>& b) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i) {
+          if (a[i].node_id() != b[i].node_id() || a[i].peer_addr() != b[i].peer_addr()) {
+            return false;
+          }
+        }
+        return true;
+      };
+      if (!members.empty() && !same(members, known)) {
+        coord_client_->SetMembers(members);
+        SaveCoordinators(members);
+      }
+    });
+  }
+  // Region heartbeats: each region led here, at once when its descriptor or leadership
+  // changed, and every kRegionHeartbeatMs otherwise.
+  static thread_local int64_t last_check = 0;
+  if (now - last_check < kRegionCheckMs) return;
+  last_check = now;
+  std::map<uint64_t, std::pair<std::string, int64_t>> still;
+  for (const auto& r : regions) {
+    if (store::IsMetaRegion(r.descriptor.id()) || r.raft.role != raft::Role::kLeader) continue;
+    coordinator::RegionMeta meta;
+    *meta.mutable_region() = r.descriptor;
+    meta.set_leader(options_.id.value());
+    std::string key = meta.SerializeAsString();
+    auto it = reported_.find(r.descriptor.id());
+    if (it != reported_.end() && it->second.first == key &&
+        now - it->second.second < kRegionHeartbeatMs) {
+      still.emplace(*it);
+      continue;
+    }
+    still[r.descriptor.id()] = {key, now};
+    CoordRequest req;
+    coordinator::RegionHeartbeat* hb = req.mutable_region_heartbeat();
+    *hb->mutable_region() = std::move(meta);
+    hb->set_term(r.raft.term.value());
+    if (auto size = engine_->ApproximateSize(storage::Cf::kDefault, r.descriptor.start_key(),
+                                             store::EngineRangeEnd(r.descriptor.end_key()));
+        size.ok()) {
+      hb->set_approximate_size(*size);
+    }
+    for (const auto& [peer, progress] : r.raft.progress) {
+      // Far behind (TiKV's pending peers): waiting for a snapshot, probing, or many entries
+      // short. A follower a round behind is not.
+      constexpr uint64_t kFarBehind = 64;
+      if (peer != options_.id && (progress.state != raft::ProgressState::kReplicate ||
+                                  progress.match.value() + kFarBehind < r.raft.commit.value())) {
+        hb->add_pending_peers(peer.value());
+      }
+    }
+    hb->set_interval_ms(kRegionHeartbeatMs);
+    const uint64_t id = r.descriptor.id();
+    coord_client_->Call(std::move(req), 2000, [this, id](Result<CoordResponse> r) {
+      if (r.ok() && r->has_region_heartbeat()) return;
+      // Not delivered: report again at the next check.
+      coord_executor_->After(0, [this, id] { reported_.erase(id); });
+    });
+  }
+  reported_ = std::move(still);
+}
+
+void Node::OnCoordForward(NodeId from, uint64_t id, const CoordRequest& req) {
+  auto reply = [this, from, id](CoordResponse r) {
+    transport::ForwardResponse resp;
+    *resp.mutable_coord() = std::move(r);
+    transport_->ReplyForward(from, id, std::move(resp));
+  };
+  if (!coordinator_) {
+    CoordResponse r;
+    r.mutable_error()->set_message(fmt::format("node {} is starting", options_.id.value()));
+    r.mutable_error()->set_retry(true);
+    return reply(std::move(r));
+  }
+  coordinator_->Handle(req, std::move(reply));
+}
+
+std::string Node::ClusterJson(const std::string& what) {
+  if (!coord_client_) return R"({"error":"starting"})";
+  CoordRequest req;
+  req.mutable_cluster();
+  auto promise = std::make_shared<std::promise<Result<CoordResponse>>>();
+  auto future = promise->get_future();
+  coord_client_->Call(std::move(req), 3000,
+                      [promise](Result<CoordResponse> r) { promise->set_value(std::move(r)); });
+  Result<CoordResponse> r = future.get();
+  if (!r.ok() || !r->has_cluster()) {
+    const std::string why = !r.ok() ? std::string(r.status().message())
+                                    : (r->has_error() ? r->error().message() : "no answer");
+    coordinator::CoordError e;
+    e.set_message(why);
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(e, &json);
+    return fmt::format(R"({{"error":{}}})", json);
+  }
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.always_print_primitive_fields = true;
+  std::string out;
+  const coordinator::ClusterResponse& c = r->cluster();
+  if (what == "stores") {
+    coordinator::ClusterResponse only;
+    *only.mutable_stores() = c.stores();
+    (void)google::protobuf::util::MessageToJsonString(only, &out, o);
+  } else if (what == "regions") {
+    coordinator::ClusterResponse only;
+    *only.mutable_regions() = c.regions();
+    (void)google::protobuf::util::MessageToJsonString(only, &out, o);
+  } else {
+    (void)google::protobuf::util::MessageToJsonString(c, &out, o);
+  }
+  return out;
+}
+
+std::pair<int, std::string> Node::TsoJson() {
+  if (!coord_client_) return {503, R"({"error":"starting"})"};
+  auto promise = std::make_shared<std::promise<Result<uint64_t>>>();
+  auto future = promise->get_future();
+  coord_client_->GetTimestamp([promise](Result<uint64_t> r) { promise->set_value(std::move(r)); });
+  Result<uint64_t> ts = future.get();
+  if (!ts.ok()) {
+    coordinator::CoordError e;
+    e.set_message(std::string(ts.status().message()));
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(e, &json);
+    return {503, fmt::format(R"({{"error":{}}})", json)};
+  }
+  return {200, fmt::format(R"({{"ts":{},"physical_ms":{},"logical":{}}})", *ts,
+                           *ts >> coordinator::Coordinator::kLogicalBits,
+                           *ts & ((uint64_t{1} << coordinator::Coordinator::kLogicalBits) - 1))};
+}
+
+namespace {
+
+// The TSO benchmark's callers (Node::TsoBenchJson): each asks again as soon as it is answered,
+// until the deadline.
+struct TsoBench {
+  coordinator::CoordinatorClient* client;
+  int64_t end_ns = 0;
+  // Latency histogram: 10 us buckets up to 100 ms, the last bucket for everything above.
+  static constexpr int kBuckets = 10'001;
+  std::vector<std::atomic<uint64_t>> buckets = std::vector<std::atomic<uint64_t>>(kBuckets);
+  std::atomic<uint64_t> got{0}, errors{0}, out_of_order{0};
+  std::atomic<int> running{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint64_t> last;  // per caller
+
+  static int64_t Now() { return SystemClock::Get()->NowMonotonic().count(); }
+
+  void Ask(const std::shared_ptr<TsoBench>& self, size_t caller) {
+    const int64_t t0 = Now();
+    client->GetTimestamp([self, caller, t0](Result<uint64_t> r) {
+      const int64_t t1 = Now();
+      const int64_t us = (t1 - t0) / 1000;
+      self->buckets[std::min<int64_t>(us / 10, kBuckets - 1)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
+      if (r.ok()) {
+        self->got.fetch_add(1, std::memory_order_relaxed);
+        // Each caller's timestamps must rise (only this caller writes its slot).
+        if (*r <= self->last[caller]) self->out_of_order.fetch_add(1, std::memory_order_relaxed);
+        self->last[caller] = *r;
+      } else {
+        self->errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (t1 < self->end_ns) return self->Ask(self, caller);
+      if (self->running.fetch_sub(1) == 1) {
+        std::lock_guard lock(self->mu);
+        self->cv.notify_all();
+      }
+    });
+  }
+
+  // The latency (us) below which `q` of the calls finished.
+  int64_t Quantile(double q) const {
+    uint64_t total = 0;
+    for (const auto& b : buckets) total += b.load();
+    uint64_t seen = 0;
+    for (int i = 0; i < kBuckets; ++i) {
+      seen += buckets[i].load();
+      if (static_cast<double>(seen) >= q * static_cast<double>(total)) return int64_t{i + 1} * 10;
+    }
+    return int64_t{kBuckets} * 10;
+  }
+};
+
+int QueryInt(const std::string& query, const std::string& name, int fallback) {
+  const std::string key = name + "=";
+  size_t pos = query.find(key);
+  if (pos == std::string::npos || (pos > 0 && query[pos - 1] != '&')) return fallback;
+  return std::atoi(query.c_str() + pos + key.size());
+}
+
+}  // namespace
+
+std::pair<int, std::string> Node::TsoBenchJson(const std::string& query) {
+  if (!coord_client_) return {503, R"({"error":"starting"})"};
+  const int callers = QueryInt(query, "callers", 64);
+  const int seconds = QueryInt(query, "seconds", 5);
+  if (callers < 1 || callers > 4096 || seconds < 1 || seconds > 60) {
+    return {400, R"({"error":"callers must be 1..4096 and seconds 1..60"})"};
+  }
+  auto bench = std::make_shared<TsoBench>();
+  bench->client = coord_client_.get();
+  bench->last.assign(static_cast<size_t>(callers), 0);
+  bench->running = callers;
+  const uint64_t requests_before = coord_client_->counters().tso_requests.load();
+  const int64_t start = TsoBench::Now();
+  bench->end_ns = start + int64_t{seconds} * 1'000'000'000;
+  for (int i = 0; i < callers; ++i) bench->Ask(bench, static_cast<size_t>(i));
+  {
+    std::unique_lock lock(bench->mu);
+    bench->cv.wait(lock, [&] { return bench->running.load() == 0; });
+  }
+  const double elapsed = static_cast<double>(TsoBench::Now() - start) / 1e9;
+  const uint64_t requests = coord_client_->counters().tso_requests.load() - requests_before;
+  const uint64_t got = bench->got.load();
+  return {200,
+          fmt::format(R"({{"callers":{},"seconds":{:.3f},"timestamps":{},"per_sec":{:.0f},)"
+                      R"("requests":{},"avg_batch":{:.1f},"p50_us":{},"p99_us":{},"p999_us":{},)"
+                      R"("errors":{},"out_of_order":{},"coordinator_leader":{}}})",
+                      callers, elapsed, got, static_cast<double>(got) / elapsed, requests,
+                      requests ? static_cast<double>(got) / static_cast<double>(requests) : 0.0,
+                      bench->Quantile(0.5), bench->Quantile(0.99), bench->Quantile(0.999),
+                      bench->errors.load(), bench->out_of_order.load(),
+                      coord_client_->leader().value())};
+}
+
+}  // namespace micedb::server
