@@ -51,7 +51,7 @@ def cpu_seconds(pids):
 
 
 def node_pids(data_dir):
-    out = subprocess.run(["pgrep", "-f", f"--data-dir {data_dir}/node"], capture_output=True,
+    out = subprocess.run(["pgrep", "-f", "--", f"--data-dir {data_dir}/node"], capture_output=True,
                          text=True).stdout.split()
     return [int(p) for p in out]
 
