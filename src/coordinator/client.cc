@@ -108,13 +108,13 @@ void CoordinatorClient::OnAnswer(const std::shared_ptr<CallState>& call, NodeId 
       if (known) return Attempt(call);
       return Backoff(call);
     }
-    if (e.retry()) {
+    if (!e.retry()) return call->done(std::move(*r));  // a final answer, error and all
+    {
       std::lock_guard lock(mu_);
       // Keep asking the same node while it warms up.
       if (!leader_.valid()) leader_ = target;
     }
-    if (e.retry()) return Backoff(call);
-    return call->done(std::move(*r));  // a final answer, error and all
+    return Backoff(call);
   }
   {
     std::lock_guard lock(mu_);

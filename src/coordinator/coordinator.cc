@@ -444,21 +444,20 @@ void Coordinator::HandleStoreHeartbeat(const StoreHeartbeatRequest& req, const D
       auto it = stores_.find(id);
       if (it != stores_.end() && it->second.state() == STORE_TOMBSTONE) {
         resp = Error(fmt::format("store {} was removed from the cluster (tombstone)", id));
-        goto reply;
+      } else {
+        StoreLive& live = store_live_[id];
+        live.stats = req.stats();
+        live.last_ms = NowMs();
+        if (it == stores_.end() || !SameStore(it->second, req.store())) {
+          StoreMeta s = req.store();
+          s.set_state(it == stores_.end() ? STORE_UP : it->second.state());
+          s.set_registered_ms(it == stores_.end() ? NowMs() : it->second.registered_ms());
+          to_persist = std::move(s);
+        }
+        FillAddresses(resp.mutable_store_heartbeat());
       }
-      StoreLive& live = store_live_[id];
-      live.stats = req.stats();
-      live.last_ms = NowMs();
-      if (it == stores_.end() || !SameStore(it->second, req.store())) {
-        StoreMeta s = req.store();
-        s.set_state(it == stores_.end() ? STORE_UP : it->second.state());
-        s.set_registered_ms(it == stores_.end() ? NowMs() : it->second.registered_ms());
-        to_persist = std::move(s);
-      }
-      FillAddresses(resp.mutable_store_heartbeat());
     }
   }
-reply:
   if (resp.has_error()) return done(std::move(resp));
   if (!resp.has_store_heartbeat()) return done(Refusal());
   if (to_persist) {

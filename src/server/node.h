@@ -162,7 +162,9 @@ class Node : public transport::InboundHandler {
   std::atomic<bool> coord_stopping_{false};
   // Region heartbeats: what was last reported for each region led here, and when (ms).
   std::map<uint64_t, std::pair<std::string, int64_t>> reported_;
+  // When the heartbeats last went (monotonic ms; the coordinator executor's thread only).
   int64_t last_store_heartbeat_ms_ = 0;
+  int64_t last_region_check_ms_ = 0;
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

@@ -184,9 +184,9 @@ void Node::CoordinatorTick() {
 
 void Node::Heartbeat() {
   const int64_t now = MonoMs();
-  const auto regions = store_->Regions();
   if (now - last_store_heartbeat_ms_ >= kStoreHeartbeatMs) {
     last_store_heartbeat_ms_ = now;
+    const auto regions = store_->Regions();
     CoordRequest req;
     coordinator::StoreHeartbeatRequest* hb = req.mutable_store_heartbeat();
     coordinator::StoreMeta* s = hb->mutable_store();
@@ -243,9 +243,9 @@ void Node::Heartbeat() {
   }
   // Region heartbeats: each region led here, at once when its descriptor or leadership
   // changed, and every kRegionHeartbeatMs otherwise.
-  static thread_local int64_t last_check = 0;
-  if (now - last_check < kRegionCheckMs) return;
-  last_check = now;
+  if (now - last_region_check_ms_ < kRegionCheckMs) return;
+  last_region_check_ms_ = now;
+  const auto regions = store_->Regions();
   std::map<uint64_t, std::pair<std::string, int64_t>> still;
   for (const auto& r : regions) {
     if (store::IsMetaRegion(r.descriptor.id()) || r.raft.role != raft::Role::kLeader) continue;
