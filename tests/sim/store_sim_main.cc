@@ -113,11 +113,12 @@ int Main(int argc, char** argv) {
       fmt::print(
           "profile: {}\ntrace hash {:016x}; {} events, {} writes acked, {} failed, {} reads "
           "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} snapshots applied, "
-          "{} Unavailable writes seen applied, recovery took {} ms\n",
+          "{} Unavailable writes seen applied, recovery took {} ms, {} timestamps ({} calls "
+          "failed), {} ids\n",
           r.profile, r.trace_hash, r.stats.events, r.stats.writes_acked, r.stats.writes_failed,
           r.stats.reads_ok, r.stats.reads_failed, r.stats.crashes, r.stats.transfers,
           r.stats.conf_changes, r.stats.snapshots_applied, r.stats.unavailable_applied,
-          r.stats.liveness_ms);
+          r.stats.liveness_ms, r.stats.tso_timestamps, r.stats.tso_failed, r.stats.ids_allocated);
     }
   }
   const double secs =
