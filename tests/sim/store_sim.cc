@@ -465,11 +465,14 @@ class Run {
       cluster_.network().Heal();
       cluster_.Trace("nemesis: heal");
     } else {
-      const uint64_t leader = cluster_.AnyLeader();
+      // One time in three the meta region's: the coordinator changes hands while it serves.
+      const uint64_t region = o_.meta_transfers && rng->OneIn(3) ? store::kMetaRegionId : 1;
+      const uint64_t leader = cluster_.AnyLeader(region);
       const uint64_t target = 1 + rng->Uniform(o_.nodes);
       if (leader == 0 || target == leader) return;
-      cluster_.Trace(fmt::format("nemesis: transfer leadership n{} -> n{}", leader, target));
-      cluster_.store(leader)->TransferLeader(RegionId(1), NodeId(target));
+      cluster_.Trace(fmt::format("nemesis: transfer region {}'s leadership n{} -> n{}", region,
+                                 leader, target));
+      cluster_.store(leader)->TransferLeader(RegionId(region), NodeId(target));
       cluster_.PollSoon(leader);
       r_->stats.transfers++;
     }
@@ -740,9 +743,10 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 
 std::string StoreSimResult::RerunCommand() const {
   return fmt::format(
-      "{} --seed {} --nodes {} --fault-ms {}{}{} --verbose", options.binary, options.seed,
+      "{} --seed {} --nodes {} --fault-ms {}{}{}{} --verbose", options.binary, options.seed,
       options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
-      options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults));
+      options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults),
+      options.meta_transfers ? " --meta-transfers" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -27,6 +27,10 @@ struct StoreSimOptions {
   // Clock faults (per-node clock rates within +-8%, nodes paused and resumed): -1 drawn from
   // the seed (one run in two), 0 off, 1 on.
   int clock_faults = -1;
+  // The nemesis's leader transfers also move the meta region's leadership (one in three). Off by
+  // default: a transfer whose MSG_TIMEOUT_NOW is lost leaves the leader without a lease for the
+  // rest of its term, and the coordinator without timestamps (docs/simulation.md §6, Findings).
+  bool meta_transfers = false;
   bool verbose = false;              // print every event
   std::string binary = "store_sim";  // named in the rerun command
 };

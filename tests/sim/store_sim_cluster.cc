@@ -320,12 +320,12 @@ Status StoreCluster::Restart(uint64_t id) {
   return StartNode(id, false);
 }
 
-uint64_t StoreCluster::AnyLeader() const {
+uint64_t StoreCluster::AnyLeader(uint64_t region) const {
   uint64_t best = 0, best_term = 0;
   for (const auto& n : nodes_) {
     if (!n->store) continue;
     for (const auto& r : n->store->Regions()) {
-      if (r.descriptor.id() == 1 && r.raft.role == raft::Role::kLeader &&
+      if (r.descriptor.id() == region && r.raft.role == raft::Role::kLeader &&
           r.raft.term.value() >= best_term) {
         best = n->id;
         best_term = r.raft.term.value();

@@ -112,8 +112,9 @@ class StoreCluster {
   bool frozen(uint64_t id) const;
   // Node `id`'s clock rate.
   double clock_rate(uint64_t id) const;
-  // The leader of region 1 as some up node believes (0: none known).
-  uint64_t AnyLeader() const;
+  // The leader of `region` (region 1, or the meta region) as some up node believes (0: none
+  // known).
+  uint64_t AnyLeader(uint64_t region = 1) const;
   // Region 1's voters and learners as `id`'s store knows them (empty when it has no replica).
   std::vector<uint64_t> Members(uint64_t id);
   std::function<void(uint64_t)> on_crash;

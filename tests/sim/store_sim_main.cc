@@ -64,6 +64,8 @@ int Main(int argc, char** argv) {
                  "Force one fault mix: calm, lossy, partitions, crashes, mixed or membership");
   app.add_flag("--unsafe-local-reads", base.unsafe_local_reads,
                "Routers serve reads from local state (broken on purpose: the checks must fail)");
+  app.add_flag("--meta-transfers", base.meta_transfers,
+               "Leader transfers also move the meta region's leadership (see docs/simulation.md)");
   app.add_option("--clock-faults", base.clock_faults,
                  "Per-node clock rates and paused nodes: -1 drawn from the seed, 0 off, 1 on")
       ->check(CLI::IsMember({-1, 0, 1}))
