@@ -2,6 +2,7 @@
 #pragma once
 
 #include "router/links.h"
+#include "store/keys.h"
 #include "store/store.h"
 
 namespace micedb::router {
@@ -26,7 +27,13 @@ class StoreLink final : public LocalStore {
   }
   std::vector<RegionRoute> Regions() const override {
     std::vector<RegionRoute> out;
-    for (const auto& r : store_->Regions()) out.push_back(RegionRoute{r.descriptor, r.raft.leader});
+    for (const auto& r : store_->Regions()) {
+      // The meta region's range lies inside the last data region's as descriptors say it
+      // (end "" is +infinity), so in the region cache it would evict region 1; the router never
+      // routes to it anyway (the coordinator is reached through CoordinatorClient).
+      if (store::IsMetaRegion(r.descriptor.id())) continue;
+      out.push_back(RegionRoute{r.descriptor, r.raft.leader});
+    }
     return out;
   }
   NodeId LeaderOf(uint64_t region_id) const override {

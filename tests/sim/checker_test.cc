@@ -7,6 +7,7 @@
 #include "tests/sim/election_checker.h"
 #include "tests/sim/log_checker.h"
 #include "tests/sim/read_checker.h"
+#include "tests/sim/tso_checker.h"
 
 namespace micedb::sim {
 namespace {
@@ -219,6 +220,91 @@ TEST(ReadCheckerTest, FailedReadsAreForgotten) {
   EXPECT_EQ(c.pending(), 0u);
   c.ObserveServed(r, n1, LogIndex(1), LogIndex(1));  // served after failing: a driver bug
   EXPECT_EQ(v.size(), 1u);
+}
+
+// Three callers, each with one call at a time, calls overlapping across callers.
+TEST(TsoCheckerTest, GoodHistoryIsFine) {
+  Violations v;
+  TsoChecker c(&v);
+  const uint64_t a1 = c.Invoked(1, 10), b1 = c.Invoked(2, 11);
+  c.Completed(b1, 12, 105);  // concurrent with a1: may be below or above it
+  const uint64_t b2 = c.Invoked(2, 13);
+  c.Completed(a1, 14, 100);
+  c.Completed(b2, 15, 110);  // above b1, which ended before it began
+  const uint64_t c1 = c.Invoked(3, 16);
+  c.Completed(c1, 17, std::nullopt);  // a failure takes no part
+  const uint64_t c2 = c.Invoked(3, 18);
+  c.Completed(c2, 19, 111);
+  c.Finish(/*healed_ms=*/16, /*liveness_bound_ms=*/5);
+  EXPECT_TRUE(v.empty()) << v[0].detail;
+  EXPECT_EQ(c.timestamps(), 4u);
+  EXPECT_EQ(c.failures(), 1u);
+}
+
+TEST(TsoCheckerTest, TimestampHandedOutTwiceIsReported) {
+  Violations v;
+  TsoChecker c(&v);
+  const uint64_t a = c.Invoked(1, 10), b = c.Invoked(2, 10);
+  c.Completed(a, 12, 100);
+  c.Completed(b, 12, 100);
+  c.Finish(std::nullopt, 0);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].check, "tso-unique");
+  EXPECT_NE(v[0].detail.find("timestamp 100 handed out twice"), std::string::npos);
+}
+
+TEST(TsoCheckerTest, CallerGoingBackIsReported) {
+  Violations v;
+  TsoChecker c(&v);
+  // Caller 1's two calls are concurrent with caller 2's only call, so only the per-caller
+  // order is broken... and the real-time order with it, since 1's first call ended first.
+  const uint64_t a1 = c.Invoked(1, 10);
+  c.Completed(a1, 11, 200);
+  const uint64_t a2 = c.Invoked(1, 12);
+  c.Completed(a2, 13, 150);
+  c.Finish(std::nullopt, 0);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0].check, "tso-monotonic");
+  EXPECT_NE(v[0].detail.find("caller 1: timestamp 150"), std::string::npos);
+  EXPECT_EQ(v[1].check, "tso-real-time");
+}
+
+TEST(TsoCheckerTest, RealTimeOrderAcrossCallersIsChecked) {
+  Violations v;
+  TsoChecker c(&v);
+  const uint64_t a = c.Invoked(1, 10);
+  const uint64_t b = c.Invoked(2, 10);  // concurrent with a: any order is fine
+  c.Completed(b, 11, 300);
+  c.Completed(a, 11, 200);
+  const uint64_t d = c.Invoked(3, 12);  // after both ended: must be above 300
+  c.Completed(d, 13, 250);
+  c.Finish(std::nullopt, 0);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].check, "tso-real-time");
+  EXPECT_NE(v[0].detail.find("caller 3 got 250"), std::string::npos);
+  EXPECT_NE(v[0].detail.find("caller 2 had got the larger or equal 300"), std::string::npos);
+}
+
+TEST(TsoCheckerTest, NoTimestampAfterHealingIsReported) {
+  Violations v;
+  TsoChecker c(&v);
+  const uint64_t a = c.Invoked(1, 10);
+  c.Completed(a, 20, 100);  // before healing: does not count
+  const uint64_t b = c.Invoked(1, 100);
+  c.Completed(b, 150, std::nullopt);
+  const uint64_t d = c.Invoked(1, 160);
+  c.Completed(d, 400, 101);  // too late
+  c.Invoked(2, 170);         // never answered
+  c.Finish(/*healed_ms=*/100, /*liveness_bound_ms=*/200);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].check, "tso-liveness");
+  EXPECT_NE(v[0].detail.find("first at 400 ms"), std::string::npos);
+
+  Violations none;
+  TsoChecker quiet(&none);
+  quiet.Finish(/*healed_ms=*/0, 100);
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].check, "tso-liveness");
 }
 
 }  // namespace

@@ -16,10 +16,17 @@
 #include "tests/sim/digest.h"
 #include "tests/sim/store_sim_checker.h"
 #include "tests/sim/store_sim_cluster.h"
+#include "tests/sim/tso_checker.h"
 
 namespace micedb::sim {
 
 namespace {
+
+// Timestamp callers per node (each with one call at a time) and their pace.
+constexpr int kTsoCallers = 2;
+constexpr int64_t kTsoGapMaxMs = 20;    // between a caller's calls
+constexpr int64_t kTsoRetryMs = 50;     // after a failed call
+constexpr int64_t kAllocIdGapMs = 300;  // between AllocId calls
 
 // How hostile one run is: network faults and the nemesis's mix, drawn from the seed.
 struct StoreProfile {
@@ -102,7 +109,10 @@ class Run {
                                      .clock_faults = clock_faults_,
                                      .verbose = o.verbose},
                  &net_rng_),
-        checker_(&r_->violations) {
+        // The coordinator's callers draw from their own stream too.
+        coord_rng_(HashCombine(o.seed, 0xC00D)),
+        checker_(&r_->violations),
+        tso_(&r_->violations) {
     r_->profile = profile_.Describe();
     if (clock_faults_) {
       r_->profile += " clocks=";
@@ -118,6 +128,15 @@ class Run {
         (kv.second.write ? r_->stats.writes_failed : r_->stats.reads_failed)++;
         return true;
       });
+      // So do its timestamp calls: they stay unanswered in the checker.
+      std::erase_if(tso_pending_, [&](const auto& kv) { return kv.second == id; });
+    };
+    cluster_.on_start = [this](uint64_t id) {
+      for (int k = 0; k < kTsoCallers; ++k) {
+        const uint64_t caller = ++next_tso_caller_;
+        cluster_.After(coord_rng_.Range(1, kTsoGapMaxMs), id,
+                       [this, id, caller] { TsoCall(id, caller); });
+      }
     };
   }
 
@@ -128,6 +147,7 @@ class Run {
     cluster_.set_faults(profile_.net);
     ScheduleClient();
     ScheduleNemesis();
+    ScheduleAllocId();
     if (clock_faults_) ScheduleFreeze();
     const int64_t heal_at = o_.fault_ms;
     RunUntil([] { return false; }, heal_at);
@@ -145,8 +165,10 @@ class Run {
       if (Status st = cluster_.Restart(i); !st.ok()) return Fail("restart", st.ToString());
     }
     cluster_.Trace("healed: faults off, every node up");
+    heal_ms_ = cluster_.now();
     MarkerLoop();
-    RunUntil([this] { return live_; }, cluster_.now() + o_.liveness_bound_ms);
+    RunUntil([this] { return live_ && (tso_live_ || !TsoLivenessChecked()); },
+             cluster_.now() + o_.liveness_bound_ms);
     if (!r_->ok()) return;
     if (!live_) {
       return Fail("liveness",
@@ -159,10 +181,15 @@ class Run {
     CheckConvergence();
   }
 
-  // The exact per-key linearizability check over the whole history.
+  // The exact per-key linearizability check over the whole history, and the TSO's history.
   void Finish() {
     if (!r_->ok()) return;
     checker_.Finish();
+    tso_.Finish(
+        heal_ms_ >= 0 && TsoLivenessChecked() ? std::optional<int64_t>(heal_ms_) : std::nullopt,
+        o_.liveness_bound_ms);
+    r_->stats.tso_timestamps = tso_.timestamps();
+    r_->stats.tso_failed = tso_.failures();
     for (auto& v : r_->violations) v.event = cluster_.events(), v.time = cluster_.now();
   }
 
@@ -288,6 +315,66 @@ class Run {
     cluster_.After(200, 0, [this] { MarkerLoop(); });
   }
 
+  // The coordinator serves timestamps only under the meta region's lease, which the stores
+  // grant only with lease reads on.
+  bool TsoLivenessChecked() const { return profile_.lease_reads; }
+
+  // One timestamp caller of node `id`: a call, and when it is answered the next one, during
+  // the faults and after healing until a call made after it got a timestamp.
+  void TsoCall(uint64_t id, uint64_t caller) {
+    if (!faults_on_ && tso_live_) return;
+    coordinator::CoordinatorClient* client = cluster_.coordinator_client(id);
+    if (client == nullptr) return;
+    const uint64_t call = tso_.Invoked(caller, cluster_.now());
+    tso_pending_[call] = id;
+    const bool after_heal = !faults_on_;
+    client->GetTimestamp([this, id, caller, call, after_heal](Result<uint64_t> r) {
+      if (closing_ || !tso_pending_.erase(call)) return;  // its node crashed
+      tso_.Completed(call, cluster_.now(), r.ok() ? std::optional<uint64_t>(*r) : std::nullopt);
+      cluster_.Trace(fmt::format("tso {} caller {} at n{}: {}", call, caller, id,
+                                 r.ok() ? std::to_string(*r) : r.status().ToString()));
+      if (r.ok() && after_heal) tso_live_ = true;
+      cluster_.After(r.ok() ? coord_rng_.Range(1, kTsoGapMaxMs) : kTsoRetryMs, id,
+                     [this, id, caller] { TsoCall(id, caller); });
+    });
+    cluster_.PollSoon(id);
+  }
+
+  // Now and then, a few ids through a random node's client: no id may be handed out twice.
+  void ScheduleAllocId() {
+    cluster_.After(coord_rng_.Range(1, kAllocIdGapMs), 0, [this] {
+      if (!faults_on_) return;
+      const uint64_t id = RandomUpNode(&coord_rng_);
+      if (id != 0) {
+        coordinator::CoordRequest req;
+        const uint32_t count = static_cast<uint32_t>(coord_rng_.Range(1, 5));
+        req.mutable_alloc_id()->set_count(count);
+        const uint64_t life = cluster_.life(id);
+        cluster_.coordinator_client(id)->Call(
+            std::move(req), [this, id, life, count](Result<coordinator::CoordResponse> r) {
+              if (closing_ || cluster_.life(id) != life) return;
+              if (!r.ok() || !r->has_alloc_id()) return;
+              const uint64_t first = r->alloc_id().first();
+              cluster_.Trace(fmt::format("ids [{}, {}) to n{}", first, first + count, id));
+              if (r->alloc_id().count() != count) {
+                Fail("id-count", fmt::format("asked for {} ids, got {} from {}", count,
+                                             r->alloc_id().count(), first));
+              }
+              for (uint64_t i = first; i < first + r->alloc_id().count(); ++i) {
+                if (!ids_.insert(i).second) {
+                  Fail("id-unique", fmt::format("id {} handed out twice (the second time to n{}, "
+                                                "in [{}, {}))",
+                                                i, id, first, first + count));
+                }
+              }
+              r_->stats.ids_allocated += r->alloc_id().count();
+            });
+        cluster_.PollSoon(id);
+      }
+      ScheduleAllocId();
+    });
+  }
+
   void ScheduleNemesis() {
     cluster_.After(nemesis_rng_.Range(profile_.nemesis_gap_min, profile_.nemesis_gap_max), 0,
                    [this] {
@@ -378,11 +465,14 @@ class Run {
       cluster_.network().Heal();
       cluster_.Trace("nemesis: heal");
     } else {
-      const uint64_t leader = cluster_.AnyLeader();
+      // One time in three the meta region's: the coordinator changes hands while it serves.
+      const uint64_t region = o_.meta_transfers && rng->OneIn(3) ? store::kMetaRegionId : 1;
+      const uint64_t leader = cluster_.AnyLeader(region);
       const uint64_t target = 1 + rng->Uniform(o_.nodes);
       if (leader == 0 || target == leader) return;
-      cluster_.Trace(fmt::format("nemesis: transfer leadership n{} -> n{}", leader, target));
-      cluster_.store(leader)->TransferLeader(RegionId(1), NodeId(target));
+      cluster_.Trace(fmt::format("nemesis: transfer region {}'s leadership n{} -> n{}", region,
+                                 leader, target));
+      cluster_.store(leader)->TransferLeader(RegionId(region), NodeId(target));
       cluster_.PollSoon(leader);
       r_->stats.transfers++;
     }
@@ -603,8 +693,15 @@ class Run {
   Random net_rng_, client_rng_, nemesis_rng_;
   Random clock_rng_;
   bool clock_faults_;
+  Random coord_rng_;
   StoreCluster cluster_;
   RegisterChecker checker_;
+  TsoChecker tso_;
+  std::map<uint64_t, uint64_t> tso_pending_;  // timestamp calls waiting: call -> node
+  uint64_t next_tso_caller_ = 0;
+  bool tso_live_ = false;  // a call made after healing got a timestamp
+  int64_t heal_ms_ = -1;
+  std::set<uint64_t> ids_;  // every id handed out
   std::map<uint64_t, Op> ops_;
   uint64_t next_op_ = 0;
   bool faults_on_ = true;
@@ -646,9 +743,10 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 
 std::string StoreSimResult::RerunCommand() const {
   return fmt::format(
-      "{} --seed {} --nodes {} --fault-ms {}{}{} --verbose", options.binary, options.seed,
+      "{} --seed {} --nodes {} --fault-ms {}{}{}{} --verbose", options.binary, options.seed,
       options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
-      options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults));
+      options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults),
+      options.meta_transfers ? " --meta-transfers" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -1,8 +1,9 @@
 // The store simulation (docs/simulation.md §6): the real store::Store, router::Router and
 // kv::RegionStateMachine on several nodes in one process, over power-loss engines and a
 // simulated network, under faults drawn from a seed; clients write and read a few registers
-// through the routers and every answer is checked for linearizability; after the faults stop
-// the cluster must make progress and every replica must hold the same data.
+// through the routers and every answer is checked for linearizability; callers on every node
+// ask the coordinator for timestamps and ids, which must be unique and in order; after the
+// faults stop the cluster must make progress and every replica must hold the same data.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,10 @@ struct StoreSimOptions {
   // Clock faults (per-node clock rates within +-8%, nodes paused and resumed): -1 drawn from
   // the seed (one run in two), 0 off, 1 on.
   int clock_faults = -1;
+  // The nemesis's leader transfers also move the meta region's leadership (one in three). Off by
+  // default: a transfer whose MSG_TIMEOUT_NOW is lost leaves the leader without a lease for the
+  // rest of its term, and the coordinator without timestamps (docs/simulation.md §6, Findings).
+  bool meta_transfers = false;
   bool verbose = false;              // print every event
   std::string binary = "store_sim";  // named in the rerun command
 };
@@ -45,7 +50,10 @@ struct StoreSimStats {
   uint64_t conf_changes = 0;  // proposed
   uint64_t disk_fills = 0;    // a node's disk filled (the "disk" profile)
   uint64_t snapshots_applied = 0;
-  int64_t liveness_ms = 0;  // from healing to the first successful write
+  int64_t liveness_ms = 0;      // from healing to the first successful write
+  uint64_t tso_timestamps = 0;  // timestamp calls answered with one
+  uint64_t tso_failed = 0;      // answered with an error
+  uint64_t ids_allocated = 0;
 };
 
 struct StoreSimResult {

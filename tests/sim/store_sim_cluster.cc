@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "coordinator/store_meta_region.h"
 #include "store/snapshot_stage.h"
 #include "tests/sim/digest.h"
 
@@ -104,7 +105,7 @@ class SimPeerLink final : public router::PeerLink {
   uint64_t self_;
 };
 
-class SimExecutor final : public router::Executor {
+class SimExecutor final : public Executor {
  public:
   SimExecutor(StoreCluster* c, uint64_t self) : c_(c), self_(self), life_(c->life(self)) {}
   void After(int64_t delay_ms, std::function<void()> fn) override {
@@ -118,6 +119,26 @@ class SimExecutor final : public router::Executor {
   uint64_t life_;
 };
 
+// The coordinator client's way to a coordinator node: a forwarded request with `coord` set,
+// over the same lossy links as the routers' (a call to itself too, for its deadline).
+class SimCoordSender final : public coordinator::CoordSender {
+ public:
+  SimCoordSender(StoreCluster* c, uint64_t self) : c_(c), self_(self) {}
+  void Send(NodeId to, coordinator::CoordRequest req, int64_t timeout_ms, Done done) override {
+    transport::ForwardRequest f;
+    *f.mutable_coord() = std::move(req);
+    c_->Forward(self_, to.value(), std::move(f), timeout_ms,
+                [done = std::move(done)](Result<transport::ForwardResponse> r) {
+                  if (!r.ok()) return done(r.status());
+                  done(std::move(*r->mutable_coord()));
+                });
+  }
+
+ private:
+  StoreCluster* c_;
+  uint64_t self_;
+};
+
 struct StoreCluster::Node {
   uint64_t id = 0;
   uint64_t life = 0;  // bumped at every start and crash
@@ -128,6 +149,10 @@ struct StoreCluster::Node {
   std::unique_ptr<SimPeerLink> peers;
   std::unique_ptr<SimExecutor> executor;
   std::unique_ptr<router::Router> router;
+  std::unique_ptr<coordinator::StoreMetaRegion> meta;
+  std::unique_ptr<coordinator::Coordinator> coordinator;
+  std::unique_ptr<SimCoordSender> coord_sender;
+  std::unique_ptr<coordinator::CoordinatorClient> coord_client;
   std::set<int64_t> polls;             // times a poll is scheduled at
   std::unique_ptr<SkewedClock> clock;  // the store's (ticks, timeouts, leases)
   double rate = 1;
@@ -137,6 +162,12 @@ struct StoreCluster::Node {
 bool StoreCluster::up(uint64_t id) const { return node(id).store != nullptr; }
 store::Store* StoreCluster::store(uint64_t id) { return node(id).store.get(); }
 router::Router* StoreCluster::router(uint64_t id) { return node(id).router.get(); }
+coordinator::Coordinator* StoreCluster::coordinator(uint64_t id) {
+  return node(id).coordinator.get();
+}
+coordinator::CoordinatorClient* StoreCluster::coordinator_client(uint64_t id) {
+  return node(id).coord_client.get();
+}
 storage::FaultEngine* StoreCluster::engine(uint64_t id) { return node(id).engine.get(); }
 uint64_t StoreCluster::life(uint64_t id) const { return node(id).life; }
 
@@ -173,9 +204,12 @@ double StoreCluster::clock_rate(uint64_t id) const { return node(id).rate; }
 StoreCluster::~StoreCluster() {
   for (auto& n : nodes_) {
     n->life++;
+    if (n->coordinator) n->coordinator->Stop();
     if (n->store) n->store->Stop();
+    n->coord_client.reset();
     n->store.reset();
     n->router.reset();
+    n->coordinator.reset();
   }
 }
 
@@ -204,13 +238,13 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   o.clock = n.clock.get();
   o.manual = true;
   n.transport = std::make_unique<SimTransport>(this, id);
-  auto s = std::make_unique<store::Store>(o, n.engine.get(), &sm_, n.transport.get());
+  auto s = std::make_unique<store::Store>(o, n.engine.get(), &node_sm_, n.transport.get());
   if (bootstrap) {
     std::vector<std::pair<NodeId, std::string>> voters;
     for (int i = 1; i <= options_.voters; ++i) {
       voters.emplace_back(NodeId(i), fmt::format("n{}", i));
     }
-    MICEDB_RETURN_IF_ERROR(s->Bootstrap(voters));
+    MICEDB_RETURN_IF_ERROR(s->Bootstrap(voters, /*meta_region=*/true));
   }
   MICEDB_RETURN_IF_ERROR(s->Start());
   n.store = std::move(s);
@@ -223,7 +257,28 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   ro.request_id_base = (id << 48) | (n.life << 32);
   n.router =
       std::make_unique<router::Router>(ro, n.link.get(), n.peers.get(), n.executor.get(), &clock_);
+  // The coordinator reads the TSO's time and compares the meta region's lease on the clock the
+  // store keeps its leases by.
+  n.meta = std::make_unique<coordinator::StoreMetaRegion>(n.store.get(), fmt::format("n{}", id));
+  coordinator::CoordinatorOptions co;
+  co.cluster_id = 0x5105;
+  co.clock = n.clock.get();
+  n.coordinator = std::make_unique<coordinator::Coordinator>(co, n.meta.get());
+  n.coord_sender = std::make_unique<SimCoordSender>(this, id);
+  n.coord_client = std::make_unique<coordinator::CoordinatorClient>(
+      coordinator::CoordinatorClientOptions{.clock = &clock_}, n.coord_sender.get(),
+      n.executor.get());
+  std::vector<store::NodeAddress> members;
+  for (int i = 1; i <= options_.voters; ++i) {
+    store::NodeAddress a;
+    a.set_node_id(i);
+    a.set_peer_addr(fmt::format("n{}", i));
+    members.push_back(std::move(a));
+  }
+  n.coord_client->SetMembers(std::move(members));
+  After(50, id, [this, id] { CoordinatorTick(id); });
   PollSoon(id);
+  if (on_start) on_start(id);
   return Status::OK();
 }
 
@@ -245,9 +300,15 @@ void StoreCluster::Crash(uint64_t id, size_t keep_unsynced) {
   std::erase_if(forwards_, [id](const auto& kv) { return kv.second.from == id; });
   // Stopping fails the requests pending in the store; their callbacks reach only the old
   // router and the clients, which ignore them (their node's life is over).
+  // The coordinator outlives the store's Stop: the failed proposals call back into it.
+  n.coordinator->Stop();
   n.store->Stop();
+  n.coord_client.reset();
+  n.coord_sender.reset();
   n.store.reset();
   n.router.reset();
+  n.coordinator.reset();
+  n.meta.reset();
   n.executor.reset();
   n.peers.reset();
   n.link.reset();
@@ -259,12 +320,12 @@ Status StoreCluster::Restart(uint64_t id) {
   return StartNode(id, false);
 }
 
-uint64_t StoreCluster::AnyLeader() const {
+uint64_t StoreCluster::AnyLeader(uint64_t region) const {
   uint64_t best = 0, best_term = 0;
   for (const auto& n : nodes_) {
     if (!n->store) continue;
     for (const auto& r : n->store->Regions()) {
-      if (r.descriptor.id() == 1 && r.raft.role == raft::Role::kLeader &&
+      if (r.descriptor.id() == region && r.raft.role == raft::Role::kLeader &&
           r.raft.term.value() >= best_term) {
         best = n->id;
         best_term = r.raft.term.value();
@@ -335,6 +396,12 @@ void StoreCluster::SchedulePoll(uint64_t id, int64_t at) {
                    node(id).polls.erase(at);
                    Poll(id);
                  }});
+}
+
+void StoreCluster::CoordinatorTick(uint64_t id) {
+  node(id).coordinator->Tick();
+  PollSoon(id);
+  After(50, id, [this, id] { CoordinatorTick(id); });
 }
 
 void StoreCluster::PollSoon(uint64_t id) { SchedulePoll(id, queue_.now()); }
@@ -422,6 +489,19 @@ void StoreCluster::FinishForward(uint64_t fid, Result<transport::ForwardResponse
   done(std::move(r));
 }
 
+void StoreCluster::Reply(uint64_t fid, uint64_t from, uint64_t to,
+                         transport::ForwardResponse resp) {
+  if (Lost(to, from)) {
+    After(
+        Delay(), from, [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); },
+        kForwardDone);
+    return;
+  }
+  After(
+      Delay(), from, [this, fid, resp = std::move(resp)] { FinishForward(fid, resp); },
+      kForwardDone);
+}
+
 void StoreCluster::Forward(uint64_t from, uint64_t to, transport::ForwardRequest req,
                            int64_t timeout_ms, router::PeerLink::ForwardCallback done) {
   const uint64_t fid = ++next_forward_;
@@ -436,28 +516,31 @@ void StoreCluster::Forward(uint64_t from, uint64_t to, transport::ForwardRequest
         [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); }, kForwardDone);
     return;
   }
-  Push(
-      queue_.now() + Delay(),
-      Event{kForward, to, 0, fid, [this, fid, from, to, req]() mutable {
-              if (!up(to)) {
-                return FinishForward(fid, Status::Unavailable("node down"));
-              }
-              const uint64_t to_life = node(to).life;
-              router(to)->ServeForward(std::move(req), [this, fid, from, to, to_life](
-                                                           const transport::ForwardResponse& resp) {
-                if (node(to).life != to_life) return;
-                if (Lost(to, from)) {
-                  After(
-                      Delay(), from,
-                      [this, fid] { FinishForward(fid, Status::Unavailable("connection broke")); },
-                      kForwardDone);
-                  return;
-                }
-                After(
-                    Delay(), from, [this, fid, resp] { FinishForward(fid, resp); }, kForwardDone);
-              });
-              PollSoon(to);
-            }});
+  Push(queue_.now() + Delay(),
+       Event{kForward, to, 0, fid, [this, fid, from, to, req]() mutable {
+               if (!up(to)) {
+                 return FinishForward(fid, Status::Unavailable("node down"));
+               }
+               const uint64_t to_life = node(to).life;
+               if (req.has_coord()) {
+                 node(to).coordinator->Handle(
+                     req.coord(), [this, fid, from, to, to_life](coordinator::CoordResponse c) {
+                       if (node(to).life != to_life) return;
+                       transport::ForwardResponse resp;
+                       *resp.mutable_coord() = std::move(c);
+                       Reply(fid, from, to, std::move(resp));
+                     });
+                 PollSoon(to);
+                 return;
+               }
+               router(to)->ServeForward(
+                   std::move(req),
+                   [this, fid, from, to, to_life](const transport::ForwardResponse& resp) {
+                     if (node(to).life != to_life) return;
+                     Reply(fid, from, to, resp);
+                   });
+               PollSoon(to);
+             }});
 }
 
 }  // namespace micedb::sim

@@ -6,8 +6,12 @@
 // snapshots and forwarded requests between nodes go through a simulated network that delays, loses,
 // duplicates and reorders them and honours partitions.
 //
-// A crash is a power loss: the node's store and router are dropped (pending requests there
-// fail), its engine loses every unsynced write, and a restart builds a new Store on the same
+// Every store hosts region 1 (data) and, on the initial voters, region 2, the coordinator's meta
+// region; every node runs a coordinator::Coordinator (serving while its store leads region 2)
+// and a CoordinatorClient whose calls go over the same network as forwarded requests.
+//
+// A crash is a power loss: the node's store, router and coordinator are dropped (pending requests
+// there fail), its engine loses every unsynced write, and a restart builds a new Store on the same
 // engine. Events belonging to a node's earlier life (timers, replies) are dropped.
 //
 // Not thread-safe: everything runs on the caller's thread.
@@ -24,6 +28,9 @@
 
 #include "common/clock.h"
 #include "common/random.h"
+#include "coordinator/client.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/meta_state_machine.h"
 #include "kv/region_state_machine.h"
 #include "router/router.h"
 #include "router/store_link.h"
@@ -89,8 +96,10 @@ class StoreCluster {
   // ---- nodes ----
   int size() const { return options_.nodes; }
   bool up(uint64_t id) const;
-  store::Store* store(uint64_t id);     // null when down
-  router::Router* router(uint64_t id);  // null when down
+  store::Store* store(uint64_t id);                                 // null when down
+  router::Router* router(uint64_t id);                              // null when down
+  coordinator::Coordinator* coordinator(uint64_t id);               // null when down
+  coordinator::CoordinatorClient* coordinator_client(uint64_t id);  // null when down
   storage::FaultEngine* engine(uint64_t id);
   // Bumped at every start and crash of the node.
   uint64_t life(uint64_t id) const;
@@ -103,11 +112,14 @@ class StoreCluster {
   bool frozen(uint64_t id) const;
   // Node `id`'s clock rate.
   double clock_rate(uint64_t id) const;
-  // The leader of region 1 as some up node believes (0: none known).
-  uint64_t AnyLeader() const;
+  // The leader of `region` (region 1, or the meta region) as some up node believes (0: none
+  // known).
+  uint64_t AnyLeader(uint64_t region = 1) const;
   // Region 1's voters and learners as `id`'s store knows them (empty when it has no replica).
   std::vector<uint64_t> Members(uint64_t id);
   std::function<void(uint64_t)> on_crash;
+  // Runs after node `id` started (at Start and at every restart).
+  std::function<void(uint64_t)> on_start;
 
   // ---- network ----
   Network& network() { return network_; }
@@ -134,12 +146,16 @@ class StoreCluster {
   void Push(int64_t at, Event e);
   void SchedulePoll(uint64_t id, int64_t at);
   void Poll(uint64_t id);
+  // Coordinator::Tick every 50 ms of the node's life.
+  void CoordinatorTick(uint64_t id);
   Status StartNode(uint64_t id, bool bootstrap);
   // Whether a message from -> to sent now is lost, and its delay otherwise.
   bool Lost(uint64_t from, uint64_t to);
   int64_t Delay();
   // Answers forwarded request `fid` once (later answers are ignored).
   void FinishForward(uint64_t fid, Result<transport::ForwardResponse> r);
+  // Sends `to`'s answer to forwarded request `fid` back to `from` (or loses it).
+  void Reply(uint64_t fid, uint64_t from, uint64_t to, transport::ForwardResponse resp);
 
   StoreClusterOptions options_;
   Random* rng_;
@@ -148,6 +164,8 @@ class StoreCluster {
   Network network_;
   NetFaults faults_;
   kv::RegionStateMachine sm_;
+  coordinator::MetaStateMachine meta_sm_;
+  coordinator::NodeStateMachine node_sm_{&sm_, &meta_sm_};
   std::vector<std::unique_ptr<Node>> nodes_;
   uint64_t events_ = 0;
   uint64_t trace_hash_ = 0;

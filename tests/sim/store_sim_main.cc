@@ -64,6 +64,8 @@ int Main(int argc, char** argv) {
                  "Force one fault mix: calm, lossy, partitions, crashes, mixed or membership");
   app.add_flag("--unsafe-local-reads", base.unsafe_local_reads,
                "Routers serve reads from local state (broken on purpose: the checks must fail)");
+  app.add_flag("--meta-transfers", base.meta_transfers,
+               "Leader transfers also move the meta region's leadership (see docs/simulation.md)");
   app.add_option("--clock-faults", base.clock_faults,
                  "Per-node clock rates and paused nodes: -1 drawn from the seed, 0 off, 1 on")
       ->check(CLI::IsMember({-1, 0, 1}))
@@ -113,11 +115,12 @@ int Main(int argc, char** argv) {
       fmt::print(
           "profile: {}\ntrace hash {:016x}; {} events, {} writes acked, {} failed, {} reads "
           "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} snapshots applied, "
-          "{} Unavailable writes seen applied, recovery took {} ms\n",
+          "{} Unavailable writes seen applied, recovery took {} ms, {} timestamps ({} calls "
+          "failed), {} ids\n",
           r.profile, r.trace_hash, r.stats.events, r.stats.writes_acked, r.stats.writes_failed,
           r.stats.reads_ok, r.stats.reads_failed, r.stats.crashes, r.stats.transfers,
           r.stats.conf_changes, r.stats.snapshots_applied, r.stats.unavailable_applied,
-          r.stats.liveness_ms);
+          r.stats.liveness_ms, r.stats.tso_timestamps, r.stats.tso_failed, r.stats.ids_allocated);
     }
   }
   const double secs =

@@ -200,12 +200,14 @@ TEST_P(StoreSimSeedsTest, AllChecksHold) {
     total.reads_ok += r.stats.reads_ok;
     total.crashes += r.stats.crashes;
     total.liveness_ms = std::max(total.liveness_ms, r.stats.liveness_ms);
+    total.tso_timestamps += r.stats.tso_timestamps;
+    total.ids_allocated += r.stats.ids_allocated;
   }
   fmt::print(
       "seeds {}..{}: {} events, {} writes acked, {} reads checked, {} crashes, slowest "
-      "recovery {} ms\n",
+      "recovery {} ms, {} timestamps, {} ids\n",
       first, first + kStoreSimSeedsPerCase - 1, total.events, total.writes_acked, total.reads_ok,
-      total.crashes, total.liveness_ms);
+      total.crashes, total.liveness_ms, total.tso_timestamps, total.ids_allocated);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, StoreSimSeedsTest, testing::Range(0, kStoreSimCases),
