@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <regex>
 #include <thread>
 
@@ -64,6 +65,32 @@ int RunAdmin(const AdminOptions& opts) {
   req.set_node_id(opts.node_id);
   req.set_peer_addr(opts.peer_addr);
   req.set_region_id(opts.region_id);
+  if (opts.through_coordinator) {
+    // The coordinator hands the change to the region's leader with its next heartbeat.
+    transport::ForwardRequest fr;
+    coordinator::Operator* op = fr.mutable_coord()->mutable_add_operator()->mutable_op();
+    op->set_region_id(opts.region_id);
+    op->set_store_id(opts.node_id);
+    op->set_peer_addr(opts.peer_addr);
+    op->set_kind(
+        req.op() == transport::AdminRequest::ADD_LEARNER ? coordinator::Operator::ADD_LEARNER
+        : req.op() == transport::AdminRequest::PROMOTE   ? coordinator::Operator::PROMOTE
+        : req.op() == transport::AdminRequest::REMOVE    ? coordinator::Operator::REMOVE_PEER
+                                                         : coordinator::Operator::TRANSFER_LEADER);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(opts.timeout_s));
+    transport::ForwardResponse resp;
+    grpc::Status st = Connect(opts.via, creds)->Forward(&ctx, fr, &resp);
+    if (!st.ok() || !resp.coord().has_add_operator()) {
+      std::fprintf(stderr, "micedb: error: the coordinator did not take the operator: %s\n",
+                   !st.ok() ? st.error_message().c_str() : resp.coord().error().message().c_str());
+      return 1;
+    }
+    std::printf("operator %llu scheduled: region %llu's leader runs it at its next heartbeat\n",
+                static_cast<unsigned long long>(resp.coord().add_operator().id()),
+                static_cast<unsigned long long>(opts.region_id));
+    return 0;
+  }
 
   std::string target = opts.via;
   auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
@@ -143,25 +170,31 @@ void PrintCluster(const std::string& via, const std::shared_ptr<grpc::ChannelCre
   std::printf("\ncluster %016llx  coordinator leader: node %llu  coordinators: %s\n",
               static_cast<unsigned long long>(c.state().cluster().cluster_id()),
               static_cast<unsigned long long>(c.leader()), members.c_str());
-  std::printf("%-6s %-22s %-13s %10s %10s %7s %7s %s\n", "store", "address", "status", "capacity",
-              "available", "regions", "leaders", "version");
+  std::printf("%-6s %-22s %-13s %10s %10s %10s %7s %7s %-8s %s\n", "store", "address", "status",
+              "capacity", "available", "used", "regions", "leaders", "version", "labels");
   for (const auto& s : c.stores()) {
-    std::printf("%-6llu %-22s %-13s %10s %10s %7u %7u %s\n",
+    std::map<std::string, std::string> sorted(s.meta().labels().begin(), s.meta().labels().end());
+    std::string labels;
+    for (const auto& [k, v] : sorted)
+      labels += fmt::format("{}{}={}", labels.empty() ? "" : ",", k, v);
+    std::printf("%-6llu %-22s %-13s %10s %10s %10s %7u %7u %-8s %s\n",
                 static_cast<unsigned long long>(s.meta().id()), s.meta().peer_addr().c_str(),
                 s.status().c_str(), Bytes(s.stats().capacity()).c_str(),
-                Bytes(s.stats().available()).c_str(), s.stats().region_count(),
-                s.stats().leader_count(), s.meta().version().c_str());
+                Bytes(s.stats().available()).c_str(), Bytes(s.stats().used()).c_str(),
+                s.stats().region_count(), s.stats().leader_count(), s.meta().version().c_str(),
+                labels.c_str());
   }
-  size_t with_leader = 0, pending = 0, reported = 0;
+  size_t with_leader = 0, pending = 0, reported = 0, down = 0;
   for (const auto& r : c.regions()) {
     with_leader += r.meta().leader() != 0;
     pending += r.last().pending_peers_size() > 0;
+    down += r.last().down_peers_size() > 0;
     reported += r.has_last();
   }
   std::printf(
       "regions: %d known, %zu with a leader, %zu reported since this leader took over, "
-      "%zu with peers catching up\n",
-      c.regions_size(), with_leader, reported, pending);
+      "%zu with peers catching up, %zu with down peers\n",
+      c.regions_size(), with_leader, reported, pending, down);
 }
 
 }  // namespace

@@ -12,7 +12,9 @@ namespace micedb::cli {
 struct AdminOptions {
   std::string op;  // add | promote | remove | transfer-leader
   uint64_t node_id = 0;
-  uint64_t region_id = 1;               // 2: the coordinator's region (docs/coordinator.md)
+  uint64_t region_id = 1;  // 2: the coordinator's region (docs/coordinator.md)
+  // Schedule the change as a coordinator operator instead of sending it to the leader now.
+  bool through_coordinator = false;
   std::string peer_addr;                // for add: where the new node listens for peers
   std::string via = "127.0.0.1:20161";  // any node's peer address
   int timeout_s = 15;

@@ -36,6 +36,8 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "Join a running cluster through these nodes' peer ports, host:port[,...]");
   cmd->add_option("--roles", o->roles,
                   "coordinator,data (initial members) or data (nodes that join)");
+  cmd->add_option("--labels", o->labels,
+                  "Where this node stands, key=value[,key=value...] (e.g. zone=a,rack=r1)");
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
@@ -147,6 +149,9 @@ int Main(int argc, char** argv) {
   node_cmd->add_option("op", admin_opts.op, "add | promote | remove | transfer-leader")->required();
   node_cmd->add_option("--id", admin_opts.node_id, "The node to act on")->required();
   node_cmd->add_option("--peer-addr", admin_opts.peer_addr, "For add: the new node's peer address");
+  node_cmd->add_flag("--through-coordinator", admin_opts.through_coordinator,
+                     "Schedule it as a coordinator operator (run by the region's leader at its "
+                     "next heartbeat)");
   node_cmd
       ->add_option("--region", admin_opts.region_id,
                    "The region whose membership changes (2: the coordinator's)")

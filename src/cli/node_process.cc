@@ -91,6 +91,7 @@ int RunNode(const StartOptions& opts) {
     pos = comma + 1;
   }
   no.coordinator_role = ParseRoles(opts)->coordinator;
+  no.labels = *ParseLabels(opts.labels);
   no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;

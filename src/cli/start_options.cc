@@ -1,5 +1,6 @@
 #include "cli/start_options.h"
 
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -122,6 +123,40 @@ Result<Roles> ParseRoles(const StartOptions& opts) {
   return r;
 }
 
+Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
+  std::map<std::string, std::string> out;
+  if (text.empty()) return out;
+  auto word_ok = [](std::string_view w) {
+    if (w.empty() || w.size() > 64) return false;
+    for (char c : w) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+        return false;
+      }
+    }
+    return true;
+  };
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(pos, comma - pos);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || !word_ok(std::string_view(item).substr(0, eq)) ||
+        !word_ok(std::string_view(item).substr(eq + 1))) {
+      return Status::InvalidArgument(fmt::format(
+          "--labels: '{}' is not key=value (letters, digits, '-', '_', '.'; at most 64 each)",
+          item));
+    }
+    if (!out.emplace(item.substr(0, eq), item.substr(eq + 1)).second) {
+      return Status::InvalidArgument(
+          fmt::format("--labels: the key '{}' is given twice", item.substr(0, eq)));
+    }
+    if (out.size() > 16) return Status::InvalidArgument("--labels: at most 16 labels");
+    pos = comma + 1;
+  }
+  return out;
+}
+
 Status Validate(const StartOptions& opts) {
   if (opts.node_id == 0 && opts.join.empty()) {
     return Status::InvalidArgument("--node-id must be at least 1 (or give --join to get one)");
@@ -143,6 +178,7 @@ Status Validate(const StartOptions& opts) {
     }
   }
   if (auto roles = ParseRoles(opts); !roles.ok()) return roles.status();
+  if (auto labels = ParseLabels(opts.labels); !labels.ok()) return labels.status();
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {
     const char* flag;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct StartOptions {
   // "coordinator,data" (the default for initial members) or "data" (the default, and the only
   // choice for now, for a node that joins). docs/coordinator.md.
   std::string roles;
+  // Where this node stands, "key=value[,key=value...]" (e.g. zone=a,rack=r1): shown by the
+  // coordinator; the placement of replicas will use them.
+  std::string labels;
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).
@@ -81,6 +85,10 @@ struct Roles {
   bool data = true;
 };
 Result<Roles> ParseRoles(const StartOptions& opts);
+
+// Parses --labels "zone=a,rack=r1": keys and values of letters, digits, '-', '_' and '.',
+// at most 64 characters each and 16 labels, no key twice. Errors: InvalidArgument.
+Result<std::map<std::string, std::string>> ParseLabels(const std::string& text);
 
 // Parses "1=127.0.0.1:20160,2=127.0.0.1:20161". Errors: InvalidArgument naming the bad item.
 Result<std::vector<PeerSpec>> ParsePeers(const std::string& text);

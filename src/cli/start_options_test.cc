@@ -49,6 +49,24 @@ TEST(PeersTest, RejectsDuplicatesAndGarbage) {
   EXPECT_FALSE(ParsePeers("1=a:1,,2=b:2").ok());
 }
 
+TEST(LabelsTest, ParsesAndRefuses) {
+  auto l = ParseLabels("zone=a,rack=r-1.b_2");
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  EXPECT_EQ(l->size(), 2u);
+  EXPECT_EQ(l->at("zone"), "a");
+  EXPECT_EQ(l->at("rack"), "r-1.b_2");
+  EXPECT_TRUE(ParseLabels("")->empty());
+  for (const char* bad : {"zone", "=a", "zone=", "zone=a,zone=b", "zone=a b", "zone=a,", "z=é"}) {
+    EXPECT_FALSE(ParseLabels(bad).ok()) << bad;
+  }
+  std::string many;
+  for (int i = 0; i < 17; ++i) many += (i ? ",k" : "k") + std::to_string(i) + "=v";
+  EXPECT_FALSE(ParseLabels(many).ok());
+  StartOptions o = Good();
+  o.labels = "zone=a,,";
+  EXPECT_FALSE(Validate(o).ok());
+}
+
 TEST(ValidateTest, AcceptsDefaults) { EXPECT_TRUE(Validate(Good()).ok()); }
 
 TEST(ValidateTest, NamesTheFlag) {

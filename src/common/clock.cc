@@ -122,8 +122,13 @@ bool SkewedClock::frozen() const {
 nanoseconds SkewedClock::BaseTimeAt(nanoseconds t) const {
   std::lock_guard lock(mu_);
   const auto ahead = static_cast<double>((t - anchor_).count());
-  // Rounded up, so that the clock has reached t at the base time returned.
-  return base_anchor_ + nanoseconds(static_cast<int64_t>(std::ceil(ahead / rate_)));
+  // Rounded up, so that the clock has reached t at the base time returned; NowLocked rounds
+  // its product down, so the quotient's rounding can leave it a nanosecond short: step on.
+  int64_t base_ahead = static_cast<int64_t>(std::ceil(ahead / rate_));
+  while (anchor_ + nanoseconds(static_cast<int64_t>(static_cast<double>(base_ahead) * rate_)) < t) {
+    ++base_ahead;
+  }
+  return base_anchor_ + nanoseconds(base_ahead);
 }
 
 }  // namespace micedb

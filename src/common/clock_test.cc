@@ -91,6 +91,24 @@ TEST(ClockTest, UsableThroughInterface) {
   EXPECT_EQ(clock.NowMonotonic() - t0, 3ms);
 }
 
+TEST(ClockTest, ASkewedClockHasReachedTheTimeAtBaseTimeAt) {
+  // The store simulation polls a node when its clock reaches the next tick; a base time a
+  // nanosecond early made it poll at the same instant forever (store_sim --seed 3000).
+  for (double rate : {0.85, 0.944, 0.967, 1.001, 1.041, 1.054, 1.15}) {
+    ManualClock base(1s);
+    SkewedClock clock(&base, rate);
+    base.Advance(std::chrono::nanoseconds(123'456'789));
+    clock.SetRate(rate);  // a fresh anchor away from zero
+    for (int64_t ms = 1200; ms < 9000; ms += 7) {
+      const auto t = std::chrono::milliseconds(ms);
+      const auto at = clock.BaseTimeAt(t);
+      base.Advance(at - base.NowMonotonic());
+      ASSERT_GE(clock.NowMonotonic(), t) << "rate " << rate << " t " << ms;
+      ASSERT_LT(clock.NowMonotonic() - t, std::chrono::nanoseconds(3)) << "rate " << rate;
+    }
+  }
+}
+
 TEST(ClockTest, SkewedClockRunsAtItsRateAndFreezes) {
   ManualClock base(1s);
   SkewedClock slow(&base, 0.85);

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -12,6 +14,8 @@ namespace {
 
 constexpr uint64_t kMaxLogical = uint64_t{1} << Coordinator::kLogicalBits;
 constexpr uint32_t kMaxTsoCount = 1 << 16;
+// TSO calls that may wait for one leadership check (without a lease) before more are refused.
+constexpr size_t kMaxTsoWaiters = 100'000;
 
 spdlog::logger* Log() { return GetLogger("coordinator"); }
 
@@ -35,7 +39,8 @@ bool SameStore(const StoreMeta& a, const StoreMeta& b) {
   y.clear_state();
   x.clear_registered_ms();
   y.clear_registered_ms();
-  return x.SerializeAsString() == y.SerializeAsString();
+  // Not by serialized bytes: a map's (labels') order there is unspecified.
+  return google::protobuf::util::MessageDifferencer::Equals(x, y);
 }
 
 bool SameRegion(const RegionMeta& a, const RegionMeta& b) {
@@ -64,13 +69,18 @@ bool Coordinator::LeaseHeld() const {
 
 void Coordinator::Stop() {
   std::vector<IdWaiter> waiters;
+  std::vector<TsoWaiter> tso;
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
     ready_ = false;
     waiters.swap(id_waiters_);
+    tso.swap(tso_confirming_);
+    for (auto& w : tso_waiting_) tso.push_back(std::move(w));
+    tso_waiting_.clear();
   }
   for (auto& w : waiters) w.done(Status::Unavailable("the coordinator is stopping"));
+  for (auto& w : tso) w.done(RetryLater("the coordinator is stopping"));
 }
 
 bool Coordinator::Serving() const {
@@ -108,8 +118,14 @@ void Coordinator::Tick() {
           });
         }
         id_waiters_.clear();
+        for (auto* q : {&tso_confirming_, &tso_waiting_}) {
+          for (auto& w : *q) after.push_back([this, d = std::move(w.done)] { d(Refusal()); });
+          q->clear();
+        }
+        confirm_in_flight_ = false;
         store_live_.clear();
         region_live_.clear();
+        operators_.clear();
       }
       term_ = 0;
       ready_ = false;
@@ -310,6 +326,8 @@ void Coordinator::Handle(const CoordRequest& req, Done done) {
     }
     case CoordRequest::kCluster:
       return HandleCluster(done);
+    case CoordRequest::kAddOperator:
+      return HandleAddOperator(req.add_operator(), done);
     default:
       return done(Error("unknown coordinator call"));
   }
@@ -321,28 +339,92 @@ void Coordinator::HandleTso(const TsoRequest& r, const Done& done) {
     return done(Error(fmt::format("at most {} timestamps per call", kMaxTsoCount)));
   }
   CoordResponse resp;
-  bool serving = false;
+  Actions after;
+  enum { kAnswer, kRefuse, kQueued } outcome = kRefuse;
   {
     std::lock_guard lock(mu_);
-    serving = ready_ && LeaseHeld();
-    if (serving && logical_ + count >= kMaxLogical) {
-      // This millisecond is used up: borrow the next one if the bound allows.
-      if (physical_ms_ + 1 >= bound_ms_) {
-        resp = RetryLater("the timestamp oracle is waiting for its bound to be saved");
+    if (ready_ && LeaseHeld()) {
+      TakeTimestamps(count, &resp);
+      outcome = kAnswer;
+    } else if (ready_) {
+      // No lease in this term (a leadership transfer was tried: its target may still win an
+      // election that ignores leases; or the clock jumped). A caller that arrived before an
+      // entry this leader appended commits in its term may be served after that: a majority
+      // took the entry in this term after the caller came, so a new leader won its votes
+      // later, serves later, and above the bound this one serves below.
+      if (tso_waiting_.size() + tso_confirming_.size() >= kMaxTsoWaiters) {
+        resp = RetryLater("too many timestamp calls wait for the coordinator's leadership check");
+        outcome = kAnswer;
       } else {
-        ++physical_ms_;
-        logical_ = 0;
+        tso_waiting_.push_back(TsoWaiter{count, done});
+        ConfirmLeadership(&after);
+        outcome = kQueued;
       }
     }
-    if (serving && !resp.has_error()) {
-      logical_ += count;
-      resp.mutable_tso()->set_last(ComposeTs(physical_ms_, logical_));
-      resp.mutable_tso()->set_count(count);
-      counters_.tso_requests.fetch_add(1, std::memory_order_relaxed);
-      counters_.tso_timestamps.fetch_add(count, std::memory_order_relaxed);
-    }
   }
-  done(serving ? std::move(resp) : Refusal());
+  Run(after);
+  if (outcome == kAnswer) return done(std::move(resp));
+  if (outcome == kRefuse) return done(Refusal());
+}
+
+void Coordinator::TakeTimestamps(uint32_t count, CoordResponse* resp) {
+  if (logical_ + count >= kMaxLogical) {
+    // This millisecond is used up: borrow the next one if the bound allows.
+    if (physical_ms_ + 1 >= bound_ms_) {
+      *resp = RetryLater("the timestamp oracle is waiting for its bound to be saved");
+      return;
+    }
+    ++physical_ms_;
+    logical_ = 0;
+  }
+  logical_ += count;
+  resp->mutable_tso()->set_last(ComposeTs(physical_ms_, logical_));
+  resp->mutable_tso()->set_count(count);
+  counters_.tso_requests.fetch_add(1, std::memory_order_relaxed);
+  counters_.tso_timestamps.fetch_add(count, std::memory_order_relaxed);
+  const auto& bounds = CoordinatorCounters::kTsoBatchBounds;
+  const size_t bucket =
+      static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), count) - bounds.begin());
+  counters_.tso_batch[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Coordinator::ConfirmLeadership(Actions* after) {
+  if (confirm_in_flight_ || tso_waiting_.empty()) return;
+  confirm_in_flight_ = true;
+  tso_confirming_ = std::move(tso_waiting_);
+  tso_waiting_.clear();
+  counters_.tso_leader_checks.fetch_add(1, std::memory_order_relaxed);
+  // A command through raft, not a read: a read may be answered through another leader once
+  // this one stepped down (a follower's ReadIndex), which confirms nothing about this term;
+  // a proposal succeeds only if its entry commits in this leader's term.
+  MetaCommand probe;
+  probe.mutable_get_state();
+  after->push_back([this, probe, term = term_] {
+    meta_->ProposeInTerm(probe, term, [this, term](const Result<MetaResult>& r) {
+      std::vector<std::pair<Done, CoordResponse>> answers;
+      std::vector<Done> refused;
+      Actions after;
+      {
+        std::lock_guard lock(mu_);
+        if (!StillTerm(term)) return;  // Tick refused every waiter when the term ended
+        confirm_in_flight_ = false;
+        for (auto& w : tso_confirming_) {
+          if (!r.ok()) {
+            refused.push_back(std::move(w.done));
+            continue;
+          }
+          CoordResponse resp;
+          TakeTimestamps(w.count, &resp);
+          answers.emplace_back(std::move(w.done), std::move(resp));
+        }
+        tso_confirming_.clear();
+        ConfirmLeadership(&after);
+      }
+      Run(after);
+      for (auto& [d, resp] : answers) d(std::move(resp));
+      for (auto& d : refused) d(Refusal());
+    });
+  });
 }
 
 void Coordinator::AllocIds(uint32_t count, std::function<void(Result<uint64_t>)> done) {
@@ -489,6 +571,7 @@ void Coordinator::HandleRegionHeartbeat(const RegionHeartbeat& hb, const Done& d
         live.last = hb;
         live.last_ms = NowMs();
         persist = it == regions_.end() || !SameRegion(it->second, hb.region());
+        TakeOperators(hb.region(), out);
       }
     }
   }
@@ -586,6 +669,56 @@ void Coordinator::HandleRead(MetaCommand cmd, Done done) {
     *resp.mutable_regions() = std::move(*r);
     done(std::move(resp));
   });
+}
+
+void Coordinator::TakeOperators(const RegionMeta& reported, RegionHeartbeatResponse* out) {
+  auto it = operators_.find(reported.region().id());
+  if (it == operators_.end()) return;
+  std::vector<Operator> keep;
+  for (auto& op : it->second) {
+    // Done or overtaken: the region's epoch moved past the one the operator was made for, or
+    // the leadership it asked for is there.
+    if (EpochOlder(op.epoch(), reported.region().epoch())) continue;
+    if (op.kind() == Operator::TRANSFER_LEADER && op.store_id() == reported.leader()) continue;
+    if (op.epoch().version() == reported.region().epoch().version() &&
+        op.epoch().conf_ver() == reported.region().epoch().conf_ver()) {
+      *out->add_operators() = op;
+      counters_.operators_sent.fetch_add(1, std::memory_order_relaxed);
+    }
+    keep.push_back(std::move(op));
+  }
+  if (keep.empty()) {
+    operators_.erase(it);
+  } else {
+    it->second = std::move(keep);
+  }
+}
+
+void Coordinator::HandleAddOperator(const AddOperatorRequest& req, const Done& done) {
+  CoordResponse resp;
+  bool serving = false;
+  {
+    std::lock_guard lock(mu_);
+    serving = ready_;
+    if (serving) {
+      Operator op = req.op();
+      auto reg = regions_.find(op.region_id());
+      if (reg == regions_.end()) {
+        resp = Error(fmt::format("region {} is not known to the coordinator", op.region_id()));
+      } else if (op.store_id() == 0) {
+        resp = Error("an operator needs a store");
+      } else {
+        if (!op.has_epoch()) *op.mutable_epoch() = reg->second.region().epoch();
+        if (auto s = stores_.find(op.store_id()); s != stores_.end() && op.peer_addr().empty()) {
+          op.set_peer_addr(s->second.peer_addr());
+        }
+        op.set_id(next_operator_++);
+        resp.mutable_add_operator()->set_id(op.id());
+        operators_[op.region_id()].push_back(std::move(op));
+      }
+    }
+  }
+  done(serving ? std::move(resp) : Refusal());
 }
 
 std::string Coordinator::StoreStatus(const StoreMeta& meta, const StoreLive* live,

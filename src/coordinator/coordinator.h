@@ -23,6 +23,7 @@
 // caller's thread or the store's loop thread and must not block.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -56,6 +57,9 @@ class MetaRegion {
   // Replicates `cmd` and answers with its result once applied here. Errors: Unavailable (not
   // the leader now, busy, no quorum in time: nothing or something may have applied).
   virtual void Propose(MetaCommand cmd, Done done) = 0;
+  // As Propose, but appended only while this replica leads in `term` (Unavailable otherwise):
+  // success means the entry committed in that term.
+  virtual void ProposeInTerm(MetaCommand cmd, uint64_t term, Done done) = 0;
   // A linearizable read of the meta state.
   virtual void Read(MetaCommand cmd, Done done) = 0;
   // The meta region's voters and their peer addresses.
@@ -87,8 +91,15 @@ struct CoordinatorCounters {
   std::atomic<uint64_t> id_batches{0};
   std::atomic<uint64_t> directory_reads{0};
   std::atomic<uint64_t> joins{0};
-  std::atomic<uint64_t> leader_terms{0};  // warm-ups finished
-  std::atomic<uint64_t> not_leader{0};    // calls answered with not_leader or retry
+  std::atomic<uint64_t> leader_terms{0};    // warm-ups finished
+  std::atomic<uint64_t> not_leader{0};      // calls answered with not_leader or retry
+  std::atomic<uint64_t> operators_sent{0};  // operators handed to region leaders
+  // Raft rounds that confirmed the leadership for timestamps served without a lease.
+  std::atomic<uint64_t> tso_leader_checks{0};
+  // TSO requests by the timestamps each asked for (a gateway folds its callers into one):
+  // at most kTsoBatchBounds[i], the last bucket for more.
+  static constexpr std::array<uint32_t, 7> kTsoBatchBounds = {1, 4, 16, 64, 256, 1024, 4096};
+  std::array<std::atomic<uint64_t>, kTsoBatchBounds.size() + 1> tso_batch{};
 };
 
 class Coordinator {
@@ -106,7 +117,9 @@ class Coordinator {
   // Stops answering (calls get retry); pending callbacks still run.
   void Stop() EXCLUDES(mu_);
 
-  // True once this node leads the meta region, has warmed up and holds the lease.
+  // True once this node leads the meta region, has warmed up and holds the lease. Without the
+  // lease (a leadership transfer was tried in this term) timestamps are still served, each
+  // batch after a command through raft confirms the leadership (HandleTso).
   bool Serving() const EXCLUDES(mu_);
   const CoordinatorCounters& counters() const { return counters_; }
 
@@ -124,6 +137,10 @@ class Coordinator {
   struct RegionLive {
     RegionHeartbeat last;
     int64_t last_ms = 0;
+  };
+  struct TsoWaiter {
+    uint32_t count;
+    Done done;
   };
   struct IdWaiter {
     uint32_t count;
@@ -151,6 +168,11 @@ class Coordinator {
   void WarmupFailed(uint64_t term, const Status& why) EXCLUDES(mu_);
   void MaybeSaveTsoBound(Actions* after) REQUIRES(mu_);
   void HandleTso(const TsoRequest& r, const Done& done) EXCLUDES(mu_);
+  // Hands out `count` timestamps into `resp` (or a retry when the bound is used up).
+  void TakeTimestamps(uint32_t count, CoordResponse* resp) REQUIRES(mu_);
+  // Confirms this term's leadership (a command through raft) for the timestamp callers
+  // waiting without a lease.
+  void ConfirmLeadership(Actions* after) REQUIRES(mu_);
   // Hands out `count` ids (from the batch in memory, refilled through raft).
   void AllocIds(uint32_t count, std::function<void(Result<uint64_t>)> done) EXCLUDES(mu_);
   void RefillIds(Actions* after) REQUIRES(mu_);
@@ -159,6 +181,10 @@ class Coordinator {
   void HandleJoin(const JoinRequest& r, const Done& done) EXCLUDES(mu_);
   void HandleRead(MetaCommand cmd, Done done);
   void HandleCluster(const Done& done) EXCLUDES(mu_);
+  void HandleAddOperator(const AddOperatorRequest& req, const Done& done) EXCLUDES(mu_);
+  // The operators for the region a leader just reported (epoch `epoch`, led by `leader`);
+  // those it has moved past (an older epoch, a transfer to itself) are dropped.
+  void TakeOperators(const RegionMeta& reported, RegionHeartbeatResponse* out) REQUIRES(mu_);
   // Persists `s` unless the stored record is the same; `done` gets the error text ("" on OK).
   void PutStore(const StoreMeta& s, std::function<void(std::string)> done) EXCLUDES(mu_);
   std::string StoreStatus(const StoreMeta& meta, const StoreLive* live, int64_t now) const
@@ -185,6 +211,11 @@ class Coordinator {
   uint64_t logical_ GUARDED_BY(mu_) = 0;
   int64_t bound_ms_ GUARDED_BY(mu_) = 0;
   bool saving_bound_ GUARDED_BY(mu_) = false;
+  // TSO callers waiting for a leadership confirmation (no lease): those that came before the
+  // round in flight (confirming_) and those after it (tso_waiting_, for the next round).
+  std::vector<TsoWaiter> tso_confirming_ GUARDED_BY(mu_);
+  std::vector<TsoWaiter> tso_waiting_ GUARDED_BY(mu_);
+  bool confirm_in_flight_ GUARDED_BY(mu_) = false;
   // Ids reserved and not yet handed out: [next_id_, end_id_).
   uint64_t next_id_ GUARDED_BY(mu_) = 0;
   uint64_t end_id_ GUARDED_BY(mu_) = 0;
@@ -195,6 +226,10 @@ class Coordinator {
   std::map<uint64_t, RegionMeta> regions_ GUARDED_BY(mu_);
   std::map<uint64_t, StoreLive> store_live_ GUARDED_BY(mu_);
   std::map<uint64_t, RegionLive> region_live_ GUARDED_BY(mu_);
+  // Operators waiting for their region's leader to report, by region (memory only: a new
+  // leader starts without, as PD's operators do).
+  std::map<uint64_t, std::vector<Operator>> operators_ GUARDED_BY(mu_);
+  uint64_t next_operator_ GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace micedb::coordinator

@@ -51,7 +51,8 @@ class FakeMetaRegion final : public MetaRegion {
     return {shared_->leader, shared_->term};
   }
   int64_t LeaseUntilNs() const override {
-    return shared_->leader == self_ ? clock_->NowMonotonic().count() + 1'000'000'000 : 0;
+    return shared_->leader == self_ && !no_lease ? clock_->NowMonotonic().count() + 1'000'000'000
+                                                 : 0;
   }
   void Propose(MetaCommand cmd, Done done) override {
     if (shared_->leader != self_) return done(Status::Unavailable("not leader"));
@@ -62,6 +63,16 @@ class FakeMetaRegion final : public MetaRegion {
     done(shared_->Apply(cmd));
   }
   void Read(MetaCommand cmd, Done done) override { done(shared_->Read(cmd)); }
+  void ProposeInTerm(MetaCommand cmd, uint64_t term, Done done) override {
+    if (shared_->leader != self_ || shared_->term != term) {
+      return done(Status::Unavailable("not leader in that term"));
+    }
+    if (hold_checks) {
+      held_checks.emplace_back(std::move(cmd), std::move(done));
+      return;
+    }
+    done(shared_->Apply(cmd));
+  }
   std::vector<store::NodeAddress> Members() const override {
     std::vector<store::NodeAddress> out(1);
     out[0].set_node_id(self_.value());
@@ -70,6 +81,9 @@ class FakeMetaRegion final : public MetaRegion {
   }
   bool hold = false;  // proposals wait in `held` until the test lets them go
   std::vector<std::pair<MetaCommand, Done>> held;
+  bool no_lease = false;     // as after a leadership transfer that came to nothing
+  bool hold_checks = false;  // ProposeInTerm calls wait in `held_checks`
+  std::vector<std::pair<MetaCommand, Done>> held_checks;
 
  private:
   SharedMeta* shared_;
@@ -286,6 +300,107 @@ TEST_F(CoordinatorTest, RegionHeartbeatsFillTheDirectoryAndStaleOnesAreRefused) 
   r = Call(1, hb);
   EXPECT_TRUE(r.region_heartbeat().stale());
   EXPECT_EQ(coords_[0]->counters().stale_heartbeats.load(), 1u);
+}
+
+TEST_F(CoordinatorTest, WithoutALeaseTimestampsWaitForALeadershipCheck) {
+  Elect(1);
+  const uint64_t before = Tso(1, 1).tso().last();
+  FakeMetaRegion& meta = *metas_[0];
+  meta.no_lease = true;
+  meta.hold_checks = true;
+  std::vector<CoordResponse> got;
+  auto call = [&](uint32_t n) {
+    CoordRequest req;
+    req.mutable_tso()->set_count(n);
+    coords_[0]->Handle(req, [&](CoordResponse r) { got.push_back(std::move(r)); });
+  };
+  call(1);
+  call(5);  // comes during the first check: waits for the next one
+  EXPECT_TRUE(got.empty());
+  ASSERT_EQ(meta.held_checks.size(), 1u);
+  auto release = [&](bool ok) {
+    auto [cmd, done] = std::move(meta.held_checks.front());
+    meta.held_checks.erase(meta.held_checks.begin());
+    done(ok ? shared_.Apply(cmd) : Result<MetaResult>(Status::Unavailable("no quorum")));
+  };
+  release(true);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(got[0].has_tso()) << got[0].DebugString();
+  EXPECT_GT(got[0].tso().last(), before);
+  ASSERT_EQ(meta.held_checks.size(), 1u);  // the second caller's check
+  release(true);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[1].has_tso());
+  EXPECT_EQ(got[1].tso().last(), got[0].tso().last() + 5);
+  EXPECT_EQ(coords_[0]->counters().tso_leader_checks.load(), 2u);
+  // A check that fails refuses its callers: they retry.
+  call(1);
+  release(false);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[2].error().retry()) << got[2].DebugString();
+  // A check is made in the term this coordinator warmed up in: led again in a later term
+  // that Tick has not seen yet, the store refuses it (another leader may have served between).
+  shared_.term += 2;
+  meta.hold_checks = false;
+  call(1);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_TRUE(got[3].error().retry()) << got[3].DebugString();
+  shared_.term -= 2;
+  meta.hold_checks = true;
+  got.pop_back();
+  // A caller still waiting when the term ends is told who leads now.
+  call(1);
+  ASSERT_EQ(meta.held_checks.size(), 1u);
+  Elect(2);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[3].error().leader(), 2u) << got[3].DebugString();
+  release(true);  // the old term's check answers nobody
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_GT(Tso(2, 1).tso().last(), got[1].tso().last());
+}
+
+TEST_F(CoordinatorTest, OperatorsRideOnHeartbeatRepliesUntilTheRegionMovesPastThem) {
+  Elect(1);
+  CoordRequest hb;
+  RegionMeta* m = hb.mutable_region_heartbeat()->mutable_region();
+  m->mutable_region()->set_id(1);
+  m->mutable_region()->mutable_epoch()->set_version(1);
+  m->mutable_region()->mutable_epoch()->set_conf_ver(3);
+  m->set_leader(1);
+  Call(1, hb);
+  CoordRequest add;
+  Operator* op = add.mutable_add_operator()->mutable_op();
+  op->set_region_id(1);
+  op->set_kind(Operator::REMOVE_PEER);
+  op->set_store_id(3);
+  CoordResponse r = Call(1, add);
+  ASSERT_TRUE(r.has_add_operator()) << r.DebugString();
+  CoordRequest transfer = add;
+  transfer.mutable_add_operator()->mutable_op()->set_kind(Operator::TRANSFER_LEADER);
+  transfer.mutable_add_operator()->mutable_op()->set_store_id(2);
+  ASSERT_TRUE(Call(1, transfer).has_add_operator());
+  // Both go to the leader with every heartbeat of the epoch they were made for (idempotent:
+  // the leader refuses what is done already).
+  for (int i = 0; i < 2; ++i) {
+    r = Call(1, hb);
+    ASSERT_EQ(r.region_heartbeat().operators_size(), 2) << r.DebugString();
+    EXPECT_EQ(r.region_heartbeat().operators(0).epoch().conf_ver(), 3u);
+  }
+  // The removal happened (conf_ver 4): it is dropped; the transfer's epoch is older now too.
+  m->mutable_region()->mutable_epoch()->set_conf_ver(4);
+  r = Call(1, hb);
+  EXPECT_EQ(r.region_heartbeat().operators_size(), 0);
+  // A transfer made for the new epoch is dropped once its target reports as leader.
+  transfer.mutable_add_operator()->mutable_op()->clear_epoch();
+  ASSERT_TRUE(Call(1, transfer).has_add_operator());
+  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 1);
+  m->set_leader(2);
+  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 0);
+  m->set_leader(1);
+  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 0);
+  // An operator for a region the coordinator does not know is refused.
+  add.mutable_add_operator()->mutable_op()->set_region_id(99);
+  EXPECT_TRUE(Call(1, add).has_error());
 }
 
 }  // namespace

@@ -45,6 +45,14 @@ void StoreMetaRegion::Propose(MetaCommand cmd, Done done) {
   });
 }
 
+void StoreMetaRegion::ProposeInTerm(MetaCommand cmd, uint64_t term, Done done) {
+  auto req = Request(std::move(cmd));
+  if (!req) return done(Status::Unavailable("this node holds no replica of the coordinator"));
+  store_->Propose(
+      std::move(*req),
+      [done = std::move(done)](region::RegionResponse r) { done(Unwrap(std::move(r))); }, term);
+}
+
 void StoreMetaRegion::Read(MetaCommand cmd, Done done) {
   auto req = Request(std::move(cmd));
   if (!req) return done(Status::Unavailable("this node holds no replica of the coordinator"));

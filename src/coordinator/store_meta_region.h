@@ -18,6 +18,7 @@ class StoreMetaRegion final : public MetaRegion {
   std::pair<NodeId, uint64_t> LeaderAndTerm() const override;
   int64_t LeaseUntilNs() const override;
   void Propose(MetaCommand cmd, Done done) override;
+  void ProposeInTerm(MetaCommand cmd, uint64_t term, Done done) override;
   void Read(MetaCommand cmd, Done done) override;
   std::vector<store::NodeAddress> Members() const override;
 

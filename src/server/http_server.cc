@@ -2,6 +2,9 @@
 
 #include <asio.hpp>
 #include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -38,19 +41,53 @@ struct HttpServer::Impl {
   asio::io_context io{1};
   asio::ip::tcp::acceptor acceptor{io};
   std::map<std::string, HttpHandler> handlers;
+  std::map<std::string, HttpAsyncHandler> async_handlers;
+  // Replies of async handlers post to `io` only while the server lives (Stop clears it).
+  struct Life {
+    std::mutex mu;
+    bool alive = true;
+  };
+  std::shared_ptr<Life> life = std::make_shared<Life>();
   std::thread thread;
   std::atomic<size_t> connections{0};
   size_t max_connections = 256;
 
-  HttpResponse Dispatch(const std::string& target) {
+  asio::awaitable<HttpResponse> Dispatch(const std::string& target) {
     std::string path = target, query;
     if (auto q = target.find('?'); q != std::string::npos) {
       path = target.substr(0, q);
       query = target.substr(q + 1);
     }
-    auto it = handlers.find(path);
-    if (it == handlers.end()) return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
-    return it->second(query);
+    if (auto it = handlers.find(path); it != handlers.end()) co_return it->second(query);
+    auto async = async_handlers.find(path);
+    if (async == async_handlers.end()) {
+      co_return HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+    }
+    // Wait on a timer that the reply cancels (on this thread, through a post).
+    struct Pending {
+      explicit Pending(asio::io_context& io) : timer(io, asio::steady_timer::time_point::max()) {}
+      asio::steady_timer timer;
+      std::optional<HttpResponse> resp;
+    };
+    auto pending = std::make_shared<Pending>(io);
+    // The reply holds the wait weakly: the timer must not outlive the io_context, and the
+    // reply may come after the server is gone.
+    std::weak_ptr<Pending> weak = pending;
+    async->second(query, [weak, life = life, &io = io](HttpResponse r) {
+      std::lock_guard lock(life->mu);
+      if (!life->alive) return;
+      asio::post(io, [weak, r = std::move(r)]() mutable {
+        if (auto p = weak.lock()) {
+          p->resp = std::move(r);
+          p->timer.cancel();
+        }
+      });
+    });
+    std::error_code ec;
+    while (!pending->resp) {
+      co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return std::move(*pending->resp);
   }
 
   asio::awaitable<void> Serve(asio::ip::tcp::socket sock) {
@@ -87,7 +124,7 @@ struct HttpServer::Impl {
           if (method != "GET" && method != "HEAD") {
             resp = HttpResponse{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
           } else {
-            resp = Dispatch(target);
+            resp = co_await Dispatch(target);
           }
         }
         bool close = resp.status >= 400 && resp.status != 404 && resp.status != 503;
@@ -142,6 +179,10 @@ void HttpServer::Handle(const std::string& path, HttpHandler handler) {
   impl_->handlers[path] = std::move(handler);
 }
 
+void HttpServer::HandleAsync(const std::string& path, HttpAsyncHandler handler) {
+  impl_->async_handlers[path] = std::move(handler);
+}
+
 Status HttpServer::Start(const std::string& host, uint16_t port, size_t max_connections) {
   impl_->max_connections = max_connections;
   std::error_code ec;
@@ -172,6 +213,10 @@ uint16_t HttpServer::port() const {
 
 void HttpServer::Stop() {
   if (!impl_->thread.joinable()) return;
+  {
+    std::lock_guard lock(impl_->life->mu);
+    impl_->life->alive = false;
+  }
   asio::post(impl_->io, [this] {
     std::error_code ec;
     impl_->acceptor.close(ec);

@@ -5,7 +5,8 @@
 // at once. Anything else gets a 4xx reply and the connection is closed.
 //
 // Thread-safety: Start/Stop from one thread; handlers run on the server's I/O thread and must
-// be quick and thread-safe with respect to the rest of the program.
+// be quick and thread-safe with respect to the rest of the program (one that waits on
+// something else is registered with HandleAsync).
 #pragma once
 
 #include <functional>
@@ -26,6 +27,10 @@ struct HttpResponse {
 
 // Handler for one path; `query` is the text after '?', if any.
 using HttpHandler = std::function<HttpResponse(const std::string& query)>;
+// A handler that answers later: it calls `reply` once, from any thread (the connection waits;
+// the server's thread serves other connections meanwhile). A reply after Stop is dropped.
+using HttpReply = std::function<void(HttpResponse)>;
+using HttpAsyncHandler = std::function<void(const std::string& query, HttpReply reply)>;
 
 class HttpServer {
  public:
@@ -34,6 +39,7 @@ class HttpServer {
 
   // Registers a handler for an exact path. Call before Start.
   void Handle(const std::string& path, HttpHandler handler);
+  void HandleAsync(const std::string& path, HttpAsyncHandler handler);
 
   // Binds host:port (port 0 picks a free one) and serves on its own thread. IoError naming
   // the address when it cannot bind.

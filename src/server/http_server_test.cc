@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "server/test_socket.h"
 
@@ -45,6 +48,50 @@ TEST_F(HttpServerTest, ServesAHandlerWithItsQueryAndKeepsTheConnection) {
   r = s.ReadHttp();
   EXPECT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << r;
   EXPECT_EQ(calls_.load(), 2);
+}
+
+TEST_F(HttpServerTest, AnAsyncHandlerWaitsWithoutHoldingOtherConnections) {
+  HttpReply held;
+  std::mutex mu;
+  server_.HandleAsync("/slow", [&](const std::string& query, HttpReply reply) {
+    std::lock_guard lock(mu);
+    if (query == "now") return reply(HttpResponse{200, "text/plain", "at once\n"});
+    held = std::move(reply);
+  });
+  Start();
+  TestSocket slow(server_.port());
+  ASSERT_TRUE(slow.Send("GET /slow HTTP/1.1\r\n\r\n"));
+  // While /slow waits, another connection is served.
+  TestSocket other(server_.port());
+  ASSERT_TRUE(other.Send("GET /hello HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(other.ReadHttp().rfind("HTTP/1.1 200", 0), 0u);
+  ASSERT_TRUE(other.Send("GET /slow?now HTTP/1.1\r\n\r\n"));
+  EXPECT_NE(other.ReadHttp().find("at once"), std::string::npos);
+  // The held reply comes from another thread.
+  std::thread([&] {
+    std::lock_guard lock(mu);
+    ASSERT_TRUE(held);
+    held(HttpResponse{503, "application/json", "{\"late\":1}"});
+  }).join();
+  std::string r = slow.ReadHttp();
+  EXPECT_EQ(r.rfind("HTTP/1.1 503", 0), 0u) << r;
+  EXPECT_NE(r.find("{\"late\":1}"), std::string::npos) << r;
+}
+
+TEST_F(HttpServerTest, AReplyAfterStopIsDropped) {
+  HttpReply held;
+  std::atomic<bool> got{false};
+  server_.HandleAsync("/slow", [&](const std::string&, HttpReply reply) {
+    held = std::move(reply);
+    got = true;
+  });
+  Start();
+  TestSocket slow(server_.port());
+  ASSERT_TRUE(slow.Send("GET /slow HTTP/1.1\r\n\r\n"));
+  for (int i = 0; i < 500 && !got; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(got.load());
+  server_.Stop();
+  held(HttpResponse{200, "text/plain", "too late\n"});  // no crash, nothing sent
 }
 
 TEST_F(HttpServerTest, HeadAnswersWithoutABody) {

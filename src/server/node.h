@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,9 +56,10 @@ struct NodeOptions {
   // The coordinator role: this node hosts a replica of the meta region when it is one of the
   // initial members (the first cluster bootstraps it).
   bool coordinator_role = true;
-  std::string version;               // what the coordinator shows for this node
-  micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
-  store::StoreOptions store;         // node_id and snap_dir are filled in by the node
+  std::map<std::string, std::string> labels;  // --labels, reported to the coordinator
+  std::string version;                        // what the coordinator shows for this node
+  micedb::resp::ServerOptions resp;           // limits of the Redis-protocol server
+  store::StoreOptions store;                  // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
@@ -114,11 +116,15 @@ class Node : public transport::InboundHandler {
   void StopCoordinator();
   void CoordinatorTick();
   void Heartbeat();
+  // Runs an operator a region heartbeat's reply carried (on this node's store, the leader).
+  void RunOperator(const coordinator::Operator& op);
   void SaveCoordinators(const std::vector<store::NodeAddress>& members);
-  std::string ClusterJson(const std::string& what);
-  // /debug/tso: one timestamp, as a gateway's caller gets it; /debug/tso-bench: `callers`
-  // callers asking in a closed loop for `seconds` (docs/coordinator.md). HTTP code and body.
-  std::pair<int, std::string> TsoJson();
+  // /api/v1/{cluster,stores,regions}: the body, to `done` on whatever thread answers.
+  void ClusterJson(const std::string& what, std::function<void(std::string)> done);
+  // /debug/tso: one timestamp, as a gateway's caller gets it (HTTP code and body, to `done`);
+  // /debug/tso-bench: `callers` callers asking in a closed loop for `seconds`
+  // (docs/coordinator.md; it holds the HTTP thread for the run).
+  void TsoJson(std::function<void(int, std::string)> done);
   std::pair<int, std::string> TsoBenchJson(const std::string& query);
   void OnCoordForward(NodeId from, uint64_t id, const coordinator::CoordRequest& req);
 
@@ -165,6 +171,11 @@ class Node : public transport::InboundHandler {
   // When the heartbeats last went (monotonic ms; the coordinator executor's thread only).
   int64_t last_store_heartbeat_ms_ = 0;
   int64_t last_region_check_ms_ = 0;
+  // The store's traffic counts as of the last store heartbeat and each region's last one
+  // (heartbeats report the difference), and since when each region's peer has been silent.
+  store::FlowCounts store_flow_sent_;
+  std::map<uint64_t, store::FlowCounts> region_flow_sent_;
+  std::map<uint64_t, std::map<uint64_t, int64_t>> silent_since_;
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

@@ -112,6 +112,7 @@ Result<coordinator::JoinResponse> Node::JoinCluster(uint64_t id, uint64_t cluste
   s->set_redis_addr(fmt::format("{}:{}", options_.redis_host, options_.redis_port));
   s->set_http_addr(options_.listen_http);
   s->set_version(options_.version);
+  s->mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
   std::string last = "no address to join";
   const int64_t deadline = MonoMs() + kJoinTimeoutMs;
   for (int round = 0; MonoMs() < deadline; ++round) {
@@ -195,6 +196,7 @@ void Node::Heartbeat() {
     s->set_redis_addr(fmt::format("{}:{}", options_.redis_host, redis_port()));
     s->set_http_addr(options_.listen_http);
     s->set_version(options_.version);
+    s->mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
     bool meta_here = false;
     coordinator::StoreStats* st = hb->mutable_stats();
     st->set_store_id(options_.id.value());
@@ -214,6 +216,24 @@ void Node::Heartbeat() {
       st->set_available(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize);
     }
     st->set_no_space(store_->disk_alarm() != store::DiskAlarm::kNone);
+    // Bytes the store's data takes: every column family, memtables and table files.
+    uint64_t used = 0;
+    for (storage::Cf cf : storage::kAllCfs) {
+      if (auto size = engine_->ApproximateSize(cf, "", std::string(8, '\xff')); size.ok()) {
+        used += *size;
+      }
+    }
+    st->set_used(used);
+    store::FlowCounts total;
+    for (const auto& [region, counts] : store_->Flow()) {
+      if (!store::IsMetaRegion(region)) total += counts;
+    }
+    const store::FlowCounts delta = total.Since(store_flow_sent_);
+    store_flow_sent_ = total;
+    st->set_bytes_written(delta.bytes_written);
+    st->set_keys_written(delta.keys_written);
+    st->set_bytes_read(delta.bytes_read);
+    st->set_keys_read(delta.keys_read);
     st->set_interval_ms(kStoreHeartbeatMs);
     coord_client_->Call(std::move(req), 2000, [this](Result<CoordResponse> r) {
       if (coord_stopping_ || !r.ok() || !r->has_store_heartbeat()) return;
@@ -246,28 +266,67 @@ void Node::Heartbeat() {
   if (now - last_region_check_ms_ < kRegionCheckMs) return;
   last_region_check_ms_ = now;
   const auto regions = store_->Regions();
+  const auto flow = store_->Flow();
   std::map<uint64_t, std::pair<std::string, int64_t>> still;
+  std::map<uint64_t, std::map<uint64_t, int64_t>> silent;
   for (const auto& r : regions) {
     if (store::IsMetaRegion(r.descriptor.id()) || r.raft.role != raft::Role::kLeader) continue;
+    const uint64_t id = r.descriptor.id();
     coordinator::RegionMeta meta;
     *meta.mutable_region() = r.descriptor;
     meta.set_leader(options_.id.value());
+    // Peers the leader has not heard from since its last quorum check (an election timeout):
+    // a change in that set is reported at once, like a change of the descriptor.
+    std::map<uint64_t, int64_t>& since = silent[id];
+    for (const auto& [peer, progress] : r.raft.progress) {
+      if (peer == options_.id || progress.recent_active) continue;
+      auto old = silent_since_.find(id);
+      int64_t from = now;
+      if (old != silent_since_.end()) {
+        if (auto p = old->second.find(peer.value()); p != old->second.end()) from = p->second;
+      }
+      since[peer.value()] = from;
+    }
+    // recent_active is cleared at every quorum check and set again at the peer's next answer,
+    // so a single sample can catch a live peer cleared: it counts as down once silent in
+    // every sample for kPeerDownMs.
+    constexpr int64_t kPeerDownMs = 2000;
     std::string key = meta.SerializeAsString();
-    auto it = reported_.find(r.descriptor.id());
+    for (const auto& [peer, from] : since) {
+      if (now - from >= kPeerDownMs) key += fmt::format(";down {}", peer);
+    }
+    auto it = reported_.find(id);
     if (it != reported_.end() && it->second.first == key &&
         now - it->second.second < kRegionHeartbeatMs) {
       still.emplace(*it);
       continue;
     }
-    still[r.descriptor.id()] = {key, now};
+    still[id] = {key, now};
     CoordRequest req;
     coordinator::RegionHeartbeat* hb = req.mutable_region_heartbeat();
     *hb->mutable_region() = std::move(meta);
     hb->set_term(r.raft.term.value());
-    if (auto size = engine_->ApproximateSize(storage::Cf::kDefault, r.descriptor.start_key(),
-                                             store::EngineRangeEnd(r.descriptor.end_key()));
-        size.ok()) {
+    const std::string begin = r.descriptor.start_key();
+    const std::string end = store::EngineRangeEnd(r.descriptor.end_key());
+    if (auto size = engine_->ApproximateSize(storage::Cf::kDefault, begin, end); size.ok()) {
       hb->set_approximate_size(*size);
+    }
+    if (auto keys = engine_->ApproximateKeys(storage::Cf::kDefault, begin, end); keys.ok()) {
+      hb->set_approximate_keys(*keys);
+    }
+    if (auto f = flow.find(id); f != flow.end()) {
+      const store::FlowCounts delta = f->second.Since(region_flow_sent_[id]);
+      region_flow_sent_[id] = f->second;
+      hb->set_bytes_written(delta.bytes_written);
+      hb->set_keys_written(delta.keys_written);
+      hb->set_bytes_read(delta.bytes_read);
+      hb->set_keys_read(delta.keys_read);
+    }
+    for (const auto& [peer, from] : since) {
+      if (now - from < kPeerDownMs) continue;
+      coordinator::PeerStatsEntry* d = hb->add_down_peers();
+      d->set_store_id(peer);
+      d->set_down_ms(static_cast<uint64_t>(now - from));
     }
     for (const auto& [peer, progress] : r.raft.progress) {
       // Far behind (TiKV's pending peers): waiting for a snapshot, probing, or many entries
@@ -279,14 +338,46 @@ void Node::Heartbeat() {
       }
     }
     hb->set_interval_ms(kRegionHeartbeatMs);
-    const uint64_t id = r.descriptor.id();
     coord_client_->Call(std::move(req), 2000, [this, id](Result<CoordResponse> r) {
-      if (r.ok() && r->has_region_heartbeat()) return;
+      if (r.ok() && r->has_region_heartbeat()) {
+        for (const auto& op : r->region_heartbeat().operators()) RunOperator(op);
+        return;
+      }
       // Not delivered: report again at the next check.
       coord_executor_->After(0, [this, id] { reported_.erase(id); });
     });
   }
   reported_ = std::move(still);
+  silent_since_ = std::move(silent);
+}
+
+void Node::RunOperator(const coordinator::Operator& op) {
+  // An admin request like `micedb node` sends, guarded by the operator's epoch: a region that
+  // has moved on refuses it (EpochNotMatch), and one already changed that way refuses it as
+  // changing nothing. Either way the next heartbeat drops the operator.
+  region::RegionRequest req;
+  req.set_format(region::FORMAT_V1);
+  req.mutable_header()->set_region_id(op.region_id());
+  *req.mutable_header()->mutable_epoch() = op.epoch();
+  region::AdminRequest* admin = req.mutable_admin();
+  if (op.kind() == coordinator::Operator::TRANSFER_LEADER) {
+    admin->mutable_transfer_leader()->set_node_id(op.store_id());
+  } else {
+    region::ChangePeer* c = admin->mutable_change_peer();
+    c->set_node_id(op.store_id());
+    c->set_peer_addr(op.peer_addr());
+    c->set_op(op.kind() == coordinator::Operator::ADD_LEARNER ? region::ChangePeer::ADD_LEARNER
+              : op.kind() == coordinator::Operator::PROMOTE   ? region::ChangePeer::PROMOTE
+                                                              : region::ChangePeer::REMOVE);
+  }
+  GetLogger("server")->info("region {}: running operator {} ({} store {})", op.region_id(), op.id(),
+                            coordinator::Operator::Kind_Name(op.kind()), op.store_id());
+  store_->RunAdmin(std::move(req), [id = op.id(),
+                                    region = op.region_id()](const region::RegionResponse& resp) {
+    if (resp.has_error()) {
+      GetLogger("server")->info("region {}: operator {}: {}", region, id, resp.error().message());
+    }
+  });
 }
 
 void Node::OnCoordForward(NodeId from, uint64_t id, const CoordRequest& req) {
@@ -304,59 +395,55 @@ void Node::OnCoordForward(NodeId from, uint64_t id, const CoordRequest& req) {
   coordinator_->Handle(req, std::move(reply));
 }
 
-std::string Node::ClusterJson(const std::string& what) {
-  if (!coord_client_) return R"({"error":"starting"})";
+void Node::ClusterJson(const std::string& what, std::function<void(std::string)> done) {
+  if (!coord_client_) return done(R"({"error":"starting"})");
   CoordRequest req;
   req.mutable_cluster();
-  auto promise = std::make_shared<std::promise<Result<CoordResponse>>>();
-  auto future = promise->get_future();
-  coord_client_->Call(std::move(req), 3000,
-                      [promise](Result<CoordResponse> r) { promise->set_value(std::move(r)); });
-  Result<CoordResponse> r = future.get();
-  if (!r.ok() || !r->has_cluster()) {
-    const std::string why = !r.ok() ? std::string(r.status().message())
-                                    : (r->has_error() ? r->error().message() : "no answer");
-    coordinator::CoordError e;
-    e.set_message(why);
-    std::string json;
-    (void)google::protobuf::util::MessageToJsonString(e, &json);
-    return fmt::format(R"({{"error":{}}})", json);
-  }
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  o.always_print_primitive_fields = true;
-  std::string out;
-  const coordinator::ClusterResponse& c = r->cluster();
-  if (what == "stores") {
-    coordinator::ClusterResponse only;
-    *only.mutable_stores() = c.stores();
-    (void)google::protobuf::util::MessageToJsonString(only, &out, o);
-  } else if (what == "regions") {
-    coordinator::ClusterResponse only;
-    *only.mutable_regions() = c.regions();
-    (void)google::protobuf::util::MessageToJsonString(only, &out, o);
-  } else {
-    (void)google::protobuf::util::MessageToJsonString(c, &out, o);
-  }
-  return out;
+  coord_client_->Call(
+      std::move(req), 3000, [what, done = std::move(done)](Result<CoordResponse> r) {
+        if (!r.ok() || !r->has_cluster()) {
+          const std::string why = !r.ok() ? std::string(r.status().message())
+                                          : (r->has_error() ? r->error().message() : "no answer");
+          coordinator::CoordError e;
+          e.set_message(why);
+          std::string json;
+          (void)google::protobuf::util::MessageToJsonString(e, &json);
+          return done(fmt::format(R"({{"error":{}}})", json));
+        }
+        google::protobuf::util::JsonPrintOptions o;
+        o.add_whitespace = true;
+        o.always_print_primitive_fields = true;
+        std::string out;
+        const coordinator::ClusterResponse& c = r->cluster();
+        if (what == "stores") {
+          coordinator::ClusterResponse only;
+          *only.mutable_stores() = c.stores();
+          (void)google::protobuf::util::MessageToJsonString(only, &out, o);
+        } else if (what == "regions") {
+          coordinator::ClusterResponse only;
+          *only.mutable_regions() = c.regions();
+          (void)google::protobuf::util::MessageToJsonString(only, &out, o);
+        } else {
+          (void)google::protobuf::util::MessageToJsonString(c, &out, o);
+        }
+        done(std::move(out));
+      });
 }
 
-std::pair<int, std::string> Node::TsoJson() {
-  if (!coord_client_) return {503, R"({"error":"starting"})"};
-  auto promise = std::make_shared<std::promise<Result<uint64_t>>>();
-  auto future = promise->get_future();
-  coord_client_->GetTimestamp([promise](Result<uint64_t> r) { promise->set_value(std::move(r)); });
-  Result<uint64_t> ts = future.get();
-  if (!ts.ok()) {
-    coordinator::CoordError e;
-    e.set_message(std::string(ts.status().message()));
-    std::string json;
-    (void)google::protobuf::util::MessageToJsonString(e, &json);
-    return {503, fmt::format(R"({{"error":{}}})", json)};
-  }
-  return {200, fmt::format(R"({{"ts":{},"physical_ms":{},"logical":{}}})", *ts,
-                           *ts >> coordinator::Coordinator::kLogicalBits,
-                           *ts & ((uint64_t{1} << coordinator::Coordinator::kLogicalBits) - 1))};
+void Node::TsoJson(std::function<void(int, std::string)> done) {
+  if (!coord_client_) return done(503, R"({"error":"starting"})");
+  coord_client_->GetTimestamp([done = std::move(done)](Result<uint64_t> ts) {
+    if (!ts.ok()) {
+      coordinator::CoordError e;
+      e.set_message(std::string(ts.status().message()));
+      std::string json;
+      (void)google::protobuf::util::MessageToJsonString(e, &json);
+      return done(503, fmt::format(R"({{"error":{}}})", json));
+    }
+    done(200, fmt::format(R"({{"ts":{},"physical_ms":{},"logical":{}}})", *ts,
+                          *ts >> coordinator::Coordinator::kLogicalBits,
+                          *ts & ((uint64_t{1} << coordinator::Coordinator::kLogicalBits) - 1)));
+  });
 }
 
 namespace {

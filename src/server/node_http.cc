@@ -44,16 +44,18 @@ void Node::InstallHttpHandlers() {
   });
   // The cluster as the coordinator sees it (docs/coordinator.md).
   for (const char* what : {"cluster", "stores", "regions"}) {
-    http_->Handle(fmt::format("/api/v1/{}", what),
-                  [this, what = std::string(what)](const std::string&) {
-                    std::string body = ClusterJson(what);
-                    const int code = body.rfind("{\"error\"", 0) == 0 ? 503 : 200;
-                    return HttpResponse{code, "application/json", std::move(body)};
-                  });
+    http_->HandleAsync(fmt::format("/api/v1/{}", what),
+                       [this, what = std::string(what)](const std::string&, HttpReply reply) {
+                         ClusterJson(what, [reply = std::move(reply)](std::string body) {
+                           const int code = body.rfind("{\"error\"", 0) == 0 ? 503 : 200;
+                           reply(HttpResponse{code, "application/json", std::move(body)});
+                         });
+                       });
   }
-  http_->Handle("/debug/tso", [this](const std::string&) {
-    auto [code, body] = TsoJson();
-    return HttpResponse{code, "application/json", std::move(body)};
+  http_->HandleAsync("/debug/tso", [this](const std::string&, HttpReply reply) {
+    TsoJson([reply = std::move(reply)](int code, std::string body) {
+      reply(HttpResponse{code, "application/json", std::move(body)});
+    });
   });
   http_->Handle("/debug/tso-bench", [this](const std::string& query) {
     auto [code, body] = TsoBenchJson(query);
@@ -228,6 +230,21 @@ std::string Node::RenderMetrics() const {
             k.tso_requests.load());
     counter("micedb_coordinator_tso_timestamps_total", "Timestamps handed out",
             k.tso_timestamps.load());
+    Metric(&out, "micedb_coordinator_tso_batch_size", "histogram",
+           "Timestamps per TSO request served (a gateway folds its waiting callers into one)");
+    uint64_t cumulative = 0;
+    const auto& bounds = coordinator::CoordinatorCounters::kTsoBatchBounds;
+    for (size_t i = 0; i <= bounds.size(); ++i) {
+      cumulative += k.tso_batch[i].load();
+      out += fmt::format("micedb_coordinator_tso_batch_size_bucket{{le=\"{}\"}} {}\n",
+                         i < bounds.size() ? std::to_string(bounds[i]) : std::string("+Inf"),
+                         cumulative);
+    }
+    out += fmt::format("micedb_coordinator_tso_batch_size_sum {}\n", k.tso_timestamps.load());
+    out += fmt::format("micedb_coordinator_tso_batch_size_count {}\n", cumulative);
+    counter("micedb_coordinator_tso_leader_checks_total",
+            "Raft rounds that confirmed the leadership for timestamps served without a lease",
+            k.tso_leader_checks.load());
     counter("micedb_coordinator_tso_bound_saves_total", "TSO upper bounds persisted via raft",
             k.tso_bound_saves.load());
     counter("micedb_coordinator_ids_allocated_total", "Ids handed out", k.ids_allocated.load());

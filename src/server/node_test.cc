@@ -46,6 +46,7 @@ class NodeTest : public ::testing::Test {
     o.redis_port = 0;
     o.initial_peers = {{NodeId(1), "127.0.0.1:0"}};
     o.store.tick_ms = 10;
+    o.labels = {{"zone", "z1"}, {"rack", "r7"}};
     node_ = std::make_unique<Node>(o);
     Status st = node_->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
@@ -171,9 +172,36 @@ TEST_F(NodeTest, TheCoordinatorKnowsTheStoreAndItsRegion) {
   EXPECT_EQ(cluster["regions"][0]["meta"]["region"]["id"], "1");
   EXPECT_EQ(cluster["regions"][0]["meta"]["leader"], "1");
   EXPECT_TRUE(cluster["state"]["bootstrapped"].get<bool>());
+  EXPECT_EQ(cluster["stores"][0]["meta"]["labels"]["zone"], "z1") << cluster.dump();
+  EXPECT_EQ(cluster["stores"][0]["meta"]["labels"]["rack"], "r7");
   auto metrics = ParseMetrics(Get(node_->http_port(), "/metrics", &status));
   EXPECT_EQ(metrics["micedb_coordinator_serving"], 1.0);
   EXPECT_GE(metrics["micedb_coordinator_store_heartbeats_total"], 1.0);
+
+  // Writes and reads show in the next store heartbeat (keys and bytes since the one before),
+  // and the store reports the bytes its data takes.
+  TestSocket redis(node_->redis_port());
+  ASSERT_TRUE(redis.ok());
+  ASSERT_TRUE(redis.Send("*5\r\n$4\r\nMSET\r\n$2\r\nk1\r\n$2\r\nv1\r\n$2\r\nk2\r\n$2\r\nv2\r\n"));
+  ASSERT_EQ(redis.Read("\r\n"), "+OK\r\n");
+  ASSERT_TRUE(redis.Send("*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n"));
+  ASSERT_EQ(redis.Read("v1\r\n"), "$2\r\nv1\r\n");
+  uint64_t keys_written = 0, keys_read = 0, used = 0;
+  for (int i = 0; i < 100 && (keys_written < 2 || keys_read < 1); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto stores = nlohmann::json::parse(Get(node_->http_port(), "/api/v1/stores", &status), nullptr,
+                                        /*allow_exceptions=*/false);
+    if (status != 200 || stores.is_discarded() || stores["stores"].size() != 1) continue;
+    const auto& st = stores["stores"][0]["stats"];
+    // Each heartbeat carries the traffic since the one before (the MSET's two keys in one).
+    keys_written =
+        std::max<uint64_t>(keys_written, std::stoull(st["keysWritten"].get<std::string>()));
+    keys_read = std::max<uint64_t>(keys_read, std::stoull(st["keysRead"].get<std::string>()));
+    used = std::stoull(st["used"].get<std::string>());
+  }
+  EXPECT_EQ(keys_written, 2u) << "used " << used;
+  EXPECT_GE(keys_read, 1u);
+  EXPECT_GT(used, 0u);
 }
 
 }  // namespace

@@ -106,6 +106,11 @@ Result<uint64_t> FaultEngine::ApproximateSize(Cf cf, std::string_view begin, std
   return live_->ApproximateSize(cf, begin, end);
 }
 
+Result<uint64_t> FaultEngine::ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return live_->ApproximateKeys(cf, begin, end);
+}
+
 Status FaultEngine::Checkpoint(const std::string& dir) {
   std::lock_guard<std::mutex> lock(mu_);
   return live_->Checkpoint(dir);

@@ -67,6 +67,7 @@ class FaultEngine final : public Engine {
   // The armed fault while SetWriteFault's error is set; otherwise OK, and writes go on.
   Status Resume() override;
   Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) override;
+  Result<uint64_t> ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) override;
   // The same format as MemEngine::Checkpoint (open it with MemEngine::OpenCheckpoint); it holds
   // the current state, unsynced writes included. It does not make anything durable.
   Status Checkpoint(const std::string& dir) override;

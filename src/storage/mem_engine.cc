@@ -157,7 +157,8 @@ Status MemEngine::Write(const WriteBatch& batch, const WriteOptions& options) {
   return Status::OK();
 }
 
-Result<uint64_t> MemEngine::ApproximateSize(Cf cf, std::string_view begin, std::string_view end) {
+Result<uint64_t> MemEngine::SumOverRange(Cf cf, std::string_view begin, std::string_view end,
+                                         bool bytes) {
   if (!IsValidCf(cf)) {
     return BadCf(cf);
   }
@@ -166,11 +167,19 @@ Result<uint64_t> MemEngine::ApproximateSize(Cf cf, std::string_view begin, std::
   }
   std::lock_guard<std::mutex> lock(mu_);
   const Map& map = *maps_[CfIndex(cf)];
-  uint64_t bytes = 0;
+  uint64_t sum = 0;
   for (auto it = map.lower_bound(begin); it != map.end() && it->first < end; ++it) {
-    bytes += it->first.size() + it->second.size();
+    sum += bytes ? it->first.size() + it->second.size() : 1;
   }
-  return bytes;
+  return sum;
+}
+
+Result<uint64_t> MemEngine::ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) {
+  return SumOverRange(cf, begin, end, /*bytes=*/false);
+}
+
+Result<uint64_t> MemEngine::ApproximateSize(Cf cf, std::string_view begin, std::string_view end) {
+  return SumOverRange(cf, begin, end, /*bytes=*/true);
 }
 
 Status MemEngine::Checkpoint(const std::string& dir) {

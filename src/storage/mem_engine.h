@@ -53,6 +53,7 @@ class MemEngine final : public Engine {
   Status SyncWAL() override { return Status::OK(); }
   Status Flush() override { return Status::OK(); }
   Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) override;
+  Result<uint64_t> ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) override;
   // Writes `dir`/MEMENGINE (the list of families present) and one SST file per non-empty
   // family, `dir`/<family>.sst.
   Status Checkpoint(const std::string& dir) override;
@@ -65,6 +66,9 @@ class MemEngine final : public Engine {
   Result<std::shared_ptr<const Map>> ReadMap(Cf cf, const Snapshot* snapshot) const;
   // The map of `cf` ready for writing: copied first if anyone else holds it.
   Map& MutableMap(Cf cf) REQUIRES(mu_);
+  // Over begin <= k < end of `cf`: the key and value bytes, or (bytes false) the keys.
+  Result<uint64_t> SumOverRange(Cf cf, std::string_view begin, std::string_view end, bool bytes)
+      EXCLUDES(mu_);
 
   const uint64_t id_;  // tells this engine's snapshots from another's
 

@@ -15,6 +15,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/table_properties.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
@@ -283,6 +284,30 @@ Result<uint64_t> RocksEngine::ApproximateSize(Cf cf, std::string_view begin, std
       FromRocks(db_->GetApproximateSizes(options, handles_[CfIndex(cf)], &range, 1, &size),
                 "ApproximateSize(" + std::string(CfName(cf)) + ")"));
   return size;
+}
+
+Result<uint64_t> RocksEngine::ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) {
+  if (!IsValidCf(cf)) {
+    return BadCf(cf);
+  }
+  if (begin >= end) {
+    return uint64_t{0};
+  }
+  rocksdb::Range range(ToSlice(begin), ToSlice(end));
+  rocksdb::TablePropertiesCollection tables;
+  MICEDB_RETURN_IF_ERROR(
+      FromRocks(db_->GetPropertiesOfTablesInRange(handles_[CfIndex(cf)], &range, 1, &tables),
+                "ApproximateKeys(" + std::string(CfName(cf)) + ")"));
+  uint64_t keys = 0;
+  for (const auto& [file, props] : tables) {
+    if (props->num_entries > props->num_deletions) {
+      keys += props->num_entries - props->num_deletions;
+    }
+  }
+  uint64_t mem_keys = 0;
+  uint64_t mem_bytes = 0;
+  db_->GetApproximateMemTableStats(handles_[CfIndex(cf)], range, &mem_keys, &mem_bytes);
+  return keys + mem_keys;
 }
 
 Status RocksEngine::Checkpoint(const std::string& dir) {

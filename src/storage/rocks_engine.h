@@ -52,6 +52,7 @@ class RocksEngine final : public Engine {
   // is under way.
   Status Resume() override;
   Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) override;
+  Result<uint64_t> ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) override;
   // A RocksDB checkpoint: hard links to the table files plus copies of the rest, so it is
   // cheap on one file system. Open it with RocksEngine::Open.
   Status Checkpoint(const std::string& dir) override;

@@ -44,6 +44,7 @@ class RegionPeer {
     uint64_t term;
     ResponseCallback done;
     int64_t deadline_ms;
+    uint64_t only_term = 0;  // not 0: appended only in this term, else NotLeader
   };
   std::map<uint64_t, Proposal> proposals;  // by log index
 

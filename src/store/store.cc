@@ -338,9 +338,9 @@ RegionPeer* Store::LeaderPeerFor(const region::RegionRequest& req, ResponseCallb
   return p;
 }
 
-void Store::Propose(region::RegionRequest req, ResponseCallback done) {
+void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t only_term) {
   counters_.proposals++;
-  Post([this, req = std::move(req), done = std::move(done)]() mutable {
+  Post([this, req = std::move(req), done = std::move(done), only_term]() mutable {
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
     // A big write holds this loop (and then the followers') for a while, starting with its
@@ -372,6 +372,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
       counters_.requests_refused++;
       return done(std::move(*refused));
     }
+    flow_.AddWrite(p->id(), KeysOf(req), bytes);
     // Proposed with the rest of this round's writes in StartBatches. A big one gets more
     // time, as the router gives it (RouterOptions::slow_write_bytes_per_sec).
     std::string entry = EncodeEntry(std::move(req));
@@ -379,8 +380,8 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done) {
     if (options_.slow_write_bytes_per_sec > 0) {
       timeout += static_cast<int64_t>(3 * entry.size() * 1000 / options_.slow_write_bytes_per_sec);
     }
-    p->proposing.emplace_back(std::move(entry),
-                              RegionPeer::Proposal{0, std::move(done), NowMs() + timeout});
+    p->proposing.emplace_back(
+        std::move(entry), RegionPeer::Proposal{0, std::move(done), NowMs() + timeout, only_term});
   });
 }
 
@@ -439,6 +440,7 @@ region::RegionResponse Store::ReadLocal(const region::RegionRequest& req) {
   std::unique_ptr<storage::Snapshot> snap = engine_->GetSnapshot();
   region::RegionResponse resp = ServeRead(sm_, desc, engine_, snap.get(), req);
   if (resp.has_error()) counters_.requests_refused++;
+  CountRead(desc.id(), resp);
   return resp;
 }
 

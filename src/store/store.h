@@ -53,6 +53,7 @@
 #include "raft/raw_node.h"
 #include "storage/engine.h"
 #include "store/disk_alarm.h"
+#include "store/flow.h"
 #include "store/lease.h"
 #include "store/state_machine.h"
 #include "store/transport.h"
@@ -189,7 +190,10 @@ class Store {
   // otherwise). Errors: RegionNotFound, NotLeader, EpochNotMatch, KeyNotInRegion, NoSpace
   // (the disk alarm is up; nothing applied); StaleCommand (the entry lost to another leader's: not
   // applied); Timeout (outcome unknown); ServerBusy when stopping.
-  void Propose(region::RegionRequest req, ResponseCallback done);
+  // With `only_term`, the entry is appended only if this leader's term is that one (NotLeader
+  // otherwise): a command that must commit in the term its caller led in (the coordinator
+  // confirms its leadership so).
+  void Propose(region::RegionRequest req, ResponseCallback done, uint64_t only_term = 0);
   // Runs a read at a linearizable point (ReadIndex; works on followers too). Errors as for
   // Propose, and NotLeader when no leader confirmed the read (retry).
   void ReadLinearizable(region::RegionRequest req, ResponseCallback done);
@@ -222,6 +226,8 @@ class Store {
   std::optional<RegionInfo> RegionInfoOf(RegionId region) const;
   std::map<NodeId, std::string> Addresses() const;
   const StoreCounters& counters() const { return counters_; }
+  // Keys and bytes written (accepted as leader) and read here, by region, since the start.
+  std::map<uint64_t, FlowCounts> Flow() const { return flow_.Snapshot(); }
   NodeId node_id() const { return options_.node_id; }
   bool lease_reads() const { return options_.lease_reads; }
   // The disk alarm and what raised it (store/disk_alarm.h; empty reason when none).
@@ -405,6 +411,10 @@ class Store {
   ClockReading last_wake_;     // loop thread: the clocks when the loop last ran
 
   StoreCounters counters_;
+  FlowMeter flow_;  // its own lock
+  void CountRead(uint64_t region, const region::RegionResponse& resp) {
+    if (!resp.has_error()) flow_.AddRead(region, KeysOf(resp), resp.ByteSizeLong());
+  }
 };
 
 }  // namespace micedb::store

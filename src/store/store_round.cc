@@ -380,26 +380,43 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
   rd->messages.clear();
 }
 
+namespace {
+
+// Appends `batch` (one leader's proposals of this round) to the log in one raft call.
+void ProposeBatch(RegionPeer* p, std::vector<std::pair<std::string, RegionPeer::Proposal>> batch) {
+  std::vector<std::string> commands;
+  commands.reserve(batch.size());
+  for (auto& [command, pr] : batch) commands.push_back(std::move(command));
+  auto r = p->node->ProposeBatchWithIndex(std::move(commands));
+  if (!r.ok()) {
+    // Not the leader any more (or a transfer is under way): nothing was appended.
+    for (auto& [command, pr] : batch) pr.done(NotLeaderResponse(p->id(), 0));
+    return;
+  }
+  // The entries got consecutive indexes ending at r->second, in the batch's order.
+  uint64_t index = r->second.value() - batch.size() + 1;
+  for (auto& [command, pr] : batch) {
+    pr.term = r->first.value();
+    p->proposals[index++] = std::move(pr);
+  }
+}
+
+}  // namespace
+
 void Store::StartBatches() {
   for (auto& [id, p] : peers_) {
     if (!p->proposing.empty()) {
       std::vector<std::pair<std::string, RegionPeer::Proposal>> batch;
       batch.swap(p->proposing);
-      std::vector<std::string> commands;
-      commands.reserve(batch.size());
-      for (auto& [command, pr] : batch) commands.push_back(std::move(command));
-      auto r = p->node->ProposeBatchWithIndex(std::move(commands));
-      if (!r.ok()) {
-        // Not the leader any more (or a transfer is under way): nothing was appended.
-        for (auto& [command, pr] : batch) pr.done(NotLeaderResponse(p->id(), 0));
-      } else {
-        // The entries got consecutive indexes ending at r->second, in the batch's order.
-        uint64_t index = r->second.value() - batch.size() + 1;
-        for (auto& [command, pr] : batch) {
-          pr.term = r->first.value();
-          p->proposals[index++] = std::move(pr);
-        }
-      }
+      const uint64_t term_now = p->node->CurrentTerm().value();
+      const uint64_t region = p->id();
+      std::erase_if(batch, [term_now, region](auto& item) {
+        RegionPeer::Proposal& pr = item.second;
+        if (pr.only_term == 0 || pr.only_term == term_now) return false;
+        pr.done(NotLeaderResponse(region, 0));
+        return true;
+      });
+      if (!batch.empty()) ProposeBatch(p.get(), std::move(batch));
     }
     if (!p->reading.empty() && LeaseNowNs() < LeaseUntil(p.get())) {
       // The lease confirms the leadership these reads need: they wait only for the apply of

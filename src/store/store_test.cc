@@ -27,6 +27,26 @@ TEST_F(StoreTest, ReplicatesAndServesLinearizableReadsOnEveryNode) {
   EXPECT_EQ(r.status().code(), StatusCode::kNotLeader);
 }
 
+TEST_F(StoreTest, AProposalForAnotherTermIsRefused) {
+  Start3();
+  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
+  ASSERT_NE(leader, 0u);
+  auto info = cluster_->GetStore(leader)->RegionInfoOf(RegionId(1));
+  ASSERT_TRUE(info.has_value());
+  const uint64_t term = info->raft.term.value();
+  auto put = [&](uint64_t only_term) {
+    return cluster_->Call([&](const ResultCallback& cb) {
+      cluster_->GetStore(leader)->Propose(TestRequest("Pt=" + std::to_string(only_term)), Adapt(cb),
+                                          only_term);
+    });
+  };
+  auto r = put(term + 1);
+  EXPECT_EQ(r.status().code(), StatusCode::kNotLeader) << r.status().ToString();
+  r = put(term);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*cluster_->Get(leader, "t"), std::to_string(term));
+}
+
 // Found by the fault tests: a follower's MSG_READ_INDEX lost on the way to the leader left the
 // read waiting for the whole request timeout, and the client got a timeout. It is now failed
 // as retryable after two election timeouts and asked again.

@@ -180,3 +180,29 @@ def test_a_coordinator_voter_lost_and_replaced(cluster_factory, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_operator_runs_at_the_regions_leader(cluster_factory):
+    """`micedb node transfer-leader --through-coordinator` schedules an operator; the region's
+    leader gets it with its next heartbeat reply and runs it."""
+    c = cluster_factory(3)
+    serving_coordinator(list(c.nodes.values()))
+    leader = c.wait_leader()
+    target = next(i for i in c.nodes if i != leader)
+    # The coordinator knows region 1 once its leader reported it.
+    retry(lambda: [r for r in cluster_view(c.nodes[1], "regions")["regions"]
+                   if r["meta"]["region"]["id"] == "1"][0], timeout=20,
+          exceptions=(IndexError, OSError, ValueError))
+    out = subprocess.run([c.binary, "node", "transfer-leader", "--id", str(target),
+                          "--through-coordinator", "--via", c.nodes[leader].peer_addr],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out
+    assert "scheduled" in out.stdout
+    # Region heartbeats come every 10 s when nothing changes.
+    deadline = time.time() + 30
+    while time.time() < deadline and c.wait_leader() != target:
+        time.sleep(0.5)
+    assert c.wait_leader() == target
+    # Done: the new leader's first report dropped it; it is not run again.
+    time.sleep(3)
+    assert c.wait_leader() == target

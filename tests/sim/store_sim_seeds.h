@@ -9,7 +9,7 @@
 namespace micedb::sim {
 
 // kStoreSimCases ctest cases of kStoreSimSeedsPerCase consecutive seeds each (odd seeds with 3
-// nodes, even seeds with 5), each run with kStoreSimFaultMs virtual ms of faults and load.
+// nodes, even seeds with 5, every fourth with --meta-transfers), each run with kStoreSimFaultMs virtual ms of faults and load.
 inline constexpr uint64_t kStoreSimSeedsPerCase = 50;
 inline constexpr int kStoreSimCases = 4;
 inline constexpr int64_t kStoreSimFaultMs = 6000;
@@ -19,6 +19,8 @@ inline StoreSimOptions StoreSimSeedOptions(uint64_t seed) {
   o.seed = seed;
   o.nodes = seed % 2 == 1 ? 3 : 5;
   o.fault_ms = kStoreSimFaultMs;
+  // Every fourth seed's leader transfers also move the coordinator's leadership.
+  o.meta_transfers = seed % 4 == 0;
   return o;
 }
 

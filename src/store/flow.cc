@@ -1,0 +1,40 @@
+#include "store/flow.h"
+
+namespace micedb::store {
+namespace {
+
+uint64_t CommandKeys(const kv::Command& c, int depth) {
+  switch (c.op_case()) {
+    case kv::Command::kMget:
+      return static_cast<uint64_t>(c.mget().keys_size());
+    case kv::Command::kMset:
+      return static_cast<uint64_t>(c.mset().pairs_size());
+    case kv::Command::kMsetnx:
+      return static_cast<uint64_t>(c.msetnx().pairs_size());
+    case kv::Command::kDel:
+      return static_cast<uint64_t>(c.del().keys_size());
+    case kv::Command::kTxn: {
+      if (depth > 0) return 1;  // transactions do not nest
+      uint64_t n = 0;
+      for (const auto& sub : c.txn().commands()) n += CommandKeys(sub, depth + 1);
+      return n;
+    }
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
+
+uint64_t KeysOf(const region::RegionRequest& req) {
+  return req.has_kv() ? CommandKeys(req.kv(), 0) : 1;
+}
+
+uint64_t KeysOf(const region::RegionResponse& resp) {
+  if (resp.has_kv() && resp.kv().has_array()) {
+    return static_cast<uint64_t>(resp.kv().array().items_size());
+  }
+  return 1;
+}
+
+}  // namespace micedb::store

@@ -1,0 +1,94 @@
+// Per-region traffic: keys and bytes written and read through this store, counted where the
+// store accepts a write as leader (Store::Propose) and where it serves a read. Cumulative;
+// the node's heartbeats send the difference since their last report (the coordinator's
+// read/write rates, later the hot-region scheduler's input).
+//
+// Thread-safety: Add from any thread (a shared lock and relaxed atomics); Snapshot likewise.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "micedb/region.pb.h"
+
+namespace micedb::store {
+
+struct FlowCounts {
+  uint64_t bytes_written = 0;
+  uint64_t keys_written = 0;
+  uint64_t bytes_read = 0;
+  uint64_t keys_read = 0;
+
+  FlowCounts& operator+=(const FlowCounts& o) {
+    bytes_written += o.bytes_written;
+    keys_written += o.keys_written;
+    bytes_read += o.bytes_read;
+    keys_read += o.keys_read;
+    return *this;
+  }
+  // The traffic since `earlier` (a counter that went back, a region recreated, counts from 0).
+  FlowCounts Since(const FlowCounts& earlier) const {
+    auto d = [](uint64_t now, uint64_t then) { return now >= then ? now - then : now; };
+    return {d(bytes_written, earlier.bytes_written), d(keys_written, earlier.keys_written),
+            d(bytes_read, earlier.bytes_read), d(keys_read, earlier.keys_read)};
+  }
+};
+
+// The keys a request names (a write's or a read's): MSET's pairs, DEL's keys, a transaction's
+// commands summed; one for the rest.
+uint64_t KeysOf(const region::RegionRequest& req);
+// The keys a read's answer holds: an array's length, else one.
+uint64_t KeysOf(const region::RegionResponse& resp);
+
+class FlowMeter {
+ public:
+  void AddWrite(uint64_t region, uint64_t keys, uint64_t bytes) {
+    Flow& f = Get(region);
+    f.keys_written.fetch_add(keys, std::memory_order_relaxed);
+    f.bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void AddRead(uint64_t region, uint64_t keys, uint64_t bytes) {
+    Flow& f = Get(region);
+    f.keys_read.fetch_add(keys, std::memory_order_relaxed);
+    f.bytes_read.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  std::map<uint64_t, FlowCounts> Snapshot() const {
+    std::shared_lock lock(mu_);
+    std::map<uint64_t, FlowCounts> out;
+    for (const auto& [id, f] : flows_) {
+      out[id] = FlowCounts{f->bytes_written.load(std::memory_order_relaxed),
+                           f->keys_written.load(std::memory_order_relaxed),
+                           f->bytes_read.load(std::memory_order_relaxed),
+                           f->keys_read.load(std::memory_order_relaxed)};
+    }
+    return out;
+  }
+
+ private:
+  struct Flow {
+    std::atomic<uint64_t> bytes_written{0};
+    std::atomic<uint64_t> keys_written{0};
+    std::atomic<uint64_t> bytes_read{0};
+    std::atomic<uint64_t> keys_read{0};
+  };
+  Flow& Get(uint64_t region) {
+    {
+      std::shared_lock lock(mu_);
+      if (auto it = flows_.find(region); it != flows_.end()) return *it->second;
+    }
+    std::unique_lock lock(mu_);
+    auto& slot = flows_[region];
+    if (!slot) slot = std::make_unique<Flow>();
+    return *slot;  // entries are never erased: the reference stays valid
+  }
+
+  mutable std::shared_mutex mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<Flow>> flows_;
+};
+
+}  // namespace micedb::store
