@@ -13,6 +13,8 @@ namespace micedb::server {
 namespace {
 
 constexpr size_t kMaxHead = 16 * 1024;
+// How long a HandleAsync handler may take to call its reply.
+constexpr std::chrono::seconds kAsyncReplyTimeout(10);
 
 std::string_view Reason(int status) {
   switch (status) {
@@ -30,6 +32,8 @@ std::string_view Reason(int status) {
       return "Request Header Fields Too Large";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Error";
   }
@@ -65,7 +69,9 @@ struct HttpServer::Impl {
     }
     // Wait on a timer that the reply cancels (on this thread, through a post).
     struct Pending {
-      explicit Pending(asio::io_context& io) : timer(io, asio::steady_timer::time_point::max()) {}
+      // A handler that never answers (its callback dropped at a shutdown) must not hold the
+      // connection for ever: the wait ends with a 504 after kAsyncReplyTimeout.
+      explicit Pending(asio::io_context& io) : timer(io, kAsyncReplyTimeout) {}
       asio::steady_timer timer;
       std::optional<HttpResponse> resp;
     };
@@ -84,8 +90,9 @@ struct HttpServer::Impl {
       });
     });
     std::error_code ec;
-    while (!pending->resp) {
-      co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!pending->resp) {
+      co_return HttpResponse{504, "text/plain; charset=utf-8", "no answer in time\n"};
     }
     co_return std::move(*pending->resp);
   }
@@ -127,7 +134,8 @@ struct HttpServer::Impl {
             resp = co_await Dispatch(target);
           }
         }
-        bool close = resp.status >= 400 && resp.status != 404 && resp.status != 503;
+        bool close =
+            resp.status >= 400 && resp.status != 404 && resp.status != 503 && resp.status != 504;
         std::string out = fmt::format(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
             "Cache-Control: no-store\r\n{}\r\n",

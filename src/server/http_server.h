@@ -28,7 +28,8 @@ struct HttpResponse {
 // Handler for one path; `query` is the text after '?', if any.
 using HttpHandler = std::function<HttpResponse(const std::string& query)>;
 // A handler that answers later: it calls `reply` once, from any thread (the connection waits;
-// the server's thread serves other connections meanwhile). A reply after Stop is dropped.
+// the server's thread serves other connections meanwhile). A reply after Stop is dropped; one
+// that does not come within 10 s is answered 504 for it.
 using HttpReply = std::function<void(HttpResponse)>;
 using HttpAsyncHandler = std::function<void(const std::string& query, HttpReply reply)>;
 

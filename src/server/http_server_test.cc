@@ -94,6 +94,18 @@ TEST_F(HttpServerTest, AReplyAfterStopIsDropped) {
   held(HttpResponse{200, "text/plain", "too late\n"});  // no crash, nothing sent
 }
 
+TEST_F(HttpServerTest, AnAsyncHandlerThatNeverAnswersGets504AndTheConnectionGoesOn) {
+  // The reply is dropped unanswered, as a callback dropped at a shutdown would be.
+  server_.HandleAsync("/lost", [](const std::string&, const HttpReply&) {});
+  Start();
+  TestSocket s(server_.port());
+  ASSERT_TRUE(s.Send("GET /lost HTTP/1.1\r\n\r\n"));
+  std::string r = s.Read("in time\n", 15000);  // after the 10 s limit
+  EXPECT_EQ(r.rfind("HTTP/1.1 504", 0), 0u) << r;
+  ASSERT_TRUE(s.Send("GET /hello HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(s.ReadHttp().rfind("HTTP/1.1 200", 0), 0u);
+}
+
 TEST_F(HttpServerTest, HeadAnswersWithoutABody) {
   Start();
   TestSocket s(server_.port());

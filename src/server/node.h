@@ -173,8 +173,9 @@ class Node : public transport::InboundHandler {
   int64_t last_region_check_ms_ = 0;
   // The store's traffic counts as of the last store heartbeat and each region's last one
   // (heartbeats report the difference), and since when each region's peer has been silent.
-  store::FlowCounts store_flow_sent_;
-  std::map<uint64_t, store::FlowCounts> region_flow_sent_;
+  // (counts, when: monotonic ms), as of the last heartbeat the coordinator got.
+  std::pair<store::FlowCounts, int64_t> store_flow_sent_;
+  std::map<uint64_t, std::pair<store::FlowCounts, int64_t>> region_flow_sent_;
   std::map<uint64_t, std::map<uint64_t, int64_t>> silent_since_;
   bool started_ = false;
   bool failed_on_storage_ = false;

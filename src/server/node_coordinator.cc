@@ -228,15 +228,17 @@ void Node::Heartbeat() {
     for (const auto& [region, counts] : store_->Flow()) {
       if (!store::IsMetaRegion(region)) total += counts;
     }
-    const store::FlowCounts delta = total.Since(store_flow_sent_);
-    store_flow_sent_ = total;
+    // Since the last heartbeat the coordinator got (the baseline moves only on delivery).
+    const store::FlowCounts delta = total.Since(store_flow_sent_.first);
     st->set_bytes_written(delta.bytes_written);
     st->set_keys_written(delta.keys_written);
     st->set_bytes_read(delta.bytes_read);
     st->set_keys_read(delta.keys_read);
-    st->set_interval_ms(kStoreHeartbeatMs);
-    coord_client_->Call(std::move(req), 2000, [this](Result<CoordResponse> r) {
+    st->set_interval_ms(static_cast<uint32_t>(
+        store_flow_sent_.second == 0 ? kStoreHeartbeatMs : now - store_flow_sent_.second));
+    coord_client_->Call(std::move(req), 2000, [this, total, now](Result<CoordResponse> r) {
       if (coord_stopping_ || !r.ok() || !r->has_store_heartbeat()) return;
+      coord_executor_->After(0, [this, total, now] { store_flow_sent_ = {total, now}; });
       const auto& hb = r->store_heartbeat();
       for (const auto& a : hb.stores()) {
         if (NodeId(a.node_id()) != options_.id && !a.peer_addr().empty()) {
@@ -314,9 +316,15 @@ void Node::Heartbeat() {
     if (auto keys = engine_->ApproximateKeys(storage::Cf::kDefault, begin, end); keys.ok()) {
       hb->set_approximate_keys(*keys);
     }
+    const auto sent = region_flow_sent_.find(id);
+    hb->set_interval_ms(static_cast<uint32_t>(
+        sent == region_flow_sent_.end() ? kRegionHeartbeatMs : now - sent->second.second));
+    store::FlowCounts counts;
     if (auto f = flow.find(id); f != flow.end()) {
-      const store::FlowCounts delta = f->second.Since(region_flow_sent_[id]);
-      region_flow_sent_[id] = f->second;
+      counts = f->second;
+      // Since the last heartbeat of this region the coordinator got.
+      const store::FlowCounts delta =
+          counts.Since(sent == region_flow_sent_.end() ? store::FlowCounts{} : sent->second.first);
       hb->set_bytes_written(delta.bytes_written);
       hb->set_keys_written(delta.keys_written);
       hb->set_bytes_read(delta.bytes_read);
@@ -337,9 +345,11 @@ void Node::Heartbeat() {
         hb->add_pending_peers(peer.value());
       }
     }
-    hb->set_interval_ms(kRegionHeartbeatMs);
-    coord_client_->Call(std::move(req), 2000, [this, id](Result<CoordResponse> r) {
+    coord_client_->Call(std::move(req), 2000, [this, id, counts, now](Result<CoordResponse> r) {
       if (r.ok() && r->has_region_heartbeat()) {
+        coord_executor_->After(0, [this, id, counts, now] {
+          region_flow_sent_[id] = {counts, now};
+        });
         for (const auto& op : r->region_heartbeat().operators()) RunOperator(op);
         return;
       }

@@ -115,9 +115,10 @@ class Engine {
   // Approximate bytes used by the keys begin <= k < end of `cf`, counting both in-memory
   // and on-disk data. Grows as data is added; exact for MemEngine (key plus value bytes).
   virtual Result<uint64_t> ApproximateSize(Cf cf, std::string_view begin, std::string_view end) = 0;
-  // Approximate number of keys begin <= k < end of `cf`: RocksEngine counts the live entries
-  // of every table file that overlaps the range (whole, so files crossing its ends count
-  // fully) plus the memtables' entries in it; exact for MemEngine.
+  // Approximate number of keys begin <= k < end of `cf`: RocksEngine takes the live entries
+  // of the table files that overlap the range in proportion to their bytes inside it (old
+  // versions count too until compaction drops them) plus RocksDB's estimate of the memtables'
+  // entries in it; exact for MemEngine.
   virtual Result<uint64_t> ApproximateKeys(Cf cf, std::string_view begin, std::string_view end) = 0;
 
   // ---- Files ----

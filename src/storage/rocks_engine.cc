@@ -298,11 +298,27 @@ Result<uint64_t> RocksEngine::ApproximateKeys(Cf cf, std::string_view begin, std
   MICEDB_RETURN_IF_ERROR(
       FromRocks(db_->GetPropertiesOfTablesInRange(handles_[CfIndex(cf)], &range, 1, &tables),
                 "ApproximateKeys(" + std::string(CfName(cf)) + ")"));
-  uint64_t keys = 0;
+  // Each file counted in proportion to its bytes inside the range: a small region inside one
+  // big file must not report the whole file's keys.
+  uint64_t entries = 0;
+  uint64_t data_bytes = 0;
   for (const auto& [file, props] : tables) {
     if (props->num_entries > props->num_deletions) {
-      keys += props->num_entries - props->num_deletions;
+      entries += props->num_entries - props->num_deletions;
     }
+    data_bytes += props->data_size;
+  }
+  uint64_t keys = 0;
+  if (entries > 0 && data_bytes > 0) {
+    rocksdb::SizeApproximationOptions options;
+    options.include_memtables = false;
+    options.include_files = true;
+    uint64_t in_range = 0;
+    MICEDB_RETURN_IF_ERROR(
+        FromRocks(db_->GetApproximateSizes(options, handles_[CfIndex(cf)], &range, 1, &in_range),
+                  "ApproximateKeys(" + std::string(CfName(cf)) + ")"));
+    const long double share = static_cast<long double>(in_range) / data_bytes;
+    keys = std::min<uint64_t>(entries, static_cast<uint64_t>(share * entries));
   }
   uint64_t mem_keys = 0;
   uint64_t mem_bytes = 0;

@@ -9,7 +9,8 @@
 namespace micedb::sim {
 
 // kStoreSimCases ctest cases of kStoreSimSeedsPerCase consecutive seeds each (odd seeds with 3
-// nodes, even seeds with 5, every fourth with --meta-transfers), each run with kStoreSimFaultMs virtual ms of faults and load.
+// nodes, even seeds with 5, every fourth with --meta-transfers), each run with kStoreSimFaultMs
+// virtual ms of faults and load.
 inline constexpr uint64_t kStoreSimSeedsPerCase = 50;
 inline constexpr int kStoreSimCases = 4;
 inline constexpr int64_t kStoreSimFaultMs = 6000;
