@@ -38,6 +38,9 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "coordinator,data (initial members) or data (nodes that join)");
   cmd->add_option("--labels", o->labels,
                   "Where this node stands, key=value[,key=value...] (e.g. zone=a,rack=r1)");
+  cmd->add_option("--store-down-time", o->store_down_time,
+                  "A store silent this long counts as down (e.g. 60s, 5m; at least 1s)")
+      ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
@@ -143,6 +146,8 @@ int Main(int argc, char** argv) {
       ->envname("MICEDB_CERTS_DIR");
   local->add_flag("--insecure", local_opts.insecure,
                   "Let nodes serve plain connections on a non-loopback --host");
+  local->add_option("--store-down-time", local_opts.store_down_time,
+                    "Passed to every node: a store silent this long counts as down (e.g. 10s)");
 
   AdminOptions admin_opts;
   CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");

@@ -1,5 +1,7 @@
 #include "cli/local_cluster.h"
 
+#include "cli/start_options.h"
+
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -110,6 +112,9 @@ std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
                              fmt::format("{}:{}", o.host, 6389 + o.port_offset + i)});
   }
   if (o.insecure) args.emplace_back("--insecure");
+  if (!o.store_down_time.empty()) {
+    args.insert(args.end(), {"--store-down-time", o.store_down_time});
+  }
   return args;
 }
 
@@ -190,6 +195,13 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
   if (opts.nodes < 1 || opts.nodes > 9) {
     std::fprintf(stderr, "micedb: error: --nodes must be between 1 and 9, not %d\n", opts.nodes);
     return 2;
+  }
+  if (!opts.store_down_time.empty()) {
+    if (auto down = ParseDuration(opts.store_down_time); !down.ok() || *down < 1000) {
+      std::fprintf(stderr, "micedb: error: --store-down-time: %s\n",
+                   down.ok() ? "at least 1s" : std::string(down.status().message()).c_str());
+      return 2;
+    }
   }
   std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
   (void)self_exe;

@@ -21,7 +21,8 @@ struct LocalClusterOptions {
   // Certificates for every node (docs/security.md); then each node also serves Redis over
   // TLS on port 6389+i. Empty: insecure, which the nodes allow on loopback only.
   std::string certs_dir;
-  bool insecure = false;  // passed to every node
+  bool insecure = false;        // passed to every node
+  std::string store_down_time;  // passed to every node when set (--store-down-time)
 };
 
 // Node i (1-based) listens on (port_offset plus) peer port 20160+i, Redis 6379+i, PostgreSQL 5432+i

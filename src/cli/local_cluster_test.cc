@@ -81,6 +81,10 @@ TEST(LocalNodeArgsTest, AbsoluteDirectoriesAndEveryPort) {
   std::vector<std::string> tail(args.end() - 5, args.end());
   EXPECT_EQ(tail, (std::vector<std::string>{"--certs-dir", cwd + "/certs", "--listen-redis-tls",
                                             "127.0.0.1:6490", "--insecure"}));
+  o.store_down_time = "10s";
+  args = LocalNodeArgs(o, 1, "/opt/micedb");
+  EXPECT_EQ(std::vector<std::string>(args.end() - 2, args.end()),
+            (std::vector<std::string>{"--store-down-time", "10s"}));
 }
 
 NodeEnd End(int wait_status, std::chrono::milliseconds uptime, int running) {

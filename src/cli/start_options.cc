@@ -123,6 +123,29 @@ Result<Roles> ParseRoles(const StartOptions& opts) {
   return r;
 }
 
+Result<int64_t> ParseDuration(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  }
+  int64_t n = 0;
+  if (digits == 0 || digits > 12 || scale == 0 ||
+      std::from_chars(text.data(), text.data() + digits, n).ec != std::errc()) {
+    return Status::InvalidArgument(
+        fmt::format("'{}' is not a duration (a whole number and ms, s, m or h: 60s)", text));
+  }
+  return n * scale;
+}
+
 Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
   std::map<std::string, std::string> out;
   if (text.empty()) return out;
@@ -179,6 +202,11 @@ Status Validate(const StartOptions& opts) {
   }
   if (auto roles = ParseRoles(opts); !roles.ok()) return roles.status();
   if (auto labels = ParseLabels(opts.labels); !labels.ok()) return labels.status();
+  if (auto down = ParseDuration(opts.store_down_time); !down.ok()) {
+    return Status::InvalidArgument(fmt::format("--store-down-time: {}", down.status().message()));
+  } else if (*down < 1000) {
+    return Status::InvalidArgument("--store-down-time must be at least 1s");
+  }
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {
     const char* flag;

@@ -48,6 +48,9 @@ struct StartOptions {
   // Where this node stands, "key=value[,key=value...]" (e.g. zone=a,rack=r1): shown by the
   // coordinator; the placement of replicas will use them.
   std::string labels;
+  // How long a store may send no heartbeat before the coordinator counts it down (and, with the
+  // sharding issue's replica checker, replaces its replicas): a duration with a unit.
+  std::string store_down_time = "60s";
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).
@@ -85,6 +88,10 @@ struct Roles {
   bool data = true;
 };
 Result<Roles> ParseRoles(const StartOptions& opts);
+
+// Parses a duration with its unit: "500ms", "60s", "10m", "1h" (a whole number). Errors:
+// InvalidArgument. Returns milliseconds.
+Result<int64_t> ParseDuration(const std::string& text);
 
 // Parses --labels "zone=a,rack=r1": keys and values of letters, digits, '-', '_' and '.',
 // at most 64 characters each and 16 labels, no key twice. Errors: InvalidArgument.

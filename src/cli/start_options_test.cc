@@ -67,6 +67,21 @@ TEST(LabelsTest, ParsesAndRefuses) {
   EXPECT_FALSE(Validate(o).ok());
 }
 
+TEST(DurationTest, ParsesUnitsAndRefusesTheRest) {
+  EXPECT_EQ(*ParseDuration("500ms"), 500);
+  EXPECT_EQ(*ParseDuration("60s"), 60'000);
+  EXPECT_EQ(*ParseDuration("5m"), 300'000);
+  EXPECT_EQ(*ParseDuration("2h"), 7'200'000);
+  for (const char* bad : {"", "60", "s", "1.5s", "-5s", "5 s", "5sec", "99999999999999s"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+  StartOptions o = Good();
+  o.store_down_time = "500ms";  // below 1 s
+  EXPECT_FALSE(Validate(o).ok());
+  o.store_down_time = "5s";
+  EXPECT_TRUE(Validate(o).ok());
+}
+
 TEST(ValidateTest, AcceptsDefaults) { EXPECT_TRUE(Validate(Good()).ok()); }
 
 TEST(ValidateTest, NamesTheFlag) {

@@ -57,9 +57,12 @@ struct NodeOptions {
   // initial members (the first cluster bootstraps it).
   bool coordinator_role = true;
   std::map<std::string, std::string> labels;  // --labels, reported to the coordinator
-  std::string version;                        // what the coordinator shows for this node
-  micedb::resp::ServerOptions resp;           // limits of the Redis-protocol server
-  store::StoreOptions store;                  // node_id and snap_dir are filled in by the node
+  // The coordinator counts a store silent this long down (--store-down-time); disconnected
+  // after a sixth of it, at most 10 s.
+  int64_t store_down_ms = 60'000;
+  std::string version;               // what the coordinator shows for this node
+  micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
+  store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files

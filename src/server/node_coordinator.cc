@@ -164,6 +164,8 @@ void Node::StartCoordinator() {
   meta_region_ = std::make_unique<coordinator::StoreMetaRegion>(store_.get(), options_.listen_peer);
   coordinator::CoordinatorOptions co;
   co.cluster_id = identities_->self().cluster_id();
+  co.store_down_ms = options_.store_down_ms;
+  co.store_disconnected_ms = std::min<int64_t>(10'000, options_.store_down_ms / 6);
   coordinator_ = std::make_unique<coordinator::Coordinator>(co, meta_region_.get());
   directory_ = std::make_unique<Directory>(coord_client_.get());
   backend_->SetDirectory(directory_.get());
