@@ -48,11 +48,17 @@ int RunAdmin(const AdminOptions& opts) {
     req.set_op(transport::AdminRequest::REMOVE);
   } else if (opts.op == "transfer-leader") {
     req.set_op(transport::AdminRequest::TRANSFER_LEADER);
+  } else if (opts.op == "split") {
+    req.set_op(transport::AdminRequest::SPLIT);
   } else {
     std::fprintf(stderr, "micedb: error: unknown node operation '%s'\n", opts.op.c_str());
     return 2;
   }
-  if (opts.node_id == 0) {
+  if (opts.op == "split" && opts.split_key.empty()) {
+    std::fprintf(stderr, "micedb: error: region split needs a key\n");
+    return 2;
+  }
+  if (opts.node_id == 0 && opts.op != "split") {
     std::fprintf(stderr, "micedb: error: --id must be at least 1\n");
     return 2;
   }
@@ -65,6 +71,7 @@ int RunAdmin(const AdminOptions& opts) {
   req.set_node_id(opts.node_id);
   req.set_peer_addr(opts.peer_addr);
   req.set_region_id(opts.region_id);
+  req.set_split_key(opts.split_key);
   if (opts.through_coordinator) {
     // The coordinator hands the change to the region's leader with its next heartbeat.
     transport::ForwardRequest fr;
@@ -101,6 +108,7 @@ int RunAdmin(const AdminOptions& opts) {
   const std::string already_done = opts.op == "remove"    ? "node is not a member"
                                    : opts.op == "promote" ? "node is already a voter"
                                    : opts.op == "add"     ? "node is already a learner"
+                                   : opts.op == "split"   ? "already a region boundary"
                                                           : "";
   while (std::chrono::steady_clock::now() < give_up) {
     grpc::ClientContext ctx;
@@ -111,10 +119,18 @@ int RunAdmin(const AdminOptions& opts) {
       last_error = fmt::format("{}: {}", target, st.error_message());
       target = opts.via;
       maybe_applied = true;
-    } else if (resp.code() == 0 || (maybe_applied && !already_done.empty() &&
-                                    resp.message().find(already_done) != std::string::npos)) {
-      std::printf("node %s %llu: done\n", opts.op.c_str(),
-                  static_cast<unsigned long long>(opts.node_id));
+    } else if (resp.code() == 0 ||
+               (opts.op == "split" &&
+                resp.code() == static_cast<uint32_t>(StatusCode::kAlreadyExists)) ||
+               (maybe_applied && !already_done.empty() &&
+                resp.message().find(already_done) != std::string::npos)) {
+      if (opts.op == "split") {
+        // A split at a key that is a boundary already changes nothing: not an error.
+        std::printf("%s\n", resp.message().c_str());
+      } else {
+        std::printf("node %s %llu: done\n", opts.op.c_str(),
+                    static_cast<unsigned long long>(opts.node_id));
+      }
       return 0;
     } else {
       last_error = resp.message();
@@ -133,8 +149,12 @@ int RunAdmin(const AdminOptions& opts) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  std::fprintf(stderr, "micedb: error: node %s %llu failed: %s\n", opts.op.c_str(),
-               static_cast<unsigned long long>(opts.node_id), last_error.c_str());
+  if (opts.op == "split") {
+    std::fprintf(stderr, "micedb: error: region split failed: %s\n", last_error.c_str());
+  } else {
+    std::fprintf(stderr, "micedb: error: node %s %llu failed: %s\n", opts.op.c_str(),
+                 static_cast<unsigned long long>(opts.node_id), last_error.c_str());
+  }
   return 1;
 }
 

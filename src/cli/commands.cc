@@ -41,6 +41,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--store-down-time", o->store_down_time,
                   "A store silent this long counts as down (e.g. 60s, 5m; at least 1s)")
       ->capture_default_str();
+  cmd->add_option("--region-split-size", o->region_split_size,
+                  "Split a region that grows past this size (e.g. 96MiB, 64KiB)")
+      ->capture_default_str();
+  cmd->add_option("--region-split-keys", o->region_split_keys,
+                  "Split a region that holds more keys than this")
+      ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
@@ -148,6 +154,10 @@ int Main(int argc, char** argv) {
                   "Let nodes serve plain connections on a non-loopback --host");
   local->add_option("--store-down-time", local_opts.store_down_time,
                     "Passed to every node: a store silent this long counts as down (e.g. 10s)");
+  local->add_option("--region-split-size", local_opts.region_split_size,
+                    "Passed to every node: split regions past this size (e.g. 64KiB)");
+  local->add_option("--region-split-keys", local_opts.region_split_keys,
+                    "Passed to every node: split regions holding more keys than this");
 
   AdminOptions admin_opts;
   CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");
@@ -165,6 +175,19 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   node_cmd->add_option("--timeout", admin_opts.timeout_s, "Seconds to keep trying")
       ->capture_default_str();
+
+  AdminOptions region_opts;
+  region_opts.op = "split";
+  CLI::App* region_cmd = app.add_subcommand("region", "Act on the regions of a running cluster");
+  CLI::App* split_cmd = region_cmd->add_subcommand(
+      "split", "Split the region holding KEY there: a new region takes the keys from KEY on");
+  region_cmd->require_subcommand(1);
+  split_cmd->add_option("key", region_opts.split_key, "A key (raw keyspace)")->required();
+  split_cmd->add_option("--via", region_opts.via, "Peer address of any node of the cluster")
+      ->capture_default_str();
+  split_cmd->add_option("--timeout", region_opts.timeout_s, "Seconds to keep trying")
+      ->capture_default_str();
+  AddClientSecurityFlags(split_cmd, &region_opts.security);
 
   StatusOptions status_opts;
   CLI::App* status_cmd = app.add_subcommand("status", "Show the nodes of a running cluster");
@@ -214,6 +237,7 @@ int Main(int argc, char** argv) {
   if (app.got_subcommand(start)) return RunNode(start_opts);
   if (app.got_subcommand(local)) return RunLocalCluster(local_opts, argv[0]);
   if (app.got_subcommand(node_cmd)) return RunAdmin(admin_opts);
+  if (app.got_subcommand(region_cmd)) return RunAdmin(region_opts);
   if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
   if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);
   if (app.got_subcommand(cert_cmd)) return RunCert(cert_opts);

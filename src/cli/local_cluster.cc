@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -115,6 +116,12 @@ std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
   if (!o.store_down_time.empty()) {
     args.insert(args.end(), {"--store-down-time", o.store_down_time});
   }
+  if (!o.region_split_size.empty()) {
+    args.insert(args.end(), {"--region-split-size", o.region_split_size});
+  }
+  if (!o.region_split_keys.empty()) {
+    args.insert(args.end(), {"--region-split-keys", o.region_split_keys});
+  }
   return args;
 }
 
@@ -200,6 +207,24 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
     if (auto down = ParseDuration(opts.store_down_time); !down.ok() || *down < 1000) {
       std::fprintf(stderr, "micedb: error: --store-down-time: %s\n",
                    down.ok() ? "at least 1s" : std::string(down.status().message()).c_str());
+      return 2;
+    }
+  }
+  if (!opts.region_split_size.empty()) {
+    if (auto size = ParseSize(opts.region_split_size); !size.ok() || *size < 1024) {
+      std::fprintf(stderr, "micedb: error: --region-split-size: %s\n",
+                   size.ok() ? "at least 1KiB" : std::string(size.status().message()).c_str());
+      return 2;
+    }
+  }
+  if (!opts.region_split_keys.empty()) {
+    uint64_t n = 0;
+    auto [ptr, ec] =
+        std::from_chars(opts.region_split_keys.data(),
+                        opts.region_split_keys.data() + opts.region_split_keys.size(), n);
+    if (ec != std::errc() || ptr != opts.region_split_keys.data() + opts.region_split_keys.size() ||
+        n < 16) {
+      std::fprintf(stderr, "micedb: error: --region-split-keys: a number of keys, at least 16\n");
       return 2;
     }
   }

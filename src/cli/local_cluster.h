@@ -21,8 +21,10 @@ struct LocalClusterOptions {
   // Certificates for every node (docs/security.md); then each node also serves Redis over
   // TLS on port 6389+i. Empty: insecure, which the nodes allow on loopback only.
   std::string certs_dir;
-  bool insecure = false;        // passed to every node
-  std::string store_down_time;  // passed to every node when set (--store-down-time)
+  bool insecure = false;          // passed to every node
+  std::string store_down_time;    // passed to every node when set (--store-down-time)
+  std::string region_split_size;  // likewise (--region-split-size)
+  std::string region_split_keys;  // likewise (--region-split-keys)
 };
 
 // Node i (1-based) listens on (port_offset plus) peer port 20160+i, Redis 6379+i, PostgreSQL 5432+i

@@ -93,6 +93,8 @@ int RunNode(const StartOptions& opts) {
   no.coordinator_role = ParseRoles(opts)->coordinator;
   no.labels = *ParseLabels(opts.labels);
   no.store_down_ms = *ParseDuration(opts.store_down_time);
+  no.region_split_size = *ParseSize(opts.region_split_size);
+  no.region_split_keys = opts.region_split_keys;
   no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;

@@ -146,6 +146,33 @@ Result<int64_t> ParseDuration(const std::string& text) {
   return n * scale;
 }
 
+Result<uint64_t> ParseSize(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  std::string unit = text.substr(digits);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  int shift = -1;
+  if (unit.empty() || unit == "B") {
+    shift = 0;
+  } else if (unit == "KIB" || unit == "KB" || unit == "K") {
+    shift = 10;
+  } else if (unit == "MIB" || unit == "MB" || unit == "M") {
+    shift = 20;
+  } else if (unit == "GIB" || unit == "GB" || unit == "G") {
+    shift = 30;
+  } else if (unit == "TIB" || unit == "TB" || unit == "T") {
+    shift = 40;
+  }
+  uint64_t n = 0;
+  if (digits == 0 || digits > 12 || shift < 0 ||
+      std::from_chars(text.data(), text.data() + digits, n).ec != std::errc() ||
+      (shift > 0 && n > (uint64_t{1} << (63 - shift)))) {
+    return Status::InvalidArgument(fmt::format(
+        "'{}' is not a size (a whole number and B, KiB, MiB, GiB or TiB: 96MiB)", text));
+  }
+  return n << shift;
+}
+
 Result<std::map<std::string, std::string>> ParseLabels(const std::string& text) {
   std::map<std::string, std::string> out;
   if (text.empty()) return out;
@@ -206,6 +233,14 @@ Status Validate(const StartOptions& opts) {
     return Status::InvalidArgument(fmt::format("--store-down-time: {}", down.status().message()));
   } else if (*down < 1000) {
     return Status::InvalidArgument("--store-down-time must be at least 1s");
+  }
+  if (auto size = ParseSize(opts.region_split_size); !size.ok()) {
+    return Status::InvalidArgument(fmt::format("--region-split-size: {}", size.status().message()));
+  } else if (*size < 1024) {
+    return Status::InvalidArgument("--region-split-size must be at least 1KiB");
+  }
+  if (opts.region_split_keys < 16) {
+    return Status::InvalidArgument("--region-split-keys must be at least 16");
   }
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {

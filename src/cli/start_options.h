@@ -51,6 +51,10 @@ struct StartOptions {
   // How long a store may send no heartbeat before the coordinator counts it down (and, with the
   // sharding issue's replica checker, replaces its replicas): a duration with a unit.
   std::string store_down_time = "60s";
+  // A region that grows past this many bytes (a size with a unit: 96MiB, 64KiB) or this many
+  // keys is split in two (docs/sharding.md).
+  std::string region_split_size = "96MiB";
+  uint64_t region_split_keys = 960'000;
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).
@@ -92,6 +96,9 @@ Result<Roles> ParseRoles(const StartOptions& opts);
 // Parses a duration with its unit: "500ms", "60s", "10m", "1h" (a whole number). Errors:
 // InvalidArgument. Returns milliseconds.
 Result<int64_t> ParseDuration(const std::string& text);
+// "96MiB", "64KiB", "1GiB", "512B" or a plain number of bytes (KB/MB/GB mean the same powers
+// of two, as RocksDB's and TiKV's settings do); InvalidArgument otherwise.
+Result<uint64_t> ParseSize(const std::string& text);
 
 // Parses --labels "zone=a,rack=r1": keys and values of letters, digits, '-', '_' and '.',
 // at most 64 characters each and 16 labels, no key twice. Errors: InvalidArgument.

@@ -75,10 +75,8 @@ bool Splittable(const Command& c) {
   switch (c.op_case()) {
     case Command::kMget:
     case Command::kExists:
-    case Command::kDel:
-    case Command::kMset:
     case Command::kRevisions:
-    case Command::kDeleteExpired:
+    case Command::kDeleteExpired:  // each key's deletion stands alone (active expiry)
       return true;
     default:
       return false;

@@ -17,9 +17,9 @@ namespace micedb::kv {
 void UserKeys(const Command& cmd, std::vector<std::string>* keys);
 
 // Commands whose keys may be served by different regions independently, with the parts'
-// results joined afterwards (JoinParts): MGET, EXISTS, DEL, MSET (not atomic across regions,
-// as in Redis Cluster's multi-node MSET), REVISIONS. Other multi-key commands (MSETNX, a Txn)
-// must run in one region.
+// results joined afterwards (JoinParts): the reads MGET, EXISTS, REVISIONS, and active
+// expiry's DeleteExpired. Multi-key writes (DEL, MSET, MSETNX, a Txn) must run in one region:
+// cut, they would not be atomic (docs/sharding.md §4; the router refuses them, CROSS_REGION).
 bool Splittable(const Command& cmd);
 
 // The command restricted to the keys at `positions` (indexes into UserKeys' order), with the

@@ -25,6 +25,10 @@ class Round final : public store::ApplyRound {
   Round(KvStateMachine sm, storage::Engine* engine, storage::WriteBatch* out)
       : sm_(std::move(sm)), batch_(engine, out) {}
 
+  void SetRegion(const store::RegionDescriptor& region) override {
+    sm_.set_range(UserRangeOf(region));
+  }
+
   CommandResult ApplyKv(const Command& cmd, LogIndex index, bool answering) override {
     auto r = sm_.Apply(cmd, index, batch_, answering ? TxnReads::kCompute : TxnReads::kSkip);
     if (!r.ok()) StorageFailure(r.status());

@@ -60,6 +60,7 @@ class KvStateMachine {
   explicit KvStateMachine(KeyRange range = {}, StateMachineOptions options = {});
 
   const KeyRange& range() const { return range_; }
+  void set_range(KeyRange range) { range_ = std::move(range); }
 
   // Applies `cmd` (read or write) at time cmd.now_ms, reading through `batch` and recording
   // writes in it. Command-level failures (not an integer, value too big, ...) are a
@@ -90,7 +91,7 @@ class KvStateMachine {
                                  std::string* resume_key) const;
 
  private:
-  const KeyRange range_;
+  KeyRange range_;  // set_range: a split applied in the middle of a round
   const StateMachineOptions options_;
 };
 

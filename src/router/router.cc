@@ -3,15 +3,18 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "kv/command_keys.h"
+#include "kv/command_result.h"
 #include "kv/state_machine.h"
 #include "kv/value_format.h"
 #include "store/errors.h"
+#include "store/keys.h"
 
 namespace micedb::router {
 
@@ -30,6 +33,11 @@ struct Router::Call {
   // A write whose earlier attempt may have been applied (its forward broke or went unanswered):
   // if no attempt succeeds in time the outcome is unknown, not "nothing applied".
   bool maybe_applied = false;
+  // The region (as routed, with its epoch) of the latest attempt: an answer without error came
+  // from exactly that range, since the replica checked the epoch (RegionWalk uses it).
+  std::shared_ptr<store::RegionDescriptor> served;
+  // How many times the command was cut again after a split or merge changed its regions.
+  int recut = 0;
   // The directory was asked for this key's region and the answer is in the cache (or was none).
   bool asked_directory = false;
   Callback done;
@@ -51,7 +59,54 @@ struct Join {
   kv::KvBackend::Callback done;
 };
 
+// A multi-key write whose keys lie in different regions: refused, naming two of them.
+kv::CommandResult CrossRegionResult(const std::map<uint64_t, std::vector<size_t>>& by_region,
+                                    const std::vector<std::string>& keys) {
+  auto first = by_region.begin();
+  auto second = std::next(first);
+  return kv::ErrorResult(
+      kv::KvError::CROSS_REGION,
+      fmt::format("Keys in request are in different regions (key '{}' in region {}, key '{}' in "
+                  "region {}); until multi-region transactions land, a multi-key write or "
+                  "MULTI/EXEC must keep its keys in one region",
+                  keys[first->second.front()], first->first, keys[second->second.front()],
+                  second->first));
+}
+
+// What a pipelined command gets when the part of the run it was in failed as a whole.
+kv::CommandResult StatusResult(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kNotLeader:
+    case StatusCode::kBusy:
+      return kv::ErrorResult(kv::KvError::UNAVAILABLE, st.message());
+    case StatusCode::kTimedOut:
+      return kv::ErrorResult(kv::KvError::OUTCOME_UNKNOWN, st.message());
+    case StatusCode::kResourceExhausted:
+      return kv::ErrorResult(kv::KvError::NO_SPACE, st.message());
+    case StatusCode::kInvalidArgument:
+      return kv::ErrorResult(kv::KvError::INVALID_ARGUMENT, st.message());
+    default:
+      return kv::ErrorResult(kv::KvError::INTERNAL, st.ToString());
+  }
+}
+
 }  // namespace
+
+// A pipelined run whose keys span regions (kv.Txn.pipeline), worked through in phases: each
+// phase is the longest stretch of commands that each stay in one region, sent as one txn per
+// region (so each key's commands keep their order); a command whose keys span regions runs
+// alone between phases, through Execute (a read is cut, a write refused).
+struct Router::PipelineRun {
+  std::vector<kv::Command> commands;
+  int64_t now_ms = 0;
+  kv::ReadMode mode = kv::ReadMode::kLinearizable;
+  std::mutex mu;
+  std::vector<kv::CommandResult> results;
+  size_t next = 0;       // the first command not run yet
+  size_t remaining = 0;  // parts of the current phase not answered yet
+  Callback done;
+};
 
 Router::Router(RouterOptions options, LocalStore* store, PeerLink* peers, Executor* executor,
                const Clock* clock)
@@ -71,13 +126,60 @@ std::optional<RegionRoute> Router::Route(std::string_view engine_key) {
   return cache_.Locate(engine_key);
 }
 
+namespace {
+
+// Commands that act on the whole keyspace (the router walks the regions for them).
+bool Keyless(const kv::Command& c) { return c.has_scan() || c.has_dbsize() || c.has_flushall(); }
+
+bool TxnHasKeyless(const kv::Command& c) {
+  if (!c.has_txn()) return false;
+  for (const kv::Command& one : c.txn().commands()) {
+    if (Keyless(one)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 void Router::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
+  ExecuteCut(std::move(cmd), mode, std::move(done), 0);
+}
+
+void Router::StartPipeline(kv::Command cmd, kv::ReadMode mode, Callback done) {
+  auto run = std::make_shared<PipelineRun>();
+  run->now_ms = cmd.now_ms();
+  run->mode = mode;
+  run->done = std::move(done);
+  for (kv::Command& c : *cmd.mutable_txn()->mutable_commands())
+    run->commands.push_back(std::move(c));
+  run->results.resize(run->commands.size());
+  counters_.split_requests++;
+  RunPipeline(std::move(run));
+}
+
+void Router::ExecuteCut(kv::Command cmd, kv::ReadMode mode, Callback done, int recut) {
   if (cmd.now_ms() == 0) cmd.set_now_ms(clock_->NowWallMillis());
   const bool write = kv::IsWriteCommand(cmd);
   std::vector<std::string> keys;
   kv::UserKeys(cmd, &keys);
-  // Keyless commands (SCAN, DBSIZE, FLUSHALL) act on the region holding the start of the raw
-  // keyspace; with one region that is all of it (docs/region-requests.md: fan-out is to come).
+  // Keyless commands visit the regions in key order (docs/sharding.md §4).
+  if (cmd.has_scan() || cmd.has_dbsize() || cmd.has_flushall()) {
+    return RegionWalk(std::move(cmd), write, mode, std::move(done));
+  }
+  const bool pipeline = cmd.has_txn() && cmd.txn().pipeline() && cmd.txn().watched_size() == 0;
+  if (TxnHasKeyless(cmd)) {
+    // DBSIZE, KEYS or FLUSHALL in a run: over every region, so not inside one region's txn.
+    auto first = Route(std::string(1, kv::kRawKeyPrefix));
+    const bool several = !first || store::EngineRangeEnd(first->desc.end_key()) <
+                                       std::string(1, kv::kRawKeyPrefix + 1);
+    if (several && pipeline) return StartPipeline(std::move(cmd), mode, std::move(done));
+    if (several) {
+      return done(kv::ErrorResult(
+          kv::KvError::CROSS_REGION,
+          "MULTI/EXEC with DBSIZE, KEYS, SCAN or FLUSHALL acts on every region, and the keyspace "
+          "has several; until multi-region transactions land, run it outside MULTI"));
+    }
+  }
   std::string route_key =
       keys.empty() ? std::string(1, kv::kRawKeyPrefix) : kv::EncodeRawKey(keys.front());
   if (keys.size() > 1) {
@@ -92,11 +194,9 @@ void Router::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
       }
     }
     if (all_known && by_region.size() > 1) {
-      if (!kv::Splittable(cmd)) {
-        return done(Status::InvalidArgument(
-            "the keys of this command are in different regions; run it on keys of one region "
-            "(multi-region atomic commands need transactions)"));
-      }
+      if (pipeline) return StartPipeline(std::move(cmd), mode, std::move(done));
+      // Only reads are cut: a write cut in parts would not be atomic (docs/sharding.md §4).
+      if (!kv::Splittable(cmd)) return done(CrossRegionResult(by_region, keys));
       counters_.split_requests++;
       auto join = std::make_shared<Join>();
       join->total = keys.size();
@@ -126,21 +226,197 @@ void Router::Execute(kv::Command cmd, kv::ReadMode mode, Callback done) {
           if (join->failure) return finish(*join->failure);
           finish(kv::JoinParts(join->cmd, join->total, join->positions, join->parts));
         };
-        Launch(std::move(parts[i]), std::move(key), write, mode, std::move(part_done));
+        Launch(std::move(parts[i]), std::move(key), write, mode, std::move(part_done), nullptr,
+               recut);
       }
       return;
     }
   }
-  Launch(std::move(cmd), std::move(route_key), write, mode, std::move(done));
+  Launch(std::move(cmd), std::move(route_key), write, mode, std::move(done), nullptr, recut);
+}
+
+// SCAN, DBSIZE and FLUSHALL, region by region in key order: each step goes to the region
+// holding `route`, and the next starts where the range that answered ends (Call::served), so a
+// split or merge in between neither skips nor repeats keys. A SCAN with a limit is one step:
+// when its region runs out first, its cursor (next) becomes the next region's start and the
+// client goes on from there. KEYS (a SCAN without limit), DBSIZE and FLUSHALL walk to the end,
+// adding up (FLUSHALL clears each region in its own write, as Redis Cluster's nodes do).
+struct Router::Walk {
+  kv::Command cmd;
+  bool write = false;
+  kv::ReadMode mode = kv::ReadMode::kLinearizable;
+  std::string route;  // the engine key the next step routes by
+  kv::CommandResult acc;
+  int64_t count = 0, expires = 0;
+  Callback done;
+};
+
+void Router::RegionWalk(kv::Command cmd, bool write, kv::ReadMode mode, Callback done) {
+  auto w = std::make_shared<Walk>();
+  w->route =
+      cmd.has_scan() ? kv::EncodeRawKey(cmd.scan().start()) : std::string(1, kv::kRawKeyPrefix);
+  w->cmd = std::move(cmd);
+  w->write = write;
+  w->mode = mode;
+  w->done = std::move(done);
+  if (w->cmd.has_scan()) {
+    w->acc = kv::ArrayResult();
+    *w->acc.mutable_array()->add_items() = kv::NilResult();
+    w->acc.mutable_array()->add_items()->mutable_array();
+  }
+  WalkStep(std::move(w));
+}
+
+void Router::WalkStep(std::shared_ptr<Walk> w) {
+  kv::Command step = w->cmd;
+  if (step.has_scan()) step.mutable_scan()->set_start(std::string(kv::DecodeRawKey(w->route)));
+  auto on_step = [this, w](Result<kv::CommandResult> r, const store::RegionDescriptor& served) {
+    if (!r.ok() || r->kind_case() == kv::CommandResult::kError) return w->done(std::move(r));
+    // Where the range that answered ends; past the raw keyspace: the walk is over.
+    const std::string end = store::EngineRangeEnd(served.end_key());
+    bool last = end >= std::string(1, kv::kRawKeyPrefix + 1);
+    const kv::Command& c = w->cmd;
+    // A scan with an end of its own is over once a region reaches it.
+    if (c.has_scan() && !c.scan().end().empty() && kv::EncodeRawKey(c.scan().end()) <= end) {
+      last = true;
+    }
+    if (c.has_scan()) {
+      if (!r->has_array() || r->array().items_size() != 2) return w->done(std::move(r));
+      auto* items = w->acc.mutable_array()->mutable_items(1)->mutable_array();
+      for (const auto& item : r->array().items(1).array().items()) *items->add_items() = item;
+      const kv::CommandResult& next = r->array().items(0);
+      if (next.has_bulk() || last || c.scan().limit() != 0) {
+        // Stopped at its limit (or the keyspace ended); a region that ran out hands the
+        // client the next region's start as the cursor.
+        *w->acc.mutable_array()->mutable_items(0) =
+            next.has_bulk() || last ? next : kv::BulkResult(std::string(kv::DecodeRawKey(end)));
+        return w->done(std::move(w->acc));
+      }
+    } else if (c.has_dbsize()) {
+      if (r->has_array() && r->array().items_size() == 2) {
+        w->count += r->array().items(0).integer();
+        w->expires += r->array().items(1).integer();
+      } else {
+        w->count += r->integer();
+      }
+      if (last) {
+        if (!c.dbsize().count_expires()) return w->done(kv::IntResult(w->count));
+        kv::CommandResult both = kv::ArrayResult();
+        *both.mutable_array()->add_items() = kv::IntResult(w->count);
+        *both.mutable_array()->add_items() = kv::IntResult(w->expires);
+        return w->done(std::move(both));
+      }
+    } else if (last) {
+      return w->done(std::move(r));  // FLUSHALL: OK once every region is cleared
+    }
+    counters_.split_requests++;
+    w->route = end;
+    // On the executor, not from inside this answer: a walk over many regions would otherwise
+    // nest one call per region.
+    executor_->After(0, [this, w] { WalkStep(w); });
+  };
+  Launch(std::move(step), w->route, w->write, w->mode, nullptr, std::move(on_step));
+}
+
+void Router::RunPipeline(std::shared_ptr<PipelineRun> run) {
+  const size_t n = run->commands.size();
+  if (run->next >= n) {
+    kv::CommandResult all;
+    all.mutable_array();
+    for (kv::CommandResult& r : run->results) *all.mutable_array()->add_items() = std::move(r);
+    return run->done(std::move(all));
+  }
+  // The phase: commands from `next` on while each stays in one known region.
+  std::map<uint64_t, std::vector<size_t>> parts;
+  std::map<uint64_t, std::string> route_keys;
+  size_t end = run->next;
+  for (; end < n; ++end) {
+    std::vector<std::string> keys;
+    kv::UserKeys(run->commands[end], &keys);
+    std::string route_key =
+        keys.empty() ? std::string(1, kv::kRawKeyPrefix) : kv::EncodeRawKey(keys.front());
+    std::optional<uint64_t> region;
+    // DBSIZE, KEYS, FLUSHALL walk every region: alone.
+    bool one = !Keyless(run->commands[end]);
+    for (size_t i = 0; i < std::max<size_t>(keys.size(), 1) && one; ++i) {
+      auto route = Route(keys.empty() ? route_key : kv::EncodeRawKey(keys[i]));
+      if (!route || (region && *region != route->desc.id())) {
+        one = false;
+      } else {
+        region = route->desc.id();
+      }
+    }
+    if (one) {
+      parts[*region].push_back(end);
+      route_keys.emplace(*region, std::move(route_key));
+      continue;
+    }
+    if (end > run->next) break;  // the phase before it goes first
+    // Alone: Execute cuts a read by region, refuses a write, or finds an unknown region.
+    kv::Command alone = std::move(run->commands[end]);
+    alone.set_now_ms(run->now_ms);
+    return Execute(std::move(alone), run->mode, [this, run, end](Result<kv::CommandResult> r) {
+      run->results[end] = r.ok() ? std::move(r).value() : StatusResult(r.status());
+      run->next = end + 1;
+      RunPipeline(run);
+    });
+  }
+  run->remaining = parts.size();
+  const size_t phase_end = end;
+  // Built first: an answer may come back (and the next phase start) before the loop ends.
+  std::vector<std::tuple<kv::Command, std::string, bool, std::vector<size_t>>> sends;
+  for (auto& [region, positions] : parts) {
+    kv::Command part;
+    part.set_now_ms(run->now_ms);
+    part.mutable_txn()->set_pipeline(true);
+    for (size_t i : positions) *part.mutable_txn()->add_commands() = std::move(run->commands[i]);
+    const bool write = kv::IsWriteCommand(part);
+    sends.emplace_back(std::move(part), std::move(route_keys[region]), write, std::move(positions));
+  }
+  for (auto& [part, route_key, write, positions] : sends) {
+    auto part_done = [this, run, phase_end,
+                      positions = std::move(positions)](Result<kv::CommandResult> r) {
+      bool last = false;
+      {
+        std::lock_guard<std::mutex> l(run->mu);
+        const bool complete = r.ok() && r->has_array() &&
+                              r->array().items_size() == static_cast<int>(positions.size());
+        for (size_t j = 0; j < positions.size(); ++j) {
+          if (complete) {
+            run->results[positions[j]] = r->array().items(static_cast<int>(j));
+          } else if (!r.ok()) {
+            run->results[positions[j]] = StatusResult(r.status());
+          } else if (r->kind_case() == kv::CommandResult::kError) {
+            run->results[positions[j]] = *r;
+          } else {
+            run->results[positions[j]] =
+                kv::ErrorResult(kv::KvError::INTERNAL, "pipeline result is malformed");
+          }
+        }
+        last = --run->remaining == 0;
+      }
+      if (!last) return;
+      run->next = phase_end;
+      RunPipeline(run);
+    };
+    Launch(std::move(part), std::move(route_key), write, run->mode, std::move(part_done));
+  }
 }
 
 void Router::Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode,
-                    Callback done) {
+                    Callback done, RegionCallback with_region, int recut) {
   auto call = std::make_shared<Call>();
+  call->recut = recut;
   call->write = write;
   call->mode = mode;
   call->route_key = std::move(route_key);
-  call->done = std::move(done);
+  if (with_region) {
+    call->served = std::make_shared<store::RegionDescriptor>();
+    call->done = [served = call->served, with_region = std::move(with_region)](
+                     Result<kv::CommandResult> r) { with_region(std::move(r), *served); };
+  } else {
+    call->done = std::move(done);
+  }
   if (write) {
     // First attempt at this gateway: name it, so that retries are applied at most once.
     call->req.mutable_header()->set_request_id(options_.request_id_base +
@@ -185,6 +461,7 @@ void Router::Attempt(std::shared_ptr<Call> call) {
   call->asked_directory = false;
   if (!route) return RetryLater(std::move(call), "no region is known for the key");
   region::RequestHeader* h = call->req.mutable_header();
+  if (call->served) *call->served = route->desc;
   h->set_region_id(route->desc.id());
   *h->mutable_epoch() = route->desc.epoch();
   h->set_deadline_ms(clock_->NowWallMillis() + std::max<int64_t>(call->deadline_ms - NowMs(), 0));
@@ -243,6 +520,7 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
     case region::RegionError::kEpochNotMatch:
       // The descriptors carried are the region's current ones: fix the cache and go again.
       for (const auto& d : e.epoch_not_match().current_regions()) cache_.Update(d);
+      if (MaybeCutAgain(call)) return;
       if (call->immediate < kMaxImmediate) {
         call->immediate++;
         return Attempt(std::move(call));
@@ -251,6 +529,7 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
     case region::RegionError::kKeyNotInRegion:
     case region::RegionError::kRegionNotFound:
       cache_.Invalidate(region);
+      if (e.has_key_not_in_region() && MaybeCutAgain(call)) return;
       return RetryLater(std::move(call), e.message());
     case region::RegionError::kServerBusy:
       return RetryLater(std::move(call), e.message(),
@@ -266,6 +545,22 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
       break;
   }
   call->done(Status::InvalidArgument(e.message()));
+}
+
+bool Router::MaybeCutAgain(const std::shared_ptr<Call>& call) {
+  // A command of several keys, or a txn, routed by its first key: after a split its keys may
+  // be in several regions now, and sending it again as it is would be refused until its
+  // deadline. Cut it again (a read is split, a write refused with CROSS_REGION) -- unless an
+  // earlier attempt of a write may have been applied: a new request id could apply it twice.
+  if (call->recut >= 3 || call->done == nullptr || (call->write && call->maybe_applied)) {
+    return false;
+  }
+  std::vector<std::string> keys;
+  kv::UserKeys(call->req.kv(), &keys);
+  if (keys.size() < 2 && !call->req.kv().has_txn()) return false;
+  counters_.retries++;
+  ExecuteCut(call->req.kv(), call->mode, std::move(call->done), call->recut + 1);
+  return true;
 }
 
 void Router::RetryLater(std::shared_ptr<Call> call, std::string_view why, int64_t delay_ms) {

@@ -46,8 +46,9 @@ class Router : public kv::KvBackend {
 
   // kv::KvBackend. Errors (non-OK Status): Unavailable (no leader in time; nothing applied),
   // TimedOut (a write's outcome is unknown), ResourceExhausted (the leader's disk is full: the
-  // write was refused, nothing applied), InvalidArgument (a command that must run in one
-  // region names keys of several).
+  // write was refused, nothing applied). A multi-key write or MULTI/EXEC whose keys span
+  // regions is answered with a CROSS_REGION error result (nothing written); multi-key reads
+  // and pipelined runs (kv.Txn.pipeline) are cut by region.
   void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
 
   // Runs a request another node's router sent here, on this node's store only (no routing, no
@@ -70,8 +71,26 @@ class Router : public kv::KvBackend {
 
  private:
   struct Call;
+  struct PipelineRun;
+  struct Walk;
+  // Execute, for the `recut`-th time after a split changed the command's regions.
+  void ExecuteCut(kv::Command cmd, kv::ReadMode mode, Callback done, int recut);
+  // A pipelined run over several regions (RunPipeline).
+  void StartPipeline(kv::Command cmd, kv::ReadMode mode, Callback done);
+  // After KeyNotInRegion / EpochNotMatch: runs a multi-key command through ExecuteCut again
+  // (true) when that is safe and useful.
+  bool MaybeCutAgain(const std::shared_ptr<Call>& call);
+  // SCAN, DBSIZE, FLUSHALL across regions (router.cc Walk).
+  void RegionWalk(kv::Command cmd, bool write, kv::ReadMode mode, Callback done);
+  void WalkStep(std::shared_ptr<Walk> w);
+  using RegionCallback =
+      std::function<void(Result<kv::CommandResult>, const store::RegionDescriptor& served)>;
+  // Works through a pipelined run whose keys span regions (router.cc PipelineRun).
+  void RunPipeline(std::shared_ptr<PipelineRun> run);
   // Starts one region request for `cmd`, routed by `route_key`; a write gets its request id.
-  void Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode, Callback done);
+  // With `with_region`, that gets the answer instead of `done`, with the region that gave it.
+  void Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode, Callback done,
+              RegionCallback with_region = nullptr, int recut = 0);
   // Sends (again) one region request, routed by call->route_key.
   void Attempt(std::shared_ptr<Call> call);
   void OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp);

@@ -81,6 +81,48 @@ class FakeStore : public LocalStore {
         *resp.mutable_kv()->mutable_array()->add_items() =
             it == data.end() ? kv::NilResult() : kv::BulkResult(it->second);
       }
+    } else if (c.has_scan() || c.has_dbsize() || c.has_flushall()) {
+      // Over the keys of the request's region only, as the state machine does.
+      std::string lo, hi;
+      for (const auto& r : regions) {
+        if (r.desc.id() == req.header().region_id()) {
+          lo = r.desc.start_key().empty() ? "" : r.desc.start_key().substr(1);
+          hi = r.desc.end_key().empty() ? "" : r.desc.end_key().substr(1);
+        }
+      }
+      if (c.has_scan() && c.scan().start() > lo) lo = c.scan().start();
+      auto in = [&](const std::string& k) { return k >= lo && (hi.empty() || k < hi); };
+      if (c.has_flushall()) {
+        std::erase_if(data, [&](const auto& kv) { return in(kv.first); });
+        *resp.mutable_kv() = kv::OkResult();
+        return resp;
+      }
+      int64_t n = 0;
+      kv::CommandResult next = kv::NilResult();
+      kv::CommandResult items = kv::ArrayResult();
+      for (const auto& [k, v] : data) {
+        if (!in(k)) continue;
+        if (c.has_scan() && c.scan().limit() != 0 && n == static_cast<int64_t>(c.scan().limit())) {
+          next = kv::BulkResult(k);
+          break;
+        }
+        ++n;
+        *items.mutable_array()->add_items() = kv::BulkResult(k);
+      }
+      if (c.has_dbsize()) {
+        *resp.mutable_kv() = kv::IntResult(n);
+      } else {
+        *resp.mutable_kv() = kv::ArrayResult();
+        *resp.mutable_kv()->mutable_array()->add_items() = next;
+        *resp.mutable_kv()->mutable_array()->add_items() = items;
+      }
+    } else if (c.has_txn()) {
+      *resp.mutable_kv() = kv::ArrayResult();
+      for (const kv::Command& one : c.txn().commands()) {
+        region::RegionRequest sub;
+        *sub.mutable_kv() = one;
+        *resp.mutable_kv()->mutable_array()->add_items() = Serve(sub).kv();
+      }
     } else if (c.has_del()) {
       int64_t n = 0;
       for (const auto& k : c.del().keys()) n += data.erase(k);
@@ -299,18 +341,11 @@ TEST_F(RouterTest, AMultiKeyReadIsCutByRegionAndJoinedInTheClientsOrder) {
   EXPECT_EQ(store_.read_index[0].kv().mget().keys_size(), 2);
   EXPECT_EQ(store_.read_index[1].header().region_id(), 7u);
   EXPECT_EQ(router_->counters().split_requests.load(), 1u);
-
-  kv::Command del;
-  for (const char* k : {"a", "z", "nope"}) del.mutable_del()->add_keys(k);
-  auto deleted = Run(del);
-  ASSERT_TRUE(deleted->called);
-  EXPECT_EQ(deleted->result->integer(), 2);
-  // Each part is its own write with its own request id.
-  ASSERT_EQ(store_.proposed.size(), 2u);
-  EXPECT_NE(store_.proposed[0].header().request_id(), store_.proposed[1].header().request_id());
 }
 
-TEST_F(RouterTest, AnAtomicCommandOverSeveralRegionsIsRefusedAndNothingIsSent) {
+// A multi-key write over several regions is never cut (it would not be atomic): refused with
+// CROSS_REGION naming the regions, nothing sent (Redis Cluster's CROSSSLOT).
+TEST_F(RouterTest, AMultiKeyWriteOverSeveralRegionsIsRefusedAndNothingIsSent) {
   router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
   router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
   kv::Command msetnx;
@@ -319,13 +354,163 @@ TEST_F(RouterTest, AnAtomicCommandOverSeveralRegionsIsRefusedAndNothingIsSent) {
     p->set_key(k);
     p->set_value("v");
   }
-  auto out = Run(msetnx);
-  ASSERT_TRUE(out->called);
-  EXPECT_EQ(out->result.status().code(), StatusCode::kInvalidArgument);
+  kv::Command del;
+  for (const char* k : {"a", "z", "nope"}) del.mutable_del()->add_keys(k);
+  kv::Command mset;
+  for (const char* k : {"a", "z"}) {
+    auto* p = mset.mutable_mset()->add_pairs();
+    p->set_key(k);
+    p->set_value("v");
+  }
+  kv::Command multi;  // MULTI/EXEC: not a pipeline
+  *multi.mutable_txn()->add_commands() = Set("a", "1");
+  *multi.mutable_txn()->add_commands() = Set("z", "1");
+  for (const kv::Command& c : {msetnx, del, mset, multi}) {
+    auto out = Run(c);
+    ASSERT_TRUE(out->called);
+    ASSERT_TRUE(out->result.ok());
+    ASSERT_EQ(out->result->error().code(), kv::KvError::CROSS_REGION) << c.DebugString();
+    EXPECT_NE(out->result->error().message().find("region 7"), std::string::npos);
+  }
   EXPECT_TRUE(store_.proposed.empty());
   // In one region it runs.
   msetnx.mutable_msetnx()->mutable_pairs(1)->set_key("b");
-  EXPECT_TRUE(Run(msetnx)->result.ok());
+  auto one = Run(msetnx);
+  EXPECT_TRUE(one->result.ok());
+  EXPECT_FALSE(one->result->has_error());
+}
+
+// A pipelined run (kv.Txn.pipeline) over several regions is cut by region: one txn per region
+// in each phase, each key's commands in order, results in the client's order; a multi-key write
+// inside it that spans regions is refused alone and the rest runs.
+TEST_F(RouterTest, APipelinedRunIsCutByRegionAndAnswersInOrder) {
+  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+  kv::Command run;
+  run.mutable_txn()->set_pipeline(true);
+  *run.mutable_txn()->add_commands() = Set("a", "1");
+  *run.mutable_txn()->add_commands() = Set("z", "26");
+  *run.mutable_txn()->add_commands() = Set("a", "2");
+  kv::Command mset;
+  for (const char* k : {"b", "y"}) {
+    auto* p = mset.mutable_mset()->add_pairs();
+    p->set_key(k);
+    p->set_value("v");
+  }
+  *run.mutable_txn()->add_commands() = mset;
+  *run.mutable_txn()->add_commands() = Set("y", "25");
+  auto out = Run(run);
+  ASSERT_TRUE(out->called);
+  ASSERT_TRUE(out->result.ok());
+  ASSERT_EQ(out->result->array().items_size(), 5);
+  EXPECT_TRUE(out->result->array().items(0).has_ok());
+  EXPECT_TRUE(out->result->array().items(1).has_ok());
+  EXPECT_TRUE(out->result->array().items(2).has_ok());
+  EXPECT_EQ(out->result->array().items(3).error().code(), kv::KvError::CROSS_REGION);
+  EXPECT_TRUE(out->result->array().items(4).has_ok());
+  // Phase one: a txn for region 1 (SET a 1, SET a 2, in that order) and one for region 7;
+  // then the refused MSET sends nothing; phase two: region 7's SET y.
+  ASSERT_EQ(store_.proposed.size(), 3u);
+  EXPECT_EQ(store_.proposed[0].header().region_id(), 1u);
+  ASSERT_EQ(store_.proposed[0].kv().txn().commands_size(), 2);
+  EXPECT_EQ(store_.proposed[0].kv().txn().commands(1).set().value(), "2");
+  EXPECT_EQ(store_.proposed[1].header().region_id(), 7u);
+  EXPECT_EQ(store_.proposed[2].header().region_id(), 7u);
+  EXPECT_EQ(store_.proposed[2].kv().txn().commands(0).set().key(), "y");
+}
+
+// SCAN, KEYS, DBSIZE and FLUSHALL visit every region in key order, each step from where the
+// region that answered ends; a SCAN whose region runs out hands out the next region's start.
+TEST_F(RouterTest, KeylessCommandsWalkEveryRegionInKeyOrder) {
+  store_.regions = {RegionRoute{Desc(1, "", "rm", 2), NodeId(1)},
+                    RegionRoute{Desc(7, "rm", "", 2), NodeId(1)}};
+  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+  store_.lease = true;
+  store_.data = {{"a", "1"}, {"b", "2"}, {"y", "25"}, {"z", "26"}};
+  auto run = [&](kv::Command c) {
+    auto out = Run(std::move(c));
+    executor_.RunFor(10);
+    return out;
+  };
+  kv::Command dbsize;
+  dbsize.mutable_dbsize();
+  auto size = run(dbsize);
+  ASSERT_TRUE(size->called);
+  EXPECT_EQ(size->result->integer(), 4);
+  ASSERT_EQ(store_.lease_served.size(), 2u);
+  EXPECT_EQ(store_.lease_served[0].header().region_id(), 1u);
+  EXPECT_EQ(store_.lease_served[1].header().region_id(), 7u);
+
+  kv::Command keys;  // KEYS *: a scan without a limit
+  keys.mutable_scan()->set_limit(0);
+  auto all = run(keys);
+  ASSERT_TRUE(all->called);
+  ASSERT_EQ(all->result->array().items(1).array().items_size(), 4);
+  EXPECT_EQ(all->result->array().items(1).array().items(2).bulk(), "y");
+  EXPECT_TRUE(all->result->array().items(0).has_nil());
+
+  kv::Command scan;  // SCAN 0 COUNT 10: region 1 runs out, the cursor is region 7's start
+  scan.mutable_scan()->set_limit(10);
+  auto page = run(scan);
+  ASSERT_TRUE(page->called);
+  EXPECT_EQ(page->result->array().items(1).array().items_size(), 2);
+  EXPECT_EQ(page->result->array().items(0).bulk(), "m");
+  scan.mutable_scan()->set_start("m");
+  page = run(scan);
+  EXPECT_EQ(page->result->array().items(1).array().items_size(), 2);
+  EXPECT_TRUE(page->result->array().items(0).has_nil());
+
+  kv::Command flush;
+  flush.mutable_flushall();
+  auto flushed = run(flush);
+  ASSERT_TRUE(flushed->called);
+  EXPECT_TRUE(flushed->result->has_ok());
+  ASSERT_EQ(store_.proposed.size(), 2u);
+  EXPECT_NE(store_.proposed[0].header().request_id(), store_.proposed[1].header().request_id());
+  EXPECT_TRUE(store_.data.empty());
+}
+
+// A multi-key read routed before a split learns of it (KeyNotInRegion) and is cut again at
+// once, instead of being refused until its deadline.
+TEST_F(RouterTest, AMultiKeyReadCaughtByASplitIsCutAgain) {
+  router_->cache().Update(Desc(1, "", "", 1), NodeId(1));  // stale: before the split
+  store_.regions = {RegionRoute{Desc(1, "", "rm", 2), NodeId(1)},
+                    RegionRoute{Desc(7, "rm", "", 2), NodeId(1)}};
+  store_.data = {{"a", "1"}, {"z", "26"}};
+  store_.script.push_back(store::KeyNotInRegionResponse("rz", Desc(1, "", "rm", 2)));
+  auto out = Run(MGet({"a", "z"}));
+  ASSERT_TRUE(out->called);
+  ASSERT_TRUE(out->result.ok()) << out->result.status().ToString();
+  ASSERT_EQ(out->result->array().items_size(), 2);
+  EXPECT_EQ(out->result->array().items(1).bulk(), "26");
+  // The stale attempt, then one read per region.
+  EXPECT_EQ(store_.read_index.size(), 3u);
+}
+
+// DBSIZE, KEYS and FLUSHALL act on every region: in a pipelined run they run alone (walking
+// the regions); in MULTI/EXEC over several regions they are refused.
+TEST_F(RouterTest, KeylessCommandsInsideARunWalkEveryRegion) {
+  store_.regions = {RegionRoute{Desc(1, "", "rm", 2), NodeId(1)},
+                    RegionRoute{Desc(7, "rm", "", 2), NodeId(1)}};
+  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+  store_.data = {{"y", "25"}};
+  kv::Command run;
+  run.mutable_txn()->set_pipeline(true);
+  *run.mutable_txn()->add_commands() = Set("a", "1");
+  run.mutable_txn()->add_commands()->mutable_dbsize();
+  auto out = Run(run);
+  executor_.RunFor(10);
+  ASSERT_TRUE(out->called);
+  ASSERT_TRUE(out->result.ok());
+  ASSERT_EQ(out->result->array().items_size(), 2);
+  EXPECT_EQ(out->result->array().items(1).integer(), 2);  // a (just set) and y
+  kv::Command multi = run;
+  multi.mutable_txn()->set_pipeline(false);
+  auto refused = Run(multi);
+  ASSERT_TRUE(refused->called);
+  EXPECT_EQ(refused->result->error().code(), kv::KvError::CROSS_REGION);
 }
 
 TEST_F(RouterTest, RetryableErrorsBackOffUntilTheDeadline) {

@@ -60,6 +60,11 @@ struct NodeOptions {
   // The coordinator counts a store silent this long down (--store-down-time); disconnected
   // after a sixth of it, at most 10 s.
   int64_t store_down_ms = 60'000;
+  // The split checker (docs/sharding.md §1): a region led here that holds more than this many
+  // bytes (RocksDB's estimate) or keys is split near its middle, checked when a sixteenth of
+  // that has been written to it since its last check (and once when first led here).
+  uint64_t region_split_size = uint64_t{96} << 20;
+  uint64_t region_split_keys = 960'000;
   std::string version;               // what the coordinator shows for this node
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
@@ -121,6 +126,20 @@ class Node : public transport::InboundHandler {
   void Heartbeat();
   // Runs an operator a region heartbeat's reply carried (on this node's store, the leader).
   void RunOperator(const coordinator::Operator& op);
+  // The split checker (docs/sharding.md §1): each region led here that is due (a sixteenth of
+  // the split size or keys written since its last check, or first led here) and too big is
+  // split at a key near its middle (FindSplitKey). Coordinator executor's thread.
+  void CheckSplits(const std::vector<store::RegionInfo>& regions,
+                   const std::map<uint64_t, store::FlowCounts>& flow);
+  // The key to split `desc` at, read from the engine: where the bytes (by_size) or keys read
+  // reach half the region's (at most region_split_size / region_split_keys from its start).
+  // Empty when the region turns out not to hold enough.
+  std::string FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
+                           bool by_size) const;
+  // Splits `desc` (led here) at `engine_key`, with a region id from the coordinator; `done`
+  // gets the outcome and the new region's id. Any thread.
+  void SplitRegion(const store::RegionDescriptor& desc, std::string engine_key,
+                   std::function<void(const Status&, uint64_t)> done);
   void SaveCoordinators(const std::vector<store::NodeAddress>& members);
   // /api/v1/{cluster,stores,regions}: the body, to `done` on whatever thread answers.
   void ClusterJson(const std::string& what, std::function<void(std::string)> done);
@@ -180,6 +199,15 @@ class Node : public transport::InboundHandler {
   std::pair<store::FlowCounts, int64_t> store_flow_sent_;
   std::map<uint64_t, std::pair<store::FlowCounts, int64_t>> region_flow_sent_;
   std::map<uint64_t, std::map<uint64_t, int64_t>> silent_since_;
+  // The split checker (CheckSplits), per region led here: the bytes and keys written to it as
+  // of its last check, and whether a split it asked for is on its way. Coordinator executor's
+  // thread only.
+  struct SplitCheck {
+    uint64_t bytes = 0;
+    uint64_t keys = 0;
+    bool running = false;
+  };
+  std::map<uint64_t, SplitCheck> split_checks_;
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

@@ -3,6 +3,7 @@
 // store and region heartbeats, and the cluster's JSON for HTTP.
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -12,9 +13,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/logging.h"
+#include "kv/value_format.h"
 #include "micedb/transport.grpc.pb.h"
 #include "server/node.h"
 #include "server/node_coordinator.h"
+#include "store/errors.h"
 #include "store/keys.h"
 
 namespace micedb::server {
@@ -361,6 +364,105 @@ void Node::Heartbeat() {
   }
   reported_ = std::move(still);
   silent_since_ = std::move(silent);
+  CheckSplits(regions, flow);
+}
+
+void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,
+                       const std::map<uint64_t, store::FlowCounts>& flow) {
+  const uint64_t split_size = options_.region_split_size;
+  const uint64_t split_keys = options_.region_split_keys;
+  std::map<uint64_t, SplitCheck> checks;
+  for (const auto& r : regions) {
+    const uint64_t id = r.descriptor.id();
+    if (store::IsMetaRegion(id) || r.raft.role != raft::Role::kLeader) continue;
+    store::FlowCounts written;
+    if (auto f = flow.find(id); f != flow.end()) written = f->second;
+    auto old = split_checks_.find(id);
+    SplitCheck& check = checks[id];
+    if (old != split_checks_.end()) {
+      check = old->second;
+      const bool due = written.bytes_written - check.bytes >= split_size / 16 ||
+                       written.keys_written - check.keys >= split_keys / 16;
+      if (!due || check.running) continue;
+    }
+    check.bytes = written.bytes_written;
+    check.keys = written.keys_written;
+    const std::string begin = r.descriptor.start_key();
+    const std::string end = store::EngineRangeEnd(r.descriptor.end_key());
+    const uint64_t size = engine_->ApproximateSize(storage::Cf::kDefault, begin, end).value_or(0);
+    const uint64_t keys = engine_->ApproximateKeys(storage::Cf::kDefault, begin, end).value_or(0);
+    if (size < split_size && keys < split_keys) continue;
+    std::string key = FindSplitKey(r.descriptor, size, keys, size >= split_size);
+    if (key.empty()) continue;
+    GetLogger("server")->info("region {} holds about {} bytes and {} keys: splitting it at {}", id,
+                              size, keys, store::PrintableKey(key));
+    check.running = true;
+    SplitRegion(r.descriptor, std::move(key), [this, id](const Status& st, uint64_t new_id) {
+      if (!st.ok()) {
+        GetLogger("server")->info("region {}: split not done: {}", id, st.ToString());
+      } else {
+        GetLogger("server")->info("region {} split: region {} takes its upper half", id, new_id);
+      }
+      coord_executor_->After(0, [this, id] {
+        if (auto it = split_checks_.find(id); it != split_checks_.end()) it->second.running = false;
+      });
+    });
+  }
+  split_checks_ = std::move(checks);
+}
+
+std::string Node::FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
+                               bool by_size) const {
+  // Half the region, or one split's worth from its start when it is much bigger (the rest is
+  // split again later): the read is bounded either way.
+  const uint64_t want_bytes = std::min(size / 2, options_.region_split_size);
+  const uint64_t want_keys = std::min(keys / 2, options_.region_split_keys);
+  // Only raw keys: the region's range may hold other records below them (before the dedup
+  // column family existed, request records lay under 'd'), and a split key must be a key the
+  // router can name.
+  std::string lower = std::max(desc.start_key(), std::string(1, kv::kRawKeyPrefix));
+  std::string upper = std::min(store::EngineRangeEnd(desc.end_key()),
+                               std::string(1, static_cast<char>(kv::kRawKeyPrefix + 1)));
+  if (lower >= upper) return {};
+  storage::ReadOptions ro;
+  ro.lower_bound = std::move(lower);
+  ro.upper_bound = std::move(upper);
+  auto it = engine_->NewIterator(storage::Cf::kDefault, ro);
+  uint64_t bytes = 0, count = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key() > desc.start_key() && (by_size ? bytes >= want_bytes : count >= want_keys)) {
+      return std::string(it->key());
+    }
+    bytes += it->key().size() + it->value().size();
+    ++count;
+    // The estimates were far off (deleted data not compacted yet): give up rather than read on.
+    if (bytes > 2 * options_.region_split_size || count > 2 * options_.region_split_keys) break;
+  }
+  return {};
+}
+
+void Node::SplitRegion(const store::RegionDescriptor& desc, std::string engine_key,
+                       std::function<void(const Status&, uint64_t)> done) {
+  CoordRequest alloc;
+  alloc.mutable_alloc_id()->set_count(1);
+  coord_client_->Call(
+      std::move(alloc), 2000,
+      [this, desc, key = std::move(engine_key), done = std::move(done)](Result<CoordResponse> r) {
+        if (!r.ok() || !r->has_alloc_id() || r->alloc_id().count() < 1) {
+          return done(
+              r.ok() ? Status::Unavailable("the coordinator gave no region id") : r.status(), 0);
+        }
+        const uint64_t id = r->alloc_id().first();
+        region::RegionRequest split;
+        split.set_format(region::FORMAT_V1);
+        split.mutable_header()->set_region_id(desc.id());
+        *split.mutable_header()->mutable_epoch() = desc.epoch();
+        split.mutable_admin()->mutable_split()->set_split_key(key);
+        split.mutable_admin()->mutable_split()->set_new_region_id(id);
+        store_->RunAdmin(std::move(split), [done, id](const region::RegionResponse& resp) {
+          done(resp.has_error() ? store::ToStatus(resp.error()) : Status::OK(), id);
+        });
+      });
 }
 
 void Node::RunOperator(const coordinator::Operator& op) {

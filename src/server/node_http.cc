@@ -161,12 +161,10 @@ std::string Node::RenderMetrics() const {
                        commit > r.applied_index ? commit - r.applied_index : 0);
   }
   Metric(&out, "micedb_storage_bytes", "gauge", "Approximate bytes per column family");
-  for (auto [cf, name] : {std::pair{storage::Cf::kDefault, "default"},
-                          {storage::Cf::kRaft, "raft"},
-                          {storage::Cf::kLock, "lock"},
-                          {storage::Cf::kWrite, "write"}}) {
+  for (storage::Cf cf : storage::kAllCfs) {
     auto size = engine_->ApproximateSize(cf, "", std::string(8, '\xff'));
-    out += fmt::format("micedb_storage_bytes{{cf=\"{}\"}} {}\n", name, size.value_or(0));
+    out += fmt::format("micedb_storage_bytes{{cf=\"{}\"}} {}\n", storage::CfName(cf),
+                       size.value_or(0));
   }
 
   const auto& rs = resp_->stats();
@@ -294,6 +292,14 @@ std::string Node::RenderRaftJson(bool with_hash) const {
     jr["learners"] = std::vector<uint64_t>(r.descriptor.conf_state().learners().begin(),
                                            r.descriptor.conf_state().learners().end());
     jr["conf_ver"] = r.descriptor.epoch().conf_ver();
+    jr["version"] = r.descriptor.epoch().version();
+    // Engine keys, non-printable bytes as \xNN ("" for the end: +infinity).
+    auto printable = [](const std::string& k) {
+      const std::string q = store::PrintableKey(k);
+      return q.substr(1, q.size() - 2);
+    };
+    jr["start_key"] = printable(r.descriptor.start_key());
+    jr["end_key"] = printable(r.descriptor.end_key());
     if (with_hash) {
       uint32_t crc = 0;
       uint64_t keys = 0;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kv/value_format.h"
 #include "store/errors.h"
 
 namespace micedb::server {
@@ -83,6 +84,14 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
     resp->set_message(std::string(st.message()));
     reactor->Finish(grpc::Status::OK);
   };
+  if (req->op() == transport::AdminRequest::SPLIT) {
+    Split(*req, [reactor, resp](const ::micedb::Status& st, std::string done) {
+      resp->set_code(static_cast<uint32_t>(st.code()));
+      resp->set_message(st.ok() ? std::move(done) : std::string(st.message()));
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
   std::optional<store::RegionDescriptor> current;
   const uint64_t region = req->region_id() ? req->region_id() : 1;
   for (const auto& r : store_->Regions()) {
@@ -97,6 +106,54 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
     reply(AdminResult(r, store_->Addresses()));
   });
   return reactor;
+}
+
+void NodeServiceImpl::Split(const transport::AdminRequest& req, SplitReply reply) {
+  const std::string key = kv::EncodeRawKey(req.split_key());
+  std::optional<RegionId> region = store_->RegionForKey(key);
+  std::optional<store::RegionInfo> info;
+  if (region) info = store_->RegionInfoOf(*region);
+  if (!info) {
+    return reply(::micedb::Status::NotFound(
+                     "no region on this node holds the key; ask a node that holds it"),
+                 "");
+  }
+  const store::RegionDescriptor desc = info->descriptor;
+  if (desc.start_key() == key) {
+    return reply(::micedb::Status::AlreadyExists(fmt::format(
+                     "the key is already a region boundary (region {} starts there)", desc.id())),
+                 "");
+  }
+  if (info->raft.role != raft::Role::kLeader) {
+    region::RegionResponse not_leader;
+    not_leader.mutable_error()->mutable_not_leader()->set_region_id(desc.id());
+    not_leader.mutable_error()->mutable_not_leader()->set_leader(info->raft.leader.value());
+    return reply(AdminResult(not_leader, store_->Addresses()), "");
+  }
+  if (!coord_) {
+    return reply(::micedb::Status::Unavailable("this node cannot reach the coordinator"), "");
+  }
+  // The new region's id from the coordinator, then the split at the region's leader.
+  coordinator::CoordRequest alloc;
+  alloc.mutable_alloc_id()->set_count(1);
+  coord_(std::move(alloc), [this, desc, key, reply](coordinator::CoordResponse r) {
+    if (!r.has_alloc_id() || r.alloc_id().count() < 1) {
+      return reply(::micedb::Status::Unavailable(
+                       fmt::format("the coordinator gave no region id: {}", r.error().message())),
+                   "");
+    }
+    const uint64_t id = r.alloc_id().first();
+    region::RegionRequest split;
+    split.set_format(region::FORMAT_V1);
+    split.mutable_header()->set_region_id(desc.id());
+    *split.mutable_header()->mutable_epoch() = desc.epoch();
+    split.mutable_admin()->mutable_split()->set_split_key(key);
+    split.mutable_admin()->mutable_split()->set_new_region_id(id);
+    store_->RunAdmin(std::move(split), [this, desc, id, reply](const region::RegionResponse& r) {
+      reply(AdminResult(r, store_->Addresses()),
+            fmt::format("region {} split: region {} takes the keys from there on", desc.id(), id));
+    });
+  });
 }
 
 }  // namespace micedb::server

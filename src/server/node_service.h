@@ -49,6 +49,12 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
                                    transport::StatusResponse* resp) override;
 
  private:
+  // AdminRequest::SPLIT: at the leader of the region holding the key, with an id from the
+  // coordinator.
+  // `reply` gets the outcome and, on success, what was done.
+  using SplitReply = std::function<void(const ::micedb::Status&, std::string)>;
+  void Split(const transport::AdminRequest& req, SplitReply reply);
+
   router::Router* backend_;
   store::Store* store_;
   std::function<std::string(bool)> status_json_;

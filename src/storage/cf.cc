@@ -12,6 +12,8 @@ std::string_view CfName(Cf cf) {
       return "lock";
     case Cf::kWrite:
       return "write";
+    case Cf::kDedup:
+      return "dedup";
   }
   return "invalid";
 }

@@ -13,12 +13,14 @@ enum class Cf : uint8_t {
   kRaft = 1,     // raft log entries, hard state and apply state, keyed by region id
   kLock = 2,     // Percolator locks
   kWrite = 3,    // Percolator commit records
+  kDedup = 4,    // results of recent writes by request id (at-most-once; docs/kv-format.md)
 };
 
-inline constexpr size_t kNumCfs = 4;
-inline constexpr std::array<Cf, kNumCfs> kAllCfs = {Cf::kDefault, Cf::kRaft, Cf::kLock, Cf::kWrite};
+inline constexpr size_t kNumCfs = 5;
+inline constexpr std::array<Cf, kNumCfs> kAllCfs = {Cf::kDefault, Cf::kRaft, Cf::kLock, Cf::kWrite,
+                                                    Cf::kDedup};
 
-// True when `cf` is one of the four named values (an enum class can hold any uint8_t).
+// True when `cf` is one of the named values (an enum class can hold any uint8_t).
 constexpr bool IsValidCf(Cf cf) { return static_cast<size_t>(cf) < kNumCfs; }
 
 // Position of `cf` in kAllCfs. Requires IsValidCf(cf).

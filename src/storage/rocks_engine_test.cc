@@ -41,14 +41,39 @@ TEST(RocksEngineTest, ReopenKeepsData) {
   EXPECT_EQ((*engine)->dir(), dir);
 }
 
-TEST(RocksEngineTest, CreatesTheFourColumnFamilies) {
+TEST(RocksEngineTest, CreatesItsColumnFamilies) {
   TempDir tmp;
   const std::string dir = tmp.Sub("db");
   { ASSERT_OK(RocksEngine::Open(dir, RocksOptions{})); }
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"default", "lock", "raft", "write"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"dedup", "default", "lock", "raft", "write"}));
+}
+
+// A directory made before the dedup column family existed opens, and gains it.
+TEST(RocksEngineTest, OpensADirectoryFromBeforeTheDedupFamily) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("db");
+  {
+    rocksdb::DBOptions o;
+    o.create_if_missing = true;
+    o.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* n : {"default", "raft", "lock", "write"}) {
+      cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, dir, cfs, &handles, &db).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[1], "k", "v").ok());
+    for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    delete db;
+  }
+  auto engine = RocksEngine::Open(dir, RocksOptions{});
+  ASSERT_OK(engine);
+  EXPECT_EQ(*(*engine)->Get(Cf::kRaft, "k"), "v");
+  EXPECT_OK((*engine)->Put(Cf::kDedup, "d", "1"));
 }
 
 TEST(RocksEngineTest, SecondOpenOfSameDirectoryIsBusy) {

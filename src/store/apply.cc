@@ -1,29 +1,23 @@
 #include "store/apply.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/logging.h"
 #include "common/memcomparable.h"
 #include "store/errors.h"
+#include "store/keys.h"
 #include "store/region_peer.h"
 
 namespace micedb::store {
 
 namespace {
 
-// Results of recent requests, for at-most-once writes: 'd' + big-endian request_ts_ms +
-// request_id in the default column family, holding the serialized kv.CommandResult
-// (docs/kv-format.md). Kept for ten minutes of the gateways' clocks.
-constexpr char kDedupPrefix = 'd';
+// Results of recent requests, for at-most-once writes: DedupKey records in Cf::kDedup, holding
+// the serialized kv.CommandResult (docs/kv-format.md). Kept for ten minutes of the leaders'
+// clocks (propose_ts_ms); SweepDedupRecords removes them after that.
 constexpr int64_t kDedupWindowMs = int64_t{10} * 60 * 1000;
-constexpr uint64_t kDedupGcEvery = 1024;
-
-std::string DedupKey(int64_t ts_ms, uint64_t request_id) {
-  std::string k(1, kDedupPrefix);
-  memcomparable::AppendUint64(&k, static_cast<uint64_t>(ts_ms));
-  memcomparable::AppendUint64(&k, request_id);
-  return k;
-}
 
 bool InRange(const RegionDescriptor& region, std::string_view key) {
   return key >= region.start_key() && (region.end_key().empty() || key < region.end_key());
@@ -69,7 +63,7 @@ std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
 
 std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
                                                    const region::RegionRequest& req,
-                                                   const StateMachine& sm) {
+                                                   const StateMachine& sm, std::string* anchor) {
   const region::RequestHeader& h = req.header();
   if (h.region_id() != region.id()) return RegionNotFoundResponse(h.region_id());
   if (req.body_case() == region::RegionRequest::BODY_NOT_SET) {
@@ -86,6 +80,7 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
     for (const std::string& key : keys) {
       if (!InRange(region, key)) return KeyNotInRegionResponse(key, region);
     }
+    if (anchor) *anchor = keys.empty() ? region.start_key() : std::move(keys.front());
   }
   return std::nullopt;
 }
@@ -111,7 +106,8 @@ Applier::Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engi
                  storage::WriteBatch* wb)
     : sm_(sm), region_(region), engine_(engine), wb_(wb) {}
 
-region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, bool answering) {
+region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, bool answering,
+                                      region::AdminRequest* admin) {
   region::RegionRequest req;
   const EntryFormat format = DecodeEntry(data, &req);
   if (format == EntryFormat::kBad) {
@@ -119,15 +115,25 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
                               index.value());
     return InvalidRequestResponse("the log entry is not a request");
   }
+  std::string anchor;  // where the request's dedup record goes (DedupKey)
   if (format == EntryFormat::kEnvelope) {
     // Checked again here although the leader checked when proposing: a split or merge may
     // have been applied in between, and every replica must refuse the same entries.
-    if (auto refused = CheckRequest(region_, req, *sm_)) return std::move(*refused);
+    if (auto refused = CheckRequest(region_, req, *sm_, &anchor)) return std::move(*refused);
+  } else {
+    anchor = region_.start_key();
   }
   region::RegionResponse resp;
   switch (req.body_case()) {
     case region::RegionRequest::kKv:
       break;
+    case region::RegionRequest::kAdmin:
+      // Passed the checks (version and conf_ver): the store applies it (a split).
+      if (admin == nullptr || !req.admin().has_split()) {
+        return InvalidRequestResponse("this admin request cannot be applied as a log entry");
+      }
+      *admin = std::move(*req.mutable_admin());
+      return resp;
     case region::RegionRequest::kMeta:
       // Coordinator commands are idempotent or guarded (coordinator.proto), so they need no
       // dedup record.
@@ -138,17 +144,18 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
       return InvalidRequestResponse("this body cannot be applied as a log entry");
   }
   const region::RequestHeader& h = req.header();
+  horizon_ms_ = std::max(horizon_ms_, h.propose_ts_ms());
   if (h.request_id() == 0) {
     *resp.mutable_kv() = RunKv(req.kv(), index, answering);
     return resp;
   }
   // At most once: a request id seen before gets the result it got then.
-  std::string key = DedupKey(h.request_ts_ms(), h.request_id());
+  std::string key = DedupKey(anchor, h.request_ts_ms(), h.request_id());
   if (auto it = written_.find(key); it != written_.end()) {
     resp.mutable_kv()->ParseFromString(it->second);
     return resp;
   }
-  auto seen = engine_->Get(storage::Cf::kDefault, key);
+  auto seen = engine_->Get(storage::Cf::kDedup, key);
   if (seen.ok()) {
     resp.mutable_kv()->ParseFromString(*seen);
     return resp;
@@ -161,20 +168,48 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
   *resp.mutable_kv() = RunKv(req.kv(), index, answering);
   // The record keeps what a retry needs, not the whole reply (a txn's reads can be large).
   std::string encoded = sm_->ForRetry(req.kv(), resp.kv()).SerializeAsString();
-  wb_->Put(storage::Cf::kDefault, key, encoded);
+  wb_->Put(storage::Cf::kDedup, key, encoded);
   written_.emplace(std::move(key), std::move(encoded));
-  if (index.value() % kDedupGcEvery == 0 && h.propose_ts_ms() > kDedupWindowMs) {
-    // Forget requests older than the window, by the leader's clock stamped in the entry
-    // (deterministic on every replica). Entries from before the stamp existed skip this.
-    wb_->DeleteRange(storage::Cf::kDefault, std::string(1, kDedupPrefix),
-                     DedupKey(h.propose_ts_ms() - kDedupWindowMs, 0));
-  }
   return resp;
 }
 
 kv::CommandResult Applier::RunKv(const kv::Command& cmd, LogIndex index, bool answering) {
   if (!round_) round_ = sm_->BeginRound(region_, engine_, wb_);
   return round_->ApplyKv(cmd, index, answering);
+}
+
+SweepResult SweepDedupRecords(storage::Engine* engine, const RegionDescriptor& region,
+                              std::string_view cursor, int64_t horizon_ms, size_t budget,
+                              storage::WriteBatch* wb) {
+  SweepResult out;
+  if (horizon_ms <= kDedupWindowMs) return out;  // nothing can be old enough yet
+  const int64_t cutoff = horizon_ms - kDedupWindowMs;
+  const CfBounds bounds = RegionCfBounds(storage::Cf::kDedup, region.start_key(), region.end_key());
+  storage::ReadOptions ro;
+  ro.lower_bound = bounds.begin;
+  ro.upper_bound = bounds.end;
+  auto it = engine->NewIterator(storage::Cf::kDedup, ro);
+  if (cursor.empty() || cursor < bounds.begin) {
+    it->SeekToFirst();
+  } else {
+    it->Seek(cursor);
+  }
+  for (; it->Valid() && out.scanned < budget; it->Next()) {
+    out.scanned++;
+    int64_t ts = 0;
+    // A key that is not a record (none should be) is left alone.
+    if (DecodeDedupKeyTime(it->key(), &ts) && ts < cutoff) {
+      wb->Delete(storage::Cf::kDedup, it->key());
+      out.deleted++;
+    }
+  }
+  if (!it->status().ok()) {
+    out.status = it->status();
+    return out;
+  }
+  // Where the next sweep starts: past the last key seen, or the start again at the end.
+  if (it->Valid()) out.next_cursor = std::string(it->key());
+  return out;
 }
 
 }  // namespace micedb::store

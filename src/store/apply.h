@@ -36,9 +36,12 @@ EntryFormat DecodeEntry(std::string_view data, region::RegionRequest* req);
 std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
                                                     int64_t leader_wall_ms);
 
+// With `anchor`, a kv request that passes gets there the key its dedup record goes beside
+// (its first engine key, or the region's start for a keyless one: DedupKey).
 std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
                                                    const region::RegionRequest& req,
-                                                   const StateMachine& sm);
+                                                   const StateMachine& sm,
+                                                   std::string* anchor = nullptr);
 
 // Runs a read request on `region` at `snapshot` (null: the engine's latest state) after
 // CheckRequest. Thread-safe (as StateMachine::ReadKv).
@@ -56,8 +59,19 @@ class Applier {
   Applier(StateMachine* sm, const RegionDescriptor& region, storage::Engine* engine,
           storage::WriteBatch* wb);
   // Applies the entry at `index`; `answering`: a client here waits for the result (see
-  // ApplyRound::ApplyKv).
-  region::RegionResponse Apply(std::string_view data, LogIndex index, bool answering);
+  // ApplyRound::ApplyKv). An admin entry (a split) that passes its checks is moved to
+  // *admin for the store to apply, and nothing is written (null: refused as invalid).
+  region::RegionResponse Apply(std::string_view data, LogIndex index, bool answering,
+                               region::AdminRequest* admin = nullptr);
+  // The latest leader's clock (propose_ts_ms) among the entries applied so far; 0 if none.
+  int64_t horizon_ms() const { return horizon_ms_; }
+  // The region's descriptor (held by reference) changed: a split was applied between entries.
+  // The round goes on (its earlier writes stay visible to later entries) on the new range.
+  void RegionChanged() {
+    if (round_) round_->SetRegion(region_);
+  }
+  // How many at-most-once records this applier wrote.
+  size_t records_written() const { return written_.size(); }
 
  private:
   kv::CommandResult RunKv(const kv::Command& cmd, LogIndex index, bool answering);
@@ -69,6 +83,25 @@ class Applier {
   std::unique_ptr<ApplyRound> round_;  // started at the first kv body
   // Dedup records written in this round (not in the engine yet), by key.
   std::map<std::string, std::string, std::less<>> written_;
+  int64_t horizon_ms_ = 0;
 };
+
+// Removing old at-most-once records, which each replica does on its own schedule (they are not
+// compared between replicas). A record may go once the region has applied an entry stamped by
+// a leader (propose_ts_ms) more than the dedup window (10 min) after the record's request
+// time: every later entry's own request time is within half the window of its stamp
+// (StampProposal), so, with the leaders' clocks within half the window of each other, no later
+// entry can look that record up. The same bound the records always relied on.
+struct SweepResult {
+  Status status;
+  size_t scanned = 0;
+  size_t deleted = 0;
+  std::string next_cursor;  // empty: the sweep reached the end of the region
+};
+// Scans at most `budget` records of `region` from `cursor` (empty: the first) and deletes into
+// `wb` those that `horizon_ms` (Applier::horizon_ms's running maximum) makes old. Loop thread.
+SweepResult SweepDedupRecords(storage::Engine* engine, const RegionDescriptor& region,
+                              std::string_view cursor, int64_t horizon_ms, size_t budget,
+                              storage::WriteBatch* wb);
 
 }  // namespace micedb::store

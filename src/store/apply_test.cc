@@ -8,6 +8,7 @@
 
 #include "kv/region_state_machine.h"
 #include "storage/mem_engine.h"
+#include "store/keys.h"
 
 namespace micedb::store {
 namespace {
@@ -153,8 +154,8 @@ TEST_F(ApplyTest, ARepeatedRequestIdGetsItsFirstResultInTheSameRoundAndLater) {
 }
 
 // Dedup records expire by the leader's clock stamped in each entry (propose_ts_ms), not by a
-// gateway's: once, one gateway whose clock ran a day ahead erased every record at the next
-// GC point, and a retried write applied twice.
+// gateway's: once, one gateway whose clock ran a day ahead erased every record, and a retried
+// write applied twice.
 TEST_F(ApplyTest, DedupRecordsExpireByTheLeadersClockNotAGatewaysClock) {
   constexpr int64_t kMin = int64_t{60} * 1000;
   auto at = [&](uint64_t id, int64_t request_ts, int64_t propose_ts) {
@@ -163,18 +164,99 @@ TEST_F(ApplyTest, DedupRecordsExpireByTheLeadersClockNotAGatewaysClock) {
     req.mutable_header()->set_propose_ts_ms(propose_ts);
     return EncodeEntry(req);
   };
+  int64_t horizon = 0;
+  auto sweep = [&] {
+    storage::WriteBatch wb;
+    SweepResult r = SweepDedupRecords(&engine_, region_, "", horizon, 1000, &wb);
+    EXPECT_TRUE(r.status.ok());
+    EXPECT_TRUE(engine_.Write(wb, {}).ok());
+    return r.deleted;
+  };
+  auto round = [&](const std::vector<std::string>& entries) {
+    storage::WriteBatch wb;
+    std::vector<region::RegionResponse> out;
+    Applier applier(&sm_, region_, &engine_, &wb);
+    for (const auto& e : entries) out.push_back(applier.Apply(e, LogIndex(next_index_++), true));
+    horizon = std::max(horizon, applier.horizon_ms());
+    EXPECT_TRUE(engine_.Write(wb, {}).ok());
+    return out;
+  };
   const int64_t t0 = 100 * kMin;
   const std::string first = at(1, t0, t0);
-  EXPECT_EQ(Round({first})[0].kv().integer(), 1);
-  // A gateway a day ahead, applied at a GC point (index 1024), with the leader's time t0 + 1.
-  next_index_ = 1024;
-  EXPECT_EQ(Round({at(2, t0 + 24 * kMin * 60, t0 + 1)})[0].kv().integer(), 2);
+  EXPECT_EQ(round({first})[0].kv().integer(), 1);
+  // A gateway a day ahead, with the leader's time t0 + 1: the horizon is the leader's.
+  EXPECT_EQ(round({at(2, t0 + 24 * kMin * 60, t0 + 1)})[0].kv().integer(), 2);
+  EXPECT_EQ(horizon, t0 + 1);
+  EXPECT_EQ(sweep(), 0u);
   // The first request's retry still finds its record: not applied again.
-  EXPECT_EQ(Round({first})[0].kv().integer(), 1);
-  // Once the leader's clock is past the window (10 min), the record goes at the next GC point.
-  next_index_ = 2048;
-  EXPECT_EQ(Round({at(3, t0 + 11 * kMin, t0 + 11 * kMin)})[0].kv().integer(), 3);
-  EXPECT_EQ(Round({first})[0].kv().integer(), 4);
+  EXPECT_EQ(round({first})[0].kv().integer(), 1);
+  // Once the leader's clock is past the window (10 min), the sweep removes the record.
+  EXPECT_EQ(round({at(3, t0 + 11 * kMin, t0 + 11 * kMin)})[0].kv().integer(), 3);
+  EXPECT_EQ(sweep(), 1u);
+  EXPECT_EQ(round({first})[0].kv().integer(), 4);
+}
+
+// A split applied in the middle of a round (a lagging follower applies INCR, split, INCR in
+// one go): the entries after it still see the round's earlier writes and dedup records, and
+// act on the smaller range. (The store applies the split itself: here the test does what
+// Store::ApplySplit does to the descriptor.)
+TEST_F(ApplyTest, ASplitInTheMiddleOfARoundKeepsTheRoundsEarlierWrites) {
+  Round({EncodeEntry(Request(Set("l", "keep")))});  // "rl" will be in the right half
+  region::RegionRequest split = Request(Set("unused", "v"));
+  split.clear_kv();
+  split.mutable_header()->mutable_epoch()->set_conf_ver(2);
+  split.mutable_admin()->mutable_split()->set_split_key("rk");
+  split.mutable_admin()->mutable_split()->set_new_region_id(8);
+  const std::string incr = EncodeEntry(Request(Incr("c"), 3, /*request_id=*/77));
+  storage::WriteBatch wb;
+  {
+    Applier applier(&sm_, region_, &engine_, &wb);
+    EXPECT_EQ(applier.Apply(incr, LogIndex(20), true).kv().integer(), 1);
+    region::AdminRequest admin;
+    auto r = applier.Apply(EncodeEntry(split), LogIndex(21), true, &admin);
+    ASSERT_FALSE(r.has_error()) << r.DebugString();
+    ASSERT_TRUE(admin.has_split());
+    region_.set_end_key("rk");
+    region_.mutable_epoch()->set_version(4);
+    applier.RegionChanged();
+    // A retry of the INCR (same request id) gets its first result; a new INCR sees it.
+    auto retry = Request(Incr("c"), 4, 77);
+    EXPECT_EQ(applier.Apply(EncodeEntry(retry), LogIndex(22), true).kv().integer(), 1);
+    EXPECT_EQ(applier.Apply(EncodeEntry(Request(Incr("c"), 4)), LogIndex(23), true).kv().integer(),
+              2);
+    // The old epoch is refused now; FLUSHALL clears only the left half.
+    EXPECT_TRUE(applier.Apply(EncodeEntry(Request(Incr("c"), 3)), LogIndex(24), true).has_error());
+    kv::Command flush;
+    flush.mutable_flushall();
+    EXPECT_FALSE(applier.Apply(EncodeEntry(Request(flush, 4)), LogIndex(25), true).has_error());
+  }
+  ASSERT_TRUE(engine_.Write(wb, {}).ok());
+  EXPECT_FALSE(engine_.Get(storage::Cf::kDefault, "rc").ok());
+  EXPECT_TRUE(engine_.Get(storage::Cf::kDefault, "rl").ok());
+}
+
+// A write's record sits beside its first key, inside the region's image in the dedup family:
+// a split moves it with the key, and the region's snapshot carries it.
+TEST_F(ApplyTest, ARecordSitsBesideTheRequestsFirstKey) {
+  auto req = Request(Set("k", "v"), 3, 9);
+  Round({EncodeEntry(req)});
+  const std::string key = DedupKey("rk", req.header().request_ts_ms(), 9);
+  EXPECT_TRUE(engine_.Get(storage::Cf::kDedup, key).ok());
+  const CfBounds inside = RegionCfBounds(storage::Cf::kDedup, "rb", "rm");
+  EXPECT_GE(key, inside.begin);
+  EXPECT_LT(key, inside.end);
+  // Split at "rk": the right half's image holds it, the left's does not.
+  const CfBounds left = RegionCfBounds(storage::Cf::kDedup, "rb", "rk");
+  const CfBounds right = RegionCfBounds(storage::Cf::kDedup, "rk", "rm");
+  EXPECT_GE(key, left.end);
+  EXPECT_GE(key, right.begin);
+  EXPECT_LT(key, right.end);
+  // Even where the split key has the first key as a prefix.
+  const CfBounds tight = RegionCfBounds(storage::Cf::kDedup, "rb", std::string("rk\0", 3));
+  EXPECT_LT(key, tight.end);
+  int64_t ts = 0;
+  ASSERT_TRUE(DecodeDedupKeyTime(key, &ts));
+  EXPECT_EQ(ts, req.header().request_ts_ms());
 }
 
 TEST(StampProposal, StampsTheLeadersClockAndRefusesAFarSkewedGateway) {

@@ -64,4 +64,52 @@ std::string EngineRangeEnd(std::string_view end_key) {
   return end_key.empty() ? std::string(1, '\xff') : std::string(end_key);
 }
 
+std::string DedupKey(std::string_view anchor, int64_t request_ts_ms, uint64_t request_id) {
+  std::string k;
+  k.reserve(anchor.size() + 18);
+  memcomparable::AppendBytes(&k, anchor);
+  memcomparable::AppendUint64(&k, static_cast<uint64_t>(request_ts_ms));
+  memcomparable::AppendUint64(&k, request_id);
+  return k;
+}
+
+bool DecodeDedupKeyTime(std::string_view key, int64_t* request_ts_ms) {
+  std::string anchor;
+  uint64_t ts = 0;
+  if (!memcomparable::DecodeBytes(&key, &anchor).ok() ||
+      !memcomparable::DecodeUint64(&key, &ts).ok() || key.size() != 8) {
+    return false;
+  }
+  *request_ts_ms = static_cast<int64_t>(ts);
+  return true;
+}
+
+std::string PrintableKey(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (char c : key) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+CfBounds RegionCfBounds(storage::Cf cf, std::string_view start_key, std::string_view end_key) {
+  std::string end = EngineRangeEnd(end_key);
+  if (cf != storage::Cf::kDedup) return CfBounds{std::string(start_key), std::move(end)};
+  // AppendBytes keeps the order and no encoding is a prefix of another: every record whose
+  // anchor lies in [start, end) sorts inside [enc(start), enc(end)).
+  CfBounds b;
+  memcomparable::AppendBytes(&b.begin, start_key);
+  memcomparable::AppendBytes(&b.end, end);
+  return b;
+}
+
 }  // namespace micedb::store

@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "storage/cf.h"
+
 namespace micedb::store {
 
 std::string RaftLogKey(uint64_t region, uint64_t index);
@@ -47,5 +49,25 @@ inline bool IsMetaRegion(uint64_t region) { return region == kMetaRegionId; }
 // Engine key bounds of a region's data: [start, end) over user ranges; an empty end_key means
 // "to the end of the keyspace", for which EngineRangeEnd returns a bound above every data key.
 std::string EngineRangeEnd(std::string_view end_key);
+
+// The at-most-once records of writes (Cf::kDedup, docs/kv-format.md): a write's record sits
+// beside its first key (its anchor: the region's start key for a keyless write), so that it
+// moves with that key when a region splits or merges, and travels in the region's snapshots.
+// The key is memcomparable: AppendBytes(anchor) + big-endian request_ts_ms + request_id, so
+// the records of every anchor inside [start, end) lie inside DedupBounds(start, end).
+std::string DedupKey(std::string_view anchor, int64_t request_ts_ms, uint64_t request_id);
+// Decodes the request time of a DedupKey; false when `key` is not one.
+bool DecodeDedupKeyTime(std::string_view key, int64_t* request_ts_ms);
+
+// `key` for logs and messages: printable ASCII as it is, other bytes as \xNN, in quotes.
+std::string PrintableKey(std::string_view key);
+
+// Where a region [start_key, end_key) (engine keys; end empty = +infinity) keeps its keys in
+// column family `cf`: the range itself for data, DedupKey's image of it for Cf::kDedup.
+struct CfBounds {
+  std::string begin;
+  std::string end;
+};
+CfBounds RegionCfBounds(storage::Cf cf, std::string_view start_key, std::string_view end_key);
 
 }  // namespace micedb::store

@@ -39,6 +39,11 @@ class RegionPeer {
   ApplyState apply;
   raft::SoftState soft;
   bool removed = false;  // this node was removed from the region; destroy after the round
+  // The ids of the last regions split off this one: a request refused for a stale epoch is
+  // told their descriptors too, so that the router finds its key's new region at once.
+  std::vector<uint64_t> split_children;
+  // When a split made this replica (StoreOptions::clock, ms); 0: not made by a split here.
+  int64_t split_born_ms = 0;
 
   struct Proposal {
     uint64_t term;
@@ -77,6 +82,12 @@ class RegionPeer {
   uint64_t lease_applied = 0;
   // The commit index at the start of the current round (none yet: reads fall back).
   uint64_t round_commit = UINT64_MAX;
+
+  // At-most-once records (store/apply.h SweepDedupRecords): the latest leader's clock applied
+  // here, where the next sweep starts, and how many records were written since the last one.
+  int64_t dedup_horizon_ms = 0;
+  std::string dedup_cursor;
+  size_t dedup_written = 0;
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;

@@ -26,10 +26,11 @@ Result<std::vector<SnapshotFile>> ExportSnapshotFiles(storage::Engine* engine,
   fs::create_directories(dir, ec);
   if (ec) return Status::IoError(fmt::format("cannot create {}: {}", dir, ec.message()));
   std::vector<SnapshotFile> files;
-  for (Cf cf : kDataCfs) {
+  for (Cf cf : kRegionCfs) {
+    CfBounds bounds = RegionCfBounds(cf, start_key, end_key);
     storage::ReadOptions ro;
-    ro.lower_bound = start_key;
-    ro.upper_bound = end_key;
+    ro.lower_bound = std::move(bounds.begin);
+    ro.upper_bound = std::move(bounds.end);
     ro.snapshot = snapshot;
     std::string path = SnapshotFilePath(dir, cf, 0);
     MICEDB_ASSIGN_OR_RETURN(storage::ExportStats stats, engine->ExportSst(cf, ro, path));
@@ -100,19 +101,20 @@ Result<InstalledState> RunInstall(storage::Engine* engine, uint64_t region, Pend
   InstalledState out;
   out.desc = sd.region();
   *out.desc.mutable_conf_state() = snap.metadata().conf_state();
-  const std::string begin = out.desc.start_key();
-  const std::string end = EngineRangeEnd(out.desc.end_key());
 
   // From this write on the old data is gone; the record says so, so that a restart that finds
   // the files bad does not take the region's state for intact.
   storage::WriteBatch clear;
-  for (Cf cf : kDataCfs) clear.DeleteRange(cf, begin, end);
+  for (Cf cf : kRegionCfs) {
+    const CfBounds b = RegionCfBounds(cf, out.desc.start_key(), out.desc.end_key());
+    clear.DeleteRange(cf, b.begin, b.end);
+  }
   pending.set_range_cleared(true);
   clear.Put(Cf::kRaft, PendingSnapshotKey(region), EncodePendingInstall(pending));
   MICEDB_RETURN_IF_ERROR(engine->Write(clear, storage::WriteOptions{.sync = true}));
   MICEDB_RETURN_IF_ERROR(Step(hook, InstallStep::kRangeCleared));
 
-  for (Cf cf : kDataCfs) {
+  for (Cf cf : kRegionCfs) {
     std::map<uint32_t, std::string> paths;  // by file number
     for (const SnapshotFileMeta& f : pending.files()) {
       if (f.cf() == static_cast<uint32_t>(cf)) {

@@ -26,11 +26,16 @@
 
 namespace micedb::store {
 
-// The column families a snapshot carries.
+// The column families of a region's data: what replicas agree on, entry by entry.
 inline constexpr storage::Cf kDataCfs[] = {storage::Cf::kDefault, storage::Cf::kLock,
                                            storage::Cf::kWrite};
+// The column families a snapshot carries, a replica removal deletes and an install replaces:
+// the data and the at-most-once records (whose removal each replica schedules itself, so they
+// are not compared between replicas).
+inline constexpr storage::Cf kRegionCfs[] = {storage::Cf::kDefault, storage::Cf::kLock,
+                                             storage::Cf::kWrite, storage::Cf::kDedup};
 
-// Exports the engine-key range [start_key, end_key) of every data column family, as of
+// Exports the region [start_key, end_key) (RegionCfBounds) of every kRegionCfs family, as of
 // `snapshot`, into `dir` (created if absent), named as SnapshotFilePath (store/transport.h)
 // says. Returns the files written (an empty column family writes none). IoError on failure.
 Result<std::vector<SnapshotFile>> ExportSnapshotFiles(storage::Engine* engine,

@@ -28,6 +28,9 @@ class ApplyRound {
   // replica whose client waits for the result; the others may skip work that only shapes
   // the result (a txn's reads), as long as what they store is the same.
   virtual kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex index, bool answering) = 0;
+  // The region's range changed in the middle of the round (a split applied): later commands
+  // act on `region`, and still see the round's earlier writes.
+  virtual void SetRegion(const RegionDescriptor& region) { (void)region; }
   // Applies one coordinator command (body `meta`, the meta region only; src/coordinator), as
   // deterministically as ApplyKv. A state machine that holds no coordinator state refuses it.
   virtual coordinator::MetaResult ApplyMeta(const coordinator::MetaCommand& cmd, LogIndex index) {

@@ -117,7 +117,7 @@ Status Store::Bootstrap(const std::vector<std::pair<NodeId, std::string>>& voter
   return engine_->Write(wb, storage::WriteOptions{.sync = true});
 }
 
-Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
+Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load, bool vote_guard) {
   auto peer = std::make_unique<RegionPeer>(desc);
   if (load) {
     MICEDB_RETURN_IF_ERROR(peer->storage.Load(engine_));
@@ -158,7 +158,7 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load) {
   cfg.check_quorum = true;
   // A leader's lease relies on every voter keeping its promise across a restart, whatever
   // this node's own --raft-lease-reads says.
-  cfg.startup_vote_guard = true;
+  cfg.startup_vote_guard = vote_guard;
   cfg.async_leader_persist = options_.async_leader_sync;
   if (options_.slow_write_bytes_per_sec > 0) {
     cfg.slow_entry_bytes_per_tick = std::max<uint64_t>(
@@ -265,19 +265,43 @@ RegionPeer* Store::FindPeer(uint64_t region) {
 
 void Store::MaybeCreatePeerFor(const raft::Message& m) {
   if (FindPeer(m.region_id())) return;
-  if (m.type() != raft::MSG_APP && m.type() != raft::MSG_HEARTBEAT && m.type() != raft::MSG_SNAP) {
+  // Votes too: a region split off a local one elects a leader on the store that led the
+  // parent at once, maybe before the split is applied here. The empty replica's vote is safe
+  // (every candidate applied the split, so its log is at least the split's start) and kept
+  // when the split creates the region here (ApplySplit). It takes no snapshot while its range
+  // overlaps a local region (OnSnapshotReceived).
+  if (m.type() != raft::MSG_APP && m.type() != raft::MSG_HEARTBEAT && m.type() != raft::MSG_SNAP &&
+      m.type() != raft::MSG_VOTE && m.type() != raft::MSG_PRE_VOTE) {
     return;
   }
   if (engine_->Get(Cf::kRaft, TombstoneKey(m.region_id())).ok()) return;
   RegionDescriptor desc;
   desc.set_id(m.region_id());
-  auto p = CreatePeer(desc, /*load=*/false);
+  // Loaded: an empty replica that voted before a restart keeps its vote. The startup vote
+  // guard only where the replica may have acknowledged a leader before a restart: a heartbeat
+  // of a new term makes it persist its hard state, so without one it never did.
+  const bool existed = engine_->Get(Cf::kRaft, HardStateKey(m.region_id())).ok();
+  auto p = CreatePeer(desc, /*load=*/true, /*vote_guard=*/existed);
   if (!p.ok()) {
     Log()->error("region {}: cannot create replica: {}", m.region_id(), p.status().ToString());
     return;
   }
   Log()->info("region {}: created an empty replica on a message from node {}", m.region_id(),
               m.from());
+}
+
+const RegionPeer* Store::OverlappingRegion(const raft::Message& snap_msg) const {
+  SnapshotDescriptor sd;
+  if (!sd.ParseFromString(snap_msg.snapshot().data())) return nullptr;  // install refuses it
+  const RegionDescriptor& d = sd.region();
+  for (const auto& [id, p] : peers_) {
+    if (id == snap_msg.region_id() || !p->initialized()) continue;
+    // Compared in engine keys: a data region ending at +infinity ends below the meta region.
+    const bool before = EngineRangeEnd(d.end_key()) <= p->desc.start_key();
+    const bool after = EngineRangeEnd(p->desc.end_key()) <= d.start_key();
+    if (!before && !after) return p.get();
+  }
+  return nullptr;
 }
 
 void Store::Step(std::vector<raft::Message> msgs) {
@@ -300,6 +324,16 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
       std::error_code ec;
       std::filesystem::remove_all(staged.dir, ec);  // the sender tries again later
+      return;
+    }
+    // A store never holds two regions whose ranges overlap: a region split off a local one
+    // whose split is not applied here yet waits for it (the leader sends again).
+    if (const RegionPeer* other = OverlappingRegion(msg)) {
+      counters_.snapshots_refused++;
+      Log()->info("region {}: snapshot refused: its range overlaps region {} here", msg.region_id(),
+                  other->id());
+      std::error_code ec;
+      std::filesystem::remove_all(staged.dir, ec);
       return;
     }
     received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = std::move(staged);
@@ -370,6 +404,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     // Refused here already when it cannot run; apply checks again (store/apply.h).
     if (auto refused = CheckRequest(p->desc, req, *sm_)) {
       counters_.requests_refused++;
+      if (refused->error().has_epoch_not_match()) AddSplitChildren(p, &*refused);
       return done(std::move(*refused));
     }
     flow_.AddWrite(p->id(), KeysOf(req), bytes);

@@ -103,6 +103,10 @@ struct StoreOptions {
   std::function<Result<uint64_t>()> free_bytes;
   uint64_t min_free_bytes = uint64_t{256} << 20;
   int64_t disk_check_ms = 1000;
+  // For this long after a split, the new region's leader sends no snapshot: its replicas on
+  // the other stores are made by the same split there (docs/sharding.md §1). A store that
+  // missed the split (it caught up on the parent by snapshot) gets one after this.
+  int64_t split_snapshot_wait_ms = 10'000;
 };
 
 // The answer to a region request; errors are typed (RegionResponse::error).
@@ -131,6 +135,8 @@ struct StoreCounters {
   std::atomic<uint64_t> elections_started{0};
   std::atomic<uint64_t> snapshots_sent{0};
   std::atomic<uint64_t> snapshots_applied{0};
+  // Received snapshots refused because their range overlaps another region here.
+  std::atomic<uint64_t> snapshots_refused{0};
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
@@ -274,12 +280,16 @@ class Store {
 
   // store.cc
   Status LoadRegions();
-  Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load);
+  // `vote_guard` (raft::Config::startup_vote_guard): false only for a replica that never
+  // existed here before, so never acknowledged a leader whose lease it must keep.
+  Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load, bool vote_guard = true);
   RegionPeer* FindPeer(uint64_t region);
   // The peer of `req`'s region when this store leads it; otherwise answers `done` with
   // RegionNotFound or NotLeader and returns null. Loop thread.
   RegionPeer* LeaderPeerFor(const region::RegionRequest& req, ResponseCallback& done);
   void MaybeCreatePeerFor(const raft::Message& m);
+  // Another initialized region here whose range overlaps the snapshot's; null if none.
+  const RegionPeer* OverlappingRegion(const raft::Message& snap_msg) const;
   void PublishInfo() EXCLUDES(info_mu_);
   int64_t NowMs() const;
 
@@ -338,9 +348,23 @@ class Store {
   void ServeApplied(std::vector<Work>& work, Replies* replies);
   // Serves the reads whose read index is applied.
   void ServeAppliedReads(RegionPeer* p);
+  // Every second: removes at-most-once records past the window, a bounded number per region
+  // (store/apply.h SweepDedupRecords), in one unsynced write.
+  void SweepDedup(int64_t now_ms);
 
   // store_admin.cc
   void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
+  // Proposes a split (RunAdmin) after checking it.
+  void ProposeSplit(RegionPeer* p, region::RegionRequest req, ResponseCallback done);
+  // Applies a split entry (the same on every replica): the region shrinks to the left half, the
+  // right half's descriptor and initial state go into `wb`; its peer here is created once the
+  // round's writes are in (split_births_, CreateSplitPeers).
+  region::RegionResponse ApplySplit(RegionPeer* p, const region::Split& split, const raft::Entry& e,
+                                    storage::WriteBatch* wb);
+  void CreateSplitPeers();
+  // `resp` refused a request for a stale epoch: adds the current descriptors of the regions
+  // split off `p` here, so that the router can route to them at once.
+  void AddSplitChildren(const RegionPeer* p, region::RegionResponse* resp) const;
   void MaybeCompactLog(RegionPeer* p, storage::WriteBatch* wb);
   // False when the write failed (the disk alarm is raised; the replica stays, marked removed).
   bool DestroyPeer(RegionPeer* p);
@@ -394,7 +418,14 @@ class Store {
   std::map<NodeId, std::string> addresses_;
   uint64_t next_read_id_ = 1;
   std::unique_ptr<Round> held_round_;  // a round whose write failed (Round)
+  // Regions a split applied in this round created, for CreateSplitPeers at its end.
+  struct SplitBirth {
+    RegionDescriptor desc;
+    bool campaign = false;  // the parent was led here: the new region elects at once
+  };
+  std::vector<SplitBirth> split_births_;
   int64_t next_disk_check_ms_ = 0;
+  int64_t next_dedup_sweep_ms_ = 0;
 
   DiskAlarmState disk_;
   // The raft-sync thread's sync failed for want of space: it retries, and the alarm stays.

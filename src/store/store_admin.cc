@@ -39,6 +39,7 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
       p->node->TransferLeader(NodeId(admin.transfer_leader().node_id()));
       return done(region::RegionResponse());
     }
+    if (admin.has_split()) return ProposeSplit(p, std::move(req), std::move(done));
     if (!admin.has_change_peer()) return done(InvalidRequestResponse("empty admin request"));
     const region::ChangePeer& change = admin.change_peer();
     const NodeId target(change.node_id());
@@ -96,6 +97,149 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
     p->proposals[r->second.value()] = RegionPeer::Proposal{r->first.value(), std::move(done),
                                                            NowMs() + options_.request_timeout_ms};
   });
+}
+
+namespace {
+
+// Why `split` cannot split `desc`; empty when it can. The same on every replica.
+std::string SplitProblem(const RegionDescriptor& desc, const region::Split& split) {
+  const std::string& key = split.split_key();
+  if (key <= desc.start_key() || (!desc.end_key().empty() && key >= desc.end_key())) {
+    return fmt::format("split key {} is not strictly inside region {}", PrintableKey(key),
+                       desc.id());
+  }
+  const uint64_t id = split.new_region_id();
+  if (id == 0 || id == desc.id() || IsMetaRegion(id)) {
+    return fmt::format("{} cannot be the id of a new region", id);
+  }
+  return {};
+}
+
+}  // namespace
+
+void Store::ProposeSplit(RegionPeer* p, region::RegionRequest req, ResponseCallback done) {
+  if (RefusingWrites()) return done(AlarmResponse(p->id()));
+  const region::Split& split = req.admin().split();
+  if (std::string why = SplitProblem(p->desc, split); !why.empty()) {
+    return done(InvalidRequestResponse(why));
+  }
+  const uint64_t id = split.new_region_id();
+  if (FindPeer(id) != nullptr || engine_->Get(Cf::kRaft, TombstoneKey(id)).ok()) {
+    return done(InvalidRequestResponse(fmt::format("region {} exists already", id)));
+  }
+  p->proposing.emplace_back(
+      EncodeEntry(std::move(req)),
+      RegionPeer::Proposal{0, std::move(done), NowMs() + options_.request_timeout_ms});
+}
+
+region::RegionResponse Store::ApplySplit(RegionPeer* p, const region::Split& split,
+                                         const raft::Entry& e, storage::WriteBatch* wb) {
+  if (std::string why = SplitProblem(p->desc, split); !why.empty()) {
+    return InvalidRequestResponse(why);
+  }
+  const uint64_t id = split.new_region_id();
+  RegionDescriptor right = p->desc;
+  right.set_id(id);
+  right.set_start_key(split.split_key());
+  right.mutable_epoch()->set_version(p->desc.epoch().version() + 1);
+  p->desc.set_end_key(split.split_key());
+  p->desc.mutable_epoch()->set_version(p->desc.epoch().version() + 1);
+  wb->Put(Cf::kRaft, RegionKey(p->id()), p->desc.SerializeAsString());
+  if (p->split_children.size() >= 4) p->split_children.erase(p->split_children.begin());
+  p->split_children.push_back(id);
+  Log()->info("region {}: split at index {}: [{}, {}) stays, region {} takes [{}, {})", p->id(),
+              e.index(), PrintableKey(p->desc.start_key()), PrintableKey(p->desc.end_key()), id,
+              PrintableKey(right.start_key()), PrintableKey(right.end_key()));
+
+  region::RegionResponse resp;
+  *resp.mutable_admin()->add_regions() = p->desc;
+  *resp.mutable_admin()->add_regions() = right;
+
+  // What follows is this store's alone: whether the new region's replica is created here.
+  bool member = false;
+  for (uint64_t v : right.conf_state().voters()) member |= NodeId(v) == options_.node_id;
+  for (uint64_t l : right.conf_state().learners()) member |= NodeId(l) == options_.node_id;
+  if (!member || p->removed || engine_->Get(Cf::kRaft, TombstoneKey(id)).ok()) {
+    // This store left the parent before the split (its replica is on its way out), or was
+    // removed from the new region already (this replica lagged): the range's data is nobody's.
+    Log()->info("region {}: not created here (this store is not one of its members)", id);
+    for (Cf cf : kRegionCfs) {
+      const CfBounds b = RegionCfBounds(cf, right.start_key(), right.end_key());
+      wb->DeleteRange(cf, b.begin, b.end);
+    }
+    return resp;
+  }
+  raft::HardState hs;
+  hs.set_term(e.term());
+  hs.set_commit(e.index());
+  if (const RegionPeer* empty = FindPeer(id)) {
+    if (empty->initialized()) {
+      // Cannot happen while snapshots that overlap a local region are refused.
+      Log()->error("region {}: already initialized here when its split applied; left as it is", id);
+      return resp;
+    }
+    // An empty replica made by a message from the new region's first leader: keep its vote.
+    const raft::HardState& voted = empty->storage.hard_state();
+    if (voted.term() >= e.term()) {
+      hs.set_term(voted.term());
+      hs.set_vote(voted.vote());
+    }
+  }
+  // The new region's log starts where the split is: its indexes (the keys' mod revisions)
+  // go on from the parent's.
+  ApplyState as;
+  as.set_applied_index(e.index());
+  as.set_applied_term(e.term());
+  as.set_truncated_index(e.index());
+  as.set_truncated_term(e.term());
+  wb->Put(Cf::kRaft, RegionKey(id), right.SerializeAsString());
+  wb->Put(Cf::kRaft, ApplyStateKey(id), as.SerializeAsString());
+  wb->Put(Cf::kRaft, HardStateKey(id), hs.SerializeAsString());
+  wb->DeleteRange(Cf::kRaft, RaftLogPrefixBegin(id), RaftLogPrefixEnd(id));
+  split_births_.push_back(SplitBirth{right, p->soft.role == raft::Role::kLeader});
+  return resp;
+}
+
+void Store::CreateSplitPeers() {
+  for (SplitBirth& birth : std::exchange(split_births_, {})) {
+    const uint64_t id = birth.desc.id();
+    bool heard_leader = false;
+    if (RegionPeer* empty = FindPeer(id)) {
+      // An empty replica that followed a leader may have acknowledged its heartbeats, and the
+      // new raft node would not remember that: it keeps the startup vote guard. One that only
+      // voted (the usual case: the new region's first election) does not need it.
+      heard_leader = empty->soft.leader.valid();
+      FailPeer(empty, NotLeaderResponse(id, 0));
+      leases_.Erase(id);
+      peers_.erase(id);
+    }
+    // A replica that did not exist before cannot have acknowledged a leader: it may vote at
+    // once, so the new region's first election needs no second try.
+    auto p = CreatePeer(birth.desc, /*load=*/true, /*vote_guard=*/heard_leader);
+    if (!p.ok()) {
+      StoreFatal(fmt::format("region {}: cannot load the region a split made: {}", id,
+                             p.status().ToString()));
+    }
+    (*p)->split_born_ms = NowMs();
+    if (birth.campaign) {
+      Status st = (*p)->node->Campaign();
+      if (!st.ok()) Log()->warn("region {}: campaign after the split: {}", id, st.ToString());
+    }
+  }
+}
+
+void Store::AddSplitChildren(const RegionPeer* p, region::RegionResponse* resp) const {
+  auto* e = resp->mutable_error()->mutable_epoch_not_match();
+  for (uint64_t child : p->split_children) {
+    auto it = peers_.find(child);
+    if (it != peers_.end() && it->second->initialized()) {
+      *e->add_current_regions() = it->second->desc;
+      continue;
+    }
+    for (const SplitBirth& birth : split_births_) {  // split in this round
+      if (birth.desc.id() == child) *e->add_current_regions() = birth.desc;
+    }
+  }
 }
 
 void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
@@ -184,8 +328,9 @@ bool Store::DestroyPeer(RegionPeer* p) {
   wb.Delete(Cf::kRaft, ApplyStateKey(id));
   wb.Delete(Cf::kRaft, HardStateKey(id));
   wb.DeleteRange(Cf::kRaft, RaftLogPrefixBegin(id), RaftLogPrefixEnd(id));
-  for (Cf cf : {Cf::kDefault, Cf::kLock, Cf::kWrite}) {
-    wb.DeleteRange(cf, p->desc.start_key(), EngineRangeEnd(p->desc.end_key()));
+  for (Cf cf : kRegionCfs) {
+    const CfBounds b = RegionCfBounds(cf, p->desc.start_key(), p->desc.end_key());
+    wb.DeleteRange(cf, b.begin, b.end);
   }
   // Before the data goes: a lease read takes its engine snapshot under the table's lock.
   leases_.Erase(id);

@@ -1,8 +1,11 @@
 // Applying committed entries and serving reads (store.h, steps 3-4 of a round).
+#include <algorithm>
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "common/logging.h"
 #include "common/pulse.h"
 #include "store/apply.h"
 #include "store/errors.h"
@@ -14,6 +17,10 @@ namespace micedb::store {
 
 using storage::Cf;
 
+namespace {
+spdlog::logger* Log() { return GetLogger("store"); }
+}  // namespace
+
 void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Replies* replies,
                            bool* info_changed_out) {
   bool info_changed = false;
@@ -22,6 +29,12 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
     RegionPeer* p = w.peer;
     if (w.rd.committed_entries.empty()) continue;
     std::optional<Applier> applier;
+    auto end_applier = [&] {
+      if (!applier) return;
+      p->dedup_horizon_ms = std::max(p->dedup_horizon_ms, applier->horizon_ms());
+      p->dedup_written += applier->records_written();
+      applier.reset();
+    };
     for (const auto& e : w.rd.committed_entries) {
       Pulse();  // a long apply still heartbeats (PulseLeaders)
       counters_.entries_committed++;
@@ -36,8 +49,19 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
         if (!applier) applier.emplace(sm_, p->desc, engine_, awb);
         auto waiting = p->proposals.find(e.index());
         const bool answering = waiting != p->proposals.end() && waiting->second.term == e.term();
-        result = applier->Apply(e.data(), LogIndex(e.index()), answering);
-        if (result.has_error()) counters_.requests_refused++;
+        region::AdminRequest admin;
+        result = applier->Apply(e.data(), LogIndex(e.index()), answering, &admin);
+        if (admin.has_split()) {
+          // The round goes on over the smaller range: its earlier writes (in the batch only)
+          // and dedup records stay visible to the entries after the split.
+          result = ApplySplit(p, admin.split(), e, awb);
+          applier->RegionChanged();
+          info_changed = true;
+        }
+        if (result.has_error()) {
+          counters_.requests_refused++;
+          if (result.error().has_epoch_not_match()) AddSplitChildren(p, &result);
+        }
         counters_.entries_applied++;
       }
       p->apply.set_applied_index(e.index());
@@ -53,7 +77,7 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
         p->proposals.erase(it);
       }
     }
-    applier.reset();
+    end_applier();
     p->apply.set_truncated_index(p->storage.truncated_index());
     p->apply.set_truncated_term(p->storage.truncated_term());
     awb->Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
@@ -97,6 +121,29 @@ void Store::ServeAppliedReads(RegionPeer* p) {
     if (resp.has_error()) counters_.requests_refused++;
     CountRead(p->id(), resp);
     node.mapped().done(std::move(resp));
+  }
+}
+
+void Store::SweepDedup(int64_t /*now_ms*/) {
+  storage::WriteBatch wb;
+  size_t deleted = 0;
+  for (auto& [id, p] : peers_) {
+    if (p->dedup_horizon_ms == 0 || !p->initialized()) continue;
+    // Enough to keep up with the region's writes, twice over, and a floor for the backlog.
+    const size_t budget = 4096 + 2 * std::exchange(p->dedup_written, 0);
+    SweepResult r =
+        SweepDedupRecords(engine_, p->desc, p->dedup_cursor, p->dedup_horizon_ms, budget, &wb);
+    if (!r.status.ok()) {
+      Log()->warn("region {}: sweeping old request records: {}", id, r.status.ToString());
+      continue;
+    }
+    p->dedup_cursor = std::move(r.next_cursor);
+    deleted += r.deleted;
+  }
+  if (deleted == 0) return;
+  // Not synced: a record that comes back after a crash is removed by a later sweep.
+  if (Status st = engine_->Write(wb, storage::WriteOptions{}); !st.ok()) {
+    Log()->warn("sweeping old request records: {}", st.ToString());
   }
 }
 

@@ -77,6 +77,10 @@ void Store::Drive(int64_t now) {
     PublishInfo();
   }
   RunRound();
+  if (now >= next_dedup_sweep_ms_ && !held_round_) {
+    next_dedup_sweep_ms_ = now + 1000;
+    SweepDedup(now);
+  }
 }
 
 void Store::PulseLeaders() {
@@ -170,7 +174,11 @@ void Store::RunRound() {
   // followers' answers just committed and the next proposals; otherwise every answer would
   // wait for an fsync that is not its own.
   r.apply_first = true;
-  for (const auto& w : r.work) r.apply_first &= CanApplyBeforePersist(w.rd);
+  // An empty replica's hard state is written by the log write; a split applied in this round
+  // may take it over (ApplySplit), so it must be written first.
+  for (const auto& w : r.work) {
+    r.apply_first &= CanApplyBeforePersist(w.rd) && w.peer->initialized();
+  }
 
   // 1. Snapshots first, then every new entry and hard state in one batch.
   bool sync = false;
@@ -333,6 +341,10 @@ void Store::FinishRound(Round& r) {
   for (auto& w : r.work) {
     if (w.peer->removed && !DestroyPeer(w.peer)) break;
   }
+  if (!split_births_.empty()) {
+    CreateSplitPeers();
+    r.info_changed = true;
+  }
   if (r.info_changed) PublishInfo();
   UpdateLeases(/*round_start=*/false);
   const int64_t took = NowMs() - r.started_ms;
@@ -366,6 +378,15 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
     }
     if (!p->snap || p->snap_index != m.snapshot().metadata().index()) {
       p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFailure);
+      continue;
+    }
+    if (p->split_born_ms != 0 && NowMs() - p->split_born_ms < options_.split_snapshot_wait_ms) {
+      // A region just split off: its replica on that store is made by the same split there,
+      // soon (the store refuses a snapshot until then). Exporting the range meanwhile would
+      // be work thrown away, again at every retry. Reported as delivered, so that raft probes
+      // from the snapshot's index down (the rejections' hints lead it to the split's index,
+      // where the replica made by the split starts); a replica still empty asks again.
+      p->node->ReportSnapshot(NodeId(m.to()), raft::SnapshotStatus::kFinish);
       continue;
     }
     counters_.snapshots_sent++;

@@ -152,14 +152,6 @@ TEST_F(StoreTest, AddLearnerPromoteAndRemove) {
 
 // ---- Region requests (DESIGN §8 rule 7) ----
 
-region::RegionResponse Await(const std::function<void(ResponseCallback)>& fn) {
-  auto p = std::make_shared<std::promise<region::RegionResponse>>();
-  auto f = p->get_future();
-  fn([p](region::RegionResponse r) { p->set_value(std::move(r)); });
-  if (f.wait_for(10s) != std::future_status::ready) return TimeoutResponse("test wait");
-  return f.get();
-}
-
 TEST_F(StoreTest, RequestsWithAStaleEpochAreRefusedEverywhereAndNeverApplied) {
   uint64_t leader = 0;
   ASSERT_NO_FATAL_FAILURE(StartWithLeaseHolder("v", &leader));

@@ -88,6 +88,17 @@ inline Result<std::string> TestResult(const region::RegionResponse& resp) {
 
 using ResultCallback = std::function<void(Result<std::string>)>;
 
+// Calls `fn` and waits (10 s at most) for the response it hands its callback.
+inline region::RegionResponse Await(const std::function<void(ResponseCallback)>& fn) {
+  auto p = std::make_shared<std::promise<region::RegionResponse>>();
+  auto f = p->get_future();
+  fn([p](region::RegionResponse r) { p->set_value(std::move(r)); });
+  if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return TimeoutResponse("test wait");
+  }
+  return f.get();
+}
+
 inline ResponseCallback Adapt(ResultCallback cb) {
   return [cb = std::move(cb)](const region::RegionResponse& r) { cb(TestResult(r)); };
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -111,6 +112,7 @@ class Run {
                  &net_rng_),
         // The coordinator's callers draw from their own stream too.
         coord_rng_(HashCombine(o.seed, 0xC00D)),
+        split_rng_(HashCombine(o.seed, 0x5B117)),
         checker_(&r_->violations),
         tso_(&r_->violations) {
     r_->profile = profile_.Describe();
@@ -148,6 +150,7 @@ class Run {
     ScheduleClient();
     ScheduleNemesis();
     ScheduleAllocId();
+    if (o_.splits) ScheduleSplit();
     if (clock_faults_) ScheduleFreeze();
     const int64_t heal_at = o_.fault_ms;
     RunUntil([] { return false; }, heal_at);
@@ -375,6 +378,69 @@ class Run {
     });
   }
 
+  // Now and then, at a random data region's leader, a split at a random key inside it (keys
+  // between the clients' keys too, so that regions get small), with a fresh region id. And
+  // every store's regions are checked for overlaps.
+  void ScheduleSplit() {
+    cluster_.After(split_rng_.Range(50, 400), 0, [this] {
+      CheckNoOverlap();
+      if (!faults_on_) return;
+      std::vector<std::pair<uint64_t, store::RegionDescriptor>> led;  // (node, region)
+      for (int i = 1; i <= o_.nodes; ++i) {
+        if (!cluster_.up(i) || cluster_.frozen(i)) continue;
+        for (const auto& ri : cluster_.store(i)->Regions()) {
+          if (ri.raft.role == raft::Role::kLeader && !store::IsMetaRegion(ri.descriptor.id())) {
+            led.emplace_back(i, ri.descriptor);
+          }
+        }
+      }
+      if (!led.empty()) {
+        const auto& [node, desc] = led[split_rng_.Uniform(led.size())];
+        std::string key = fmt::format("rk{}", split_rng_.Uniform(profile_.keys));
+        if (split_rng_.OneIn(2)) key += fmt::format("{}", split_rng_.Uniform(10));
+        region::RegionRequest req;
+        req.mutable_header()->set_region_id(desc.id());
+        *req.mutable_header()->mutable_epoch() = desc.epoch();
+        req.mutable_admin()->mutable_split()->set_split_key(key);
+        req.mutable_admin()->mutable_split()->set_new_region_id(next_region_id_++);
+        const std::string what = fmt::format("split region {} at {} -> region {}", desc.id(), key,
+                                             req.admin().split().new_region_id());
+        cluster_.Trace(fmt::format("nemesis: at n{}: {}", node, what));
+        cluster_.store(node)->RunAdmin(std::move(req), [this,
+                                                        what](const region::RegionResponse& r) {
+          if (closing_) return;
+          cluster_.Trace(fmt::format("{}: {}", what, r.has_error() ? r.error().message() : "done"));
+        });
+        cluster_.PollSoon(node);
+        r_->stats.splits++;
+      }
+      ScheduleSplit();
+    });
+  }
+
+  // A store never holds two initialized regions whose ranges overlap.
+  void CheckNoOverlap() {
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (!cluster_.up(i)) continue;
+      std::vector<store::RegionDescriptor> ds;
+      for (const auto& ri : cluster_.store(i)->Regions()) {
+        if (ri.descriptor.conf_state().voters_size() > 0) ds.push_back(ri.descriptor);
+      }
+      std::sort(ds.begin(), ds.end(),
+                [](const auto& a, const auto& b) { return a.start_key() < b.start_key(); });
+      for (size_t j = 1; j < ds.size(); ++j) {
+        const auto& a = ds[j - 1];
+        if (store::EngineRangeEnd(a.end_key()) > ds[j].start_key()) {
+          Fail("region-overlap",
+               fmt::format("n{} holds region {} [{:?}, {:?}) and region {} [{:?}, {:?})", i, a.id(),
+                           a.start_key(), a.end_key(), ds[j].id(), ds[j].start_key(),
+                           ds[j].end_key()));
+          return;
+        }
+      }
+    }
+  }
+
   void ScheduleNemesis() {
     cluster_.After(nemesis_rng_.Range(profile_.nemesis_gap_min, profile_.nemesis_gap_max), 0,
                    [this] {
@@ -581,30 +647,70 @@ class Run {
     r_->stats.conf_changes++;
   }
 
-  // Every replica applies the same index, then holds the same region data. The indexes are
-  // those the stores publish (at least every tick), so they must hold still for a while
-  // before the engines are compared.
-  void CheckConvergence() {
-    uint64_t applied = 0;
-    int64_t since = -1;
-    auto same_index = [&] {
-      std::optional<uint64_t> common;
-      const uint64_t leader = cluster_.AnyLeader();
-      bool all = leader != 0;
-      for (uint64_t i : leader ? cluster_.Members(leader) : std::vector<uint64_t>{}) {
-        if (!all) break;
-        bool found = false;
-        for (const auto& ri : cluster_.store(i)->Regions()) {
-          if (ri.descriptor.id() != 1) continue;
-          found = true;
-          if (common && *common != ri.applied_index) all = false;
-          if (ri.raft.commit.value() != ri.applied_index) all = false;
-          common = ri.applied_index;
+  // Every data region, as its leader describes it, with the nodes that hold a replica of it.
+  struct Target {
+    store::RegionDescriptor desc;
+    std::vector<uint64_t> members;
+  };
+  // Empty when some region has no leader now.
+  std::vector<Target> Targets() {
+    std::set<uint64_t> ids;
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (!cluster_.up(i)) continue;
+      for (const auto& ri : cluster_.store(i)->Regions()) {
+        if (ri.descriptor.conf_state().voters_size() > 0 &&
+            !store::IsMetaRegion(ri.descriptor.id())) {
+          ids.insert(ri.descriptor.id());
         }
-        all &= found;
       }
-      if (!all || !common || *common != applied) {
-        applied = all && common ? *common : 0;
+    }
+    std::vector<Target> out;
+    for (uint64_t id : ids) {
+      const uint64_t leader = cluster_.AnyLeader(id);
+      if (leader == 0) return {};
+      auto info = cluster_.store(leader)->RegionInfoOf(RegionId(id));
+      if (!info) return {};
+      Target t{info->descriptor, {}};
+      for (uint64_t v : t.desc.conf_state().voters()) t.members.push_back(v);
+      for (uint64_t l : t.desc.conf_state().learners()) t.members.push_back(l);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  // Every replica of every region applies the same index, then holds the same region data; the
+  // regions tile the keyspace. The indexes are those the stores publish (at least every tick),
+  // so they must hold still for a while before the engines are compared.
+  void CheckConvergence() {
+    std::vector<std::pair<uint64_t, uint64_t>> applied;  // (region, index), as last seen
+    int64_t since = -1;
+    std::vector<Target> targets;
+    auto same_index = [&] {
+      targets = Targets();
+      std::vector<std::pair<uint64_t, uint64_t>> now;
+      bool all = !targets.empty();
+      for (const Target& t : targets) {
+        std::optional<uint64_t> common;
+        for (uint64_t i : t.members) {
+          if (!all) break;
+          auto ri = cluster_.up(i) ? cluster_.store(i)->RegionInfoOf(RegionId(t.desc.id()))
+                                   : std::nullopt;
+          if (!ri || ri->descriptor.conf_state().voters_size() == 0) {
+            all = false;
+            break;
+          }
+          if (common && *common != ri->applied_index) all = false;
+          if (ri->raft.commit.value() != ri->applied_index) all = false;
+          common = ri->applied_index;
+        }
+        if (!all || !common) {
+          all = false;
+          break;
+        }
+        now.emplace_back(t.desc.id(), *common);
+      }
+      if (!all || now != applied) {
+        applied = all ? now : decltype(now){};
         since = cluster_.now();
         return false;
       }
@@ -612,36 +718,50 @@ class Run {
     };
     RunUntil(same_index, cluster_.now() + o_.converge_bound_ms);
     if (!r_->ok()) return;
-    if (cluster_.now() - since < 100 || applied == 0) {
+    if (cluster_.now() - since < 100 || applied.empty()) {
       std::string where;
       for (int i = 1; i <= o_.nodes; ++i) {
+        if (!cluster_.up(i)) continue;
         for (const auto& ri : cluster_.store(i)->Regions()) {
-          where += fmt::format(" n{}: applied {} commit {}", i, ri.applied_index,
-                               ri.raft.commit.value());
+          where += fmt::format(" n{}: region {} applied {} commit {}", i, ri.descriptor.id(),
+                               ri.applied_index, ri.raft.commit.value());
         }
       }
       return Fail("convergence", "replicas did not apply the same index in time:" + where);
     }
-    std::map<uint64_t, std::vector<int>> by_hash;
-    store::RegionDescriptor ri_desc;
-    for (uint64_t i : cluster_.Members(cluster_.AnyLeader())) {
-      for (const auto& ri : cluster_.store(i)->Regions()) {
-        if (ri.descriptor.id() != 1) continue;
-        by_hash[RegionHash(i, ri.descriptor)].push_back(i);
-        ri_desc = ri.descriptor;
-      }
-    }
     for (int i = 1; i <= o_.nodes; ++i) {
       r_->stats.snapshots_applied += cluster_.store(i)->counters().snapshots_applied;
     }
-    if (by_hash.size() > 1) {
-      std::string detail = fmt::format("at applied index {} the region's data differs:", applied);
-      for (const auto& [h, nodes] : by_hash) {
-        detail += fmt::format(" {:016x} on n{}", h, fmt::join(nodes, ",n"));
+    r_->stats.regions = targets.size();
+    CheckNoOverlap();
+    // The regions tile the keyspace: from the empty key to +infinity, no gap, no overlap.
+    std::sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
+      return a.desc.start_key() < b.desc.start_key();
+    });
+    std::string expect_start;
+    for (size_t j = 0; j < targets.size(); ++j) {
+      const auto& d = targets[j].desc;
+      const bool last = j + 1 == targets.size();
+      if (d.start_key() != expect_start || (last != d.end_key().empty())) {
+        return Fail("region-tiling",
+                    fmt::format("region {} is [{:?}, {:?}) where the previous region ended at {:?}",
+                                d.id(), d.start_key(), d.end_key(), expect_start));
       }
-      Fail("replica-divergence", detail + FirstDifference(by_hash, ri_desc));
+      expect_start = d.end_key();
     }
-    cluster_.Trace(fmt::format("converged at index {}", applied));
+    for (const Target& t : targets) {
+      std::map<uint64_t, std::vector<int>> by_hash;
+      for (uint64_t i : t.members) by_hash[RegionHash(i, t.desc)].push_back(static_cast<int>(i));
+      if (by_hash.size() > 1) {
+        std::string detail =
+            fmt::format("region {}'s data differs between its replicas:", t.desc.id());
+        for (const auto& [h, nodes] : by_hash) {
+          detail += fmt::format(" {:016x} on n{}", h, fmt::join(nodes, ",n"));
+        }
+        return Fail("replica-divergence", detail + FirstDifference(by_hash, t.desc));
+      }
+    }
+    cluster_.Trace(fmt::format("converged: {} regions", targets.size()));
   }
 
   // The region's part of the default column family on node `id`.
@@ -694,6 +814,8 @@ class Run {
   Random clock_rng_;
   bool clock_faults_;
   Random coord_rng_;
+  Random split_rng_;
+  uint64_t next_region_id_ = 1000;  // ids of the regions splits make
   StoreCluster cluster_;
   RegisterChecker checker_;
   TsoChecker tso_;
@@ -743,10 +865,10 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 
 std::string StoreSimResult::RerunCommand() const {
   return fmt::format(
-      "{} --seed {} --nodes {} --fault-ms {}{}{}{} --verbose", options.binary, options.seed,
+      "{} --seed {} --nodes {} --fault-ms {}{}{}{}{} --verbose", options.binary, options.seed,
       options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
       options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults),
-      options.meta_transfers ? " --meta-transfers" : "");
+      options.meta_transfers ? " --meta-transfers" : "", options.splits ? " --splits" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -31,6 +31,10 @@ struct StoreSimOptions {
   // default: a transfer whose MSG_TIMEOUT_NOW is lost leaves the leader without a lease for the
   // rest of its term, and the coordinator without timestamps (docs/simulation.md §6, Findings).
   bool meta_transfers = false;
+  // A nemesis splits regions at random keys (docs/sharding.md §1): every replica must apply
+  // each split at the same index, no store may hold overlapping regions, and the regions must
+  // tile the keyspace at the end. Draws from its own stream: runs without it stay as they were.
+  bool splits = false;
   bool verbose = false;              // print every event
   std::string binary = "store_sim";  // named in the rerun command
 };
@@ -48,6 +52,8 @@ struct StoreSimStats {
   uint64_t transfers = 0;
   uint64_t freezes = 0;
   uint64_t conf_changes = 0;  // proposed
+  uint64_t splits = 0;        // proposed
+  uint64_t regions = 0;       // data regions at the end
   uint64_t disk_fills = 0;    // a node's disk filled (the "disk" profile)
   uint64_t snapshots_applied = 0;
   int64_t liveness_ms = 0;      // from healing to the first successful write

@@ -9,7 +9,8 @@
 namespace micedb::sim {
 
 // kStoreSimCases ctest cases of kStoreSimSeedsPerCase consecutive seeds each (odd seeds with 3
-// nodes, even seeds with 5, every fourth with --meta-transfers), each run with kStoreSimFaultMs
+// nodes, even seeds with 5, every fourth with --meta-transfers, half with --splits), each run
+// with kStoreSimFaultMs
 // virtual ms of faults and load.
 inline constexpr uint64_t kStoreSimSeedsPerCase = 50;
 inline constexpr int kStoreSimCases = 4;
@@ -22,6 +23,8 @@ inline StoreSimOptions StoreSimSeedOptions(uint64_t seed) {
   o.fault_ms = kStoreSimFaultMs;
   // Every fourth seed's leader transfers also move the coordinator's leadership.
   o.meta_transfers = seed % 4 == 0;
+  // Half the seeds, three and five nodes alike, split regions as they go.
+  o.splits = seed % 4 == 1 || seed % 4 == 2;
   return o;
 }
 

@@ -271,10 +271,12 @@ asio::awaitable<void> RespConnection::RunPipelined() {
   // Several commands arrived together: they run as one Txn, so in one raft entry (one
   // ReadIndex when all of them read), in order, each with its own result, as if one after the
   // other. Running them as separate requests instead would let a retried one (after a leader
-  // change) land after a later one: SET k 1, SET k 2 could leave 1. Like EXEC, this assumes
-  // the keys are in one region (DESIGN §6).
+  // change) land after a later one: SET k 1, SET k 2 could leave 1. Marked a pipeline: when
+  // the keys span regions the router cuts the run by region, keeping each key's commands in
+  // order (docs/sharding.md §4).
   kv::Command txn_cmd;
   kv::Txn* txn = txn_cmd.mutable_txn();
+  txn->set_pipeline(true);
   int64_t now_ms = 0;
   for (Dispatched& d : run) {
     if (!d.plan.command.has_value()) continue;

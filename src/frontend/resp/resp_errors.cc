@@ -18,6 +18,14 @@ std::string KvErrorText(const kv::KvError& error) {
       return "ERR empty command";
     case kv::KvError::INTERNAL:
       return "ERR internal: " + error.message();
+    case kv::KvError::CROSS_REGION:
+      return "CROSSSLOT " + error.message();
+    case kv::KvError::UNAVAILABLE:
+      return "TRYAGAIN " + error.message();
+    case kv::KvError::OUTCOME_UNKNOWN:
+      return "ERR timed out, the command may or may not have been applied: " + error.message();
+    case kv::KvError::NO_SPACE:
+      return "NOSPACE " + error.message();
     default:
       return "ERR " + error.message();
   }

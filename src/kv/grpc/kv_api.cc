@@ -50,6 +50,14 @@ Status KvErrorStatus(const KvError& error) {
       return Status::ResourceExhausted(error.message());
     case KvError::RESULT_NOT_KEPT:
       return Status::Aborted(error.message());
+    case KvError::CROSS_REGION:
+      return Status::InvalidArgument(error.message());
+    case KvError::UNAVAILABLE:
+      return Status::Unavailable(error.message());
+    case KvError::OUTCOME_UNKNOWN:
+      return Status::TimedOut(error.message());
+    case KvError::NO_SPACE:
+      return Status::ResourceExhausted(error.message());
     default:
       return Status::Internal(error.message());
   }
