@@ -150,8 +150,9 @@ void Router::StartPipeline(kv::Command cmd, kv::ReadMode mode, Callback done) {
   run->now_ms = cmd.now_ms();
   run->mode = mode;
   run->done = std::move(done);
-  for (kv::Command& c : *cmd.mutable_txn()->mutable_commands())
+  for (kv::Command& c : *cmd.mutable_txn()->mutable_commands()) {
     run->commands.push_back(std::move(c));
+  }
   run->results.resize(run->commands.size());
   counters_.split_requests++;
   RunPipeline(std::move(run));
@@ -248,6 +249,7 @@ struct Router::Walk {
   std::string route;  // the engine key the next step routes by
   kv::CommandResult acc;
   int64_t count = 0, expires = 0;
+  uint64_t bytes = 0;  // gathered so far (RouterOptions::max_result_bytes)
   Callback done;
 };
 
@@ -267,7 +269,7 @@ void Router::RegionWalk(kv::Command cmd, bool write, kv::ReadMode mode, Callback
   WalkStep(std::move(w));
 }
 
-void Router::WalkStep(std::shared_ptr<Walk> w) {
+void Router::WalkStep(const std::shared_ptr<Walk>& w) {
   kv::Command step = w->cmd;
   if (step.has_scan()) step.mutable_scan()->set_start(std::string(kv::DecodeRawKey(w->route)));
   auto on_step = [this, w](Result<kv::CommandResult> r, const store::RegionDescriptor& served) {
@@ -283,7 +285,17 @@ void Router::WalkStep(std::shared_ptr<Walk> w) {
     if (c.has_scan()) {
       if (!r->has_array() || r->array().items_size() != 2) return w->done(std::move(r));
       auto* items = w->acc.mutable_array()->mutable_items(1)->mutable_array();
-      for (const auto& item : r->array().items(1).array().items()) *items->add_items() = item;
+      for (const auto& item : r->array().items(1).array().items()) {
+        w->bytes += item.bulk().size();
+        *items->add_items() = item;
+      }
+      if (w->bytes > options_.max_result_bytes) {
+        return w->done(kv::ErrorResult(
+            kv::KvError::RESULT_TOO_LARGE,
+            fmt::format("the reply would hold more than {} bytes (--max-result-bytes); "
+                        "use SCAN with a cursor instead",
+                        options_.max_result_bytes)));
+      }
       const kv::CommandResult& next = r->array().items(0);
       if (next.has_bulk() || last || c.scan().limit() != 0) {
         // Stopped at its limit (or the keyspace ended); a region that ran out hands the
@@ -318,7 +330,7 @@ void Router::WalkStep(std::shared_ptr<Walk> w) {
   Launch(std::move(step), w->route, w->write, w->mode, nullptr, std::move(on_step));
 }
 
-void Router::RunPipeline(std::shared_ptr<PipelineRun> run) {
+void Router::RunPipeline(const std::shared_ptr<PipelineRun>& run) {
   const size_t n = run->commands.size();
   if (run->next >= n) {
     kv::CommandResult all;

@@ -35,6 +35,10 @@ struct RouterOptions {
   bool unsafe_local_reads = false;
   // Seeds the request ids of writes (at-most-once); differ per process.
   uint64_t request_id_base = 0;
+  // The most key and value bytes a walk over the regions (KEYS) gathers for one reply (each
+  // region's part is bounded by the state machine's own max_result_bytes); past it the reply
+  // is an error (use SCAN). The node sets it to --max-result-bytes.
+  uint64_t max_result_bytes = uint64_t{128} << 20;
 };
 
 class Router : public kv::KvBackend {
@@ -82,11 +86,11 @@ class Router : public kv::KvBackend {
   bool MaybeCutAgain(const std::shared_ptr<Call>& call);
   // SCAN, DBSIZE, FLUSHALL across regions (router.cc Walk).
   void RegionWalk(kv::Command cmd, bool write, kv::ReadMode mode, Callback done);
-  void WalkStep(std::shared_ptr<Walk> w);
+  void WalkStep(const std::shared_ptr<Walk>& w);
   using RegionCallback =
       std::function<void(Result<kv::CommandResult>, const store::RegionDescriptor& served)>;
   // Works through a pipelined run whose keys span regions (router.cc PipelineRun).
-  void RunPipeline(std::shared_ptr<PipelineRun> run);
+  void RunPipeline(const std::shared_ptr<PipelineRun>& run);
   // Starts one region request for `cmd`, routed by `route_key`; a write gets its request id.
   // With `with_region`, that gets the answer instead of `done`, with the region that gave it.
   void Launch(kv::Command cmd, std::string route_key, bool write, kv::ReadMode mode, Callback done,

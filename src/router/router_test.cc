@@ -450,6 +450,23 @@ TEST_F(RouterTest, KeylessCommandsWalkEveryRegionInKeyOrder) {
   EXPECT_EQ(all->result->array().items(1).array().items(2).bulk(), "y");
   EXPECT_TRUE(all->result->array().items(0).has_nil());
 
+  {
+    // Over the gateway's reply budget, summed over the regions: an error, not a huge reply.
+    RouterOptions small;
+    small.max_result_bytes = 2;
+    Router tight(small, &store_, &peers_, &executor_, &clock_);
+    tight.cache().Update(Desc(1, "", "rm", 2), NodeId(1));
+    tight.cache().Update(Desc(7, "rm", "", 2), NodeId(1));
+    auto out = std::make_shared<Outcome>();
+    tight.Execute(keys, kv::ReadMode::kLinearizable, [out](Result<kv::CommandResult> r) {
+      out->called = true;
+      out->result = std::move(r);
+    });
+    executor_.RunFor(10);
+    ASSERT_TRUE(out->called);
+    EXPECT_EQ(out->result->error().code(), kv::KvError::RESULT_TOO_LARGE);
+  }
+
   kv::Command scan;  // SCAN 0 COUNT 10: region 1 runs out, the cursor is region 7's start
   scan.mutable_scan()->set_limit(10);
   auto page = run(scan);

@@ -32,6 +32,9 @@ class StoreLink final : public LocalStore {
       // (end "" is +infinity), so in the region cache it would evict region 1; the router never
       // routes to it anyway (the coordinator is reached through CoordinatorClient).
       if (store::IsMetaRegion(r.descriptor.id())) continue;
+      // An empty replica (made by a message, waiting for its split or snapshot) has no range
+      // yet: as a descriptor it would cover everything.
+      if (r.descriptor.conf_state().voters_size() == 0) continue;
       out.push_back(RegionRoute{r.descriptor, r.raft.leader});
     }
     return out;

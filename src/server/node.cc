@@ -134,6 +134,7 @@ Status Node::Start() {
   peer_link_ = std::make_unique<PeerLink>(transport_.get(), store_.get());
   router_executor_ = std::make_unique<router::ThreadExecutor>();
   router::RouterOptions ro_router = options_.router;
+  ro_router.max_result_bytes = options_.max_result_bytes;
   if (ro_router.request_id_base == 0) {
     // Random per process, so that request ids differ across nodes and restarts.
     ro_router.request_id_base =

@@ -108,7 +108,7 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
   return reactor;
 }
 
-void NodeServiceImpl::Split(const transport::AdminRequest& req, SplitReply reply) {
+void NodeServiceImpl::Split(const transport::AdminRequest& req, const SplitReply& reply) {
   const std::string key = kv::EncodeRawKey(req.split_key());
   std::optional<RegionId> region = store_->RegionForKey(key);
   std::optional<store::RegionInfo> info;
@@ -136,7 +136,7 @@ void NodeServiceImpl::Split(const transport::AdminRequest& req, SplitReply reply
   // The new region's id from the coordinator, then the split at the region's leader.
   coordinator::CoordRequest alloc;
   alloc.mutable_alloc_id()->set_count(1);
-  coord_(std::move(alloc), [this, desc, key, reply](coordinator::CoordResponse r) {
+  coord_(std::move(alloc), [this, desc, key, reply](const coordinator::CoordResponse& r) {
     if (!r.has_alloc_id() || r.alloc_id().count() < 1) {
       return reply(::micedb::Status::Unavailable(
                        fmt::format("the coordinator gave no region id: {}", r.error().message())),

@@ -53,7 +53,7 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
   // coordinator.
   // `reply` gets the outcome and, on success, what was done.
   using SplitReply = std::function<void(const ::micedb::Status&, std::string)>;
-  void Split(const transport::AdminRequest& req, SplitReply reply);
+  void Split(const transport::AdminRequest& req, const SplitReply& reply);
 
   router::Router* backend_;
   store::Store* store_;

@@ -80,7 +80,11 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
     for (const std::string& key : keys) {
       if (!InRange(region, key)) return KeyNotInRegionResponse(key, region);
     }
-    if (anchor) *anchor = keys.empty() ? region.start_key() : std::move(keys.front());
+    if (anchor != nullptr && keys.empty()) {
+      *anchor = region.start_key();
+    } else if (anchor != nullptr) {
+      *anchor = std::move(keys.front());
+    }
   }
   return std::nullopt;
 }

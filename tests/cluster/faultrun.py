@@ -127,6 +127,11 @@ def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
         reports = []
         summary = {"seed": seed, "nemesis": nemeses, "nodes": nodes, "duration_s": duration,
                    "faults": schedule.faults, "recovery_s": recovery}
+        try:  # how many data regions the run ended with (splits: docs/sharding.md)
+            summary["regions"] = sum(1 for r in reader.raft()["regions"]
+                                     if r["id"] != 2 and r["voters"])
+        except (OSError, ValueError, KeyError):
+            summary["regions"] = None
         for w in loads:
             if isinstance(w, workloads.RegisterWorkload):
                 w.final_reads(reader)
