@@ -10,7 +10,7 @@
 namespace micedb::cli {
 
 struct AdminOptions {
-  std::string op;  // add | promote | remove | transfer-leader | split
+  std::string op;         // add | promote | remove | transfer-leader | split
   std::string split_key;  // split: the user key the new region starts at
   uint64_t node_id = 0;
   uint64_t region_id = 1;  // 2: the coordinator's region (docs/coordinator.md)

@@ -350,7 +350,7 @@ class Store {
   void ServeAppliedReads(RegionPeer* p);
   // Every second: removes at-most-once records past the window, a bounded number per region
   // (store/apply.h SweepDedupRecords), in one unsynced write.
-  void SweepDedup(int64_t now_ms);
+  void SweepDedup();
 
   // store_admin.cc
   void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);

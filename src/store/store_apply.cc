@@ -124,7 +124,7 @@ void Store::ServeAppliedReads(RegionPeer* p) {
   }
 }
 
-void Store::SweepDedup(int64_t /*now_ms*/) {
+void Store::SweepDedup() {
   storage::WriteBatch wb;
   size_t deleted = 0;
   for (auto& [id, p] : peers_) {

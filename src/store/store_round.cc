@@ -79,7 +79,7 @@ void Store::Drive(int64_t now) {
   RunRound();
   if (now >= next_dedup_sweep_ms_ && !held_round_) {
     next_dedup_sweep_ms_ = now + 1000;
-    SweepDedup(now);
+    SweepDedup();
   }
 }
 

@@ -63,7 +63,7 @@ class SplitTest : public StoreTest {
   }
 
   Result<std::string> PutOn(uint64_t region, uint64_t version, const std::string& k,
-                            const std::string& v, std::vector<uint64_t> live = {1, 2, 3}) {
+                            const std::string& v, const std::vector<uint64_t>& live = {1, 2, 3}) {
     for (int attempt = 0;; ++attempt) {
       uint64_t leader = WaitLeaderOf(region, live);
       if (leader == 0) return Status::Unavailable("no leader");
@@ -104,6 +104,24 @@ class SplitTest : public StoreTest {
       }
       return true;
     });
+  }
+
+  // Three stores holding a, q and z; *slow is a follower, the one the test cuts off.
+  void StartWithData(uint64_t* leader, uint64_t* slow) {
+    Start3();
+    *leader = cluster_->WaitLeader({1, 2, 3});
+    ASSERT_NE(*leader, 0u);
+    for (const char* k : {"a", "q", "z"}) ASSERT_TRUE(cluster_->Put(*leader, k, k).ok());
+    *slow = *leader % 3 + 1;
+  }
+
+  // Every store but `slow`.
+  static std::vector<uint64_t> AllBut(uint64_t slow) {
+    std::vector<uint64_t> live;
+    for (uint64_t id : {1, 2, 3}) {
+      if (id != slow) live.push_back(id);
+    }
+    return live;
   }
 
   // No two initialized regions on one store overlap.
@@ -206,11 +224,8 @@ class SplitRaceTest : public SplitTest, public ::testing::WithParamInterface<int
 
 TEST_P(SplitRaceTest, TheNewRegionReachesAStoreBeforeItsSplitDoes) {
   cluster_->tweak = [](uint64_t, StoreOptions* o) { o->split_snapshot_wait_ms = GetParam(); };
-  Start3();
-  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(leader, 0u);
-  for (const char* k : {"a", "q", "z"}) ASSERT_TRUE(cluster_->Put(leader, k, k).ok());
-  const uint64_t slow = leader % 3 + 1;
+  uint64_t leader = 0, slow = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithData(&leader, &slow));
   // Region 1's traffic to the slow store is lost; the new region's gets through.
   std::atomic<bool> cut{true};
   cluster_->drop = [&](const raft::Message& m) {
@@ -218,10 +233,7 @@ TEST_P(SplitRaceTest, TheNewRegionReachesAStoreBeforeItsSplitDoes) {
   };
   ASSERT_FALSE(Split(leader, "rm", kRight).has_error());
   ASSERT_NE(WaitLeaderOf(kRight, {leader}), 0u);
-  std::vector<uint64_t> live;
-  for (uint64_t id : {1, 2, 3}) {
-    if (id != slow) live.push_back(id);
-  }
+  const std::vector<uint64_t> live = AllBut(slow);
   ASSERT_TRUE(PutOn(kRight, 2, "r2", "v", live).ok());
   // The slow store holds an empty replica of the new region and still the whole parent.
   ASSERT_TRUE(Eventually([&] { return DescOf(cluster_->GetStore(slow), kRight).has_value(); }));
@@ -256,20 +268,14 @@ TEST_F(SplitTest, AStoreThatMissedTheSplitCatchesUpBySnapshots) {
   cluster_->gc_keep = 2;
   cluster_->gc_max_lag = 4;
   cluster_->tweak = [](uint64_t, StoreOptions* o) { o->split_snapshot_wait_ms = 200; };
-  Start3();
-  uint64_t leader = cluster_->WaitLeader({1, 2, 3});
-  ASSERT_NE(leader, 0u);
-  for (const char* k : {"a", "q", "z"}) ASSERT_TRUE(cluster_->Put(leader, k, k).ok());
-  const uint64_t slow = leader % 3 + 1;
+  uint64_t leader = 0, slow = 0;
+  ASSERT_NO_FATAL_FAILURE(StartWithData(&leader, &slow));
   std::atomic<bool> cut{true};
   cluster_->drop = [&](const raft::Message& m) { return cut && m.to() == slow; };
   ASSERT_FALSE(Split(leader, "rm", kRight).has_error());
   ASSERT_NE(WaitLeaderOf(kRight, {leader}), 0u);
   // Enough writes on both halves that both logs are truncated past what the slow store has.
-  std::vector<uint64_t> live;
-  for (uint64_t id : {1, 2, 3}) {
-    if (id != slow) live.push_back(id);
-  }
+  const std::vector<uint64_t> live = AllBut(slow);
   for (int i = 0; i < 30; ++i) {
     ASSERT_TRUE(PutOn(1, 2, fmt::format("b{}", i), "L", live).ok());
     ASSERT_TRUE(PutOn(kRight, 2, fmt::format("x{}", i), "R", live).ok());
