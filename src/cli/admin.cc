@@ -1,10 +1,13 @@
 #include "cli/admin.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <regex>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -36,7 +39,130 @@ std::chrono::system_clock::time_point Deadline(int seconds) {
   return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
 }
 
+// The coordinator's view of the cluster, from any node.
+std::optional<coordinator::ClusterResponse> FetchCluster(
+    const std::string& via, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+    std::string* error) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(Deadline(5));
+  transport::ForwardRequest req;
+  req.mutable_coord()->mutable_cluster();
+  transport::ForwardResponse resp;
+  grpc::Status st = Connect(via, creds)->Forward(&ctx, req, &resp);
+  if (!st.ok() || !resp.coord().has_cluster()) {
+    *error = !st.ok() ? st.error_message() : resp.coord().error().message();
+    return std::nullopt;
+  }
+  return resp.coord().cluster();
+}
+
+// Replicas (voters and learners) the coordinator's directory places on `store`, the meta
+// region's included.
+size_t ReplicasOn(const coordinator::ClusterResponse& c, uint64_t store) {
+  size_t n = 0;
+  auto on = [store](const auto& ids) {
+    return std::find(ids.begin(), ids.end(), store) != ids.end();
+  };
+  for (const auto& r : c.regions()) {
+    const auto& cs = r.meta().region().conf_state();
+    n += on(cs.voters()) || on(cs.learners());
+  }
+  for (const auto& m : c.coordinators()) n += m.node_id() == store;
+  return n;
+}
+
 }  // namespace
+
+int RunDecommission(const AdminOptions& opts) {
+  if (opts.node_id == 0) {
+    std::fprintf(stderr, "micedb: error: --id must be at least 1\n");
+    return 2;
+  }
+  auto creds = CredentialsOrComplain(opts.security);
+  if (!creds) return 2;
+  const bool cancel = opts.op == "recommission";
+  transport::ForwardRequest fr;
+  coordinator::SetStoreStateRequest* set = fr.mutable_coord()->mutable_set_store_state();
+  set->set_store_id(opts.node_id);
+  set->set_state(cancel ? coordinator::STORE_UP : coordinator::STORE_OFFLINE);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
+  std::string last_error;
+  bool marked = false;
+  while (!marked && std::chrono::steady_clock::now() < give_up) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(Deadline(5));
+    transport::ForwardResponse resp;
+    grpc::Status st = Connect(opts.via, creds)->Forward(&ctx, fr, &resp);
+    if (st.ok() && resp.coord().has_set_store_state()) {
+      marked = true;
+      break;
+    }
+    last_error = !st.ok() ? st.error_message() : resp.coord().error().message();
+    if (st.ok() && !resp.coord().error().retry() && !resp.coord().error().not_leader()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  if (!marked) {
+    std::fprintf(stderr, "micedb: error: node %s %llu failed: %s\n", opts.op.c_str(),
+                 static_cast<unsigned long long>(opts.node_id), last_error.c_str());
+    return 1;
+  }
+  if (cancel) {
+    std::printf("store %llu is up again: replicas stay on it (and may move back)\n",
+                static_cast<unsigned long long>(opts.node_id));
+    return 0;
+  }
+  if (opts.wait_s <= 0) {
+    std::printf("store %llu is offline: its replicas are moving off it (see micedb status)\n",
+                static_cast<unsigned long long>(opts.node_id));
+    return 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto until = start + std::chrono::seconds(opts.wait_s);
+  size_t first = 0, last_left = SIZE_MAX;
+  auto last_print = start - std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < until) {
+    std::string err;
+    auto c = FetchCluster(opts.via, creds, &err);
+    if (c) {
+      std::string status;
+      for (const auto& s : c->stores()) {
+        if (s.meta().id() == opts.node_id) status = s.status();
+      }
+      if (status == "tombstone") {
+        std::printf(
+            "store %llu is decommissioned: it holds no replica and is a tombstone; its "
+            "process can be stopped\n",
+            static_cast<unsigned long long>(opts.node_id));
+        return 0;
+      }
+      const size_t left = ReplicasOn(*c, opts.node_id);
+      if (first == 0) first = left;
+      const auto now = std::chrono::steady_clock::now();
+      if (left != last_left || now - last_print >= std::chrono::seconds(5)) {
+        const double secs = std::chrono::duration<double>(now - start).count();
+        const size_t moved = first > left ? first - left : 0;
+        std::string eta = "estimating";
+        if (left == 0) {
+          eta = "waiting for the store to drop its last replica";
+        } else if (moved > 0 && secs > 0) {
+          eta = fmt::format("about {:.0f}s left",
+                            static_cast<double>(left) * secs / static_cast<double>(moved));
+        }
+        std::printf("store %llu: %zu replicas left, %zu moved in %.0fs (%s)\n",
+                    static_cast<unsigned long long>(opts.node_id), left, moved, secs, eta.c_str());
+        std::fflush(stdout);
+        last_left = left;
+        last_print = now;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  std::fprintf(stderr,
+               "micedb: error: store %llu still holds replicas after %ds; the decommission goes "
+               "on (see micedb status)\n",
+               static_cast<unsigned long long>(opts.node_id), opts.wait_s);
+  return 1;
+}
 
 int RunAdmin(const AdminOptions& opts) {
   transport::AdminRequest req;
@@ -171,18 +297,13 @@ std::string Bytes(uint64_t n) {
 }
 
 void PrintCluster(const std::string& via, const std::shared_ptr<grpc::ChannelCredentials>& creds) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(Deadline(5));
-  transport::ForwardRequest req;
-  req.mutable_coord()->mutable_cluster();
-  transport::ForwardResponse resp;
-  grpc::Status st = Connect(via, creds)->Forward(&ctx, req, &resp);
-  if (!st.ok() || !resp.coord().has_cluster()) {
-    std::printf("\ncoordinator: no answer (%s)\n",
-                !st.ok() ? st.error_message().c_str() : resp.coord().error().message().c_str());
+  std::string error;
+  const std::optional<coordinator::ClusterResponse> got = FetchCluster(via, creds, &error);
+  if (!got) {
+    std::printf("\ncoordinator: no answer (%s)\n", error.c_str());
     return;
   }
-  const coordinator::ClusterResponse& c = resp.coord().cluster();
+  const coordinator::ClusterResponse& c = *got;
   std::string members;
   for (const auto& m : c.coordinators()) {
     members += fmt::format("{}{}", members.empty() ? "" : ",", m.node_id());
@@ -195,8 +316,9 @@ void PrintCluster(const std::string& via, const std::shared_ptr<grpc::ChannelCre
   for (const auto& s : c.stores()) {
     std::map<std::string, std::string> sorted(s.meta().labels().begin(), s.meta().labels().end());
     std::string labels;
-    for (const auto& [k, v] : sorted)
+    for (const auto& [k, v] : sorted) {
       labels += fmt::format("{}{}={}", labels.empty() ? "" : ",", k, v);
+    }
     std::printf("%-6llu %-22s %-13s %10s %10s %10s %7u %7u %-8s %s\n",
                 static_cast<unsigned long long>(s.meta().id()), s.meta().peer_addr().c_str(),
                 s.status().c_str(), Bytes(s.stats().capacity()).c_str(),
@@ -215,6 +337,31 @@ void PrintCluster(const std::string& via, const std::shared_ptr<grpc::ChannelCre
       "regions: %d known, %zu with a leader, %zu reported since this leader took over, "
       "%zu with peers catching up, %zu with down peers\n",
       c.regions_size(), with_leader, reported, pending, down);
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  auto print_ops = [now_ms](const auto& ops, bool running) {
+    for (const auto& op : ops) {
+      const int64_t at = running ? op.created_ms() : op.finished_ms();
+      std::printf("  %-6llu %-7llu %-16s %2u/%-2d %6.1fs  %-9s %s; %s\n",
+                  static_cast<unsigned long long>(op.id()),
+                  static_cast<unsigned long long>(op.region_id()), op.name().c_str(), op.step(),
+                  op.steps_size(), static_cast<double>(now_ms - at) / 1000.0, op.state().c_str(),
+                  op.reason().c_str(), op.note().c_str());
+    }
+  };
+  std::printf("operators: %d running, %d ended lately\n", c.operators_size(),
+              c.finished_operators_size());
+  if (c.operators_size() + c.finished_operators_size() > 0) {
+    std::printf("  %-6s %-7s %-16s %5s %7s  %-9s %s\n", "id", "region", "operator", "step", "age",
+                "state", "reason; now");
+  }
+  print_ops(c.operators(), true);
+  // The last few that ended, newest last.
+  const int from = std::max(0, c.finished_operators_size() - 5);
+  print_ops(std::vector<coordinator::OperatorView>(c.finished_operators().begin() + from,
+                                                   c.finished_operators().end()),
+            false);
 }
 
 }  // namespace

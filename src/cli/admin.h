@@ -19,12 +19,20 @@ struct AdminOptions {
   std::string peer_addr;                // for add: where the new node listens for peers
   std::string via = "127.0.0.1:20161";  // any node's peer address
   int timeout_s = 15;
+  // decommission: how long to wait (showing progress) for the store to be empty; 0: do not
+  // wait.
+  int wait_s = 600;
   ClientSecurity security;
 };
 
 // Sends the change to the region leader (following "leader is ..." hints). Prints one line;
 // returns 0 on success, 1 when the cluster refused or could not be reached, 2 for bad flags.
 int RunAdmin(const AdminOptions& opts);
+
+// `micedb node decommission --id N`: marks the store offline, so the coordinator moves every
+// replica off it and then marks it a tombstone; shows progress and an estimate of the time
+// left while it waits. `recommission` cancels a decommission that has not finished.
+int RunDecommission(const AdminOptions& opts);
 
 struct StatusOptions {
   std::string via = "127.0.0.1:20161";

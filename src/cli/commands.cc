@@ -47,6 +47,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--region-split-keys", o->region_split_keys,
                   "Split a region that holds more keys than this")
       ->capture_default_str();
+  cmd->add_option("--operator-timeout", o->operator_timeout,
+                  "Give up an operator that moves a replica after this long (e.g. 10m)")
+      ->capture_default_str();
+  cmd->add_option("--schedule-store-limit", o->schedule_store_limit,
+                  "Replicas being added to one store at a time (each a snapshot)")
+      ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json")->capture_default_str();
@@ -161,7 +167,10 @@ int Main(int argc, char** argv) {
 
   AdminOptions admin_opts;
   CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");
-  node_cmd->add_option("op", admin_opts.op, "add | promote | remove | transfer-leader")->required();
+  node_cmd
+      ->add_option("op", admin_opts.op,
+                   "add | promote | remove | transfer-leader | decommission | recommission")
+      ->required();
   node_cmd->add_option("--id", admin_opts.node_id, "The node to act on")->required();
   node_cmd->add_option("--peer-addr", admin_opts.peer_addr, "For add: the new node's peer address");
   node_cmd->add_flag("--through-coordinator", admin_opts.through_coordinator,
@@ -174,6 +183,11 @@ int Main(int argc, char** argv) {
   node_cmd->add_option("--via", admin_opts.via, "Peer address of any node of the cluster")
       ->capture_default_str();
   node_cmd->add_option("--timeout", admin_opts.timeout_s, "Seconds to keep trying")
+      ->capture_default_str();
+  node_cmd
+      ->add_option("--wait", admin_opts.wait_s,
+                   "decommission: seconds to wait for the store to be empty, showing progress "
+                   "(0: do not wait)")
       ->capture_default_str();
 
   AdminOptions region_opts;
@@ -236,7 +250,12 @@ int Main(int argc, char** argv) {
   }
   if (app.got_subcommand(start)) return RunNode(start_opts);
   if (app.got_subcommand(local)) return RunLocalCluster(local_opts, argv[0]);
-  if (app.got_subcommand(node_cmd)) return RunAdmin(admin_opts);
+  if (app.got_subcommand(node_cmd)) {
+    if (admin_opts.op == "decommission" || admin_opts.op == "recommission") {
+      return RunDecommission(admin_opts);
+    }
+    return RunAdmin(admin_opts);
+  }
   if (app.got_subcommand(region_cmd)) return RunAdmin(region_opts);
   if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
   if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);

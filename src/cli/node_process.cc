@@ -93,6 +93,8 @@ int RunNode(const StartOptions& opts) {
   no.coordinator_role = ParseRoles(opts)->coordinator;
   no.labels = *ParseLabels(opts.labels);
   no.store_down_ms = *ParseDuration(opts.store_down_time);
+  no.operator_timeout_ms = *ParseDuration(opts.operator_timeout);
+  no.schedule_store_limit = opts.schedule_store_limit;
   no.region_split_size = *ParseSize(opts.region_split_size);
   no.region_split_keys = opts.region_split_keys;
   no.version = VersionString();

@@ -234,6 +234,14 @@ Status Validate(const StartOptions& opts) {
   } else if (*down < 1000) {
     return Status::InvalidArgument("--store-down-time must be at least 1s");
   }
+  if (auto t = ParseDuration(opts.operator_timeout); !t.ok()) {
+    return Status::InvalidArgument(fmt::format("--operator-timeout: {}", t.status().message()));
+  } else if (*t < 1000) {
+    return Status::InvalidArgument("--operator-timeout must be at least 1s");
+  }
+  if (opts.schedule_store_limit < 1 || opts.schedule_store_limit > 64) {
+    return Status::InvalidArgument("--schedule-store-limit must be 1..64");
+  }
   if (auto size = ParseSize(opts.region_split_size); !size.ok()) {
     return Status::InvalidArgument(fmt::format("--region-split-size: {}", size.status().message()));
   } else if (*size < 1024) {

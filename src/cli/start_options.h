@@ -55,6 +55,11 @@ struct StartOptions {
   // keys is split in two (docs/sharding.md).
   std::string region_split_size = "96MiB";
   uint64_t region_split_keys = 960'000;
+  // The coordinator's schedulers (docs/sharding.md §3): an operator that moves a replica is
+  // given up after this long (a duration with a unit), and at most this many replicas are
+  // being added to one store at a time.
+  std::string operator_timeout = "10m";
+  uint32_t schedule_store_limit = 4;
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).

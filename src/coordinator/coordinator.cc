@@ -8,6 +8,7 @@
 
 #include "common/logging.h"
 #include "coordinator/meta_state_machine.h"
+#include "store/keys.h"
 
 namespace micedb::coordinator {
 namespace {
@@ -126,6 +127,8 @@ void Coordinator::Tick() {
         store_live_.clear();
         region_live_.clear();
         operators_.clear();
+        excess_since_.clear();
+        tombstoning_.clear();
       }
       term_ = 0;
       ready_ = false;
@@ -148,9 +151,19 @@ void Coordinator::Tick() {
         logical_ = 0;
       }
       MaybeSaveTsoBound(&after);
+      if (options_.schedule_interval_ms > 0 &&
+          now - last_schedule_ms_ >= options_.schedule_interval_ms) {
+        last_schedule_ms_ = now;
+        Schedule(&after);
+      }
     }
   }
   Run(after);
+}
+
+size_t Coordinator::RunningOperators() const {
+  std::lock_guard lock(mu_);
+  return ready_ ? operators_.size() : 0;
 }
 
 bool Coordinator::StillTerm(uint64_t term) {
@@ -328,6 +341,8 @@ void Coordinator::Handle(const CoordRequest& req, Done done) {
       return HandleCluster(done);
     case CoordRequest::kAddOperator:
       return HandleAddOperator(req.add_operator(), done);
+    case CoordRequest::kSetStoreState:
+      return HandleSetStoreState(req.set_store_state(), done);
     default:
       return done(Error("unknown coordinator call"));
   }
@@ -571,7 +586,11 @@ void Coordinator::HandleRegionHeartbeat(const RegionHeartbeat& hb, const Done& d
         live.last = hb;
         live.last_ms = NowMs();
         persist = it == regions_.end() || !SameRegion(it->second, hb.region());
-        TakeOperators(hb.region(), out);
+        std::vector<Operator> ops;
+        AdvanceOperator(hb, &ops);
+        for (auto& op : ops) *out->add_operators() = std::move(op);
+        counters_.operators_sent.fetch_add(ops.size(), std::memory_order_relaxed);
+        out->set_report_again(operators_.count(id) > 0);
       }
     }
   }
@@ -671,29 +690,6 @@ void Coordinator::HandleRead(MetaCommand cmd, Done done) {
   });
 }
 
-void Coordinator::TakeOperators(const RegionMeta& reported, RegionHeartbeatResponse* out) {
-  auto it = operators_.find(reported.region().id());
-  if (it == operators_.end()) return;
-  std::vector<Operator> keep;
-  for (auto& op : it->second) {
-    // Done or overtaken: the region's epoch moved past the one the operator was made for, or
-    // the leadership it asked for is there.
-    if (EpochOlder(op.epoch(), reported.region().epoch())) continue;
-    if (op.kind() == Operator::TRANSFER_LEADER && op.store_id() == reported.leader()) continue;
-    if (op.epoch().version() == reported.region().epoch().version() &&
-        op.epoch().conf_ver() == reported.region().epoch().conf_ver()) {
-      *out->add_operators() = op;
-      counters_.operators_sent.fetch_add(1, std::memory_order_relaxed);
-    }
-    keep.push_back(std::move(op));
-  }
-  if (keep.empty()) {
-    operators_.erase(it);
-  } else {
-    it->second = std::move(keep);
-  }
-}
-
 void Coordinator::HandleAddOperator(const AddOperatorRequest& req, const Done& done) {
   CoordResponse resp;
   bool serving = false;
@@ -701,35 +697,98 @@ void Coordinator::HandleAddOperator(const AddOperatorRequest& req, const Done& d
     std::lock_guard lock(mu_);
     serving = ready_;
     if (serving) {
-      Operator op = req.op();
-      auto reg = regions_.find(op.region_id());
-      if (reg == regions_.end()) {
+      const Operator& op = req.op();
+      if (regions_.find(op.region_id()) == regions_.end() &&
+          !(store::IsMetaRegion(op.region_id()) && meta_->Report())) {
         resp = Error(fmt::format("region {} is not known to the coordinator", op.region_id()));
       } else if (op.store_id() == 0) {
         resp = Error("an operator needs a store");
+      } else if (auto running = operators_.find(op.region_id()); running != operators_.end()) {
+        resp = Error(fmt::format("region {} has operator {} ({}) under way", op.region_id(),
+                                 running->second.view.id(), running->second.view.name()));
       } else {
-        if (!op.has_epoch()) *op.mutable_epoch() = reg->second.region().epoch();
-        if (auto s = stores_.find(op.store_id()); s != stores_.end() && op.peer_addr().empty()) {
-          op.set_peer_addr(s->second.peer_addr());
-        }
-        op.set_id(next_operator_++);
-        resp.mutable_add_operator()->set_id(op.id());
-        operators_[op.region_id()].push_back(std::move(op));
+        OperatorStep step;
+        step.set_kind(op.kind());
+        step.set_store_id(op.store_id());
+        StartOperator(op.region_id(), "manual", "asked for by hand", {step});
+        resp.mutable_add_operator()->set_id(operators_[op.region_id()].view.id());
       }
     }
   }
   done(serving ? std::move(resp) : Refusal());
 }
 
+void Coordinator::HandleSetStoreState(const SetStoreStateRequest& req, const Done& done) {
+  std::optional<CoordResponse> refused;
+  StoreMeta s;
+  {
+    std::lock_guard lock(mu_);
+    if (!ready_) return done(Refusal());
+    auto it = stores_.find(req.store_id());
+    if (it == stores_.end()) {
+      refused = Error(fmt::format("store {} is not known to the coordinator", req.store_id()));
+    } else if (it->second.state() == STORE_TOMBSTONE) {
+      refused = Error(fmt::format("store {} is a tombstone already", req.store_id()));
+    } else if (req.state() == STORE_TOMBSTONE) {
+      refused = Error("a store becomes a tombstone once decommissioned: mark it offline");
+    } else if (req.state() == STORE_OFFLINE && it->second.state() != STORE_OFFLINE) {
+      // Its replicas need somewhere to go: as many other stores as a region has replicas.
+      const int64_t now = NowMs();
+      uint32_t others = 0;
+      for (const auto& [id, meta] : stores_) {
+        if (id != req.store_id() && StoreHealth(id, now) == Health::kUp) ++others;
+      }
+      const uint32_t need = std::max<uint32_t>(1, state_.cluster().max_replicas());
+      if (others < need) {
+        refused = Error(fmt::format(
+            "store {} cannot be decommissioned: {} other stores are up and regions keep {} "
+            "replicas; add a store first",
+            req.store_id(), others, need));
+      }
+    }
+    if (!refused) {
+      s = it->second;
+      s.set_state(req.state());
+    }
+  }
+  if (refused) return done(std::move(*refused));
+  Log()->info("coordinator: store {} marked {}", s.id(), StoreState_Name(s.state()));
+  PutStore(s, [done, s](const std::string& err) {
+    if (!err.empty()) return done(RetryLater("saving the store failed: " + err));
+    CoordResponse r;
+    *r.mutable_set_store_state()->mutable_store() = s;
+    done(std::move(r));
+  });
+}
+
+Coordinator::Health Coordinator::StoreHealth(uint64_t store, int64_t now) const {
+  auto it = stores_.find(store);
+  if (it == stores_.end()) return Health::kUnknown;
+  if (it->second.state() == STORE_TOMBSTONE) return Health::kTombstone;
+  if (it->second.state() == STORE_OFFLINE) return Health::kOffline;
+  auto live = store_live_.find(store);
+  // A new leader has heard from no one yet: count from when it took over.
+  const int64_t last = live != store_live_.end() ? live->second.last_ms : led_since_ms_;
+  if (now - last >= options_.store_down_ms) return Health::kDown;
+  if (now - last >= options_.store_disconnected_ms) return Health::kDisconnected;
+  return Health::kUp;
+}
+
 std::string Coordinator::StoreStatus(const StoreMeta& meta, const StoreLive* live,
                                      int64_t now) const {
-  if (meta.state() == STORE_TOMBSTONE) return "tombstone";
-  if (meta.state() == STORE_OFFLINE) return "offline";
-  // A new leader has heard from no one yet: count from when it took over.
-  const int64_t last = live ? live->last_ms : led_since_ms_;
-  if (now - last >= options_.store_down_ms) return "down";
-  if (now - last >= options_.store_disconnected_ms) return "disconnected";
-  return "up";
+  (void)live;
+  switch (StoreHealth(meta.id(), now)) {
+    case Health::kTombstone:
+      return "tombstone";
+    case Health::kOffline:
+      return "offline";
+    case Health::kDown:
+      return "down";
+    case Health::kDisconnected:
+      return "disconnected";
+    default:
+      return "up";
+  }
 }
 
 void Coordinator::HandleCluster(const Done& done) {
@@ -754,6 +813,8 @@ void Coordinator::HandleCluster(const Done& done) {
         }
         v->set_status(StoreStatus(s, l, now));
       }
+      for (const auto& [id, op] : operators_) *c->add_operators() = op.view;
+      for (const auto& op : finished_) *c->add_finished_operators() = op;
       for (const auto& [id, reg] : regions_) {
         RegionView* v = c->add_regions();
         *v->mutable_meta() = reg;

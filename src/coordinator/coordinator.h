@@ -26,10 +26,12 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +66,12 @@ class MetaRegion {
   virtual void Read(MetaCommand cmd, Done done) = 0;
   // The meta region's voters and their peer addresses.
   virtual std::vector<store::NodeAddress> Members() const = 0;
+  // The meta region as this replica sees it while it leads (descriptor, leader, pending
+  // peers), for the replica checker; nullopt when it does not lead or cannot tell.
+  virtual std::optional<RegionHeartbeat> Report() const { return std::nullopt; }
+  // Runs one operator step on the meta region (this replica leads it): as a region leader
+  // does with an operator from its heartbeat reply.
+  virtual void RunOperator(const Operator& op) { (void)op; }
 };
 
 struct CoordinatorOptions {
@@ -77,6 +85,24 @@ struct CoordinatorOptions {
   // Without a heartbeat for this long a store is "disconnected", then "down".
   int64_t store_disconnected_ms = 10'000;
   int64_t store_down_ms = 60'000;
+  // Scheduling (docs/sharding.md §3). Operators that move replicas time out after
+  // operator_timeout_ms, leader transfers after leader_operator_timeout_ms (PD: 10 min, 10 s).
+  int64_t operator_timeout_ms = 600'000;
+  int64_t leader_operator_timeout_ms = 10'000;
+  // Replicas being added to one store at a time (each a snapshot it receives).
+  uint32_t store_limit = 4;
+  // Operators under way at once, cluster-wide.
+  uint32_t max_operators = 64;
+  // The checkers run this often on the serving leader; 0 turns them off (operators added by
+  // hand still run).
+  int64_t schedule_interval_ms = 1000;
+  // Balancing (docs/sharding.md §3): operators that move a leadership, and that move a replica
+  // from the store with the most to the one with the fewest, under way at once (0: off).
+  uint32_t balance_leader_limit = 4;
+  uint32_t balance_region_limit = 8;
+  // A learner nobody scheduled, or a voter beyond max_replicas, on a healthy store is removed
+  // only after it has been there this long (someone may be changing the region by hand).
+  int64_t excess_grace_ms = 30'000;
   const Clock* clock = nullptr;  // null: the system clock. Not owned.
 };
 
@@ -93,7 +119,12 @@ struct CoordinatorCounters {
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> leader_terms{0};    // warm-ups finished
   std::atomic<uint64_t> not_leader{0};      // calls answered with not_leader or retry
-  std::atomic<uint64_t> operators_sent{0};  // operators handed to region leaders
+  std::atomic<uint64_t> operators_sent{0};  // operator steps handed to region leaders
+  std::atomic<uint64_t> operators_created{0};
+  std::atomic<uint64_t> operators_done{0};
+  std::atomic<uint64_t> operators_timed_out{0};
+  std::atomic<uint64_t> operators_cancelled{0};
+  std::atomic<uint64_t> stores_tombstoned{0};  // decommissions finished
   // Raft rounds that confirmed the leadership for timestamps served without a lease.
   std::atomic<uint64_t> tso_leader_checks{0};
   // TSO requests by the timestamps each asked for (a gateway folds its callers into one):
@@ -122,6 +153,8 @@ class Coordinator {
   // batch after a command through raft confirms the leadership (HandleTso).
   bool Serving() const EXCLUDES(mu_);
   const CoordinatorCounters& counters() const { return counters_; }
+  // Operators under way (0 when not serving).
+  size_t RunningOperators() const EXCLUDES(mu_);
 
   // Timestamps (TsoResponse): the physical part in ms and the logical part.
   static constexpr int kLogicalBits = 18;
@@ -145,6 +178,17 @@ class Coordinator {
   struct IdWaiter {
     uint32_t count;
     std::function<void(Result<uint64_t>)> done;  // the first of `count` ids
+  };
+  // A store's health as the schedulers see it.
+  enum class Health { kUp, kDisconnected, kDown, kOffline, kTombstone, kUnknown };
+  // A scheduled operator under way (coordinator_schedule.cc).
+  struct RunningOp {
+    OperatorView view;
+    int64_t step_ms = 0;  // when the current step began
+    int64_t sent_ms = 0;  // when the current step was last handed to the leader (0: not yet)
+    // What was handed over then (a removal of the leader goes as a transfer first).
+    Operator::Kind sent_kind = Operator::ADD_LEARNER;
+    uint64_t sent_store = 0;
   };
   // Work decided under mu_ that calls out (proposals, callbacks): run after unlocking, since
   // the store may answer on the calling thread.
@@ -182,9 +226,33 @@ class Coordinator {
   void HandleRead(MetaCommand cmd, Done done);
   void HandleCluster(const Done& done) EXCLUDES(mu_);
   void HandleAddOperator(const AddOperatorRequest& req, const Done& done) EXCLUDES(mu_);
-  // The operators for the region a leader just reported (epoch `epoch`, led by `leader`);
-  // those it has moved past (an older epoch, a transfer to itself) are dropped.
-  void TakeOperators(const RegionMeta& reported, RegionHeartbeatResponse* out) REQUIRES(mu_);
+  void HandleSetStoreState(const SetStoreStateRequest& req, const Done& done) EXCLUDES(mu_);
+
+  // ---- Operators and checkers (coordinator_schedule.cc) ----
+  // Moves the region's operator on from what its leader just reported: steps the report shows
+  // done are passed, the next one (when it may run) goes into `out` (at most once a second).
+  void AdvanceOperator(const RegionHeartbeat& hb, std::vector<Operator>* out) REQUIRES(mu_);
+  // Starts an operator; false (and nothing started) when the region has one already.
+  bool StartOperator(uint64_t region, std::string name, std::string reason,
+                     std::vector<OperatorStep> steps) REQUIRES(mu_);
+  void FinishOperator(uint64_t region, const std::string& state, const std::string& note)
+      REQUIRES(mu_);
+  // One pass of the checkers: operators timed out or overtaken, the replica checker over every
+  // region (the meta region too), decommissions that are complete.
+  void Schedule(Actions* after) REQUIRES(mu_);
+  // The replica checker for one region: at most one operator.
+  void CheckReplicas(const RegionHeartbeat& hb, int64_t now) REQUIRES(mu_);
+  // Leaders and replicas evened out across the healthy stores, a few operators at a time.
+  void BalanceLeaders(int64_t now) REQUIRES(mu_);
+  void BalanceRegions(int64_t now) REQUIRES(mu_);
+  // Operators of `name` under way.
+  size_t Running(const std::string& name) const REQUIRES(mu_);
+  // The least loaded healthy store that holds no replica of `desc`, preferring a host none of
+  // `keep`'s stores is on; 0 when there is none (or each is at its store limit).
+  uint64_t PickTarget(const store::RegionDescriptor& desc, const std::vector<uint64_t>& keep)
+      REQUIRES(mu_);
+  Health StoreHealth(uint64_t store, int64_t now) const REQUIRES(mu_);
+  std::string HostOf(uint64_t store) const REQUIRES(mu_);
   // Persists `s` unless the stored record is the same; `done` gets the error text ("" on OK).
   void PutStore(const StoreMeta& s, std::function<void(std::string)> done) EXCLUDES(mu_);
   std::string StoreStatus(const StoreMeta& meta, const StoreLive* live, int64_t now) const
@@ -226,10 +294,18 @@ class Coordinator {
   std::map<uint64_t, RegionMeta> regions_ GUARDED_BY(mu_);
   std::map<uint64_t, StoreLive> store_live_ GUARDED_BY(mu_);
   std::map<uint64_t, RegionLive> region_live_ GUARDED_BY(mu_);
-  // Operators waiting for their region's leader to report, by region (memory only: a new
-  // leader starts without, as PD's operators do).
-  std::map<uint64_t, std::vector<Operator>> operators_ GUARDED_BY(mu_);
+  // Operators under way, at most one per region (memory only: a new leader starts without, as
+  // PD's operators do; its checkers make what is still needed again).
+  std::map<uint64_t, RunningOp> operators_ GUARDED_BY(mu_);
+  std::deque<OperatorView> finished_ GUARDED_BY(mu_);  // the latest that ended
   uint64_t next_operator_ GUARDED_BY(mu_) = 1;
+  int64_t last_schedule_ms_ GUARDED_BY(mu_) = 0;
+  // Replicas per store in the directory (voters and learners), as of the last pass.
+  std::map<uint64_t, uint32_t> replica_counts_ GUARDED_BY(mu_);
+  // Since when a region has had a replica beyond what it needs on a healthy store.
+  std::map<uint64_t, int64_t> excess_since_ GUARDED_BY(mu_);
+  // Stores being marked tombstone (a proposal in flight).
+  std::set<uint64_t> tombstoning_ GUARDED_BY(mu_);
 };
 
 }  // namespace micedb::coordinator

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include <fmt/format.h>
+
 #include "common/clock.h"
 #include "coordinator/meta_state_machine.h"
 #include "storage/mem_engine.h"
@@ -79,7 +81,11 @@ class FakeMetaRegion final : public MetaRegion {
     out[0].set_peer_addr("self:1");
     return out;
   }
-  bool hold = false;  // proposals wait in `held` until the test lets them go
+  std::optional<RegionHeartbeat> Report() const override { return report; }
+  void RunOperator(const Operator& op) override { ran.push_back(op); }
+  std::optional<RegionHeartbeat> report;  // the meta region as this replica would report it
+  std::vector<Operator> ran;              // meta region operator steps run here
+  bool hold = false;                      // proposals wait in `held` until the test lets them go
   std::vector<std::pair<MetaCommand, Done>> held;
   bool no_lease = false;     // as after a leadership transfer that came to nothing
   bool hold_checks = false;  // ProposeInTerm calls wait in `held_checks`
@@ -94,12 +100,18 @@ class FakeMetaRegion final : public MetaRegion {
 class CoordinatorTest : public ::testing::Test {
  protected:
   CoordinatorTest() {
+    Build([](CoordinatorOptions&) {});
+  }
+  void Build(const std::function<void(CoordinatorOptions&)>& tune) {
+    coords_.clear();
+    metas_.clear();
     for (int i = 1; i <= 3; ++i) {
       metas_.push_back(std::make_unique<FakeMetaRegion>(&shared_, NodeId(i), &clock_));
       CoordinatorOptions o;
       o.cluster_id = 77;
       o.clock = &clock_;
       o.id_batch = 10;
+      tune(o);
       coords_.push_back(std::make_unique<Coordinator>(o, metas_.back().get()));
     }
   }
@@ -359,15 +371,77 @@ TEST_F(CoordinatorTest, WithoutALeaseTimestampsWaitForALeadershipCheck) {
   EXPECT_GT(Tso(2, 1).tso().last(), got[1].tso().last());
 }
 
-TEST_F(CoordinatorTest, OperatorsRideOnHeartbeatRepliesUntilTheRegionMovesPastThem) {
-  Elect(1);
-  CoordRequest hb;
-  RegionMeta* m = hb.mutable_region_heartbeat()->mutable_region();
-  m->mutable_region()->set_id(1);
-  m->mutable_region()->mutable_epoch()->set_version(1);
-  m->mutable_region()->mutable_epoch()->set_conf_ver(3);
-  m->set_leader(1);
-  Call(1, hb);
+// A cluster of stores that heartbeat, and regions whose leaders report, driven by hand.
+class ScheduleTest : public CoordinatorTest {
+ protected:
+  ScheduleTest() { Start(/*balance=*/false); }
+  void Start(bool balance) {
+    Build([balance](CoordinatorOptions& o) {
+      o.store_down_ms = 6'000;
+      o.store_disconnected_ms = 1'000;
+      o.operator_timeout_ms = 60'000;
+      o.excess_grace_ms = 5'000;
+      o.store_limit = 2;
+      if (!balance) o.balance_leader_limit = o.balance_region_limit = 0;
+    });
+    Elect(1);
+  }
+  void StoreBeat(uint64_t id, uint32_t regions = 1, bool coordinator = false) {
+    CoordRequest hb;
+    hb.mutable_store_heartbeat()->mutable_store()->set_id(id);
+    hb.mutable_store_heartbeat()->mutable_store()->set_peer_addr(fmt::format("h:{}", id));
+    if (!host_of[id].empty()) {
+      (*hb.mutable_store_heartbeat()->mutable_store()->mutable_labels())["host"] = host_of[id];
+    }
+    hb.mutable_store_heartbeat()->mutable_stats()->set_store_id(id);
+    hb.mutable_store_heartbeat()->mutable_stats()->set_region_count(regions);
+    hb.mutable_store_heartbeat()->mutable_stats()->set_coordinator(coordinator);
+    ASSERT_TRUE(Call(1, hb).has_store_heartbeat());
+  }
+  static RegionHeartbeat Region(uint64_t id, const std::vector<uint64_t>& voters, uint64_t leader,
+                                const std::vector<uint64_t>& learners = {}, uint64_t conf_ver = 1) {
+    RegionHeartbeat hb;
+    auto* d = hb.mutable_region()->mutable_region();
+    d->set_id(id);
+    d->set_start_key(fmt::format("r{:03}", id));
+    d->set_end_key(fmt::format("r{:03}", id + 1));
+    d->mutable_epoch()->set_version(1);
+    d->mutable_epoch()->set_conf_ver(conf_ver);
+    for (uint64_t v : voters) d->mutable_conf_state()->add_voters(v);
+    for (uint64_t l : learners) d->mutable_conf_state()->add_learners(l);
+    hb.mutable_region()->set_leader(leader);
+    return hb;
+  }
+  RegionHeartbeatResponse Report(const RegionHeartbeat& hb) {
+    CoordRequest req;
+    *req.mutable_region_heartbeat() = hb;
+    CoordResponse r = Call(1, req);
+    EXPECT_TRUE(r.has_region_heartbeat()) << r.DebugString();
+    return r.region_heartbeat();
+  }
+  // Time passes in steps of a second: the stores in `up` heartbeat, the regions in `regions`
+  // report, the coordinator ticks (its checkers run once a second).
+  void Pass(int64_t ms, const std::vector<uint64_t>& up,
+            const std::vector<RegionHeartbeat>& regions = {}) {
+    for (int64_t t = 0; t < ms; t += 1000) {
+      Advance(1000);
+      for (uint64_t s : up) StoreBeat(s);
+      for (const auto& r : regions) Report(r);
+      coords_[0]->Tick();
+    }
+  }
+  ClusterResponse View() {
+    CoordRequest c;
+    c.mutable_cluster();
+    return Call(1, c).cluster();
+  }
+  std::map<uint64_t, std::string> host_of;
+};
+
+TEST_F(ScheduleTest, AnOperatorByHandRunsUntilTheReportShowsItDone) {
+  for (uint64_t s : {1, 2, 3}) StoreBeat(s);
+  RegionHeartbeat hb = Region(1, {1, 2, 3}, 1, {}, 3);
+  Report(hb);
   CoordRequest add;
   Operator* op = add.mutable_add_operator()->mutable_op();
   op->set_region_id(1);
@@ -375,32 +449,280 @@ TEST_F(CoordinatorTest, OperatorsRideOnHeartbeatRepliesUntilTheRegionMovesPastTh
   op->set_store_id(3);
   CoordResponse r = Call(1, add);
   ASSERT_TRUE(r.has_add_operator()) << r.DebugString();
+  // One operator per region at a time.
   CoordRequest transfer = add;
   transfer.mutable_add_operator()->mutable_op()->set_kind(Operator::TRANSFER_LEADER);
   transfer.mutable_add_operator()->mutable_op()->set_store_id(2);
+  EXPECT_NE(Call(1, transfer).error().message().find("under way"), std::string::npos);
+  // The step goes with the next reply, stamped with the epoch the leader reported, and the
+  // leader is asked to report again soon; it is handed over again only after a second.
+  RegionHeartbeatResponse out = Report(hb);
+  ASSERT_EQ(out.operators_size(), 1) << out.DebugString();
+  EXPECT_EQ(out.operators(0).kind(), Operator::REMOVE_PEER);
+  EXPECT_EQ(out.operators(0).epoch().conf_ver(), 3u);
+  EXPECT_TRUE(out.report_again());
+  EXPECT_EQ(Report(hb).operators_size(), 0);
+  Advance(1001);
+  EXPECT_EQ(Report(hb).operators_size(), 1);
+  // Done once a report shows it: dropped, and kept among the finished.
+  out = Report(Region(1, {1, 2}, 1, {}, 4));
+  EXPECT_EQ(out.operators_size(), 0);
+  EXPECT_FALSE(out.report_again());
+  ClusterResponse v = View();
+  EXPECT_EQ(v.operators_size(), 0);
+  ASSERT_EQ(v.finished_operators_size(), 1);
+  EXPECT_EQ(v.finished_operators(0).state(), "done");
+  // A transfer is done when its target reports as the leader.
   ASSERT_TRUE(Call(1, transfer).has_add_operator());
-  // Both go to the leader with every heartbeat of the epoch they were made for (idempotent:
-  // the leader refuses what is done already).
-  for (int i = 0; i < 2; ++i) {
-    r = Call(1, hb);
-    ASSERT_EQ(r.region_heartbeat().operators_size(), 2) << r.DebugString();
-    EXPECT_EQ(r.region_heartbeat().operators(0).epoch().conf_ver(), 3u);
-  }
-  // The removal happened (conf_ver 4): it is dropped; the transfer's epoch is older now too.
-  m->mutable_region()->mutable_epoch()->set_conf_ver(4);
-  r = Call(1, hb);
-  EXPECT_EQ(r.region_heartbeat().operators_size(), 0);
-  // A transfer made for the new epoch is dropped once its target reports as leader.
-  transfer.mutable_add_operator()->mutable_op()->clear_epoch();
-  ASSERT_TRUE(Call(1, transfer).has_add_operator());
-  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 1);
-  m->set_leader(2);
-  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 0);
-  m->set_leader(1);
-  EXPECT_EQ(Call(1, hb).region_heartbeat().operators_size(), 0);
+  EXPECT_EQ(Report(Region(1, {1, 2}, 1, {}, 4)).operators_size(), 1);
+  EXPECT_EQ(Report(Region(1, {1, 2}, 2, {}, 4)).operators_size(), 0);
+  EXPECT_EQ(View().finished_operators(1).state(), "done");
   // An operator for a region the coordinator does not know is refused.
   add.mutable_add_operator()->mutable_op()->set_region_id(99);
   EXPECT_TRUE(Call(1, add).has_error());
+}
+
+TEST_F(ScheduleTest, ADownStoresReplicaIsReplacedStepByStep) {
+  RegionHeartbeat hb = Region(1, {1, 2, 3}, 1);
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  // Store 3 falls silent: disconnected is not down yet, so nothing moves.
+  Pass(3000, {1, 2, 4}, {hb});
+  EXPECT_EQ(View().operators_size(), 0);
+  Pass(4000, {1, 2, 4}, {hb});
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 1) << v.DebugString();
+  EXPECT_EQ(v.operators(0).name(), "replace-replica");
+  EXPECT_EQ(v.operators(0).reason(), "store 3 is down");
+  // Add a learner on 4 (the only healthy store without a replica) ...
+  Advance(1001);
+  RegionHeartbeatResponse out = Report(hb);
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).kind(), Operator::ADD_LEARNER);
+  EXPECT_EQ(out.operators(0).store_id(), 4u);
+  EXPECT_EQ(out.operators(0).peer_addr(), "h:4");
+  // ... promote it only once it caught up ...
+  RegionHeartbeat learning = Region(1, {1, 2, 3}, 1, {4}, 2);
+  learning.add_pending_peers(4);
+  learning.add_pending_peers(3);
+  EXPECT_EQ(Report(learning).operators_size(), 0);
+  EXPECT_NE(View().operators(0).note().find("catch up"), std::string::npos);
+  learning.clear_pending_peers();
+  learning.add_pending_peers(3);
+  out = Report(learning);
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).kind(), Operator::PROMOTE);
+  EXPECT_EQ(out.operators(0).epoch().conf_ver(), 2u);
+  // ... then remove the dead one; done when the report shows three voters on 1, 2 and 4.
+  out = Report(Region(1, {1, 2, 3, 4}, 1, {}, 3));
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).kind(), Operator::REMOVE_PEER);
+  EXPECT_EQ(out.operators(0).store_id(), 3u);
+  Report(Region(1, {1, 2, 4}, 1, {}, 4));
+  v = View();
+  EXPECT_EQ(v.operators_size(), 0);
+  ASSERT_EQ(v.finished_operators_size(), 1);
+  EXPECT_EQ(v.finished_operators(0).state(), "done");
+  EXPECT_EQ(coords_[0]->counters().operators_done.load(), 1u);
+  // Nothing more to do.
+  Pass(3000, {1, 2, 4}, {Region(1, {1, 2, 4}, 1, {}, 4)});
+  EXPECT_EQ(View().operators_size(), 0);
+}
+
+TEST_F(ScheduleTest, NoTargetNoQuorumOrAnUnknownStoreMeansNoOperator) {
+  for (uint64_t s : {1, 2, 3}) StoreBeat(s);
+  const RegionHeartbeat r1 = Region(1, {1, 2, 3}, 1);
+  // Three stores, one down: nowhere to move its replica.
+  Pass(8000, {1, 2}, {r1});
+  EXPECT_EQ(View().operators_size(), 0);
+  // Two of three voters down: the region cannot commit a change, even with a store to go to.
+  Pass(8000, {1}, {r1});
+  StoreBeat(4);
+  Pass(2000, {1, 4}, {r1});
+  EXPECT_EQ(View().operators_size(), 0) << View().DebugString();
+  // A voter on a store never registered: left alone.
+  Pass(2000, {1, 2, 3, 4}, {r1, Region(3, {1, 2, 77}, 1)});
+  const ClusterResponse view = View();
+  for (const auto& op : view.operators()) EXPECT_NE(op.region_id(), 3u) << op.DebugString();
+}
+
+TEST_F(ScheduleTest, OperatorsTimeOutAndStoresTakeFewAtATime) {
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  std::vector<RegionHeartbeat> regions;
+  for (uint64_t id = 1; id <= 4; ++id) regions.push_back(Region(id, {1, 2, 3}, 1));
+  Pass(8000, {1, 2, 4}, regions);
+  // Each region needs store 4; store_limit is 2.
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 2) << v.DebugString();
+  // Nobody does anything: the operators time out, then others start.
+  Pass(61'000, {1, 2, 4}, regions);
+  v = View();
+  size_t timed_out = 0;
+  for (const auto& f : v.finished_operators()) timed_out += f.state() == "timeout";
+  EXPECT_EQ(timed_out, 2u);
+  EXPECT_EQ(v.operators_size(), 2);
+  EXPECT_EQ(coords_[0]->counters().operators_timed_out.load(), 2u);
+  // A target that goes down cancels the operator.
+  Pass(8000, {1, 2}, regions);
+  v = View();
+  size_t cancelled = 0;
+  for (const auto& f : v.finished_operators()) cancelled += f.state() == "cancelled";
+  EXPECT_EQ(cancelled, 2u) << v.DebugString();
+}
+
+TEST_F(ScheduleTest, DecommissionMovesEverythingOffThenTombstones) {
+  for (uint64_t s : {1, 2, 3}) StoreBeat(s);
+  CoordRequest off;
+  off.mutable_set_store_state()->set_store_id(3);
+  off.mutable_set_store_state()->set_state(STORE_OFFLINE);
+  // Three stores: the replicas would have nowhere to go.
+  EXPECT_NE(Call(1, off).error().message().find("add a store first"), std::string::npos);
+  StoreBeat(4);
+  ASSERT_TRUE(Call(1, off).has_set_store_state());
+  // Store 3 leads the region: the replica moves to 4, the leadership moves before the removal.
+  RegionHeartbeat hb = Region(1, {1, 2, 3}, 3);
+  Pass(2000, {1, 2, 3, 4}, {hb});
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 1);
+  EXPECT_EQ(v.operators(0).reason(), "store 3 is being decommissioned");
+  Report(Region(1, {1, 2, 3}, 3, {4}, 2));
+  Pass(1000, {1, 2, 3, 4});
+  Report(Region(1, {1, 2, 3, 4}, 3, {}, 3));
+  Pass(1000, {1, 2, 3, 4});
+  RegionHeartbeatResponse out = Report(Region(1, {1, 2, 3, 4}, 3, {}, 3));
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).kind(), Operator::TRANSFER_LEADER);
+  EXPECT_NE(out.operators(0).store_id(), 3u);
+  out = Report(Region(1, {1, 2, 3, 4}, 1, {}, 3));
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).kind(), Operator::REMOVE_PEER);
+  EXPECT_EQ(out.operators(0).store_id(), 3u);
+  hb = Region(1, {1, 2, 4}, 1, {}, 4);
+  Report(hb);
+  // Not a tombstone while the store still says it holds a replica.
+  Pass(2000, {1, 2, 3, 4}, {hb});
+  auto status_of = [&](uint64_t id) {
+    const ClusterResponse view = View();
+    for (const auto& s : view.stores()) {
+      if (s.meta().id() == id) return s.status();
+    }
+    return std::string("?");
+  };
+  EXPECT_EQ(status_of(3), "offline");
+  Advance(1000);
+  StoreBeat(3, /*regions=*/0);
+  coords_[0]->Tick();
+  EXPECT_EQ(status_of(3), "tombstone");
+  EXPECT_EQ(coords_[0]->counters().stores_tombstoned.load(), 1u);
+  // A tombstone stays one.
+  off.mutable_set_store_state()->set_state(STORE_UP);
+  EXPECT_TRUE(Call(1, off).has_error());
+}
+
+TEST_F(ScheduleTest, TheMetaRegionIsCheckedToo) {
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  RegionHeartbeat meta = Region(store::kMetaRegionId, {1, 2, 3}, 1);
+  metas_[0]->report = meta;
+  // Down at 6 s: the operator starts; its first step runs at the next pass.
+  Pass(7000, {1, 2, 4});
+  ASSERT_EQ(metas_[0]->ran.size(), 1u) << View().DebugString();
+  EXPECT_EQ(metas_[0]->ran[0].kind(), Operator::ADD_LEARNER);
+  EXPECT_EQ(metas_[0]->ran[0].store_id(), 4u);
+  metas_[0]->report = Region(store::kMetaRegionId, {1, 2, 3, 4}, 1, {}, 3);
+  Pass(1000, {1, 2, 4});
+  ASSERT_EQ(metas_[0]->ran.size(), 2u);
+  EXPECT_EQ(metas_[0]->ran[1].kind(), Operator::REMOVE_PEER);
+  EXPECT_EQ(metas_[0]->ran[1].store_id(), 3u);
+}
+
+TEST_F(ScheduleTest, ExcessReplicasGoAfterAGracePeriodAndHostsAreSpread) {
+  host_of = {{1, "a"}, {2, "b"}, {3, "b"}, {4, "c"}};
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  // Stores 2 and 3 share host b, 4 is on c: one of them moves there (not the leader).
+  Pass(1000, {1, 2, 3, 4}, {Region(1, {1, 2, 3}, 2)});
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 1) << v.DebugString();
+  EXPECT_EQ(v.operators(0).steps(0).store_id(), 4u);
+  EXPECT_EQ(v.operators(0).steps(2).store_id(), 3u);
+  // A learner nobody asked for, beside three voters on three hosts: removed only after the
+  // grace period.
+  RegionHeartbeat extra = Region(2, {1, 2, 4}, 1, {3});
+  Pass(3000, {1, 2, 3, 4}, {extra});
+  const ClusterResponse view3 = View();
+  for (const auto& op : view3.operators()) EXPECT_NE(op.region_id(), 2u);
+  Pass(3000, {1, 2, 3, 4}, {extra});
+  bool removing = false;
+  const ClusterResponse view4 = View();
+  for (const auto& op : view4.operators()) {
+    removing |= op.region_id() == 2 && op.name() == "remove-learner";
+  }
+  EXPECT_TRUE(removing) << View().DebugString();
+}
+
+TEST_F(ScheduleTest, LeadersAreSpreadOverTheStores) {
+  Start(/*balance=*/true);
+  for (uint64_t s : {1, 2, 3}) StoreBeat(s);
+  std::vector<RegionHeartbeat> regions;
+  for (uint64_t id = 1; id <= 6; ++id) regions.push_back(Region(id, {1, 2, 3}, 1));
+  Pass(1000, {1, 2, 3}, regions);
+  // 6, 0, 0: four transfers at most at once, two to each of the others.
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 4) << v.DebugString();
+  std::map<uint64_t, int> to;
+  for (const auto& op : v.operators()) {
+    EXPECT_EQ(op.name(), "balance-leader");
+    ++to[op.steps(0).store_id()];
+  }
+  EXPECT_EQ(to[2], 2);
+  EXPECT_EQ(to[3], 2);
+  // They happen; 2, 2, 2 needs nothing more.
+  for (const auto& op : v.operators()) {
+    Report(Region(op.region_id(), {1, 2, 3}, op.steps(0).store_id()));
+  }
+  EXPECT_EQ(View().operators_size(), 0);
+  for (auto& r : regions) {
+    for (const auto& op : v.operators()) {
+      if (op.region_id() == r.region().region().id()) {
+        r.mutable_region()->set_leader(op.steps(0).store_id());
+      }
+    }
+  }
+  Pass(3000, {1, 2, 3}, regions);
+  EXPECT_EQ(View().operators_size(), 0) << View().DebugString();
+}
+
+TEST_F(ScheduleTest, ReplicasMoveToNewStores) {
+  Start(/*balance=*/true);
+  for (uint64_t s : {1, 2, 3, 4, 5}) StoreBeat(s);
+  std::vector<RegionHeartbeat> regions;
+  for (uint64_t id = 1; id <= 6; ++id) {
+    regions.push_back(Region(id, {1, 2, 3}, 1 + id % 3));
+  }
+  Pass(1000, {1, 2, 3, 4, 5}, regions);
+  // 6, 6, 6, 0, 0: each new store takes two at a time (its store limit).
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 4) << v.DebugString();
+  std::map<uint64_t, int> to;
+  for (const auto& op : v.operators()) {
+    EXPECT_EQ(op.name(), "balance-region");
+    ASSERT_EQ(op.steps_size(), 3);
+    ++to[op.steps(0).store_id()];
+  }
+  EXPECT_EQ(to[4], 2);
+  EXPECT_EQ(to[5], 2);
+  // Not while a store is down (replacing what it held comes first): those to store 5 are
+  // cancelled, and no new one starts.
+  std::set<uint64_t> before;
+  for (const auto& op : v.operators()) before.insert(op.id());
+  Pass(8000, {1, 2, 3, 4}, regions);
+  v = View();
+  for (const auto& op : v.operators()) {
+    if (op.name() == "balance-region") {
+      EXPECT_TRUE(before.count(op.id())) << op.DebugString();
+    }
+  }
+  size_t cancelled = 0;
+  for (const auto& f : v.finished_operators()) cancelled += f.state() == "cancelled";
+  EXPECT_EQ(cancelled, 2u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "coordinator/store_meta_region.h"
 
+#include "common/logging.h"
 #include "store/errors.h"
 #include "store/keys.h"
 
@@ -18,6 +19,37 @@ Result<MetaResult> Unwrap(region::RegionResponse resp) {
 }
 
 }  // namespace
+
+region::RegionRequest OperatorRequest(const Operator& op) {
+  region::RegionRequest req;
+  req.set_format(region::FORMAT_V1);
+  req.mutable_header()->set_region_id(op.region_id());
+  *req.mutable_header()->mutable_epoch() = op.epoch();
+  region::AdminRequest* admin = req.mutable_admin();
+  if (op.kind() == Operator::TRANSFER_LEADER) {
+    admin->mutable_transfer_leader()->set_node_id(op.store_id());
+  } else {
+    region::ChangePeer* c = admin->mutable_change_peer();
+    c->set_node_id(op.store_id());
+    c->set_peer_addr(op.peer_addr());
+    c->set_op(op.kind() == Operator::ADD_LEARNER ? region::ChangePeer::ADD_LEARNER
+              : op.kind() == Operator::PROMOTE   ? region::ChangePeer::PROMOTE
+                                                 : region::ChangePeer::REMOVE);
+  }
+  return req;
+}
+
+std::vector<uint64_t> PendingPeers(const store::RegionInfo& info, NodeId self) {
+  constexpr uint64_t kFarBehind = 64;
+  std::vector<uint64_t> out;
+  for (const auto& [peer, progress] : info.raft.progress) {
+    if (peer != self && (progress.state != raft::ProgressState::kReplicate ||
+                         progress.match.value() + kFarBehind < info.raft.commit.value())) {
+      out.push_back(peer.value());
+    }
+  }
+  return out;
+}
 
 std::pair<NodeId, uint64_t> StoreMetaRegion::LeaderAndTerm() const {
   auto info = store_->RegionInfoOf(kMeta);
@@ -78,6 +110,25 @@ std::vector<store::NodeAddress> StoreMetaRegion::Members() const {
     add(v, v == store_->node_id().value() ? self_addr_ : "");
   }
   return out;
+}
+
+std::optional<RegionHeartbeat> StoreMetaRegion::Report() const {
+  auto info = store_->RegionInfoOf(kMeta);
+  if (!info || info->raft.role != raft::Role::kLeader) return std::nullopt;
+  RegionHeartbeat hb;
+  *hb.mutable_region()->mutable_region() = info->descriptor;
+  hb.mutable_region()->set_leader(store_->node_id().value());
+  hb.set_term(info->raft.term.value());
+  for (uint64_t p : PendingPeers(*info, store_->node_id())) hb.add_pending_peers(p);
+  return hb;
+}
+
+void StoreMetaRegion::RunOperator(const Operator& op) {
+  store_->RunAdmin(OperatorRequest(op), [id = op.id()](const region::RegionResponse& resp) {
+    if (resp.has_error()) {
+      GetLogger("coordinator")->info("meta region: operator {}: {}", id, resp.error().message());
+    }
+  });
 }
 
 }  // namespace micedb::coordinator

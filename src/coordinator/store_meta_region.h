@@ -8,6 +8,15 @@
 
 namespace micedb::coordinator {
 
+// The admin request a region's leader runs for one operator step, guarded by the operator's
+// epoch: a region that has moved on refuses it (EpochNotMatch), and one already changed that
+// way refuses it as changing nothing.
+region::RegionRequest OperatorRequest(const Operator& op);
+
+// The peers of a region led here that are far behind (TiKV's pending peers): waiting for a
+// snapshot, probing, or many entries short. A follower a round behind is not.
+std::vector<uint64_t> PendingPeers(const store::RegionInfo& info, NodeId self);
+
 class StoreMetaRegion final : public MetaRegion {
  public:
   // `store` is not owned and must outlive this; `self_addr`: this node's peer address.
@@ -21,6 +30,8 @@ class StoreMetaRegion final : public MetaRegion {
   void ProposeInTerm(MetaCommand cmd, uint64_t term, Done done) override;
   void Read(MetaCommand cmd, Done done) override;
   std::vector<store::NodeAddress> Members() const override;
+  std::optional<RegionHeartbeat> Report() const override;
+  void RunOperator(const Operator& op) override;
 
  private:
   // The request envelope for `cmd` on the meta region as this replica knows it; nullopt when

@@ -129,6 +129,7 @@ NodeStatus Raft::GetStatus() const {
     for (const auto& [id, pr] : tracker_.progress()) {
       s.progress.emplace(id, pr.ToStatus());
     }
+    s.pending_conf_index = pending_conf_index_;
   }
   return s;
 }

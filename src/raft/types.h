@@ -140,6 +140,9 @@ struct NodeStatus {
   NodeId lead_transferee;
   std::map<NodeId, Progress> progress;  // leader only (includes the leader itself)
   ConfState conf_state;
+  // Leader only: the index of the latest entry that may change the configuration (at least the
+  // last index when it took over); above `applied`, a change may be under way.
+  LogIndex pending_conf_index;
 };
 
 }  // namespace micedb::raft

@@ -60,6 +60,9 @@ struct NodeOptions {
   // The coordinator counts a store silent this long down (--store-down-time); disconnected
   // after a sixth of it, at most 10 s.
   int64_t store_down_ms = 60'000;
+  // The schedulers (docs/sharding.md §3, coordinator::CoordinatorOptions).
+  int64_t operator_timeout_ms = 600'000;
+  uint32_t schedule_store_limit = 4;
   // The split checker (docs/sharding.md §1): a region led here that holds more than this many
   // bytes (RocksDB's estimate) or keys is split near its middle, checked when a sixteenth of
   // that has been written to it since its last check (and once when first led here).

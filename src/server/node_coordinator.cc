@@ -13,6 +13,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/logging.h"
+#include "coordinator/store_meta_region.h"
 #include "kv/value_format.h"
 #include "micedb/transport.grpc.pb.h"
 #include "server/node.h"
@@ -168,7 +169,15 @@ void Node::StartCoordinator() {
   coordinator::CoordinatorOptions co;
   co.cluster_id = identities_->self().cluster_id();
   co.store_down_ms = options_.store_down_ms;
-  co.store_disconnected_ms = std::min<int64_t>(10'000, options_.store_down_ms / 6);
+  co.operator_timeout_ms = options_.operator_timeout_ms;
+  co.store_limit = options_.schedule_store_limit;
+  // Regions keep three replicas, or as many as the cluster started with when that is more
+  // (recorded by the first leader's bootstrap, so every later leader keeps the same number).
+  co.max_replicas = std::max<uint32_t>(3, static_cast<uint32_t>(options_.initial_peers.size()));
+  // Disconnected: silent for a sixth of the down time, at most 10 s, and at least two and a
+  // half store heartbeat intervals (a store between two heartbeats is not disconnected).
+  co.store_disconnected_ms = std::min<int64_t>(
+      10'000, std::max<int64_t>(kStoreHeartbeatMs * 5 / 2, options_.store_down_ms / 6));
   coordinator_ = std::make_unique<coordinator::Coordinator>(co, meta_region_.get());
   directory_ = std::make_unique<Directory>(coord_client_.get());
   backend_->SetDirectory(directory_.get());
@@ -206,6 +215,8 @@ void Node::Heartbeat() {
     coordinator::StoreStats* st = hb->mutable_stats();
     st->set_store_id(options_.id.value());
     for (const auto& r : regions) {
+      // An empty replica (created by a message, waiting for its snapshot) holds nothing yet.
+      if (r.descriptor.conf_state().voters_size() == 0) continue;
       if (store::IsMetaRegion(r.descriptor.id())) {
         meta_here = true;
         continue;
@@ -341,19 +352,14 @@ void Node::Heartbeat() {
       d->set_store_id(peer);
       d->set_down_ms(static_cast<uint64_t>(now - from));
     }
-    for (const auto& [peer, progress] : r.raft.progress) {
-      // Far behind (TiKV's pending peers): waiting for a snapshot, probing, or many entries
-      // short. A follower a round behind is not.
-      constexpr uint64_t kFarBehind = 64;
-      if (peer != options_.id && (progress.state != raft::ProgressState::kReplicate ||
-                                  progress.match.value() + kFarBehind < r.raft.commit.value())) {
-        hb->add_pending_peers(peer.value());
-      }
-    }
+    for (uint64_t p : coordinator::PendingPeers(r, options_.id)) hb->add_pending_peers(p);
     coord_client_->Call(std::move(req), 2000, [this, id, counts, now](Result<CoordResponse> r) {
       if (r.ok() && r->has_region_heartbeat()) {
-        coord_executor_->After(0, [this, id, counts, now] {
+        const bool again = r->region_heartbeat().report_again();
+        coord_executor_->After(0, [this, id, counts, now, again] {
           region_flow_sent_[id] = {counts, now};
+          // An operator is under way: report at the next check, not in 10 s.
+          if (again) reported_.erase(id);
         });
         for (const auto& op : r->region_heartbeat().operators()) RunOperator(op);
         return;
@@ -466,28 +472,12 @@ void Node::SplitRegion(const store::RegionDescriptor& desc, std::string engine_k
 }
 
 void Node::RunOperator(const coordinator::Operator& op) {
-  // An admin request like `micedb node` sends, guarded by the operator's epoch: a region that
-  // has moved on refuses it (EpochNotMatch), and one already changed that way refuses it as
-  // changing nothing. Either way the next heartbeat drops the operator.
-  region::RegionRequest req;
-  req.set_format(region::FORMAT_V1);
-  req.mutable_header()->set_region_id(op.region_id());
-  *req.mutable_header()->mutable_epoch() = op.epoch();
-  region::AdminRequest* admin = req.mutable_admin();
-  if (op.kind() == coordinator::Operator::TRANSFER_LEADER) {
-    admin->mutable_transfer_leader()->set_node_id(op.store_id());
-  } else {
-    region::ChangePeer* c = admin->mutable_change_peer();
-    c->set_node_id(op.store_id());
-    c->set_peer_addr(op.peer_addr());
-    c->set_op(op.kind() == coordinator::Operator::ADD_LEARNER ? region::ChangePeer::ADD_LEARNER
-              : op.kind() == coordinator::Operator::PROMOTE   ? region::ChangePeer::PROMOTE
-                                                              : region::ChangePeer::REMOVE);
-  }
+  // Guarded by the operator's epoch (coordinator::OperatorRequest); either way the region's
+  // next report tells the coordinator whether the step is done.
   GetLogger("server")->info("region {}: running operator {} ({} store {})", op.region_id(), op.id(),
                             coordinator::Operator::Kind_Name(op.kind()), op.store_id());
-  store_->RunAdmin(std::move(req), [id = op.id(),
-                                    region = op.region_id()](const region::RegionResponse& resp) {
+  store_->RunAdmin(coordinator::OperatorRequest(op), [id = op.id(), region = op.region_id()](
+                                                         const region::RegionResponse& resp) {
     if (resp.has_error()) {
       GetLogger("server")->info("region {}: operator {}: {}", region, id, resp.error().message());
     }
@@ -536,6 +526,11 @@ void Node::ClusterJson(const std::string& what, std::function<void(std::string)>
         } else if (what == "regions") {
           coordinator::ClusterResponse only;
           *only.mutable_regions() = c.regions();
+          (void)google::protobuf::util::MessageToJsonString(only, &out, o);
+        } else if (what == "operators") {
+          coordinator::ClusterResponse only;
+          *only.mutable_operators() = c.operators();
+          *only.mutable_finished_operators() = c.finished_operators();
           (void)google::protobuf::util::MessageToJsonString(only, &out, o);
         } else {
           (void)google::protobuf::util::MessageToJsonString(c, &out, o);

@@ -43,7 +43,7 @@ void Node::InstallHttpHandlers() {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics()};
   });
   // The cluster as the coordinator sees it (docs/coordinator.md).
-  for (const char* what : {"cluster", "stores", "regions"}) {
+  for (const char* what : {"cluster", "stores", "regions", "operators"}) {
     http_->HandleAsync(fmt::format("/api/v1/{}", what),
                        [this, what = std::string(what)](const std::string&, HttpReply reply) {
                          ClusterJson(what, [reply = std::move(reply)](std::string body) {
@@ -95,6 +95,14 @@ std::string Node::RenderMetrics() const {
           c.elections_started.load());
   counter("micedb_raft_snapshots_sent_total", "Snapshots sent", c.snapshots_sent.load());
   counter("micedb_raft_snapshots_applied_total", "Snapshots installed", c.snapshots_applied.load());
+  counter("micedb_raft_snapshots_refused_total",
+          "Snapshots refused: their range overlaps another region here",
+          c.snapshots_refused.load());
+  counter("micedb_raft_gone_sent_total",
+          "Messages telling a replica its region's configuration no longer names its store",
+          c.gone_sent.load());
+  counter("micedb_raft_gone_replicas_total", "Stale replicas deleted on such a message",
+          c.gone_destroyed.load());
   counter("micedb_raft_sync_writes_total", "Synced raft log writes (group commits)",
           c.sync_writes.load());
   counter("micedb_raft_async_sync_writes_total",
@@ -251,6 +259,23 @@ std::string Node::RenderMetrics() const {
     counter("micedb_coordinator_directory_reads_total", "Region directory reads",
             k.directory_reads.load());
     counter("micedb_coordinator_joins_total", "Nodes that joined", k.joins.load());
+    counter("micedb_coordinator_operators_created_total",
+            "Operators the schedulers (or an operator by hand) started",
+            k.operators_created.load());
+    counter("micedb_coordinator_operators_done_total", "Operators whose every step was done",
+            k.operators_done.load());
+    counter("micedb_coordinator_operators_timed_out_total", "Operators given up as timed out",
+            k.operators_timed_out.load());
+    counter("micedb_coordinator_operators_cancelled_total",
+            "Operators cancelled (their region or target store went away)",
+            k.operators_cancelled.load());
+    counter("micedb_coordinator_operator_steps_sent_total",
+            "Operator steps handed to region leaders", k.operators_sent.load());
+    counter("micedb_coordinator_stores_tombstoned_total", "Decommissions finished",
+            k.stores_tombstoned.load());
+    Metric(&out, "micedb_coordinator_operators_running", "gauge", "Operators under way");
+    out +=
+        fmt::format("micedb_coordinator_operators_running {}\n", coordinator_->RunningOperators());
     counter("micedb_coordinator_leader_terms_total", "Terms this node served as leader",
             k.leader_terms.load());
     Metric(&out, "micedb_coordinator_serving", "gauge",

@@ -39,6 +39,9 @@ class RegionPeer {
   ApplyState apply;
   raft::SoftState soft;
   bool removed = false;  // this node was removed from the region; destroy after the round
+  // A leader whose configuration (this conf_ver) does not name this store said so (MSG_GONE):
+  // the replica is destroyed before the next round, with a tombstone at that conf_ver.
+  uint64_t gone_conf_ver = 0;
   // The ids of the last regions split off this one: a request refused for a stale epoch is
   // told their descriptors too, so that the router finds its key's new region at once.
   std::vector<uint64_t> split_children;

@@ -274,7 +274,22 @@ void Store::MaybeCreatePeerFor(const raft::Message& m) {
       m.type() != raft::MSG_VOTE && m.type() != raft::MSG_PRE_VOTE) {
     return;
   }
-  if (engine_->Get(Cf::kRaft, TombstoneKey(m.region_id())).ok()) return;
+  if (auto t = engine_->Get(Cf::kRaft, TombstoneKey(m.region_id())); t.ok()) {
+    // Removed from here before. Late messages of that time cannot bring it back; a message
+    // from a replica whose configuration is newer than the one this store was removed in
+    // (and names this store, or it would not have sent it) means the region was added here
+    // again: start afresh, as a new member. Not on a vote: a new member starts as a learner.
+    RegionDescriptor gone;
+    if (!gone.ParseFromString(*t) || m.conf_ver() <= gone.epoch().conf_ver() ||
+        m.type() == raft::MSG_VOTE || m.type() == raft::MSG_PRE_VOTE) {
+      return;
+    }
+    Status st = engine_->Delete(Cf::kRaft, TombstoneKey(m.region_id()),
+                                storage::WriteOptions{.sync = true});
+    if (!st.ok()) return;
+    Log()->info("region {}: added here again (conf_ver {} after {}): its tombstone is cleared",
+                m.region_id(), m.conf_ver(), gone.epoch().conf_ver());
+  }
   RegionDescriptor desc;
   desc.set_id(m.region_id());
   // Loaded: an empty replica that voted before a restart keeps its vote. The startup vote
@@ -288,6 +303,57 @@ void Store::MaybeCreatePeerFor(const raft::Message& m) {
   }
   Log()->info("region {}: created an empty replica on a message from node {}", m.region_id(),
               m.from());
+}
+
+void Store::MaybeTellGone(RegionPeer* p, const raft::Message& m) {
+  if (!p->initialized() || p->soft.role != raft::Role::kLeader) return;
+  const uint64_t from = m.from();
+  if (from == options_.node_id.value()) return;
+  const auto& cs = p->desc.conf_state();
+  auto has = [from](const auto& ids) {
+    return std::find(ids.begin(), ids.end(), from) != ids.end();
+  };
+  if (has(cs.voters()) || has(cs.learners())) return;
+  if (m.conf_ver() >= p->desc.epoch().conf_ver()) return;
+  // Only with no change of the configuration under way: one in the log, not applied yet, may
+  // be adding that store back, and it may already take part.
+  const raft::NodeStatus st = p->node->GetStatus();
+  if (st.pending_conf_index > st.applied) return;
+  raft::Message gone;
+  gone.set_type(raft::MSG_GONE);
+  gone.set_to(from);
+  gone.set_from(options_.node_id.value());
+  gone.set_term(st.term.value());
+  gone.set_region_id(p->id());
+  gone.set_conf_ver(p->desc.epoch().conf_ver());
+  counters_.gone_sent++;
+  transport_->SendBatch({std::move(gone)});
+}
+
+void Store::OnGone(const raft::Message& m) {
+  RegionPeer* p = FindPeer(m.region_id());
+  if (!p || !p->initialized() || p->removed || p->gone_conf_ver != 0) return;
+  if (m.conf_ver() <= p->desc.epoch().conf_ver()) return;  // this replica knows better
+  Log()->warn(
+      "region {}: node {} leads it in a configuration (conf_ver {}) without this store, newer "
+      "than this replica's ({}): the replica was removed; deleting it",
+      m.region_id(), m.from(), m.conf_ver(), p->desc.epoch().conf_ver());
+  p->gone_conf_ver = m.conf_ver();
+}
+
+void Store::DestroyGonePeers() {
+  std::vector<RegionPeer*> gone;
+  for (auto& [id, p] : peers_) {
+    if (p->gone_conf_ver != 0 && !p->removed) gone.push_back(p.get());
+  }
+  for (RegionPeer* p : gone) {
+    // The tombstone at the leader's conf_ver: messages of the configurations in between (late
+    // ones, from when this store was still a member) cannot bring the replica back.
+    p->desc.mutable_epoch()->set_conf_ver(p->gone_conf_ver);
+    p->removed = true;
+    counters_.gone_destroyed++;
+    if (!DestroyPeer(p)) return;  // retried with the other removals once the disk takes writes
+  }
 }
 
 const RegionPeer* Store::OverlappingRegion(const raft::Message& snap_msg) const {
@@ -310,9 +376,14 @@ void Store::Step(std::vector<raft::Message> msgs) {
     // and raft's retries make up for it.
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return;
     for (auto& m : msgs) {
+      if (m.type() == raft::MSG_GONE) {
+        OnGone(m);
+        continue;
+      }
       MaybeCreatePeerFor(m);
       RegionPeer* p = FindPeer(m.region_id());
-      if (!p) continue;
+      if (!p || p->gone_conf_ver != 0) continue;
+      MaybeTellGone(p, m);
       Status st = p->node->Step(m);
       if (!st.ok()) Log()->debug("region {}: step: {}", p->id(), st.ToString());
     }
@@ -381,13 +452,17 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     // encoding below: tell the followers first (raft.md §3, big entries).
     const uint64_t bytes = req.ByteSizeLong();
     if (std::vector<raft::Message> hb = p->node->AnnounceBigEntries(bytes); !hb.empty()) {
-      for (auto& m : hb) m.set_region_id(p->id());
+      for (auto& m : hb) {
+        m.set_region_id(p->id());
+        m.set_conf_ver(p->desc.epoch().conf_ver());
+      }
       // The whole loop stalls, not only this region: the followers of every region led here
       // (the coordinator's too) get the same allowance.
       for (auto& [id, other] : peers_) {
         if (other.get() == p) continue;
         for (auto& m : other->node->AnnounceBigEntries(bytes)) {
           m.set_region_id(id);
+          m.set_conf_ver(other->desc.epoch().conf_ver());
           hb.push_back(std::move(m));
         }
       }

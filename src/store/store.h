@@ -137,6 +137,9 @@ struct StoreCounters {
   std::atomic<uint64_t> snapshots_applied{0};
   // Received snapshots refused because their range overlaps another region here.
   std::atomic<uint64_t> snapshots_refused{0};
+  // Stale replicas: MSG_GONE sent (as a leader) and replicas destroyed on one.
+  std::atomic<uint64_t> gone_sent{0};
+  std::atomic<uint64_t> gone_destroyed{0};
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
@@ -288,6 +291,12 @@ class Store {
   // RegionNotFound or NotLeader and returns null. Loop thread.
   RegionPeer* LeaderPeerFor(const region::RegionRequest& req, ResponseCallback& done);
   void MaybeCreatePeerFor(const raft::Message& m);
+  // Stale replicas (docs/sharding.md §3): a leader answers a message from a store its
+  // configuration does not name with MSG_GONE; the replica it reaches destroys itself if its
+  // own configuration is older.
+  void MaybeTellGone(RegionPeer* p, const raft::Message& m);
+  void OnGone(const raft::Message& m);
+  void DestroyGonePeers();
   // Another initialized region here whose range overlaps the snapshot's; null if none.
   const RegionPeer* OverlappingRegion(const raft::Message& snap_msg) const;
   void PublishInfo() EXCLUDES(info_mu_);

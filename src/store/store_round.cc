@@ -92,6 +92,7 @@ void Store::PulseLeaders() {
   for (auto& [id, p] : peers_) {
     for (raft::Message& m : p->node->HeartbeatNow()) {
       m.set_region_id(id);
+      m.set_conf_ver(p->desc.epoch().conf_ver());
       out.push_back(std::move(m));
     }
   }
@@ -160,6 +161,7 @@ void Store::RunRound() {
   // Before any of this round's messages leave: a transfer's MSG_TIMEOUT_NOW lets the target
   // win at once, so the lease must be gone first.
   UpdateLeases(/*round_start=*/true);
+  DestroyGonePeers();
   auto round = std::make_unique<Round>();
   Round& r = *round;
   for (auto& [id, p] : peers_) {
@@ -372,6 +374,7 @@ bool Store::CanApplyBeforePersist(const raft::Ready& rd) {
 void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Message>* out) {
   for (auto& m : rd->messages) {
     m.set_region_id(p->id());
+    m.set_conf_ver(p->desc.epoch().conf_ver());
     if (m.type() != raft::MSG_SNAP) {
       out->push_back(std::move(m));
       continue;
@@ -403,7 +406,9 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
 
 namespace {
 
-// Appends `batch` (one leader's proposals of this round) to the log in one raft call.
+// Appends `batch` (one leader's proposals of this round) to the log in one raft call. Taken by
+// value: its commands and callbacks are moved out.
+// NOLINTNEXTLINE(performance-unnecessary-value-param)
 void ProposeBatch(RegionPeer* p, std::vector<std::pair<std::string, RegionPeer::Proposal>> batch) {
   std::vector<std::string> commands;
   commands.reserve(batch.size());

@@ -399,6 +399,24 @@ class StoreTest : public ::testing::Test {
     }
     FAIL() << "put " << k << " never succeeded";
   }
+  // A membership change of region 1 through whoever of `live` leads, retried until applied.
+  void ChangeMembership(raft::ConfChangeType type, uint64_t node,
+                        const std::vector<uint64_t>& live) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      uint64_t leader = cluster_->WaitLeader(live);
+      raft::ConfChange cc;
+      cc.set_type(type);
+      cc.set_node_id(node);
+      auto r = cluster_->Call([&](const ResultCallback& cb) {
+        cluster_->GetStore(leader)->ChangeMembership(RegionId(1), cc, [cb](const Status& st) {
+          cb(st.ok() ? Result<std::string>("") : st);
+        });
+      });
+      if (r.ok()) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL() << "membership change never applied";
+  }
   // Three nodes; once k = value is written, *leader is the node that holds the lease.
   void StartWithLeaseHolder(const std::string& value, uint64_t* leader) {
     Start3();

@@ -57,6 +57,7 @@ class Node:
         self.proc = None
         self.log_path = os.path.join(cluster.root, f"node{node_id}.log")
         self.initial_peers = None
+        self.join = None  # peer addresses to --join through (a node added to a running cluster)
         self.paused = False
 
     @property
@@ -78,6 +79,8 @@ class Node:
             args = self.net.exec_prefix(self.id) + args + ["--insecure"]
         if self.initial_peers:
             args += ["--initial-peers", self.initial_peers]
+        if self.join:
+            args += ["--join", self.join]
         args += self.cluster.extra_args
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -150,8 +153,12 @@ class Cluster:
         self.wait_leader(meta=True)
         return self
 
-    def add_node(self, node_id):
+    def add_node(self, node_id, join=False):
+        """Starts a fresh node; with `join`, it joins through the live nodes (registering with
+        the coordinator, so that the schedulers can place replicas on it)."""
         n = Node(self, node_id)
+        if join:
+            n.join = ",".join(m.peer_addr for m in self.live())
         self.nodes[node_id] = n
         self.next_id = max(self.next_id, node_id + 1)
         n.start(initial_peers="")
@@ -163,6 +170,14 @@ class Cluster:
         self.admin("add", "--id", str(n.id), "--peer-addr", n.peer_addr,
                    via=None, others_than=n.id)
         return n
+
+    def retire(self, node_id):
+        """Kills node_id for good (no membership change: the coordinator notices)."""
+        n = self.nodes.pop(node_id)
+        if n.paused:
+            n.resume()
+        n.kill9()
+        self.retired.append(n)
 
     def remove_member(self, node_id):
         """Removes node_id from the membership (through another node), then stops it."""

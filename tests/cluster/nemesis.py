@@ -7,9 +7,13 @@ pause      SIGSTOP a random node or the leader; SIGCONT on stop
 wipe       kill a node, remove it from the membership, delete its data, and let a fresh node
            (new id, empty directory) join as a learner; promoted on stop
 membership add a learner and promote it; on stop remove a random old voter (the leader too)
+replace    kill -9 a node for good and start a fresh, empty one (new id) with nothing done by
+           hand: the coordinator's replica checker moves every replica of the dead store to it
+           once the store counts as down (run with a short --store-down-time)
 partition  (network namespaces only) isolate the leader, split majority/minority, a majorities
            ring (every node sees a majority, no two the same one), or one-way drops into a node
 """
+import json
 import shutil
 import threading
 import time
@@ -31,6 +35,7 @@ def _members(cluster):
 class Nemesis:
     name = "?"
     needs_net = False
+    in_all = True
 
     def __init__(self, cluster, log):
         self.cluster = cluster
@@ -119,6 +124,44 @@ class Wipe(Nemesis):
         return f"promote {j.id}"
 
 
+class Replace(Nemesis):
+    name = "replace"
+    in_all = False  # needs a short --store-down-time; run it by name
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+
+    def start(self, rng):
+        # A second store lost before the first one's replicas are replaced could take a
+        # majority of some region with it, which no cluster survives: wait for that first.
+        gone = {n.id for n in self.cluster.retired}
+        if gone and self._still_on(gone):
+            return f"replace skipped: replicas still on {sorted(gone)}"
+        ids = _members(self.cluster)
+        victim = rng.choice(ids)
+        self.cluster.retire(victim)
+        fresh = self.cluster.add_node(self.cluster.next_id, join=True)
+        return (f"replace {victim}: killed for good; node {fresh.id} starts empty, the "
+                f"coordinator moves the replicas")
+
+    def stop(self):
+        return "nothing to undo"
+
+    def _still_on(self, gone):
+        for n in self.cluster.live():
+            try:
+                view = json.loads(n.http("/api/v1/cluster", timeout=5))
+            except (OSError, ValueError):
+                continue
+            if "regions" not in view:
+                continue
+            for r in view["regions"]:
+                cs = r["meta"]["region"].get("confState", {})
+                if gone & {int(v) for v in cs.get("voters", []) + cs.get("learners", [])}:
+                    return True
+            return bool(gone & {int(m["nodeId"]) for m in view.get("coordinators", [])})
+        return True
+
+
 class Membership(Nemesis):
     name = "membership"
 
@@ -204,6 +247,7 @@ NEMESES = {
     "pause": Pause,
     "wipe": Wipe,
     "membership": Membership,
+    "replace": Replace,
     "partition": Partition,
 }
 
@@ -213,7 +257,7 @@ def make(names, cluster, log):
     run)."""
     if names == "all":
         names = ",".join(n for n, cls in NEMESES.items()
-                         if not cls.needs_net or cluster.net is not None)
+                         if cls.in_all and (not cls.needs_net or cluster.net is not None))
     out = []
     for name in names.split(","):
         if name == "none":

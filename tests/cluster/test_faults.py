@@ -61,6 +61,25 @@ def test_split_storm_under_kills(micedb_bin, tmp_path):
     assert (s["regions"] or 0) >= 8, f"{s['regions']} regions: the storm did not happen\n{detail}"
 
 
+def test_stores_lost_for_good_are_replaced_by_the_coordinator(micedb_bin, tmp_path):
+    """Nodes killed for good, each followed by a fresh empty node, nothing changed by hand:
+    once a dead store counts as down (2 s here) the coordinator's replica checker gives every
+    region it held (dozens: small split size; the coordinator's own region too) a replica on a
+    live store. The workloads' checks hold, and every live node ends up with every region."""
+    seed = 1108
+    extra = ["--store-down-time", "2s", "--region-split-size", "16KiB"]
+    res = faultrun.run(micedb_bin, tmp_path / "run", seed, DURATION_S, "replace", 3,
+                       interval=(1.0, 3.0), hold=(5.0, 8.0), extra_args=extra)
+    detail = (f"{res.problems}\n{res.report}\nartifacts: {res.out_dir}\nseed {seed}; rerun "
+              f"with: {faultrun.rerun_command(seed, DURATION_S, 'replace', 3, extra)}")
+    assert res.valid, detail
+    s = res.summary
+    log = (tmp_path / "run" / "nemesis.log").read_text()
+    assert log.count("killed for good") >= 1, log
+    assert s["register"]["ok"] >= 200 and s["set"]["acked"] >= 100, detail
+    assert s["recovery_s"] is not None and s["recovery_s"] < 10, detail
+
+
 def test_checker_catches_reads_without_read_index(micedb_bin, tmp_path):
     """The broken build of the issue: --testing-unsafe-local-reads answers reads from the local
     replica, so a follower that has not applied a completed write yet returns the old value.

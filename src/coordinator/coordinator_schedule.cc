@@ -1,0 +1,578 @@
+// The coordinator's operators and checkers (docs/sharding.md §3): a scheduled operator is a
+// sequence of membership steps for one region, each run by the region's leader as an admin
+// request guarded by the epoch it reported, each known done from the region's next report.
+// Operators live in the serving leader's memory only; a new leader's checkers make again what
+// is still needed, so every step is written to be safe to run twice.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "common/logging.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/meta_state_machine.h"
+#include "store/keys.h"
+
+namespace micedb::coordinator {
+namespace {
+
+spdlog::logger* Log() { return GetLogger("coordinator"); }
+
+// A step not yet seen done is handed to the leader again after this long (the leader may have
+// lost it: a leadership change, a refusal while another change was in flight).
+constexpr int64_t kResendMs = 1000;
+// A region whose leader has not reported for this long is left alone: the checker would act on
+// a stale picture (and the operator could only reach a leader that reports).
+constexpr int64_t kFreshReportMs = 30'000;
+constexpr size_t kFinishedKept = 64;
+
+bool Has(const google::protobuf::RepeatedField<uint64_t>& ids, uint64_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+bool StepDone(const OperatorStep& step, const RegionMeta& reported) {
+  const auto& cs = reported.region().conf_state();
+  switch (step.kind()) {
+    case Operator::ADD_LEARNER:
+      return Has(cs.learners(), step.store_id()) || Has(cs.voters(), step.store_id());
+    case Operator::PROMOTE:
+      return Has(cs.voters(), step.store_id());
+    case Operator::REMOVE_PEER:
+      return !Has(cs.learners(), step.store_id()) && !Has(cs.voters(), step.store_id());
+    case Operator::TRANSFER_LEADER:
+      return reported.leader() == step.store_id();
+    default:
+      return true;
+  }
+}
+
+std::string StepText(const OperatorStep& s) {
+  switch (s.kind()) {
+    case Operator::ADD_LEARNER:
+      return fmt::format("add a learner on store {}", s.store_id());
+    case Operator::PROMOTE:
+      return fmt::format("promote store {}", s.store_id());
+    case Operator::REMOVE_PEER:
+      return fmt::format("remove store {}", s.store_id());
+    case Operator::TRANSFER_LEADER:
+      return fmt::format("move the leadership to store {}", s.store_id());
+    default:
+      return "?";
+  }
+}
+
+OperatorStep Step(Operator::Kind kind, uint64_t store) {
+  OperatorStep s;
+  s.set_kind(kind);
+  s.set_store_id(store);
+  return s;
+}
+
+const char* HealthText(int h) {
+  static const char* const kText[] = {"up",      "disconnected", "down",
+                                      "offline", "a tombstone",  "unknown"};
+  return kText[h];
+}
+
+}  // namespace
+
+bool Coordinator::StartOperator(uint64_t region, std::string name, std::string reason,
+                                std::vector<OperatorStep> steps) {
+  if (operators_.count(region) || steps.empty()) return false;
+  const int64_t now = NowMs();
+  RunningOp op;
+  op.view.set_id(next_operator_++);
+  op.view.set_region_id(region);
+  op.view.set_name(std::move(name));
+  op.view.set_reason(std::move(reason));
+  bool only_leader = true;
+  for (auto& s : steps) {
+    only_leader &= s.kind() == Operator::TRANSFER_LEADER;
+    *op.view.add_steps() = std::move(s);
+  }
+  op.view.set_created_ms(now);
+  op.view.set_deadline_ms(
+      now + (only_leader ? options_.leader_operator_timeout_ms : options_.operator_timeout_ms));
+  op.view.set_state("running");
+  op.view.set_note(StepText(op.view.steps(0)));
+  op.step_ms = now;
+  excess_since_.erase(region);
+  Log()->info("coordinator: operator {} for region {}: {} ({})", op.view.id(), region,
+              op.view.name(), op.view.reason());
+  counters_.operators_created.fetch_add(1, std::memory_order_relaxed);
+  operators_.emplace(region, std::move(op));
+  return true;
+}
+
+void Coordinator::FinishOperator(uint64_t region, const std::string& state,
+                                 const std::string& note) {
+  auto it = operators_.find(region);
+  if (it == operators_.end()) return;
+  OperatorView v = std::move(it->second.view);
+  operators_.erase(it);
+  v.set_state(state);
+  v.set_note(note);
+  v.set_finished_ms(NowMs());
+  auto& counter = state == "done"      ? counters_.operators_done
+                  : state == "timeout" ? counters_.operators_timed_out
+                                       : counters_.operators_cancelled;
+  counter.fetch_add(1, std::memory_order_relaxed);
+  Log()->info("coordinator: operator {} for region {} {}: {}", v.id(), region, state, note);
+  finished_.push_back(std::move(v));
+  while (finished_.size() > kFinishedKept) finished_.pop_front();
+}
+
+void Coordinator::AdvanceOperator(const RegionHeartbeat& hb, std::vector<Operator>* out) {
+  const RegionMeta& reported = hb.region();
+  const uint64_t region = reported.region().id();
+  auto it = operators_.find(region);
+  if (it == operators_.end()) return;
+  RunningOp& op = it->second;
+  const int64_t now = NowMs();
+  while (op.view.step() < static_cast<uint32_t>(op.view.steps_size()) &&
+         StepDone(op.view.steps(static_cast<int>(op.view.step())), reported)) {
+    op.view.set_step(op.view.step() + 1);
+    op.step_ms = now;
+    op.sent_ms = 0;
+  }
+  if (op.view.step() == static_cast<uint32_t>(op.view.steps_size())) {
+    return FinishOperator(region, "done", "every step is done");
+  }
+  const OperatorStep& step = op.view.steps(static_cast<int>(op.view.step()));
+  const auto& cs = reported.region().conf_state();
+  const bool pending = Has(hb.pending_peers(), step.store_id());
+  Operator run;
+  run.set_id(op.view.id());
+  run.set_region_id(region);
+  *run.mutable_epoch() = reported.region().epoch();
+  run.set_kind(step.kind());
+  run.set_store_id(step.store_id());
+  std::string note = StepText(step);
+  switch (step.kind()) {
+    case Operator::PROMOTE:
+      // A learner is promoted once it has caught up: a voter far behind would hold commits.
+      if (!Has(cs.learners(), step.store_id()) || pending) {
+        op.view.set_note(note + ": waiting for the learner to catch up");
+        return;
+      }
+      break;
+    case Operator::TRANSFER_LEADER:
+      if (!Has(cs.voters(), step.store_id()) || pending) {
+        op.view.set_note(note + ": waiting for it to catch up");
+        return;
+      }
+      break;
+    case Operator::REMOVE_PEER:
+      if (reported.leader() == step.store_id()) {
+        // A leader does not remove itself: hand the leadership to a caught-up voter first.
+        uint64_t to = 0;
+        for (uint64_t v : cs.voters()) {
+          if (v != step.store_id() && !Has(hb.pending_peers(), v) &&
+              StoreHealth(v, now) == Health::kUp) {
+            to = v;
+            break;
+          }
+        }
+        if (to == 0) {
+          op.view.set_note(note + ": waiting for another voter to take the leadership");
+          return;
+        }
+        run.set_kind(Operator::TRANSFER_LEADER);
+        run.set_store_id(to);
+        note = fmt::format("{} (its leadership moves to store {} first)", note, to);
+      }
+      break;
+    default:
+      break;
+  }
+  op.view.set_note(note);
+  if (op.sent_ms != 0 && now - op.sent_ms < kResendMs && op.sent_kind == run.kind() &&
+      op.sent_store == run.store_id()) {
+    return;
+  }
+  op.sent_ms = now;
+  op.sent_kind = run.kind();
+  op.sent_store = run.store_id();
+  if (auto s = stores_.find(run.store_id()); s != stores_.end()) {
+    run.set_peer_addr(s->second.peer_addr());
+  }
+  out->push_back(std::move(run));
+}
+
+std::string Coordinator::HostOf(uint64_t store) const {
+  auto it = stores_.find(store);
+  if (it == stores_.end()) return {};
+  auto h = it->second.labels().find("host");
+  return h == it->second.labels().end() ? std::string() : h->second;
+}
+
+uint64_t Coordinator::PickTarget(const store::RegionDescriptor& desc,
+                                 const std::vector<uint64_t>& keep) {
+  const int64_t now = NowMs();
+  std::set<std::string> hosts;
+  for (uint64_t k : keep) {
+    if (std::string h = HostOf(k); !h.empty()) hosts.insert(std::move(h));
+  }
+  // Replicas being added to each store now.
+  std::map<uint64_t, uint32_t> adding;
+  for (const auto& [region, op] : operators_) {
+    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
+      if (op.view.steps(i).kind() == Operator::ADD_LEARNER) ++adding[op.view.steps(i).store_id()];
+    }
+  }
+  uint64_t best = 0;
+  std::tuple<bool, uint64_t, uint64_t> best_score{};
+  for (const auto& [id, meta] : stores_) {
+    if (StoreHealth(id, now) != Health::kUp) continue;
+    if (Has(desc.conf_state().voters(), id) || Has(desc.conf_state().learners(), id)) continue;
+    if (auto live = store_live_.find(id);
+        live == store_live_.end() || live->second.stats.no_space()) {
+      continue;
+    }
+    const uint32_t busy = adding.count(id) ? adding[id] : 0;
+    if (busy >= options_.store_limit) continue;
+    const std::string host = HostOf(id);
+    const bool shared_host = !host.empty() && hosts.count(host) > 0;
+    const uint64_t load = (replica_counts_.count(id) ? replica_counts_[id] : 0) + busy;
+    std::tuple<bool, uint64_t, uint64_t> score{shared_host, load, id};
+    if (best == 0 || score < best_score) {
+      best = id;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+void Coordinator::CheckReplicas(const RegionHeartbeat& hb, int64_t now) {
+  const store::RegionDescriptor& desc = hb.region().region();
+  const uint64_t region = desc.id();
+  const auto& cs = desc.conf_state();
+  const uint32_t want = std::max<uint32_t>(
+      1, state_.cluster().max_replicas() ? state_.cluster().max_replicas() : options_.max_replicas);
+  const uint64_t leader = hb.region().leader();
+  std::vector<uint64_t> voters(cs.voters().begin(), cs.voters().end());
+  std::vector<uint64_t> learners(cs.learners().begin(), cs.learners().end());
+  auto health = [&](uint64_t s) { return StoreHealth(s, now); };
+  auto bad = [&](uint64_t s) {
+    const Health h = health(s);
+    return h == Health::kDown || h == Health::kOffline || h == Health::kTombstone;
+  };
+  // A store the coordinator does not know (never registered): do nothing with the region.
+  for (uint64_t s : voters) {
+    if (health(s) == Health::kUnknown) return;
+  }
+  auto why = [&](uint64_t s) {
+    return health(s) == Health::kOffline
+               ? fmt::format("store {} is being decommissioned", s)
+               : fmt::format("store {} is {}", s, HealthText(static_cast<int>(health(s))));
+  };
+  // Someone else (an operator by hand, a leader mid-change) may be behind an excess replica on
+  // a healthy store: remove it only after it has stayed a while.
+  auto excess_ripe = [&]() {
+    auto [it, fresh] = excess_since_.emplace(region, now);
+    (void)fresh;
+    return now - it->second >= options_.excess_grace_ms;
+  };
+  if (learners.empty() && voters.size() <= want) excess_since_.erase(region);
+  std::vector<uint64_t> good_voters;
+  std::vector<uint64_t> bad_voters;
+  for (uint64_t v : voters) (bad(v) ? bad_voters : good_voters).push_back(v);
+
+  // 1. Learners no operator is behind.
+  for (uint64_t l : learners) {
+    if (bad(l)) {
+      StartOperator(region, "remove-learner", why(l), {Step(Operator::REMOVE_PEER, l)});
+      return;
+    }
+    if (good_voters.size() < want && !Has(hb.pending_peers(), l)) {
+      StartOperator(region, "promote-learner",
+                    fmt::format("the region has {} healthy voters of {}", good_voters.size(), want),
+                    {Step(Operator::PROMOTE, l)});
+      return;
+    }
+    if (voters.size() >= want) {
+      if (excess_ripe()) {
+        StartOperator(region, "remove-learner", "a learner no operator added",
+                      {Step(Operator::REMOVE_PEER, l)});
+      }
+      return;
+    }
+    return;  // catching up, and needed: the next pass promotes it
+  }
+  // 2. Voters on stores that are down, offline or gone: replace them (add a learner elsewhere,
+  // let it catch up, promote it, then remove the old one), one at a time.
+  if (!bad_voters.empty()) {
+    if (good_voters.size() * 2 <= voters.size()) return;  // no quorum: nothing can commit
+    const uint64_t old = bad_voters.front();
+    if (voters.size() > want) {
+      StartOperator(region, "remove-replica", why(old), {Step(Operator::REMOVE_PEER, old)});
+      return;
+    }
+    const uint64_t target = PickTarget(desc, good_voters);
+    if (target == 0) return;  // nowhere to go now (counted in the status as waiting)
+    StartOperator(region, "replace-replica", why(old),
+                  {Step(Operator::ADD_LEARNER, target), Step(Operator::PROMOTE, target),
+                   Step(Operator::REMOVE_PEER, old)});
+    return;
+  }
+  // 3. Too few voters.
+  if (voters.size() < want) {
+    const uint64_t target = PickTarget(desc, voters);
+    if (target == 0) return;
+    StartOperator(region, "add-replica",
+                  fmt::format("the region has {} voters of {}", voters.size(), want),
+                  {Step(Operator::ADD_LEARNER, target), Step(Operator::PROMOTE, target)});
+    return;
+  }
+  // 4. Too many: drop one on a silent store first, else on the busiest store (not the leader's
+  // if there is a choice), after the grace period.
+  if (voters.size() > want) {
+    if (!excess_ripe()) return;
+    uint64_t victim = 0;
+    std::tuple<bool, bool, uint32_t> worst{};
+    for (uint64_t v : voters) {
+      const std::tuple<bool, bool, uint32_t> score{health(v) == Health::kDisconnected, v != leader,
+                                                   replica_counts_[v]};
+      if (victim == 0 || score > worst) {
+        victim = v;
+        worst = score;
+      }
+    }
+    StartOperator(region, "remove-replica",
+                  fmt::format("the region has {} voters of {}", voters.size(), want),
+                  {Step(Operator::REMOVE_PEER, victim)});
+    return;
+  }
+  // 5. Two voters on one host while another host could take one.
+  std::map<std::string, std::vector<uint64_t>> by_host;
+  for (uint64_t v : voters) {
+    if (std::string h = HostOf(v); !h.empty()) by_host[h].push_back(v);
+  }
+  for (const auto& [host, on] : by_host) {
+    if (on.size() < 2) continue;
+    uint64_t move = on.front() == leader ? on.back() : on.front();
+    std::vector<uint64_t> rest;
+    for (uint64_t v : voters) {
+      if (v != move) rest.push_back(v);
+    }
+    const uint64_t target = PickTarget(desc, rest);
+    if (target == 0 || HostOf(target) == host || HostOf(target).empty()) return;
+    StartOperator(region, "replace-replica",
+                  fmt::format("stores {} and {} share host {}", on[0], on[1], host),
+                  {Step(Operator::ADD_LEARNER, target), Step(Operator::PROMOTE, target),
+                   Step(Operator::REMOVE_PEER, move)});
+    return;
+  }
+}
+
+size_t Coordinator::Running(const std::string& name) const {
+  size_t n = 0;
+  for (const auto& [region, op] : operators_) n += op.view.name() == name;
+  return n;
+}
+
+void Coordinator::BalanceLeaders(int64_t now) {
+  if (options_.balance_leader_limit == 0) return;
+  // Leaders per healthy store (a store that is not up takes none and is not counted).
+  std::map<uint64_t, int64_t> leaders;
+  for (const auto& [id, meta] : stores_) {
+    if (StoreHealth(id, now) == Health::kUp) leaders[id] = 0;
+  }
+  if (leaders.size() < 2) return;
+  for (const auto& [id, reg] : regions_) {
+    if (auto it = leaders.find(reg.leader()); it != leaders.end()) ++it->second;
+  }
+  // Transfers under way count as done.
+  for (const auto& [region, op] : operators_) {
+    if (op.view.name() != "balance-leader") continue;
+    auto reg = regions_.find(region);
+    if (reg == regions_.end()) continue;
+    if (auto from = leaders.find(reg->second.leader()); from != leaders.end()) --from->second;
+    if (auto to = leaders.find(op.view.steps(0).store_id()); to != leaders.end()) ++to->second;
+  }
+  while (Running("balance-leader") < options_.balance_leader_limit &&
+         operators_.size() < options_.max_operators) {
+    auto [lo, hi] =
+        std::minmax_element(leaders.begin(), leaders.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (hi->second - lo->second < 2) return;
+    const uint64_t from = hi->first, to = lo->first;
+    // A region led by the busiest store that has a caught-up voter on the idlest.
+    uint64_t pick = 0;
+    for (const auto& [id, reg] : regions_) {
+      if (reg.leader() != from || operators_.count(id)) continue;
+      auto live = region_live_.find(id);
+      if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
+      const RegionHeartbeat& hb = live->second.last;
+      if (hb.region().leader() != from) continue;
+      if (!Has(hb.region().region().conf_state().voters(), to) || Has(hb.pending_peers(), to)) {
+        continue;
+      }
+      pick = id;
+      break;
+    }
+    if (pick == 0) return;
+    StartOperator(pick, "balance-leader",
+                  fmt::format("store {} leads {} regions, store {} leads {}", from, hi->second, to,
+                              lo->second),
+                  {Step(Operator::TRANSFER_LEADER, to)});
+    --hi->second;
+    ++lo->second;
+  }
+}
+
+void Coordinator::BalanceRegions(int64_t now) {
+  if (options_.balance_region_limit == 0) return;
+  // Only in a healthy cluster: replacing lost replicas comes first.
+  std::map<uint64_t, int64_t> count;
+  for (const auto& [id, meta] : stores_) {
+    const Health h = StoreHealth(id, now);
+    if (h == Health::kDown || h == Health::kDisconnected) return;
+    if (h != Health::kUp) continue;
+    if (auto live = store_live_.find(id);
+        live == store_live_.end() || live->second.stats.no_space()) {
+      continue;
+    }
+    count[id] = replica_counts_.count(id) ? replica_counts_[id] : 0;
+  }
+  if (count.size() < 2) return;
+  // What the operators under way will add and remove counts as done.
+  std::map<uint64_t, uint32_t> adding;
+  for (const auto& [region, op] : operators_) {
+    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
+      const OperatorStep& s = op.view.steps(i);
+      auto it = count.find(s.store_id());
+      if (s.kind() == Operator::ADD_LEARNER) {
+        ++adding[s.store_id()];
+        if (it != count.end()) ++it->second;
+      } else if (s.kind() == Operator::REMOVE_PEER && it != count.end()) {
+        --it->second;
+      }
+    }
+  }
+  while (Running("balance-region") < options_.balance_region_limit &&
+         operators_.size() < options_.max_operators) {
+    auto [lo, hi] =
+        std::minmax_element(count.begin(), count.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (hi->second - lo->second < 2) return;
+    const uint64_t from = hi->first, to = lo->first;
+    if (adding[to] >= options_.store_limit) return;
+    const std::string to_host = HostOf(to);
+    uint64_t pick = 0;
+    for (const auto& [id, reg] : regions_) {
+      if (operators_.count(id)) continue;
+      const auto& cs = reg.region().conf_state();
+      if (!Has(cs.voters(), from) || Has(cs.voters(), to) || cs.learners_size() > 0) continue;
+      auto live = region_live_.find(id);
+      if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
+      if (live->second.last.pending_peers_size() > 0) continue;
+      // Every voter healthy, and the new one on a host none of the others is on.
+      bool ok = true;
+      for (uint64_t v : cs.voters()) {
+        ok &= StoreHealth(v, now) == Health::kUp;
+        if (v != from && !to_host.empty()) ok &= HostOf(v) != to_host;
+      }
+      if (!ok) continue;
+      pick = id;
+      break;
+    }
+    if (pick == 0) return;
+    StartOperator(pick, "balance-region",
+                  fmt::format("store {} holds {} replicas, store {} holds {}", from, hi->second, to,
+                              lo->second),
+                  {Step(Operator::ADD_LEARNER, to), Step(Operator::PROMOTE, to),
+                   Step(Operator::REMOVE_PEER, from)});
+    --hi->second;
+    ++lo->second;
+    ++adding[to];
+  }
+}
+
+void Coordinator::Schedule(Actions* after) {
+  const int64_t now = NowMs();
+  // Operators that ran out of time, or whose region or target is gone.
+  std::vector<std::pair<uint64_t, std::pair<std::string, std::string>>> ended;
+  for (const auto& [region, op] : operators_) {
+    if (now > op.view.deadline_ms()) {
+      ended.push_back({region, {"timeout", "timed out at: " + op.view.note()}});
+      continue;
+    }
+    if (!store::IsMetaRegion(region) && !regions_.count(region)) {
+      ended.push_back({region, {"cancelled", "the region is gone (merged or replaced)"}});
+      continue;
+    }
+    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
+      const OperatorStep& s = op.view.steps(i);
+      if (s.kind() == Operator::REMOVE_PEER) continue;
+      const Health h = StoreHealth(s.store_id(), now);
+      if (h != Health::kUp && h != Health::kDisconnected) {
+        ended.push_back({region,
+                         {"cancelled", fmt::format("store {} is {}", s.store_id(),
+                                                   HealthText(static_cast<int>(h)))}});
+        break;
+      }
+    }
+  }
+  for (const auto& [region, how] : ended) FinishOperator(region, how.first, how.second);
+
+  replica_counts_.clear();
+  for (const auto& [id, reg] : regions_) {
+    for (uint64_t v : reg.region().conf_state().voters()) ++replica_counts_[v];
+    for (uint64_t l : reg.region().conf_state().learners()) ++replica_counts_[l];
+  }
+  // The meta region: this node leads it, so its picture is local.
+  std::optional<RegionHeartbeat> meta = meta_->Report();
+  if (meta) {
+    std::vector<Operator> run;
+    AdvanceOperator(*meta, &run);
+    for (auto& op : run) {
+      counters_.operators_sent.fetch_add(1, std::memory_order_relaxed);
+      after->push_back([this, op = std::move(op)] { meta_->RunOperator(op); });
+    }
+    if (!operators_.count(meta->region().region().id()) &&
+        operators_.size() < options_.max_operators) {
+      CheckReplicas(*meta, now);
+    }
+  }
+  for (const auto& [id, reg] : regions_) {
+    if (operators_.size() >= options_.max_operators) break;
+    if (operators_.count(id)) continue;
+    auto live = region_live_.find(id);
+    if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
+    CheckReplicas(live->second.last, now);
+  }
+  BalanceLeaders(now);
+  BalanceRegions(now);
+  // Decommissions that are complete: no replica left on the store, as the directory and the
+  // store itself say (or it is down and the directory says so).
+  for (const auto& [id, s] : stores_) {
+    if (s.state() != STORE_OFFLINE || tombstoning_.count(id)) continue;
+    if (replica_counts_.count(id)) continue;
+    if (meta && (Has(meta->region().region().conf_state().voters(), id) ||
+                 Has(meta->region().region().conf_state().learners(), id))) {
+      continue;
+    }
+    auto live = store_live_.find(id);
+    const bool empty = live != store_live_.end() && live->second.stats.region_count() == 0 &&
+                       !live->second.stats.coordinator();
+    if (!empty && StoreHealth(id, now) != Health::kDown) continue;
+    // The store itself is offline; whether it is also down decides nothing more here.
+    tombstoning_.insert(id);
+    StoreMeta t = s;
+    t.set_state(STORE_TOMBSTONE);
+    after->push_back([this, t] {
+      PutStore(t, [this, id = t.id()](const std::string& err) {
+        std::lock_guard lock(mu_);
+        tombstoning_.erase(id);
+        if (!err.empty()) {
+          Log()->warn("coordinator: marking store {} a tombstone failed: {}", id, err);
+          return;
+        }
+        counters_.stores_tombstoned.fetch_add(1, std::memory_order_relaxed);
+        Log()->info("coordinator: store {} is decommissioned (tombstone)", id);
+      });
+    });
+  }
+}
+
+}  // namespace micedb::coordinator
