@@ -4,6 +4,8 @@
 
 #include <future>
 
+#include <fmt/format.h>
+
 #include "kv/local_backend.h"
 #include "kv/value_format.h"
 #include "storage/mem_engine.h"
@@ -78,6 +80,49 @@ TEST(ActiveExpiryTest, APassTakesABatchAndTheNextGoesOn) {
     ASSERT_TRUE(Exec(*backend, SetWithExpiry("z", 0)).ok());  // let the deletes land
   }
   EXPECT_EQ(total, 5u);
+}
+
+// Many regions cost no more than one: a pass examines a bounded number of keys, visiting the
+// regions in turn, and a region whose whole walk met no key with a time to live is skipped
+// until it is written to again.
+TEST(ActiveExpiryTest, APassIsBoundedAndRegionsWithoutExpiriesAreSkipped) {
+  storage::MemEngine engine;
+  ManualClock clock;
+  auto backend = std::move(LocalBackend::Open(&engine, &clock)).value();
+  std::vector<ActiveExpiry::LedRegion> led;
+  for (int r = 0; r < 10; ++r) {
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE(Exec(*backend, SetWithExpiry(fmt::format("r{:02}k{:03}", r, i), 0)).ok());
+    }
+    led.push_back({static_cast<uint64_t>(r + 1),
+                   KeyRange{fmt::format("r{:02}", r), fmt::format("r{:02}", r + 1)}, 1});
+  }
+  // Region 4 holds one key with a time to live (not due): never skipped.
+  const int64_t now = clock.NowWallMillis();
+  ASSERT_TRUE(Exec(*backend, SetWithExpiry("r03k050", now + 1'000'000)).ok());
+  ActiveExpiry expiry(
+      {.interval_ms = 1000, .batch = 256, .examine_per_pass = 250}, backend.get(), &engine,
+      [&] { return led; }, &clock);
+  size_t total = 0;
+  for (int pass = 0; pass < 4; ++pass) {
+    EXPECT_EQ(expiry.RunOnce(), 0u);
+    EXPECT_LE(expiry.last_examined(), 250u);
+    total += expiry.last_examined();
+  }
+  // Every pass used its whole budget; one more finishes the walks left half done (regions 6
+  // and 9 were cut off by the budget) and region 4 again.
+  EXPECT_EQ(total, 1000u);
+  EXPECT_EQ(expiry.RunOnce(), 0u);
+  EXPECT_EQ(expiry.last_examined(), 200u);
+  // From now on only region 4 is walked.
+  EXPECT_EQ(expiry.RunOnce(), 0u);
+  EXPECT_EQ(expiry.last_examined(), 100u);
+  // A write to region 7 puts it back in the walk.
+  led[6].writes = 2;
+  expiry.RunOnce();
+  EXPECT_EQ(expiry.last_examined(), 200u);
+  EXPECT_EQ(expiry.RunOnce(), 0u);
+  EXPECT_EQ(expiry.last_examined(), 100u);
 }
 
 }  // namespace

@@ -201,7 +201,7 @@ Result<CommandResult> KvStateMachine::Read(const Command& cmd, storage::Engine* 
 }
 
 Result<Command> KvStateMachine::CollectExpired(ReadView& view, int64_t now_ms, size_t limit,
-                                               std::string* resume_key) const {
+                                               std::string* resume_key, ExpiryScan* scan) const {
   Command cmd;
   cmd.set_now_ms(now_ms);
   DeleteExpired* out = cmd.mutable_delete_expired();
@@ -212,16 +212,18 @@ Result<Command> KvStateMachine::CollectExpired(ReadView& view, int64_t now_ms, s
   }
   std::unique_ptr<ScanCursor> cursor = view.Scan(storage::Cf::kDefault, bounds.lower, bounds.upper);
   size_t examined = 0;
-  const size_t max_examined = limit * 20;
+  const size_t max_examined = scan && scan->max_examined ? scan->max_examined : limit * 20;
   for (; cursor->Valid(); cursor->Next()) {
     if (examined == max_examined || static_cast<size_t>(out->keys_size()) == limit) {
       resume_key->assign(DecodeRawKey(cursor->key()));
       MICEDB_RETURN_IF_ERROR(cursor->status());
+      if (scan) scan->examined = examined;
       return cmd;
     }
     ++examined;
     StoredValue stored;
     MICEDB_RETURN_IF_ERROR(DecodeValue(cursor->value(), &stored));
+    if (scan && stored.expire_at_ms != 0) scan->saw_expiry = true;
     if (!stored.ExpiredAt(now_ms)) continue;
     ExpiredKey* key = out->add_keys();
     key->set_key(std::string(DecodeRawKey(cursor->key())));
@@ -229,6 +231,7 @@ Result<Command> KvStateMachine::CollectExpired(ReadView& view, int64_t now_ms, s
   }
   MICEDB_RETURN_IF_ERROR(cursor->status());
   resume_key->clear();
+  if (scan) scan->examined = examined;
   return cmd;
 }
 

@@ -87,8 +87,15 @@ class KvStateMachine {
   // *resume_key on, whose expiry is at or before now_ms. *resume_key is advanced past the
   // keys examined (and cleared at the end of the range), so repeated calls walk the whole
   // range. Examines at most 20 * limit keys. Returns a command with no keys when none are due.
+  // With `scan`: examines at most scan->max_examined keys instead (when not 0), and reports
+  // how many it examined and whether any of them has a time to live at all.
+  struct ExpiryScan {
+    size_t max_examined = 0;
+    size_t examined = 0;
+    bool saw_expiry = false;
+  };
   Result<Command> CollectExpired(ReadView& view, int64_t now_ms, size_t limit,
-                                 std::string* resume_key) const;
+                                 std::string* resume_key, ExpiryScan* scan = nullptr) const;
 
  private:
   KeyRange range_;  // set_range: a split applied in the middle of a round

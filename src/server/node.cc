@@ -228,9 +228,13 @@ Status Node::Start() {
       kv::ActiveExpiry::Options{}, backend_.get(), engine_.get(),
       [this] {
         std::vector<kv::ActiveExpiry::LedRegion> led;
+        const auto flow = store_->Flow();
         for (const auto& r : store_->Regions()) {
           if (r.raft.role == raft::Role::kLeader && !store::IsMetaRegion(r.descriptor.id())) {
-            led.push_back({r.descriptor.id(), kv::UserRangeOf(r.descriptor)});
+            auto f = flow.find(r.descriptor.id());
+            // Keys written to it so far (+1: 0 means unknown, never skipped).
+            const uint64_t writes = f == flow.end() ? 1 : f->second.keys_written + 1;
+            led.push_back({r.descriptor.id(), kv::UserRangeOf(r.descriptor), writes});
           }
         }
         return led;

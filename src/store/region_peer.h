@@ -91,6 +91,9 @@ class RegionPeer {
   int64_t dedup_horizon_ms = 0;
   std::string dedup_cursor;
   size_t dedup_written = 0;
+  // The last sweep walked the whole range from its start and left no record: the next one is
+  // skipped until records are written (or a snapshot brings some).
+  bool dedup_empty = false;
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;

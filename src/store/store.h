@@ -435,6 +435,10 @@ class Store {
   std::vector<SplitBirth> split_births_;
   int64_t next_disk_check_ms_ = 0;
   int64_t next_dedup_sweep_ms_ = 0;
+  // Ticks republish every region's info (commit, applied, progress) at most this often; a
+  // round that changes a leadership, a descriptor or the regions republishes at once.
+  static constexpr int64_t kTickPublishMs = 500;
+  int64_t next_tick_publish_ms_ = 0;
 
   DiskAlarmState disk_;
   // The raft-sync thread's sync failed for want of space: it retries, and the alarm stays.

@@ -292,6 +292,7 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
     addresses_[id] = na.peer_addr();
     if (id != options_.node_id) transport_->SetAddress(id, na.peer_addr());
   }
+  p->dedup_empty = false;  // the snapshot brought its request records
   Log()->info("region {}: installed a snapshot at index {} (term {})", p->id(),
               snap.metadata().index(), snap.metadata().term());
   return Status::OK();

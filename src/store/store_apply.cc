@@ -129,6 +129,8 @@ void Store::SweepDedup() {
   size_t deleted = 0;
   for (auto& [id, p] : peers_) {
     if (p->dedup_horizon_ms == 0 || !p->initialized()) continue;
+    if (p->dedup_empty && p->dedup_written == 0) continue;  // idle regions cost nothing
+    const bool from_start = p->dedup_cursor.empty();
     // Enough to keep up with the region's writes, twice over, and a floor for the backlog.
     const size_t budget = 4096 + 2 * std::exchange(p->dedup_written, 0);
     SweepResult r =
@@ -137,6 +139,7 @@ void Store::SweepDedup() {
       Log()->warn("region {}: sweeping old request records: {}", id, r.status.ToString());
       continue;
     }
+    p->dedup_empty = from_start && r.next_cursor.empty() && r.scanned == r.deleted;
     p->dedup_cursor = std::move(r.next_cursor);
     deleted += r.deleted;
   }

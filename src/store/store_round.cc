@@ -74,7 +74,11 @@ void Store::Drive(int64_t now) {
     for (auto& [id, p] : peers_) TickPeer(p.get(), now_ns);
     next_tick_ms_ = std::max(next_tick_ms_ + options_.tick_ms, now + 1);
     CheckTimeouts(now);
-    PublishInfo();
+    // Rebuilding every region's info is the biggest per-tick cost with many regions.
+    if (now >= next_tick_publish_ms_) {
+      next_tick_publish_ms_ = now + kTickPublishMs;
+      PublishInfo();
+    }
   }
   RunRound();
   if (now >= next_dedup_sweep_ms_ && !held_round_) {
