@@ -8,6 +8,7 @@
 
 #include "common/logging.h"
 #include "coordinator/meta_state_machine.h"
+#include "coordinator/responses.h"
 #include "store/keys.h"
 
 namespace micedb::coordinator {
@@ -19,18 +20,6 @@ constexpr uint32_t kMaxTsoCount = 1 << 16;
 constexpr size_t kMaxTsoWaiters = 100'000;
 
 spdlog::logger* Log() { return GetLogger("coordinator"); }
-
-CoordResponse Error(std::string_view message) {
-  CoordResponse r;
-  r.mutable_error()->set_message(std::string(message));
-  return r;
-}
-
-CoordResponse RetryLater(std::string_view message) {
-  CoordResponse r = Error(message);
-  r.mutable_error()->set_retry(true);
-  return r;
-}
 
 // Whether two store records describe the same node the same way (state and registration time
 // aside, which the coordinator owns).
@@ -690,107 +679,6 @@ void Coordinator::HandleRead(MetaCommand cmd, Done done) {
   });
 }
 
-void Coordinator::HandleAddOperator(const AddOperatorRequest& req, const Done& done) {
-  CoordResponse resp;
-  bool serving = false;
-  {
-    std::lock_guard lock(mu_);
-    serving = ready_;
-    if (serving) {
-      const Operator& op = req.op();
-      if (regions_.find(op.region_id()) == regions_.end() &&
-          !(store::IsMetaRegion(op.region_id()) && meta_->Report())) {
-        resp = Error(fmt::format("region {} is not known to the coordinator", op.region_id()));
-      } else if (op.store_id() == 0) {
-        resp = Error("an operator needs a store");
-      } else if (auto running = operators_.find(op.region_id()); running != operators_.end()) {
-        resp = Error(fmt::format("region {} has operator {} ({}) under way", op.region_id(),
-                                 running->second.view.id(), running->second.view.name()));
-      } else {
-        OperatorStep step;
-        step.set_kind(op.kind());
-        step.set_store_id(op.store_id());
-        StartOperator(op.region_id(), "manual", "asked for by hand", {step});
-        resp.mutable_add_operator()->set_id(operators_[op.region_id()].view.id());
-      }
-    }
-  }
-  done(serving ? std::move(resp) : Refusal());
-}
-
-void Coordinator::HandleSetStoreState(const SetStoreStateRequest& req, const Done& done) {
-  std::optional<CoordResponse> refused;
-  StoreMeta s;
-  {
-    std::lock_guard lock(mu_);
-    if (!ready_) return done(Refusal());
-    auto it = stores_.find(req.store_id());
-    if (it == stores_.end()) {
-      refused = Error(fmt::format("store {} is not known to the coordinator", req.store_id()));
-    } else if (it->second.state() == STORE_TOMBSTONE) {
-      refused = Error(fmt::format("store {} is a tombstone already", req.store_id()));
-    } else if (req.state() == STORE_TOMBSTONE) {
-      refused = Error("a store becomes a tombstone once decommissioned: mark it offline");
-    } else if (req.state() == STORE_OFFLINE && it->second.state() != STORE_OFFLINE) {
-      // Its replicas need somewhere to go: as many other stores as a region has replicas.
-      const int64_t now = NowMs();
-      uint32_t others = 0;
-      for (const auto& [id, meta] : stores_) {
-        if (id != req.store_id() && StoreHealth(id, now) == Health::kUp) ++others;
-      }
-      const uint32_t need = std::max<uint32_t>(1, state_.cluster().max_replicas());
-      if (others < need) {
-        refused = Error(fmt::format(
-            "store {} cannot be decommissioned: {} other stores are up and regions keep {} "
-            "replicas; add a store first",
-            req.store_id(), others, need));
-      }
-    }
-    if (!refused) {
-      s = it->second;
-      s.set_state(req.state());
-    }
-  }
-  if (refused) return done(std::move(*refused));
-  Log()->info("coordinator: store {} marked {}", s.id(), StoreState_Name(s.state()));
-  PutStore(s, [done, s](const std::string& err) {
-    if (!err.empty()) return done(RetryLater("saving the store failed: " + err));
-    CoordResponse r;
-    *r.mutable_set_store_state()->mutable_store() = s;
-    done(std::move(r));
-  });
-}
-
-Coordinator::Health Coordinator::StoreHealth(uint64_t store, int64_t now) const {
-  auto it = stores_.find(store);
-  if (it == stores_.end()) return Health::kUnknown;
-  if (it->second.state() == STORE_TOMBSTONE) return Health::kTombstone;
-  if (it->second.state() == STORE_OFFLINE) return Health::kOffline;
-  auto live = store_live_.find(store);
-  // A new leader has heard from no one yet: count from when it took over.
-  const int64_t last = live != store_live_.end() ? live->second.last_ms : led_since_ms_;
-  if (now - last >= options_.store_down_ms) return Health::kDown;
-  if (now - last >= options_.store_disconnected_ms) return Health::kDisconnected;
-  return Health::kUp;
-}
-
-std::string Coordinator::StoreStatus(const StoreMeta& meta, const StoreLive* live,
-                                     int64_t now) const {
-  (void)live;
-  switch (StoreHealth(meta.id(), now)) {
-    case Health::kTombstone:
-      return "tombstone";
-    case Health::kOffline:
-      return "offline";
-    case Health::kDown:
-      return "down";
-    case Health::kDisconnected:
-      return "disconnected";
-    default:
-      return "up";
-  }
-}
-
 void Coordinator::HandleCluster(const Done& done) {
   CoordResponse resp;
   {
@@ -811,7 +699,7 @@ void Coordinator::HandleCluster(const Done& done) {
           *v->mutable_stats() = l->stats;
           v->set_last_heartbeat_ms(l->last_ms);
         }
-        v->set_status(StoreStatus(s, l, now));
+        v->set_status(HealthName(StoreHealth(id, now)));
       }
       for (const auto& [id, op] : operators_) *c->add_operators() = op.view;
       for (const auto& op : finished_) *c->add_finished_operators() = op;

@@ -189,6 +189,9 @@ class Coordinator {
     // What was handed over then (a removal of the leader goes as a transfer first).
     Operator::Kind sent_kind = Operator::ADD_LEARNER;
     uint64_t sent_store = 0;
+    // A peer address given with an operator made by hand, for a store the coordinator has no
+    // record of (yet); a recorded store's own address wins.
+    std::string peer_addr;
   };
   // Work decided under mu_ that calls out (proposals, callbacks): run after unlocking, since
   // the store may answer on the calling thread.
@@ -252,11 +255,16 @@ class Coordinator {
   uint64_t PickTarget(const store::RegionDescriptor& desc, const std::vector<uint64_t>& keep)
       REQUIRES(mu_);
   Health StoreHealth(uint64_t store, int64_t now) const REQUIRES(mu_);
+  // How long the store has sent no heartbeat to this leader (since it took over, at most).
+  int64_t SilentMs(uint64_t store, int64_t now) const REQUIRES(mu_);
+  // Per store, the replicas the operators under way have still to add (and to remove).
+  void StepsUnderWay(std::map<uint64_t, int64_t>* adding,
+                     std::map<uint64_t, int64_t>* removing) const REQUIRES(mu_);
   std::string HostOf(uint64_t store) const REQUIRES(mu_);
   // Persists `s` unless the stored record is the same; `done` gets the error text ("" on OK).
   void PutStore(const StoreMeta& s, std::function<void(std::string)> done) EXCLUDES(mu_);
-  std::string StoreStatus(const StoreMeta& meta, const StoreLive* live, int64_t now) const
-      REQUIRES(mu_);
+  // As /api/v1/stores shows it: up, disconnected, down, offline, tombstone (unknown).
+  static const char* HealthName(Health h);
   // The coordinators and every store's address, for heartbeat and join replies.
   void FillAddresses(StoreHeartbeatResponse* r) const REQUIRES(mu_);
 

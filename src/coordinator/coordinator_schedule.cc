@@ -1,4 +1,5 @@
-// The coordinator's operators and checkers (docs/sharding.md §3): a scheduled operator is a
+// The coordinator's operators and checkers (docs/sharding.md §3), the requests that make
+// operators or change a store's state by hand, and store health. A scheduled operator is a
 // sequence of membership steps for one region, each run by the region's leader as an admin
 // request guarded by the epoch it reported, each known done from the region's next report.
 // Operators live in the serving leader's memory only; a new leader's checkers make again what
@@ -10,6 +11,7 @@
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/meta_state_machine.h"
+#include "coordinator/responses.h"
 #include "store/keys.h"
 
 namespace micedb::coordinator {
@@ -67,13 +69,115 @@ OperatorStep Step(Operator::Kind kind, uint64_t store) {
   return s;
 }
 
-const char* HealthText(int h) {
-  static const char* const kText[] = {"up",      "disconnected", "down",
-                                      "offline", "a tombstone",  "unknown"};
-  return kText[h];
+}  // namespace
+
+const char* Coordinator::HealthName(Health h) {
+  switch (h) {
+    case Health::kUp:
+      return "up";
+    case Health::kDisconnected:
+      return "disconnected";
+    case Health::kDown:
+      return "down";
+    case Health::kOffline:
+      return "offline";
+    case Health::kTombstone:
+      return "tombstone";
+    case Health::kUnknown:
+      break;
+  }
+  return "unknown";
 }
 
-}  // namespace
+int64_t Coordinator::SilentMs(uint64_t store, int64_t now) const {
+  auto live = store_live_.find(store);
+  // A new leader has heard from no one yet: count from when it took over.
+  return now - (live != store_live_.end() ? live->second.last_ms : led_since_ms_);
+}
+
+Coordinator::Health Coordinator::StoreHealth(uint64_t store, int64_t now) const {
+  auto it = stores_.find(store);
+  if (it == stores_.end()) return Health::kUnknown;
+  if (it->second.state() == STORE_TOMBSTONE) return Health::kTombstone;
+  if (it->second.state() == STORE_OFFLINE) return Health::kOffline;
+  const int64_t silent = SilentMs(store, now);
+  if (silent >= options_.store_down_ms) return Health::kDown;
+  if (silent >= options_.store_disconnected_ms) return Health::kDisconnected;
+  return Health::kUp;
+}
+
+void Coordinator::HandleAddOperator(const AddOperatorRequest& req, const Done& done) {
+  CoordResponse resp;
+  bool serving = false;
+  {
+    std::lock_guard lock(mu_);
+    serving = ready_;
+    if (serving) {
+      const Operator& op = req.op();
+      if (regions_.find(op.region_id()) == regions_.end() &&
+          !(store::IsMetaRegion(op.region_id()) && meta_->Report())) {
+        resp = Error(fmt::format("region {} is not known to the coordinator", op.region_id()));
+      } else if (op.store_id() == 0) {
+        resp = Error("an operator needs a store");
+      } else if (auto running = operators_.find(op.region_id()); running != operators_.end()) {
+        resp = Error(fmt::format("region {} has operator {} ({}) under way", op.region_id(),
+                                 running->second.view.id(), running->second.view.name()));
+      } else {
+        OperatorStep step;
+        step.set_kind(op.kind());
+        step.set_store_id(op.store_id());
+        StartOperator(op.region_id(), "manual", "asked for by hand", {step});
+        RunningOp& started = operators_[op.region_id()];
+        started.peer_addr = op.peer_addr();
+        resp.mutable_add_operator()->set_id(started.view.id());
+      }
+    }
+  }
+  done(serving ? std::move(resp) : Refusal());
+}
+
+void Coordinator::HandleSetStoreState(const SetStoreStateRequest& req, const Done& done) {
+  std::optional<CoordResponse> refused;
+  StoreMeta s;
+  {
+    std::lock_guard lock(mu_);
+    if (!ready_) return done(Refusal());
+    auto it = stores_.find(req.store_id());
+    if (it == stores_.end()) {
+      refused = Error(fmt::format("store {} is not known to the coordinator", req.store_id()));
+    } else if (it->second.state() == STORE_TOMBSTONE) {
+      refused = Error(fmt::format("store {} is a tombstone already", req.store_id()));
+    } else if (req.state() == STORE_TOMBSTONE) {
+      refused = Error("a store becomes a tombstone once decommissioned: mark it offline");
+    } else if (req.state() == STORE_OFFLINE && it->second.state() != STORE_OFFLINE) {
+      // Its replicas need somewhere to go: as many other stores as a region has replicas.
+      const int64_t now = NowMs();
+      uint32_t others = 0;
+      for (const auto& [id, meta] : stores_) {
+        if (id != req.store_id() && StoreHealth(id, now) == Health::kUp) ++others;
+      }
+      const uint32_t need = std::max<uint32_t>(1, state_.cluster().max_replicas());
+      if (others < need) {
+        refused = Error(fmt::format(
+            "store {} cannot be decommissioned: {} other stores are up and regions keep {} "
+            "replicas; add a store first",
+            req.store_id(), others, need));
+      }
+    }
+    if (!refused) {
+      s = it->second;
+      s.set_state(req.state());
+    }
+  }
+  if (refused) return done(std::move(*refused));
+  Log()->info("coordinator: store {} marked {}", s.id(), StoreState_Name(s.state()));
+  PutStore(s, [done, s](const std::string& err) {
+    if (!err.empty()) return done(RetryLater("saving the store failed: " + err));
+    CoordResponse r;
+    *r.mutable_set_store_state()->mutable_store() = s;
+    done(std::move(r));
+  });
+}
 
 bool Coordinator::StartOperator(uint64_t region, std::string name, std::string reason,
                                 std::vector<OperatorStep> steps) {
@@ -194,6 +298,8 @@ void Coordinator::AdvanceOperator(const RegionHeartbeat& hb, std::vector<Operato
   op.sent_store = run.store_id();
   if (auto s = stores_.find(run.store_id()); s != stores_.end()) {
     run.set_peer_addr(s->second.peer_addr());
+  } else {
+    run.set_peer_addr(op.peer_addr);
   }
   out->push_back(std::move(run));
 }
@@ -205,6 +311,17 @@ std::string Coordinator::HostOf(uint64_t store) const {
   return h == it->second.labels().end() ? std::string() : h->second;
 }
 
+void Coordinator::StepsUnderWay(std::map<uint64_t, int64_t>* adding,
+                                std::map<uint64_t, int64_t>* removing) const {
+  for (const auto& [region, op] : operators_) {
+    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
+      const OperatorStep& s = op.view.steps(i);
+      if (s.kind() == Operator::ADD_LEARNER) ++(*adding)[s.store_id()];
+      if (s.kind() == Operator::REMOVE_PEER && removing) ++(*removing)[s.store_id()];
+    }
+  }
+}
+
 uint64_t Coordinator::PickTarget(const store::RegionDescriptor& desc,
                                  const std::vector<uint64_t>& keep) {
   const int64_t now = NowMs();
@@ -212,13 +329,8 @@ uint64_t Coordinator::PickTarget(const store::RegionDescriptor& desc,
   for (uint64_t k : keep) {
     if (std::string h = HostOf(k); !h.empty()) hosts.insert(std::move(h));
   }
-  // Replicas being added to each store now.
-  std::map<uint64_t, uint32_t> adding;
-  for (const auto& [region, op] : operators_) {
-    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
-      if (op.view.steps(i).kind() == Operator::ADD_LEARNER) ++adding[op.view.steps(i).store_id()];
-    }
-  }
+  std::map<uint64_t, int64_t> adding;
+  StepsUnderWay(&adding, nullptr);
   uint64_t best = 0;
   std::tuple<bool, uint64_t, uint64_t> best_score{};
   for (const auto& [id, meta] : stores_) {
@@ -228,7 +340,7 @@ uint64_t Coordinator::PickTarget(const store::RegionDescriptor& desc,
         live == store_live_.end() || live->second.stats.no_space()) {
       continue;
     }
-    const uint32_t busy = adding.count(id) ? adding[id] : 0;
+    const uint64_t busy = adding.count(id) ? static_cast<uint64_t>(adding[id]) : 0;
     if (busy >= options_.store_limit) continue;
     const std::string host = HostOf(id);
     const bool shared_host = !host.empty() && hosts.count(host) > 0;
@@ -261,9 +373,8 @@ void Coordinator::CheckReplicas(const RegionHeartbeat& hb, int64_t now) {
     if (health(s) == Health::kUnknown) return;
   }
   auto why = [&](uint64_t s) {
-    return health(s) == Health::kOffline
-               ? fmt::format("store {} is being decommissioned", s)
-               : fmt::format("store {} is {}", s, HealthText(static_cast<int>(health(s))));
+    return health(s) == Health::kOffline ? fmt::format("store {} is being decommissioned", s)
+                                         : fmt::format("store {} is {}", s, HealthName(health(s)));
   };
   // Someone else (an operator by hand, a leader mid-change) may be behind an excess replica on
   // a healthy store: remove it only after it has stayed a while.
@@ -277,8 +388,9 @@ void Coordinator::CheckReplicas(const RegionHeartbeat& hb, int64_t now) {
   std::vector<uint64_t> bad_voters;
   for (uint64_t v : voters) (bad(v) ? bad_voters : good_voters).push_back(v);
 
-  // 1. Learners no operator is behind.
-  for (uint64_t l : learners) {
+  // 1. A learner no operator is behind (one at a time).
+  if (!learners.empty()) {
+    const uint64_t l = learners.front();
     if (bad(l)) {
       StartOperator(region, "remove-learner", why(l), {Step(Operator::REMOVE_PEER, l)});
       return;
@@ -289,14 +401,11 @@ void Coordinator::CheckReplicas(const RegionHeartbeat& hb, int64_t now) {
                     {Step(Operator::PROMOTE, l)});
       return;
     }
-    if (voters.size() >= want) {
-      if (excess_ripe()) {
-        StartOperator(region, "remove-learner", "a learner no operator added",
-                      {Step(Operator::REMOVE_PEER, l)});
-      }
-      return;
+    if (voters.size() >= want && excess_ripe()) {
+      StartOperator(region, "remove-learner", "a learner no operator added",
+                    {Step(Operator::REMOVE_PEER, l)});
     }
-    return;  // catching up, and needed: the next pass promotes it
+    return;  // or catching up, and needed: a later pass promotes it
   }
   // 2. Voters on stores that are down, offline or gone: replace them (add a learner elsewhere,
   // let it catch up, promote it, then remove the old one), one at a time.
@@ -436,18 +545,10 @@ void Coordinator::BalanceRegions(int64_t now) {
   }
   if (count.size() < 2) return;
   // What the operators under way will add and remove counts as done.
-  std::map<uint64_t, uint32_t> adding;
-  for (const auto& [region, op] : operators_) {
-    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
-      const OperatorStep& s = op.view.steps(i);
-      auto it = count.find(s.store_id());
-      if (s.kind() == Operator::ADD_LEARNER) {
-        ++adding[s.store_id()];
-        if (it != count.end()) ++it->second;
-      } else if (s.kind() == Operator::REMOVE_PEER && it != count.end()) {
-        --it->second;
-      }
-    }
+  std::map<uint64_t, int64_t> adding, removing;
+  StepsUnderWay(&adding, &removing);
+  for (auto& [id, n] : count) {
+    n += (adding.count(id) ? adding[id] : 0) - (removing.count(id) ? removing[id] : 0);
   }
   while (Running("balance-region") < options_.balance_region_limit &&
          operators_.size() < options_.max_operators) {
@@ -456,7 +557,7 @@ void Coordinator::BalanceRegions(int64_t now) {
                             [](const auto& a, const auto& b) { return a.second < b.second; });
     if (hi->second - lo->second < 2) return;
     const uint64_t from = hi->first, to = lo->first;
-    if (adding[to] >= options_.store_limit) return;
+    if (adding[to] >= static_cast<int64_t>(options_.store_limit)) return;
     const std::string to_host = HostOf(to);
     uint64_t pick = 0;
     for (const auto& [id, reg] : regions_) {
@@ -506,9 +607,8 @@ void Coordinator::Schedule(Actions* after) {
       if (s.kind() == Operator::REMOVE_PEER) continue;
       const Health h = StoreHealth(s.store_id(), now);
       if (h != Health::kUp && h != Health::kDisconnected) {
-        ended.push_back({region,
-                         {"cancelled", fmt::format("store {} is {}", s.store_id(),
-                                                   HealthText(static_cast<int>(h)))}});
+        ended.push_back(
+            {region, {"cancelled", fmt::format("store {} is {}", s.store_id(), HealthName(h))}});
         break;
       }
     }
@@ -555,8 +655,7 @@ void Coordinator::Schedule(Actions* after) {
     auto live = store_live_.find(id);
     const bool empty = live != store_live_.end() && live->second.stats.region_count() == 0 &&
                        !live->second.stats.coordinator();
-    if (!empty && StoreHealth(id, now) != Health::kDown) continue;
-    // The store itself is offline; whether it is also down decides nothing more here.
+    if (!empty && SilentMs(id, now) < options_.store_down_ms) continue;
     tombstoning_.insert(id);
     StoreMeta t = s;
     t.set_state(STORE_TOMBSTONE);

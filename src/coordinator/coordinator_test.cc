@@ -477,6 +477,15 @@ TEST_F(ScheduleTest, AnOperatorByHandRunsUntilTheReportShowsItDone) {
   EXPECT_EQ(Report(Region(1, {1, 2}, 1, {}, 4)).operators_size(), 1);
   EXPECT_EQ(Report(Region(1, {1, 2}, 2, {}, 4)).operators_size(), 0);
   EXPECT_EQ(View().finished_operators(1).state(), "done");
+  // A store the coordinator has no record of is reached at the address given with the operator.
+  CoordRequest unknown = add;
+  unknown.mutable_add_operator()->mutable_op()->set_kind(Operator::ADD_LEARNER);
+  unknown.mutable_add_operator()->mutable_op()->set_store_id(9);
+  unknown.mutable_add_operator()->mutable_op()->set_peer_addr("h:9");
+  ASSERT_TRUE(Call(1, unknown).has_add_operator());
+  out = Report(Region(1, {1, 2}, 2, {}, 4));
+  ASSERT_EQ(out.operators_size(), 1);
+  EXPECT_EQ(out.operators(0).peer_addr(), "h:9");
   // An operator for a region the coordinator does not know is refused.
   add.mutable_add_operator()->mutable_op()->set_region_id(99);
   EXPECT_TRUE(Call(1, add).has_error());
@@ -616,6 +625,26 @@ TEST_F(ScheduleTest, DecommissionMovesEverythingOffThenTombstones) {
   // A tombstone stays one.
   off.mutable_set_store_state()->set_state(STORE_UP);
   EXPECT_TRUE(Call(1, off).has_error());
+}
+
+TEST_F(ScheduleTest, AnOfflineStoreThatDiedIsATombstoneOnceTheDirectoryPlacesNothingThere) {
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);  // store 4 last said it held a region
+  const RegionHeartbeat hb = Region(1, {1, 2, 3}, 1);
+  CoordRequest off;
+  off.mutable_set_store_state()->set_store_id(4);
+  off.mutable_set_store_state()->set_state(STORE_OFFLINE);
+  ASSERT_TRUE(Call(1, off).has_set_store_state());
+  Pass(3000, {1, 2, 3}, {hb});
+  const ClusterResponse before = View();
+  for (const auto& s : before.stores()) {
+    if (s.meta().id() == 4) EXPECT_EQ(s.status(), "offline");
+  }
+  // Silent past the down time: it cannot report its last replica gone, and need not.
+  Pass(4000, {1, 2, 3}, {hb});
+  const ClusterResponse after = View();
+  for (const auto& s : after.stores()) {
+    if (s.meta().id() == 4) EXPECT_EQ(s.status(), "tombstone");
+  }
 }
 
 TEST_F(ScheduleTest, TheMetaRegionIsCheckedToo) {

@@ -39,6 +39,19 @@ region::RegionRequest OperatorRequest(const Operator& op) {
   return req;
 }
 
+void RunOperatorStep(store::Store* store, const Operator& op) {
+  GetLogger("coordinator")
+      ->info("region {}: running operator {} ({} store {})", op.region_id(), op.id(),
+             Operator::Kind_Name(op.kind()), op.store_id());
+  store->RunAdmin(OperatorRequest(op),
+                  [id = op.id(), region = op.region_id()](const region::RegionResponse& resp) {
+                    if (resp.has_error()) {
+                      GetLogger("coordinator")
+                          ->info("region {}: operator {}: {}", region, id, resp.error().message());
+                    }
+                  });
+}
+
 std::vector<uint64_t> PendingPeers(const store::RegionInfo& info, NodeId self) {
   constexpr uint64_t kFarBehind = 64;
   std::vector<uint64_t> out;
@@ -123,12 +136,6 @@ std::optional<RegionHeartbeat> StoreMetaRegion::Report() const {
   return hb;
 }
 
-void StoreMetaRegion::RunOperator(const Operator& op) {
-  store_->RunAdmin(OperatorRequest(op), [id = op.id()](const region::RegionResponse& resp) {
-    if (resp.has_error()) {
-      GetLogger("coordinator")->info("meta region: operator {}: {}", id, resp.error().message());
-    }
-  });
-}
+void StoreMetaRegion::RunOperator(const Operator& op) { RunOperatorStep(store_, op); }
 
 }  // namespace micedb::coordinator

@@ -12,6 +12,8 @@ namespace micedb::coordinator {
 // epoch: a region that has moved on refuses it (EpochNotMatch), and one already changed that
 // way refuses it as changing nothing.
 region::RegionRequest OperatorRequest(const Operator& op);
+// Runs one operator step on `store` (which leads the region), logging what happens.
+void RunOperatorStep(store::Store* store, const Operator& op);
 
 // The peers of a region led here that are far behind (TiKV's pending peers): waiting for a
 // snapshot, probing, or many entries short. A follower a round behind is not.

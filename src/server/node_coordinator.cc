@@ -474,14 +474,7 @@ void Node::SplitRegion(const store::RegionDescriptor& desc, std::string engine_k
 void Node::RunOperator(const coordinator::Operator& op) {
   // Guarded by the operator's epoch (coordinator::OperatorRequest); either way the region's
   // next report tells the coordinator whether the step is done.
-  GetLogger("server")->info("region {}: running operator {} ({} store {})", op.region_id(), op.id(),
-                            coordinator::Operator::Kind_Name(op.kind()), op.store_id());
-  store_->RunAdmin(coordinator::OperatorRequest(op), [id = op.id(), region = op.region_id()](
-                                                         const region::RegionResponse& resp) {
-    if (resp.has_error()) {
-      GetLogger("server")->info("region {}: operator {}: {}", region, id, resp.error().message());
-    }
-  });
+  coordinator::RunOperatorStep(store_.get(), op);
 }
 
 void Node::OnCoordForward(NodeId from, uint64_t id, const CoordRequest& req) {
