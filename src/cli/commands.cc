@@ -106,6 +106,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "a heartbeat round (assumes every node's clock runs within "
                   "--max-clock-drift of true time); false: every read is confirmed by a quorum")
       ->capture_default_str();
+  cmd->add_option("--hibernate-regions", o->hibernate_regions,
+                  "Regions with nothing to do stop ticking on every replica until a request or "
+                  "a message wakes them, so that idle regions cost next to nothing")
+      ->capture_default_str();
   cmd->add_option("--max-clock-drift", o->max_clock_drift,
                   "The most a node's clock may run fast or slow, as a fraction (0.1: 10%); "
                   "leases are shortened to hold under it. NTP daemons slew clocks by up to "

@@ -131,6 +131,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
   no.store.async_leader_sync = opts.raft_async_leader_sync;
   no.store.lease_reads = opts.raft_lease_reads;
+  no.store.hibernate = opts.hibernate_regions;
   no.store.max_clock_drift = opts.max_clock_drift;
   no.store.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;
   no.store.min_free_bytes = opts.min_free_disk_mb << 20;

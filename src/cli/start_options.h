@@ -77,6 +77,7 @@ struct StartOptions {
   uint64_t raft_log_max_lag = 65536;
   bool raft_async_leader_sync = true;        // StoreOptions::async_leader_sync
   bool raft_lease_reads = true;              // StoreOptions::lease_reads
+  bool hibernate_regions = true;             // StoreOptions::hibernate
   double max_clock_drift = 0.1;              // StoreOptions::max_clock_drift
   uint64_t raft_slow_write_mib_per_sec = 8;  // StoreOptions::slow_write_bytes_per_sec
   // Below this much free disk space the NOSPACE alarm refuses writes (StoreOptions).

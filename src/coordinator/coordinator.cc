@@ -541,6 +541,13 @@ void Coordinator::HandleStoreHeartbeat(const StoreHeartbeatRequest& req, const D
           to_persist = std::move(s);
         }
         FillAddresses(resp.mutable_store_heartbeat());
+        // An operator's steps go out in region heartbeat replies: have its leader report now.
+        for (const auto& [region, op] : operators_) {
+          auto r = regions_.find(region);
+          if (r != regions_.end() && r->second.leader() == id) {
+            resp.mutable_store_heartbeat()->add_report_regions(region);
+          }
+        }
       }
     }
   }

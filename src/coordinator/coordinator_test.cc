@@ -386,7 +386,7 @@ class ScheduleTest : public CoordinatorTest {
     });
     Elect(1);
   }
-  void StoreBeat(uint64_t id, uint32_t regions = 1, bool coordinator = false) {
+  StoreHeartbeatResponse StoreBeat(uint64_t id, uint32_t regions = 1, bool coordinator = false) {
     CoordRequest hb;
     hb.mutable_store_heartbeat()->mutable_store()->set_id(id);
     hb.mutable_store_heartbeat()->mutable_store()->set_peer_addr(fmt::format("h:{}", id));
@@ -396,7 +396,9 @@ class ScheduleTest : public CoordinatorTest {
     hb.mutable_store_heartbeat()->mutable_stats()->set_store_id(id);
     hb.mutable_store_heartbeat()->mutable_stats()->set_region_count(regions);
     hb.mutable_store_heartbeat()->mutable_stats()->set_coordinator(coordinator);
-    ASSERT_TRUE(Call(1, hb).has_store_heartbeat());
+    CoordResponse r = Call(1, hb);
+    EXPECT_TRUE(r.has_store_heartbeat()) << r.DebugString();
+    return r.store_heartbeat();
   }
   static RegionHeartbeat Region(uint64_t id, const std::vector<uint64_t>& voters, uint64_t leader,
                                 const std::vector<uint64_t>& learners = {}, uint64_t conf_ver = 1) {
@@ -449,6 +451,11 @@ TEST_F(ScheduleTest, AnOperatorByHandRunsUntilTheReportShowsItDone) {
   op->set_store_id(3);
   CoordResponse r = Call(1, add);
   ASSERT_TRUE(r.has_add_operator()) << r.DebugString();
+  // The leader's store is told to report the region now; the others are not.
+  StoreHeartbeatResponse beat = StoreBeat(1);
+  ASSERT_EQ(beat.report_regions_size(), 1);
+  EXPECT_EQ(beat.report_regions(0), 1u);
+  EXPECT_EQ(StoreBeat(2).report_regions_size(), 0);
   // One operator per region at a time.
   CoordRequest transfer = add;
   transfer.mutable_add_operator()->mutable_op()->set_kind(Operator::TRANSFER_LEADER);
@@ -468,6 +475,7 @@ TEST_F(ScheduleTest, AnOperatorByHandRunsUntilTheReportShowsItDone) {
   out = Report(Region(1, {1, 2}, 1, {}, 4));
   EXPECT_EQ(out.operators_size(), 0);
   EXPECT_FALSE(out.report_again());
+  EXPECT_EQ(StoreBeat(1).report_regions_size(), 0);
   ClusterResponse v = View();
   EXPECT_EQ(v.operators_size(), 0);
   ASSERT_EQ(v.finished_operators_size(), 1);

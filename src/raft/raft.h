@@ -92,6 +92,9 @@ class Raft {
   std::optional<uint64_t> LeaseStart() const;
   // Tick() calls since this node was created.
   uint64_t ticks() const { return ticks_; }
+  // RawNode::Quiet and RawNode::Woken (hibernation).
+  bool Quiet() const;
+  void Woken();
 
  private:
   explicit Raft(const Config& cfg);

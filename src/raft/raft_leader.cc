@@ -547,6 +547,30 @@ std::optional<uint64_t> Raft::LeaseStart() const {
   return start - 1;
 }
 
+bool Raft::Quiet() const {
+  if (role_ != Role::kLeader || lead_transferee_.valid() || removing_self_ || !msgs_.empty() ||
+      read_only_.HasPending() || read_only_.HasWaiting()) {
+    return false;
+  }
+  const LogIndex last = log_.LastIndex();
+  if (log_.committed() != last || log_.applied() != last || pending_conf_index_ > log_.applied()) {
+    return false;
+  }
+  // Every member holds the whole log, this node's own copy durable too.
+  for (const auto& [id, pr] : tracker_.progress()) {
+    if (pr.match != last) return false;
+  }
+  return true;
+}
+
+void Raft::Woken() {
+  if (role_ != Role::kLeader) return;
+  // The followers were asked nothing while this leader went unticked: CheckQuorum gets a whole
+  // election timeout to hear from them again, and they hear from it at the next tick.
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = cfg_.heartbeat_tick;
+}
+
 bool Raft::LeaseValid() const {
   // lease_ticks is shorter than the voters' election timeout.
   std::optional<uint64_t> start = LeaseStart();

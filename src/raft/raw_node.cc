@@ -204,6 +204,10 @@ void RawNode::ReportSnapshot(NodeId id, SnapshotStatus status) {
 
 NodeStatus RawNode::GetStatus() const { return raft_->GetStatus(); }
 
+bool RawNode::Quiet() const { return raft_->Quiet(); }
+
+void RawNode::Woken() { raft_->Woken(); }
+
 std::optional<uint64_t> RawNode::LeaseStart() const { return raft_->LeaseStart(); }
 
 uint64_t RawNode::Ticks() const { return raft_->ticks(); }

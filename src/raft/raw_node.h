@@ -112,6 +112,14 @@ class RawNode {
 
   NodeStatus GetStatus() const;
 
+  // Hibernation (the application stops ticking an idle group; docs/sharding.md §5). Quiet: this
+  // node leads, and there is nothing to do -- every member's log matches the leader's, all of it
+  // committed and applied, no membership change, transfer, read or message pending. Woken: the
+  // application ticks this node again after a pause; a leader then heartbeats at the next tick
+  // and gives its followers a whole election timeout to answer before CheckQuorum counts them.
+  bool Quiet() const;
+  void Woken();
+
   // The leader lease for reads served by the application (Raft::LeaseStart, raft.md §7): the
   // tick count at which the latest heartbeat round a quorum answered was sent, or nullopt.
   std::optional<uint64_t> LeaseStart() const;

@@ -240,5 +240,48 @@ TEST(RawNode, ALoneVoterWaitsForItsWriteBeforeTellingLearners) {
   c.raw(1).Advance(rd);
 }
 
+TEST(RawNode, QuietOnlyForALeaderWithNothingLeftToDo) {
+  TestCluster c(3);
+  c.Elect(1);
+  EXPECT_TRUE(c.raw(1).Quiet());
+  EXPECT_FALSE(c.raw(2).Quiet()) << "a follower is never quiet";
+  ASSERT_TRUE(c.raw(1).Propose("x").ok());
+  EXPECT_FALSE(c.raw(1).Quiet()) << "an entry not yet everywhere";
+  c.Stabilize();
+  EXPECT_TRUE(c.raw(1).Quiet());
+  c.raw(1).ReadIndex("r");
+  EXPECT_FALSE(c.raw(1).Quiet()) << "a read waiting for its heartbeat round";
+  c.Stabilize();
+  EXPECT_TRUE(c.raw(1).Quiet());
+  // A follower cut off falls behind: not quiet until it has caught up.
+  c.Isolate(3);
+  ASSERT_TRUE(c.raw(1).Propose("y").ok());
+  c.Stabilize();
+  EXPECT_FALSE(c.raw(1).Quiet());
+  c.Heal();
+  c.TickAll(2);
+  c.Stabilize();
+  EXPECT_TRUE(c.raw(1).Quiet());
+}
+
+TEST(RawNode, AWokenLeaderGivesItsFollowersAWholeElectionTimeoutBeforeCheckQuorum) {
+  // Nearly an election timeout after its last quorum check the leader stops being ticked
+  // (hibernation); its followers, asked nothing, say nothing meanwhile. Ticked again as it
+  // was, it steps down at once; woken first, it heartbeats and their answers count.
+  for (bool woken : {false, true}) {
+    TestCluster c(3, [](Config& cfg) { cfg.check_quorum = true; });
+    c.Elect(1);
+    c.Tick(1, 9);
+    c.Stabilize();
+    for (auto& [id, pr] : c.raw(1).raft_for_test().tracker().progress()) {
+      pr.recent_active = false;
+    }
+    if (woken) c.raw(1).Woken();
+    c.Tick(1);
+    c.Stabilize();
+    EXPECT_EQ(c.raw(1).GetStatus().role, woken ? Role::kLeader : Role::kFollower) << woken;
+  }
+}
+
 }  // namespace
 }  // namespace micedb::raft

@@ -256,6 +256,12 @@ void Node::Heartbeat() {
       if (coord_stopping_ || !r.ok() || !r->has_store_heartbeat()) return;
       coord_executor_->After(0, [this, total, now] { store_flow_sent_ = {total, now}; });
       const auto& hb = r->store_heartbeat();
+      if (hb.report_regions_size() > 0) {
+        std::vector<uint64_t> again(hb.report_regions().begin(), hb.report_regions().end());
+        coord_executor_->After(0, [this, again = std::move(again)] {
+          for (uint64_t id : again) reported_.erase(id);
+        });
+      }
       for (const auto& a : hb.stores()) {
         if (NodeId(a.node_id()) != options_.id && !a.peer_addr().empty()) {
           transport_->SetAddress(NodeId(a.node_id()), a.peer_addr());
@@ -283,16 +289,14 @@ void Node::Heartbeat() {
   // changed, and every kRegionHeartbeatMs otherwise.
   if (now - last_region_check_ms_ < kRegionCheckMs) return;
   last_region_check_ms_ = now;
-  const auto regions = store_->Regions();
+  const auto shared = store_->RegionsShared();
+  const std::vector<store::RegionInfo>& regions = *shared;
   const auto flow = store_->Flow();
   std::map<uint64_t, std::pair<std::string, int64_t>> still;
   std::map<uint64_t, std::map<uint64_t, int64_t>> silent;
   for (const auto& r : regions) {
     if (store::IsMetaRegion(r.descriptor.id()) || r.raft.role != raft::Role::kLeader) continue;
     const uint64_t id = r.descriptor.id();
-    coordinator::RegionMeta meta;
-    *meta.mutable_region() = r.descriptor;
-    meta.set_leader(options_.id.value());
     // Peers the leader has not heard from since its last quorum check (an election timeout):
     // a change in that set is reported at once, like a change of the descriptor.
     std::map<uint64_t, int64_t>& since = silent[id];
@@ -309,7 +313,10 @@ void Node::Heartbeat() {
     // so a single sample can catch a live peer cleared: it counts as down once silent in
     // every sample for kPeerDownMs.
     constexpr int64_t kPeerDownMs = 2000;
-    std::string key = meta.SerializeAsString();
+    // What a report tells, for noticing a change: the descriptor changes only with its epoch
+    // (splits bump the version, membership changes conf_ver).
+    std::string key =
+        fmt::format("{}/{}", r.descriptor.epoch().version(), r.descriptor.epoch().conf_ver());
     for (const auto& [peer, from] : since) {
       if (now - from >= kPeerDownMs) key += fmt::format(";down {}", peer);
     }
@@ -320,6 +327,9 @@ void Node::Heartbeat() {
       continue;
     }
     still[id] = {key, now};
+    coordinator::RegionMeta meta;
+    *meta.mutable_region() = r.descriptor;
+    meta.set_leader(options_.id.value());
     CoordRequest req;
     coordinator::RegionHeartbeat* hb = req.mutable_region_heartbeat();
     *hb->mutable_region() = std::move(meta);

@@ -1,5 +1,7 @@
 // The node's HTTP endpoints and the text behind them: /healthz, /readyz, /metrics (Prometheus
 // text format), /debug/raft (JSON), and INFO's replication section.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -115,6 +117,16 @@ std::string Node::RenderMetrics() const {
       "micedb_raft_pulses_total",
       "Heartbeat rounds sent from inside long raft loop work so that followers kept their leader",
       c.pulses.load());
+  counter("micedb_raft_hibernations_total",
+          "Replicas here that stopped ticking an idle region (leaders once every member stopped)",
+          c.sleeps.load());
+  counter("micedb_raft_wakes_total", "Sleeping replicas here woken by a request or a message",
+          c.wakes.load());
+  counter("micedb_raft_silent_leader_wakes_total",
+          "Of those, followers woken because their leader's store fell silent",
+          c.silent_leader_wakes.load());
+  counter("micedb_raft_store_pings_total",
+          "Pings sent to stores holding followers of regions asleep here", c.pings_sent.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());
   counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",
@@ -142,6 +154,11 @@ std::string Node::RenderMetrics() const {
           c.requests_refused.load());
 
   auto regions = store_->Regions();
+  Metric(&out, "micedb_regions_asleep", "gauge",
+         "Replicas here not ticked because their region is idle (hibernation)");
+  out += fmt::format("micedb_regions_asleep {}\n",
+                     std::count_if(regions.begin(), regions.end(),
+                                   [](const store::RegionInfo& r) { return r.asleep; }));
   Metric(&out, "micedb_region_is_leader", "gauge", "1 when this node leads the region");
   for (const auto& r : regions) {
     out += fmt::format("micedb_region_is_leader{{region=\"{}\"}} {}\n", r.descriptor.id(),
@@ -312,6 +329,7 @@ std::string Node::RenderRaftJson(bool with_hash) const {
     jr["applied"] = r.applied_index;
     jr["truncated"] = r.truncated_index;
     jr["log_entries"] = r.log_entries;
+    jr["asleep"] = r.asleep;
     jr["voters"] = std::vector<uint64_t>(r.descriptor.conf_state().voters().begin(),
                                          r.descriptor.conf_state().voters().end());
     jr["learners"] = std::vector<uint64_t>(r.descriptor.conf_state().learners().begin(),

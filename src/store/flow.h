@@ -57,6 +57,12 @@ class FlowMeter {
     f.keys_read.fetch_add(keys, std::memory_order_relaxed);
     f.bytes_read.fetch_add(bytes, std::memory_order_relaxed);
   }
+  // Keys read from one region so far (0 for a region never counted).
+  uint64_t KeysRead(uint64_t region) const {
+    std::shared_lock lock(mu_);
+    auto it = flows_.find(region);
+    return it == flows_.end() ? 0 : it->second->keys_read.load(std::memory_order_relaxed);
+  }
   std::map<uint64_t, FlowCounts> Snapshot() const {
     std::shared_lock lock(mu_);
     std::map<uint64_t, FlowCounts> out;

@@ -101,7 +101,9 @@ void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
 }
 
 int64_t Store::LeaseUntil(RegionPeer* p) const {
-  if (!options_.lease_reads) return 0;
+  // A sleeping leader gives up its lease (its reads wake it): the lease would run out soon
+  // anyway, and the loop then skips the region (UpdateLeases).
+  if (!options_.lease_reads || p->sleep == RegionPeer::Sleep::kAsleep) return 0;
   std::optional<uint64_t> start = p->node->LeaseStart();
   // Only once the leader has applied an entry of its own term does its state hold every
   // write acknowledged by an earlier leader.
@@ -117,6 +119,7 @@ void Store::UpdateLeases(bool round_start) {
   if (!options_.lease_reads) return;
   const ClockReading now = ReadClocks(clock_);
   for (auto& [id, p] : peers_) {
+    if (p->sleep == RegionPeer::Sleep::kAsleep && p->lease_until_ns == 0) continue;
     const int64_t until = LeaseUntil(p.get());
     // The commit index is published where it bounds every commit index sent so far: at the
     // start of a round, before its messages leave (later in the round only ReportPersisted

@@ -95,6 +95,21 @@ class RegionPeer {
   // skipped until records are written (or a snapshot brings some).
   bool dedup_empty = false;
 
+  // Hibernation (docs/sharding.md §5). A leader with nothing to do for StoreOptions::
+  // hibernate_ticks asks (kAsking: its heartbeats carry raft.Message.hibernate); a follower
+  // asked stops (kAsleep) and says so in its answers; once every member has, so does the leader.
+  // A replica asleep is not ticked.
+  enum class Sleep : uint8_t { kAwake, kAsking, kAsleep };
+  Sleep sleep = Sleep::kAwake;
+  int quiet_ticks = 0;
+  uint64_t quiet_reads = 0;          // keys read here when the quiet ticks began (lease reads)
+  std::vector<uint64_t> sleep_acks;  // asking leader: the members that stopped
+  // Something reached the raft node (a message, a report) since the last round: a sleeping
+  // replica is looked at for a Ready only then (RunRound).
+  bool poked = false;
+  // The replica did something in this round: ServeApplied takes its dropped reads.
+  bool reads_dropped_check = false;
+
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;
   std::shared_ptr<storage::Snapshot> snap;

@@ -334,6 +334,7 @@ void Store::OnGone(const raft::Message& m) {
   RegionPeer* p = FindPeer(m.region_id());
   if (!p || !p->initialized() || p->removed || p->gone_conf_ver != 0) return;
   if (m.conf_ver() <= p->desc.epoch().conf_ver()) return;  // this replica knows better
+  gone_pending_ = true;
   Log()->warn(
       "region {}: node {} leads it in a configuration (conf_ver {}) without this store, newer "
       "than this replica's ({}): the replica was removed; deleting it",
@@ -342,6 +343,8 @@ void Store::OnGone(const raft::Message& m) {
 }
 
 void Store::DestroyGonePeers() {
+  if (!gone_pending_) return;
+  gone_pending_ = false;
   std::vector<RegionPeer*> gone;
   for (auto& [id, p] : peers_) {
     if (p->gone_conf_ver != 0 && !p->removed) gone.push_back(p.get());
@@ -352,7 +355,10 @@ void Store::DestroyGonePeers() {
     p->desc.mutable_epoch()->set_conf_ver(p->gone_conf_ver);
     p->removed = true;
     counters_.gone_destroyed++;
-    if (!DestroyPeer(p)) return;  // retried with the other removals once the disk takes writes
+    if (!DestroyPeer(p)) {
+      gone_pending_ = true;  // retried with the other removals once the disk takes writes
+      return;
+    }
   }
 }
 
@@ -375,7 +381,11 @@ void Store::Step(std::vector<raft::Message> msgs) {
     // A store waiting for its disk is like a paused process: what arrives meanwhile is lost,
     // and raft's retries make up for it.
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return;
+    const int64_t now = NowMs();
     for (auto& m : msgs) {
+      // Word from that store: its sleeping leaders are alive (CheckSleepers).
+      if (m.from() != 0) heard_ms_[m.from()] = now;
+      if (m.region_id() == 0) continue;  // a store ping (hibernate.cc), nothing more
       if (m.type() == raft::MSG_GONE) {
         OnGone(m);
         continue;
@@ -384,8 +394,11 @@ void Store::Step(std::vector<raft::Message> msgs) {
       RegionPeer* p = FindPeer(m.region_id());
       if (!p || p->gone_conf_ver != 0) continue;
       MaybeTellGone(p, m);
+      p->poked = true;
+      OnSleepMessage(p, m, /*stepped=*/false);
       Status st = p->node->Step(m);
       if (!st.ok()) Log()->debug("region {}: step: {}", p->id(), st.ToString());
+      OnSleepMessage(p, m, /*stepped=*/true);
     }
   });
 }
@@ -411,6 +424,8 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
     MaybeCreatePeerFor(msg);
     RegionPeer* p = FindPeer(msg.region_id());
     if (!p) return;
+    Wake(p);
+    p->poked = true;
     Status st = p->node->Step(msg);
     if (!st.ok()) Log()->warn("region {}: snapshot step: {}", p->id(), st.ToString());
   });
@@ -419,6 +434,7 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
 void Store::ReportSnapshot(RegionId region, NodeId to, bool ok) {
   Post([this, region, to, ok] {
     if (RegionPeer* p = FindPeer(region.value())) {
+      p->poked = true;
       p->node->ReportSnapshot(to,
                               ok ? raft::SnapshotStatus::kFinish : raft::SnapshotStatus::kFailure);
     }
@@ -427,7 +443,10 @@ void Store::ReportSnapshot(RegionId region, NodeId to, bool ok) {
 
 void Store::ReportUnreachable(NodeId to) {
   Post([this, to] {
-    for (auto& [id, p] : peers_) p->node->ReportUnreachable(to);
+    for (auto& [id, p] : peers_) {
+      p->poked = true;
+      p->node->ReportUnreachable(to);
+    }
   });
 }
 
@@ -448,6 +467,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
   Post([this, req = std::move(req), done = std::move(done), only_term]() mutable {
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    Wake(p);
     // A big write holds this loop (and then the followers') for a while, starting with its
     // encoding below: tell the followers first (raft.md §3, big entries).
     const uint64_t bytes = req.ByteSizeLong();
@@ -459,7 +479,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
       // The whole loop stalls, not only this region: the followers of every region led here
       // (the coordinator's too) get the same allowance.
       for (auto& [id, other] : peers_) {
-        if (other.get() == p) continue;
+        if (other.get() == p || other->sleep == RegionPeer::Sleep::kAsleep) continue;
         for (auto& m : other->node->AnnounceBigEntries(bytes)) {
           m.set_region_id(id);
           m.set_conf_ver(other->desc.epoch().conf_ver());
@@ -490,6 +510,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     if (options_.slow_write_bytes_per_sec > 0) {
       timeout += static_cast<int64_t>(3 * entry.size() * 1000 / options_.slow_write_bytes_per_sec);
     }
+    batching_.push_back(p->id());
     p->proposing.emplace_back(
         std::move(entry), RegionPeer::Proposal{0, std::move(done), NowMs() + timeout, only_term});
   });
@@ -502,6 +523,7 @@ void Store::ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallbac
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
       return done(ToStatus(AlarmResponse(region.value()).error()));
     }
+    Wake(p);
     auto r = p->node->ProposeConfChangeWithIndex(cc);
     if (!r.ok()) return done(r.status());
     ResponseCallback answer = [done = std::move(done)](const region::RegionResponse& resp) {
@@ -515,7 +537,10 @@ void Store::ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallbac
 void Store::TransferLeader(RegionId region, NodeId target) {
   Post([this, region, target] {
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return;
-    if (RegionPeer* p = FindPeer(region.value())) p->node->TransferLeader(target);
+    if (RegionPeer* p = FindPeer(region.value())) {
+      Wake(p);
+      p->node->TransferLeader(target);
+    }
   });
 }
 
@@ -524,9 +549,11 @@ void Store::ReadLinearizable(region::RegionRequest req, ResponseCallback done) {
     const uint64_t region = req.header().region_id();
     RegionPeer* p = FindPeer(region);
     if (!p) return done(RegionNotFoundResponse(region));
+    Wake(p);
     // Confirmed with the rest of this round's reads by one ReadIndex in StartBatches; the
     // epoch and keys are checked when it is served.
     int64_t now = NowMs();
+    batching_.push_back(p->id());
     p->reading.push_back(
         RegionPeer::Read{std::move(req), std::move(done), now + options_.request_timeout_ms,
                          now + 2 * int64_t{options_.election_tick} * options_.tick_ms});
@@ -538,7 +565,7 @@ region::RegionResponse Store::ReadLocal(const region::RegionRequest& req) {
   {
     std::lock_guard<std::mutex> l(info_mu_);
     bool found = false;
-    for (const auto& r : info_) {
+    for (const auto& r : *info_) {
       if (r.descriptor.id() == req.header().region_id()) {
         desc = r.descriptor;
         found = true;
@@ -556,7 +583,7 @@ region::RegionResponse Store::ReadLocal(const region::RegionRequest& req) {
 
 std::optional<RegionId> Store::RegionForKey(std::string_view engine_key) const {
   std::lock_guard<std::mutex> l(info_mu_);
-  for (const auto& r : info_) {
+  for (const auto& r : *info_) {
     const auto& d = r.descriptor;
     if (engine_key >= d.start_key() && (d.end_key().empty() || engine_key < d.end_key())) {
       return RegionId(d.id());
@@ -567,7 +594,7 @@ std::optional<RegionId> Store::RegionForKey(std::string_view engine_key) const {
 
 NodeId Store::LeaderOf(RegionId region) const {
   std::lock_guard<std::mutex> l(info_mu_);
-  for (const auto& r : info_) {
+  for (const auto& r : *info_) {
     if (r.descriptor.id() == region.value()) return r.raft.leader;
   }
   return NodeId();
@@ -575,12 +602,17 @@ NodeId Store::LeaderOf(RegionId region) const {
 
 std::vector<RegionInfo> Store::Regions() const {
   std::lock_guard<std::mutex> l(info_mu_);
+  return *info_;
+}
+
+std::shared_ptr<const std::vector<RegionInfo>> Store::RegionsShared() const {
+  std::lock_guard<std::mutex> l(info_mu_);
   return info_;
 }
 
 std::optional<RegionInfo> Store::RegionInfoOf(RegionId region) const {
   std::lock_guard<std::mutex> l(info_mu_);
-  for (const auto& r : info_) {
+  for (const auto& r : *info_) {
     if (r.descriptor.id() == region.value()) return r;
   }
   return std::nullopt;
@@ -592,8 +624,27 @@ std::map<NodeId, std::string> Store::Addresses() const {
 }
 
 void Store::PublishInfo() {
-  std::vector<RegionInfo> info;
+  std::shared_ptr<const std::vector<RegionInfo>> before;
+  {
+    std::lock_guard<std::mutex> l(info_mu_);
+    before = info_;
+  }
+  auto info = std::make_shared<std::vector<RegionInfo>>();
+  info->reserve(peers_.size());
+  size_t at = 0;  // `before` is in region order too
   for (auto& [id, p] : peers_) {
+    // A replica asleep since it was last published, whose log and apply have not moved
+    // (a flagged heartbeat may still bring it a commit index), has not changed.
+    while (at < before->size() && (*before)[at].descriptor.id() < id) ++at;
+    if (p->sleep == RegionPeer::Sleep::kAsleep && at < before->size()) {
+      const RegionInfo& old = (*before)[at];
+      if (old.descriptor.id() == id && old.asleep &&
+          old.applied_index == p->apply.applied_index() &&
+          old.raft.commit == p->node->Committed() && old.raft.term == p->node->CurrentTerm()) {
+        info->push_back(old);
+        continue;
+      }
+    }
     RegionInfo ri;
     ri.descriptor = p->desc;
     ri.raft = p->node->GetStatus();
@@ -601,7 +652,8 @@ void Store::PublishInfo() {
     ri.truncated_index = p->storage.truncated_index();
     ri.log_entries = p->storage.entry_count();
     ri.log_bytes = p->storage.log_bytes();
-    info.push_back(std::move(ri));
+    ri.asleep = p->sleep == RegionPeer::Sleep::kAsleep;
+    info->push_back(std::move(ri));
   }
   std::lock_guard<std::mutex> l(info_mu_);
   info_ = std::move(info);

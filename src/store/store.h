@@ -107,6 +107,12 @@ struct StoreOptions {
   // the other stores are made by the same split there (docs/sharding.md §1). A store that
   // missed the split (it caught up on the parent by snapshot) gets one after this.
   int64_t split_snapshot_wait_ms = 10'000;
+  // Hibernation (docs/sharding.md §5): a region led here with nothing to do for
+  // `hibernate_ticks` ticks (0: two election timeouts) stops being ticked, and so do its
+  // followers, until a request or a message wakes it. The stores ping each other meanwhile so
+  // that a follower still notices when its leader's store goes silent.
+  bool hibernate = true;
+  int hibernate_ticks = 0;
 };
 
 // The answer to a region request; errors are typed (RegionResponse::error).
@@ -123,6 +129,7 @@ struct RegionInfo {
   uint64_t truncated_index = 0;
   uint64_t log_entries = 0;
   uint64_t log_bytes = 0;
+  bool asleep = false;  // hibernating: not ticked (StoreOptions::hibernate)
 };
 
 struct StoreCounters {
@@ -154,6 +161,12 @@ struct StoreCounters {
   std::atomic<uint64_t> write_failures{0};
   // Writes refused because the disk alarm is up.
   std::atomic<uint64_t> writes_refused_no_space{0};
+  // Hibernation: replicas that stopped (leaders once every member stopped with them), woke
+  // (of those, followers whose leader's store went silent), and store pings sent.
+  std::atomic<uint64_t> sleeps{0};
+  std::atomic<uint64_t> wakes{0};
+  std::atomic<uint64_t> silent_leader_wakes{0};
+  std::atomic<uint64_t> pings_sent{0};
 };
 
 class RegionPeer;
@@ -231,6 +244,9 @@ class Store {
   // The leader this store last heard of for `region` (invalid when unknown).
   NodeId LeaderOf(RegionId region) const;
   std::vector<RegionInfo> Regions() const;
+  // The same, shared without a copy (it stays as it was when published). For callers that look
+  // often at every region (the node's region check every 200 ms).
+  std::shared_ptr<const std::vector<RegionInfo>> RegionsShared() const;
   // One region's, as published; nullopt when the region is not here.
   std::optional<RegionInfo> RegionInfoOf(RegionId region) const;
   std::map<NodeId, std::string> Addresses() const;
@@ -384,6 +400,20 @@ class Store {
   void FailWaitingReads(RegionPeer* p, const region::RegionResponse& why);
   void FailPeer(RegionPeer* p, const region::RegionResponse& why);
 
+  // hibernate.cc (docs/sharding.md §5)
+  // Before a peer's tick: a leader idle for long enough starts asking its followers to stop.
+  void UpdateSleep(RegionPeer* p);
+  // A message for `p` as it arrives: the flags of hibernation, any other message wakes it.
+  // Called before and after stepping it (`stepped`).
+  void OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped);
+  // Ticks `p` again (a request or a message for it, or its leader's store went silent).
+  void Wake(RegionPeer* p);
+  // Every heartbeat interval: pings the stores that hold followers of the regions asleep here,
+  // and wakes followers whose leader's store has been silent for an election timeout.
+  void CheckSleepers(int64_t now_ms);
+  // Requests or answers waiting on the peer, or committed entries not applied yet.
+  static bool HasWork(const RegionPeer* p);
+
   // lease.cc
   // Publishes each region's lease for ReadUnderLease (or its loss), with the commit index of
   // the round's start and the applied index. Called at the start of a round (round_start),
@@ -439,6 +469,14 @@ class Store {
   // round that changes a leadership, a descriptor or the regions republishes at once.
   static constexpr int64_t kTickPublishMs = 500;
   int64_t next_tick_publish_ms_ = 0;
+  // Hibernation: when each store was last heard from (any message, pings included), and when
+  // CheckSleepers runs next.
+  std::map<uint64_t, int64_t> heard_ms_;
+  // Regions given requests since the last StartBatches (may repeat; some may be gone).
+  std::vector<uint64_t> batching_;
+  // A replica was told it is gone (OnGone) and is not destroyed yet.
+  bool gone_pending_ = false;
+  int64_t next_sleep_check_ms_ = 0;
 
   DiskAlarmState disk_;
   // The raft-sync thread's sync failed for want of space: it retries, and the alarm stays.
@@ -446,7 +484,8 @@ class Store {
 
   // Published by the loop for other threads.
   mutable std::mutex info_mu_;
-  std::vector<RegionInfo> info_ GUARDED_BY(info_mu_);
+  std::shared_ptr<const std::vector<RegionInfo>> info_ GUARDED_BY(info_mu_) =
+      std::make_shared<const std::vector<RegionInfo>>();
   std::map<NodeId, std::string> info_addresses_ GUARDED_BY(info_mu_);
 
   mutable LeaseTable leases_;  // its own lock

@@ -27,6 +27,7 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
     const uint64_t region = req.header().region_id();
     RegionPeer* p = LeaderPeerFor(req, done);
     if (!p) return;
+    Wake(p);
     // A membership change is allowed under the NOSPACE alarm (removing a full node is how an
     // operator may fix it), not while the loop waits for the disk.
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) return done(AlarmResponse(region));
@@ -127,6 +128,7 @@ void Store::ProposeSplit(RegionPeer* p, region::RegionRequest req, ResponseCallb
   if (FindPeer(id) != nullptr || engine_->Get(Cf::kRaft, TombstoneKey(id)).ok()) {
     return done(InvalidRequestResponse(fmt::format("region {} exists already", id)));
   }
+  batching_.push_back(p->id());
   p->proposing.emplace_back(
       EncodeEntry(std::move(req)),
       RegionPeer::Proposal{0, std::move(done), NowMs() + options_.request_timeout_ms});

@@ -99,7 +99,15 @@ void Store::ServeApplied(std::vector<Work>& work, Replies* replies) {
       p->reads_waiting_index.erase(it);
     }
   }
+  for (auto& w : work) w.peer->reads_dropped_check = true;
   for (auto& [id, p] : peers_) {
+    // Only a replica with reads waiting, or one that did something this round, can have
+    // dropped or servable reads.
+    if (p->reads_waiting_index.empty() && p->reads_waiting_apply.empty() &&
+        !p->reads_dropped_check) {
+      continue;
+    }
+    p->reads_dropped_check = false;
     for (auto& ctx : p->node->TakeDroppedReads()) {
       auto it = p->reads_waiting_index.find(ctx);
       if (it == p->reads_waiting_index.end()) continue;

@@ -71,8 +71,15 @@ void Store::Drive(int64_t now) {
   StartBatches();
   if (now >= next_tick_ms_) {
     const int64_t now_ns = LeaseNowNs();
-    for (auto& [id, p] : peers_) TickPeer(p.get(), now_ns);
+    for (auto& [id, p] : peers_) {
+      UpdateSleep(p.get());
+      if (p->sleep != RegionPeer::Sleep::kAsleep) TickPeer(p.get(), now_ns);
+    }
     next_tick_ms_ = std::max(next_tick_ms_ + options_.tick_ms, now + 1);
+    if (options_.hibernate && now >= next_sleep_check_ms_) {
+      next_sleep_check_ms_ = now + int64_t{options_.heartbeat_tick} * options_.tick_ms;
+      CheckSleepers(now);
+    }
     CheckTimeouts(now);
     // Rebuilding every region's info is the biggest per-tick cost with many regions.
     if (now >= next_tick_publish_ms_) {
@@ -94,6 +101,7 @@ void Store::PulseLeaders() {
   last_pulse_ms_ = now;
   std::vector<raft::Message> out;
   for (auto& [id, p] : peers_) {
+    if (p->sleep == RegionPeer::Sleep::kAsleep) continue;
     for (raft::Message& m : p->node->HeartbeatNow()) {
       m.set_region_id(id);
       m.set_conf_ver(p->desc.epoch().conf_ver());
@@ -147,6 +155,7 @@ void Store::SyncLoop() {
 void Store::ReportPersisted(const std::vector<PersistMark>& marks) {
   for (const PersistMark& m : marks) {
     if (RegionPeer* p = FindPeer(m.region)) {
+      p->poked = true;
       p->node->ReportPersisted(LogIndex(m.index), Term(m.term));
     }
   }
@@ -169,6 +178,11 @@ void Store::RunRound() {
   auto round = std::make_unique<Round>();
   Round& r = *round;
   for (auto& [id, p] : peers_) {
+    // A sleeping replica has something to do only when something reached it since.
+    if (p->sleep == RegionPeer::Sleep::kAsleep) {
+      if (!p->poked) continue;
+      p->poked = false;
+    }
     if (p->node->HasReady()) r.work.push_back(Work{p.get(), p->node->GetReady()});
   }
   if (r.work.empty()) return;
@@ -379,6 +393,12 @@ void Store::TakeMessages(RegionPeer* p, raft::Ready* rd, std::vector<raft::Messa
   for (auto& m : rd->messages) {
     m.set_region_id(p->id());
     m.set_conf_ver(p->desc.epoch().conf_ver());
+    // Hibernation (hibernate.cc): an idle leader asks its followers to stop; a stopped
+    // follower says so in its answers.
+    if ((m.type() == raft::MSG_HEARTBEAT && p->sleep == RegionPeer::Sleep::kAsking) ||
+        (m.type() == raft::MSG_HEARTBEAT_RESP && p->sleep == RegionPeer::Sleep::kAsleep)) {
+      m.set_hibernate(true);
+    }
     if (m.type() != raft::MSG_SNAP) {
       out->push_back(std::move(m));
       continue;
@@ -434,7 +454,14 @@ void ProposeBatch(RegionPeer* p, std::vector<std::pair<std::string, RegionPeer::
 }  // namespace
 
 void Store::StartBatches() {
-  for (auto& [id, p] : peers_) {
+  if (batching_.empty()) return;
+  std::vector<uint64_t> ids;
+  ids.swap(batching_);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (uint64_t id : ids) {
+    RegionPeer* p = FindPeer(id);
+    if (p == nullptr) continue;
     if (!p->proposing.empty()) {
       std::vector<std::pair<std::string, RegionPeer::Proposal>> batch;
       batch.swap(p->proposing);
@@ -446,9 +473,9 @@ void Store::StartBatches() {
         pr.done(NotLeaderResponse(region, 0));
         return true;
       });
-      if (!batch.empty()) ProposeBatch(p.get(), std::move(batch));
+      if (!batch.empty()) ProposeBatch(p, std::move(batch));
     }
-    if (!p->reading.empty() && LeaseNowNs() < LeaseUntil(p.get())) {
+    if (!p->reading.empty() && LeaseNowNs() < LeaseUntil(p)) {
       // The lease confirms the leadership these reads need: they wait only for the apply of
       // what is committed now (which bounds every commit index sent so far), not for a
       // heartbeat round. These are the reads ReadUnderLease turned away while an apply was
@@ -457,7 +484,7 @@ void Store::StartBatches() {
       counters_.lease_reads += p->reading.size();
       for (auto& r : p->reading) p->reads_waiting_apply.emplace(index, std::move(r));
       p->reading.clear();
-      ServeAppliedReads(p.get());
+      ServeAppliedReads(p);
     }
     if (!p->reading.empty()) {
       std::string ctx = ReadCtx(next_read_id_++);

@@ -13,6 +13,7 @@
 
 #include "common/logging.h"
 #include "kv/state_machine.h"
+#include "kv/value_format.h"
 #include "store/keys.h"
 #include "tests/sim/digest.h"
 #include "tests/sim/store_sim_checker.h"
@@ -113,6 +114,7 @@ class Run {
         // The coordinator's callers draw from their own stream too.
         coord_rng_(HashCombine(o.seed, 0xC00D)),
         split_rng_(HashCombine(o.seed, 0x5B117)),
+        idle_rng_(HashCombine(o.seed, 0x1D1E)),
         checker_(&r_->violations),
         tso_(&r_->violations) {
     r_->profile = profile_.Describe();
@@ -162,6 +164,7 @@ class Run {
       disk_gen_[i]++;
       cluster_.engine(i)->SetWriteFault(Status::OK());
     }
+    CountSleeps();
     cluster_.network().Heal();
     cluster_.set_faults(NetFaults{});
     for (int i = 1; i <= o_.nodes; ++i) {
@@ -182,6 +185,7 @@ class Run {
     for (int k = 0; k < profile_.keys; ++k) Issue(false, fmt::format("k{}", k));
     RunUntil([this] { return ops_.empty(); }, cluster_.now() + o_.converge_bound_ms);
     CheckConvergence();
+    CountSleeps();
   }
 
   // The exact per-key linearizability check over the whole history, and the TSO's history.
@@ -234,12 +238,32 @@ class Run {
   void ScheduleClient() {
     cluster_.After(client_rng_.Range(1, profile_.client_gap_max), 0, [this] {
       if (!faults_on_) return;
-      if (ops_.size() < 40) {
+      if (ops_.size() < 40 && !Idle()) {
         const bool write = client_rng_.OneIn(2);
         Issue(write, fmt::format("k{}", client_rng_.Uniform(profile_.keys)));
       }
       ScheduleClient();
     });
+  }
+
+  // With --idle: whether the clients are in a quiet phase now (phases alternate: active for
+  // 0.2-1 s, quiet for 0.3-1.5 s).
+  bool Idle() {
+    if (!o_.idle) return false;
+    while (cluster_.now() >= phase_end_) {
+      phase_idle_ = !phase_idle_;
+      phase_end_ += phase_idle_ ? idle_rng_.Range(300, 1500) : idle_rng_.Range(200, 1000);
+    }
+    return phase_idle_;
+  }
+
+  void CountSleeps() {
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (store::Store* s = cluster_.store(i)) {
+        r_->stats.sleeps += s->counters().sleeps.load();
+        r_->stats.silent_leader_wakes += s->counters().silent_leader_wakes.load();
+      }
+    }
   }
 
   // One client call: SET key <unique value> or GET key, through a random up node's router.
@@ -309,10 +333,20 @@ class Run {
     if (live_) return;
     bool pending = false;
     for (const auto& [id, op] : ops_) pending |= op.marker;
-    // At a member of the region: a node without a replica waits for the coordinator (to come)
-    // to tell its router where the region is.
-    const uint64_t leader = cluster_.AnyLeader();
-    std::vector<uint64_t> members = leader ? cluster_.Members(leader) : std::vector<uint64_t>{};
+    // At a member of k0's region: a node without a replica waits for the coordinator (to
+    // come) to tell its router where the region is, and the simulation runs no region
+    // heartbeats, so the coordinator knows only region 1.
+    uint64_t region = 1;
+    for (int i = 1; i <= o_.nodes; ++i) {
+      if (!cluster_.up(i)) continue;
+      if (auto r = cluster_.store(i)->RegionForKey(kv::EncodeRawKey("k0"))) {
+        region = r->value();
+        break;
+      }
+    }
+    const uint64_t leader = cluster_.AnyLeader(region);
+    std::vector<uint64_t> members =
+        leader ? cluster_.Members(leader, region) : std::vector<uint64_t>{};
     const uint64_t at = members.empty() ? 0 : members[client_rng_.Uniform(members.size())];
     if (!pending) Issue(true, "k0", /*marker=*/true, at);
     cluster_.After(200, 0, [this] { MarkerLoop(); });
@@ -815,6 +849,9 @@ class Run {
   bool clock_faults_;
   Random coord_rng_;
   Random split_rng_;
+  Random idle_rng_;
+  bool phase_idle_ = true;  // Idle(): the first phase is an active one
+  int64_t phase_end_ = 0;
   uint64_t next_region_id_ = 1000;  // ids of the regions splits make
   StoreCluster cluster_;
   RegisterChecker checker_;
@@ -865,10 +902,11 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 
 std::string StoreSimResult::RerunCommand() const {
   return fmt::format(
-      "{} --seed {} --nodes {} --fault-ms {}{}{}{}{} --verbose", options.binary, options.seed,
+      "{} --seed {} --nodes {} --fault-ms {}{}{}{}{}{} --verbose", options.binary, options.seed,
       options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
       options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults),
-      options.meta_transfers ? " --meta-transfers" : "", options.splits ? " --splits" : "");
+      options.meta_transfers ? " --meta-transfers" : "", options.splits ? " --splits" : "",
+      options.idle ? " --idle" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

@@ -35,6 +35,11 @@ struct StoreSimOptions {
   // each split at the same index, no store may hold overlapping regions, and the regions must
   // tile the keyspace at the end. Draws from its own stream: runs without it stay as they were.
   bool splits = false;
+  // Clients go quiet for 0.3-1.5 s at a time, long enough for the regions to hibernate
+  // (StoreOptions::hibernate) while the nemesis goes on: sleeping regions must wake to every
+  // fault (a follower whose leader's store dies or is cut off elects another). Draws from its
+  // own stream.
+  bool idle = false;
   bool verbose = false;              // print every event
   std::string binary = "store_sim";  // named in the rerun command
 };
@@ -60,6 +65,10 @@ struct StoreSimStats {
   uint64_t tso_timestamps = 0;  // timestamp calls answered with one
   uint64_t tso_failed = 0;      // answered with an error
   uint64_t ids_allocated = 0;
+  // Hibernation, summed over the stores alive before healing and at the end: replicas that
+  // went to sleep, and followers woken because their leader's store fell silent.
+  uint64_t sleeps = 0;
+  uint64_t silent_leader_wakes = 0;
 };
 
 struct StoreSimResult {

@@ -335,11 +335,11 @@ uint64_t StoreCluster::AnyLeader(uint64_t region) const {
   return best;
 }
 
-std::vector<uint64_t> StoreCluster::Members(uint64_t id) {
+std::vector<uint64_t> StoreCluster::Members(uint64_t id, uint64_t region) {
   std::vector<uint64_t> out;
   if (id == 0 || !up(id)) return out;
   for (const auto& r : store(id)->Regions()) {
-    if (r.descriptor.id() != 1) continue;
+    if (r.descriptor.id() != region) continue;
     for (uint64_t v : r.descriptor.conf_state().voters()) out.push_back(v);
     for (uint64_t l : r.descriptor.conf_state().learners()) out.push_back(l);
   }

@@ -116,7 +116,7 @@ class StoreCluster {
   // known).
   uint64_t AnyLeader(uint64_t region = 1) const;
   // Region 1's voters and learners as `id`'s store knows them (empty when it has no replica).
-  std::vector<uint64_t> Members(uint64_t id);
+  std::vector<uint64_t> Members(uint64_t id, uint64_t region = 1);
   std::function<void(uint64_t)> on_crash;
   // Runs after node `id` started (at Start and at every restart).
   std::function<void(uint64_t)> on_start;

@@ -187,6 +187,25 @@ TEST(StoreSimDiskTest, FullDisksLoseNothing) {
   EXPECT_GT(fills, 12u);
 }
 
+// Hibernation under faults: clients go quiet for long enough that regions sleep; crashes,
+// partitions and leader kills come meanwhile. Every check must hold, regions must have slept,
+// and followers must have woken on their leader's silence (store pings stopping) at least once.
+TEST(StoreSimIdleTest, SleepingRegionsWakeToEveryFault) {
+  uint64_t sleeps = 0, silent = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    StoreSimOptions o = StoreSimSeedOptions(seed);
+    o.idle = true;
+    o.splits = true;
+    o.profile = seed % 3 == 0 ? "crashes" : (seed % 3 == 1 ? "partitions" : "mixed");
+    StoreSimResult r = RunStoreSimulation(o);
+    EXPECT_TRUE(r.ok()) << r.FailureReport();
+    sleeps += r.stats.sleeps;
+    silent += r.stats.silent_leader_wakes;
+  }
+  EXPECT_GT(sleeps, 12u);
+  EXPECT_GT(silent, 0u);
+}
+
 class StoreSimSeedsTest : public testing::TestWithParam<int> {};
 
 TEST_P(StoreSimSeedsTest, AllChecksHold) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# By hand (issue 15's idle target: 3 stores with 1,000 regions each at most 3% of a core each
+# when idle). Starts 3 release-build nodes on loopback, writes KEYS small keys, splits the
+# keyspace into REGIONS regions with `micedb region split` (the split checker stays out of it:
+# --region-split-size is 96MiB), waits until the coordinator has no operator left (leaders are
+# spread by the balancer), then measures each node's CPU over IDLE_SECS of idleness.
+# Usage: bench/idle_regions.sh [REGIONS] [KEYS]; HIBERNATE=false for the side-by-side run.
+set -u
+BIN=${MICEDB_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/release/src/cli/micedb}
+REGIONS=${1:-1000}
+KEYS=${2:-20000}
+HIBERNATE=${HIBERNATE:-true}
+IDLE_SECS=${IDLE_SECS:-30}
+D=$(mktemp -d /tmp/micedb-idle-regions.XXXXXX)
+peers="1=127.0.0.1:21161,2=127.0.0.1:21162,3=127.0.0.1:21163"
+pids=()
+for i in 1 2 3; do
+  $BIN start --node-id $i --data-dir $D/n$i --listen-peer 127.0.0.1:2116$i \
+    --listen-redis 127.0.0.1:1638$i --listen-pg 127.0.0.1:1543$i \
+    --listen-http 127.0.0.1:1808$i --initial-peers $peers --region-split-size 96MiB \
+    --hibernate-regions $HIBERNATE --log-level warn > $D/n$i.log 2>&1 &
+  pids+=($!)
+done
+trap 'kill "${pids[@]}" 2>/dev/null; sleep 3; kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$D"' EXIT
+for t in $(seq 1 100); do redis-cli -p 16381 set ready 1 2>/dev/null | grep -q OK && break; sleep 0.2; done
+redis-benchmark -p 16381 -t set -r $KEYS -n $((KEYS * 2)) -d 100 -c 20 -P 16 -q > /dev/null 2>&1
+# redis-benchmark's keys are key:%012d; split at evenly spaced ones.
+step=$((KEYS / REGIONS))
+[ $step -lt 1 ] && step=1
+made=0
+for k in $(seq $step $step $((KEYS - 1))); do
+  [ $made -ge $((REGIONS - 1)) ] && break
+  key=$(printf 'key:%012d' $k)
+  $BIN region split "$key" --via 127.0.0.1:21161 --timeout 30 > /dev/null 2>&1 && made=$((made + 1))
+done
+leaders() {
+  for i in 1 2 3; do
+    curl -s 127.0.0.1:1808$i/debug/raft | /usr/bin/python3 -c \
+      'import json,sys; d=json.load(sys.stdin); print(sum(1 for r in d["regions"] if r["role"]=="leader"), end=" ")'
+  done
+}
+ops() {
+  curl -s 127.0.0.1:18081/api/v1/operators | /usr/bin/python3 -c \
+    'import json,sys; d=json.load(sys.stdin); print(len(d.get("operators", [])))' 2>/dev/null || echo 1
+}
+# Settled: no operator under way and the leader counts unchanged for 20 s.
+last=""; same=0
+for t in $(seq 1 90); do
+  now="$(leaders)$(ops)"
+  if [ "$now" = "$last" ]; then same=$((same + 1)); else same=0; last=$now; fi
+  [ $same -ge 4 ] && break
+  sleep 5
+done
+sleep 5
+asleep() {
+  for i in 1 2 3; do
+    curl -s 127.0.0.1:1808$i/metrics | awk '/^micedb_regions_asleep /{printf "%s ", $2}'
+  done
+}
+echo "hibernate=$HIBERNATE: $made splits; leaders per node: $(leaders); asleep per node: $(asleep)"
+cpu1() { awk '{print $14+$15}' /proc/$1/stat; }
+declare -A b
+for p in "${pids[@]}"; do b[$p]=$(cpu1 $p); done
+sleep $IDLE_SECS
+line=""
+for p in "${pids[@]}"; do
+  line="$line $(awk -v d=$(($(cpu1 $p) - ${b[$p]})) -v s=$IDLE_SECS 'BEGIN{printf "%.2f%%", d/s}')"
+done
+echo "hibernate=$HIBERNATE: idle CPU per node over $IDLE_SECS s (% of one core):$line"
+if [ -n "${PROFILE:-}" ]; then
+  # Where node 1's idle CPU goes (perf from Debian's linux-perf).
+  perf record -F 999 -g -p ${pids[0]} -o $D/perf.data -- sleep 20 > /dev/null 2>&1
+  perf report -i $D/perf.data --no-children --sort symbol --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | cut -c1-150 | head -${PROFILE}
+fi
