@@ -73,3 +73,16 @@ if [ -n "${PROFILE:-}" ]; then
   perf report -i $D/perf.data --no-children --sort symbol --stdio 2>/dev/null |
     grep -E '^ +[0-9]' | cut -c1-150 | head -${PROFILE}
 fi
+if [ -n "${BENCH:-}" ]; then
+  # Then the same keys under load at node 1 (compare REGIONS=1 against REGIONS=1000): requests
+  # per second and the three nodes' CPU per request.
+  cpu() { local s=0; for p in "${pids[@]}"; do s=$((s + $(cpu1 $p))); done; echo $s; }
+  for t in set get; do
+    c0=$(cpu)
+    out=$(redis-benchmark -p 16381 -t $t -r $KEYS -n 100000 -d 100 -c 50 -q 2>/dev/null |
+      tr '\r' '\n' | grep -i "requests per second" | tail -1)
+    c1=$(cpu)
+    # A tick is 10 ms of CPU: 10,000 us over 100,000 requests.
+    echo "regions=$REGIONS $t: $out; nodes' CPU $(awk -v d=$((c1 - c0)) 'BEGIN{printf "%.1f", d / 10}') us per request"
+  done
+fi
