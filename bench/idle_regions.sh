@@ -78,11 +78,21 @@ if [ -n "${BENCH:-}" ]; then
   # per second and the three nodes' CPU per request.
   cpu() { local s=0; for p in "${pids[@]}"; do s=$((s + $(cpu1 $p))); done; echo $s; }
   for t in set get; do
+    # BENCH_PROFILE=N: node 1's top N symbols during the SET run.
+    if [ -n "${BENCH_PROFILE:-}" ] && [ $t = set ]; then
+      perf record -F 999 -g -p ${pids[0]} -o $D/perf-set.data -- sleep 15 > /dev/null 2>&1 &
+      perf_pid=$!
+    fi
     c0=$(cpu)
     out=$(redis-benchmark -p 16381 -t $t -r $KEYS -n 100000 -d 100 -c 50 -q 2>/dev/null |
       tr '\r' '\n' | grep -i "requests per second" | tail -1)
     c1=$(cpu)
     # A tick is 10 ms of CPU: 10,000 us over 100,000 requests.
+    if [ -n "${BENCH_PROFILE:-}" ] && [ $t = set ]; then
+      wait $perf_pid
+      perf report -i $D/perf-set.data --no-children --sort symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | cut -c1-120 | head -${BENCH_PROFILE}
+    fi
     echo "regions=$REGIONS $t: $out; nodes' CPU $(awk -v d=$((c1 - c0)) 'BEGIN{printf "%.1f", d / 10}') us per request"
   done
 fi
