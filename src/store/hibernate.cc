@@ -28,6 +28,15 @@ bool Member(const RegionDescriptor& d, uint64_t id) {
          std::find(cs.learners().begin(), cs.learners().end(), id) != cs.learners().end();
 }
 
+// Stops ticking `p`. The RunRound after it looks at the replica once more, for what the
+// message or tick that put it to sleep left in its Ready.
+void FallAsleep(RegionPeer* p, StoreCounters* counters) {
+  p->sleep = Sleep::kAsleep;
+  p->poked = true;
+  p->quiet_ticks = 0;
+  counters->sleeps++;
+}
+
 }  // namespace
 
 bool Store::HasWork(const RegionPeer* p) {
@@ -61,11 +70,7 @@ void Store::UpdateSleep(RegionPeer* p) {
   p->sleep_acks.clear();
   // A region with no other member has no one to ask.
   const auto& cs = p->desc.conf_state();
-  if (cs.voters_size() + cs.learners_size() <= 1) {
-    p->sleep = Sleep::kAsleep;
-    p->poked = true;  // one more look for a Ready (RunRound)
-    counters_.sleeps++;
-  }
+  if (cs.voters_size() + cs.learners_size() <= 1) FallAsleep(p, &counters_);
 }
 
 void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) {
@@ -84,9 +89,7 @@ void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) 
     }
     const auto& cs = p->desc.conf_state();
     if (p->sleep_acks.size() + 1 >= static_cast<size_t>(cs.voters_size() + cs.learners_size())) {
-      p->sleep = Sleep::kAsleep;
-      p->poked = true;  // one more look for a Ready (RunRound)
-      counters_.sleeps++;
+      FallAsleep(p, &counters_);
     }
     return;
   }
@@ -96,10 +99,7 @@ void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) 
   if (p->sleep == Sleep::kAsleep || HasWork(p)) return;
   const raft::NodeStatus st = p->node->GetStatus();
   if (st.role != raft::Role::kFollower || st.leader.value() != m.from()) return;
-  p->sleep = Sleep::kAsleep;
-  p->poked = true;  // one more look for a Ready (RunRound)
-  p->quiet_ticks = 0;
-  counters_.sleeps++;
+  FallAsleep(p, &counters_);
 }
 
 void Store::Wake(RegionPeer* p) {
