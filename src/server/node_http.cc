@@ -127,6 +127,11 @@ std::string Node::RenderMetrics() const {
           c.silent_leader_wakes.load());
   counter("micedb_raft_store_pings_total",
           "Pings sent to stores holding followers of regions asleep here", c.pings_sent.load());
+  counter("micedb_dedup_records_scanned_total",
+          "At-most-once request records looked at by the sweep that removes old ones",
+          c.dedup_scanned.load());
+  counter("micedb_dedup_records_deleted_total", "At-most-once request records removed as old",
+          c.dedup_deleted.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());
   counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",

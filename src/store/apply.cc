@@ -17,7 +17,6 @@ namespace {
 // Results of recent requests, for at-most-once writes: DedupKey records in Cf::kDedup, holding
 // the serialized kv.CommandResult (docs/kv-format.md). Kept for ten minutes of the leaders'
 // clocks (propose_ts_ms); SweepDedupRecords removes them after that.
-constexpr int64_t kDedupWindowMs = int64_t{10} * 60 * 1000;
 
 bool InRange(const RegionDescriptor& region, std::string_view key) {
   return key >= region.start_key() && (region.end_key().empty() || key < region.end_key());
@@ -174,6 +173,7 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
   std::string encoded = sm_->ForRetry(req.kv(), resp.kv()).SerializeAsString();
   wb_->Put(storage::Cf::kDedup, key, encoded);
   written_.emplace(std::move(key), std::move(encoded));
+  oldest_written_ms_ = std::min(oldest_written_ms_, h.request_ts_ms());
   return resp;
 }
 
@@ -202,9 +202,12 @@ SweepResult SweepDedupRecords(storage::Engine* engine, const RegionDescriptor& r
     out.scanned++;
     int64_t ts = 0;
     // A key that is not a record (none should be) is left alone.
-    if (DecodeDedupKeyTime(it->key(), &ts) && ts < cutoff) {
+    if (!DecodeDedupKeyTime(it->key(), &ts)) continue;
+    if (ts < cutoff) {
       wb->Delete(storage::Cf::kDedup, it->key());
       out.deleted++;
+    } else {
+      out.oldest_kept_ms = std::min(out.oldest_kept_ms, ts);
     }
   }
   if (!it->status().ok()) {

@@ -3,6 +3,7 @@
 // DESIGN §8 rule 7), at-most-once dedup of writes, and dispatch by body to the state machine.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,8 +71,10 @@ class Applier {
   void RegionChanged() {
     if (round_) round_->SetRegion(region_);
   }
-  // How many at-most-once records this applier wrote.
+  // How many at-most-once records this applier wrote, and the oldest request time among them
+  // (INT64_MAX: none).
   size_t records_written() const { return written_.size(); }
+  int64_t oldest_written_ms() const { return oldest_written_ms_; }
 
  private:
   kv::CommandResult RunKv(const kv::Command& cmd, LogIndex index, bool answering);
@@ -84,6 +87,7 @@ class Applier {
   // Dedup records written in this round (not in the engine yet), by key.
   std::map<std::string, std::string, std::less<>> written_;
   int64_t horizon_ms_ = 0;
+  int64_t oldest_written_ms_ = INT64_MAX;
 };
 
 // Removing old at-most-once records, which each replica does on its own schedule (they are not
@@ -97,7 +101,11 @@ struct SweepResult {
   size_t scanned = 0;
   size_t deleted = 0;
   std::string next_cursor;  // empty: the sweep reached the end of the region
+  // The oldest request time among the records scanned and kept (INT64_MAX: none).
+  int64_t oldest_kept_ms = INT64_MAX;
 };
+// How long a record is kept at least (by the leaders' clocks).
+inline constexpr int64_t kDedupWindowMs = int64_t{10} * 60 * 1000;
 // Scans at most `budget` records of `region` from `cursor` (empty: the first) and deletes into
 // `wb` those that `horizon_ms` (Applier::horizon_ms's running maximum) makes old. Loop thread.
 SweepResult SweepDedupRecords(storage::Engine* engine, const RegionDescriptor& region,

@@ -28,15 +28,6 @@ bool Member(const RegionDescriptor& d, uint64_t id) {
          std::find(cs.learners().begin(), cs.learners().end(), id) != cs.learners().end();
 }
 
-// Stops ticking `p`. The RunRound after it looks at the replica once more, for what the
-// message or tick that put it to sleep left in its Ready.
-void FallAsleep(RegionPeer* p, StoreCounters* counters) {
-  p->sleep = Sleep::kAsleep;
-  p->poked = true;
-  p->quiet_ticks = 0;
-  counters->sleeps++;
-}
-
 }  // namespace
 
 bool Store::HasWork(const RegionPeer* p) {
@@ -70,7 +61,14 @@ void Store::UpdateSleep(RegionPeer* p) {
   p->sleep_acks.clear();
   // A region with no other member has no one to ask.
   const auto& cs = p->desc.conf_state();
-  if (cs.voters_size() + cs.learners_size() <= 1) FallAsleep(p, &counters_);
+  if (cs.voters_size() + cs.learners_size() <= 1) FallAsleep(p);
+}
+
+void Store::FallAsleep(RegionPeer* p) {
+  p->sleep = Sleep::kAsleep;
+  p->quiet_ticks = 0;
+  counters_.sleeps++;
+  Touch(p);  // its lease ends (LeaseUntil)
 }
 
 void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) {
@@ -89,7 +87,7 @@ void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) 
     }
     const auto& cs = p->desc.conf_state();
     if (p->sleep_acks.size() + 1 >= static_cast<size_t>(cs.voters_size() + cs.learners_size())) {
-      FallAsleep(p, &counters_);
+      FallAsleep(p);
     }
     return;
   }
@@ -99,10 +97,11 @@ void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) 
   if (p->sleep == Sleep::kAsleep || HasWork(p)) return;
   const raft::NodeStatus st = p->node->GetStatus();
   if (st.role != raft::Role::kFollower || st.leader.value() != m.from()) return;
-  FallAsleep(p, &counters_);
+  FallAsleep(p);
 }
 
 void Store::Wake(RegionPeer* p) {
+  Touch(p);  // every caller goes on to call into the raft node
   p->quiet_ticks = 0;
   if (p->sleep == Sleep::kAwake) return;
   const bool was_asleep = p->sleep == Sleep::kAsleep;

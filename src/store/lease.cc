@@ -93,16 +93,18 @@ void Store::CheckClockGap(const ClockReading& now) {
   }
   // Only a round sent after the next tick renews a lease (LeaseUntil).
   for (auto& [id, p] : peers_) p->lease_floor_tick = p->node->Ticks() + 1;
+  TouchAll();
 }
 
 void Store::TickPeer(RegionPeer* p, int64_t now_ns) {
+  Touch(p);
   p->node->Tick();
   p->tick_ns[p->node->Ticks() % RegionPeer::kTickTimes] = now_ns;
 }
 
 int64_t Store::LeaseUntil(RegionPeer* p) const {
   // A sleeping leader gives up its lease (its reads wake it): the lease would run out soon
-  // anyway, and the loop then skips the region (UpdateLeases).
+  // anyway, and the loop then skips the region (UpdateLease).
   if (!options_.lease_reads || p->sleep == RegionPeer::Sleep::kAsleep) return 0;
   std::optional<uint64_t> start = p->node->LeaseStart();
   // Only once the leader has applied an entry of its own term does its state hold every
@@ -115,29 +117,52 @@ int64_t Store::LeaseUntil(RegionPeer* p) const {
   return 0;
 }
 
-void Store::UpdateLeases(bool round_start) {
+void Store::UpdateLease(RegionPeer* p, bool round_start, const ClockReading& now) {
+  if (!options_.lease_reads) return;
+  if (p->sleep == RegionPeer::Sleep::kAsleep && p->lease_until_ns == 0) return;
+  const int64_t until = LeaseUntil(p);
+  // The commit index is published where it bounds every commit index sent so far: at the
+  // start of a round, before its messages leave (later in the round only ReportPersisted
+  // moves it, and what it moves leaves in the next round). Whatever moves it touches the
+  // replica, so an untouched one's is still current.
+  if (round_start) p->round_commit = p->node->Committed().value();
+  const uint64_t commit = p->round_commit;
+  const uint64_t applied = p->apply.applied_index();
+  if (until == p->lease_until_ns &&
+      (until == 0 || (commit == p->lease_commit && applied == p->lease_applied))) {
+    return;
+  }
+  p->lease_until_ns = until;
+  p->lease_commit = commit;
+  p->lease_applied = applied;
+  if (until == 0) {
+    leases_.Erase(p->id());
+  } else {
+    leases_.Publish(p->desc, until, commit, applied, now);
+  }
+}
+
+void Store::UpdateRoundLeases(const Round& r) {
   if (!options_.lease_reads) return;
   const ClockReading now = ReadClocks(clock_);
+  for (const auto& w : r.work) UpdateLease(w.peer, /*round_start=*/false, now);
+}
+
+void Store::CheckUntouched() {
+  // Debug builds: what Touch promises. A replica nothing reached since the last round has no
+  // Ready, and its lease (and the commit index published with it) would not change.
   for (auto& [id, p] : peers_) {
-    if (p->sleep == RegionPeer::Sleep::kAsleep && p->lease_until_ns == 0) continue;
-    const int64_t until = LeaseUntil(p.get());
-    // The commit index is published where it bounds every commit index sent so far: at the
-    // start of a round, before its messages leave (later in the round only ReportPersisted
-    // moves it, and what it moves leaves in the next round).
-    if (round_start) p->round_commit = p->node->Committed().value();
-    const uint64_t commit = p->round_commit;
-    const uint64_t applied = p->apply.applied_index();
-    if (until == p->lease_until_ns &&
-        (until == 0 || (commit == p->lease_commit && applied == p->lease_applied))) {
+    if (p->touched) continue;
+    if (p->node->HasReady()) {
+      StoreFatal(fmt::format("region {}: a Ready without a Touch", id));
+    }
+    if (!options_.lease_reads ||
+        (p->sleep == RegionPeer::Sleep::kAsleep && p->lease_until_ns == 0)) {
       continue;
     }
-    p->lease_until_ns = until;
-    p->lease_commit = commit;
-    p->lease_applied = applied;
-    if (until == 0) {
-      leases_.Erase(id);
-    } else {
-      leases_.Publish(p->desc, until, commit, applied, now);
+    if (LeaseUntil(p.get()) != p->lease_until_ns ||
+        (p->round_commit != UINT64_MAX && p->round_commit != p->node->Committed().value())) {
+      StoreFatal(fmt::format("region {}: the lease moved without a Touch", id));
     }
   }
 }

@@ -1,5 +1,5 @@
 // LeaseTable: the leader leases a store publishes for client threads (raft.md §7). The raft
-// loop decides when a region's lease holds (Store::UpdateLeases, lease.cc) and publishes it
+// loop decides when a region's lease holds (Store::UpdateLease, lease.cc) and publishes it
 // here with the commit index from the start of the round and the applied index; a client
 // thread asks for a read grant, which it gets only while the lease holds and everything the
 // leader had committed is applied.

@@ -86,14 +86,17 @@ class RegionPeer {
   // The commit index at the start of the current round (none yet: reads fall back).
   uint64_t round_commit = UINT64_MAX;
 
-  // At-most-once records (store/apply.h SweepDedupRecords): the latest leader's clock applied
-  // here, where the next sweep starts, and how many records were written since the last one.
+  // At-most-once records (store/apply.h SweepDedupRecords, Store::SweepDedup): the latest
+  // leader's clock applied here, and where the sweep under way goes on (empty: none is).
   int64_t dedup_horizon_ms = 0;
   std::string dedup_cursor;
-  size_t dedup_written = 0;
-  // The last sweep walked the whole range from its start and left no record: the next one is
-  // skipped until records are written (or a snapshot brings some).
-  bool dedup_empty = false;
+  // The oldest request time among the records here: 0 unknown (after a restart or a
+  // snapshot: a sweep must look), INT64_MAX none. A sweep starts only once it is old enough to
+  // go, so each record is scanned a few times in its life rather than at every sweep.
+  int64_t dedup_oldest_ms = 0;
+  // The sweep under way: the oldest record it kept, and the oldest one written since it began.
+  int64_t dedup_pass_oldest_ms = INT64_MAX;
+  int64_t dedup_new_oldest_ms = INT64_MAX;
 
   // Hibernation (docs/sharding.md §5). A leader with nothing to do for StoreOptions::
   // hibernate_ticks asks (kAsking: its heartbeats carry raft.Message.hibernate); a follower
@@ -104,11 +107,13 @@ class RegionPeer {
   int quiet_ticks = 0;
   uint64_t quiet_reads = 0;          // keys read here when the quiet ticks began (lease reads)
   std::vector<uint64_t> sleep_acks;  // asking leader: the members that stopped
-  // Something reached the raft node (a message, a report) since the last round: a sleeping
-  // replica is looked at for a Ready only then (RunRound).
-  bool poked = false;
-  // The replica did something in this round: ServeApplied takes its dropped reads.
-  bool reads_dropped_check = false;
+  // Something reached the raft node (a message, a tick, a proposal, a report) since the last
+  // round: the replica is on Store::touched_, and only those are looked at for a Ready or a
+  // lease change (RunRound).
+  bool touched = false;
+  // Reads wait here: the replica is on Store::reads_waiting_ (ServeApplied looks at those and
+  // at the round's replicas only).
+  bool reads_listed = false;
 
   // The engine view behind the last snapshot handed to the core, kept until it is sent.
   uint64_t snap_index = 0;

@@ -168,6 +168,8 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load, b
   MICEDB_ASSIGN_OR_RETURN(p->node, raft::RawNode::Create(cfg));
   p->tick_ns[0] = LeaseNowNs();
   peers_[desc.id()] = std::move(peer);
+  peer_index_[desc.id()] = p;
+  Touch(p);
   return p;
 }
 
@@ -259,8 +261,13 @@ void Store::Stop() {
 }
 
 RegionPeer* Store::FindPeer(uint64_t region) {
-  auto it = peers_.find(region);
-  return it == peers_.end() ? nullptr : it->second.get();
+  auto it = peer_index_.find(region);
+  return it == peer_index_.end() ? nullptr : it->second;
+}
+
+void Store::ErasePeer(uint64_t region) {
+  peer_index_.erase(region);
+  peers_.erase(region);
 }
 
 void Store::MaybeCreatePeerFor(const raft::Message& m) {
@@ -394,7 +401,7 @@ void Store::Step(std::vector<raft::Message> msgs) {
       RegionPeer* p = FindPeer(m.region_id());
       if (!p || p->gone_conf_ver != 0) continue;
       MaybeTellGone(p, m);
-      p->poked = true;
+      Touch(p);
       OnSleepMessage(p, m, /*stepped=*/false);
       Status st = p->node->Step(m);
       if (!st.ok()) Log()->debug("region {}: step: {}", p->id(), st.ToString());
@@ -425,7 +432,7 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
     RegionPeer* p = FindPeer(msg.region_id());
     if (!p) return;
     Wake(p);
-    p->poked = true;
+    Touch(p);
     Status st = p->node->Step(msg);
     if (!st.ok()) Log()->warn("region {}: snapshot step: {}", p->id(), st.ToString());
   });
@@ -434,7 +441,7 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
 void Store::ReportSnapshot(RegionId region, NodeId to, bool ok) {
   Post([this, region, to, ok] {
     if (RegionPeer* p = FindPeer(region.value())) {
-      p->poked = true;
+      Touch(p);
       p->node->ReportSnapshot(to,
                               ok ? raft::SnapshotStatus::kFinish : raft::SnapshotStatus::kFailure);
     }
@@ -444,7 +451,7 @@ void Store::ReportSnapshot(RegionId region, NodeId to, bool ok) {
 void Store::ReportUnreachable(NodeId to) {
   Post([this, to] {
     for (auto& [id, p] : peers_) {
-      p->poked = true;
+      Touch(p.get());
       p->node->ReportUnreachable(to);
     }
   });
@@ -471,6 +478,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     // A big write holds this loop (and then the followers') for a while, starting with its
     // encoding below: tell the followers first (raft.md §3, big entries).
     const uint64_t bytes = req.ByteSizeLong();
+    Touch(p);
     if (std::vector<raft::Message> hb = p->node->AnnounceBigEntries(bytes); !hb.empty()) {
       for (auto& m : hb) {
         m.set_region_id(p->id());
@@ -480,6 +488,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
       // (the coordinator's too) get the same allowance.
       for (auto& [id, other] : peers_) {
         if (other.get() == p || other->sleep == RegionPeer::Sleep::kAsleep) continue;
+        Touch(other.get());
         for (auto& m : other->node->AnnounceBigEntries(bytes)) {
           m.set_region_id(id);
           m.set_conf_ver(other->desc.epoch().conf_ver());

@@ -42,6 +42,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -167,6 +168,9 @@ struct StoreCounters {
   std::atomic<uint64_t> wakes{0};
   std::atomic<uint64_t> silent_leader_wakes{0};
   std::atomic<uint64_t> pings_sent{0};
+  // At-most-once records looked at and removed by the sweep (SweepDedup).
+  std::atomic<uint64_t> dedup_scanned{0};
+  std::atomic<uint64_t> dedup_deleted{0};
 };
 
 class RegionPeer;
@@ -303,6 +307,7 @@ class Store {
   // existed here before, so never acknowledged a leader whose lease it must keep.
   Result<RegionPeer*> CreatePeer(const RegionDescriptor& desc, bool load, bool vote_guard = true);
   RegionPeer* FindPeer(uint64_t region);
+  void ErasePeer(uint64_t region);
   // The peer of `req`'s region when this store leads it; otherwise answers `done` with
   // RegionNotFound or NotLeader and returns null. Loop thread.
   RegionPeer* LeaderPeerFor(const region::RegionRequest& req, ResponseCallback& done);
@@ -373,6 +378,8 @@ class Store {
   void ServeApplied(std::vector<Work>& work, Replies* replies);
   // Serves the reads whose read index is applied.
   void ServeAppliedReads(RegionPeer* p);
+  // Puts `p` on reads_waiting_ if reads wait there.
+  void ListReads(RegionPeer* p);
   // Every second: removes at-most-once records past the window, a bounded number per region
   // (store/apply.h SweepDedupRecords), in one unsynced write.
   void SweepDedup();
@@ -413,13 +420,26 @@ class Store {
   void CheckSleepers(int64_t now_ms);
   // Requests or answers waiting on the peer, or committed entries not applied yet.
   static bool HasWork(const RegionPeer* p);
+  // Stops ticking `p`. The next round looks at the replica once more, for what the message or
+  // tick that put it to sleep left in its Ready.
+  void FallAsleep(RegionPeer* p);
+
+  // Something reached `p`'s raft node (or its lease's inputs moved): the next round looks at it
+  // for a Ready and recomputes its lease. Every call into the raft node is followed by one; a
+  // round's cost is that of the replicas touched, not of all of them (debug builds check that
+  // the others have neither a Ready nor a lease change: CheckUntouched).
+  void Touch(RegionPeer* p);
+  void TouchAll();
+  void CheckUntouched();
 
   // lease.cc
-  // Publishes each region's lease for ReadUnderLease (or its loss), with the commit index of
-  // the round's start and the applied index. Called at the start of a round (round_start),
-  // before its messages leave (a MSG_TIMEOUT_NOW ends the lease, a new commit index must be
-  // published first), after applying, and at its end.
-  void UpdateLeases(bool round_start);
+  // Publishes `p`'s lease for ReadUnderLease (or its loss), with the commit index of the
+  // round's start and the applied index. Called for each touched replica at the start of a
+  // round (round_start), before its messages leave (a MSG_TIMEOUT_NOW ends the lease, a new
+  // commit index must be published first), and for the round's replicas after applying and at
+  // its end. `now` is ReadClocks at the call.
+  void UpdateLease(RegionPeer* p, bool round_start, const ClockReading& now);
+  void UpdateRoundLeases(const Round& r);
   // When the peer's lease ends on the lease clock (0: it holds none).
   int64_t LeaseUntil(RegionPeer* p) const;
   // The tick times behind LeaseStart: call instead of RawNode::Tick.
@@ -452,7 +472,8 @@ class Store {
   int64_t next_tick_ms_ = 0;
   int64_t busy_since_ms_ = 0;  // when the loop last took up work (PulseLeaders)
   int64_t last_pulse_ms_ = 0;
-  std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;
+  std::map<uint64_t, std::unique_ptr<RegionPeer>> peers_;  // ErasePeer to remove one
+  std::unordered_map<uint64_t, RegionPeer*> peer_index_;   // peers_ by id, for FindPeer
   std::map<std::pair<uint64_t, uint64_t>, StagedSnapshot> received_snapshots_;  // (region, index)
   std::map<NodeId, std::string> addresses_;
   uint64_t next_read_id_ = 1;
@@ -465,6 +486,9 @@ class Store {
   std::vector<SplitBirth> split_births_;
   int64_t next_disk_check_ms_ = 0;
   int64_t next_dedup_sweep_ms_ = 0;
+  // SweepDedup: the records written since its last call, and the region it goes on at.
+  size_t dedup_written_ = 0;
+  uint64_t dedup_next_region_ = 0;
   // Ticks republish every region's info (commit, applied, progress) at most this often; a
   // round that changes a leadership, a descriptor or the regions republishes at once.
   static constexpr int64_t kTickPublishMs = 500;
@@ -474,6 +498,10 @@ class Store {
   std::map<uint64_t, int64_t> heard_ms_;
   // Regions given requests since the last StartBatches (may repeat; some may be gone).
   std::vector<uint64_t> batching_;
+  // Regions touched since the last round (Touch; some may be gone or made anew).
+  std::vector<uint64_t> touched_;
+  // Regions with reads waiting for a read index or an apply (ListReads).
+  std::vector<uint64_t> reads_waiting_;
   // A replica was told it is gone (OnGone) and is not destroyed yet.
   bool gone_pending_ = false;
   int64_t next_sleep_check_ms_ = 0;

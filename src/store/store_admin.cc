@@ -213,7 +213,7 @@ void Store::CreateSplitPeers() {
       heard_leader = empty->soft.leader.valid();
       FailPeer(empty, NotLeaderResponse(id, 0));
       leases_.Erase(id);
-      peers_.erase(id);
+      ErasePeer(id);
     }
     // A replica that did not exist before cannot have acknowledged a leader: it may vote at
     // once, so the new region's first election needs no second try.
@@ -294,7 +294,9 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
     addresses_[id] = na.peer_addr();
     if (id != options_.node_id) transport_->SetAddress(id, na.peer_addr());
   }
-  p->dedup_empty = false;  // the snapshot brought its request records
+  // The snapshot brought its request records: a sweep must look at them from the start.
+  p->dedup_oldest_ms = 0;
+  p->dedup_cursor.clear();
   Log()->info("region {}: installed a snapshot at index {} (term {})", p->id(),
               snap.metadata().index(), snap.metadata().term());
   return Status::OK();
@@ -344,7 +346,7 @@ bool Store::DestroyPeer(RegionPeer* p) {
     return false;
   }
   FailPeer(p, RegionNotFoundResponse(id));
-  peers_.erase(id);
+  ErasePeer(id);
   PublishInfo();
   return true;
 }

@@ -32,7 +32,9 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
     auto end_applier = [&] {
       if (!applier) return;
       p->dedup_horizon_ms = std::max(p->dedup_horizon_ms, applier->horizon_ms());
-      p->dedup_written += applier->records_written();
+      dedup_written_ += applier->records_written();
+      p->dedup_oldest_ms = std::min(p->dedup_oldest_ms, applier->oldest_written_ms());
+      p->dedup_new_oldest_ms = std::min(p->dedup_new_oldest_ms, applier->oldest_written_ms());
       applier.reset();
     };
     for (const auto& e : w.rd.committed_entries) {
@@ -99,23 +101,36 @@ void Store::ServeApplied(std::vector<Work>& work, Replies* replies) {
       p->reads_waiting_index.erase(it);
     }
   }
-  for (auto& w : work) w.peer->reads_dropped_check = true;
-  for (auto& [id, p] : peers_) {
-    // Only a replica with reads waiting, or one that did something this round, can have
-    // dropped or servable reads.
-    if (p->reads_waiting_index.empty() && p->reads_waiting_apply.empty() &&
-        !p->reads_dropped_check) {
-      continue;
-    }
-    p->reads_dropped_check = false;
+  // Only a replica with reads waiting, or one that did something this round, can have
+  // dropped or servable reads (serving one twice does nothing the second time).
+  auto serve = [this](RegionPeer* p) {
     for (auto& ctx : p->node->TakeDroppedReads()) {
       auto it = p->reads_waiting_index.find(ctx);
       if (it == p->reads_waiting_index.end()) continue;
       for (auto& r : it->second) r.done(NotLeaderResponse(p->id(), 0));
       p->reads_waiting_index.erase(it);
     }
-    ServeAppliedReads(p.get());
+    ServeAppliedReads(p);
+  };
+  for (auto& w : work) serve(w.peer);
+  std::vector<uint64_t> listed;
+  listed.swap(reads_waiting_);
+  for (uint64_t id : listed) {
+    RegionPeer* p = FindPeer(id);
+    if (p == nullptr || !p->reads_listed) continue;
+    p->reads_listed = false;
+    serve(p);
+    ListReads(p);
   }
+  for (auto& w : work) ListReads(w.peer);
+}
+
+void Store::ListReads(RegionPeer* p) {
+  if (p->reads_listed || (p->reads_waiting_index.empty() && p->reads_waiting_apply.empty())) {
+    return;
+  }
+  p->reads_listed = true;
+  reads_waiting_.push_back(p->id());
 }
 
 void Store::ServeAppliedReads(RegionPeer* p) {
@@ -133,23 +148,47 @@ void Store::ServeAppliedReads(RegionPeer* p) {
 }
 
 void Store::SweepDedup() {
+  // Records live between the window and the window plus this: a region is swept once its
+  // oldest record is that old, so a record is scanned about (window + slack) / slack = 5
+  // times in its life (a sweep of everything at every call cost more than the writes did,
+  // with many regions).
+  constexpr int64_t kSlackMs = kDedupWindowMs / 4;
+  // Records scanned per call (4 per second): enough for the records written since the last
+  // call, four times over, and a floor for a backlog, without holding the loop for long.
+  size_t budget = 1024 + 4 * std::exchange(dedup_written_, 0);
   storage::WriteBatch wb;
   size_t deleted = 0;
-  for (auto& [id, p] : peers_) {
-    if (p->dedup_horizon_ms == 0 || !p->initialized()) continue;
-    if (p->dedup_empty && p->dedup_written == 0) continue;  // idle regions cost nothing
-    const bool from_start = p->dedup_cursor.empty();
-    // Enough to keep up with the region's writes, twice over, and a floor for the backlog.
-    const size_t budget = 4096 + 2 * std::exchange(p->dedup_written, 0);
+  // Round-robin: the regions after the one the last call stopped at go first.
+  auto it = peers_.lower_bound(dedup_next_region_);
+  for (size_t seen = 0; seen < peers_.size() && budget > 0; ++seen, ++it) {
+    if (it == peers_.end()) it = peers_.begin();
+    RegionPeer* p = it->second.get();
+    const int64_t cutoff = p->dedup_horizon_ms - kDedupWindowMs;
+    if (p->dedup_horizon_ms <= kDedupWindowMs || !p->initialized()) continue;
+    if (p->dedup_cursor.empty()) {
+      // None here, or none old enough to be worth a sweep (0, unknown, always is).
+      if (p->dedup_oldest_ms == INT64_MAX) continue;
+      if (p->dedup_oldest_ms != 0 && cutoff - kSlackMs < p->dedup_oldest_ms) continue;
+      p->dedup_pass_oldest_ms = INT64_MAX;
+      p->dedup_new_oldest_ms = INT64_MAX;
+    }
     SweepResult r =
         SweepDedupRecords(engine_, p->desc, p->dedup_cursor, p->dedup_horizon_ms, budget, &wb);
     if (!r.status.ok()) {
-      Log()->warn("region {}: sweeping old request records: {}", id, r.status.ToString());
+      Log()->warn("region {}: sweeping old request records: {}", p->id(), r.status.ToString());
       continue;
     }
-    p->dedup_empty = from_start && r.next_cursor.empty() && r.scanned == r.deleted;
-    p->dedup_cursor = std::move(r.next_cursor);
+    budget -= std::min(budget, r.scanned);
     deleted += r.deleted;
+    counters_.dedup_scanned += r.scanned;
+    counters_.dedup_deleted += r.deleted;
+    p->dedup_pass_oldest_ms = std::min(p->dedup_pass_oldest_ms, r.oldest_kept_ms);
+    p->dedup_cursor = std::move(r.next_cursor);
+    if (p->dedup_cursor.empty()) {
+      // The sweep saw every record older than those written since it began.
+      p->dedup_oldest_ms = std::min(p->dedup_pass_oldest_ms, p->dedup_new_oldest_ms);
+    }
+    dedup_next_region_ = p->dedup_cursor.empty() ? p->id() + 1 : p->id();
   }
   if (deleted == 0) return;
   // Not synced: a record that comes back after a crash is removed by a later sweep.

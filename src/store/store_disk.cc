@@ -55,6 +55,7 @@ void Store::OnWriteFailed(const Status& st, std::string_view what) {
   // carries on (the leases are published again then, from fresh heartbeat rounds).
   leases_.Clear();
   for (auto& [id, p] : peers_) p->lease_until_ns = 0;
+  TouchAll();  // published again from the next round on
 }
 
 bool Store::RefusingWrites() const {

@@ -350,6 +350,76 @@ TEST_F(StoreTest, ALeaderTransferAdminRequestMovesLeadership) {
   EXPECT_EQ(cluster_->WaitLeader({1, 2, 3}), target);
 }
 
+// A clock whose wall time can be moved ahead (the monotonic time runs as the system's).
+class JumpingClock final : public Clock {
+ public:
+  std::chrono::nanoseconds NowMonotonic() const override {
+    return SystemClock::Get()->NowMonotonic();
+  }
+  std::chrono::microseconds NowWall() const override {
+    return SystemClock::Get()->NowWall() + std::chrono::milliseconds(ahead_ms.load());
+  }
+  std::atomic<int64_t> ahead_ms{0};
+};
+
+size_t DedupRecords(storage::Engine* e) {
+  auto it = e->NewIterator(Cf::kDedup, storage::ReadOptions{});
+  size_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) n++;
+  return n;
+}
+
+// At-most-once records are removed once older than the window (10 min by the leaders' clocks)
+// plus a slack (a quarter of it), and a region whose records are all younger is not scanned
+// again and again: with many regions, sweeping everything every second cost more than the
+// writes did.
+TEST_F(StoreTest, OldRequestRecordsAreSweptWithoutRescanningYoungOnes) {
+  JumpingClock clock;
+  cluster_->tweak = [&](uint64_t, StoreOptions* o) { o->clock = &clock; };
+  cluster_->StartNode(1, {1});
+  ASSERT_EQ(cluster_->WaitLeader({1}), 1u);
+  Store* s = cluster_->GetStore(1);
+  uint64_t next_id = 1;
+  auto put = [&](const std::string& k) {
+    auto r = cluster_->Call([&](const ResultCallback& cb) {
+      region::RegionRequest req = TestRequest("P" + k + "=v");
+      req.mutable_header()->set_request_id(next_id++);
+      req.mutable_header()->set_request_ts_ms(clock.NowWallMillis());
+      s->Propose(std::move(req), Adapt(cb));
+    });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  };
+  for (int i = 0; i < 20; ++i) ASSERT_NO_FATAL_FAILURE(put(fmt::format("k{}", i)));
+  storage::Engine* engine = cluster_->node(1).engine.get();
+  EXPECT_EQ(DedupRecords(engine), 20u);
+  // After a start the oldest record is unknown: one sweep looks (four a second)...
+  std::this_thread::sleep_for(600ms);
+  const uint64_t scanned = s->counters().dedup_scanned.load();
+  EXPECT_GE(scanned, 1u);
+  EXPECT_LE(scanned, 20u);
+  // ... and none again while every record is younger than the window plus the slack.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(s->counters().dedup_scanned.load(), scanned);
+  // 11 minutes on: past the window, not past the slack.
+  clock.ahead_ms = int64_t{11} * 60 * 1000;
+  ASSERT_NO_FATAL_FAILURE(put("late1"));
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(s->counters().dedup_scanned.load(), scanned);
+  EXPECT_EQ(DedupRecords(engine), 21u);
+  // 13 minutes on: the twenty go, the two later ones stay.
+  clock.ahead_ms = int64_t{13} * 60 * 1000;
+  ASSERT_NO_FATAL_FAILURE(put("late2"));
+  for (int i = 0; i < 100 && DedupRecords(engine) != 2; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(DedupRecords(engine), 2u);
+  EXPECT_EQ(s->counters().dedup_deleted.load(), 20u);
+  // The sweep that removed them knows the oldest left: nothing is scanned again for now.
+  const uint64_t after = s->counters().dedup_scanned.load();
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(s->counters().dedup_scanned.load(), after);
+}
+
 }  // namespace
 // A leader whose apply takes many election timeouts (a MULTI/EXEC that reads big values, in
 // the kv state machine) keeps its followers: the work pulses (common/pulse.h), and the loop's
