@@ -47,6 +47,16 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--region-split-keys", o->region_split_keys,
                   "Split a region that holds more keys than this")
       ->capture_default_str();
+  cmd->add_option("--region-split-qps", o->region_split_qps,
+                  "Split a region serving more keys a second than this (reads and writes) for "
+                  "--region-split-load-secs where its load halves; 0: never")
+      ->capture_default_str();
+  cmd->add_option("--region-split-load-bytes", o->region_split_load_bytes,
+                  "Likewise for a region serving more bytes a second than this (e.g. 30MiB)")
+      ->capture_default_str();
+  cmd->add_option("--region-split-load-secs", o->region_split_load_secs,
+                  "How many seconds in a row a region must be that hot to be split")
+      ->capture_default_str();
   cmd->add_option("--operator-timeout", o->operator_timeout,
                   "Give up an operator that moves a replica after this long (e.g. 10m)")
       ->capture_default_str();

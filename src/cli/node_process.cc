@@ -97,6 +97,9 @@ int RunNode(const StartOptions& opts) {
   no.schedule_store_limit = opts.schedule_store_limit;
   no.region_split_size = *ParseSize(opts.region_split_size);
   no.region_split_keys = opts.region_split_keys;
+  no.region_split_qps = opts.region_split_qps;
+  no.region_split_bytes_per_sec = *ParseSize(opts.region_split_load_bytes);
+  no.region_split_load_secs = opts.region_split_load_secs;
   no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;

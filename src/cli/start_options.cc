@@ -250,6 +250,13 @@ Status Validate(const StartOptions& opts) {
   if (opts.region_split_keys < 16) {
     return Status::InvalidArgument("--region-split-keys must be at least 16");
   }
+  if (auto size = ParseSize(opts.region_split_load_bytes); !size.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("--region-split-load-bytes: {}", size.status().message()));
+  }
+  if (opts.region_split_load_secs < 1 || opts.region_split_load_secs > 3600) {
+    return Status::InvalidArgument("--region-split-load-secs must be 1..3600");
+  }
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {
     const char* flag;

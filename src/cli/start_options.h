@@ -55,6 +55,11 @@ struct StartOptions {
   // keys is split in two (docs/sharding.md).
   std::string region_split_size = "96MiB";
   uint64_t region_split_keys = 960'000;
+  // A region serving more than this many keys a second (0: no load split) or this many bytes a
+  // second (a size with a unit) for this many seconds in a row is split where its load halves.
+  uint64_t region_split_qps = 3000;
+  std::string region_split_load_bytes = "30MiB";
+  int region_split_load_secs = 10;
   // The coordinator's schedulers (docs/sharding.md §3): an operator that moves a replica is
   // given up after this long (a duration with a unit), and at most this many replicas are
   // being added to one store at a time.

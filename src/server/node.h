@@ -68,6 +68,13 @@ struct NodeOptions {
   // that has been written to it since its last check (and once when first led here).
   uint64_t region_split_size = uint64_t{96} << 20;
   uint64_t region_split_keys = 960'000;
+  // Load split (docs/sharding.md §1): a region led here that serves more than this many keys a
+  // second (read and written; 0: no load split) or this many bytes a second, for this many
+  // seconds in a row, has its requests sampled for a second and is split at the sampled key
+  // that halves its load (store/load_split.h).
+  uint64_t region_split_qps = 3000;
+  uint64_t region_split_bytes_per_sec = uint64_t{30} << 20;
+  int region_split_load_secs = 10;
   std::string version;               // what the coordinator shows for this node
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
@@ -133,7 +140,9 @@ class Node : public transport::InboundHandler {
   // the split size or keys written since its last check, or first led here) and too big is
   // split at a key near its middle (FindSplitKey). Coordinator executor's thread.
   void CheckSplits(const std::vector<store::RegionInfo>& regions,
-                   const std::map<uint64_t, store::FlowCounts>& flow);
+                   const std::map<uint64_t, store::FlowCounts>& flow, int64_t now_ms);
+  // The load half of it, for one region led here (CheckSplits): true when it asked for a split.
+  bool CheckLoadSplit(const store::RegionInfo& r, const store::FlowCounts& counts, int64_t now_ms);
   // The key to split `desc` at, read from the engine: where the bytes (by_size) or keys read
   // reach half the region's (at most region_split_size / region_split_keys from its start).
   // Empty when the region turns out not to hold enough.
@@ -191,6 +200,7 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<Directory> directory_;
   std::vector<store::NodeAddress> initial_coordinators_;  // from the data directory or flags
   std::atomic<bool> coord_stopping_{false};
+  std::atomic<uint64_t> load_splits_{0};  // splits asked for by load (metrics)
   // Region heartbeats: what was last reported for each region led here, and when (ms).
   std::map<uint64_t, std::pair<std::string, int64_t>> reported_;
   // When the heartbeats last went (monotonic ms; the coordinator executor's thread only).
@@ -211,6 +221,15 @@ class Node : public transport::InboundHandler {
     bool running = false;
   };
   std::map<uint64_t, SplitCheck> split_checks_;
+  // Load split, per region led here: its traffic counts when the current second began, the
+  // seconds in a row it ran hot, and since when its requests are sampled (0: they are not).
+  struct LoadCheck {
+    store::FlowCounts base;
+    int64_t since_ms = 0;
+    int hot_secs = 0;
+    int64_t sampling_since_ms = 0;
+  };
+  std::map<uint64_t, LoadCheck> load_checks_;
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

@@ -20,6 +20,7 @@
 #include "server/node_coordinator.h"
 #include "store/errors.h"
 #include "store/keys.h"
+#include "store/load_split.h"
 
 namespace micedb::server {
 
@@ -380,11 +381,11 @@ void Node::Heartbeat() {
   }
   reported_ = std::move(still);
   silent_since_ = std::move(silent);
-  CheckSplits(regions, flow);
+  CheckSplits(regions, flow, now);
 }
 
 void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,
-                       const std::map<uint64_t, store::FlowCounts>& flow) {
+                       const std::map<uint64_t, store::FlowCounts>& flow, int64_t now_ms) {
   const uint64_t split_size = options_.region_split_size;
   const uint64_t split_keys = options_.region_split_keys;
   std::map<uint64_t, SplitCheck> checks;
@@ -395,8 +396,12 @@ void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,
     if (auto f = flow.find(id); f != flow.end()) written = f->second;
     auto old = split_checks_.find(id);
     SplitCheck& check = checks[id];
+    if (old != split_checks_.end()) check = old->second;
+    if (!check.running && CheckLoadSplit(r, written, now_ms)) {
+      check.running = true;
+      continue;
+    }
     if (old != split_checks_.end()) {
-      check = old->second;
       const bool due = written.bytes_written - check.bytes >= split_size / 16 ||
                        written.keys_written - check.keys >= split_keys / 16;
       if (!due || check.running) continue;
@@ -425,6 +430,78 @@ void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,
     });
   }
   split_checks_ = std::move(checks);
+  // Regions no longer led here are not watched (nor sampled) any more.
+  for (auto it = load_checks_.begin(); it != load_checks_.end();) {
+    if (split_checks_.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    if (it->second.sampling_since_ms != 0) store_->TakeLoadSamples(it->first);
+    it = load_checks_.erase(it);
+  }
+}
+
+bool Node::CheckLoadSplit(const store::RegionInfo& r, const store::FlowCounts& counts,
+                          int64_t now_ms) {
+  if (options_.region_split_qps == 0) return false;
+  const uint64_t id = r.descriptor.id();
+  auto [it, fresh] = load_checks_.try_emplace(id);
+  LoadCheck& c = it->second;
+  if (fresh) {
+    c.base = counts;
+    c.since_ms = now_ms;
+    return false;
+  }
+  const int64_t elapsed = now_ms - c.since_ms;
+  if (elapsed < 1000) return false;
+  // One second (or a little more) of traffic.
+  const store::FlowCounts d = counts.Since(c.base);
+  c.base = counts;
+  c.since_ms = now_ms;
+  const uint64_t keys = (d.keys_read + d.keys_written) * 1000 / static_cast<uint64_t>(elapsed);
+  const uint64_t bytes = (d.bytes_read + d.bytes_written) * 1000 / static_cast<uint64_t>(elapsed);
+  if (c.sampling_since_ms != 0) {
+    // A second of samples: split where they divide in two.
+    std::vector<std::string> samples = store_->TakeLoadSamples(id);
+    c.sampling_since_ms = 0;
+    c.hot_secs = 0;
+    const size_t n = samples.size();
+    auto key = store::LoadSplitKey(std::move(samples), r.descriptor.start_key(),
+                                   store::EngineRangeEnd(r.descriptor.end_key()));
+    if (!key) {
+      GetLogger("server")->info(
+          "region {} is hot ({} keys/s, {} bytes/s) but its {} sampled requests do not divide "
+          "in two (one hot key?): not split",
+          id, keys, bytes, n);
+      return false;
+    }
+    GetLogger("server")->info(
+        "region {} is hot ({} keys/s, {} bytes/s for {} s): splitting it at {}, which halves "
+        "its {} sampled requests",
+        id, keys, bytes, options_.region_split_load_secs, store::PrintableKey(*key), n);
+    load_splits_++;
+    SplitRegion(r.descriptor, std::move(*key), [this, id](const Status& st, uint64_t new_id) {
+      if (!st.ok()) {
+        GetLogger("server")->info("region {}: load split not done: {}", id, st.ToString());
+      } else {
+        GetLogger("server")->info("region {} split by load: region {} takes its upper half", id,
+                                  new_id);
+      }
+      coord_executor_->After(0, [this, id] {
+        if (auto it = split_checks_.find(id); it != split_checks_.end()) it->second.running = false;
+      });
+    });
+    return true;
+  }
+  const bool hot =
+      keys >= options_.region_split_qps ||
+      (options_.region_split_bytes_per_sec > 0 && bytes >= options_.region_split_bytes_per_sec);
+  c.hot_secs = hot ? c.hot_secs + 1 : 0;
+  if (c.hot_secs >= options_.region_split_load_secs) {
+    store_->StartLoadSampling(id);
+    c.sampling_since_ms = now_ms;
+  }
+  return false;
 }
 
 std::string Node::FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,

@@ -127,6 +127,9 @@ std::string Node::RenderMetrics() const {
           c.silent_leader_wakes.load());
   counter("micedb_raft_store_pings_total",
           "Pings sent to stores holding followers of regions asleep here", c.pings_sent.load());
+  counter("micedb_region_load_splits_total",
+          "Splits this node asked for because a region it led stayed hot (--region-split-qps)",
+          load_splits_.load());
   counter("micedb_dedup_records_scanned_total",
           "At-most-once request records looked at by the sweep that removes old ones",
           c.dedup_scanned.load());

@@ -12,7 +12,11 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "micedb/region.pb.h"
 
@@ -47,15 +51,49 @@ uint64_t KeysOf(const region::RegionResponse& resp);
 
 class FlowMeter {
  public:
-  void AddWrite(uint64_t region, uint64_t keys, uint64_t bytes) {
+  // Both return whether the region's requests are sampled now (AddSample).
+  bool AddWrite(uint64_t region, uint64_t keys, uint64_t bytes) {
     Flow& f = Get(region);
     f.keys_written.fetch_add(keys, std::memory_order_relaxed);
     f.bytes_written.fetch_add(bytes, std::memory_order_relaxed);
+    return f.sampling.load(std::memory_order_relaxed);
   }
-  void AddRead(uint64_t region, uint64_t keys, uint64_t bytes) {
+  bool AddRead(uint64_t region, uint64_t keys, uint64_t bytes) {
     Flow& f = Get(region);
     f.keys_read.fetch_add(keys, std::memory_order_relaxed);
     f.bytes_read.fetch_add(bytes, std::memory_order_relaxed);
+    return f.sampling.load(std::memory_order_relaxed);
+  }
+
+  // Load split (store/load_split.h): while a region is sampled, the first key of every
+  // stride-th request is kept, at most kMaxSamples; when they are full every other one goes
+  // and the stride doubles, so the samples stay spread over the whole time (and no random
+  // source is needed).
+  static constexpr size_t kMaxSamples = 512;
+  void StartSampling(uint64_t region) {
+    Flow& f = Get(region);
+    std::lock_guard<std::mutex> l(f.sample_mu);
+    f.samples.clear();
+    f.seen = 0;
+    f.stride = 1;
+    f.sampling.store(true, std::memory_order_relaxed);
+  }
+  // Stops sampling and hands over what was kept.
+  std::vector<std::string> TakeSamples(uint64_t region) {
+    Flow& f = Get(region);
+    std::lock_guard<std::mutex> l(f.sample_mu);
+    f.sampling.store(false, std::memory_order_relaxed);
+    return std::exchange(f.samples, {});
+  }
+  void AddSample(uint64_t region, std::string_view key) {
+    Flow& f = Get(region);
+    std::lock_guard<std::mutex> l(f.sample_mu);
+    if (!f.sampling.load(std::memory_order_relaxed) || f.seen++ % f.stride != 0) return;
+    f.samples.emplace_back(key);
+    if (f.samples.size() < kMaxSamples) return;
+    for (size_t i = 0; i < f.samples.size() / 2; ++i) f.samples[i] = std::move(f.samples[2 * i]);
+    f.samples.resize(f.samples.size() / 2);
+    f.stride *= 2;
   }
   // Keys read from one region so far (0 for a region never counted).
   uint64_t KeysRead(uint64_t region) const {
@@ -81,6 +119,11 @@ class FlowMeter {
     std::atomic<uint64_t> keys_written{0};
     std::atomic<uint64_t> bytes_read{0};
     std::atomic<uint64_t> keys_read{0};
+    std::atomic<bool> sampling{false};
+    std::mutex sample_mu;
+    std::vector<std::string> samples;  // guarded by sample_mu, as are seen and stride
+    uint64_t seen = 0;
+    uint64_t stride = 1;
   };
   Flow& Get(uint64_t region) {
     {

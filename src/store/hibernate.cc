@@ -86,7 +86,8 @@ void Store::OnSleepMessage(RegionPeer* p, const raft::Message& m, bool stepped) 
       p->sleep_acks.push_back(m.from());
     }
     const auto& cs = p->desc.conf_state();
-    if (p->sleep_acks.size() + 1 >= static_cast<size_t>(cs.voters_size() + cs.learners_size())) {
+    if (p->sleep_acks.size() + 1 >=
+        static_cast<size_t>(cs.voters_size()) + static_cast<size_t>(cs.learners_size())) {
       FallAsleep(p);
     }
     return;

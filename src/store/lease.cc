@@ -178,7 +178,7 @@ std::optional<region::RegionResponse> Store::ReadUnderLease(const region::Region
   counters_.lease_reads++;
   region::RegionResponse resp = ServeRead(sm_, *grant->desc, engine_, grant->snapshot.get(), req);
   if (resp.has_error()) counters_.requests_refused++;
-  CountRead(grant->desc->id(), resp);
+  CountRead(grant->desc->id(), req, resp);
   return resp;
 }
 

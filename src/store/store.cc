@@ -260,6 +260,13 @@ void Store::Stop() {
   FailAll(ServerBusyResponse("the node is stopping", 100));
 }
 
+void Store::SampleKey(uint64_t region, const region::RegionRequest& req) {
+  if (!req.has_kv()) return;
+  std::vector<std::string> keys;
+  sm_->EngineKeys(req.kv(), &keys);
+  if (!keys.empty()) flow_.AddSample(region, keys.front());
+}
+
 RegionPeer* Store::FindPeer(uint64_t region) {
   auto it = peer_index_.find(region);
   return it == peer_index_.end() ? nullptr : it->second;
@@ -511,7 +518,7 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
       if (refused->error().has_epoch_not_match()) AddSplitChildren(p, &*refused);
       return done(std::move(*refused));
     }
-    flow_.AddWrite(p->id(), KeysOf(req), bytes);
+    if (flow_.AddWrite(p->id(), KeysOf(req), bytes)) SampleKey(p->id(), req);
     // Proposed with the rest of this round's writes in StartBatches. A big one gets more
     // time, as the router gives it (RouterOptions::slow_write_bytes_per_sec).
     std::string entry = EncodeEntry(std::move(req));
@@ -586,7 +593,7 @@ region::RegionResponse Store::ReadLocal(const region::RegionRequest& req) {
   std::unique_ptr<storage::Snapshot> snap = engine_->GetSnapshot();
   region::RegionResponse resp = ServeRead(sm_, desc, engine_, snap.get(), req);
   if (resp.has_error()) counters_.requests_refused++;
-  CountRead(desc.id(), resp);
+  CountRead(desc.id(), req, resp);
   return resp;
 }
 

@@ -257,6 +257,10 @@ class Store {
   const StoreCounters& counters() const { return counters_; }
   // Keys and bytes written (accepted as leader) and read here, by region, since the start.
   std::map<uint64_t, FlowCounts> Flow() const { return flow_.Snapshot(); }
+  // Load split (store/load_split.h): samples the first keys of `region`'s requests served or
+  // proposed here, until TakeLoadSamples hands them over. Thread-safe.
+  void StartLoadSampling(uint64_t region) { flow_.StartSampling(region); }
+  std::vector<std::string> TakeLoadSamples(uint64_t region) { return flow_.TakeSamples(region); }
   NodeId node_id() const { return options_.node_id; }
   bool lease_reads() const { return options_.lease_reads; }
   // The disk alarm and what raised it (store/disk_alarm.h; empty reason when none).
@@ -523,9 +527,14 @@ class Store {
 
   StoreCounters counters_;
   FlowMeter flow_;  // its own lock
-  void CountRead(uint64_t region, const region::RegionResponse& resp) {
-    if (!resp.has_error()) flow_.AddRead(region, KeysOf(resp), resp.ByteSizeLong());
+  void CountRead(uint64_t region, const region::RegionRequest& req,
+                 const region::RegionResponse& resp) {
+    if (!resp.has_error() && flow_.AddRead(region, KeysOf(resp), resp.ByteSizeLong())) {
+      SampleKey(region, req);
+    }
   }
+  // The request's first key, for the load split's samples.
+  void SampleKey(uint64_t region, const region::RegionRequest& req);
 };
 
 }  // namespace micedb::store

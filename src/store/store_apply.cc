@@ -142,7 +142,7 @@ void Store::ServeAppliedReads(RegionPeer* p) {
     counters_.reads++;
     region::RegionResponse resp = ServeRead(sm_, p->desc, engine_, nullptr, node.mapped().request);
     if (resp.has_error()) counters_.requests_refused++;
-    CountRead(p->id(), resp);
+    CountRead(p->id(), node.mapped().request, resp);
     node.mapped().done(std::move(resp));
   }
 }
