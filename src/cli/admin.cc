@@ -176,6 +176,9 @@ int RunAdmin(const AdminOptions& opts) {
     req.set_op(transport::AdminRequest::TRANSFER_LEADER);
   } else if (opts.op == "split") {
     req.set_op(transport::AdminRequest::SPLIT);
+  } else if (opts.op == "merge") {
+    req.set_op(transport::AdminRequest::MERGE);
+    req.set_target_region_id(opts.target_region_id);
   } else {
     std::fprintf(stderr, "micedb: error: unknown node operation '%s'\n", opts.op.c_str());
     return 2;
@@ -184,7 +187,7 @@ int RunAdmin(const AdminOptions& opts) {
     std::fprintf(stderr, "micedb: error: region split needs a key\n");
     return 2;
   }
-  if (opts.node_id == 0 && opts.op != "split") {
+  if (opts.node_id == 0 && opts.op != "split" && opts.op != "merge") {
     std::fprintf(stderr, "micedb: error: --id must be at least 1\n");
     return 2;
   }
@@ -235,6 +238,7 @@ int RunAdmin(const AdminOptions& opts) {
                                    : opts.op == "promote" ? "node is already a voter"
                                    : opts.op == "add"     ? "node is already a learner"
                                    : opts.op == "split"   ? "already a region boundary"
+                                   : opts.op == "merge"   ? "is merging into region"
                                                           : "";
   while (std::chrono::steady_clock::now() < give_up) {
     grpc::ClientContext ctx;
@@ -253,6 +257,10 @@ int RunAdmin(const AdminOptions& opts) {
       if (opts.op == "split") {
         // A split at a key that is a boundary already changes nothing: not an error.
         std::printf("%s\n", resp.message().c_str());
+      } else if (opts.op == "merge") {
+        std::printf("region %llu is frozen for a merge into region %llu; its leader completes it\n",
+                    static_cast<unsigned long long>(opts.region_id),
+                    static_cast<unsigned long long>(opts.target_region_id));
       } else {
         std::printf("node %s %llu: done\n", opts.op.c_str(),
                     static_cast<unsigned long long>(opts.node_id));
@@ -275,8 +283,9 @@ int RunAdmin(const AdminOptions& opts) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  if (opts.op == "split") {
-    std::fprintf(stderr, "micedb: error: region split failed: %s\n", last_error.c_str());
+  if (opts.op == "split" || opts.op == "merge") {
+    std::fprintf(stderr, "micedb: error: region %s failed: %s\n", opts.op.c_str(),
+                 last_error.c_str());
   } else {
     std::fprintf(stderr, "micedb: error: node %s %llu failed: %s\n", opts.op.c_str(),
                  static_cast<unsigned long long>(opts.node_id), last_error.c_str());

@@ -57,6 +57,17 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--region-split-load-secs", o->region_split_load_secs,
                   "How many seconds in a row a region must be that hot to be split")
       ->capture_default_str();
+  cmd->add_flag("--region-merge", o->region_merge,
+                "Merge small idle regions into a neighbour (off by default for now)");
+  cmd->add_option("--region-merge-size", o->region_merge_size,
+                  "With --region-merge: regions smaller than this merge (e.g. 20MiB)")
+      ->capture_default_str();
+  cmd->add_option("--region-merge-keys", o->region_merge_keys,
+                  "With --region-merge: ... and holding fewer keys than this")
+      ->capture_default_str();
+  cmd->add_option("--region-merge-idle", o->region_merge_idle,
+                  "With --region-merge: ... once unused for this long (e.g. 60s)")
+      ->capture_default_str();
   cmd->add_option("--operator-timeout", o->operator_timeout,
                   "Give up an operator that moves a replica after this long (e.g. 10m)")
       ->capture_default_str();
@@ -216,6 +227,20 @@ int Main(int argc, char** argv) {
   split_cmd->add_option("--timeout", region_opts.timeout_s, "Seconds to keep trying")
       ->capture_default_str();
   AddClientSecurityFlags(split_cmd, &region_opts.security);
+  AdminOptions merge_opts;
+  merge_opts.op = "merge";
+  CLI::App* merge_cmd = region_cmd->add_subcommand(
+      "merge",
+      "Merge region SOURCE into its neighbour TARGET (both must have the same members): SOURCE "
+      "freezes, then TARGET takes its keys over");
+  merge_cmd->add_option("source", merge_opts.region_id, "The region that goes")->required();
+  merge_cmd->add_option("target", merge_opts.target_region_id, "Its neighbour that stays")
+      ->required();
+  merge_cmd->add_option("--via", merge_opts.via, "Peer address of any node of the cluster")
+      ->capture_default_str();
+  merge_cmd->add_option("--timeout", merge_opts.timeout_s, "Seconds to keep trying")
+      ->capture_default_str();
+  AddClientSecurityFlags(merge_cmd, &merge_opts.security);
 
   StatusOptions status_opts;
   CLI::App* status_cmd = app.add_subcommand("status", "Show the nodes of a running cluster");
@@ -270,7 +295,9 @@ int Main(int argc, char** argv) {
     }
     return RunAdmin(admin_opts);
   }
-  if (app.got_subcommand(region_cmd)) return RunAdmin(region_opts);
+  if (app.got_subcommand(region_cmd)) {
+    return RunAdmin(region_cmd->got_subcommand(merge_cmd) ? merge_opts : region_opts);
+  }
   if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
   if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);
   if (app.got_subcommand(cert_cmd)) return RunCert(cert_opts);

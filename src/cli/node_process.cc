@@ -100,6 +100,10 @@ int RunNode(const StartOptions& opts) {
   no.region_split_qps = opts.region_split_qps;
   no.region_split_bytes_per_sec = *ParseSize(opts.region_split_load_bytes);
   no.region_split_load_secs = opts.region_split_load_secs;
+  no.region_merge = opts.region_merge;
+  no.region_merge_size = *ParseSize(opts.region_merge_size);
+  no.region_merge_keys = opts.region_merge_keys;
+  no.region_merge_idle_ms = *ParseDuration(opts.region_merge_idle);
   no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;

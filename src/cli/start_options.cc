@@ -257,6 +257,14 @@ Status Validate(const StartOptions& opts) {
   if (opts.region_split_load_secs < 1 || opts.region_split_load_secs > 3600) {
     return Status::InvalidArgument("--region-split-load-secs must be 1..3600");
   }
+  if (auto size = ParseSize(opts.region_merge_size); !size.ok()) {
+    return Status::InvalidArgument(fmt::format("--region-merge-size: {}", size.status().message()));
+  }
+  if (auto idle = ParseDuration(opts.region_merge_idle); !idle.ok()) {
+    return Status::InvalidArgument(fmt::format("--region-merge-idle: {}", idle.status().message()));
+  } else if (*idle < 1000) {
+    return Status::InvalidArgument("--region-merge-idle must be at least 1s");
+  }
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {
     const char* flag;

@@ -60,6 +60,13 @@ struct StartOptions {
   uint64_t region_split_qps = 3000;
   std::string region_split_load_bytes = "30MiB";
   int region_split_load_secs = 10;
+  // The merge checker (docs/sharding.md §2): off until merges have passed the fault runs. A
+  // region smaller than this (a size with a unit) with fewer keys than this, unused for this
+  // long (a duration), merges into a neighbour with the same members.
+  bool region_merge = false;
+  std::string region_merge_size = "20MiB";
+  uint64_t region_merge_keys = 200'000;
+  std::string region_merge_idle = "60s";
   // The coordinator's schedulers (docs/sharding.md §3): an operator that moves a replica is
   // given up after this long (a duration with a unit), and at most this many replicas are
   // being added to one store at a time.

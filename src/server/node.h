@@ -75,6 +75,14 @@ struct NodeOptions {
   uint64_t region_split_qps = 3000;
   uint64_t region_split_bytes_per_sec = uint64_t{30} << 20;
   int region_split_load_secs = 10;
+  // The merge checker (docs/sharding.md §2): a region led here smaller than region_merge_size
+  // and region_merge_keys (RocksDB's estimates), with no request for region_merge_idle_ms, is
+  // merged into a neighbour with the same members when both together stay below half the
+  // split size and keys. Frozen regions led here are driven to their end either way.
+  bool region_merge = false;
+  uint64_t region_merge_size = uint64_t{20} << 20;
+  uint64_t region_merge_keys = 200'000;
+  int64_t region_merge_idle_ms = 60'000;
   std::string version;               // what the coordinator shows for this node
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
@@ -152,6 +160,15 @@ class Node : public transport::InboundHandler {
   // gets the outcome and the new region's id. Any thread.
   void SplitRegion(const store::RegionDescriptor& desc, std::string engine_key,
                    std::function<void(const Status&, uint64_t)> done);
+  // Merges (node_merge.cc, docs/sharding.md §2): drives every region led here that is frozen
+  // for a merge (CommitMerge at the target's leader once every member holds the freeze, or
+  // RollbackMerge once the target moved on), and, with region_merge, freezes one small idle
+  // region into a neighbour. Coordinator executor's thread.
+  void CheckMerges(const std::vector<store::RegionInfo>& regions,
+                   const std::map<uint64_t, store::FlowCounts>& flow, int64_t now_ms);
+  // Freezes `source` (led here) for a merge into `target` (PrepareMerge). Any thread.
+  void MergeRegion(const store::RegionDescriptor& source, const store::RegionDescriptor& target,
+                   std::function<void(const Status&)> done);
   void SaveCoordinators(const std::vector<store::NodeAddress>& members);
   // /api/v1/{cluster,stores,regions}: the body, to `done` on whatever thread answers.
   void ClusterJson(const std::string& what, std::function<void(std::string)> done);
@@ -230,6 +247,15 @@ class Node : public transport::InboundHandler {
     int64_t sampling_since_ms = 0;
   };
   std::map<uint64_t, LoadCheck> load_checks_;
+  // Merges (CheckMerges): when each frozen region led here was last driven; per region led
+  // here, its traffic counts and since when they have not moved.
+  std::map<uint64_t, int64_t> merge_drives_;
+  struct MergeCheck {
+    store::FlowCounts counts;
+    int64_t idle_since_ms = 0;
+  };
+  std::map<uint64_t, MergeCheck> merge_checks_;
+  std::atomic<uint64_t> merges_started_{0};  // by the merge checker (metrics)
   bool started_ = false;
   bool failed_on_storage_ = false;
 };

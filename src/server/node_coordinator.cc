@@ -382,6 +382,7 @@ void Node::Heartbeat() {
   reported_ = std::move(still);
   silent_since_ = std::move(silent);
   CheckSplits(regions, flow, now);
+  CheckMerges(regions, flow, now);
 }
 
 void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,

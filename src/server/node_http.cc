@@ -127,6 +127,9 @@ std::string Node::RenderMetrics() const {
           c.silent_leader_wakes.load());
   counter("micedb_raft_store_pings_total",
           "Pings sent to stores holding followers of regions asleep here", c.pings_sent.load());
+  counter("micedb_region_merges_started_total",
+          "Merges the merge checker started for small idle regions led here (--region-merge)",
+          merges_started_.load());
   counter("micedb_region_load_splits_total",
           "Splits this node asked for because a region it led stayed hot (--region-split-qps)",
           load_splits_.load());
@@ -344,6 +347,9 @@ std::string Node::RenderRaftJson(bool with_hash) const {
                                            r.descriptor.conf_state().learners().end());
     jr["conf_ver"] = r.descriptor.epoch().conf_ver();
     jr["version"] = r.descriptor.epoch().version();
+    if (r.descriptor.has_merging()) {
+      jr["merging_into"] = r.descriptor.merging().target().id();
+    }
     // Engine keys, non-printable bytes as \xNN ("" for the end: +infinity).
     auto printable = [](const std::string& k) {
       const std::string q = store::PrintableKey(k);

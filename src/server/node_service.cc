@@ -4,6 +4,7 @@
 
 #include "kv/value_format.h"
 #include "store/errors.h"
+#include "store/merge.h"
 
 namespace micedb::server {
 
@@ -92,6 +93,10 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
     });
     return reactor;
   }
+  if (req->op() == transport::AdminRequest::MERGE) {
+    Merge(*req, reply);
+    return reactor;
+  }
   std::optional<store::RegionDescriptor> current;
   const uint64_t region = req->region_id() ? req->region_id() : 1;
   for (const auto& r : store_->Regions()) {
@@ -106,6 +111,34 @@ grpc::ServerUnaryReactor* NodeServiceImpl::Admin(grpc::CallbackServerContext* ct
     reply(AdminResult(r, store_->Addresses()));
   });
   return reactor;
+}
+
+void NodeServiceImpl::Merge(const transport::AdminRequest& req,
+                            const std::function<void(const ::micedb::Status&)>& reply) {
+  const uint64_t source = req.region_id();
+  const uint64_t target = req.target_region_id();
+  std::optional<store::RegionInfo> s = store_->RegionInfoOf(RegionId(source));
+  std::optional<store::RegionInfo> t = store_->RegionInfoOf(RegionId(target));
+  if (!s || !t || !s->descriptor.conf_state().voters_size() ||
+      !t->descriptor.conf_state().voters_size()) {
+    return reply(::micedb::Status::NotFound(fmt::format(
+        "this node does not hold both regions {} and {}; ask a node that does", source, target)));
+  }
+  if (s->raft.role != raft::Role::kLeader) {
+    region::RegionResponse not_leader;
+    not_leader.mutable_error()->mutable_not_leader()->set_region_id(source);
+    not_leader.mutable_error()->mutable_not_leader()->set_leader(s->raft.leader.value());
+    return reply(AdminResult(not_leader, store_->Addresses()));
+  }
+  if (s->descriptor.has_merging()) {
+    return reply(::micedb::Status::AlreadyExists(
+        fmt::format("region {} is merging into region {} already", source,
+                    s->descriptor.merging().target().id())));
+  }
+  store_->RunAdmin(store::PrepareMergeRequest(s->descriptor, t->descriptor),
+                   [this, reply](const region::RegionResponse& r) {
+                     reply(AdminResult(r, store_->Addresses()));
+                   });
 }
 
 void NodeServiceImpl::Split(const transport::AdminRequest& req, const SplitReply& reply) {

@@ -54,6 +54,10 @@ class NodeServiceImpl final : public transport::NodeService::CallbackService {
   // `reply` gets the outcome and, on success, what was done.
   using SplitReply = std::function<void(const ::micedb::Status&, std::string)>;
   void Split(const transport::AdminRequest& req, const SplitReply& reply);
+  // AdminRequest::MERGE: at the source's leader, with the target as this node's replica of it
+  // sees it (docs/sharding.md §2). Answers once the freeze is applied.
+  void Merge(const transport::AdminRequest& req,
+             const std::function<void(const ::micedb::Status&)>& reply);
 
   router::Router* backend_;
   store::Store* store_;

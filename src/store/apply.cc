@@ -73,6 +73,14 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
     epoch_ok &= h.epoch().conf_ver() == region.epoch().conf_ver();
   }
   if (!epoch_ok) return EpochNotMatchResponse(region);
+  if (region.has_merging() &&
+      !(req.body_case() == region::RegionRequest::kAdmin && req.admin().has_rollback_merge())) {
+    // Frozen (docs/sharding.md §2): its data may be the target's already, so it serves no read
+    // either. Soon the region is gone (the router finds the target) or thawed.
+    return ServerBusyResponse(fmt::format("region {} is merging into region {}", region.id(),
+                                          region.merging().target().id()),
+                              100);
+  }
   if (req.body_case() == region::RegionRequest::kKv) {
     std::vector<std::string> keys;
     sm.EngineKeys(req.kv(), &keys);
@@ -131,8 +139,10 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
     case region::RegionRequest::kKv:
       break;
     case region::RegionRequest::kAdmin:
-      // Passed the checks (version and conf_ver): the store applies it (a split).
-      if (admin == nullptr || !req.admin().has_split()) {
+      // Passed the checks (version and conf_ver): the store applies it (a split or a merge).
+      if (admin == nullptr ||
+          !(req.admin().has_split() || req.admin().has_prepare_merge() ||
+            req.admin().has_commit_merge() || req.admin().has_rollback_merge())) {
         return InvalidRequestResponse("this admin request cannot be applied as a log entry");
       }
       *admin = std::move(*req.mutable_admin());

@@ -33,6 +33,16 @@ std::string ApplyStateKey(uint64_t region) { return RegionScoped('A', region); }
 std::string RegionKey(uint64_t region) { return RegionScoped('R', region); }
 std::string PendingSnapshotKey(uint64_t region) { return RegionScoped('P', region); }
 std::string TombstoneKey(uint64_t region) { return RegionScoped('T', region); }
+std::string SnapshotEpochKey(uint64_t region) { return RegionScoped('E', region); }
+
+void BuryReplica(uint64_t region, const std::string& tombstone, storage::WriteBatch* wb) {
+  wb->Put(storage::Cf::kRaft, TombstoneKey(region), tombstone);
+  wb->Delete(storage::Cf::kRaft, RegionKey(region));
+  wb->Delete(storage::Cf::kRaft, ApplyStateKey(region));
+  wb->Delete(storage::Cf::kRaft, HardStateKey(region));
+  wb->Delete(storage::Cf::kRaft, SnapshotEpochKey(region));
+  wb->DeleteRange(storage::Cf::kRaft, RaftLogPrefixBegin(region), RaftLogPrefixEnd(region));
+}
 std::string NodeAddressKey(uint64_t node) { return RegionScoped('N', node); }
 std::string PeerIncarnationKey(uint64_t node) { return RegionScoped('K', node); }
 

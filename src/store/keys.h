@@ -5,7 +5,9 @@
 //   'A' region                                    -> store.ApplyState
 //   'R' region                                    -> store.RegionDescriptor
 //   'P' region                                    -> store.PendingInstall (snapshot install)
-//   'T' region                                    -> tombstone (the node was removed)
+//   'T' region                                    -> tombstone (removed, or merged away)
+//   'E' region                                    -> store.RegionEpoch of the last snapshot
+//                                                    installed (docs/sharding.md §2)
 //   'N' node(8)                                   -> store.NodeAddress
 //   'I'                                           -> store.StoreIdent (this directory's owner)
 //   'K' node(8)                                   -> fixed64 incarnation met (store/identity.h)
@@ -16,6 +18,7 @@
 #include <string_view>
 
 #include "storage/cf.h"
+#include "storage/write_batch.h"
 
 namespace micedb::store {
 
@@ -28,6 +31,13 @@ std::string ApplyStateKey(uint64_t region);
 std::string RegionKey(uint64_t region);
 std::string PendingSnapshotKey(uint64_t region);
 std::string TombstoneKey(uint64_t region);
+// The epoch (store.RegionEpoch) of the last snapshot installed for the region here, written
+// before the install: a merge's rollback may rely only on epochs this replica applied from its
+// log (docs/sharding.md §2).
+std::string SnapshotEpochKey(uint64_t region);
+// Puts `tombstone` as the region's tombstone and deletes the rest of its raft-family state
+// (descriptor, apply and hard state, log, snapshot epoch) into `wb`.
+void BuryReplica(uint64_t region, const std::string& tombstone, storage::WriteBatch* wb);
 std::string NodeAddressKey(uint64_t node);
 inline constexpr std::string_view kStoreIdentKey = "I";
 std::string PeerIncarnationKey(uint64_t node);

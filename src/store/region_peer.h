@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,16 @@ class RegionPeer {
   // The ids of the last regions split off this one: a request refused for a stale epoch is
   // told their descriptors too, so that the router finds its key's new region at once.
   std::vector<uint64_t> split_children;
+  // A merge into this region took the replica over in this round: its state is deleted, and it
+  // is destroyed at the round's end (Store::FinishMerges). Nothing of it is written meanwhile.
+  uint64_t merged_into = 0;
+  // The epoch of the last snapshot installed here (SnapshotEpochKey; 0/0: none): an epoch
+  // past a merge's freeze proves the merge cannot commit only if it came by the log.
+  RegionEpoch snapshot_epoch;
+  // A store that holds the region's tombstone said a merge took it over (OnMergedGone), while
+  // this store's replica of the target may still need it: from then on it counts as frozen
+  // for that merge (OverlappingRegion, DropMergedSources) although it never applied the freeze.
+  std::optional<MergeState> merged_away;
   // When a split made this replica (StoreOptions::clock, ms); 0: not made by a split here.
   int64_t split_born_ms = 0;
 

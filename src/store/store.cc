@@ -125,6 +125,12 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load, b
     if (as.ok() && !peer->apply.ParseFromString(*as)) {
       return Status::Corruption(fmt::format("region {}: apply state does not parse", desc.id()));
     }
+    if (auto se = engine_->Get(Cf::kRaft, SnapshotEpochKey(desc.id())); se.ok()) {
+      if (!peer->snapshot_epoch.ParseFromString(*se)) {
+        return Status::Corruption(
+            fmt::format("region {}: snapshot epoch does not parse", desc.id()));
+      }
+    }
   }
   RegionPeer* p = peer.get();
   p->storage.set_snapshot_provider([this, p]() -> Result<raft::Snapshot> {
@@ -344,7 +350,31 @@ void Store::MaybeTellGone(RegionPeer* p, const raft::Message& m) {
   transport_->SendBatch({std::move(gone)});
 }
 
+void Store::ProbeStale(const RegionPeer* p) {
+  // Term 0: every replica's raft drops it unread. A leader whose configuration no longer names
+  // this store answers MSG_GONE first (MaybeTellGone), a store that holds the region's
+  // tombstone after a merge answers with it (MaybeTellMerged); so a replica that nobody sends
+  // anything (a learner removed while cut off, a source that missed its merge) learns it is
+  // gone once it is in another region's way.
+  std::vector<raft::Message> out;
+  const auto& cs = p->desc.conf_state();
+  for (const auto* ids : {&cs.voters(), &cs.learners()}) {
+    for (uint64_t to : *ids) {
+      if (to == options_.node_id.value()) continue;
+      raft::Message m;
+      m.set_type(raft::MSG_HEARTBEAT_RESP);
+      m.set_to(to);
+      m.set_from(options_.node_id.value());
+      m.set_region_id(p->id());
+      m.set_conf_ver(p->desc.epoch().conf_ver());
+      out.push_back(std::move(m));
+    }
+  }
+  if (!out.empty()) transport_->SendBatch(std::move(out));
+}
+
 void Store::OnGone(const raft::Message& m) {
+  if (!m.context().empty()) return OnMergedGone(m);
   RegionPeer* p = FindPeer(m.region_id());
   if (!p || !p->initialized() || p->removed || p->gone_conf_ver != 0) return;
   if (m.conf_ver() <= p->desc.epoch().conf_ver()) return;  // this replica knows better
@@ -382,6 +412,14 @@ const RegionPeer* Store::OverlappingRegion(const raft::Message& snap_msg) const 
   const RegionDescriptor& d = sd.region();
   for (const auto& [id, p] : peers_) {
     if (id == snap_msg.region_id() || !p->initialized()) continue;
+    // Frozen for a merge into the snapshot's region, whose epoch is past the freeze: the
+    // target took it over (the install destroys it first: DropMergedSources).
+    if (const MergeState* m = MergeOf(p.get());
+        m != nullptr && m->target().id() == d.id() &&
+        (d.epoch().version() > m->target().epoch().version() ||
+         d.epoch().conf_ver() > m->target().epoch().conf_ver())) {
+      continue;
+    }
     // Compared in engine keys: a data region ending at +infinity ends below the meta region.
     const bool before = EngineRangeEnd(d.end_key()) <= p->desc.start_key();
     const bool after = EngineRangeEnd(p->desc.end_key()) <= d.start_key();
@@ -406,7 +444,11 @@ void Store::Step(std::vector<raft::Message> msgs) {
       }
       MaybeCreatePeerFor(m);
       RegionPeer* p = FindPeer(m.region_id());
-      if (!p || p->gone_conf_ver != 0) continue;
+      if (!p) {
+        MaybeTellMerged(m);
+        continue;
+      }
+      if (p->gone_conf_ver != 0) continue;
       MaybeTellGone(p, m);
       Touch(p);
       OnSleepMessage(p, m, /*stepped=*/false);
@@ -432,6 +474,7 @@ void Store::OnSnapshotReceived(raft::Message msg, StagedSnapshot staged) {
                   other->id());
       std::error_code ec;
       std::filesystem::remove_all(staged.dir, ec);
+      ProbeStale(other);
       return;
     }
     received_snapshots_[{msg.region_id(), msg.snapshot().metadata().index()}] = std::move(staged);
@@ -538,6 +581,10 @@ void Store::ChangeMembership(RegionId region, raft::ConfChange cc, StatusCallbac
     if (!p) return done(Status::NotFound(fmt::format("region {} is not here", region.value())));
     if (held_round_ || disk_.alarm() == DiskAlarm::kFailed) {
       return done(ToStatus(AlarmResponse(region.value()).error()));
+    }
+    if (p->desc.has_merging()) {
+      return done(Status::Unavailable(fmt::format("region {} is frozen for a merge into region {}",
+                                                  p->id(), p->desc.merging().target().id())));
     }
     Wake(p);
     auto r = p->node->ProposeConfChangeWithIndex(cc);
@@ -669,6 +716,7 @@ void Store::PublishInfo() {
     ri.log_entries = p->storage.entry_count();
     ri.log_bytes = p->storage.log_bytes();
     ri.asleep = p->sleep == RegionPeer::Sleep::kAsleep;
+    ri.snapshot_epoch = p->snapshot_epoch;
     info->push_back(std::move(ri));
   }
   std::lock_guard<std::mutex> l(info_mu_);

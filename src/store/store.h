@@ -131,6 +131,8 @@ struct RegionInfo {
   uint64_t log_entries = 0;
   uint64_t log_bytes = 0;
   bool asleep = false;  // hibernating: not ticked (StoreOptions::hibernate)
+  // The epoch of the last snapshot installed here (0/0: none; docs/sharding.md §2).
+  RegionEpoch snapshot_epoch;
 };
 
 struct StoreCounters {
@@ -174,6 +176,7 @@ struct StoreCounters {
 };
 
 class RegionPeer;
+class Applier;
 
 class Store {
  public:
@@ -320,7 +323,15 @@ class Store {
   // configuration does not name with MSG_GONE; the replica it reaches destroys itself if its
   // own configuration is older.
   void MaybeTellGone(RegionPeer* p, const raft::Message& m);
+  // `p` stands in the way of another region's snapshot: asks its members whether it is stale
+  // (they answer MSG_GONE if it is).
+  void ProbeStale(const RegionPeer* p);
   void OnGone(const raft::Message& m);
+  // store_merge.cc. A message for a region a merge took over here (its tombstone says so) is
+  // answered with MSG_GONE carrying that tombstone; the replica it reaches goes unless its
+  // store's replica of the target may still need it to apply the merge (docs/sharding.md §2).
+  void MaybeTellMerged(const raft::Message& m);
+  void OnMergedGone(const raft::Message& m);
   void DestroyGonePeers();
   // Another initialized region here whose range overlaps the snapshot's; null if none.
   const RegionPeer* OverlappingRegion(const raft::Message& snap_msg) const;
@@ -377,6 +388,12 @@ class Store {
   // step 3), collecting their proposers' answers in `replies`.
   void ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* wb, Replies* replies,
                       bool* info_changed);
+  // Applies one committed entry of `p` (after its applied index) into `wb`; `applier` is the
+  // region's for the round (started at its first normal entry). Returns the entry's answer.
+  region::RegionResponse ApplyEntry(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb,
+                                    std::optional<Applier>& applier, bool* info_changed);
+  // The round's applier of `p` is done: its dedup bookkeeping goes to the peer.
+  void EndApplier(RegionPeer* p, std::optional<Applier>& applier);
   // Once that write is in: answers the proposers and serves the reads whose read index is
   // applied (step 4).
   void ServeApplied(std::vector<Work>& work, Replies* replies);
@@ -389,7 +406,9 @@ class Store {
   void SweepDedup();
 
   // store_admin.cc
-  void ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
+  // False when the change was not made (it does not parse, or the region is frozen for a
+  // merge).
+  bool ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb);
   // Proposes a split (RunAdmin) after checking it.
   void ProposeSplit(RegionPeer* p, region::RegionRequest req, ResponseCallback done);
   // Applies a split entry (the same on every replica): the region shrinks to the left half, the
@@ -398,6 +417,40 @@ class Store {
   region::RegionResponse ApplySplit(RegionPeer* p, const region::Split& split, const raft::Entry& e,
                                     storage::WriteBatch* wb);
   void CreateSplitPeers();
+
+  // store_merge.cc (docs/sharding.md §2)
+  // Checks a merge step at the proposer and proposes it: PrepareMerge and RollbackMerge at the
+  // source's leader, CommitMerge at the target's.
+  void ProposeMerge(RegionPeer* p, region::RegionRequest req, ResponseCallback done);
+  // The source freezes: no request runs on it any more; its version goes up.
+  region::RegionResponse ApplyPrepareMerge(RegionPeer* p, const region::PrepareMerge& prepare,
+                                           const raft::Entry& e, storage::WriteBatch* wb);
+  // The target takes the source's range over, once the source replica here has applied its
+  // PrepareMerge (it catches up from its own log if it has not); the source replica goes.
+  region::RegionResponse ApplyCommitMerge(RegionPeer* p, const region::CommitMerge& commit,
+                                          const raft::Entry& e, storage::WriteBatch* wb);
+  region::RegionResponse ApplyRollbackMerge(RegionPeer* p, const region::RollbackMerge& rollback,
+                                            const raft::Entry& e, storage::WriteBatch* wb);
+  // Applies the source's committed entries up to its PrepareMerge at (index, term).
+  void CatchUpSource(RegionPeer* s, uint64_t index, uint64_t term, storage::WriteBatch* wb);
+  // True when the target replica here has applied an epoch past the one `s` froze for without
+  // taking `s` over: then no CommitMerge for it can ever succeed, and it may thaw.
+  bool MergeCannotCommit(const RegionPeer* s) const;
+  // Before a snapshot of region `desc` is installed here (as `p`): records the snapshot's epoch
+  // (SnapshotEpochKey), and destroys a local source frozen for a merge into it that the
+  // snapshot overlaps (the merge happened).
+  void DropMergedSources(RegionPeer* p, const RegionDescriptor& desc);
+  // The merge `p` is frozen for (its descriptor's), or the one a tombstone holder told it of
+  // (RegionPeer::merged_away); null: none.
+  static const MergeState* MergeOf(const RegionPeer* p);
+  // After a successful CommitMerge: the round's writes so far go to the engine, so that the
+  // target's next entries see the source's data (written by other appliers this round).
+  void FlushApplyBatch(storage::WriteBatch* wb);
+  // Destroys the replicas taken over by merges in this round (their state is gone already).
+  void FinishMerges();
+  // In the round's log write: the merged replicas' raft state stays deleted.
+  void ForgetMergedLogs(storage::WriteBatch* wb);
+
   // `resp` refused a request for a stale epoch: adds the current descriptors of the regions
   // split off `p` here, so that the router can route to them at once.
   void AddSplitChildren(const RegionPeer* p, region::RegionResponse* resp) const;
@@ -488,6 +541,8 @@ class Store {
     bool campaign = false;  // the parent was led here: the new region elects at once
   };
   std::vector<SplitBirth> split_births_;
+  // Replicas taken over by a merge in this round (RegionPeer::merged_into), for FinishMerges.
+  std::vector<uint64_t> merged_;
   int64_t next_disk_check_ms_ = 0;
   int64_t next_dedup_sweep_ms_ = 0;
   // SweepDedup: the records written since its last call, and the region it goes on at.

@@ -41,6 +41,9 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
       return done(region::RegionResponse());
     }
     if (admin.has_split()) return ProposeSplit(p, std::move(req), std::move(done));
+    if (admin.has_prepare_merge() || admin.has_commit_merge() || admin.has_rollback_merge()) {
+      return ProposeMerge(p, std::move(req), std::move(done));
+    }
     if (!admin.has_change_peer()) return done(InvalidRequestResponse("empty admin request"));
     const region::ChangePeer& change = admin.change_peer();
     const NodeId target(change.node_id());
@@ -244,11 +247,21 @@ void Store::AddSplitChildren(const RegionPeer* p, region::RegionResponse* resp) 
   }
 }
 
-void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
+bool Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteBatch* wb) {
   raft::ConfChange cc;
   if (!cc.ParseFromString(e.data())) {
     Log()->error("region {}: conf change at {} does not parse; ignored", p->id(), e.index());
-    return;
+    return false;
+  }
+  if (p->desc.has_merging()) {
+    // Frozen for a merge: the members must stay the target's. Proposals are refused once the
+    // freeze is applied, and a new leader proposes none before it has applied its whole log,
+    // so this is one proposed by the freeze's own leader before it applied the freeze: raft is
+    // told of an empty change instead (node 0 changes nothing).
+    Log()->warn("region {}: conf change at {} comes after the merge freeze; ignored", p->id(),
+                e.index());
+    p->node->ApplyConfChange(raft::ConfChange());
+    return false;
   }
   raft::ConfState cs = p->node->ApplyConfChange(cc);
   *p->desc.mutable_conf_state() = cs;
@@ -271,6 +284,7 @@ void Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteB
   if (cc.type() == raft::REMOVE_NODE && NodeId(cc.node_id()) == options_.node_id) {
     p->removed = true;
   }
+  return true;
 }
 
 Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
@@ -281,6 +295,7 @@ Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
   }
   StagedSnapshot staged = std::move(it->second);
   received_snapshots_.erase(it);
+  if (SnapshotDescriptor sd; sd.ParseFromString(snap.data())) DropMergedSources(p, sd.region());
   MICEDB_ASSIGN_OR_RETURN(InstalledState st, InstallStagedSnapshot(engine_, p->id(), staged, snap,
                                                                    p->storage.hard_state()));
   p->desc = st.desc;
@@ -328,11 +343,11 @@ bool Store::DestroyPeer(RegionPeer* p) {
   uint64_t id = p->id();
   Log()->warn("region {}: this node was removed; deleting its replica", id);
   storage::WriteBatch wb;
-  wb.Put(Cf::kRaft, TombstoneKey(id), p->desc.SerializeAsString());
-  wb.Delete(Cf::kRaft, RegionKey(id));
-  wb.Delete(Cf::kRaft, ApplyStateKey(id));
-  wb.Delete(Cf::kRaft, HardStateKey(id));
-  wb.DeleteRange(Cf::kRaft, RaftLogPrefixBegin(id), RaftLogPrefixEnd(id));
+  // A tombstone that names a merge says that merge took the region over (MaybeTellMerged):
+  // not this one.
+  RegionDescriptor tombstone = p->desc;
+  tombstone.clear_merging();
+  BuryReplica(id, tombstone.SerializeAsString(), &wb);
   for (Cf cf : kRegionCfs) {
     const CfBounds b = RegionCfBounds(cf, p->desc.start_key(), p->desc.end_key());
     wb.DeleteRange(cf, b.begin, b.end);

@@ -27,47 +27,15 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
   // 3. Apply committed entries: data and applied index together.
   for (auto& w : work) {
     RegionPeer* p = w.peer;
-    if (w.rd.committed_entries.empty()) continue;
+    // Taken over by a merge applied earlier in the round (it caught up then): nothing of it
+    // may be written any more.
+    if (w.rd.committed_entries.empty() || p->merged_into != 0) continue;
     std::optional<Applier> applier;
-    auto end_applier = [&] {
-      if (!applier) return;
-      p->dedup_horizon_ms = std::max(p->dedup_horizon_ms, applier->horizon_ms());
-      dedup_written_ += applier->records_written();
-      p->dedup_oldest_ms = std::min(p->dedup_oldest_ms, applier->oldest_written_ms());
-      p->dedup_new_oldest_ms = std::min(p->dedup_new_oldest_ms, applier->oldest_written_ms());
-      applier.reset();
-    };
     for (const auto& e : w.rd.committed_entries) {
       Pulse();  // a long apply still heartbeats (PulseLeaders)
       counters_.entries_committed++;
       if (e.index() <= p->apply.applied_index()) continue;
-      region::RegionResponse result;
-      if (e.type() == raft::ENTRY_CONF_CHANGE) {
-        // A membership change bumps conf_ver, which data requests do not check: the round's
-        // applier (holding the descriptor by reference) stays valid.
-        ApplyConfChange(p, e, awb);
-        info_changed = true;
-      } else if (!e.data().empty()) {
-        if (!applier) applier.emplace(sm_, p->desc, engine_, awb);
-        auto waiting = p->proposals.find(e.index());
-        const bool answering = waiting != p->proposals.end() && waiting->second.term == e.term();
-        region::AdminRequest admin;
-        result = applier->Apply(e.data(), LogIndex(e.index()), answering, &admin);
-        if (admin.has_split()) {
-          // The round goes on over the smaller range: its earlier writes (in the batch only)
-          // and dedup records stay visible to the entries after the split.
-          result = ApplySplit(p, admin.split(), e, awb);
-          applier->RegionChanged();
-          info_changed = true;
-        }
-        if (result.has_error()) {
-          counters_.requests_refused++;
-          if (result.error().has_epoch_not_match()) AddSplitChildren(p, &result);
-        }
-        counters_.entries_applied++;
-      }
-      p->apply.set_applied_index(e.index());
-      p->apply.set_applied_term(e.term());
+      region::RegionResponse result = ApplyEntry(p, e, awb, applier, &info_changed);
       auto it = p->proposals.find(e.index());
       if (it != p->proposals.end()) {
         if (it->second.term == e.term()) {
@@ -79,12 +47,75 @@ void Store::ApplyCommitted(std::vector<Work>& work, storage::WriteBatch* awb, Re
         p->proposals.erase(it);
       }
     }
-    end_applier();
+    EndApplier(p, applier);
     p->apply.set_truncated_index(p->storage.truncated_index());
     p->apply.set_truncated_term(p->storage.truncated_term());
     awb->Put(Cf::kRaft, ApplyStateKey(p->id()), p->apply.SerializeAsString());
   }
   if (info_changed) *info_changed_out = true;
+}
+
+void Store::EndApplier(RegionPeer* p, std::optional<Applier>& applier) {
+  if (!applier) return;
+  p->dedup_horizon_ms = std::max(p->dedup_horizon_ms, applier->horizon_ms());
+  dedup_written_ += applier->records_written();
+  p->dedup_oldest_ms = std::min(p->dedup_oldest_ms, applier->oldest_written_ms());
+  p->dedup_new_oldest_ms = std::min(p->dedup_new_oldest_ms, applier->oldest_written_ms());
+  applier.reset();
+}
+
+region::RegionResponse Store::ApplyEntry(RegionPeer* p, const raft::Entry& e,
+                                         storage::WriteBatch* awb, std::optional<Applier>& applier,
+                                         bool* info_changed) {
+  region::RegionResponse result;
+  if (e.type() == raft::ENTRY_CONF_CHANGE) {
+    // A membership change bumps conf_ver, which data requests do not check: the round's
+    // applier (holding the descriptor by reference) stays valid.
+    if (!ApplyConfChange(p, e, awb)) {
+      result = ServerBusyResponse(
+          fmt::format("region {}: the membership change was not made (the region is frozen "
+                      "for a merge, or the entry is damaged)",
+                      p->id()),
+          100);
+    }
+    *info_changed = true;
+  } else if (!e.data().empty()) {
+    if (!applier) applier.emplace(sm_, p->desc, engine_, awb);
+    auto waiting = p->proposals.find(e.index());
+    const bool answering = waiting != p->proposals.end() && waiting->second.term == e.term();
+    region::AdminRequest admin;
+    result = applier->Apply(e.data(), LogIndex(e.index()), answering, &admin);
+    if (admin.cmd_case() != region::AdminRequest::CMD_NOT_SET) {
+      // The round goes on over the new range: its earlier writes (in the batch only) and dedup
+      // records stay visible to the entries after a split or a merge.
+      if (admin.has_split()) {
+        result = ApplySplit(p, admin.split(), e, awb);
+      } else if (admin.has_prepare_merge()) {
+        result = ApplyPrepareMerge(p, admin.prepare_merge(), e, awb);
+      } else if (admin.has_commit_merge()) {
+        result = ApplyCommitMerge(p, admin.commit_merge(), e, awb);
+        if (!result.has_error()) {
+          // The target's next entries read the source's keys: what other appliers wrote this
+          // round (the source's catch-up, its earlier entries) is in the batch only, beyond
+          // this applier's view. Write it now, and start the next entry on a fresh applier.
+          EndApplier(p, applier);
+          FlushApplyBatch(awb);
+        }
+      } else if (admin.has_rollback_merge()) {
+        result = ApplyRollbackMerge(p, admin.rollback_merge(), e, awb);
+      }
+      if (applier) applier->RegionChanged();
+      *info_changed = true;
+    }
+    if (result.has_error()) {
+      counters_.requests_refused++;
+      if (result.error().has_epoch_not_match()) AddSplitChildren(p, &result);
+    }
+    counters_.entries_applied++;
+  }
+  p->apply.set_applied_index(e.index());
+  p->apply.set_applied_term(e.term());
+  return result;
 }
 
 void Store::ServeApplied(std::vector<Work>& work, Replies* replies) {

@@ -247,7 +247,7 @@ void Store::RunRound() {
       p->soft = *w.rd.soft_state;
       r.info_changed = true;
     }
-    if (w.rd.snapshot) {
+    if (w.rd.snapshot && p->merged_into == 0) {
       Status st = InstallSnapshot(p, *w.rd.snapshot);
       if (!st.ok()) {
         // The raft node has taken the snapshot already and cannot take it back. What is on
@@ -329,6 +329,9 @@ bool Store::ContinueRound(Round& r) {
         r.step = Step::kLogWrite;
         break;
       case Step::kLogWrite: {
+        // Replicas a merge took over (an apply before this write, or a snapshot): what the
+        // round would still write of their logs stays deleted.
+        if (!merged_.empty()) ForgetMergedLogs(&r.log_wb);
         const int64_t before = NowMs();
         const bool ok =
             Persist(r, std::exchange(r.log_wb, {}), r.sync_here, "raft log", Step::kSendAndApply);
@@ -372,7 +375,7 @@ bool Store::ContinueRound(Round& r) {
           // What the Ready held back (too many committed entries for one), and what the
           // persist reports below move, are for the next round.
           Touch(w.peer);
-          MaybeCompactLog(w.peer, &gc);
+          if (w.peer->merged_into == 0) MaybeCompactLog(w.peer, &gc);
         }
         // Synced in this round: the leaders among them may count their copies now.
         ReportPersisted(r.marks);
@@ -391,6 +394,10 @@ void Store::FinishRound(Round& r) {
   UpdateRoundLeases(r);
   for (auto& w : r.work) {
     if (w.peer->removed && !DestroyPeer(w.peer)) break;
+  }
+  if (!merged_.empty()) {
+    FinishMerges();
+    r.info_changed = true;
   }
   if (!split_births_.empty()) {
     CreateSplitPeers();

@@ -18,6 +18,7 @@
 #include "common/pulse.h"
 #include "storage/fault_engine.h"
 #include "store/errors.h"
+#include "store/keys.h"
 
 namespace micedb::store::test {
 
@@ -509,5 +510,119 @@ inline bool WaitLease(Store* s) {
   }
   return false;
 }
+
+inline region::RegionRequest On(uint64_t region, uint64_t version, std::string_view cmd) {
+  region::RegionRequest req = TestRequest(cmd, version);
+  req.mutable_header()->set_region_id(region);
+  return req;
+}
+
+inline std::optional<RegionDescriptor> DescOf(Store* s, uint64_t region) {
+  if (auto info = s->RegionInfoOf(RegionId(region))) return info->descriptor;
+  return std::nullopt;
+}
+
+// Helpers for tests with several regions (splits, merges).
+class RegionsTest : public StoreTest {
+ protected:
+  // The node every listed node agrees leads `region`; 0 if none within 10 s.
+  uint64_t WaitLeaderOf(uint64_t region, const std::vector<uint64_t>& ids) {
+    for (int i = 0; i < 1000; ++i) {
+      uint64_t leader = 0;
+      bool agree = true;
+      for (auto id : ids) {
+        uint64_t l = cluster_->GetStore(id)->LeaderOf(RegionId(region)).value();
+        if (leader == 0) leader = l;
+        agree &= l != 0 && l == leader;
+      }
+      if (agree) return leader;
+      std::this_thread::sleep_for(10ms);
+    }
+    return 0;
+  }
+
+  // Waits until `pred` holds; false after 10 s.
+  static bool Eventually(const std::function<bool()>& pred) {
+    for (int i = 0; i < 1000; ++i) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  region::RegionResponse Split(uint64_t at, const std::string& key, uint64_t new_id,
+                               uint64_t version = 1, uint64_t region = 1) {
+    region::RegionRequest req;
+    req.set_format(region::FORMAT_V1);
+    req.mutable_header()->set_region_id(region);
+    req.mutable_header()->mutable_epoch()->set_conf_ver(1);
+    req.mutable_header()->mutable_epoch()->set_version(version);
+    req.mutable_admin()->mutable_split()->set_split_key(key);
+    req.mutable_admin()->mutable_split()->set_new_region_id(new_id);
+    return Await([&](const ResponseCallback& cb) { cluster_->GetStore(at)->RunAdmin(req, cb); });
+  }
+
+  Result<std::string> PutOn(uint64_t region, uint64_t version, const std::string& k,
+                            const std::string& v, const std::vector<uint64_t>& live = {1, 2, 3}) {
+    for (int attempt = 0;; ++attempt) {
+      uint64_t leader = WaitLeaderOf(region, live);
+      if (leader == 0) return Status::Unavailable("no leader");
+      auto r = cluster_->Call([&](const ResultCallback& cb) {
+        cluster_->GetStore(leader)->Propose(On(region, version, "P" + k + "=" + v), Adapt(cb));
+      });
+      if (r.ok() || attempt == 50 || r.status().code() != StatusCode::kNotLeader) return r;
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  Result<std::string> GetOn(uint64_t at, uint64_t region, uint64_t version, const std::string& k) {
+    for (int attempt = 0;; ++attempt) {
+      auto r = cluster_->Call([&](const ResultCallback& cb) {
+        cluster_->GetStore(at)->ReadLinearizable(On(region, version, "G" + k), Adapt(cb));
+      });
+      if (r.ok() || attempt == 200) return r;
+      if (r.status().code() != StatusCode::kUnavailable &&
+          r.status().code() != StatusCode::kNotLeader &&
+          r.status().code() != StatusCode::kNotFound) {
+        return r;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  // Three stores holding a, q and z; *slow is a follower, the one the test cuts off.
+  void StartWithData(uint64_t* leader, uint64_t* slow) {
+    Start3();
+    *leader = cluster_->WaitLeader({1, 2, 3});
+    ASSERT_NE(*leader, 0u);
+    for (const char* k : {"a", "q", "z"}) ASSERT_TRUE(cluster_->Put(*leader, k, k).ok());
+    *slow = *leader % 3 + 1;
+  }
+
+  // Every store but `slow`.
+  static std::vector<uint64_t> AllBut(uint64_t slow) {
+    std::vector<uint64_t> live;
+    for (uint64_t id : {1, 2, 3}) {
+      if (id != slow) live.push_back(id);
+    }
+    return live;
+  }
+
+  // No two initialized regions on one store overlap.
+  void ExpectNoOverlap(uint64_t id) {
+    auto regions = cluster_->GetStore(id)->Regions();
+    for (size_t i = 0; i < regions.size(); ++i) {
+      for (size_t j = i + 1; j < regions.size(); ++j) {
+        const auto& a = regions[i].descriptor;
+        const auto& b = regions[j].descriptor;
+        if (a.conf_state().voters_size() == 0 || b.conf_state().voters_size() == 0) continue;
+        const bool apart = EngineRangeEnd(a.end_key()) <= b.start_key() ||
+                           EngineRangeEnd(b.end_key()) <= a.start_key();
+        EXPECT_TRUE(apart) << "node " << id << ": regions " << a.id() << " and " << b.id()
+                           << " overlap";
+      }
+    }
+  }
+};
 
 }  // namespace micedb::store::test

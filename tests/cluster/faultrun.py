@@ -53,7 +53,7 @@ def rerun_command(seed, duration, nemeses, nodes, extra):
 
 def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
         workload_names=("register", "set", "counter"), interval=(1.0, 3.0), hold=(4.0, 8.0),
-        check_budget_s=60.0, echo=False):
+        check_budget_s=60.0, echo=False, merge_storm=False):
     """Runs one schedule and returns a RunResult. Never leaves processes or namespaces."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,8 +92,15 @@ def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
             w.start()
         schedule = nemesis.Schedule(nemesis.make(nemeses, cluster, log), rng, duration, log,
                                     interval=interval, hold=hold)
+        storm = None
+        if merge_storm:
+            storm = nemesis.MergeStorm(cluster, random.Random(seed * 7919 + 1), log)
+            storm.start()
         schedule.start()
         schedule.join()
+        if storm is not None:
+            storm.stop()
+            log(f"merge storm: {storm.asked} merges asked, {storm.frozen} regions frozen")
         if schedule.error:
             result.fail(schedule.error)
 
@@ -122,11 +129,28 @@ def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
             log(f"replicas converged: hash {data_hash}")
         except AssertionError as e:
             result.fail(f"convergence: {e}")
+        if merge_storm:
+            # Every merge ends, committed or rolled back, once the faults are over.
+            deadline = time.monotonic() + 20
+            frozen = None
+            while time.monotonic() < deadline:
+                try:
+                    frozen = [(n.id, r["id"], r["merging_into"])
+                              for n in cluster.nodes.values() if n.alive()
+                              for r in n.raft()["regions"] if "merging_into" in r]
+                except (OSError, ValueError, KeyError):
+                    frozen = None
+                if frozen == []:
+                    break
+                time.sleep(0.5)
+            if frozen != []:
+                result.fail(f"merges left frozen (node, region, into): {frozen}")
 
         reader = next(n for n in cluster.nodes.values() if n.alive())
         reports = []
         summary = {"seed": seed, "nemesis": nemeses, "nodes": nodes, "duration_s": duration,
-                   "faults": schedule.faults, "recovery_s": recovery}
+                   "faults": schedule.faults, "recovery_s": recovery,
+                   "merges_frozen": storm.frozen if storm is not None else None}
         try:  # how many data regions the run ended with (splits: docs/sharding.md)
             summary["regions"] = sum(1 for r in reader.raft()["regions"]
                                      if r["id"] != 2 and r["voters"])

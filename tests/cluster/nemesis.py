@@ -15,6 +15,7 @@ partition  (network namespaces only) isolate the leader, split majority/minority
 """
 import json
 import shutil
+import subprocess
 import threading
 import time
 
@@ -240,6 +241,67 @@ class Partition(Nemesis):
     def stop(self):
         self.cluster.net.heal()
         return "heal network"
+
+
+class MergeStorm:
+    """Beside a schedule, not one of its nemeses: every 0.1-0.5 s, at a random live node, asks
+    `micedb region merge` for a random data region it leads and a neighbour with the same
+    voters (the merge protocol, docs/sharding.md §2), whatever the schedule is breaking."""
+
+    def __init__(self, cluster, rng, log):
+        self.cluster = cluster
+        self.rng = rng
+        self.log = log
+        self.asked = 0
+        self.frozen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="merge-storm")
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def _pick(self):
+        live = [n for n in self.cluster.nodes.values() if n.alive()]
+        if not live:
+            return None
+        node = self.rng.choice(live)
+        try:
+            regions = [r for r in node.raft()["regions"]
+                       if r["id"] != 2 and r["voters"] and "merging_into" not in r]
+        except (OSError, ValueError, KeyError):
+            return None
+        pairs = [(s, t) for s in regions for t in regions
+                 if s["id"] != t["id"] and s["role"] == "leader"
+                 and sorted(s["voters"]) == sorted(t["voters"])
+                 and not s["learners"] and (s["end_key"] == t["start_key"] != ""
+                                            or t["end_key"] == s["start_key"] != "")]
+        if not pairs:
+            return None
+        s, t = self.rng.choice(pairs)
+        return node, s["id"], t["id"]
+
+    def _run(self):
+        while not self._stop.wait(self.rng.uniform(0.1, 0.5)):
+            pick = self._pick()
+            if pick is None:
+                continue
+            node, source, target = pick
+            self.asked += 1
+            try:
+                out = subprocess.run(
+                    [self.cluster.binary, "region", "merge", str(source), str(target), "--via",
+                     node.peer_addr, "--timeout", "2"],
+                    capture_output=True, text=True, timeout=20)
+            except subprocess.TimeoutExpired:
+                continue
+            if out.returncode == 0:
+                self.frozen += 1
+            self.log(f"merge storm: region {source} into {target} via node {node.id}: "
+                     f"{(out.stdout or out.stderr).strip()}")
 
 
 NEMESES = {

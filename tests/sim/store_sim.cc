@@ -15,6 +15,7 @@
 #include "kv/state_machine.h"
 #include "kv/value_format.h"
 #include "store/keys.h"
+#include "store/merge.h"
 #include "tests/sim/digest.h"
 #include "tests/sim/store_sim_checker.h"
 #include "tests/sim/store_sim_cluster.h"
@@ -114,6 +115,7 @@ class Run {
         // The coordinator's callers draw from their own stream too.
         coord_rng_(HashCombine(o.seed, 0xC00D)),
         split_rng_(HashCombine(o.seed, 0x5B117)),
+        merge_rng_(HashCombine(o.seed, 0x3E26E)),
         idle_rng_(HashCombine(o.seed, 0x1D1E)),
         checker_(&r_->violations),
         tso_(&r_->violations) {
@@ -153,6 +155,10 @@ class Run {
     ScheduleNemesis();
     ScheduleAllocId();
     if (o_.splits) ScheduleSplit();
+    if (o_.merges) {
+      ScheduleMerge();
+      DriveMerges();
+    }
     if (clock_faults_) ScheduleFreeze();
     const int64_t heal_at = o_.fault_ms;
     RunUntil([] { return false; }, heal_at);
@@ -452,6 +458,89 @@ class Run {
     });
   }
 
+  // Now and then, at a random data region's leader, a freeze for a merge into a neighbour that
+  // the leader's store holds with the same members.
+  void ScheduleMerge() {
+    cluster_.After(merge_rng_.Range(100, 600), 0, [this] {
+      if (!faults_on_) return;
+      std::vector<std::tuple<uint64_t, store::RegionDescriptor, store::RegionDescriptor>> can;
+      for (int i = 1; i <= o_.nodes; ++i) {
+        if (!cluster_.up(i) || cluster_.frozen(i)) continue;
+        const auto regions = cluster_.store(i)->Regions();
+        for (const auto& s : regions) {
+          if (s.raft.role != raft::Role::kLeader || s.descriptor.has_merging()) continue;
+          for (const auto& t : regions) {
+            if (store::MergeProblem(s.descriptor, t.descriptor).empty()) {
+              can.emplace_back(i, s.descriptor, t.descriptor);
+            }
+          }
+        }
+      }
+      if (!can.empty()) {
+        const auto& [node, s, t] = can[merge_rng_.Uniform(can.size())];
+        const std::string what = fmt::format("merge region {} into region {}", s.id(), t.id());
+        cluster_.Trace(fmt::format("nemesis: at n{}: {}", node, what));
+        cluster_.store(node)->RunAdmin(
+            store::PrepareMergeRequest(s, t), [this, what](const region::RegionResponse& r) {
+              if (closing_) return;
+              cluster_.Trace(
+                  fmt::format("{}: {}", what, r.has_error() ? r.error().message() : "frozen"));
+            });
+        cluster_.PollSoon(node);
+        r_->stats.merges++;
+      }
+      ScheduleMerge();
+    });
+  }
+
+  // Every 100 ms, during the faults and after: each frozen region's leader takes the next step
+  // of its merge, as Node::CheckMerges does.
+  void DriveMerges() {
+    cluster_.After(100, 0, [this] {
+      if (closing_) return;
+      for (int i = 1; i <= o_.nodes; ++i) {
+        if (!cluster_.up(i) || cluster_.frozen(i)) continue;
+        const auto regions = cluster_.store(i)->Regions();
+        for (const auto& s : regions) {
+          if (s.raft.role != raft::Role::kLeader || !s.descriptor.has_merging()) continue;
+          const uint64_t target = s.descriptor.merging().target().id();
+          const store::RegionInfo* t = nullptr;
+          for (const auto& r : regions) {
+            if (r.descriptor.id() == target) t = &r;
+          }
+          store::MergeStep step = store::NextMergeStep(s, t);
+          if (step.kind == store::MergeStep::Kind::kWait) continue;
+          if (step.kind == store::MergeStep::Kind::kTransfer) {
+            cluster_.Trace(fmt::format("merge driver: at n{}: region {} to n{}", i,
+                                       s.descriptor.id(), step.transfer_to.value()));
+            cluster_.store(i)->TransferLeader(RegionId(s.descriptor.id()), step.transfer_to);
+            cluster_.PollSoon(i);
+            continue;
+          }
+          const bool commit = step.kind == store::MergeStep::Kind::kCommit;
+          const uint64_t at = commit ? cluster_.AnyLeader(target) : static_cast<uint64_t>(i);
+          if (at == 0 || !cluster_.up(at) || cluster_.frozen(at)) continue;
+          const std::string what = fmt::format("{} region {} into region {}",
+                                               commit ? "commit merge of"
+                                                      : "roll back "
+                                                        "merge of",
+                                               s.descriptor.id(), target);
+          cluster_.Trace(fmt::format("merge driver: at n{}: {}", at, what));
+          cluster_.store(at)->RunAdmin(
+              std::move(step.request), [this, what, commit](const region::RegionResponse& r) {
+                if (closing_) return;
+                if (!r.has_error())
+                  (commit ? r_->stats.merges_committed : r_->stats.merges_rolled_back)++;
+                cluster_.Trace(
+                    fmt::format("{}: {}", what, r.has_error() ? r.error().message() : "done"));
+              });
+          cluster_.PollSoon(at);
+        }
+      }
+      DriveMerges();
+    });
+  }
+
   // A store never holds two initialized regions whose ranges overlap.
   void CheckNoOverlap() {
     for (int i = 1; i <= o_.nodes; ++i) {
@@ -712,6 +801,43 @@ class Run {
     return out;
   }
 
+  // Every merge has ended: committed (the source is gone) or rolled back. True (and the run
+  // failed) when one has not.
+  bool CheckMergesEnded(const std::vector<Target>& targets) {
+    for (const Target& t : targets) {
+      if (t.desc.has_merging()) {
+        std::string where;
+        for (int i = 1; i <= o_.nodes; ++i) {
+          if (!cluster_.up(i)) continue;
+          for (const auto& ri : cluster_.store(i)->Regions()) {
+            const uint64_t id = ri.descriptor.id();
+            if (id != t.desc.id() && id != t.desc.merging().target().id()) continue;
+            where += fmt::format("; n{}: region {} {} term {} leader n{} v{}/{} applied {}{}", i,
+                                 id, raft::RoleName(ri.raft.role), ri.raft.term.value(),
+                                 ri.raft.leader.value(), ri.descriptor.epoch().version(),
+                                 ri.descriptor.epoch().conf_ver(), ri.applied_index,
+                                 ri.asleep ? " asleep" : "");
+            where +=
+                fmt::format(" commit {} truncated {}", ri.raft.commit.value(), ri.truncated_index);
+            for (const auto& [n, pr] : ri.raft.progress) {
+              where += fmt::format(" n{}@{}/{}/next{}/{}", n.value(), pr.match.value(),
+                                   static_cast<int>(pr.state), pr.next.value(),
+                                   pr.recent_active ? "active" : "inactive");
+            }
+          }
+        }
+        Fail("merge-stuck",
+             fmt::format("region {} is still frozen for a merge into region {} (at {}, "
+                         "target epoch v{}/{}){}",
+                         t.desc.id(), t.desc.merging().target().id(), t.desc.merging().index(),
+                         t.desc.merging().target().epoch().version(),
+                         t.desc.merging().target().epoch().conf_ver(), where));
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Every replica of every region applies the same index, then holds the same region data; the
   // regions tile the keyspace. The indexes are those the stores publish (at least every tick),
   // so they must hold still for a while before the engines are compared.
@@ -741,6 +867,9 @@ class Run {
           all = false;
           break;
         }
+        // A merge under way ends (committed or rolled back) before the replicas count as
+        // converged; one that never does fails the run below (merge-stuck).
+        if (t.desc.has_merging()) all = false;
         now.emplace_back(t.desc.id(), *common);
       }
       if (!all || now != applied) {
@@ -753,6 +882,7 @@ class Run {
     RunUntil(same_index, cluster_.now() + o_.converge_bound_ms);
     if (!r_->ok()) return;
     if (cluster_.now() - since < 100 || applied.empty()) {
+      if (CheckMergesEnded(targets)) return;
       std::string where;
       for (int i = 1; i <= o_.nodes; ++i) {
         if (!cluster_.up(i)) continue;
@@ -795,6 +925,7 @@ class Run {
         return Fail("replica-divergence", detail + FirstDifference(by_hash, t.desc));
       }
     }
+    if (CheckMergesEnded(targets)) return;
     cluster_.Trace(fmt::format("converged: {} regions", targets.size()));
   }
 
@@ -849,6 +980,7 @@ class Run {
   bool clock_faults_;
   Random coord_rng_;
   Random split_rng_;
+  Random merge_rng_;
   Random idle_rng_;
   bool phase_idle_ = true;  // Idle(): the first phase is an active one
   int64_t phase_end_ = 0;
@@ -902,11 +1034,11 @@ StoreSimResult RunStoreSimulation(const StoreSimOptions& options) {
 
 std::string StoreSimResult::RerunCommand() const {
   return fmt::format(
-      "{} --seed {} --nodes {} --fault-ms {}{}{}{}{}{} --verbose", options.binary, options.seed,
+      "{} --seed {} --nodes {} --fault-ms {}{}{}{}{}{}{} --verbose", options.binary, options.seed,
       options.nodes, options.fault_ms, options.unsafe_local_reads ? " --unsafe-local-reads" : "",
       options.clock_faults < 0 ? "" : fmt::format(" --clock-faults {}", options.clock_faults),
       options.meta_transfers ? " --meta-transfers" : "", options.splits ? " --splits" : "",
-      options.idle ? " --idle" : "");
+      options.merges ? " --merges" : "", options.idle ? " --idle" : "");
 }
 
 std::string StoreSimResult::FailureReport() const {

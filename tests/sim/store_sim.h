@@ -35,6 +35,11 @@ struct StoreSimOptions {
   // each split at the same index, no store may hold overlapping regions, and the regions must
   // tile the keyspace at the end. Draws from its own stream: runs without it stay as they were.
   bool splits = false;
+  // A nemesis freezes random regions for a merge into a neighbour with the same members, and
+  // each frozen region's leader drives its merge as a node does (store::NextMergeStep): the
+  // same checks as for splits hold, with every merge committed or rolled back by the end.
+  // Draws from its own stream.
+  bool merges = false;
   // Clients go quiet for 0.3-1.5 s at a time, long enough for the regions to hibernate
   // (StoreOptions::hibernate) while the nemesis goes on: sleeping regions must wake to every
   // fault (a follower whose leader's store dies or is cut off elects another). Draws from its
@@ -58,8 +63,11 @@ struct StoreSimStats {
   uint64_t freezes = 0;
   uint64_t conf_changes = 0;  // proposed
   uint64_t splits = 0;        // proposed
-  uint64_t regions = 0;       // data regions at the end
-  uint64_t disk_fills = 0;    // a node's disk filled (the "disk" profile)
+  uint64_t merges = 0;        // freezes proposed
+  uint64_t merges_committed = 0;
+  uint64_t merges_rolled_back = 0;
+  uint64_t regions = 0;     // data regions at the end
+  uint64_t disk_fills = 0;  // a node's disk filled (the "disk" profile)
   uint64_t snapshots_applied = 0;
   int64_t liveness_ms = 0;      // from healing to the first successful write
   uint64_t tso_timestamps = 0;  // timestamp calls answered with one

@@ -67,6 +67,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--meta-transfers", base.meta_transfers,
                "Leader transfers also move the meta region's leadership (see docs/simulation.md)");
   app.add_flag("--splits", base.splits, "A nemesis splits regions at random keys");
+  app.add_flag("--merges", base.merges, "A nemesis merges regions into their neighbours");
   app.add_flag("--idle", base.idle,
                "Clients go quiet at times, so that regions hibernate under the nemesis");
   app.add_option("--clock-faults", base.clock_faults,
@@ -117,16 +118,18 @@ int Main(int argc, char** argv) {
     if (to_run.size() == 1) {
       fmt::print(
           "profile: {}\ntrace hash {:016x}; {} events, {} writes acked, {} failed, {} reads "
-          "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} splits ({} regions "
-          "at the end), {} snapshots applied, {} replicas went to sleep ({} woken by a silent "
+          "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} splits, {} merges "
+          "({} committed, {} rolled back; {} regions at the end), {} snapshots applied, {} "
+          "replicas went to sleep ({} woken by a silent "
           "leader), "
           "{} Unavailable writes seen applied, recovery took {} ms, {} timestamps ({} calls "
           "failed), {} ids\n",
           r.profile, r.trace_hash, r.stats.events, r.stats.writes_acked, r.stats.writes_failed,
           r.stats.reads_ok, r.stats.reads_failed, r.stats.crashes, r.stats.transfers,
-          r.stats.conf_changes, r.stats.splits, r.stats.regions, r.stats.snapshots_applied,
-          r.stats.sleeps, r.stats.silent_leader_wakes, r.stats.unavailable_applied,
-          r.stats.liveness_ms, r.stats.tso_timestamps, r.stats.tso_failed, r.stats.ids_allocated);
+          r.stats.conf_changes, r.stats.splits, r.stats.merges, r.stats.merges_committed,
+          r.stats.merges_rolled_back, r.stats.regions, r.stats.snapshots_applied, r.stats.sleeps,
+          r.stats.silent_leader_wakes, r.stats.unavailable_applied, r.stats.liveness_ms,
+          r.stats.tso_timestamps, r.stats.tso_failed, r.stats.ids_allocated);
     }
   }
   const double secs =

@@ -206,6 +206,26 @@ TEST(StoreSimIdleTest, SleepingRegionsWakeToEveryFault) {
   EXPECT_GT(silent, 0u);
 }
 
+// Merges under faults (docs/sharding.md §2): regions split and merge back while nodes crash and
+// the network drops, cuts and delays messages. Every check holds, merges both commit and roll
+// back, and every merge has ended one way or the other when the replicas converge.
+TEST(StoreSimMergeTest, MergesCommitOrRollBackUnderFaults) {
+  uint64_t merges = 0, committed = 0, rolled_back = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    StoreSimOptions o = StoreSimSeedOptions(seed);
+    o.nodes = 3;
+    o.splits = true;
+    o.merges = true;
+    StoreSimResult r = RunStoreSimulation(o);
+    EXPECT_TRUE(r.ok()) << r.FailureReport();
+    merges += r.stats.merges;
+    committed += r.stats.merges_committed;
+    rolled_back += r.stats.merges_rolled_back;
+  }
+  EXPECT_GT(committed, 16u) << merges << " merges";
+  EXPECT_GT(rolled_back, 0u) << merges << " merges";
+}
+
 class StoreSimSeedsTest : public testing::TestWithParam<int> {};
 
 TEST_P(StoreSimSeedsTest, AllChecksHold) {
