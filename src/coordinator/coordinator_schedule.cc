@@ -531,8 +531,17 @@ void Coordinator::BalanceLeaders(int64_t now) {
 
 void Coordinator::BalanceRegions(int64_t now) {
   if (options_.balance_region_limit == 0) return;
-  // Only in a healthy cluster: replacing lost replicas comes first.
-  std::map<uint64_t, int64_t> count;
+  // A replica weighs its region's approximate size (its leader's last report) plus a fixed
+  // kRegionWeight: stores of small regions balance by count, as before, and stores of big ones
+  // by bytes (PD's region score, in spirit). Only in a healthy cluster: replacing lost replicas
+  // comes first.
+  constexpr int64_t kRegionWeight = int64_t{1} << 20;
+  auto weight = [this](uint64_t region) {
+    auto live = region_live_.find(region);
+    const uint64_t size = live == region_live_.end() ? 0 : live->second.last.approximate_size();
+    return kRegionWeight + static_cast<int64_t>(std::min<uint64_t>(size, uint64_t{1} << 40));
+  };
+  std::map<uint64_t, int64_t> score;
   for (const auto& [id, meta] : stores_) {
     const Health h = StoreHealth(id, now);
     if (h == Health::kDown || h == Health::kDisconnected) return;
@@ -541,27 +550,50 @@ void Coordinator::BalanceRegions(int64_t now) {
         live == store_live_.end() || live->second.stats.no_space()) {
       continue;
     }
-    count[id] = replica_counts_.count(id) ? replica_counts_[id] : 0;
+    score[id] = 0;
   }
-  if (count.size() < 2) return;
+  if (score.size() < 2) return;
+  for (const auto& [id, reg] : regions_) {
+    const int64_t w = weight(id);
+    for (uint64_t v : reg.region().conf_state().voters()) {
+      if (auto it = score.find(v); it != score.end()) it->second += w;
+    }
+    for (uint64_t l : reg.region().conf_state().learners()) {
+      if (auto it = score.find(l); it != score.end()) it->second += w;
+    }
+  }
   // What the operators under way will add and remove counts as done.
-  std::map<uint64_t, int64_t> adding, removing;
-  StepsUnderWay(&adding, &removing);
-  for (auto& [id, n] : count) {
-    n += (adding.count(id) ? adding[id] : 0) - (removing.count(id) ? removing[id] : 0);
+  std::map<uint64_t, int64_t> adding;
+  for (const auto& [region, op] : operators_) {
+    const int64_t w = weight(region);
+    for (int i = static_cast<int>(op.view.step()); i < op.view.steps_size(); ++i) {
+      const OperatorStep& st = op.view.steps(i);
+      auto it = score.find(st.store_id());
+      if (st.kind() == Operator::ADD_LEARNER) {
+        ++adding[st.store_id()];
+        if (it != score.end()) it->second += w;
+      }
+      if (st.kind() == Operator::REMOVE_PEER && it != score.end()) it->second -= w;
+    }
   }
   while (Running("balance-region") < options_.balance_region_limit &&
          operators_.size() < options_.max_operators) {
     auto [lo, hi] =
-        std::minmax_element(count.begin(), count.end(),
+        std::minmax_element(score.begin(), score.end(),
                             [](const auto& a, const auto& b) { return a.second < b.second; });
-    if (hi->second - lo->second < 2) return;
+    const int64_t gap = hi->second - lo->second;
+    if (gap < 2 * kRegionWeight) return;  // with empty regions: a difference of two replicas
     const uint64_t from = hi->first, to = lo->first;
     if (adding[to] >= static_cast<int64_t>(options_.store_limit)) return;
     const std::string to_host = HostOf(to);
+    // The heaviest region that closes at most half the gap (so that it does not swing the other
+    // way and come back).
     uint64_t pick = 0;
+    int64_t pick_weight = 0;
     for (const auto& [id, reg] : regions_) {
       if (operators_.count(id)) continue;
+      const int64_t w = weight(id);
+      if (w > gap / 2 || w <= pick_weight) continue;
       const auto& cs = reg.region().conf_state();
       if (!Has(cs.voters(), from) || Has(cs.voters(), to) || cs.learners_size() > 0) continue;
       auto live = region_live_.find(id);
@@ -575,16 +607,17 @@ void Coordinator::BalanceRegions(int64_t now) {
       }
       if (!ok) continue;
       pick = id;
-      break;
+      pick_weight = w;
     }
     if (pick == 0) return;
     StartOperator(pick, "balance-region",
-                  fmt::format("store {} holds {} replicas, store {} holds {}", from, hi->second, to,
-                              lo->second),
+                  fmt::format("store {} holds {} replicas ({} MiB), store {} holds {} ({} MiB)",
+                              from, replica_counts_[from], (hi->second >> 20), to,
+                              replica_counts_[to], (lo->second >> 20)),
                   {Step(Operator::ADD_LEARNER, to), Step(Operator::PROMOTE, to),
                    Step(Operator::REMOVE_PEER, from)});
-    --hi->second;
-    ++lo->second;
+    hi->second -= pick_weight;
+    lo->second += pick_weight;
     ++adding[to];
   }
 }

@@ -401,8 +401,10 @@ class ScheduleTest : public CoordinatorTest {
     return r.store_heartbeat();
   }
   static RegionHeartbeat Region(uint64_t id, const std::vector<uint64_t>& voters, uint64_t leader,
-                                const std::vector<uint64_t>& learners = {}, uint64_t conf_ver = 1) {
+                                const std::vector<uint64_t>& learners = {}, uint64_t conf_ver = 1,
+                                uint64_t size = 0) {
     RegionHeartbeat hb;
+    hb.set_approximate_size(size);
     auto* d = hb.mutable_region()->mutable_region();
     d->set_id(id);
     d->set_start_key(fmt::format("r{:03}", id));
@@ -760,6 +762,32 @@ TEST_F(ScheduleTest, ReplicasMoveToNewStores) {
   size_t cancelled = 0;
   for (const auto& f : v.finished_operators()) cancelled += f.state() == "cancelled";
   EXPECT_EQ(cancelled, 2u);
+}
+
+// Replicas weigh their region's size: stores 1-3 hold two 200 MiB regions (with stores 2 and 3
+// also holding six empty ones), store 4 the six empty ones. By count, store 1 (2 replicas)
+// would take from store 2 or 3 (8 each); by bytes, store 4 (6 MiB of weight) is the light one,
+// and a big region goes there.
+TEST_F(ScheduleTest, ReplicasBalanceByBytesNotJustCount) {
+  Start(/*balance=*/true);
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  std::vector<RegionHeartbeat> regions;
+  for (uint64_t id = 1; id <= 2; ++id) {
+    regions.push_back(Region(id, {1, 2, 3}, 1, {}, 1, uint64_t{200} << 20));
+  }
+  for (uint64_t id = 3; id <= 8; ++id) regions.push_back(Region(id, {2, 3, 4}, 2));
+  Pass(1000, {1, 2, 3, 4}, regions);
+  ClusterResponse v = View();
+  int moves = 0;
+  for (const auto& op : v.operators()) {
+    if (op.name() != "balance-region") continue;  // leaders are balanced too
+    ++moves;
+    ASSERT_EQ(op.steps_size(), 3);
+    EXPECT_EQ(op.steps(0).store_id(), 4u) << op.DebugString();
+    EXPECT_LE(op.region_id(), 2u) << op.DebugString();  // a big one
+    EXPECT_NE(op.steps(2).store_id(), 1u) << op.DebugString();
+  }
+  EXPECT_EQ(moves, 1) << v.DebugString();  // then stores 3 and 4 weigh the same
 }
 
 }  // namespace
