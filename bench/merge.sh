@@ -62,7 +62,7 @@ for m in $(seq 1 $MANUAL); do
     sleep 0.02
   done
   t1=$(date +%s.%N)
-  times+=($(echo "($t1 - $t0) * 1000" | bc))
+  times+=($(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }'))
 done
 kill $load 2>/dev/null; wait $load 2>/dev/null
 echo "manual merges under load, ms from the command to the source gone everywhere: ${times[*]}"
