@@ -10,8 +10,8 @@
 namespace micedb::cli {
 
 struct AdminOptions {
-  std::string op;         // add | promote | remove | transfer-leader | split | merge
-  std::string split_key;  // split: the user key the new region starts at
+  std::string op;                 // add | promote | remove | transfer-leader | split | merge
+  std::string split_key;          // split: the user key the new region starts at
   uint64_t target_region_id = 0;  // merge: the neighbour that takes region_id's keys
   uint64_t node_id = 0;
   uint64_t region_id = 1;  // 2: the coordinator's region (docs/coordinator.md)

@@ -253,6 +253,9 @@ class Node : public transport::InboundHandler {
   struct MergeCheck {
     store::FlowCounts counts;
     int64_t idle_since_ms = 0;
+    // Its size is read from the engine at most every kMergeSizeCheckMs once it is idle (an
+    // idle region too big to merge would otherwise be measured every 200 ms).
+    int64_t next_size_check_ms = 0;
   };
   std::map<uint64_t, MergeCheck> merge_checks_;
   std::atomic<uint64_t> merges_started_{0};  // by the merge checker (metrics)

@@ -99,7 +99,12 @@ void Node::CheckMerges(const std::vector<store::RegionInfo>& regions,
       continue;
     }
     check = old->second;
-    if (pick || freezing || now_ms - check.idle_since_ms < options_.region_merge_idle_ms) continue;
+    if (pick || freezing || now_ms - check.idle_since_ms < options_.region_merge_idle_ms ||
+        now_ms < check.next_size_check_ms) {
+      continue;
+    }
+    constexpr int64_t kMergeSizeCheckMs = 5000;
+    check.next_size_check_ms = now_ms + kMergeSizeCheckMs;
     auto size_of = [this](const store::RegionDescriptor& d) {
       const std::string begin = d.start_key();
       const std::string end = store::EngineRangeEnd(d.end_key());

@@ -20,6 +20,8 @@ bool SameMembers(const raft::ConfState& a, const raft::ConfState& b) {
   return sorted(a.voters()) == sorted(b.voters()) && sorted(a.learners()) == sorted(b.learners());
 }
 
+}  // namespace
+
 region::RegionRequest AdminRequestFor(const RegionDescriptor& d) {
   region::RegionRequest req;
   req.set_format(region::FORMAT_V1);
@@ -27,8 +29,6 @@ region::RegionRequest AdminRequestFor(const RegionDescriptor& d) {
   *req.mutable_header()->mutable_epoch() = d.epoch();
   return req;
 }
-
-}  // namespace
 
 bool EpochNewer(const RegionEpoch& a, const RegionEpoch& b) {
   return a.version() > b.version() || a.conf_ver() > b.conf_ver();

@@ -40,6 +40,9 @@ struct MergeStep {
 // or one that went past the freeze by a snapshot).
 MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target);
 
+// An admin request for region `d`, with its epoch in the header (its body still to set).
+region::RegionRequest AdminRequestFor(const RegionDescriptor& d);
+
 // The PrepareMerge request that freezes `source` for a merge into `target`.
 region::RegionRequest PrepareMergeRequest(const RegionDescriptor& source,
                                           const RegionDescriptor& target);

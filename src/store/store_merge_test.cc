@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "store/keys.h"
+#include "store/merge.h"
 #include "store/store_test_util.h"
 
 namespace micedb::store::test {
@@ -55,14 +56,6 @@ class MergeTest : public RegionsTest {
     });
   }
 
-  static region::RegionRequest AdminRequestFor(const RegionDescriptor& d) {
-    region::RegionRequest req;
-    req.set_format(region::FORMAT_V1);
-    req.mutable_header()->set_region_id(d.id());
-    *req.mutable_header()->mutable_epoch() = d.epoch();
-    return req;
-  }
-
   // The source's leader freezes it for a merge into its own replica's view of the target.
   region::RegionResponse Prepare(uint64_t source, uint64_t target,
                                  const std::vector<uint64_t>& live = {1, 2, 3}) {
@@ -70,9 +63,7 @@ class MergeTest : public RegionsTest {
     auto s = DescOf(cluster_->GetStore(leader), source);
     auto t = DescOf(cluster_->GetStore(leader), target);
     if (!s || !t) return RegionNotFoundResponse(source);
-    region::RegionRequest req = AdminRequestFor(*s);
-    *req.mutable_admin()->mutable_prepare_merge()->mutable_target() = *t;
-    return AdminOn(source, req, live);
+    return AdminOn(source, PrepareMergeRequest(*s, *t), live);
   }
 
   region::RegionResponse Commit(const RegionDescriptor& frozen,
