@@ -18,7 +18,7 @@ for i in 1 2 3; do
   $BIN start --node-id $i --data-dir $D/n$i --listen-peer 127.0.0.1:2116$i \
     --listen-redis 127.0.0.1:1638$i --listen-pg 127.0.0.1:1543$i \
     --listen-http 127.0.0.1:1808$i --initial-peers $peers --region-split-size 96MiB \
-    --hibernate-regions $HIBERNATE --log-level warn > $D/n$i.log 2>&1 &
+    --hibernate-regions $HIBERNATE --no-region-merge --log-level warn > $D/n$i.log 2>&1 &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null; sleep 3; kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$D"' EXIT
@@ -77,6 +77,23 @@ if [ -n "${BENCH:-}" ]; then
   # Then the same keys under load at node 1 (compare REGIONS=1 against REGIONS=1000): requests
   # per second and the three nodes' CPU per request.
   cpu() { local s=0; for p in "${pids[@]}"; do s=$((s + $(cpu1 $p))); done; echo $s; }
+  # The three nodes' work counters, summed: raft messages sent, socket writes, regions'
+  # Readies, loop rounds, synced log writes, context switches (from /proc).
+  work() {
+    local m="" i p
+    for i in 1 2 3; do m="$m$(curl -s 127.0.0.1:1808$i/metrics)"$'\n'; done
+    local cs=0
+    for p in "${pids[@]}"; do
+      cs=$((cs + $(awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$p/status)))
+    done
+    echo "$m" | awk -v cs=$cs '
+      /^micedb_transport_messages_sent_total / {msg += $2}
+      /^micedb_transport_socket_writes_total / {wr += $2}
+      /^micedb_raft_readies_total / {rd += $2}
+      /^micedb_raft_loop_rounds_total / {lr += $2}
+      /^micedb_raft_sync_writes_total / {sy += $2}
+      END {printf "%d %d %d %d %d %d", msg, wr, rd, lr, sy, cs}'
+  }
   for t in set get; do
     # BENCH_PROFILE=N: node 1's top N symbols during the SET run.
     if [ -n "${BENCH_PROFILE:-}" ] && [ $t = set ]; then
@@ -84,6 +101,7 @@ if [ -n "${BENCH:-}" ]; then
       perf_pid=$!
     fi
     c0=$(cpu)
+    w0=$(work)
     # One redis-benchmark per node (17 clients each, 51 in all), so that with one region as
     # with many two thirds of the requests are forwarded to a leader on another node: the
     # comparison is of the regions' cost, not of where the one leader happens to be.
@@ -96,7 +114,8 @@ if [ -n "${BENCH:-}" ]; then
     done
     wait "${rbs[@]}"
     c1=$(cpu)
-    out=$(awk -v w="$(echo "$(date +%s.%N) - $t0" | bc)" '{s += $2} END {
+    w1=$(work)
+    out=$(awk -v w="$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN{print a - b}')" '{s += $2} END {
       printf "%.0f requests per second (102,000 in %.1f s; the three runs %.0f together)", 102000 / w, w, s}' \
       $D/rb1.out $D/rb2.out $D/rb3.out)
     # A tick is 10 ms of CPU: 10,000 us over 102,000 requests.
@@ -106,6 +125,10 @@ if [ -n "${BENCH:-}" ]; then
         grep -E '^ +[0-9]' | cut -c1-120 | head -${BENCH_PROFILE}
     fi
     echo "regions=$REGIONS $t: $out; nodes' CPU $(awk -v d=$((c1 - c0)) 'BEGIN{printf "%.1f", d / 10.2}') us per request"
+    echo "regions=$REGIONS $t: per request, the three nodes together: $(awk -v a="$w0" -v b="$w1" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); n = 102000
+      printf "%.2f raft messages, %.2f socket writes, %.2f region Readies, %.3f loop rounds, %.3f log fsyncs, %.2f context switches",
+        (y[1]-x[1])/n, (y[2]-x[2])/n, (y[3]-x[3])/n, (y[4]-x[4])/n, (y[5]-x[5])/n, (y[6]-x[6])/n}')"
   done
 fi
 if [ -n "${HOLD:-}" ]; then

@@ -18,7 +18,7 @@ pids=()
 for i in 1 2 3; do
   $BIN start --node-id $i --data-dir $D/n$i --listen-peer 127.0.0.1:2116$i --listen-redis 127.0.0.1:1638$i \
     --listen-pg 127.0.0.1:1543$i --listen-http 127.0.0.1:1808$i --initial-peers $peers \
-    --region-split-size $SPLIT --hibernate-regions $HIBERNATE --log-level warn > $D/n$i.log 2>&1 &
+    --region-split-size $SPLIT --hibernate-regions $HIBERNATE --no-region-merge --log-level warn > $D/n$i.log 2>&1 &
   pids+=($!)
 done
 for t in $(seq 1 100); do redis-cli -p 16381 set ready 1 2>/dev/null | grep -q OK && break; sleep 0.2; done

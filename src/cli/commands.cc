@@ -57,8 +57,9 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--region-split-load-secs", o->region_split_load_secs,
                   "How many seconds in a row a region must be that hot to be split")
       ->capture_default_str();
-  cmd->add_flag("--region-merge", o->region_merge,
-                "Merge small idle regions into a neighbour (off by default for now)");
+  cmd->add_flag("--region-merge,!--no-region-merge", o->region_merge,
+                "Merge small idle regions into a neighbour (on by default; --no-region-merge "
+                "turns it off)");
   cmd->add_option("--region-merge-size", o->region_merge_size,
                   "With --region-merge: regions smaller than this merge (e.g. 20MiB)")
       ->capture_default_str();
@@ -68,11 +69,22 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--region-merge-idle", o->region_merge_idle,
                   "With --region-merge: ... once unused for this long (e.g. 60s)")
       ->capture_default_str();
+  cmd->add_option("--region-merge-timeout", o->region_merge_timeout,
+                  "Roll a merge back when a member of the source has not taken the freeze after "
+                  "this long (a store down; e.g. 20s)")
+      ->capture_default_str();
   cmd->add_option("--operator-timeout", o->operator_timeout,
                   "Give up an operator that moves a replica after this long (e.g. 10m)")
       ->capture_default_str();
   cmd->add_option("--schedule-store-limit", o->schedule_store_limit,
                   "Replicas being added to one store at a time (each a snapshot)")
+      ->capture_default_str();
+  cmd->add_option("--hot-region-bytes", o->hot_region_bytes,
+                  "A region with this much traffic a second is hot, and hot regions are spread "
+                  "over the stores (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--region-heartbeat-interval", o->region_heartbeat_interval,
+                  "Each region's leader reports its size and traffic this often (e.g. 10s)")
       ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "e.g. info, or info,raft=debug")
       ->capture_default_str();

@@ -95,6 +95,8 @@ int RunNode(const StartOptions& opts) {
   no.store_down_ms = *ParseDuration(opts.store_down_time);
   no.operator_timeout_ms = *ParseDuration(opts.operator_timeout);
   no.schedule_store_limit = opts.schedule_store_limit;
+  no.hot_region_bytes = *ParseSize(opts.hot_region_bytes);
+  no.region_heartbeat_ms = *ParseDuration(opts.region_heartbeat_interval);
   no.region_split_size = *ParseSize(opts.region_split_size);
   no.region_split_keys = opts.region_split_keys;
   no.region_split_qps = opts.region_split_qps;
@@ -104,6 +106,7 @@ int RunNode(const StartOptions& opts) {
   no.region_merge_size = *ParseSize(opts.region_merge_size);
   no.region_merge_keys = opts.region_merge_keys;
   no.region_merge_idle_ms = *ParseDuration(opts.region_merge_idle);
+  no.region_merge_timeout_ms = *ParseDuration(opts.region_merge_timeout);
   no.version = VersionString();
   no.resp.max_connections = fds->max_connections;
   no.rocksdb_max_open_files = fds->rocksdb_files;

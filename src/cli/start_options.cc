@@ -242,6 +242,15 @@ Status Validate(const StartOptions& opts) {
   if (opts.schedule_store_limit < 1 || opts.schedule_store_limit > 64) {
     return Status::InvalidArgument("--schedule-store-limit must be 1..64");
   }
+  if (auto size = ParseSize(opts.hot_region_bytes); !size.ok()) {
+    return Status::InvalidArgument(fmt::format("--hot-region-bytes: {}", size.status().message()));
+  }
+  if (auto t = ParseDuration(opts.region_heartbeat_interval); !t.ok()) {
+    return Status::InvalidArgument(
+        fmt::format("--region-heartbeat-interval: {}", t.status().message()));
+  } else if (*t < 200 || *t > 600'000) {
+    return Status::InvalidArgument("--region-heartbeat-interval must be 200ms..10m");
+  }
   if (auto size = ParseSize(opts.region_split_size); !size.ok()) {
     return Status::InvalidArgument(fmt::format("--region-split-size: {}", size.status().message()));
   } else if (*size < 1024) {
@@ -264,6 +273,11 @@ Status Validate(const StartOptions& opts) {
     return Status::InvalidArgument(fmt::format("--region-merge-idle: {}", idle.status().message()));
   } else if (*idle < 1000) {
     return Status::InvalidArgument("--region-merge-idle must be at least 1s");
+  }
+  if (auto t = ParseDuration(opts.region_merge_timeout); !t.ok()) {
+    return Status::InvalidArgument(fmt::format("--region-merge-timeout: {}", t.status().message()));
+  } else if (*t < 1000) {
+    return Status::InvalidArgument("--region-merge-timeout must be at least 1s");
   }
   if (opts.data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   struct {

@@ -60,18 +60,25 @@ struct StartOptions {
   uint64_t region_split_qps = 3000;
   std::string region_split_load_bytes = "30MiB";
   int region_split_load_secs = 10;
-  // The merge checker (docs/sharding.md §2): off until merges have passed the fault runs. A
+  // The merge checker (docs/sharding.md §2; on since the twelfth session's fault runs). A
   // region smaller than this (a size with a unit) with fewer keys than this, unused for this
   // long (a duration), merges into a neighbour with the same members.
-  bool region_merge = false;
+  bool region_merge = true;
   std::string region_merge_size = "20MiB";
   uint64_t region_merge_keys = 200'000;
   std::string region_merge_idle = "60s";
+  // A merge whose source has a member without the freeze this long (a store down) is refused
+  // at the target and rolled back.
+  std::string region_merge_timeout = "20s";
   // The coordinator's schedulers (docs/sharding.md §3): an operator that moves a replica is
   // given up after this long (a duration with a unit), and at most this many replicas are
   // being added to one store at a time.
   std::string operator_timeout = "10m";
   uint32_t schedule_store_limit = 4;
+  // Hot regions: a region with this much traffic a second (a size with a unit; 0 turns the
+  // hot-region balancer off) is hot; every region led here reports this often (a duration).
+  std::string hot_region_bytes = "1MiB";
+  std::string region_heartbeat_interval = "10s";
   std::string log_level = "info";
   std::string log_format = "text";
   // Limits and tuning (see docs/operations.md).

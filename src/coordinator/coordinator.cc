@@ -581,6 +581,14 @@ void Coordinator::HandleRegionHeartbeat(const RegionHeartbeat& hb, const Done& d
         RegionLive& live = region_live_[id];
         live.last = hb;
         live.last_ms = NowMs();
+        const uint64_t ms = std::max<uint32_t>(hb.interval_ms(), 1);
+        live.read_bps = hb.bytes_read() * 1000 / ms;
+        live.write_bps = hb.bytes_written() * 1000 / ms;
+        if (live.read_bps + live.write_bps >= options_.hot_region_bytes) {
+          live.hot_degree = std::min(live.hot_degree + 1, 2 * options_.hot_region_reports);
+        } else {
+          live.hot_degree = std::max(live.hot_degree - 1, 0);
+        }
         persist = it == regions_.end() || !SameRegion(it->second, hb.region());
         std::vector<Operator> ops;
         AdvanceOperator(hb, &ops);
@@ -717,6 +725,9 @@ void Coordinator::HandleCluster(const Done& done) {
         if (live != region_live_.end()) {
           *v->mutable_last() = live->second.last;
           v->set_last_heartbeat_ms(live->second.last_ms);
+          v->set_read_bytes_per_sec(live->second.read_bps);
+          v->set_write_bytes_per_sec(live->second.write_bps);
+          v->set_hot(IsHot(id));
         }
       }
     }

@@ -100,6 +100,13 @@ struct CoordinatorOptions {
   // from the store with the most to the one with the fewest, under way at once (0: off).
   uint32_t balance_leader_limit = 4;
   uint32_t balance_region_limit = 8;
+  // Hot regions (docs/sharding.md §3): a region whose leader reported at least hot_region_bytes
+  // a second (read and written) in hot_region_reports reports in a row is hot. The hot ones'
+  // load is spread over the stores by moving leaderships (reads and writes at the leader) and
+  // replicas (writes, which every replica applies): at most balance_hot_limit at once (0: off).
+  uint64_t hot_region_bytes = uint64_t{1} << 20;
+  int hot_region_reports = 2;
+  uint32_t balance_hot_limit = 2;
   // A learner nobody scheduled, or a voter beyond max_replicas, on a healthy store is removed
   // only after it has been there this long (someone may be changing the region by hand).
   int64_t excess_grace_ms = 30'000;
@@ -170,6 +177,11 @@ class Coordinator {
   struct RegionLive {
     RegionHeartbeat last;
     int64_t last_ms = 0;
+    // Bytes a second in the last report, and how hot it has been (up by one per report at or
+    // over hot_region_bytes, down by one per report under it).
+    uint64_t read_bps = 0;
+    uint64_t write_bps = 0;
+    int hot_degree = 0;
   };
   struct TsoWaiter {
     uint32_t count;
@@ -248,6 +260,10 @@ class Coordinator {
   // Leaders and replicas evened out across the healthy stores, a few operators at a time.
   void BalanceLeaders(int64_t now) REQUIRES(mu_);
   void BalanceRegions(int64_t now) REQUIRES(mu_);
+  // Moves a hot region's leadership, else one of its replicas, from the store that carries the
+  // most hot traffic towards the one that carries the least.
+  void BalanceHotRegions(int64_t now) REQUIRES(mu_);
+  bool IsHot(uint64_t region) const REQUIRES(mu_);
   // Operators of `name` under way.
   size_t Running(const std::string& name) const REQUIRES(mu_);
   // The least loaded healthy store that holds no replica of `desc`, preferring a host none of

@@ -508,7 +508,7 @@ void Coordinator::BalanceLeaders(int64_t now) {
     // A region led by the busiest store that has a caught-up voter on the idlest.
     uint64_t pick = 0;
     for (const auto& [id, reg] : regions_) {
-      if (reg.leader() != from || operators_.count(id)) continue;
+      if (reg.leader() != from || operators_.count(id) || IsHot(id)) continue;
       auto live = region_live_.find(id);
       if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
       const RegionHeartbeat& hb = live->second.last;
@@ -591,7 +591,7 @@ void Coordinator::BalanceRegions(int64_t now) {
     uint64_t pick = 0;
     int64_t pick_weight = 0;
     for (const auto& [id, reg] : regions_) {
-      if (operators_.count(id)) continue;
+      if (operators_.count(id) || IsHot(id)) continue;  // BalanceHotRegions moves those
       const int64_t w = weight(id);
       if (w > gap / 2 || w <= pick_weight) continue;
       const auto& cs = reg.region().conf_state();
@@ -619,6 +619,136 @@ void Coordinator::BalanceRegions(int64_t now) {
     hi->second -= pick_weight;
     lo->second += pick_weight;
     ++adding[to];
+  }
+}
+
+bool Coordinator::IsHot(uint64_t region) const {
+  auto live = region_live_.find(region);
+  return live != region_live_.end() && live->second.hot_degree >= options_.hot_region_reports;
+}
+
+void Coordinator::BalanceHotRegions(int64_t now) {
+  if (options_.balance_hot_limit == 0) return;
+  // Hot traffic per healthy store: at a leader, all of its hot regions' reads and writes (it
+  // serves the reads and proposes the writes); at every replica, their writes (each applies
+  // them). Only while every store is up, as the other balancers.
+  std::map<uint64_t, uint64_t> lead, peer;
+  for (const auto& [id, meta] : stores_) {
+    const Health h = StoreHealth(id, now);
+    if (h == Health::kDown || h == Health::kDisconnected) return;
+    if (h != Health::kUp) continue;
+    lead[id] = 0;
+    peer[id] = 0;
+  }
+  if (lead.size() < 2) return;
+  struct Hot {
+    uint64_t id;
+    uint64_t leader;
+    uint64_t bytes;  // read and written, a second
+    uint64_t written;
+    const RegionHeartbeat* hb;
+  };
+  std::vector<Hot> hot;
+  for (const auto& [id, reg] : regions_) {
+    auto live = region_live_.find(id);
+    if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
+    if (live->second.hot_degree < options_.hot_region_reports) continue;
+    const RegionLive& l = live->second;
+    hot.push_back({id, l.last.region().leader(), l.read_bps + l.write_bps, l.write_bps, &l.last});
+    uint64_t leader = l.last.region().leader();
+    std::set<uint64_t> voters(l.last.region().region().conf_state().voters().begin(),
+                              l.last.region().region().conf_state().voters().end());
+    // What an operator under way will change counts as done.
+    if (auto op = operators_.find(id); op != operators_.end()) {
+      for (int i = static_cast<int>(op->second.view.step()); i < op->second.view.steps_size();
+           ++i) {
+        const OperatorStep& st = op->second.view.steps(i);
+        if (st.kind() == Operator::ADD_LEARNER) voters.insert(st.store_id());
+        if (st.kind() == Operator::REMOVE_PEER) voters.erase(st.store_id());
+        if (st.kind() == Operator::TRANSFER_LEADER) leader = st.store_id();
+      }
+    }
+    if (auto it = lead.find(leader); it != lead.end()) it->second += l.read_bps + l.write_bps;
+    for (uint64_t v : voters) {
+      if (auto it = peer.find(v); it != peer.end()) it->second += l.write_bps;
+    }
+  }
+  if (hot.empty()) return;
+  // Hottest first: the move that closes the most of a gap comes first.
+  std::sort(hot.begin(), hot.end(), [](const Hot& a, const Hot& b) { return a.bytes > b.bytes; });
+  auto running = [this] { return Running("hot-leader") + Running("hot-peer"); };
+  // A gap is worth closing when the busier store carries a quarter more than the other, and at
+  // least one hot region's worth more.
+  auto unbalanced = [this](uint64_t hi, uint64_t lo) {
+    return hi >= lo + options_.hot_region_bytes && hi > lo + lo / 4;
+  };
+  // 1. Leaderships: from the store leading the most hot traffic, a hot region whose load at most
+  // halves the gap to the member of it that leads the least.
+  while (running() < options_.balance_hot_limit && operators_.size() < options_.max_operators) {
+    const uint64_t from =
+        std::max_element(lead.begin(), lead.end(), [](const auto& a, const auto& b) {
+          return a.second < b.second;
+        })->first;
+    uint64_t pick = 0, to = 0;
+    std::string why;
+    for (const Hot& r : hot) {
+      if (r.leader != from || operators_.count(r.id)) continue;
+      for (uint64_t v : r.hb->region().region().conf_state().voters()) {
+        auto it = lead.find(v);
+        if (v == from || it == lead.end() || Has(r.hb->pending_peers(), v)) continue;
+        if (!unbalanced(lead[from], it->second) || 2 * r.bytes > lead[from] - it->second) {
+          continue;
+        }
+        if (to == 0 || it->second < lead[to]) to = v;
+      }
+      if (to != 0) {
+        pick = r.id;
+        why = fmt::format("store {} leads {} KiB/s of hot regions, store {} {} KiB/s", from,
+                          lead[from] >> 10, to, lead[to] >> 10);
+        lead[from] -= r.bytes;
+        lead[to] += r.bytes;
+        break;
+      }
+    }
+    if (pick == 0) break;
+    StartOperator(pick, "hot-leader", why, {Step(Operator::TRANSFER_LEADER, to)});
+  }
+  // 2. Replicas, for writes: from the store applying the most hot writes to the one applying the
+  // least, a hot region on the first and not on the second, whose writes at most halve the gap.
+  while (running() < options_.balance_hot_limit && operators_.size() < options_.max_operators) {
+    auto [lo, hi] = std::minmax_element(
+        peer.begin(), peer.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    const uint64_t from = hi->first, to = lo->first;
+    if (!unbalanced(hi->second, lo->second)) return;
+    const std::string to_host = HostOf(to);
+    uint64_t pick = 0, written = 0;
+    for (const Hot& r : hot) {
+      if (operators_.count(r.id) || 2 * r.written > hi->second - lo->second || r.written == 0) {
+        continue;
+      }
+      const auto& cs = r.hb->region().region().conf_state();
+      if (!Has(cs.voters(), from) || Has(cs.voters(), to) || cs.learners_size() > 0 ||
+          r.hb->pending_peers_size() > 0) {
+        continue;
+      }
+      bool ok = true;
+      for (uint64_t v : cs.voters()) {
+        ok &= StoreHealth(v, now) == Health::kUp;
+        if (v != from && !to_host.empty()) ok &= HostOf(v) != to_host;
+      }
+      if (!ok) continue;
+      pick = r.id;
+      written = r.written;
+      break;
+    }
+    if (pick == 0) return;
+    StartOperator(pick, "hot-peer",
+                  fmt::format("store {} applies {} KiB/s of hot writes, store {} {} KiB/s", from,
+                              hi->second >> 10, to, lo->second >> 10),
+                  {Step(Operator::ADD_LEARNER, to), Step(Operator::PROMOTE, to),
+                   Step(Operator::REMOVE_PEER, from)});
+    hi->second -= written;
+    lo->second += written;
   }
 }
 
@@ -674,6 +804,7 @@ void Coordinator::Schedule(Actions* after) {
     if (live == region_live_.end() || now - live->second.last_ms > kFreshReportMs) continue;
     CheckReplicas(live->second.last, now);
   }
+  BalanceHotRegions(now);
   BalanceLeaders(now);
   BalanceRegions(now);
   // Decommissions that are complete: no replica left on the store, as the directory and the

@@ -790,5 +790,82 @@ TEST_F(ScheduleTest, ReplicasBalanceByBytesNotJustCount) {
   EXPECT_EQ(moves, 1) << v.DebugString();  // then stores 3 and 4 weigh the same
 }
 
+// A hot region's traffic in a report of a second.
+RegionHeartbeat Busy(RegionHeartbeat hb, uint64_t read_bps, uint64_t write_bps) {
+  hb.set_interval_ms(1000);
+  hb.set_bytes_read(read_bps);
+  hb.set_bytes_written(write_bps);
+  return hb;
+}
+
+// Store 1 leads both hot regions (4 MiB/s of reads each); every store leads two regions, so
+// counting leaders finds nothing to do. The hot-region balancer moves one hot leadership away
+// (two would only swap the imbalance), once the regions have been hot for two reports.
+TEST_F(ScheduleTest, HotLeadershipsAreSpreadByTraffic) {
+  Start(/*balance=*/true);
+  for (uint64_t s : {1, 2, 3}) StoreBeat(s);
+  constexpr uint64_t kHot = uint64_t{4} << 20;
+  std::vector<RegionHeartbeat> regions;
+  for (uint64_t id = 1; id <= 6; ++id) {
+    RegionHeartbeat r = Region(id, {1, 2, 3}, 1 + (id - 1) / 2);
+    regions.push_back(id <= 2 ? Busy(r, kHot, 0) : r);
+  }
+  Report(regions[0]);  // one report: not hot yet
+  const ClusterResponse first = View();
+  for (const auto& op : first.operators()) EXPECT_NE(op.name(), "hot-leader");
+  Pass(2000, {1, 2, 3}, regions);
+  ClusterResponse v = View();
+  int hot = 0;
+  for (const auto& op : v.operators()) {
+    if (op.name() == "hot-leader") {
+      ++hot;
+      EXPECT_LE(op.region_id(), 2u) << op.DebugString();
+      EXPECT_NE(op.steps(0).store_id(), 1u) << op.DebugString();
+    } else {
+      // Counting leaders moves cold regions only.
+      EXPECT_GT(op.region_id(), 2u) << op.DebugString();
+    }
+  }
+  EXPECT_EQ(hot, 1) << v.DebugString();
+  // Done: each hot region led by its own store, and nothing more to move for traffic.
+  for (const auto& op : v.operators()) {
+    if (op.name() != "hot-leader") continue;
+    for (auto& r : regions) {
+      if (r.region().region().id() == op.region_id()) {
+        r.mutable_region()->set_leader(op.steps(0).store_id());
+        Report(r);
+      }
+    }
+  }
+  Pass(3000, {1, 2, 3}, regions);
+  const ClusterResponse after = View();
+  for (const auto& op : after.operators()) EXPECT_NE(op.name(), "hot-leader");
+}
+
+// Writes weigh on every replica: stores 1-3 each apply two hot regions' writes (4 MiB/s each),
+// store 4 none. No leadership move can help (store 4 holds no replica of them); a replica of
+// one hot region moves from the busiest store to store 4. A cold region never moves for it.
+TEST_F(ScheduleTest, HotWritesMoveAReplicaToTheStoreApplyingTheLeast) {
+  for (uint64_t s : {1, 2, 3, 4}) StoreBeat(s);
+  constexpr uint64_t kHot = uint64_t{4} << 20;
+  std::vector<RegionHeartbeat> regions = {Busy(Region(1, {1, 2, 3}, 1), 0, kHot),
+                                          Busy(Region(2, {1, 2, 3}, 2), 0, kHot),
+                                          Region(3, {1, 2, 3}, 3)};
+  Pass(3000, {1, 2, 3, 4}, regions);
+  ClusterResponse v = View();
+  ASSERT_EQ(v.operators_size(), 1) << v.DebugString();
+  const auto& op = v.operators(0);
+  EXPECT_EQ(op.name(), "hot-peer");
+  EXPECT_LE(op.region_id(), 2u);
+  ASSERT_EQ(op.steps_size(), 3);
+  EXPECT_EQ(op.steps(0).store_id(), 4u);
+  EXPECT_EQ(op.steps(1).store_id(), 4u);
+  EXPECT_NE(op.steps(2).store_id(), 4u);
+  // Traffic that falls below the threshold cools the regions down: nothing more moves.
+  for (auto& r : regions) r = Busy(r, 0, 1024);
+  Pass(5000, {1, 2, 3, 4}, regions);
+  EXPECT_LE(View().operators_size(), 1);
+}
+
 }  // namespace
 }  // namespace micedb::coordinator

@@ -293,8 +293,10 @@ void Node::OnMessages(std::vector<raft::Message> msgs) { store_->Step(std::move(
 void Node::OnForward(NodeId from, uint64_t id, transport::ForwardRequest request) {
   if (request.has_coord()) return OnCoordForward(from, id, request.coord());
   if (request.request().body_case() == region::RegionRequest::kAdmin &&
-      request.request().admin().has_commit_merge()) {
-    // A merge's second step, sent by the frozen source's leader (node_merge.cc).
+      (request.request().admin().has_commit_merge() ||
+       request.request().admin().has_refuse_merge())) {
+    // A merge's second step (or its refusal after a timeout), sent by the frozen source's leader
+    // (node_merge.cc).
     return store_->RunAdmin(std::move(*request.mutable_request()),
                             [this, from, id](region::RegionResponse resp) {
                               transport::ForwardResponse out;

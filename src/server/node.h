@@ -63,6 +63,12 @@ struct NodeOptions {
   // The schedulers (docs/sharding.md §3, coordinator::CoordinatorOptions).
   int64_t operator_timeout_ms = 600'000;
   uint32_t schedule_store_limit = 4;
+  // A region whose leader reports this many bytes a second read and written is hot, and the
+  // hot ones are spread over the stores (0: no hot-region balancing).
+  uint64_t hot_region_bytes = uint64_t{1} << 20;
+  // Each region led here reports to the coordinator at least this often (sooner when its
+  // epoch, leader or down peers change, or an operator is under way).
+  int64_t region_heartbeat_ms = 10'000;
   // The split checker (docs/sharding.md §1): a region led here that holds more than this many
   // bytes (RocksDB's estimate) or keys is split near its middle, checked when a sixteenth of
   // that has been written to it since its last check (and once when first led here).
@@ -79,10 +85,13 @@ struct NodeOptions {
   // and region_merge_keys (RocksDB's estimates), with no request for region_merge_idle_ms, is
   // merged into a neighbour with the same members when both together stay below half the
   // split size and keys. Frozen regions led here are driven to their end either way.
-  bool region_merge = false;
+  bool region_merge = true;
   uint64_t region_merge_size = uint64_t{20} << 20;
   uint64_t region_merge_keys = 200'000;
   int64_t region_merge_idle_ms = 60'000;
+  // A frozen region led here whose members have not all taken the freeze after this long (a
+  // store down) has its merge refused at the target and rolled back (docs/sharding.md §2).
+  int64_t region_merge_timeout_ms = 20'000;
   std::string version;               // what the coordinator shows for this node
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
@@ -247,9 +256,13 @@ class Node : public transport::InboundHandler {
     int64_t sampling_since_ms = 0;
   };
   std::map<uint64_t, LoadCheck> load_checks_;
-  // Merges (CheckMerges): when each frozen region led here was last driven; per region led
-  // here, its traffic counts and since when they have not moved.
-  std::map<uint64_t, int64_t> merge_drives_;
+  // Merges (CheckMerges): per frozen region led here, since when it is seen frozen and when it
+  // was last driven; per region led here, its traffic counts and since when they have not moved.
+  struct MergeDrive {
+    int64_t since_ms = 0;
+    int64_t last_ms = 0;
+  };
+  std::map<uint64_t, MergeDrive> merge_drives_;
   struct MergeCheck {
     store::FlowCounts counts;
     int64_t idle_since_ms = 0;

@@ -35,7 +35,6 @@ constexpr std::string_view kCoordinatorsKey = "J";
 constexpr int64_t kTickMs = 50;
 constexpr int64_t kStoreHeartbeatMs = 1000;
 constexpr int64_t kRegionCheckMs = 200;
-constexpr int64_t kRegionHeartbeatMs = 10'000;
 constexpr int64_t kJoinTimeoutMs = 60'000;
 
 int64_t MonoMs() {
@@ -172,6 +171,8 @@ void Node::StartCoordinator() {
   co.store_down_ms = options_.store_down_ms;
   co.operator_timeout_ms = options_.operator_timeout_ms;
   co.store_limit = options_.schedule_store_limit;
+  co.hot_region_bytes = std::max<uint64_t>(options_.hot_region_bytes, 1);
+  if (options_.hot_region_bytes == 0) co.balance_hot_limit = 0;
   // Regions keep three replicas, or as many as the cluster started with when that is more
   // (recorded by the first leader's bootstrap, so every later leader keeps the same number).
   co.max_replicas = std::max<uint32_t>(3, static_cast<uint32_t>(options_.initial_peers.size()));
@@ -287,7 +288,7 @@ void Node::Heartbeat() {
     });
   }
   // Region heartbeats: each region led here, at once when its descriptor or leadership
-  // changed, and every kRegionHeartbeatMs otherwise.
+  // changed, and every options_.region_heartbeat_ms otherwise.
   if (now - last_region_check_ms_ < kRegionCheckMs) return;
   last_region_check_ms_ = now;
   const auto shared = store_->RegionsShared();
@@ -323,7 +324,7 @@ void Node::Heartbeat() {
     }
     auto it = reported_.find(id);
     if (it != reported_.end() && it->second.first == key &&
-        now - it->second.second < kRegionHeartbeatMs) {
+        now - it->second.second < options_.region_heartbeat_ms) {
       still.emplace(*it);
       continue;
     }
@@ -344,8 +345,9 @@ void Node::Heartbeat() {
       hb->set_approximate_keys(*keys);
     }
     const auto sent = region_flow_sent_.find(id);
-    hb->set_interval_ms(static_cast<uint32_t>(
-        sent == region_flow_sent_.end() ? kRegionHeartbeatMs : now - sent->second.second));
+    hb->set_interval_ms(static_cast<uint32_t>(sent == region_flow_sent_.end()
+                                                  ? options_.region_heartbeat_ms
+                                                  : now - sent->second.second));
     store::FlowCounts counts;
     if (auto f = flow.find(id); f != flow.end()) {
       counts = f->second;

@@ -33,19 +33,26 @@ void Node::CheckMerges(const std::vector<store::RegionInfo>& regions,
   // holds the freeze (each target replica then finds the source's entries in its own log);
   // the rollback once the target's replica here shows an epoch past the freeze (the store
   // checks that again before proposing it).
-  std::map<uint64_t, int64_t> drives;
+  // Past the timeout with a member still without the freeze, the target refuses the merge.
+  std::map<uint64_t, MergeDrive> drives;
   bool freezing = false;
   for (const auto& r : regions) {
     if (r.raft.role != raft::Role::kLeader || !r.descriptor.has_merging()) continue;
     freezing = true;
     const uint64_t id = r.descriptor.id();
     const uint64_t target = r.descriptor.merging().target().id();
-    int64_t& last = drives[id];
-    if (auto it = merge_drives_.find(id); it != merge_drives_.end()) last = it->second;
-    if (now_ms - last < 500) continue;
-    last = now_ms;
+    MergeDrive& drive = drives[id];
+    if (auto it = merge_drives_.find(id); it != merge_drives_.end()) {
+      drive = it->second;
+    } else {
+      drive.since_ms = now_ms;
+    }
+    if (now_ms - drive.last_ms < 500) continue;
+    drive.last_ms = now_ms;
     auto t = by_id.find(target);
-    store::MergeStep step = store::NextMergeStep(r, t != by_id.end() ? t->second : nullptr);
+    const bool too_long = now_ms - drive.since_ms >= options_.region_merge_timeout_ms;
+    store::MergeStep step =
+        store::NextMergeStep(r, t != by_id.end() ? t->second : nullptr, too_long);
     auto report = [id, target](const region::RegionResponse& resp) {
       if (resp.has_error()) {
         Log()->info("region {}: merge into region {}: {}", id, target, resp.error().message());
@@ -62,7 +69,14 @@ void Node::CheckMerges(const std::vector<store::RegionInfo>& regions,
       store_->TransferLeader(RegionId(id), step.transfer_to);
       continue;
     }
-    if (step.kind != store::MergeStep::Kind::kCommit) continue;
+    if (step.kind == store::MergeStep::Kind::kRefuse) {
+      Log()->warn(
+          "region {}: a member has not taken the freeze after {} ms; asking region {} to refuse "
+          "the merge",
+          id, now_ms - drive.since_ms, target);
+    } else if (step.kind != store::MergeStep::Kind::kCommit) {
+      continue;
+    }
     const NodeId leader =
         t != by_id.end() ? t->second->raft.leader : store_->LeaderOf(RegionId(target));
     if (leader == options_.id) {

@@ -142,7 +142,8 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
       // Passed the checks (version and conf_ver): the store applies it (a split or a merge).
       if (admin == nullptr ||
           !(req.admin().has_split() || req.admin().has_prepare_merge() ||
-            req.admin().has_commit_merge() || req.admin().has_rollback_merge())) {
+            req.admin().has_commit_merge() || req.admin().has_rollback_merge() ||
+            req.admin().has_refuse_merge())) {
         return InvalidRequestResponse("this admin request cannot be applied as a log entry");
       }
       *admin = std::move(*req.mutable_admin());

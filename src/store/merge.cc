@@ -55,7 +55,7 @@ std::string MergeProblem(const RegionDescriptor& source, const RegionDescriptor&
   return {};
 }
 
-MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target) {
+MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target, bool waited_too_long) {
   MergeStep step;
   const RegionDescriptor& s = source.descriptor;
   if (!s.has_merging() || source.raft.role != raft::Role::kLeader) return step;
@@ -86,7 +86,16 @@ MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target) {
   }
   for (uint64_t v : s.conf_state().voters()) {
     auto it = source.raft.progress.find(NodeId(v));
-    if (it == source.raft.progress.end() || it->second.match.value() < m.index()) return step;
+    if (it == source.raft.progress.end() || it->second.match.value() < m.index()) {
+      if (waited_too_long) {
+        // A member still without the freeze (its store down or cut off): the target moves its
+        // epoch on, and the rollback follows once this store's target replica applied that.
+        step.kind = MergeStep::Kind::kRefuse;
+        step.request = AdminRequestFor(m.target());
+        step.request.mutable_admin()->mutable_refuse_merge()->set_source_region_id(s.id());
+      }
+      return step;
+    }
   }
   step.kind = MergeStep::Kind::kCommit;
   step.request = AdminRequestFor(m.target());

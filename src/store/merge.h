@@ -27,6 +27,8 @@ struct MergeStep {
     kRollback,  // `request` (RollbackMerge) goes to the source's leader, this store's
     kTransfer,  // this store holds no replica of the target: the source's leadership goes to
                 // `transfer_to`, whose store can tell whether the target moved on
+    kRefuse,    // the merge waited too long for a member: `request` (RefuseMerge) goes to the
+                // target's leader, which moves the target's epoch past the freeze
   };
   Kind kind = Kind::kWait;
   region::RegionRequest request;
@@ -37,8 +39,11 @@ struct MergeStep {
 // again before proposing it); a commit once every member of the source holds the freeze in its
 // log (each target replica then finds the source's entries up to it in its own log); the
 // source's leadership to another member when this store cannot tell (no target replica here,
-// or one that went past the freeze by a snapshot).
-MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target);
+// or one that went past the freeze by a snapshot). When the merge has `waited_too_long` for a
+// member that does not hold the freeze, the target is asked to refuse it (RefuseMerge): the
+// merge then ends in a rollback without that member.
+MergeStep NextMergeStep(const RegionInfo& source, const RegionInfo* target,
+                        bool waited_too_long = false);
 
 // An admin request for region `d`, with its epoch in the header (its body still to set).
 region::RegionRequest AdminRequestFor(const RegionDescriptor& d);

@@ -420,7 +420,7 @@ class Store {
 
   // store_merge.cc (docs/sharding.md §2)
   // Checks a merge step at the proposer and proposes it: PrepareMerge and RollbackMerge at the
-  // source's leader, CommitMerge at the target's.
+  // source's leader, CommitMerge and RefuseMerge at the target's.
   void ProposeMerge(RegionPeer* p, region::RegionRequest req, ResponseCallback done);
   // The source freezes: no request runs on it any more; its version goes up.
   region::RegionResponse ApplyPrepareMerge(RegionPeer* p, const region::PrepareMerge& prepare,
@@ -431,6 +431,10 @@ class Store {
                                           const raft::Entry& e, storage::WriteBatch* wb);
   region::RegionResponse ApplyRollbackMerge(RegionPeer* p, const region::RollbackMerge& rollback,
                                             const raft::Entry& e, storage::WriteBatch* wb);
+  // At the target, after a merge waited too long for a member of the source: the target's
+  // version goes up, so that the source's CommitMerge is refused and the source may roll back.
+  region::RegionResponse ApplyRefuseMerge(RegionPeer* p, const region::RefuseMerge& refuse,
+                                          const raft::Entry& e, storage::WriteBatch* wb);
   // Applies the source's committed entries up to its PrepareMerge at (index, term).
   void CatchUpSource(RegionPeer* s, uint64_t index, uint64_t term, storage::WriteBatch* wb);
   // True when the target replica here has applied an epoch past the one `s` froze for without

@@ -41,7 +41,8 @@ void Store::RunAdmin(region::RegionRequest req, ResponseCallback done) {
       return done(region::RegionResponse());
     }
     if (admin.has_split()) return ProposeSplit(p, std::move(req), std::move(done));
-    if (admin.has_prepare_merge() || admin.has_commit_merge() || admin.has_rollback_merge()) {
+    if (admin.has_prepare_merge() || admin.has_commit_merge() || admin.has_rollback_merge() ||
+        admin.has_refuse_merge()) {
       return ProposeMerge(p, std::move(req), std::move(done));
     }
     if (!admin.has_change_peer()) return done(InvalidRequestResponse("empty admin request"));

@@ -103,6 +103,8 @@ region::RegionResponse Store::ApplyEntry(RegionPeer* p, const raft::Entry& e,
         }
       } else if (admin.has_rollback_merge()) {
         result = ApplyRollbackMerge(p, admin.rollback_merge(), e, awb);
+      } else if (admin.has_refuse_merge()) {
+        result = ApplyRefuseMerge(p, admin.refuse_merge(), e, awb);
       }
       if (applier) applier->RegionChanged();
       *info_changed = true;

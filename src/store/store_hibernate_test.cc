@@ -48,7 +48,11 @@ TEST_F(StoreTest, AnIdleRegionSleepsOnEveryReplicaAndAWriteWakesIt) {
   auto get = cluster_->Get(leader, "k");
   ASSERT_TRUE(get.ok()) << get.status().ToString();
   EXPECT_EQ(*get, "v2");
+  // The write committed with a quorum: the third replica may wake a moment later.
   for (uint64_t id : {1, 2, 3}) {
+    for (int i = 0; i < 200 && cluster_->GetStore(id)->counters().wakes.load() == 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
     EXPECT_GE(cluster_->GetStore(id)->counters().wakes.load(), 1u) << id;
   }
   // And it goes back to sleep once idle again.

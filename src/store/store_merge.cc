@@ -129,6 +129,20 @@ region::RegionResponse Store::ApplyRollbackMerge(RegionPeer* p,
   return resp;
 }
 
+region::RegionResponse Store::ApplyRefuseMerge(RegionPeer* p, const region::RefuseMerge& refuse,
+                                               const raft::Entry& e, storage::WriteBatch* wb) {
+  // The header's epoch was the one the source froze for (CheckRequest): from here on no
+  // CommitMerge of that freeze passes, on any replica, and the source may roll back.
+  p->desc.mutable_epoch()->set_version(p->desc.epoch().version() + 1);
+  wb->Put(Cf::kRaft, RegionKey(p->id()), p->desc.SerializeAsString());
+  Log()->info(
+      "region {}: refused the merge of region {} at index {} (it waited too long); version {}",
+      p->id(), refuse.source_region_id(), e.index(), p->desc.epoch().version());
+  region::RegionResponse resp;
+  *resp.mutable_admin()->add_regions() = p->desc;
+  return resp;
+}
+
 region::RegionResponse Store::ApplyCommitMerge(RegionPeer* p, const region::CommitMerge& commit,
                                                const raft::Entry& e, storage::WriteBatch* wb) {
   const RegionDescriptor& source = commit.source();

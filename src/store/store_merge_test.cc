@@ -73,10 +73,21 @@ class MergeTest : public RegionsTest {
     return AdminOn(frozen.merging().target().id(), req, live);
   }
 
-  region::RegionResponse Rollback(const RegionDescriptor& frozen) {
+  region::RegionResponse Rollback(const RegionDescriptor& frozen,
+                                  const std::vector<uint64_t>& live = {1, 2, 3}) {
     region::RegionRequest req = AdminRequestFor(frozen);
     req.mutable_admin()->mutable_rollback_merge()->set_index(frozen.merging().index());
-    return AdminOn(frozen.id(), req);
+    return AdminOn(frozen.id(), req, live);
+  }
+
+  // The next step of `source`'s merge as its leader's store sees it (Node::CheckMerges).
+  MergeStep StepAtLeader(uint64_t source, uint64_t target, bool waited_too_long,
+                         const std::vector<uint64_t>& live) {
+    Store* s = cluster_->GetStore(WaitLeaderOf(source, live));
+    auto si = s->RegionInfoOf(RegionId(source));
+    auto ti = s->RegionInfoOf(RegionId(target));
+    if (!si) return {};
+    return NextMergeStep(*si, ti ? &*ti : nullptr, waited_too_long);
   }
 
   // Every listed store has applied `region` up to `index`.
@@ -248,6 +259,70 @@ TEST_F(MergeTest, TheSourceThawsOnceTheTargetMovedOnWithoutIt) {
     EXPECT_EQ(GetOn(id, kRight, 4, "y").value_or("?"), "thawed");
     ExpectNoOverlap(id);
   }
+}
+
+// A member of the source cut off before it took the freeze blocks the commit (its replica of
+// the target could not catch the source up). Past the driver's timeout the target refuses the
+// merge (its version goes up, so no CommitMerge of that freeze can pass), the source rolls back
+// without the member, and the member learns both from the logs once it is back.
+TEST_F(MergeTest, AMergeWaitingForACutOffMemberIsRefusedAtTheTargetAndRolledBack) {
+  uint64_t slow = 0;
+  ASSERT_NO_FATAL_FAILURE(StartSplit(&slow));
+  std::atomic<bool> cut{true};
+  cluster_->drop = [&](const raft::Message& m) {
+    return cut && (m.to() == slow || m.from() == slow);
+  };
+  const std::vector<uint64_t> live = AllBut(slow);
+  auto prepared = Prepare(kRight, kLeft, live);
+  ASSERT_FALSE(prepared.has_error()) << prepared.DebugString();
+  const RegionDescriptor frozen = prepared.admin().regions(0);
+  ASSERT_TRUE(AppliedEverywhere(kRight, frozen.merging().index(), live));
+
+  // The member without the freeze holds the merge; past the timeout the target refuses it.
+  EXPECT_EQ(StepAtLeader(kRight, kLeft, false, live).kind, MergeStep::Kind::kWait);
+  MergeStep refuse = StepAtLeader(kRight, kLeft, true, live);
+  ASSERT_EQ(refuse.kind, MergeStep::Kind::kRefuse);
+  ASSERT_TRUE(refuse.request.admin().has_refuse_merge());
+  EXPECT_EQ(refuse.request.header().region_id(), kLeft);
+  auto refused = AdminOn(kLeft, refuse.request, live);
+  ASSERT_FALSE(refused.has_error()) << refused.DebugString();
+  EXPECT_EQ(refused.admin().regions(0).epoch().version(), 3u);
+  // Once only: the same request again no longer matches the target's epoch; nor does a commit.
+  EXPECT_TRUE(AdminOn(kLeft, refuse.request, live).error().has_epoch_not_match());
+  auto commit = Commit(frozen, live);
+  ASSERT_TRUE(commit.has_error());
+  EXPECT_TRUE(commit.error().has_epoch_not_match()) << commit.DebugString();
+
+  // The source's leader's store applied the refusal from its log: the driver rolls back.
+  MergeStep back;
+  ASSERT_TRUE(Eventually([&] {
+    back = StepAtLeader(kRight, kLeft, true, live);
+    return back.kind == MergeStep::Kind::kRollback;
+  }));
+  region::RegionResponse thawed;
+  ASSERT_TRUE(Eventually([&] {
+    thawed = Rollback(frozen, live);
+    return !thawed.has_error();
+  })) << thawed.DebugString();
+  ASSERT_TRUE(PutOn(kRight, 4, "y", "thawed", live).ok());
+  ASSERT_TRUE(PutOn(kLeft, 3, "c", "after", live).ok());
+
+  // Back, the member applies the freeze, the rollback and the refusal from the logs.
+  cut = false;
+  ASSERT_TRUE(Eventually([&] {
+    for (uint64_t id : {1, 2, 3}) {
+      auto r = DescOf(cluster_->GetStore(id), kRight);
+      auto l = DescOf(cluster_->GetStore(id), kLeft);
+      if (!r || r->has_merging() || r->epoch().version() != 4 || !l || l->epoch().version() != 3) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  ASSERT_TRUE(Eventually([&] { return GetOn(slow, kRight, 4, "y").value_or("?") == "thawed"; }));
+  EXPECT_EQ(GetOn(slow, kLeft, 3, "c").value_or("?"), "after");
+  EXPECT_EQ(GetOn(slow, kRight, 4, "x").value_or("?"), "right");
+  for (uint64_t id : {1, 2, 3}) ExpectNoOverlap(id);
 }
 
 TEST_F(MergeTest, MergesThatCannotBeAreRefused) {

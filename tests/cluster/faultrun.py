@@ -12,6 +12,7 @@ Used by tests/cluster/test_faults.py (the CI profile: short runs with fixed seed
 A failing run prints its seed and the command that reruns it.
 """
 import argparse
+import base64
 import json
 import os
 import pathlib
@@ -51,10 +52,58 @@ def rerun_command(seed, duration, nemeses, nodes, extra):
     return cmd
 
 
+def check_directory(cluster, timeout=30):
+    """None once the coordinator's directory agrees with the stores: its data regions tile the
+    keyspace (no gap, no overlap) and are, by id and version, the regions the stores' leaders
+    lead; else what differed last."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            live = [n for n in cluster.live() if not n.paused]
+            view = None
+            for n in live:  # a node added by hand (not joined) has no coordinator to ask
+                try:
+                    view = json.loads(n.http("/api/v1/regions", timeout=5))
+                    break
+                except OSError as e:
+                    last = repr(e)
+            if view is None:
+                time.sleep(0.5)
+                continue
+            spans, known = [], {}
+            for r in view["regions"]:
+                d = r["meta"]["region"]
+                known[int(d["id"])] = int(d.get("epoch", {}).get("version", 0))
+                spans.append((base64.b64decode(d.get("startKey", "")),
+                              base64.b64decode(d.get("endKey", "")), int(d["id"])))
+            spans.sort()
+            tiled = (bool(spans) and spans[0][0] == b"" and spans[-1][1] == b"" and
+                     all(a[1] == b[0] for a, b in zip(spans, spans[1:])))
+            led = {}
+            for n in live:
+                for r in n.raft()["regions"]:
+                    if r["id"] != 2 and r["voters"] and r["role"] == "leader":
+                        led[r["id"]] = r["version"]
+            last = {"tiled": tiled, "coordinator": known, "leaders": led}
+            if tiled and known == led:
+                return None
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            last = repr(e)
+        time.sleep(0.5)
+    return f"the coordinator's directory disagrees with the stores: {last}"
+
+
 def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
         workload_names=("register", "set", "counter"), interval=(1.0, 3.0), hold=(4.0, 8.0),
-        check_budget_s=60.0, echo=False, merge_storm=False):
-    """Runs one schedule and returns a RunResult. Never leaves processes or namespaces."""
+        check_budget_s=60.0, echo=False, merge_storm=False, directory=None):
+    """Runs one schedule and returns a RunResult. Never leaves processes or namespaces.
+    `directory`: check the coordinator's directory against the stores at the end (not for
+    nemeses that change memberships by hand: they can leave the coordinator's own region
+    without a quorum, and then nobody answers for the directory). None: unless the nemeses
+    include wipe or membership (or are "all")."""
+    if directory is None:
+        directory = nemeses != "all" and not {"wipe", "membership"} & set(nemeses.split(","))
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = RunResult()
@@ -129,6 +178,11 @@ def run(binary, out_dir, seed, duration, nemeses="kill", nodes=3, extra_args=(),
             log(f"replicas converged: hash {data_hash}")
         except AssertionError as e:
             result.fail(f"convergence: {e}")
+        problem = check_directory(cluster) if directory else None
+        if problem:
+            result.fail(problem)
+        elif directory:
+            log("the coordinator's regions tile the keyspace and match the leaders'")
         if merge_storm:
             # Every merge ends, committed or rolled back, once the faults are over.
             deadline = time.monotonic() + 20

@@ -12,6 +12,10 @@ replace    kill -9 a node for good and start a fresh, empty one (new id) with no
            once the store counts as down (run with a short --store-down-time)
 partition  (network namespaces only) isolate the leader, split majority/minority, a majorities
            ring (every node sees a majority, no two the same one), or one-way drops into a node
+move       decommission a random store (the coordinator moves every replica off it), recommission
+           it on stop (the balancer moves replicas back); a fourth store joins first
+kill-coordinator
+           kill -9 the node whose coordinator serves; restart it on stop
 """
 import json
 import shutil
@@ -243,6 +247,93 @@ class Partition(Nemesis):
         return "heal network"
 
 
+class Move(Nemesis):
+    """Region moves made by the coordinator's own schedulers: a random store is decommissioned
+    (every replica on it moves to the others: a learner, its snapshot, the promotion, the
+    removal; leaderships first) and recommissioned on stop (the balancer then moves replicas
+    back). A fourth store joins at the start so that there is room. A store whose
+    decommission finished within the hold is a tombstone: it is stopped for good and a fresh
+    store joins in its place."""
+    name = "move"
+    in_all = False  # adds a store; run it by name
+
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+        self.victim = None
+        if len(cluster.live()) < 4:
+            n = cluster.add_node(cluster.next_id, join=True)
+            log(f"move: node {n.id} joins, so that replicas have somewhere to go")
+
+    def _node_cmd(self, *args):
+        last = None
+        for v in self.cluster.live():
+            if v.paused or v.id == self.victim:
+                continue
+            out = subprocess.run([self.cluster.binary, "node", *args, "--via", v.peer_addr,
+                                  "--timeout", "10"], capture_output=True, text=True, timeout=60)
+            if out.returncode == 0:
+                return out
+            last = out
+        return last
+
+    def start(self, rng):
+        self.victim = rng.choice(_members(self.cluster))
+        out = self._node_cmd("decommission", "--id", str(self.victim), "--wait", "0")
+        if out is None or out.returncode != 0:
+            v, self.victim = self.victim, None
+            return f"decommission {v} refused: {(out.stderr if out else '').strip()}"
+        return f"decommission {self.victim}: the coordinator moves its replicas off"
+
+    def stop(self):
+        v, self.victim = self.victim, None
+        if v is None:
+            return "nothing to undo"
+        out = self._node_cmd("recommission", "--id", str(v))
+        if out is not None and out.returncode == 0:
+            return f"recommission {v}"
+        # Done already: the store is a tombstone and serves nothing any more.
+        self.cluster.retire(v)
+        fresh = self.cluster.add_node(self.cluster.next_id, join=True)
+        return (f"store {v} was decommissioned completely ({(out.stderr if out else '').strip()}); "
+                f"node {fresh.id} joins in its place")
+
+
+class KillCoordinator(Nemesis):
+    """kill -9 the node whose coordinator serves (the meta region's leader: TSO, ids, the
+    schedulers' operators); restart it on stop."""
+    name = "kill-coordinator"
+
+    def __init__(self, cluster, log):
+        super().__init__(cluster, log)
+        self.victim = None
+
+    def start(self, rng):
+        deadline = time.time() + 5
+        while time.time() < deadline and self.victim is None:
+            for n in self.cluster.live():
+                try:
+                    if not n.paused and n.metric("micedb_coordinator_serving") == 1:
+                        self.victim = n.id
+                        break
+                except OSError:
+                    pass
+            else:
+                time.sleep(0.1)
+        if self.victim is None:
+            self.victim = rng.choice(_members(self.cluster))
+            what = "no coordinator serves; a random node"
+        else:
+            what = "the serving coordinator"
+        self.cluster.nodes[self.victim].kill9()
+        return f"kill -9 {what}: {self.victim}"
+
+    def stop(self):
+        v, self.victim = self.victim, None
+        if v is not None and v in self.cluster.nodes:
+            self.cluster.nodes[v].start()
+        return f"restart {v}"
+
+
 class MergeStorm:
     """Beside a schedule, not one of its nemeses: every 0.1-0.5 s, at a random live node, asks
     `micedb region merge` for a random data region it leads and a neighbour with the same
@@ -311,6 +402,8 @@ NEMESES = {
     "membership": Membership,
     "replace": Replace,
     "partition": Partition,
+    "move": Move,
+    "kill-coordinator": KillCoordinator,
 }
 
 

@@ -110,3 +110,89 @@ def test_a_merge_that_cannot_be_is_refused(cluster):
     assert out.returncode == 1
     assert "does not hold both regions" in out.stderr, out.stderr
     assert wait_regions(nodes, 3) == regions
+
+
+def test_a_merge_waiting_for_a_stopped_member_rolls_back_after_the_timeout(cluster_factory):
+    c = cluster_factory(3, extra_args=["--region-merge-timeout", "2s"])
+    nodes = list(c.nodes.values())
+    for k in ("a", "x"):
+        retry(lambda k=k: nodes[0].redis().set(k, k))
+    assert split(c, "m").returncode == 0
+    left, right = wait_regions(nodes, 2)
+    # A member stopped for good: it cannot take the freeze, so the merge cannot commit.
+    victim, live = nodes[2], nodes[:2]
+    victim.stop()
+    deadline = time.time() + 30
+    while True:
+        out = merge(c, right[0], left[0], node=live[0])
+        if out.returncode == 0 or time.time() > deadline:
+            break
+        time.sleep(0.5)  # the source's leader may have been on the stopped node
+    assert out.returncode == 0, out.stderr
+    frozen_at = time.time()
+    # Past the timeout the target refuses the merge, and the source serves again.
+    assert retry(lambda: live[0].redis().set("y", "after"), timeout=30)
+    thawed = time.time() - frozen_at
+    for n in live:
+        views = {r["id"]: r for r in data_regions(n)}
+        assert set(views) == {left[0], right[0]}, views
+        assert "merging_into" not in views[right[0]], views[right[0]]
+    assert thawed < 20, thawed
+    # The target moved its epoch on (the refusal) and the source thawed (the rollback): the
+    # stopped member applies both from the logs once it is back.
+    victim.start()
+    assert wait_regions(nodes, 2, timeout=30) == [left, right]
+    for n in nodes:
+        assert retry(lambda n=n: n.redis().get("y"), timeout=20).decode() == "after"
+        assert retry(lambda n=n: n.redis().get("a"), timeout=20).decode() == "a"
+    versions = [{r["id"]: r["version"] for r in data_regions(n)} for n in nodes]
+    assert all(v == versions[0] for v in versions), versions
+
+
+def test_scan_cursors_and_grpc_scans_carry_on_across_merges(cluster):
+    """A SCAN walked page by page while the regions under it merge, and a gRPC Scan started
+    together with a merge of the two regions it crosses (either may come first), each return
+    every key exactly once."""
+    c = cluster
+    nodes = list(c.nodes.values())
+    keys = [f"k{i:03d}" for i in range(120)]
+    r = nodes[0].redis()
+    for k in keys:
+        retry(lambda k=k: r.set(k, k))
+    for at in ("k030", "k060", "k090"):
+        assert split(c, at).returncode == 0
+    regions = wait_regions(nodes, 4)
+    ids = [reg[0] for reg in regions]
+    # Merges between pages: the second region into the first, the fourth into the third, then
+    # the third (now to the end) into the first.
+    merges = [(ids[1], ids[0], 3), (ids[3], ids[2], 2), (ids[2], ids[0], 1)]
+    seen, cursor = [], 0
+    while True:
+        cursor, page = r.scan(cursor=cursor, match="k*", count=15)
+        seen.extend(k.decode() for k in page)
+        if merges:
+            source, target, left = merges.pop(0)
+            out = merge(c, source, target)
+            assert out.returncode == 0, out.stderr
+            wait_regions(nodes, left)
+        if cursor == 0:
+            break
+    assert not merges, "the scan ended before every merge was made"
+    assert sorted(seen) == keys and len(seen) == len(keys), seen
+
+    # gRPC Scan (`micedb kv scan`) over two regions, racing their merge; then over the merged one.
+    assert split(c, "k050").returncode == 0
+    left_half, right_half = wait_regions(nodes, 2)
+    scan = subprocess.Popen([c.binary, "kv", "scan", "--start", "k", "--end", "l", "--keys-only",
+                             "--addr", nodes[1].peer_addr], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out = merge(c, right_half[0], left_half[0])
+    assert out.returncode == 0, out.stderr
+    stdout, stderr = scan.communicate(timeout=60)
+    assert scan.returncode == 0, stderr
+    assert stdout.decode().split() == keys
+    wait_regions(nodes, 1)
+    again = subprocess.run([c.binary, "kv", "scan", "--start", "k", "--end", "l", "--keys-only",
+                            "--addr", nodes[2].peer_addr], capture_output=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.decode().split() == keys

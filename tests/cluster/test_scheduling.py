@@ -4,6 +4,7 @@ decommission` moves everything off a live store, showing progress, until it is a
 The data stays readable throughout."""
 import json
 import subprocess
+import threading
 import time
 
 import redis
@@ -148,3 +149,61 @@ def test_leaders_spread_after_splits(cluster_factory):
     balance = [o for o in cluster_view(n1, "operators").get("finishedOperators", [])
                if o["name"] == "balance-leader"]
     assert any(o["state"] == "done" for o in balance), balance
+
+
+def test_hot_regions_led_by_one_store_are_spread(cluster_factory):
+    """Two regions read hard, both led by one node by hand (which counting leaders does not
+    mind): the hot-region balancer moves one leadership away, and counting leaders leaves the
+    hot regions alone."""
+    c = cluster_factory(3, extra_args=["--region-heartbeat-interval", "1s",
+                                       "--hot-region-bytes", "16KiB"])
+    n1 = c.nodes[1]
+    serving_coordinator(list(c.nodes.values()))
+    value = "v" * 4096
+    for k in ("a", "m"):
+        retry(lambda k=k: n1.redis().set(k, value))
+    split(c, "h", n1)
+    stop = []
+
+    def reader():
+        r = n1.redis()
+        while not stop:
+            try:
+                r.get("a")
+                r.get("m")
+            except redis.RedisError:
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        def regions():
+            return {r["meta"]["region"].get("startKey", ""): r
+                    for r in cluster_view(n1, "regions")["regions"]}
+
+        def both_hot():
+            rs = regions()
+            assert len(rs) == 2 and all(r.get("hot") for r in rs.values()), rs
+            return rs
+        rs = retry(both_hot, timeout=60, exceptions=(AssertionError, OSError, ValueError))
+        ids = [int(r["meta"]["region"]["id"]) for r in rs.values()]
+        leader = int(next(iter(rs.values()))["meta"]["leader"])
+        for rid in ids:
+            out = subprocess.run([c.binary, "node", "transfer-leader", "--id", str(leader),
+                                  "--region", str(rid), "--via", n1.peer_addr, "--timeout", "20"],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out
+
+        def spread():
+            leaders = {int(r["meta"]["leader"]) for r in regions().values()}
+            assert len(leaders) == 2, leaders
+            hot = [o for o in cluster_view(n1, "operators").get("finishedOperators", [])
+                   if o["name"] == "hot-leader" and o["state"] == "done"]
+            assert hot, cluster_view(n1, "operators")
+            return hot
+        hot = retry(spread, timeout=60, exceptions=(AssertionError, OSError, ValueError))
+        assert int(hot[-1]["regionId"]) in ids, hot
+    finally:
+        stop.append(True)
+        t.join(timeout=10)

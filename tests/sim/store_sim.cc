@@ -116,6 +116,7 @@ class Run {
         coord_rng_(HashCombine(o.seed, 0xC00D)),
         split_rng_(HashCombine(o.seed, 0x5B117)),
         merge_rng_(HashCombine(o.seed, 0x3E26E)),
+        merge_timeout_ms_(Random(HashCombine(o.seed, 0x7173)).Range(800, 3000)),
         idle_rng_(HashCombine(o.seed, 0x1D1E)),
         checker_(&r_->violations),
         tso_(&r_->violations) {
@@ -494,10 +495,12 @@ class Run {
   }
 
   // Every 100 ms, during the faults and after: each frozen region's leader takes the next step
-  // of its merge, as Node::CheckMerges does.
+  // of its merge, as Node::CheckMerges does (with its timeout: a merge led by the same node for
+  // merge_timeout_ms_ with a member still without the freeze is refused at the target).
   void DriveMerges() {
     cluster_.After(100, 0, [this] {
       if (closing_) return;
+      std::map<std::pair<int, uint64_t>, int64_t> frozen_since;
       for (int i = 1; i <= o_.nodes; ++i) {
         if (!cluster_.up(i) || cluster_.frozen(i)) continue;
         const auto regions = cluster_.store(i)->Regions();
@@ -508,7 +511,14 @@ class Run {
           for (const auto& r : regions) {
             if (r.descriptor.id() == target) t = &r;
           }
-          store::MergeStep step = store::NextMergeStep(s, t);
+          const auto key = std::make_pair(i, s.descriptor.id());
+          int64_t since = cluster_.now();
+          if (auto it = merge_frozen_since_.find(key); it != merge_frozen_since_.end()) {
+            since = it->second;
+          }
+          frozen_since[key] = since;
+          store::MergeStep step =
+              store::NextMergeStep(s, t, cluster_.now() - since >= merge_timeout_ms_);
           if (step.kind == store::MergeStep::Kind::kWait) continue;
           if (step.kind == store::MergeStep::Kind::kTransfer) {
             cluster_.Trace(fmt::format("merge driver: at n{}: region {} to n{}", i,
@@ -517,26 +527,31 @@ class Run {
             cluster_.PollSoon(i);
             continue;
           }
-          const bool commit = step.kind == store::MergeStep::Kind::kCommit;
-          const uint64_t at = commit ? cluster_.AnyLeader(target) : static_cast<uint64_t>(i);
+          const auto kind = step.kind;
+          const bool at_target = kind != store::MergeStep::Kind::kRollback;
+          const uint64_t at = at_target ? cluster_.AnyLeader(target) : static_cast<uint64_t>(i);
           if (at == 0 || !cluster_.up(at) || cluster_.frozen(at)) continue;
-          const std::string what = fmt::format("{} region {} into region {}",
-                                               commit ? "commit merge of"
-                                                      : "roll back "
-                                                        "merge of",
-                                               s.descriptor.id(), target);
+          const char* verb = kind == store::MergeStep::Kind::kCommit   ? "commit merge of"
+                             : kind == store::MergeStep::Kind::kRefuse ? "refuse merge of"
+                                                                       : "roll back merge of";
+          const std::string what =
+              fmt::format("{} region {} into region {}", verb, s.descriptor.id(), target);
           cluster_.Trace(fmt::format("merge driver: at n{}: {}", at, what));
           cluster_.store(at)->RunAdmin(
-              std::move(step.request), [this, what, commit](const region::RegionResponse& r) {
+              std::move(step.request), [this, what, kind](const region::RegionResponse& r) {
                 if (closing_) return;
-                if (!r.has_error())
-                  (commit ? r_->stats.merges_committed : r_->stats.merges_rolled_back)++;
+                if (!r.has_error()) {
+                  if (kind == store::MergeStep::Kind::kCommit) r_->stats.merges_committed++;
+                  if (kind == store::MergeStep::Kind::kRollback) r_->stats.merges_rolled_back++;
+                  if (kind == store::MergeStep::Kind::kRefuse) r_->stats.merges_refused++;
+                }
                 cluster_.Trace(
                     fmt::format("{}: {}", what, r.has_error() ? r.error().message() : "done"));
               });
           cluster_.PollSoon(at);
         }
       }
+      merge_frozen_since_ = std::move(frozen_since);
       DriveMerges();
     });
   }
@@ -981,6 +996,9 @@ class Run {
   Random coord_rng_;
   Random split_rng_;
   Random merge_rng_;
+  const int64_t merge_timeout_ms_;  // drawn per run: 0.8-3 s
+  // (node, region): since when the node is seen leading the region frozen (DriveMerges).
+  std::map<std::pair<int, uint64_t>, int64_t> merge_frozen_since_;
   Random idle_rng_;
   bool phase_idle_ = true;  // Idle(): the first phase is an active one
   int64_t phase_end_ = 0;

@@ -66,8 +66,9 @@ struct StoreSimStats {
   uint64_t merges = 0;        // freezes proposed
   uint64_t merges_committed = 0;
   uint64_t merges_rolled_back = 0;
-  uint64_t regions = 0;     // data regions at the end
-  uint64_t disk_fills = 0;  // a node's disk filled (the "disk" profile)
+  uint64_t merges_refused = 0;  // RefuseMerge applied after the driver's timeout
+  uint64_t regions = 0;         // data regions at the end
+  uint64_t disk_fills = 0;      // a node's disk filled (the "disk" profile)
   uint64_t snapshots_applied = 0;
   int64_t liveness_ms = 0;      // from healing to the first successful write
   uint64_t tso_timestamps = 0;  // timestamp calls answered with one

@@ -119,7 +119,8 @@ int Main(int argc, char** argv) {
       fmt::print(
           "profile: {}\ntrace hash {:016x}; {} events, {} writes acked, {} failed, {} reads "
           "checked, {} failed, {} crashes, {} transfers, {} conf changes, {} splits, {} merges "
-          "({} committed, {} rolled back; {} regions at the end), {} snapshots applied, {} "
+          "({} committed, {} rolled back, {} refused; {} regions at the end), {} snapshots "
+          "applied, {} "
           "replicas went to sleep ({} woken by a silent "
           "leader), "
           "{} Unavailable writes seen applied, recovery took {} ms, {} timestamps ({} calls "
@@ -127,9 +128,10 @@ int Main(int argc, char** argv) {
           r.profile, r.trace_hash, r.stats.events, r.stats.writes_acked, r.stats.writes_failed,
           r.stats.reads_ok, r.stats.reads_failed, r.stats.crashes, r.stats.transfers,
           r.stats.conf_changes, r.stats.splits, r.stats.merges, r.stats.merges_committed,
-          r.stats.merges_rolled_back, r.stats.regions, r.stats.snapshots_applied, r.stats.sleeps,
-          r.stats.silent_leader_wakes, r.stats.unavailable_applied, r.stats.liveness_ms,
-          r.stats.tso_timestamps, r.stats.tso_failed, r.stats.ids_allocated);
+          r.stats.merges_rolled_back, r.stats.merges_refused, r.stats.regions,
+          r.stats.snapshots_applied, r.stats.sleeps, r.stats.silent_leader_wakes,
+          r.stats.unavailable_applied, r.stats.liveness_ms, r.stats.tso_timestamps,
+          r.stats.tso_failed, r.stats.ids_allocated);
     }
   }
   const double secs =
