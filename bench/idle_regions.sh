@@ -84,7 +84,7 @@ if [ -n "${BENCH:-}" ]; then
     for i in 1 2 3; do m="$m$(curl -s 127.0.0.1:1808$i/metrics)"$'\n'; done
     local cs=0
     for p in "${pids[@]}"; do
-      cs=$((cs + $(awk '/ctxt_switches/ {s += $2} END {print s}' /proc/$p/status)))
+      cs=$((cs + $(cat /proc/$p/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}')))
     done
     echo "$m" | awk -v cs=$cs '
       /^micedb_transport_messages_sent_total / {msg += $2}

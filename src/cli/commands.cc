@@ -201,6 +201,12 @@ int Main(int argc, char** argv) {
                     "Passed to every node: split regions past this size (e.g. 64KiB)");
   local->add_option("--region-split-keys", local_opts.region_split_keys,
                     "Passed to every node: split regions holding more keys than this");
+  local->add_option("--region-merge-size", local_opts.region_merge_size,
+                    "Passed to every node: small idle regions below this merge (e.g. 20MiB)");
+  local->add_option("--region-merge-idle", local_opts.region_merge_idle,
+                    "Passed to every node: a region idle this long may merge (e.g. 60s)");
+  local->add_flag("--no-region-merge", local_opts.no_region_merge,
+                  "Passed to every node: no merge checker");
 
   AdminOptions admin_opts;
   CLI::App* node_cmd = app.add_subcommand("node", "Change the membership of a running cluster");

@@ -122,6 +122,13 @@ std::vector<std::string> LocalNodeArgs(const LocalClusterOptions& o, int i,
   if (!o.region_split_keys.empty()) {
     args.insert(args.end(), {"--region-split-keys", o.region_split_keys});
   }
+  if (!o.region_merge_size.empty()) {
+    args.insert(args.end(), {"--region-merge-size", o.region_merge_size});
+  }
+  if (!o.region_merge_idle.empty()) {
+    args.insert(args.end(), {"--region-merge-idle", o.region_merge_idle});
+  }
+  if (o.no_region_merge) args.emplace_back("--no-region-merge");
   return args;
 }
 
@@ -225,6 +232,18 @@ int RunLocalCluster(const LocalClusterOptions& opts, const char* self_exe) {
     if (ec != std::errc() || ptr != opts.region_split_keys.data() + opts.region_split_keys.size() ||
         n < 16) {
       std::fprintf(stderr, "micedb: error: --region-split-keys: a number of keys, at least 16\n");
+      return 2;
+    }
+  }
+  if (!opts.region_merge_size.empty() && !ParseSize(opts.region_merge_size).ok()) {
+    std::fprintf(stderr, "micedb: error: --region-merge-size: %s\n",
+                 std::string(ParseSize(opts.region_merge_size).status().message()).c_str());
+    return 2;
+  }
+  if (!opts.region_merge_idle.empty()) {
+    if (auto idle = ParseDuration(opts.region_merge_idle); !idle.ok() || *idle < 1000) {
+      std::fprintf(stderr, "micedb: error: --region-merge-idle: %s\n",
+                   idle.ok() ? "at least 1s" : std::string(idle.status().message()).c_str());
       return 2;
     }
   }

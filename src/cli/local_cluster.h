@@ -25,6 +25,9 @@ struct LocalClusterOptions {
   std::string store_down_time;    // passed to every node when set (--store-down-time)
   std::string region_split_size;  // likewise (--region-split-size)
   std::string region_split_keys;  // likewise (--region-split-keys)
+  std::string region_merge_size;  // likewise (--region-merge-size)
+  std::string region_merge_idle;  // likewise (--region-merge-idle)
+  bool no_region_merge = false;   // passes --no-region-merge
 };
 
 // Node i (1-based) listens on (port_offset plus) peer port 20160+i, Redis 6379+i, PostgreSQL 5432+i

@@ -107,6 +107,9 @@ std::string Node::RenderMetrics() const {
           c.gone_destroyed.load());
   counter("micedb_raft_sync_writes_total", "Synced raft log writes (group commits)",
           c.sync_writes.load());
+  counter("micedb_raft_readies_total",
+          "Regions' raft Readies handled (one per region with work per loop round)",
+          c.readies.load());
   counter("micedb_raft_async_sync_writes_total",
           "Of those, syncs of a leader's log by the raft-sync thread while the loop went on",
           c.async_sync_writes.load());
@@ -140,6 +143,10 @@ std::string Node::RenderMetrics() const {
           c.dedup_deleted.load());
   counter("micedb_transport_dropped_messages_total", "Raft messages dropped by the transport",
           transport_->dropped_messages());
+  counter("micedb_transport_messages_sent_total", "Raft messages handed to the transport",
+          transport_->messages_sent());
+  counter("micedb_transport_socket_writes_total", "Writes to the raft streams' sockets",
+          transport_->socket_writes());
   counter("micedb_router_forwarded_total", "Requests forwarded to a leader on another node",
           backend_->counters().forwarded.load());
   counter("micedb_router_retries_total", "Requests retried after a routing error",

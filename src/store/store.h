@@ -153,7 +153,8 @@ struct StoreCounters {
   std::atomic<uint64_t> sync_writes{0};        // fsyncs of the raft log, either thread
   std::atomic<uint64_t> async_sync_writes{0};  // of those, by the raft-sync thread
   std::atomic<uint64_t> loop_rounds{0};
-  std::atomic<uint64_t> lease_reads{0};        // reads served under the leader lease
+  std::atomic<uint64_t> readies{0};      // regions' Readies handled (one per region per round)
+  std::atomic<uint64_t> lease_reads{0};  // reads served under the leader lease
   std::atomic<uint64_t> lease_suspensions{0};  // clock gaps that suspended the leases
   std::atomic<uint64_t> requests_refused{0};   // stale epoch or key outside the region
   // Rounds that took more than half an election timeout: the leaders' heartbeats waited.

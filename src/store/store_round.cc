@@ -213,6 +213,7 @@ void Store::RunRound() {
   }
   if (r.work.empty()) return;
   counters_.loop_rounds++;
+  counters_.readies += r.work.size();
   r.started_ms = NowMs();
   // Entries committed earlier than this round's appends are durable here already: apply them
   // (and answer their clients, and serve the reads waiting for them) before this round's

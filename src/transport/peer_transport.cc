@@ -264,6 +264,7 @@ void PeerTransport::Send(raft::Message m) {
 void PeerTransport::SendBatch(std::vector<raft::Message> msgs) {
   // One frame (and usually one write) per destination for everything a round of the raft
   // loop sends there: appends, heartbeats, read confirmations, of every region.
+  messages_sent_.fetch_add(msgs.size(), std::memory_order_relaxed);
   std::map<uint64_t, std::vector<raft::Message>> by_node;
   for (auto& m : msgs) {
     uint64_t to = m.to();

@@ -149,6 +149,9 @@ class PeerTransport : public store::Transport {
   void Shutdown();
 
   uint64_t dropped_messages() const { return dropped_.load(); }
+  // Raft messages handed to the transport, and writes to the raft streams' sockets.
+  uint64_t messages_sent() const { return messages_sent_.load(); }
+  uint64_t socket_writes() const { return socket_writes_.load(); }
 
  private:
   class Peer;             // one outgoing raft stream (raft_stream.h)
@@ -210,6 +213,8 @@ class PeerTransport : public store::Transport {
 
   std::atomic<bool> shutdown_{false};
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> messages_sent_{0};
+  std::atomic<uint64_t> socket_writes_{0};
   std::atomic<uint64_t> snap_seq_{0};
 };
 

@@ -314,6 +314,7 @@ void PeerTransport::Peer::WriteLocked() {
     std::string out;
     out.reserve(kWriteChunkBytes + kFragmentBytes + kHeaderBytes);
     const size_t msgs = ComposeLocked(&out);
+    t_->socket_writes_.fetch_add(1, std::memory_order_relaxed);
     ssize_t n = ::send(stream_->socket().native_handle(), out.data(), out.size(),
                        MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n == static_cast<ssize_t>(out.size())) continue;
@@ -345,6 +346,7 @@ void PeerTransport::Peer::WriteLocked() {
 
 // I/O thread. Writes in_flight_, then whatever queued meanwhile, a chunk at a time.
 void PeerTransport::Peer::AsyncWriteLocked() {
+  t_->socket_writes_.fetch_add(1, std::memory_order_relaxed);
   asio::async_write(*stream_, asio::buffer(in_flight_),
                     [this, gen = gen_, s = stream_](const asio::error_code& ec, size_t) {
                       std::unique_lock<std::mutex> l(mu_);

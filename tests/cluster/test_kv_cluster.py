@@ -224,6 +224,12 @@ def test_metrics_and_debug_endpoints(cluster):
     assert 'micedb_redis_command_duration_seconds_bucket{cmd="get",le="+Inf"} 20' in text
     assert n.metric("micedb_raft_entries_applied_total") >= 20
     assert n.metric("micedb_raft_sync_writes_total") >= 1
+    # Every node sent raft messages (appends or their answers) and handled Readies: 20 writes
+    # need at least 20 of each across the three (bench/idle_regions.sh reports them per write).
+    nodes = list(cluster.nodes.values())
+    assert sum(m.metric("micedb_transport_messages_sent_total") for m in nodes) >= 40
+    assert sum(m.metric("micedb_raft_readies_total") for m in nodes) >= 20
+    assert all(m.metric("micedb_transport_socket_writes_total") >= 1 for m in nodes)
     assert n.http("/healthz").strip() == "ok"
     assert n.http("/readyz").strip() == "ready"
     doc = n.raft()

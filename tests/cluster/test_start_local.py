@@ -21,13 +21,13 @@ class LocalCluster:
     """A `micedb start-local` process whose stdout and stderr are read as they come: the nodes
     share its stderr, and a pipe nobody drains would stall them."""
 
-    def __init__(self, micedb_bin, data_dir, nodes, offset):
+    def __init__(self, micedb_bin, data_dir, nodes, offset, extra=()):
         self.data_dir = str(data_dir)
         self.nodes = nodes
         self.offset = offset
         self.proc = subprocess.Popen(
             [micedb_bin, "start-local", "--nodes", str(nodes), "--data-dir", self.data_dir,
-             "--port-offset", str(offset)],
+             "--port-offset", str(offset), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = {"stdout": [], "stderr": []}
         self.cond = threading.Condition()
@@ -239,3 +239,26 @@ def test_exits_1_when_every_node_has_ended(micedb_bin, tmp_path):
             assert "every node has stopped" in err
         finally:
             c.close()
+
+
+def test_sharding_flags_reach_every_node(micedb_bin, tmp_path):
+    """start-local passes the split and merge settings to every node, and refuses bad ones."""
+    flags = ["--region-split-size", "64KiB", "--region-merge-size", "16KiB",
+             "--region-merge-idle", "5s", "--no-region-merge"]
+    c = LocalCluster(micedb_bin, tmp_path / "local", 2, free_offset(2), extra=flags)
+    try:
+        wait_serving(c, 1, "flags", "yes")
+        pids = node_processes(c.data_dir)
+        assert len(pids) == 2, pids
+        for pid in pids:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode().split("\0")
+            for flag in flags:
+                assert flag in args, (flag, args)
+        stop(c)
+    finally:
+        c.close()
+    bad = subprocess.run([micedb_bin, "start-local", "--data-dir", str(tmp_path / "bad"),
+                          "--region-merge-idle", "soon"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "--region-merge-idle" in bad.stderr, bad
