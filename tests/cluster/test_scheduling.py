@@ -189,11 +189,25 @@ def test_hot_regions_led_by_one_store_are_spread(cluster_factory):
         rs = retry(both_hot, timeout=60, exceptions=(AssertionError, OSError, ValueError))
         ids = [int(r["meta"]["region"]["id"]) for r in rs.values()]
         leader = int(next(iter(rs.values()))["meta"]["leader"])
+
+        def leads(rid):
+            return any(r["id"] == rid and r["role"] == "leader"
+                       for r in c.nodes[leader].raft()["regions"])
         for rid in ids:
-            out = subprocess.run([c.binary, "node", "transfer-leader", "--id", str(leader),
-                                  "--region", str(rid), "--via", n1.peer_addr, "--timeout", "20"],
-                                 capture_output=True, text=True, timeout=60)
-            assert out.returncode == 0, out
+            # An accepted transfer may still not happen (the target not caught up): again
+            # until the node leads it.
+            deadline = time.time() + 30
+            while not leads(rid):
+                assert time.time() < deadline, f"node {leader} never took region {rid} over"
+                out = subprocess.run([c.binary, "node", "transfer-leader", "--id", str(leader),
+                                      "--region", str(rid), "--via", n1.peer_addr,
+                                      "--timeout", "20"],
+                                     capture_output=True, text=True, timeout=60)
+                assert out.returncode == 0, out
+                for _ in range(20):
+                    if leads(rid):
+                        break
+                    time.sleep(0.1)
 
         def spread():
             leaders = {int(r["meta"]["leader"]) for r in regions().values()}
