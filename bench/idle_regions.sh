@@ -18,7 +18,7 @@ for i in 1 2 3; do
   $BIN start --node-id $i --data-dir $D/n$i --listen-peer 127.0.0.1:2116$i \
     --listen-redis 127.0.0.1:1638$i --listen-pg 127.0.0.1:1543$i \
     --listen-http 127.0.0.1:1808$i --initial-peers $peers --region-split-size 96MiB \
-    --hibernate-regions $HIBERNATE --no-region-merge --log-level warn > $D/n$i.log 2>&1 &
+    --hibernate-regions $HIBERNATE --no-region-merge --log-level warn ${NODE_ARGS:-} > $D/n$i.log 2>&1 &
   pids+=($!)
 done
 trap 'kill "${pids[@]}" 2>/dev/null; sleep 3; kill -9 "${pids[@]}" 2>/dev/null; rm -rf "$D"' EXIT

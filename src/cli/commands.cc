@@ -134,6 +134,12 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "A leader syncs its own log on a separate thread and goes on replicating "
                   "meanwhile (writes stay durable on a majority before they are acknowledged)")
       ->capture_default_str();
+  cmd->add_option("--raft-lazy-commit", o->raft_lazy_commit,
+                  "Followers learn a new commit index from the leader's next append or "
+                  "heartbeat (they apply up to a heartbeat interval later; splits, merges and "
+                  "membership changes are sent at once); false: an append of its own, as soon "
+                  "as it moves")
+      ->capture_default_str();
   cmd->add_option("--raft-lease-reads", o->raft_lease_reads,
                   "The leader answers linearizable reads alone while its lease holds, without "
                   "a heartbeat round (assumes every node's clock runs within "

@@ -140,6 +140,7 @@ int RunNode(const StartOptions& opts) {
   no.store.log_gc_keep = opts.raft_log_gc_keep;
   no.store.log_gc_max_lag = opts.raft_log_max_lag;
   no.store.async_leader_sync = opts.raft_async_leader_sync;
+  no.store.raft_lazy_commit = opts.raft_lazy_commit;
   no.store.lease_reads = opts.raft_lease_reads;
   no.store.hibernate = opts.hibernate_regions;
   no.store.max_clock_drift = opts.max_clock_drift;

@@ -95,6 +95,7 @@ struct StartOptions {
   uint64_t raft_log_gc_keep = 1024;
   uint64_t raft_log_max_lag = 65536;
   bool raft_async_leader_sync = true;        // StoreOptions::async_leader_sync
+  bool raft_lazy_commit = true;              // StoreOptions::raft_lazy_commit
   bool raft_lease_reads = true;              // StoreOptions::lease_reads
   bool hibernate_regions = true;             // StoreOptions::hibernate
   double max_clock_drift = 0.1;              // StoreOptions::max_clock_drift

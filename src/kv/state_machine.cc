@@ -161,6 +161,12 @@ KvStateMachine::KvStateMachine(KeyRange range, StateMachineOptions options)
 
 Result<CommandResult> KvStateMachine::Apply(const Command& cmd, LogIndex log_index,
                                             ApplyBatch& batch, TxnReads reads) const {
+  // Expiry is decided against the command's time: a time before 1970 would store expiries no
+  // reader can decode (found by region_request_fuzz). The front ends never send one.
+  if (cmd.now_ms() < 0) {
+    return ErrorResult(KvError::INVALID_ARGUMENT,
+                       fmt::format("command time {} ms is negative", cmd.now_ms()));
+  }
   OpContext ctx{&batch, &batch, cmd.now_ms(), log_index.value(), &range_, &options_};
   ctx.skip_txn_reads = reads == TxnReads::kSkip;
   return RunOne(ctx, cmd);

@@ -147,6 +147,24 @@ TEST_F(StateMachineTest, SetExpiryKeepTtlAndPlainSetClearsTtl) {
   EXPECT_FALSE(engine_.Get(storage::Cf::kDefault, "rgone").ok());
 }
 
+// region_request_fuzz: a command timed before 1970 stored an expiry that no read could
+// decode (every later read of the key stopped the node). Such a command is refused.
+TEST_F(StateMachineTest, ACommandWithANegativeTimeIsRefusedAndStoresNothing) {
+  Command c = SetCmd("k", "v");
+  c.set_now_ms(-1000);
+  c.mutable_set()->set_expire_at_ms(-10);
+  CommandResult r = Apply(c);
+  ASSERT_TRUE(r.has_error()) << r.DebugString();
+  EXPECT_EQ(r.error().code(), KvError::INVALID_ARGUMENT);
+  EXPECT_FALSE(engine_.Get(storage::Cf::kDefault, "rk").ok());
+  EXPECT_EQ(Value("k"), "<nil>");
+  // A past (negative) expiry at a sane time removes the key, as Redis does.
+  Apply(SetCmd("k", "v"));
+  Command past = ExpireCmd("k", -10);
+  EXPECT_EQ(Apply(past).integer(), 1);
+  EXPECT_EQ(Value("k"), "<nil>");
+}
+
 TEST_F(StateMachineTest, ExpiredKeysReadAsAbsent) {
   Command ex = SetCmd("k", "v");
   ex.mutable_set()->set_expire_at_ms(kNow + 1000);

@@ -55,6 +55,8 @@ class Raft {
   void ReportUnreachable(NodeId id);
   void ReportSnapshot(NodeId id, SnapshotStatus status);
   void ReportPersisted(LogIndex index, Term term);
+  // RawNode::SendCommitNow.
+  void SendCommitNow();
   // The application applied entries (RawNode::Advance).
   void OnApplied();
 
@@ -134,6 +136,10 @@ class Raft {
   void BcastHeartbeat(uint64_t big_entry_bytes = 0);
   bool MaybeCommit();
   void OnCommitAdvanced();
+  // After the commit index moved: tell the followers (every follower an append, or with
+  // Config::lazy_commit only those that have entries waiting; `answered` is the follower whose
+  // answer moved it, handled by the caller).
+  void SendCommit(NodeId answered = NodeId());
   void HandleAppendResponse(const Message& m, FollowerProgress* pr);
   void HandleHeartbeatResponse(const Message& m, FollowerProgress* pr);
   void HandleReadRequest(std::string ctx, NodeId from);

@@ -186,7 +186,7 @@ ConfState Raft::ApplyConfChange(const ConfChange& cc) {
   // A smaller quorum may already hold more entries, and pending reads may now be confirmed.
   if (MaybeCommit()) {
     OnCommitAdvanced();
-    BcastAppend();
+    SendCommit();
   }
   ReleaseConfirmedReads();
   return tracker_.GetConfState();
@@ -298,6 +298,20 @@ void Raft::BcastAppend() {
   for (auto& [id, pr] : tracker_.progress()) {
     if (id != id_) {
       SendAppendAll(id);
+    }
+  }
+}
+
+void Raft::SendCommit(NodeId answered) {
+  if (!cfg_.lazy_commit) {
+    BcastAppend();
+    return;
+  }
+  // Entries waiting go out now (carrying the new commit index); a follower with nothing
+  // waiting hears of it from the next append or heartbeat.
+  for (auto& [id, pr] : tracker_.progress()) {
+    if (id == id_ || id == answered || pr.next > log_.LastIndex()) continue;
+    while (MaybeSendAppend(id, false)) {
     }
   }
 }
@@ -452,7 +466,8 @@ void Raft::HandleAppendResponse(const Message& m, FollowerProgress* pr) {
   }
   if (MaybeCommit()) {
     OnCommitAdvanced();
-    BcastAppend();
+    SendCommit(from);
+    if (cfg_.lazy_commit && (was_paused || pr->next <= log_.LastIndex())) SendAppendAll(from);
   } else if (was_paused || pr->next <= log_.LastIndex()) {
     SendAppendAll(from);
   }
@@ -678,8 +693,12 @@ void Raft::ReportPersisted(LogIndex index, Term term) {
   }
   if (MaybeCommit()) {
     OnCommitAdvanced();
-    BcastAppend();
+    SendCommit();
   }
+}
+
+void Raft::SendCommitNow() {
+  if (role_ == Role::kLeader) BcastAppend();
 }
 
 void Raft::ReportSnapshot(NodeId id, SnapshotStatus status) {

@@ -206,6 +206,8 @@ NodeStatus RawNode::GetStatus() const { return raft_->GetStatus(); }
 
 bool RawNode::Quiet() const { return raft_->Quiet(); }
 
+void RawNode::SendCommitNow() { raft_->SendCommitNow(); }
+
 void RawNode::Woken() { raft_->Woken(); }
 
 std::optional<uint64_t> RawNode::LeaseStart() const { return raft_->LeaseStart(); }

@@ -110,6 +110,12 @@ class RawNode {
   // arrives at a node that is no longer leader is ignored. Without the option it is a no-op.
   void ReportPersisted(LogIndex index, Term term);
 
+  // With Config::lazy_commit: a leader sends every follower an append carrying its commit
+  // index now, for entries the followers should apply soon (a split, a membership change).
+  // Without the option, or on a non-leader, it changes nothing worth noting (a leader sends
+  // the appends all the same).
+  void SendCommitNow();
+
   NodeStatus GetStatus() const;
 
   // Hibernation (the application stops ticking an idle group; docs/sharding.md §5). Quiet: this

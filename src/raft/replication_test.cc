@@ -57,6 +57,58 @@ TEST(Replication, FollowersLearnCommitIndex) {
   EXPECT_EQ(c.raft(3).log().committed(), c.raft(1).log().committed());
 }
 
+// Config::lazy_commit: the leader sends nothing of its own for a new commit index. One write
+// costs one append per follower and one answer each; the followers learn the commit from the
+// next append or heartbeat, and SendCommitNow tells them at once.
+TEST(Replication, LazyCommitRidesOnTheNextAppendOrHeartbeat) {
+  TestCluster c(3, [](Config& cfg) { cfg.lazy_commit = true; });
+  c.Elect(1);
+  c.ResetSentCounts();
+  ASSERT_TRUE(c.raw(1).Propose("x").ok());
+  c.Stabilize();
+  EXPECT_EQ(c.AppliedData(1), std::vector<std::string>{"x"});
+  EXPECT_EQ(c.sent(MSG_APP), 2u) << "one append per follower, none for the commit";
+  EXPECT_EQ(c.sent(MSG_APP_RESP), 2u);
+  const LogIndex committed = c.raft(1).log().committed();
+  EXPECT_LT(c.raft(2).log().committed(), committed);
+  EXPECT_TRUE(c.AppliedData(2).empty());
+
+  // The next write's append carries the first one's commit.
+  ASSERT_TRUE(c.raw(1).Propose("y").ok());
+  c.Stabilize();
+  EXPECT_EQ(c.AppliedData(2), std::vector<std::string>{"x"});
+  EXPECT_EQ(c.AppliedData(3), std::vector<std::string>{"x"});
+
+  // A heartbeat carries the rest.
+  c.Tick(1, c.node(1).cfg.heartbeat_tick);
+  c.Stabilize();
+  for (uint64_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(c.AppliedData(i), (std::vector<std::string>{"x", "y"})) << "node " << i;
+  }
+
+  // SendCommitNow: every follower hears of a new commit index at once.
+  ASSERT_TRUE(c.raw(1).Propose("z").ok());
+  c.Stabilize();
+  EXPECT_EQ(c.AppliedData(2).size(), 2u);
+  c.raw(1).SendCommitNow();
+  c.Stabilize();
+  for (uint64_t i = 2; i <= 3; ++i) {
+    EXPECT_EQ(c.AppliedData(i), (std::vector<std::string>{"x", "y", "z"})) << "node " << i;
+  }
+}
+
+TEST(Replication, EagerCommitSendsTheCommitIndexAtOnce) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.ResetSentCounts();
+  ASSERT_TRUE(c.raw(1).Propose("x").ok());
+  c.Stabilize();
+  EXPECT_EQ(c.sent(MSG_APP), 4u) << "the append, then one carrying the commit";
+  for (uint64_t i = 1; i <= 3; ++i) {
+    EXPECT_EQ(c.AppliedData(i), std::vector<std::string>{"x"}) << "node " << i;
+  }
+}
+
 // Paper Figure 7: followers that miss entries, or hold extra uncommitted ones from old terms,
 // all end up with the leader's log.
 TEST(Replication, LeaderRepairsDivergentFollowers) {

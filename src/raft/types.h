@@ -71,6 +71,15 @@ struct Config {
   // votes are as safe as without it; a leader that dies right after a big entry is replaced
   // that much later. 0: no allowance.
   uint64_t slow_entry_bytes_per_tick = 0;
+  // How followers learn a new commit index (raft.md §4). false: as soon as it moves, the
+  // leader sends every follower an append carrying it (with entries or without), as the paper
+  // and etcd do. true: the leader sends nothing of its own for it; the next append or
+  // heartbeat carries it, so a follower applies up to one heartbeat interval later. That
+  // halves the messages of a group that takes one write at a time (append and answers only),
+  // and nothing waits for a follower's apply: reads are served by the leader, and an
+  // application that needs the followers to apply soon (a split) calls
+  // RawNode::SendCommitNow. Safety is untouched: commit is only ever learnt later.
+  bool lazy_commit = false;
 
   // InvalidArgument naming the first bad field, or OK.
   Status Validate() const;

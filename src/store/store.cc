@@ -166,6 +166,7 @@ Result<RegionPeer*> Store::CreatePeer(const RegionDescriptor& desc, bool load, b
   // this node's own --raft-lease-reads says.
   cfg.startup_vote_guard = vote_guard;
   cfg.async_leader_persist = options_.async_leader_sync;
+  cfg.lazy_commit = options_.raft_lazy_commit;
   if (options_.slow_write_bytes_per_sec > 0) {
     cfg.slow_entry_bytes_per_tick = std::max<uint64_t>(
         1, options_.slow_write_bytes_per_sec * static_cast<uint64_t>(options_.tick_ms) / 1000);

@@ -63,10 +63,14 @@ namespace micedb::store {
 
 struct StoreOptions {
   NodeId node_id;
-  std::string snap_dir;              // staging directory for snapshots being received
-  int tick_ms = 100;                 // one raft tick
-  int election_tick = 10;            // election timeout in ticks (randomized up to 2x)
-  int heartbeat_tick = 2;            // heartbeat interval in ticks
+  std::string snap_dir;    // staging directory for snapshots being received
+  int tick_ms = 100;       // one raft tick
+  int election_tick = 10;  // election timeout in ticks (randomized up to 2x)
+  int heartbeat_tick = 2;  // heartbeat interval in ticks
+  // Followers learn a new commit index from the next append or heartbeat, not from an append
+  // of its own (raft::Config::lazy_commit; docs/raft.md §4). Admin entries and membership
+  // changes are still sent at once.
+  bool raft_lazy_commit = true;
   uint64_t log_gc_threshold = 4096;  // truncate when more applied entries than this are held
   uint64_t log_gc_keep = 1024;       // entries kept behind the applied index for followers
   uint64_t log_gc_max_lag = 65536;   // past this lag a follower is left to a snapshot
@@ -181,6 +185,10 @@ class Applier;
 
 class Store {
  public:
+  // Ticks republish every region's info (commit, applied, progress) at most this often; a
+  // round that changes a leadership, a descriptor or the regions republishes at once.
+  static constexpr int64_t kTickPublishMs = 500;
+
   // `engine`, `sm` and `transport` are not owned and must outlive the store.
   Store(StoreOptions options, storage::Engine* engine, StateMachine* sm, Transport* transport);
   ~Store();
@@ -277,6 +285,7 @@ class Store {
   struct Work {
     RegionPeer* peer;
     raft::Ready rd;
+    bool installed = false;  // rd.snapshot is installed (Round::Step::kInstall)
   };
   // What the raft-sync thread is asked to make durable.
   struct PersistMark {
@@ -290,9 +299,18 @@ class Store {
   // carries on from where it stopped. So nothing that depends on a write (a message, an
   // answer, an apply, Advance) happens before the write is in, and nothing is skipped.
   struct Round {
-    enum class Step { kApplyFirst, kServeFirst, kLogWrite, kSendAndApply, kServe, kAdvance, kEnd };
+    enum class Step {
+      kInstall,
+      kApplyFirst,
+      kServeFirst,
+      kLogWrite,
+      kSendAndApply,
+      kServe,
+      kAdvance,
+      kEnd
+    };
     std::vector<Work> work;
-    Step step = Step::kApplyFirst;
+    Step step = Step::kInstall;
     bool apply_first = false;
     bool sync_here = false;
     bool async = false;
@@ -354,6 +372,10 @@ class Store {
   void RunRound();
   // Runs `r` on from r.step; false when a write failed and the round is held.
   bool ContinueRound(Round& r);
+  // Round::Step::kInstall: the round's snapshots (false: one could not be written, the round
+  // is held), then the round's log batch.
+  bool InstallSnapshots(Round& r);
+  void BuildLogWrite(Round& r);
   // Destroys removed replicas, publishes, logs a slow round.
   void FinishRound(Round& r);
   // Writes `wb`; on failure keeps it in r.pending, raises the disk alarm, and returns false.
@@ -553,9 +575,6 @@ class Store {
   // SweepDedup: the records written since its last call, and the region it goes on at.
   size_t dedup_written_ = 0;
   uint64_t dedup_next_region_ = 0;
-  // Ticks republish every region's info (commit, applied, progress) at most this often; a
-  // round that changes a leadership, a descriptor or the regions republishes at once.
-  static constexpr int64_t kTickPublishMs = 500;
   int64_t next_tick_publish_ms_ = 0;
   // Hibernation: when each store was last heard from (any message, pings included), and when
   // CheckSleepers runs next.

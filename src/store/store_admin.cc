@@ -290,15 +290,30 @@ bool Store::ApplyConfChange(RegionPeer* p, const raft::Entry& e, storage::WriteB
 
 Status Store::InstallSnapshot(RegionPeer* p, const raft::Snapshot& snap) {
   auto key = std::make_pair(p->id(), snap.metadata().index());
-  auto it = received_snapshots_.find(key);
-  if (it == received_snapshots_.end()) {
-    return Status::NotFound(fmt::format("no staged files for snapshot at index {}", key.second));
+  // A retry of an install whose write failed (no space; the round was held): once its pending
+  // record is written, the record finishes it, as a restart would.
+  MICEDB_ASSIGN_OR_RETURN(std::optional<InstalledState> redone,
+                          FinishPendingInstall(engine_, p->id()));
+  InstalledState st;
+  if (redone) {
+    received_snapshots_.erase(key);
+    st = std::move(*redone);
+  } else {
+    auto it = received_snapshots_.find(key);
+    if (it == received_snapshots_.end()) {
+      return Status::NotFound(fmt::format("no staged files for snapshot at index {}", key.second));
+    }
+    if (SnapshotDescriptor sd; sd.ParseFromString(snap.data())) DropMergedSources(p, sd.region());
+    Result<InstalledState> done =
+        InstallStagedSnapshot(engine_, p->id(), it->second, snap, p->storage.hard_state());
+    // The staged files stay for a retry while nothing was recorded (a write refused for
+    // space); otherwise the record, or the install, has taken them over.
+    if (done.ok() || done.status().code() != StatusCode::kResourceExhausted) {
+      received_snapshots_.erase(key);
+    }
+    MICEDB_RETURN_IF_ERROR(done.status());
+    st = std::move(done).value();
   }
-  StagedSnapshot staged = std::move(it->second);
-  received_snapshots_.erase(it);
-  if (SnapshotDescriptor sd; sd.ParseFromString(snap.data())) DropMergedSources(p, sd.region());
-  MICEDB_ASSIGN_OR_RETURN(InstalledState st, InstallStagedSnapshot(engine_, p->id(), staged, snap,
-                                                                   p->storage.hard_state()));
   p->desc = st.desc;
   p->apply = st.apply;
   p->storage.set_conf_state(st.desc.conf_state());

@@ -79,6 +79,7 @@ region::RegionResponse Store::ApplyEntry(RegionPeer* p, const raft::Entry& e,
           100);
     }
     *info_changed = true;
+    p->node->SendCommitNow();  // the followers apply it too, now (lazy_commit)
   } else if (!e.data().empty()) {
     if (!applier) applier.emplace(sm_, p->desc, engine_, awb);
     auto waiting = p->proposals.find(e.index());
@@ -108,6 +109,9 @@ region::RegionResponse Store::ApplyEntry(RegionPeer* p, const raft::Entry& e,
       }
       if (applier) applier->RegionChanged();
       *info_changed = true;
+      // The followers apply it now rather than at the next heartbeat (lazy_commit): a split
+      // is applied everywhere within a round trip, and a merge's steps wait on followers.
+      p->node->SendCommitNow();
     }
     if (result.has_error()) {
       counters_.requests_refused++;

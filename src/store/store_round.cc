@@ -227,8 +227,6 @@ void Store::RunRound() {
     r.apply_first &= CanApplyBeforePersist(w.rd) && w.peer->initialized();
   }
 
-  // 1. Snapshots first, then every new entry and hard state in one batch.
-  bool sync = false;
   for (auto& w : r.work) {
     RegionPeer* p = w.peer;
     if (w.rd.soft_state) {
@@ -248,23 +246,43 @@ void Store::RunRound() {
       p->soft = *w.rd.soft_state;
       r.info_changed = true;
     }
-    if (w.rd.snapshot && p->merged_into == 0) {
-      Status st = InstallSnapshot(p, *w.rd.snapshot);
-      if (!st.ok()) {
-        // The raft node has taken the snapshot already and cannot take it back. What is on
-        // disk is consistent either way: the region's old state when the install was given up
-        // (Aborted: the leader sends a fresh snapshot after the restart), or a pending record
-        // that the restart finishes.
-        StoreFatal(fmt::format("region {}: snapshot install failed: {}{}", p->id(), st.ToString(),
-                               st.code() == StatusCode::kAborted
-                                   ? "; the region keeps its old state and is sent a fresh "
-                                     "snapshot after the restart"
-                                   : "; the restart finishes the install"));
-      }
-      counters_.snapshots_applied++;
-      r.info_changed = true;
-    }
   }
+  r.step = Round::Step::kInstall;
+  if (!ContinueRound(r)) held_round_ = std::move(round);
+}
+
+bool Store::InstallSnapshots(Round& r) {
+  // 1. Snapshots first (a failed install holds the round like a failed write, and is retried:
+  // its staged files, or its pending-install record once that is written, stay).
+  for (auto& w : r.work) {
+    RegionPeer* p = w.peer;
+    if (!w.rd.snapshot || w.installed || p->merged_into != 0) continue;
+    Status st = InstallSnapshot(p, *w.rd.snapshot);
+    if (!st.ok()) {
+      if (ClassifyWriteError(st) == DiskAlarm::kNoSpace) {
+        OnWriteFailed(st, fmt::format("region {}'s snapshot install", p->id()));
+        return false;
+      }
+      // The raft node has taken the snapshot already and cannot take it back. What is on
+      // disk is consistent either way: the region's old state when the install was given up
+      // (Aborted: the leader sends a fresh snapshot after the restart), or a pending record
+      // that the restart finishes.
+      StoreFatal(fmt::format("region {}: snapshot install failed: {}{}", p->id(), st.ToString(),
+                             st.code() == StatusCode::kAborted
+                                 ? "; the region keeps its old state and is sent a fresh "
+                                   "snapshot after the restart"
+                                 : "; the restart finishes the install"));
+    }
+    w.installed = true;
+    counters_.snapshots_applied++;
+    r.info_changed = true;
+  }
+  return true;
+}
+
+void Store::BuildLogWrite(Round& r) {
+  // 2. Every new entry and hard state in one batch.
+  bool sync = false;
   // A leader's appends leave before its own write (thesis §10.2.1), so that the followers
   // write the entries while it does: a commit then costs one fsync plus a round trip, not two
   // fsyncs plus a round trip. Nothing the leader promises depends on this write (see
@@ -295,8 +313,6 @@ void Store::RunRound() {
     }
   }
   r.sync_here = sync && !r.async;
-  r.step = Round::Step::kApplyFirst;
-  if (!ContinueRound(r)) held_round_ = std::move(round);
 }
 
 bool Store::ContinueRound(Round& r) {
@@ -313,6 +329,11 @@ bool Store::ContinueRound(Round& r) {
   }
   while (true) {
     switch (r.step) {
+      case Step::kInstall:
+        if (!InstallSnapshots(r)) return false;
+        BuildLogWrite(r);
+        r.step = Step::kApplyFirst;
+        break;
       case Step::kApplyFirst:
         if (!r.apply_first) {
           r.step = Step::kLogWrite;

@@ -193,6 +193,14 @@ def test_hot_regions_led_by_one_store_are_spread(cluster_factory):
         def leads(rid):
             return any(r["id"] == rid and r["role"] == "leader"
                        for r in c.nodes[leader].raft()["regions"])
+        def quiet():
+            # An operator still under way (the leader-count balancer's) could move a
+            # leadership back after the transfers below.
+            deadline = time.time() + 30
+            while cluster_view(n1, "operators").get("operators"):
+                assert time.time() < deadline, cluster_view(n1, "operators")
+                time.sleep(0.2)
+        quiet()
         for rid in ids:
             # An accepted transfer may still not happen (the target not caught up): again
             # until the node leads it.

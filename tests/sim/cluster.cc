@@ -44,6 +44,7 @@ Cluster::Cluster(const SimOptions& options)
       profile_([&] {
         FaultProfile p = DrawProfile(&rng_, options.profile);
         p.async_leader_persist = (HashCombine(RunSeed(options), 0x5eed) & 1) != 0;
+        p.lazy_commit = (HashCombine(RunSeed(options), 0x1a2c) & 1) != 0;
         return p;
       }()),
       net_(options.nodes),

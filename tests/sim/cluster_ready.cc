@@ -40,6 +40,7 @@ void Cluster::StartNode(SimNode& n) {
   cfg.read_only =
       profile_.lease_reads ? raft::ReadOnlyOption::kLeaseBased : raft::ReadOnlyOption::kSafe;
   cfg.async_leader_persist = profile_.async_leader_persist;
+  cfg.lazy_commit = profile_.lazy_commit;
   cfg.random_seed = HashCombine(rng_.Next64(), n.id.value());
   Result<std::unique_ptr<raft::RawNode>> raw = raft::RawNode::Create(cfg);
   if (!raw.ok()) {

@@ -163,10 +163,10 @@ std::string FaultProfile::Describe() const {
   return fmt::format(
       "{} drop={:.2f} dup={:.2f} delay={:.2f} nemesis_gap=[{},{}] client_gap={} reads={}% "
       "keys={} election_tick={} max_msg={} inflight={} inflight_bytes={} pre_vote={} "
-      "check_quorum={} lease_reads={} async_leader_persist={}",
+      "check_quorum={} lease_reads={} async_leader_persist={} lazy_commit={}",
       name, drop, duplicate, long_delay, nemesis_gap_min, nemesis_gap_max, client_gap_max,
       read_percent, keys, election_tick, max_size_per_msg, max_inflight_msgs, max_inflight_bytes,
-      pre_vote, check_quorum, lease_reads, async_leader_persist);
+      pre_vote, check_quorum, lease_reads, async_leader_persist, lazy_commit);
 }
 
 }  // namespace micedb::sim

@@ -64,6 +64,8 @@ struct FaultProfile {
   // store's sync thread does. Chosen from the seed without drawing from the run's generator,
   // so that the rest of a seed's run is what it was before the option existed.
   bool async_leader_persist = false;
+  // raft::Config::lazy_commit, chosen from the seed the same way.
+  bool lazy_commit = false;
 
   int weight(FaultAction a) const { return weights[static_cast<size_t>(a)]; }
   // One line, e.g. "churn drop=0.05 dup=0.02 ... pre_vote=1".

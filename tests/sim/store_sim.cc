@@ -110,6 +110,9 @@ class Run {
                                      .lease_reads = profile_.lease_reads,
                                      .unsafe_local_reads = o.unsafe_local_reads,
                                      .clock_faults = clock_faults_,
+                                     // Both ways followers learn the commit index, drawn
+                                     // from a stream of its own.
+                                     .lazy_commit = !Random(HashCombine(o.seed, 0x1A2C)).OneIn(4),
                                      .verbose = o.verbose},
                  &net_rng_),
         // The coordinator's callers draw from their own stream too.
@@ -121,6 +124,7 @@ class Run {
         checker_(&r_->violations),
         tso_(&r_->violations) {
     r_->profile = profile_.Describe();
+    if (!cluster_.options().lazy_commit) r_->profile += " eager-commit";
     if (clock_faults_) {
       r_->profile += " clocks=";
       for (int i = 1; i <= o.nodes; ++i) {
@@ -857,6 +861,7 @@ class Run {
   // regions tile the keyspace. The indexes are those the stores publish (at least every tick),
   // so they must hold still for a while before the engines are compared.
   void CheckConvergence() {
+    constexpr int64_t kStableMs = store::Store::kTickPublishMs + 100;
     std::vector<std::pair<uint64_t, uint64_t>> applied;  // (region, index), as last seen
     int64_t since = -1;
     std::vector<Target> targets;
@@ -870,7 +875,8 @@ class Run {
           if (!all) break;
           auto ri = cluster_.up(i) ? cluster_.store(i)->RegionInfoOf(RegionId(t.desc.id()))
                                    : std::nullopt;
-          if (!ri || ri->descriptor.conf_state().voters_size() == 0) {
+          // A paused node has not caught up yet, whatever it last published.
+          if (!ri || ri->descriptor.conf_state().voters_size() == 0 || cluster_.frozen(i)) {
             all = false;
             break;
           }
@@ -892,11 +898,13 @@ class Run {
         since = cluster_.now();
         return false;
       }
-      return cluster_.now() - since >= 100;
+      // Stores publish their regions' state after a change of descriptor or leader, else
+      // only every kTickPublishMs: the same index must hold for longer than that.
+      return cluster_.now() - since >= kStableMs;
     };
     RunUntil(same_index, cluster_.now() + o_.converge_bound_ms);
     if (!r_->ok()) return;
-    if (cluster_.now() - since < 100 || applied.empty()) {
+    if (cluster_.now() - since < kStableMs || applied.empty()) {
       if (CheckMergesEnded(targets)) return;
       std::string where;
       for (int i = 1; i <= o_.nodes; ++i) {
@@ -936,6 +944,13 @@ class Run {
             fmt::format("region {}'s data differs between its replicas:", t.desc.id());
         for (const auto& [h, nodes] : by_hash) {
           detail += fmt::format(" {:016x} on n{}", h, fmt::join(nodes, ",n"));
+        }
+        for (uint64_t i : t.members) {
+          if (auto ri = cluster_.store(i)->RegionInfoOf(RegionId(t.desc.id()))) {
+            detail += fmt::format(" [n{} applied {} commit {} term {} role {}]", i,
+                                  ri->applied_index, ri->raft.commit.value(), ri->raft.term.value(),
+                                  static_cast<int>(ri->raft.role));
+          }
         }
         return Fail("replica-divergence", detail + FirstDifference(by_hash, t.desc));
       }

@@ -235,6 +235,7 @@ Status StoreCluster::StartNode(uint64_t id, bool bootstrap) {
   o.request_timeout_ms = options_.request_timeout_ms;
   o.random_seed = HashCombine(HashCombine(options_.seed, id), n.life);
   o.lease_reads = options_.lease_reads;
+  o.raft_lazy_commit = options_.lazy_commit;
   o.clock = n.clock.get();
   o.manual = true;
   n.transport = std::make_unique<SimTransport>(this, id);

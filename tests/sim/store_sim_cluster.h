@@ -62,6 +62,7 @@ struct StoreClusterOptions {
   // Each node's clock runs at its own rate, drawn from the seed within +-8% (chrony's largest
   // slew, inside the stores' max_clock_drift of 10%), and Freeze can pause a node.
   bool clock_faults = false;
+  bool lazy_commit = true;  // StoreOptions::raft_lazy_commit
   bool verbose = false;
 };
 
@@ -84,6 +85,7 @@ class StoreCluster {
   // Runs the next event: advances the clock, runs it. False when the queue is empty.
   bool Step();
   int64_t now() const { return queue_.now(); }
+  const StoreClusterOptions& options() const { return options_; }
   uint64_t events() const { return events_; }
   uint64_t trace_hash() const { return trace_hash_; }
   // Folds `what` into the trace hash, keeps it among the last lines, prints it with --verbose.

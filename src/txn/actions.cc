@@ -1,0 +1,313 @@
+#include "txn/actions.h"
+
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace micedb::txn {
+
+using storage::Cf;
+
+namespace {
+
+TxnError Locked(std::string_view key, uint64_t start_ts, Lock lock) {
+  TxnError e;
+  e.kind = TxnError::Kind::kKeyIsLocked;
+  e.key = std::string(key);
+  e.start_ts = start_ts;
+  e.lock = std::move(lock);
+  return e;
+}
+
+TxnError Simple(TxnError::Kind kind, std::string_view key, uint64_t start_ts) {
+  TxnError e;
+  e.kind = kind;
+  e.key = std::string(key);
+  e.start_ts = start_ts;
+  return e;
+}
+
+WriteKind WriteKindOf(LockKind k) {
+  switch (k) {
+    case LockKind::kPut:
+      return WriteKind::kPut;
+    case LockKind::kDelete:
+      return WriteKind::kDelete;
+    case LockKind::kLock:
+      return WriteKind::kLock;
+  }
+  return WriteKind::kLock;
+}
+
+// Removes `lock` (held by its own transaction) from E(K), with its value in `default`.
+void DropLock(kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock) {
+  wb->Delete(Cf::kLock, ekey);
+  if (lock.kind == LockKind::kPut && !lock.short_value) {
+    wb->Delete(Cf::kDefault, KeyWithTs(ekey, lock.start_ts));
+  }
+}
+
+void PutRollback(kv::ApplyBatch* wb, const std::string& ekey, uint64_t start_ts, bool protect) {
+  Write w;
+  w.kind = WriteKind::kRollback;
+  w.start_ts = start_ts;
+  w.protected_rollback = protect;
+  wb->Put(Cf::kWrite, KeyWithTs(ekey, start_ts), w.Encode());
+}
+
+}  // namespace
+
+std::string_view TxnErrorKindName(TxnError::Kind k) {
+  switch (k) {
+    case TxnError::Kind::kKeyIsLocked:
+      return "KeyIsLocked";
+    case TxnError::Kind::kWriteConflict:
+      return "WriteConflict";
+    case TxnError::Kind::kTxnAborted:
+      return "TxnAborted";
+    case TxnError::Kind::kTxnLockNotFound:
+      return "TxnLockNotFound";
+    case TxnError::Kind::kTxnCommitted:
+      return "TxnCommitted";
+  }
+  return "?";
+}
+
+std::string TxnError::Message() const {
+  switch (kind) {
+    case Kind::kKeyIsLocked:
+      return fmt::format(
+          "key {:?} is locked by the transaction that started at {} (primary {:?}, TTL {} ms); "
+          "resolve the lock and retry",
+          key, lock.start_ts, lock.primary, lock.ttl_ms);
+    case Kind::kWriteConflict:
+      return fmt::format(
+          "write conflict on key {:?}: the transaction that started at {} committed it at {}, "
+          "after this transaction's start at {}; retry the transaction",
+          key, conflict_start_ts, conflict_commit_ts, start_ts);
+    case Kind::kTxnAborted:
+      return fmt::format(
+          "the transaction that started at {} was rolled back (key {:?}); retry the transaction",
+          start_ts, key);
+    case Kind::kTxnLockNotFound:
+      return fmt::format(
+          "the transaction that started at {} holds no lock on key {:?} (never prewritten, or "
+          "cleaned up); retry the transaction",
+          start_ts, key);
+    case Kind::kTxnCommitted:
+      return fmt::format(
+          "the transaction that started at {} committed key {:?} at {}; it cannot be rolled back",
+          start_ts, key, conflict_commit_ts);
+  }
+  return "transaction error";
+}
+
+Result<GetResult> Get(MvccReader& r, std::string_view key, uint64_t read_ts) {
+  const std::string ekey = EncodeKey(key);
+  GetResult out;
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> lock, r.LoadLock(ekey));
+  // A lock from a transaction that started after read_ts cannot commit at or below it.
+  if (lock && lock->kind != LockKind::kLock && lock->start_ts <= read_ts) {
+    out.locked = Locked(key, 0, std::move(*lock));
+    return out;
+  }
+  MICEDB_ASSIGN_OR_RETURN(out.value, r.ValueAt(ekey, read_ts));
+  return out;
+}
+
+Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
+                                         const Mutation& m) {
+  using Out = std::optional<TxnError>;
+  if (txn.start_ts == 0) return Status::InvalidArgument("prewrite: start_ts is 0");
+  const std::string ekey = EncodeKey(m.key);
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held) {
+    if (held->start_ts == txn.start_ts) return Out();  // prewritten already
+    return Out(Locked(m.key, txn.start_ts, std::move(*held)));
+  }
+  // A record of this transaction: a late duplicate of a prewrite that committed, or one that
+  // a rollback (a reader resolving an expired lock) must keep out.
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, txn.start_ts));
+  if (own) {
+    if (own->write.kind == WriteKind::kRollback) {
+      return Out(Simple(TxnError::Kind::kTxnAborted, m.key, txn.start_ts));
+    }
+    return Out();
+  }
+  // A change committed at or after start_ts: the snapshot this transaction read is stale.
+  // (Other transactions' rollbacks change nothing.)
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> change,
+                          r.NewestChangeSince(ekey, txn.start_ts));
+  if (change) {
+    TxnError e = Simple(TxnError::Kind::kWriteConflict, m.key, txn.start_ts);
+    e.conflict_start_ts = change->write.start_ts;
+    e.conflict_commit_ts = change->commit_ts;
+    return Out(std::move(e));
+  }
+  Lock lock;
+  switch (m.op) {
+    case Mutation::Op::kPut:
+      lock.kind = LockKind::kPut;
+      break;
+    case Mutation::Op::kDelete:
+      lock.kind = LockKind::kDelete;
+      break;
+    case Mutation::Op::kLock:
+      lock.kind = LockKind::kLock;
+      break;
+  }
+  lock.primary = txn.primary;
+  lock.start_ts = txn.start_ts;
+  lock.ttl_ms = txn.ttl_ms;
+  lock.txn_size = txn.txn_size;
+  if (m.op == Mutation::Op::kPut) {
+    if (m.value.size() <= kShortValueMax) {
+      lock.short_value = m.value;
+    } else {
+      wb->Put(Cf::kDefault, KeyWithTs(ekey, txn.start_ts), m.value);
+    }
+  }
+  wb->Put(Cf::kLock, ekey, lock.Encode());
+  return Out();
+}
+
+Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
+                                       uint64_t start_ts, uint64_t commit_ts) {
+  using Out = std::optional<TxnError>;
+  if (commit_ts <= start_ts) {
+    return Status::InvalidArgument(
+        fmt::format("commit: commit_ts {} is not above start_ts {}", commit_ts, start_ts));
+  }
+  const std::string ekey = EncodeKey(key);
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held && held->start_ts == start_ts) {
+    Write w;
+    w.kind = WriteKindOf(held->kind);
+    w.start_ts = start_ts;
+    w.short_value = held->short_value;
+    wb->Delete(Cf::kLock, ekey);
+    wb->Put(Cf::kWrite, KeyWithTs(ekey, commit_ts), w.Encode());
+    return Out();
+  }
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
+  if (own) {
+    if (own->write.kind == WriteKind::kRollback) {
+      return Out(Simple(TxnError::Kind::kTxnAborted, key, start_ts));
+    }
+    return Out();  // committed already
+  }
+  return Out(Simple(TxnError::Kind::kTxnLockNotFound, key, start_ts));
+}
+
+Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
+                                         uint64_t start_ts, bool protect) {
+  using Out = std::optional<TxnError>;
+  const std::string ekey = EncodeKey(key);
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held && held->start_ts == start_ts) {
+    DropLock(wb, ekey, *held);
+    PutRollback(wb, ekey, start_ts, protect);
+    return Out();
+  }
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
+  if (own) {
+    if (own->write.kind == WriteKind::kRollback) return Out();  // rolled back already
+    TxnError e = Simple(TxnError::Kind::kTxnCommitted, key, start_ts);
+    e.conflict_commit_ts = own->commit_ts;
+    return Out(std::move(e));
+  }
+  // Neither lock nor record (or another transaction's lock): the record makes sure a prewrite
+  // of this transaction arriving later fails.
+  PutRollback(wb, ekey, start_ts, protect);
+  return Out();
+}
+
+Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
+                                 uint64_t start_ts, uint64_t current_ts) {
+  const std::string ekey = EncodeKey(primary);
+  TxnStatus st;
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held && held->start_ts == start_ts) {
+    const uint64_t expires_ms = PhysicalMs(start_ts) + held->ttl_ms;
+    if (PhysicalMs(current_ts) >= expires_ms) {
+      DropLock(wb, ekey, *held);
+      PutRollback(wb, ekey, start_ts, /*protect=*/true);
+      st.state = TxnStatus::State::kRolledBack;
+      return st;
+    }
+    st.state = TxnStatus::State::kAlive;
+    st.ttl_left_ms = expires_ms - PhysicalMs(current_ts);
+    st.lock = std::move(held);
+    return st;
+  }
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
+  if (own) {
+    if (own->write.kind == WriteKind::kRollback) {
+      st.state = TxnStatus::State::kRolledBack;
+    } else {
+      st.state = TxnStatus::State::kCommitted;
+      st.commit_ts = own->commit_ts;
+    }
+    return st;
+  }
+  // The primary's prewrite has not arrived (or was lost): it never will be accepted now.
+  PutRollback(wb, ekey, start_ts, /*protect=*/true);
+  st.state = TxnStatus::State::kRolledBack;
+  return st;
+}
+
+Result<HeartBeatResult> HeartBeat(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
+                                  uint64_t start_ts, uint64_t ttl_ms) {
+  const std::string ekey = EncodeKey(primary);
+  HeartBeatResult out;
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (!held || held->start_ts != start_ts) {
+    out.error = Simple(TxnError::Kind::kTxnLockNotFound, primary, start_ts);
+    return out;
+  }
+  if (ttl_ms > held->ttl_ms) {
+    held->ttl_ms = ttl_ms;
+    wb->Put(Cf::kLock, ekey, held->Encode());
+  }
+  out.ttl_ms = held->ttl_ms;
+  return out;
+}
+
+Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::string_view begin,
+                                   std::string_view end, uint64_t start_ts, uint64_t commit_ts,
+                                   size_t limit) {
+  if (commit_ts != 0 && commit_ts <= start_ts) {
+    return Status::InvalidArgument(
+        fmt::format("resolve: commit_ts {} is not above start_ts {}", commit_ts, start_ts));
+  }
+  ResolveResult out;
+  bool more = false;
+  const std::string ebegin = EncodeKey(begin);
+  const std::string eend = end.empty() ? std::string() : EncodeKey(end);
+  MICEDB_ASSIGN_OR_RETURN(std::vector<MvccReader::KeyLock> locks,
+                          r.ScanLocks(ebegin, eend, limit, &more));
+  for (const auto& kl : locks) {
+    if (kl.lock.start_ts != start_ts) continue;
+    MICEDB_ASSIGN_OR_RETURN(std::string key, DecodeKey(kl.ekey));
+    if (commit_ts != 0) {
+      Write w;
+      w.kind = WriteKindOf(kl.lock.kind);
+      w.start_ts = start_ts;
+      w.short_value = kl.lock.short_value;
+      wb->Delete(Cf::kLock, kl.ekey);
+      wb->Put(Cf::kWrite, KeyWithTs(kl.ekey, commit_ts), w.Encode());
+    } else {
+      DropLock(wb, kl.ekey, kl.lock);
+      PutRollback(wb, kl.ekey, start_ts, /*protect=*/false);
+    }
+    ++out.resolved;
+  }
+  if (more && !locks.empty()) {
+    MICEDB_ASSIGN_OR_RETURN(std::string last, DecodeKey(locks.back().ekey));
+    last.push_back('\0');  // the next user key after it
+    out.next = std::move(last);
+  }
+  return out;
+}
+
+}  // namespace micedb::txn

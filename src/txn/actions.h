@@ -1,0 +1,116 @@
+// The Percolator actions on one replica's MVCC records (docs/transactions.md §2-§4): each reads
+// through an MvccReader and puts what it changes into the apply round's batch (read the
+// reader over the same kv::ApplyBatch, so that later actions of the round see earlier ones);
+// the store writes the batch with the round. Every action is idempotent: applied twice, the second
+// finds its own work done and changes nothing.
+//
+// Errors: a Status for the engine (I/O, corrupt records); a refused key is a TxnError in the
+// result, not a Status, so that a batch of keys can report each.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "kv/apply_batch.h"
+#include "txn/mvcc.h"
+#include "txn/reader.h"
+
+namespace micedb::txn {
+
+struct TxnError {
+  enum class Kind {
+    kKeyIsLocked,      // another transaction's lock: resolve it and retry (lock is set)
+    kWriteConflict,    // committed after start_ts: retry the transaction (conflict_* set)
+    kTxnAborted,       // this transaction was rolled back here
+    kTxnLockNotFound,  // commit without a lock or a record: prewrite lost or cleaned up
+    kTxnCommitted,     // rollback of a committed key (conflict_commit_ts = its commit_ts)
+  };
+  Kind kind = Kind::kKeyIsLocked;
+  std::string key;        // user key
+  uint64_t start_ts = 0;  // the transaction that asked
+  Lock lock;              // kKeyIsLocked
+  uint64_t conflict_start_ts = 0;
+  uint64_t conflict_commit_ts = 0;
+
+  // One line naming the key, the other transaction and what to do.
+  std::string Message() const;
+  bool operator==(const TxnError&) const = default;
+};
+
+std::string_view TxnErrorKindName(TxnError::Kind k);
+
+// ---- Reads ----
+
+struct GetResult {
+  std::optional<std::string> value;  // nullopt: no such key at read_ts
+  std::optional<TxnError> locked;    // set: the read cannot decide (kKeyIsLocked)
+};
+// The value of `key` at `read_ts` (§2).
+Result<GetResult> Get(MvccReader& r, std::string_view key, uint64_t read_ts);
+
+// ---- Two-phase commit ----
+
+struct Mutation {
+  enum class Op { kPut, kDelete, kLock };
+  Op op = Op::kPut;
+  std::string key;
+  std::string value;  // kPut
+};
+
+struct TxnMeta {
+  std::string primary;  // user key
+  uint64_t start_ts = 0;
+  uint64_t ttl_ms = 0;
+  uint64_t txn_size = 0;
+};
+
+// §3 Prewrite of one key.
+Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
+                                         const Mutation& m);
+// §3 Commit of one key; commit_ts must be above start_ts (InvalidArgument otherwise).
+Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
+                                       uint64_t start_ts, uint64_t commit_ts);
+// §3 Rollback of one key (protect: the record survives GC until the safe point passes).
+Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
+                                         uint64_t start_ts, bool protect);
+
+// ---- Resolving (§4) ----
+
+struct TxnStatus {
+  enum class State { kAlive, kCommitted, kRolledBack };
+  State state = State::kAlive;
+  uint64_t commit_ts = 0;    // kCommitted
+  uint64_t ttl_left_ms = 0;  // kAlive
+  std::optional<Lock> lock;  // kAlive: the primary's lock
+};
+// The state of the transaction (primary, start_ts) at `current_ts`, rolling its primary back
+// when the lock's TTL has run out, or when neither a lock nor a record exists (so that the
+// prewrite can never land later).
+Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
+                                 uint64_t start_ts, uint64_t current_ts);
+
+// Raises the TTL of the primary's lock to `ttl_ms` (never lowers it). Returns the TTL now in
+// force, or a TxnError (kTxnLockNotFound) when the lock is gone.
+struct HeartBeatResult {
+  uint64_t ttl_ms = 0;
+  std::optional<TxnError> error;
+};
+Result<HeartBeatResult> HeartBeat(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
+                                  uint64_t start_ts, uint64_t ttl_ms);
+
+// Commits (commit_ts > 0) or rolls back (commit_ts == 0) every lock of the transaction
+// start_ts among the user keys [begin, end) (end empty: no end), looking at `limit` locks at
+// most. `next` is the user key to go on from, or nullopt when the range is done.
+struct ResolveResult {
+  uint64_t resolved = 0;
+  std::optional<std::string> next;
+};
+Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::string_view begin,
+                                   std::string_view end, uint64_t start_ts, uint64_t commit_ts,
+                                   size_t limit);
+
+}  // namespace micedb::txn

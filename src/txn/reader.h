@@ -1,0 +1,69 @@
+// Reads of the MVCC records of one replica through a kv::ReadView: an engine at a snapshot
+// (reads), or an engine plus the apply round's earlier writes (kv::ApplyBatch: the actions).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "kv/read_view.h"
+#include "txn/mvcc.h"
+
+namespace micedb::txn {
+
+// A write record and the timestamp it is keyed by (commit_ts; start_ts for a rollback).
+struct VersionedWrite {
+  uint64_t commit_ts = 0;
+  Write write;
+};
+
+class MvccReader {
+ public:
+  // `view` is not owned and must outlive the reader.
+  explicit MvccReader(kv::ReadView* view) : view_(view) {}
+
+  // Every key argument is E(K) (EncodeKey).
+  Result<std::optional<Lock>> LoadLock(std::string_view ekey);
+  // The newest write record keyed at or below `ts`.
+  Result<std::optional<VersionedWrite>> SeekWrite(std::string_view ekey, uint64_t ts);
+  // The record the transaction that started at `start_ts` left on the key: its commit (a
+  // record at or above start_ts naming start_ts) or its rollback. Walks the key's records down
+  // to start_ts.
+  Result<std::optional<VersionedWrite>> TxnWrite(std::string_view ekey, uint64_t start_ts);
+  // The newest record keyed at or above `min_ts` that changed the key (put, delete or lock
+  // record; rollbacks are skipped).
+  Result<std::optional<VersionedWrite>> NewestChangeSince(std::string_view ekey, uint64_t min_ts);
+  // The value a committed put wrote: inlined, or from `default` at its start_ts.
+  Result<std::string> PutValue(std::string_view ekey, const Write& put);
+  // The value visible at `ts` (put: the value; delete or nothing: nullopt), skipping
+  // rollbacks and lock records. Ignores locks (the caller checks them).
+  Result<std::optional<std::string>> ValueAt(std::string_view ekey, uint64_t ts);
+
+  // Locks with E(K) in [ebegin, eend) (eend empty: no end), at most `limit` of them; `more`
+  // tells whether the range holds more.
+  struct KeyLock {
+    std::string ekey;
+    Lock lock;
+  };
+  Result<std::vector<KeyLock>> ScanLocks(std::string_view ebegin, std::string_view eend,
+                                         size_t limit, bool* more);
+
+  // Records examined so far (for the callers' work bounds and tests).
+  uint64_t steps() const { return steps_; }
+
+ private:
+  // The first of the key's write records keyed from hi_ts down to lo_ts (both included),
+  // newest first, for which take(record) is true.
+  template <typename Take>
+  Result<std::optional<VersionedWrite>> FirstWrite(std::string_view ekey, uint64_t hi_ts,
+                                                   uint64_t lo_ts, Take take);
+
+  kv::ReadView* view_;
+  uint64_t steps_ = 0;
+};
+
+}  // namespace micedb::txn

@@ -1,0 +1,374 @@
+// The MVCC records and the Percolator actions on one replica (docs/transactions.md §1-§4).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "kv/apply_batch.h"
+#include "kv/read_view.h"
+#include "storage/mem_engine.h"
+#include "txn/actions.h"
+#include "txn/mvcc.h"
+#include "txn/reader.h"
+
+namespace micedb::txn {
+namespace {
+
+using Kind = TxnError::Kind;
+
+TEST(MvccKeyTest, EncodingKeepsOrderAndKeepsEachKeysVersionsTogether) {
+  std::vector<std::string> keys = {
+      "",   "a", std::string("a\0", 2), std::string("a\0\0", 3), "a\x01",
+      "ab", "b", std::string(20, 'z')};
+  std::vector<std::string> versioned;
+  for (const auto& k : keys) {
+    ASSERT_EQ(*DecodeKey(EncodeKey(k)), k);
+    for (uint64_t ts : {1ull, 7ull, 1ull << 40, ~0ull})
+      versioned.push_back(KeyWithTs(EncodeKey(k), ts));
+  }
+  std::vector<std::string> sorted = versioned;
+  std::sort(sorted.begin(), sorted.end());
+  // Sorted engine keys walk the user keys in order, each key's versions newest first.
+  std::vector<std::pair<std::string, uint64_t>> walked;
+  for (const auto& v : sorted) {
+    std::string_view ek;
+    uint64_t ts = 0;
+    ASSERT_TRUE(SplitTs(v, &ek, &ts));
+    walked.emplace_back(*DecodeKey(ek), ts);
+  }
+  for (size_t i = 1; i < walked.size(); ++i) {
+    const auto& [pk, pts] = walked[i - 1];
+    const auto& [k, ts] = walked[i];
+    EXPECT_TRUE(pk < k || (pk == k && pts > ts)) << i;
+  }
+  EXPECT_FALSE(DecodeKey("rabc").ok());
+  EXPECT_FALSE(DecodeKey(EncodeKey("a") + "x").ok());
+}
+
+TEST(MvccRecordTest, LocksAndWritesRoundTripAndDamageIsReported) {
+  Lock l;
+  l.kind = LockKind::kDelete;
+  l.primary = std::string("p\0k", 3);
+  l.start_ts = 12345678901;
+  l.ttl_ms = 3000;
+  l.txn_size = 7;
+  l.short_value = "v";
+  EXPECT_EQ(*Lock::Decode(l.Encode()), l);
+  l.short_value.reset();
+  EXPECT_EQ(*Lock::Decode(l.Encode()), l);
+  Write w;
+  w.kind = WriteKind::kRollback;
+  w.start_ts = 99;
+  w.protected_rollback = true;
+  EXPECT_EQ(*Write::Decode(w.Encode()), w);
+  w.kind = WriteKind::kPut;
+  w.protected_rollback = false;
+  w.short_value = std::string(255, 'x');
+  EXPECT_EQ(*Write::Decode(w.Encode()), w);
+
+  std::string enc = l.Encode();
+  EXPECT_EQ(Lock::Decode(enc.substr(0, enc.size() - 1)).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(Lock::Decode(enc + "x").status().code(), StatusCode::kCorruption);
+  enc[1] = 9;  // kind
+  EXPECT_EQ(Lock::Decode(enc).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(Write::Decode("").status().code(), StatusCode::kCorruption);
+}
+
+class TxnTest : public ::testing::Test {
+ protected:
+  // Runs one action against the engine's latest state and applies what it wrote.
+  template <typename F>
+  auto Do(F f) {
+    kv::ApplyBatch batch(&engine_);
+    MvccReader r(&batch);
+    auto out = f(r, &batch);
+    EXPECT_TRUE(engine_.Write(batch.write_batch(), {}).ok());
+    return out;
+  }
+
+  std::optional<TxnError> Prewrite(const std::string& key, const std::string& value,
+                                   uint64_t start_ts, const std::string& primary,
+                                   Mutation::Op op = Mutation::Op::kPut) {
+    TxnMeta t{primary, start_ts, 3000, 2};
+    Mutation m{op, key, value};
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) { return txn::Prewrite(r, wb, t, m); });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  }
+  std::optional<TxnError> Commit(const std::string& key, uint64_t start_ts, uint64_t commit_ts) {
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::Commit(r, wb, key, start_ts, commit_ts);
+    });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  }
+  std::optional<TxnError> Rollback(const std::string& key, uint64_t start_ts) {
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::Rollback(r, wb, key, start_ts, true);
+    });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  }
+  // The value at read_ts; "<locked>" when a lock stands in the way, "<none>" when absent.
+  std::string Read(const std::string& key, uint64_t read_ts) {
+    kv::EngineView view(&engine_);
+    MvccReader r(&view);
+    auto got = txn::Get(r, key, read_ts);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    if (!got.ok()) return "<error>";
+    if (got->locked) return "<locked>";
+    return got->value.value_or("<none>");
+  }
+  // Prewrite and commit of one key by one transaction.
+  void Put(const std::string& key, const std::string& value, uint64_t start_ts,
+           uint64_t commit_ts) {
+    ASSERT_EQ(Prewrite(key, value, start_ts, key), std::nullopt);
+    ASSERT_EQ(Commit(key, start_ts, commit_ts), std::nullopt);
+  }
+  size_t Count(storage::Cf cf) {
+    auto it = engine_.NewIterator(cf, {});
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+
+  storage::MemEngine engine_;
+};
+
+TEST_F(TxnTest, ACommitIsSeenFromItsCommitTimestampOnAndNotBefore) {
+  Put("k", "v1", 10, 20);
+  Put("k", "v2", 30, 40);
+  EXPECT_EQ(Read("k", 5), "<none>");
+  EXPECT_EQ(Read("k", 19), "<none>");
+  EXPECT_EQ(Read("k", 20), "v1");
+  EXPECT_EQ(Read("k", 39), "v1");
+  EXPECT_EQ(Read("k", 40), "v2");
+  EXPECT_EQ(Read("k", ~0ull), "v2");
+  // A delete hides the value from its commit on; a lock-only record changes nothing.
+  ASSERT_EQ(Prewrite("k", "", 50, "k", Mutation::Op::kDelete), std::nullopt);
+  ASSERT_EQ(Commit("k", 50, 60), std::nullopt);
+  ASSERT_EQ(Prewrite("k", "", 70, "k", Mutation::Op::kLock), std::nullopt);
+  ASSERT_EQ(Commit("k", 70, 80), std::nullopt);
+  EXPECT_EQ(Read("k", 59), "v2");
+  EXPECT_EQ(Read("k", 60), "<none>");
+  EXPECT_EQ(Read("k", 90), "<none>");
+  Put("k", "v3", 90, 100);
+  ASSERT_EQ(Prewrite("k", "", 110, "k", Mutation::Op::kLock), std::nullopt);
+  ASSERT_EQ(Commit("k", 110, 120), std::nullopt);
+  EXPECT_EQ(Read("k", 130), "v3") << "a lock record is skipped";
+}
+
+TEST_F(TxnTest, LongValuesLiveInTheDefaultFamilyAndGoWithARollback) {
+  const std::string big(1000, 'b');
+  Put("k", big, 10, 20);
+  EXPECT_EQ(Read("k", 20), big);
+  EXPECT_EQ(Count(storage::Cf::kDefault), 1u);
+  ASSERT_EQ(Prewrite("k", big + "2", 30, "k"), std::nullopt);
+  EXPECT_EQ(Count(storage::Cf::kDefault), 2u);
+  ASSERT_EQ(Rollback("k", 30), std::nullopt);
+  EXPECT_EQ(Count(storage::Cf::kDefault), 1u);
+  EXPECT_EQ(Read("k", 40), big);
+}
+
+TEST_F(TxnTest, AReadMeetingAnOlderLockCannotDecideAndANewerLockIsIgnored) {
+  Put("k", "old", 10, 20);
+  ASSERT_EQ(Prewrite("k", "new", 30, "p"), std::nullopt);
+  EXPECT_EQ(Read("k", 25), "old") << "the lock's transaction started after the read";
+  EXPECT_EQ(Read("k", 35), "<locked>");
+  kv::EngineView view(&engine_);
+  MvccReader r(&view);
+  auto got = txn::Get(r, "k", 35);
+  ASSERT_TRUE(got.ok() && got->locked);
+  EXPECT_EQ(got->locked->kind, Kind::kKeyIsLocked);
+  EXPECT_EQ(got->locked->lock.primary, "p");
+  EXPECT_EQ(got->locked->lock.start_ts, 30u);
+  EXPECT_NE(got->locked->Message().find("started at 30"), std::string::npos)
+      << got->locked->Message();
+}
+
+TEST_F(TxnTest, PrewriteRefusesLockedKeysAndChangesAfterTheSnapshot) {
+  ASSERT_EQ(Prewrite("k", "a", 10, "k"), std::nullopt);
+  auto locked = Prewrite("k", "b", 15, "k");
+  ASSERT_TRUE(locked);
+  EXPECT_EQ(locked->kind, Kind::kKeyIsLocked);
+  EXPECT_EQ(locked->lock.start_ts, 10u);
+  ASSERT_EQ(Commit("k", 10, 20), std::nullopt);
+  // Started at 15, before the commit at 20: its snapshot missed it.
+  auto conflict = Prewrite("k", "b", 15, "k");
+  ASSERT_TRUE(conflict);
+  EXPECT_EQ(conflict->kind, Kind::kWriteConflict);
+  EXPECT_EQ(conflict->conflict_start_ts, 10u);
+  EXPECT_EQ(conflict->conflict_commit_ts, 20u);
+  EXPECT_NE(conflict->Message().find("retry"), std::string::npos);
+  // Started after the commit: no conflict.
+  EXPECT_EQ(Prewrite("k", "c", 25, "k"), std::nullopt);
+}
+
+TEST_F(TxnTest, AnotherTransactionsRollbackIsNoConflict) {
+  Put("k", "v", 10, 20);
+  ASSERT_EQ(Rollback("k", 40), std::nullopt);  // a transaction that started at 40 gave up
+  EXPECT_EQ(Prewrite("k", "w", 30, "k"), std::nullopt);
+}
+
+TEST_F(TxnTest, EveryStepIsIdempotent) {
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  ASSERT_EQ(Commit("k", 10, 20), std::nullopt);
+  ASSERT_EQ(Commit("k", 10, 20), std::nullopt);
+  EXPECT_EQ(Count(storage::Cf::kWrite), 1u);
+  // A prewrite delivered again after the commit changes nothing.
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  EXPECT_EQ(Read("k", 30), "v");
+  ASSERT_EQ(Rollback("x", 50), std::nullopt);
+  ASSERT_EQ(Rollback("x", 50), std::nullopt);
+}
+
+TEST_F(TxnTest, ARolledBackTransactionCanNeitherCommitNorPrewriteLate) {
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  ASSERT_EQ(Rollback("k", 10), std::nullopt);
+  auto commit = Commit("k", 10, 20);
+  ASSERT_TRUE(commit);
+  EXPECT_EQ(commit->kind, Kind::kTxnAborted);
+  // A rollback before the prewrite arrived (a reader resolving a missing primary).
+  ASSERT_EQ(Rollback("j", 30), std::nullopt);
+  auto late = Prewrite("j", "v", 30, "j");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+  EXPECT_EQ(Read("j", 40), "<none>");
+  // Committed keys cannot be rolled back.
+  Put("c", "v", 50, 60);
+  auto rb = Rollback("c", 50);
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(rb->kind, Kind::kTxnCommitted);
+  EXPECT_EQ(rb->conflict_commit_ts, 60u);
+  // Commit with no lock and no record at all.
+  auto missing = Commit("m", 70, 80);
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->kind, Kind::kTxnLockNotFound);
+}
+
+TEST_F(TxnTest, CheckTxnStatusRollsBackExpiredPrimariesAndReportsTheRest) {
+  const uint64_t start = ComposeTs(1000);
+  auto check = [&](const std::string& primary, uint64_t start_ts, uint64_t now) {
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::CheckTxnStatus(r, wb, primary, start_ts, now);
+    });
+    EXPECT_TRUE(got.ok());
+    return *got;
+  };
+  ASSERT_EQ(Prewrite("p", "v", start, "p"), std::nullopt);  // TTL 3000 ms
+  TxnStatus alive = check("p", start, ComposeTs(2000));
+  EXPECT_EQ(alive.state, TxnStatus::State::kAlive);
+  EXPECT_EQ(alive.ttl_left_ms, 2000u);
+  ASSERT_TRUE(alive.lock);
+  TxnStatus expired = check("p", start, ComposeTs(4000));
+  EXPECT_EQ(expired.state, TxnStatus::State::kRolledBack);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  kv::EngineView view(&engine_);
+  MvccReader r(&view);
+  auto rec = r.TxnWrite(EncodeKey("p"), start);
+  ASSERT_TRUE(rec.ok() && *rec);
+  EXPECT_EQ((*rec)->write.kind, WriteKind::kRollback);
+  EXPECT_TRUE((*rec)->write.protected_rollback);
+  EXPECT_EQ(check("p", start, ComposeTs(5000)).state, TxnStatus::State::kRolledBack);
+
+  Put("q", "v", ComposeTs(1000), ComposeTs(1001));
+  TxnStatus committed = check("q", ComposeTs(1000), ComposeTs(9000));
+  EXPECT_EQ(committed.state, TxnStatus::State::kCommitted);
+  EXPECT_EQ(committed.commit_ts, ComposeTs(1001));
+
+  // No lock and no record: the primary's prewrite has not arrived, and now never will.
+  EXPECT_EQ(check("r", ComposeTs(1000), ComposeTs(1001)).state, TxnStatus::State::kRolledBack);
+  auto late = Prewrite("r", "v", ComposeTs(1000), "r");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+}
+
+TEST_F(TxnTest, HeartBeatRaisesTheTtlButNeverLowersIt) {
+  ASSERT_EQ(Prewrite("p", "v", 10, "p"), std::nullopt);
+  auto beat = [&](uint64_t ttl) {
+    auto got =
+        Do([&](MvccReader& r, kv::ApplyBatch* wb) { return txn::HeartBeat(r, wb, "p", 10, ttl); });
+    EXPECT_TRUE(got.ok());
+    return *got;
+  };
+  EXPECT_EQ(beat(10'000).ttl_ms, 10'000u);
+  EXPECT_EQ(beat(5'000).ttl_ms, 10'000u);
+  kv::EngineView view(&engine_);
+  MvccReader r(&view);
+  EXPECT_EQ((*r.LoadLock(EncodeKey("p")))->ttl_ms, 10'000u);
+  ASSERT_EQ(Commit("p", 10, 20), std::nullopt);
+  auto gone = beat(20'000);
+  ASSERT_TRUE(gone.error);
+  EXPECT_EQ(gone.error->kind, Kind::kTxnLockNotFound);
+}
+
+TEST_F(TxnTest, ResolveLocksCommitsOrRollsBackOneTransactionsLocksInBoundedSteps) {
+  for (const char* k : {"a", "b", "c", "d", "e"}) ASSERT_EQ(Prewrite(k, k, 10, "a"), std::nullopt);
+  ASSERT_EQ(Prewrite("x", "other", 15, "x"), std::nullopt);  // another transaction's lock
+  std::string from;
+  uint64_t resolved = 0;
+  int calls = 0;
+  while (true) {
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::ResolveLocks(r, wb, from, "", 10, 20, 2);
+    });
+    ASSERT_TRUE(got.ok());
+    resolved += got->resolved;
+    ++calls;
+    if (!got->next) break;
+    from = *got->next;
+    ASSERT_LT(calls, 10);
+  }
+  EXPECT_EQ(resolved, 5u);
+  EXPECT_GE(calls, 3) << "2 locks at most per call";
+  for (const char* k : {"a", "b", "c", "d", "e"}) EXPECT_EQ(Read(k, 20), k);
+  EXPECT_EQ(Count(storage::Cf::kLock), 1u) << "the other transaction's lock stays";
+
+  ASSERT_EQ(Prewrite("f", "f", 30, "f"), std::nullopt);
+  auto rb = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+    return txn::ResolveLocks(r, wb, "f", "g", 30, 0, 100);
+  });
+  ASSERT_TRUE(rb.ok());
+  EXPECT_EQ(rb->resolved, 1u);
+  EXPECT_FALSE(rb->next);
+  EXPECT_EQ(Read("f", 40), "<none>");
+  auto late = Prewrite("f", "f", 30, "f");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+}
+
+// Entries applied in one round see each other's writes before the round's batch is written.
+TEST_F(TxnTest, ActionsInOneApplyRoundSeeEachOthersWrites) {
+  kv::ApplyBatch batch(&engine_);
+  MvccReader r(&batch);
+  TxnMeta a{"k", 10, 3000, 1};
+  TxnMeta b{"k", 11, 3000, 1};
+  ASSERT_EQ(*txn::Prewrite(r, &batch, a, Mutation{Mutation::Op::kPut, "k", "a"}), std::nullopt);
+  auto second = txn::Prewrite(r, &batch, b, Mutation{Mutation::Op::kPut, "k", "b"});
+  ASSERT_TRUE(second.ok() && *second);
+  EXPECT_EQ((*second)->kind, Kind::kKeyIsLocked);
+  ASSERT_EQ(*txn::Commit(r, &batch, "k", 10, 12), std::nullopt);
+  auto got = txn::Get(r, "k", 12);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->value, "a");
+  EXPECT_EQ(Count(storage::Cf::kWrite), 0u) << "nothing written to the engine yet";
+  ASSERT_TRUE(engine_.Write(batch.write_batch(), {}).ok());
+  EXPECT_EQ(Read("k", 12), "a");
+}
+
+TEST_F(TxnTest, BadTimestampsAreRefused) {
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  kv::ApplyBatch wb(&engine_);
+  MvccReader r(&wb);
+  EXPECT_EQ(txn::Commit(r, &wb, "k", 10, 10).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(txn::Prewrite(r, &wb, TxnMeta{"k", 0, 1, 1}, Mutation{Mutation::Op::kPut, "k", "v"})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace micedb::txn
