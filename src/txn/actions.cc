@@ -115,6 +115,88 @@ Result<GetResult> Get(MvccReader& r, std::string_view key, uint64_t read_ts) {
   return out;
 }
 
+Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view end,
+                        uint64_t read_ts, size_t limit) {
+  ScanResult out;
+  if (limit == 0) return Status::InvalidArgument("scan: limit is 0");
+  const std::string ebegin = EncodeKey(start);
+  const std::string eend = end.empty() ? std::string() : EncodeKey(end);
+  // The keys: each key's newest put or delete at or below read_ts decides. The walk stops
+  // after `limit` keys taken, or at a key boundary once it has looked at more records than a
+  // budget allows (deleted keys and old versions take no room in the answer).
+  const uint64_t budget = uint64_t{limit} * 64 + 1024;
+  uint64_t examined = 0;
+  std::string current;     // the key being looked at (E(K))
+  bool decided = false;    // its version is found
+  std::string stop_after;  // E(K) of the last key taken once `limit` is reached
+  std::string resume_at;   // E(K) the budget stopped before
+  Status st = Status::OK();
+  Status walked = r.ForEachWrite(ebegin, eend, [&](std::string_view ekey, uint64_t ts,
+                                                   const Write& w) {
+    if (ekey != current) {
+      if (!stop_after.empty()) return false;  // a key past the last one taken
+      if (examined >= budget) {
+        resume_at.assign(ekey);
+        return false;
+      }
+      current.assign(ekey);
+      decided = false;
+    }
+    ++examined;
+    if (decided || ts > read_ts) return true;
+    if (w.kind != WriteKind::kPut && w.kind != WriteKind::kDelete) return true;
+    decided = true;
+    if (w.kind == WriteKind::kPut) {
+      Result<std::string> v = r.PutValue(ekey, w);
+      Result<std::string> k = DecodeKey(ekey);
+      if (!v.ok() || !k.ok()) {
+        st = !v.ok() ? v.status() : k.status();
+        return false;
+      }
+      out.kvs.emplace_back(std::move(k).value(), std::move(v).value());
+      if (out.kvs.size() == limit) stop_after = current;
+    }
+    return true;
+  });
+  MICEDB_RETURN_IF_ERROR(st);
+  MICEDB_RETURN_IF_ERROR(walked);
+  // The locks over what was scanned: one from a transaction that started at or before
+  // read_ts may commit below it, so the scan stops before it.
+  std::string lock_end = eend;
+  if (!stop_after.empty()) {
+    lock_end = stop_after;
+    lock_end.push_back('\0');
+  } else if (!resume_at.empty()) {
+    lock_end = resume_at;
+  }
+  bool more_locks = true;
+  std::string from = ebegin;
+  while (more_locks) {
+    MICEDB_ASSIGN_OR_RETURN(std::vector<MvccReader::KeyLock> locks,
+                            r.ScanLocks(from, lock_end, 256, &more_locks));
+    for (auto& kl : locks) {
+      if (kl.lock.kind == LockKind::kLock || kl.lock.start_ts > read_ts) continue;
+      MICEDB_ASSIGN_OR_RETURN(std::string key, DecodeKey(kl.ekey));
+      std::erase_if(out.kvs, [&](const auto& kv) { return kv.first >= key; });
+      out.locked = Locked(key, 0, std::move(kl.lock));
+      out.next = key;
+      return out;
+    }
+    if (more_locks) {
+      from = locks.back().ekey;
+      from.push_back('\0');
+    }
+  }
+  if (!stop_after.empty()) {
+    MICEDB_ASSIGN_OR_RETURN(std::string last, DecodeKey(stop_after));
+    last.push_back('\0');
+    out.next = std::move(last);
+  } else if (!resume_at.empty()) {
+    MICEDB_ASSIGN_OR_RETURN(out.next, DecodeKey(resume_at));
+  }
+  return out;
+}
+
 Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
                                          const Mutation& m) {
   using Out = std::optional<TxnError>;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -51,6 +52,16 @@ struct GetResult {
 };
 // The value of `key` at `read_ts` (§2).
 Result<GetResult> Get(MvccReader& r, std::string_view key, uint64_t read_ts);
+
+struct ScanResult {
+  std::vector<std::pair<std::string, std::string>> kvs;  // user key, value; in key order
+  std::optional<TxnError> locked;   // the first lock in the way (kvs then end before its key)
+  std::optional<std::string> next;  // the user key to go on from; nullopt: the range is done
+};
+// The keys in [start, end) (end empty: no end) visible at read_ts, at most `limit` of them
+// (§2). A lock in the way ends the scan before its key with `locked` set.
+Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view end,
+                        uint64_t read_ts, size_t limit);
 
 // ---- Two-phase commit ----
 

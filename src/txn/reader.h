@@ -52,6 +52,11 @@ class MvccReader {
   Result<std::vector<KeyLock>> ScanLocks(std::string_view ebegin, std::string_view eend,
                                          size_t limit, bool* more);
 
+  // Calls fn(ekey, commit_ts, write) for the write records with E(K) in [ebegin, eend) (eend
+  // empty: no end) in key order, each key's newest first, until fn returns false.
+  template <typename Fn>
+  Status ForEachWrite(std::string_view ebegin, std::string_view eend, Fn fn);
+
   // Records examined so far (for the callers' work bounds and tests).
   uint64_t steps() const { return steps_; }
 
@@ -65,5 +70,20 @@ class MvccReader {
   kv::ReadView* view_;
   uint64_t steps_ = 0;
 };
+
+template <typename Fn>
+Status MvccReader::ForEachWrite(std::string_view ebegin, std::string_view eend, Fn fn) {
+  auto it = view_->Scan(storage::Cf::kWrite, ebegin, eend.empty() ? std::string_view("u") : eend);
+  for (; it->Valid(); it->Next()) {
+    ++steps_;
+    std::string_view ekey;
+    uint64_t ts = 0;
+    if (!SplitTs(it->key(), &ekey, &ts))
+      return Status::Corruption("write record key does not parse");
+    MICEDB_ASSIGN_OR_RETURN(Write w, Write::Decode(it->value()));
+    if (!fn(ekey, ts, w)) break;
+  }
+  return it->status();
+}
 
 }  // namespace micedb::txn

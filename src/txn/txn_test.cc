@@ -1,4 +1,5 @@
 // The MVCC records and the Percolator actions on one replica (docs/transactions.md §1-§4).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -338,6 +339,78 @@ TEST_F(TxnTest, ResolveLocksCommitsOrRollsBackOneTransactionsLocksInBoundedSteps
   auto late = Prewrite("f", "f", 30, "f");
   ASSERT_TRUE(late);
   EXPECT_EQ(late->kind, Kind::kTxnAborted);
+}
+
+TEST_F(TxnTest, ScansReturnTheVisibleVersionOfEachKeyInOrderAndStopAtLocks) {
+  Put("a", "a1", 10, 20);
+  Put("b", "b1", 10, 20);
+  Put("b", "b2", 30, 40);
+  Put("c", "c1", 10, 20);
+  ASSERT_EQ(Prewrite("c", "", 50, "c", Mutation::Op::kDelete), std::nullopt);
+  ASSERT_EQ(Commit("c", 50, 60), std::nullopt);
+  Put("d", "d1", 10, 20);
+  ASSERT_EQ(Rollback("d", 70), std::nullopt);
+  auto scan = [&](std::string from, std::string to, uint64_t ts, size_t limit) {
+    kv::EngineView view(&engine_);
+    MvccReader r(&view);
+    auto got = txn::Scan(r, from, to, ts, limit);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : ScanResult{};
+  };
+  using KVs = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(scan("", "", 35, 10).kvs, (KVs{{"a", "a1"}, {"b", "b1"}, {"c", "c1"}, {"d", "d1"}}));
+  EXPECT_EQ(scan("", "", 80, 10).kvs, (KVs{{"a", "a1"}, {"b", "b2"}, {"d", "d1"}}));
+  EXPECT_EQ(scan("b", "d", 80, 10).kvs, (KVs{{"b", "b2"}}));
+  EXPECT_EQ(scan("", "", 15, 10).kvs, KVs{});
+  // Pages of two, each going on where the last stopped.
+  KVs all;
+  std::string from;
+  for (int pages = 0; pages < 5; ++pages) {
+    ScanResult page = scan(from, "", 35, 2);
+    EXPECT_LE(page.kvs.size(), 2u);
+    all.insert(all.end(), page.kvs.begin(), page.kvs.end());
+    if (!page.next) break;
+    from = *page.next;
+  }
+  EXPECT_EQ(all, (KVs{{"a", "a1"}, {"b", "b1"}, {"c", "c1"}, {"d", "d1"}}));
+  // A lock from a transaction older than the read stops the scan before its key; a younger
+  // one does not matter.
+  ASSERT_EQ(Prewrite("c", "c2", 90, "c"), std::nullopt);
+  ASSERT_EQ(Prewrite("bb", "new", 200, "bb"), std::nullopt);
+  ScanResult locked = scan("", "", 100, 10);
+  EXPECT_EQ(locked.kvs, (KVs{{"a", "a1"}, {"b", "b2"}}));
+  ASSERT_TRUE(locked.locked);
+  EXPECT_EQ(locked.locked->key, "c");
+  EXPECT_EQ(locked.locked->lock.start_ts, 90u);
+  EXPECT_EQ(locked.next, "c");
+}
+
+TEST_F(TxnTest, AScanOverManyDeletedKeysStopsWithinItsBudgetAndResumes) {
+  // 1,500 keys, each put and then deleted: 3,000 records with nothing to return.
+  for (int i = 0; i < 1500; ++i) {
+    const std::string k = fmt::format("k{:05}", i);
+    Put(k, "v", 10, 20);
+    ASSERT_EQ(Prewrite(k, "", 30, k, Mutation::Op::kDelete), std::nullopt);
+    ASSERT_EQ(Commit(k, 30, 40), std::nullopt);
+  }
+  Put("z", "last", 10, 20);
+  std::string from;
+  std::vector<std::pair<std::string, std::string>> found;
+  int calls = 0;
+  while (true) {
+    kv::EngineView view(&engine_);
+    MvccReader r(&view);
+    auto got = txn::Scan(r, from, "", 50, 1);
+    ASSERT_TRUE(got.ok());
+    EXPECT_LE(r.steps(), 1100u + 256u) << "one call's records";
+    found.insert(found.end(), got->kvs.begin(), got->kvs.end());
+    ++calls;
+    if (!got->next) break;
+    from = *got->next;
+    ASSERT_LT(calls, 20);
+  }
+  EXPECT_GE(calls, 3);
+  EXPECT_EQ(found, (std::vector<std::pair<std::string, std::string>>{{"z", "last"}}));
 }
 
 // Entries applied in one round see each other's writes before the round's batch is written.
