@@ -39,6 +39,16 @@ WriteKind WriteKindOf(LockKind k) {
   return WriteKind::kLock;
 }
 
+// Turns `lock` (held by its own transaction) into its write record at commit_ts.
+void CommitLock(kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock, uint64_t commit_ts) {
+  Write w;
+  w.kind = WriteKindOf(lock.kind);
+  w.start_ts = lock.start_ts;
+  w.short_value = lock.short_value;
+  wb->Delete(Cf::kLock, ekey);
+  wb->Put(Cf::kWrite, KeyWithTs(ekey, commit_ts), w.Encode());
+}
+
 // Removes `lock` (held by its own transaction) from E(K), with its value in `default`.
 void DropLock(kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock) {
   wb->Delete(Cf::kLock, ekey);
@@ -56,22 +66,6 @@ void PutRollback(kv::ApplyBatch* wb, const std::string& ekey, uint64_t start_ts,
 }
 
 }  // namespace
-
-std::string_view TxnErrorKindName(TxnError::Kind k) {
-  switch (k) {
-    case TxnError::Kind::kKeyIsLocked:
-      return "KeyIsLocked";
-    case TxnError::Kind::kWriteConflict:
-      return "WriteConflict";
-    case TxnError::Kind::kTxnAborted:
-      return "TxnAborted";
-    case TxnError::Kind::kTxnLockNotFound:
-      return "TxnLockNotFound";
-    case TxnError::Kind::kTxnCommitted:
-      return "TxnCommitted";
-  }
-  return "?";
-}
 
 std::string TxnError::Message() const {
   switch (kind) {
@@ -131,33 +125,33 @@ Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view 
   std::string stop_after;  // E(K) of the last key taken once `limit` is reached
   std::string resume_at;   // E(K) the budget stopped before
   Status st = Status::OK();
-  Status walked = r.ForEachWrite(ebegin, eend, [&](std::string_view ekey, uint64_t ts,
-                                                   const Write& w) {
-    if (ekey != current) {
-      if (!stop_after.empty()) return false;  // a key past the last one taken
-      if (examined >= budget) {
-        resume_at.assign(ekey);
-        return false;
-      }
-      current.assign(ekey);
-      decided = false;
-    }
-    ++examined;
-    if (decided || ts > read_ts) return true;
-    if (w.kind != WriteKind::kPut && w.kind != WriteKind::kDelete) return true;
-    decided = true;
-    if (w.kind == WriteKind::kPut) {
-      Result<std::string> v = r.PutValue(ekey, w);
-      Result<std::string> k = DecodeKey(ekey);
-      if (!v.ok() || !k.ok()) {
-        st = !v.ok() ? v.status() : k.status();
-        return false;
-      }
-      out.kvs.emplace_back(std::move(k).value(), std::move(v).value());
-      if (out.kvs.size() == limit) stop_after = current;
-    }
-    return true;
-  });
+  Status walked =
+      r.ForEachWrite(ebegin, eend, [&](std::string_view ekey, uint64_t ts, const Write& w) {
+        if (ekey != current) {
+          if (!stop_after.empty()) return false;  // a key past the last one taken
+          if (examined >= budget) {
+            resume_at.assign(ekey);
+            return false;
+          }
+          current.assign(ekey);
+          decided = false;
+        }
+        ++examined;
+        if (decided || ts > read_ts) return true;
+        if (w.kind != WriteKind::kPut && w.kind != WriteKind::kDelete) return true;
+        decided = true;
+        if (w.kind == WriteKind::kPut) {
+          Result<std::string> v = r.PutValue(ekey, w);
+          Result<std::string> k = DecodeKey(ekey);
+          if (!v.ok() || !k.ok()) {
+            st = !v.ok() ? v.status() : k.status();
+            return false;
+          }
+          out.kvs.emplace_back(std::move(k).value(), std::move(v).value());
+          if (out.kvs.size() == limit) stop_after = current;
+        }
+        return true;
+      });
   MICEDB_RETURN_IF_ERROR(st);
   MICEDB_RETURN_IF_ERROR(walked);
   // The locks over what was scanned: one from a transaction that started at or before
@@ -263,12 +257,7 @@ Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::s
   const std::string ekey = EncodeKey(key);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
   if (held && held->start_ts == start_ts) {
-    Write w;
-    w.kind = WriteKindOf(held->kind);
-    w.start_ts = start_ts;
-    w.short_value = held->short_value;
-    wb->Delete(Cf::kLock, ekey);
-    wb->Put(Cf::kWrite, KeyWithTs(ekey, commit_ts), w.Encode());
+    CommitLock(wb, ekey, *held, commit_ts);
     return Out();
   }
   MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
@@ -370,14 +359,8 @@ Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::strin
                           r.ScanLocks(ebegin, eend, limit, &more));
   for (const auto& kl : locks) {
     if (kl.lock.start_ts != start_ts) continue;
-    MICEDB_ASSIGN_OR_RETURN(std::string key, DecodeKey(kl.ekey));
     if (commit_ts != 0) {
-      Write w;
-      w.kind = WriteKindOf(kl.lock.kind);
-      w.start_ts = start_ts;
-      w.short_value = kl.lock.short_value;
-      wb->Delete(Cf::kLock, kl.ekey);
-      wb->Put(Cf::kWrite, KeyWithTs(kl.ekey, commit_ts), w.Encode());
+      CommitLock(wb, kl.ekey, kl.lock, commit_ts);
     } else {
       DropLock(wb, kl.ekey, kl.lock);
       PutRollback(wb, kl.ekey, start_ts, /*protect=*/false);

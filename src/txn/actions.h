@@ -42,8 +42,6 @@ struct TxnError {
   bool operator==(const TxnError&) const = default;
 };
 
-std::string_view TxnErrorKindName(TxnError::Kind k);
-
 // ---- Reads ----
 
 struct GetResult {

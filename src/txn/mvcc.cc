@@ -131,32 +131,6 @@ Result<Write> Write::Decode(std::string_view in) {
   return w;
 }
 
-std::string_view LockKindName(LockKind k) {
-  switch (k) {
-    case LockKind::kPut:
-      return "put";
-    case LockKind::kDelete:
-      return "delete";
-    case LockKind::kLock:
-      return "lock";
-  }
-  return "?";
-}
-
-std::string_view WriteKindName(WriteKind k) {
-  switch (k) {
-    case WriteKind::kPut:
-      return "put";
-    case WriteKind::kDelete:
-      return "delete";
-    case WriteKind::kLock:
-      return "lock";
-    case WriteKind::kRollback:
-      return "rollback";
-  }
-  return "?";
-}
-
 uint64_t DefaultTtlMs(uint64_t keys) {
   return std::min<uint64_t>(3000 + 2 * std::min<uint64_t>(keys, 100'000), 120'000);
 }

@@ -18,8 +18,9 @@
 
 namespace micedb::txn {
 
-// The first byte of every transactional engine key (DESIGN §2).
+// The first byte of every transactional engine key (DESIGN §2), and a bound above them all.
 inline constexpr char kTxnPrefix = 't';
+inline constexpr std::string_view kTxnKeysEnd = "u";
 // Values up to this many bytes are inlined in the lock and the write record.
 inline constexpr size_t kShortValueMax = 255;
 
@@ -69,9 +70,6 @@ struct Write {
   static Result<Write> Decode(std::string_view data);
   bool operator==(const Write&) const = default;
 };
-
-std::string_view LockKindName(LockKind k);
-std::string_view WriteKindName(WriteKind k);
 
 // The lock TTL for a transaction of `keys` keys (docs/transactions.md §4): grows with its
 // size, as TiKV's does.

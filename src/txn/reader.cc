@@ -10,8 +10,6 @@ using storage::Cf;
 
 namespace {
 constexpr uint64_t kMaxTs = std::numeric_limits<uint64_t>::max();
-// Above every transactional engine key ('t' + ...).
-constexpr std::string_view kTxnEnd = "u";
 }  // namespace
 
 Result<std::optional<Lock>> MvccReader::LoadLock(std::string_view ekey) {
@@ -40,10 +38,6 @@ Result<std::optional<VersionedWrite>> MvccReader::FirstWrite(std::string_view ek
   }
   MICEDB_RETURN_IF_ERROR(it->status());
   return std::optional<VersionedWrite>();
-}
-
-Result<std::optional<VersionedWrite>> MvccReader::SeekWrite(std::string_view ekey, uint64_t ts) {
-  return FirstWrite(ekey, ts, 0, [](const Write&) { return true; });
 }
 
 Result<std::optional<VersionedWrite>> MvccReader::TxnWrite(std::string_view ekey,
@@ -85,7 +79,7 @@ Result<std::optional<std::string>> MvccReader::ValueAt(std::string_view ekey, ui
 Result<std::vector<MvccReader::KeyLock>> MvccReader::ScanLocks(std::string_view ebegin,
                                                                std::string_view eend, size_t limit,
                                                                bool* more) {
-  auto it = view_->Scan(Cf::kLock, ebegin, eend.empty() ? kTxnEnd : eend);
+  auto it = view_->Scan(Cf::kLock, ebegin, eend.empty() ? kTxnKeysEnd : eend);
   std::vector<KeyLock> out;
   *more = false;
   for (; it->Valid(); it->Next()) {

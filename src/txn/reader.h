@@ -28,8 +28,6 @@ class MvccReader {
 
   // Every key argument is E(K) (EncodeKey).
   Result<std::optional<Lock>> LoadLock(std::string_view ekey);
-  // The newest write record keyed at or below `ts`.
-  Result<std::optional<VersionedWrite>> SeekWrite(std::string_view ekey, uint64_t ts);
   // The record the transaction that started at `start_ts` left on the key: its commit (a
   // record at or above start_ts naming start_ts) or its rollback. Walks the key's records down
   // to start_ts.
@@ -73,7 +71,7 @@ class MvccReader {
 
 template <typename Fn>
 Status MvccReader::ForEachWrite(std::string_view ebegin, std::string_view eend, Fn fn) {
-  auto it = view_->Scan(storage::Cf::kWrite, ebegin, eend.empty() ? std::string_view("u") : eend);
+  auto it = view_->Scan(storage::Cf::kWrite, ebegin, eend.empty() ? kTxnKeysEnd : eend);
   for (; it->Valid(); it->Next()) {
     ++steps_;
     std::string_view ekey;

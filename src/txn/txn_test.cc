@@ -76,6 +76,12 @@ TEST(MvccRecordTest, LocksAndWritesRoundTripAndDamageIsReported) {
   EXPECT_EQ(Write::Decode("").status().code(), StatusCode::kCorruption);
 }
 
+TEST(MvccRecordTest, TheLockTtlGrowsWithTheTransactionUpToTwoMinutes) {
+  EXPECT_EQ(DefaultTtlMs(1), 3002u);
+  EXPECT_LT(DefaultTtlMs(10), DefaultTtlMs(10'000));
+  EXPECT_EQ(DefaultTtlMs(1'000'000), 120'000u);
+}
+
 class TxnTest : public ::testing::Test {
  protected:
   // Runs one action against the engine's latest state and applies what it wrote.

@@ -858,8 +858,9 @@ class Run {
   }
 
   // Every replica of every region applies the same index, then holds the same region data; the
-  // regions tile the keyspace. The indexes are those the stores publish (at least every tick),
-  // so they must hold still for a while before the engines are compared.
+  // regions tile the keyspace. The indexes are those the stores publish (after a change of
+  // leader or descriptor, else every Store::kTickPublishMs), so they must hold still for longer
+  // than that before the engines are compared, and a paused node's do not count.
   void CheckConvergence() {
     constexpr int64_t kStableMs = store::Store::kTickPublishMs + 100;
     std::vector<std::pair<uint64_t, uint64_t>> applied;  // (region, index), as last seen
@@ -898,8 +899,6 @@ class Run {
         since = cluster_.now();
         return false;
       }
-      // Stores publish their regions' state after a change of descriptor or leader, else
-      // only every kTickPublishMs: the same index must hold for longer than that.
       return cluster_.now() - since >= kStableMs;
     };
     RunUntil(same_index, cluster_.now() + o_.converge_bound_ms);
