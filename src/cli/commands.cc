@@ -11,6 +11,7 @@
 #include "cli/local_cluster.h"
 #include "cli/node_process.h"
 #include "cli/start_options.h"
+#include "cli/txn_command.h"
 #include "cli/version.h"
 
 namespace micedb::cli {
@@ -107,7 +108,14 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "Most value bytes one reply carries (same on every node)")
       ->capture_default_str();
   cmd->add_option("--max-txn-bytes", o->max_txn_bytes,
-                  "Most argument bytes of the commands queued in one MULTI")
+                  "Most bytes one transaction holds: the commands queued in one MULTI, the "
+                  "writes buffered in one micedb.txn.v1 transaction")
+      ->capture_default_str();
+  cmd->add_option("--txn-max-open", o->txn_max_open,
+                  "Most micedb.txn.v1 transactions open at once on this node")
+      ->capture_default_str();
+  cmd->add_option("--txn-idle-timeout-ms", o->txn_idle_timeout_ms,
+                  "An open micedb.txn.v1 transaction with no call for this long is dropped")
       ->capture_default_str();
   cmd->add_option("--client-timeout-ms", o->client_timeout_ms,
                   "Close a Redis connection whose request or reply stalls this long")
@@ -282,6 +290,9 @@ int Main(int argc, char** argv) {
   KvCommandOptions kv_opts;
   CLI::App* kv_cmd = AddKvCommand(&app, &kv_opts);
 
+  TxnCommandOptions txn_opts;
+  CLI::App* txn_cmd = AddTxnCommand(&app, &txn_opts);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -300,7 +311,7 @@ int Main(int argc, char** argv) {
       what = fmt::format("unknown command '{}' (see micedb --help)", argv[1]);
     } else if (what.empty() || what == "A subcommand is required") {
       what =
-          "a command is required: start, start-local, node, status, kv, cert or version (see "
+          "a command is required: start, start-local, node, status, kv, txn, cert or version (see "
           "micedb --help)";
     }
     std::fprintf(stderr, "micedb: error: %s\n", what.c_str());
@@ -324,6 +335,7 @@ int Main(int argc, char** argv) {
   }
   if (app.got_subcommand(status_cmd)) return RunStatus(status_opts);
   if (app.got_subcommand(kv_cmd)) return RunKv(kv_opts);
+  if (app.got_subcommand(txn_cmd)) return RunTxn(txn_opts);
   if (app.got_subcommand(cert_cmd)) return RunCert(cert_opts);
   return 2;
 }

@@ -128,6 +128,9 @@ int RunNode(const StartOptions& opts) {
   }
   no.resp.max_txn_bytes = opts.max_txn_bytes;
   no.max_result_bytes = opts.max_result_bytes;
+  no.txn_service.max_txn_bytes = opts.max_txn_bytes;
+  no.txn_service.max_open = opts.txn_max_open;
+  no.txn_service.idle_timeout_ms = opts.txn_idle_timeout_ms;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
   no.router.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;

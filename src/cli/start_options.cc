@@ -353,6 +353,10 @@ Status Validate(const StartOptions& opts) {
   if (opts.max_txn_bytes < (uint64_t{1} << 20)) {
     return Status::InvalidArgument("--max-txn-bytes must be at least 1 MiB");
   }
+  if (opts.txn_max_open < 1) return Status::InvalidArgument("--txn-max-open must be >= 1");
+  if (opts.txn_idle_timeout_ms < 1000) {
+    return Status::InvalidArgument("--txn-idle-timeout-ms must be at least 1000");
+  }
   if (opts.client_timeout_ms < 0) {
     return Status::InvalidArgument("--client-timeout-ms must be >= 0");
   }

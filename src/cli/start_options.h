@@ -85,12 +85,14 @@ struct StartOptions {
   size_t max_connections = 10000;                   // Redis-protocol clients
   std::string requirepass;                          // Redis AUTH password; empty: no AUTH
   uint64_t max_result_bytes = uint64_t{128} << 20;  // value bytes in one reply
-  uint64_t max_txn_bytes = uint64_t{128} << 20;     // argument bytes queued in one MULTI
-  int64_t client_timeout_ms = 30000;  // a partly sent request or unread reply closes after this
-  int64_t request_timeout_ms = 8000;  // a request that cannot be served by then fails
-  int raft_tick_ms = 100;             // one raft tick
-  int election_ticks = 10;            // election timeout, in ticks
-  uint64_t block_cache_mb = 64;       // RocksDB block cache
+  uint64_t max_txn_bytes = uint64_t{128} << 20;     // queued in one MULTI, buffered in one txn
+  size_t txn_max_open = 10000;                      // open gRPC transactions on one node
+  int64_t txn_idle_timeout_ms = 60000;  // an open gRPC transaction idle this long is dropped
+  int64_t client_timeout_ms = 30000;    // a partly sent request or unread reply closes after this
+  int64_t request_timeout_ms = 8000;    // a request that cannot be served by then fails
+  int raft_tick_ms = 100;               // one raft tick
+  int election_ticks = 10;              // election timeout, in ticks
+  uint64_t block_cache_mb = 64;         // RocksDB block cache
   uint64_t raft_log_gc_threshold = 4096;
   uint64_t raft_log_gc_keep = 1024;
   uint64_t raft_log_max_lag = 65536;

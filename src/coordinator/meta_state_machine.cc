@@ -386,4 +386,11 @@ MetaResult NodeStateMachine::ReadMeta(const store::RegionDescriptor& region,
       ->ReadMeta(region, engine, snapshot, cmd);
 }
 
+txn::pb::TxnResponse NodeStateMachine::ReadTxn(const store::RegionDescriptor& region,
+                                               storage::Engine* engine,
+                                               const storage::Snapshot* snapshot,
+                                               const txn::pb::TxnRequest& req) {
+  return (store::IsMetaRegion(region.id()) ? meta_ : data_)->ReadTxn(region, engine, snapshot, req);
+}
+
 }  // namespace micedb::coordinator

@@ -59,8 +59,15 @@ class NodeStateMachine final : public store::StateMachine {
                            const storage::Snapshot* snapshot, const kv::Command& cmd) override;
   MetaResult ReadMeta(const store::RegionDescriptor& region, storage::Engine* engine,
                       const storage::Snapshot* snapshot, const MetaCommand& cmd) override;
+  txn::pb::TxnResponse ReadTxn(const store::RegionDescriptor& region, storage::Engine* engine,
+                               const storage::Snapshot* snapshot,
+                               const txn::pb::TxnRequest& req) override;
   void EngineKeys(const kv::Command& cmd, std::vector<std::string>* keys) const override {
     data_->EngineKeys(cmd, keys);
+  }
+  void TxnEngineKeys(const txn::pb::TxnRequest& req,
+                     std::vector<std::string>* keys) const override {
+    data_->TxnEngineKeys(req, keys);
   }
   kv::CommandResult ForRetry(const kv::Command& cmd, kv::CommandResult result) const override {
     return data_->ForRetry(cmd, std::move(result));

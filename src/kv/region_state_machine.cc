@@ -22,11 +22,19 @@ namespace {
 
 class Round final : public store::ApplyRound {
  public:
-  Round(KvStateMachine sm, storage::Engine* engine, storage::WriteBatch* out)
-      : sm_(std::move(sm)), batch_(engine, out) {}
+  Round(KvStateMachine sm, const store::RegionDescriptor& region, const TxnBodies* txn,
+        storage::Engine* engine, storage::WriteBatch* out)
+      : sm_(std::move(sm)), region_(&region), txn_(txn), batch_(engine, out) {}
 
   void SetRegion(const store::RegionDescriptor& region) override {
     sm_.set_range(UserRangeOf(region));
+    region_ = &region;
+  }
+
+  txn::pb::TxnResponse ApplyTxn(const txn::pb::TxnRequest& req, LogIndex index) override {
+    (void)index;
+    if (txn_ == nullptr) return store::ApplyRound::ApplyTxn(req, index);
+    return txn_->Apply(*region_, req, &batch_);
   }
 
   CommandResult ApplyKv(const Command& cmd, LogIndex index, bool answering) override {
@@ -37,6 +45,10 @@ class Round final : public store::ApplyRound {
 
  private:
   KvStateMachine sm_;
+  // The store's descriptor of the region (BeginRound's and SetRegion's argument: it outlives
+  // the round).
+  const store::RegionDescriptor* region_;
+  const TxnBodies* txn_;
   ApplyBatch batch_;  // writes straight into the store's batch
 };
 
@@ -54,7 +66,17 @@ KeyRange UserRangeOf(const store::RegionDescriptor& region) {
 
 std::unique_ptr<store::ApplyRound> RegionStateMachine::BeginRound(
     const store::RegionDescriptor& region, storage::Engine* engine, storage::WriteBatch* wb) {
-  return std::make_unique<Round>(KvStateMachine(UserRangeOf(region), options_), engine, wb);
+  return std::make_unique<Round>(KvStateMachine(UserRangeOf(region), options_), region, txn_,
+                                 engine, wb);
+}
+
+txn::pb::TxnResponse RegionStateMachine::ReadTxn(const store::RegionDescriptor& region,
+                                                 storage::Engine* engine,
+                                                 const storage::Snapshot* snapshot,
+                                                 const txn::pb::TxnRequest& req) {
+  if (txn_ == nullptr) return store::StateMachine::ReadTxn(region, engine, snapshot, req);
+  EngineView view(engine, snapshot);
+  return txn_->Read(region, req, &view);
 }
 
 CommandResult RegionStateMachine::ReadKv(const store::RegionDescriptor& region,

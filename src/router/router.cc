@@ -13,6 +13,7 @@
 #include "kv/command_result.h"
 #include "kv/state_machine.h"
 #include "kv/value_format.h"
+#include "store/apply.h"
 #include "store/errors.h"
 #include "store/keys.h"
 
@@ -41,6 +42,15 @@ struct Router::Call {
   // The directory was asked for this key's region and the answer is in the cache (or was none).
   bool asked_directory = false;
   Callback done;
+  // A request of another body than kv (Send): the whole response goes here instead of `done`,
+  // after the keys were checked against each region it is sent to.
+  RegionReply reply;
+  std::vector<std::string> keys;  // Send's engine keys
+  // Answers with a failure, through whichever callback the call has.
+  void Fail(Status st) {
+    if (reply) return reply(std::move(st));
+    done(std::move(st));
+  }
 };
 
 namespace {
@@ -445,6 +455,18 @@ void Router::Launch(kv::Command cmd, std::string route_key, bool write, kv::Read
   Attempt(std::move(call));
 }
 
+void Router::Send(region::RegionRequest req, std::string route_key, std::vector<std::string> keys,
+                  bool write, RegionReply reply, int64_t timeout_ms) {
+  auto call = std::make_shared<Call>();
+  call->write = write;
+  call->route_key = std::move(route_key);
+  call->keys = std::move(keys);
+  call->reply = std::move(reply);
+  call->req = std::move(req);
+  call->deadline_ms = NowMs() + (timeout_ms > 0 ? timeout_ms : options_.request_timeout_ms);
+  Attempt(std::move(call));
+}
+
 NodeId Router::Elsewhere(const RegionRoute& route, int attempt) const {
   const NodeId self = store_->node_id();
   if (route.leader.valid() && route.leader != self) return route.leader;
@@ -472,6 +494,13 @@ void Router::Attempt(std::shared_ptr<Call> call) {
   }
   call->asked_directory = false;
   if (!route) return RetryLater(std::move(call), "no region is known for the key");
+  for (const std::string& key : call->keys) {
+    if (key < route->desc.start_key() ||
+        (!route->desc.end_key().empty() && key >= route->desc.end_key())) {
+      // Sent's keys are no longer in one region (a split): the sender cuts the request again.
+      return call->Fail(Status::Aborted(kKeysSpanRegions));
+    }
+  }
   region::RequestHeader* h = call->req.mutable_header();
   if (call->served) *call->served = route->desc;
   h->set_region_id(route->desc.id());
@@ -515,7 +544,10 @@ void Router::Attempt(std::shared_ptr<Call> call) {
 }
 
 void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp) {
-  if (!resp.has_error()) return call->done(std::move(*resp.mutable_kv()));
+  if (!resp.has_error()) {
+    if (call->reply) return call->reply(std::move(resp));
+    return call->done(std::move(*resp.mutable_kv()));
+  }
   const region::RegionError& e = resp.error();
   const uint64_t region = call->req.header().region_id();
   switch (e.kind_case()) {
@@ -549,14 +581,14 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
     case region::RegionError::kStaleCommand:
       return RetryLater(std::move(call), e.message());
     case region::RegionError::kTimeout:
-      return call->done(Status::TimedOut(e.message()));
+      return call->Fail(Status::TimedOut(e.message()));
     case region::RegionError::kNoSpace:
       // The leader's disk alarm is up: nothing was applied, and retrying at once cannot help.
-      return call->done(Status::ResourceExhausted(e.message()));
+      return call->Fail(Status::ResourceExhausted(e.message()));
     case region::RegionError::KIND_NOT_SET:
       break;
   }
-  call->done(Status::InvalidArgument(e.message()));
+  call->Fail(Status::InvalidArgument(e.message()));
 }
 
 bool Router::MaybeCutAgain(const std::shared_ptr<Call>& call) {
@@ -564,7 +596,8 @@ bool Router::MaybeCutAgain(const std::shared_ptr<Call>& call) {
   // be in several regions now, and sending it again as it is would be refused until its
   // deadline. Cut it again (a read is split, a write refused with CROSS_REGION) -- unless an
   // earlier attempt of a write may have been applied: a new request id could apply it twice.
-  if (call->recut >= 3 || call->done == nullptr || (call->write && call->maybe_applied)) {
+  if (!call->req.has_kv() || call->recut >= 3 || call->done == nullptr ||
+      (call->write && call->maybe_applied)) {
     return false;
   }
   std::vector<std::string> keys;
@@ -578,10 +611,10 @@ bool Router::MaybeCutAgain(const std::shared_ptr<Call>& call) {
 void Router::RetryLater(std::shared_ptr<Call> call, std::string_view why, int64_t delay_ms) {
   if (NowMs() >= call->deadline_ms) {
     if (call->maybe_applied) {
-      return call->done(Status::TimedOut(
+      return call->Fail(Status::TimedOut(
           fmt::format("no answer in time; the write may or may not have been applied ({})", why)));
     }
-    return call->done(
+    return call->Fail(
         Status::Unavailable(fmt::format("no leader could serve the request in time ({})", why)));
   }
   counters_.retries++;
@@ -603,7 +636,7 @@ void Router::Forward(std::shared_ptr<Call> call, NodeId to) {
       [this, call, to](Result<transport::ForwardResponse> r) mutable {
         if (!r.ok()) {
           if (r.status().code() == StatusCode::kTimedOut && call->write) {
-            return call->done(Status::TimedOut("forwarded write timed out; outcome unknown"));
+            return call->Fail(Status::TimedOut("forwarded write timed out; outcome unknown"));
           }
           // Not sent, or the connection broke: retry, perhaps at a new leader. A
           // write that did arrive is not applied twice (dedup by request id), but it may
@@ -624,10 +657,13 @@ void Router::ServeForward(transport::ForwardRequest request,
     reply(std::move(out));
   };
   region::RegionRequest req = std::move(*request.mutable_request());
-  if (req.body_case() != region::RegionRequest::kKv) {
-    return answer(store::InvalidRequestResponse("only kv requests are forwarded"));
+  if (req.body_case() == region::RegionRequest::kTxn) {
+    if (!store::IsTxnRead(req.txn())) return store_->Propose(std::move(req), std::move(answer));
+  } else if (req.body_case() != region::RegionRequest::kKv) {
+    return answer(store::InvalidRequestResponse("only kv and txn requests are forwarded"));
+  } else if (kv::IsWriteCommand(req.kv())) {
+    return store_->Propose(std::move(req), std::move(answer));
   }
-  if (kv::IsWriteCommand(req.kv())) return store_->Propose(std::move(req), std::move(answer));
   const bool stale = request.read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale);
   // Reads run on the executor, not on the transport's I/O thread, which a long one (SCAN,
   // DBSIZE) would hold up for every region's raft traffic.

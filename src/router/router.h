@@ -16,6 +16,9 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 #include "kv/backend.h"
@@ -55,12 +58,25 @@ class Router : public kv::KvBackend {
   // and pipelined runs (kv.Txn.pipeline) are cut by region.
   void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
 
+  // Sends one region request of another body than kv (a transaction's step) to the region
+  // holding `route_key` (an engine key), with the same routing, retries and deadline as
+  // Execute: `reply` gets the region's response (its body's own errors included), or a failure
+  // as Execute's, or Aborted(kKeysSpanRegions) when `keys` (engine keys the request names)
+  // no longer lie in one region -- the sender cuts the request again. The body is not
+  // deduplicated: a write must be idempotent. timeout_ms 0: the router's request timeout.
+  using RegionReply = std::function<void(Result<region::RegionResponse>)>;
+  static constexpr std::string_view kKeysSpanRegions = "the request's keys span regions";
+  void Send(region::RegionRequest req, std::string route_key, std::vector<std::string> keys,
+            bool write, RegionReply reply, int64_t timeout_ms = 0);
+
   // Runs a request another node's router sent here, on this node's store only (no routing, no
   // retries: the sender does those), and answers through `reply`.
   void ServeForward(transport::ForwardRequest request,
                     std::function<void(transport::ForwardResponse)> reply);
 
   RegionCache& cache() { return cache_; }
+  // The region the cache holds for `engine_key` (refreshed from the local store on a miss).
+  std::optional<RegionRoute> Locate(std::string_view engine_key) { return Route(engine_key); }
   // Where to look up regions this node knows nothing of (not owned; null: none). Set before
   // the first Execute.
   void SetDirectory(Directory* directory) { directory_ = directory; }

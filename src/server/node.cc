@@ -65,9 +65,11 @@ Status Node::Start() {
     return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
   }
 
+  txn_steps_ = std::make_unique<txn::RegionSteps>();
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
-                              .max_result_bytes = options_.max_result_bytes});
+                              .max_result_bytes = options_.max_result_bytes},
+      txn_steps_.get());
   meta_sm_ = std::make_unique<coordinator::MetaStateMachine>();
   node_sm_ = std::make_unique<coordinator::NodeStateMachine>(sm_.get(), meta_sm_.get());
   // This node's id (flags, data directory, or the coordinator of the cluster it joins) and
@@ -170,12 +172,26 @@ Status Node::Start() {
       backend_.get(), kv::KvApiOptions{.max_key_bytes = options_.resp.max_key_bytes,
                                        .max_value_bytes = options_.resp.max_value_bytes});
 
+  txn_transport_ = std::make_unique<txn::RouterTransport>(
+      backend_.get(), [this](std::function<void(Result<uint64_t>)> done) {
+        if (!coord_client_) return done(Status::Unavailable("the node is starting"));
+        coord_client_->GetTimestamp(std::move(done));
+      });
+  txn_client_ = std::make_unique<txn::TxnClient>(txn_transport_.get(), router_executor_.get(),
+                                                 SystemClock::Get());
+  txn::TxnServiceOptions txn_opts = options_.txn_service;
+  txn_opts.max_key_bytes = options_.resp.max_key_bytes;
+  txn_opts.max_value_bytes = options_.resp.max_value_bytes;
+  txn_service_ =
+      std::make_unique<txn::TxnGrpcService>(txn_client_.get(), SystemClock::Get(), txn_opts);
+
   // The gRPC server listens on no port of its own: the transport owns the peer port and
   // hands it every connection that is not a raft stream (docs/transport.md).
   grpc::ServerBuilder builder;
   builder.RegisterService(transport_->service());
   builder.RegisterService(node_service_.get());
   builder.RegisterService(kv_service_.get());
+  builder.RegisterService(txn_service_.get());
   builder.SetMaxReceiveMessageSize(256 << 20);
   builder.SetMaxSendMessageSize(256 << 20);
   // Peers ping every 2 s to notice a dead node quickly (transport ChannelArgs); without these
@@ -267,6 +283,9 @@ void Node::Stop() {
   http_.reset();
   store_.reset();
   expiry_.reset();
+  txn_service_.reset();
+  txn_client_.reset();
+  txn_transport_.reset();
   backend_.reset();
   router_executor_.reset();
   directory_.reset();

@@ -36,6 +36,10 @@
 #include "store/identity.h"
 #include "store/store.h"
 #include "transport/peer_transport.h"
+#include "txn/client.h"
+#include "txn/grpc/service.h"
+#include "txn/region_steps.h"
+#include "txn/router_transport.h"
 
 namespace micedb::server {
 
@@ -96,6 +100,7 @@ struct NodeOptions {
   micedb::resp::ServerOptions resp;  // limits of the Redis-protocol server
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
+  txn::TxnServiceOptions txn_service;  // limits of micedb.txn.v1 (--txn-*)
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
   // Called once (on an I/O thread) when a peer refuses this node (its data directory was
@@ -163,6 +168,10 @@ class Node : public transport::InboundHandler {
   // The key to split `desc` at, read from the engine: where the bytes (by_size) or keys read
   // reach half the region's (at most region_split_size / region_split_keys from its start).
   // Empty when the region turns out not to hold enough.
+  // A region's approximate bytes and keys (raw and transactional data), or nullopt when the
+  // engine cannot tell.
+  std::optional<std::pair<uint64_t, uint64_t>> RegionDataSize(
+      const store::RegionDescriptor& desc) const;
   std::string FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
                            bool by_size) const;
   // Splits `desc` (led here) at `engine_key`, with a region id from the coordinator; `done`
@@ -197,6 +206,7 @@ class Node : public transport::InboundHandler {
 
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<txn::RegionSteps> txn_steps_;  // the transactional bodies sm_ runs
   std::unique_ptr<kv::RegionStateMachine> sm_;
   std::unique_ptr<store::PeerIdentities> identities_;
   std::atomic<bool> refused_{false};
@@ -222,6 +232,11 @@ class Node : public transport::InboundHandler {
   std::unique_ptr<CoordSender> coord_sender_;
   std::unique_ptr<router::ThreadExecutor> coord_executor_;
   std::unique_ptr<coordinator::CoordinatorClient> coord_client_;
+  // Transactions with this node as gateway (docs/transactions.md): the client over the router
+  // and the oracle, and the gRPC service micedb.txn.v1.
+  std::unique_ptr<txn::RouterTransport> txn_transport_;
+  std::unique_ptr<txn::TxnClient> txn_client_;
+  std::unique_ptr<txn::TxnGrpcService> txn_service_;
   class Directory;
   std::unique_ptr<Directory> directory_;
   std::vector<store::NodeAddress> initial_coordinators_;  // from the data directory or flags

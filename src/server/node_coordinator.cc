@@ -21,6 +21,7 @@
 #include "store/errors.h"
 #include "store/keys.h"
 #include "store/load_split.h"
+#include "txn/mvcc.h"
 
 namespace micedb::server {
 
@@ -338,11 +339,9 @@ void Node::Heartbeat() {
     hb->set_term(r.raft.term.value());
     const std::string begin = r.descriptor.start_key();
     const std::string end = store::EngineRangeEnd(r.descriptor.end_key());
-    if (auto size = engine_->ApproximateSize(storage::Cf::kDefault, begin, end); size.ok()) {
-      hb->set_approximate_size(*size);
-    }
-    if (auto keys = engine_->ApproximateKeys(storage::Cf::kDefault, begin, end); keys.ok()) {
-      hb->set_approximate_keys(*keys);
+    if (auto sized = RegionDataSize(r.descriptor)) {
+      hb->set_approximate_size(sized->first);
+      hb->set_approximate_keys(sized->second);
     }
     const auto sent = region_flow_sent_.find(id);
     hb->set_interval_ms(static_cast<uint32_t>(sent == region_flow_sent_.end()
@@ -413,8 +412,7 @@ void Node::CheckSplits(const std::vector<store::RegionInfo>& regions,
     check.keys = written.keys_written;
     const std::string begin = r.descriptor.start_key();
     const std::string end = store::EngineRangeEnd(r.descriptor.end_key());
-    const uint64_t size = engine_->ApproximateSize(storage::Cf::kDefault, begin, end).value_or(0);
-    const uint64_t keys = engine_->ApproximateKeys(storage::Cf::kDefault, begin, end).value_or(0);
+    const auto [size, keys] = RegionDataSize(r.descriptor).value_or(std::make_pair(0, 0));
     if (size < split_size && keys < split_keys) continue;
     std::string key = FindSplitKey(r.descriptor, size, keys, size >= split_size);
     if (key.empty()) continue;
@@ -507,32 +505,71 @@ bool Node::CheckLoadSplit(const store::RegionInfo& r, const store::FlowCounts& c
   return false;
 }
 
+std::optional<std::pair<uint64_t, uint64_t>> Node::RegionDataSize(
+    const store::RegionDescriptor& desc) const {
+  // Raw keys and values are in `default`; transactional data in `write` (a record per
+  // version, short values inlined) and `default` (long values).
+  const std::string begin = desc.start_key();
+  const std::string end = store::EngineRangeEnd(desc.end_key());
+  uint64_t size = 0, keys = 0;
+  for (storage::Cf cf : {storage::Cf::kDefault, storage::Cf::kWrite}) {
+    auto s = engine_->ApproximateSize(cf, begin, end);
+    auto k = engine_->ApproximateKeys(cf, begin, end);
+    if (!s.ok() || !k.ok()) return std::nullopt;
+    size += *s;
+    keys += *k;
+  }
+  return std::make_pair(size, keys);
+}
+
 std::string Node::FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
                                bool by_size) const {
   // Half the region, or one split's worth from its start when it is much bigger (the rest is
   // split again later): the read is bounded either way.
   const uint64_t want_bytes = std::min(size / 2, options_.region_split_size);
   const uint64_t want_keys = std::min(keys / 2, options_.region_split_keys);
-  // Only raw keys: the region's range may hold other records below them (before the dedup
-  // column family existed, request records lay under 'd'), and a split key must be a key the
-  // router can name.
-  std::string lower = std::max(desc.start_key(), std::string(1, kv::kRawKeyPrefix));
-  std::string upper = std::min(store::EngineRangeEnd(desc.end_key()),
-                               std::string(1, static_cast<char>(kv::kRawKeyPrefix + 1)));
-  if (lower >= upper) return {};
-  storage::ReadOptions ro;
-  ro.lower_bound = std::move(lower);
-  ro.upper_bound = std::move(upper);
-  auto it = engine_->NewIterator(storage::Cf::kDefault, ro);
   uint64_t bytes = 0, count = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key() > desc.start_key() && (by_size ? bytes >= want_bytes : count >= want_keys)) {
-      return std::string(it->key());
+  // Walks the records of one keyspace in the region, in key order, adding them up; returns
+  // the split key once half is reached. Raw keys are split anywhere (each is one record);
+  // a transactional key only at its start E(K), so that its versions stay together
+  // (docs/transactions.md §1). Other records below them (before the dedup column family
+  // existed, request records lay under 'd') are not looked at, and a split key must be a key
+  // the router can name.
+  auto walk = [&](storage::Cf cf, std::string_view space_begin,
+                  std::string_view space_end) -> std::optional<std::string> {
+    std::string lower = std::max(desc.start_key(), std::string(space_begin));
+    std::string upper = std::min(store::EngineRangeEnd(desc.end_key()), std::string(space_end));
+    if (lower >= upper) return std::nullopt;
+    storage::ReadOptions ro;
+    ro.lower_bound = std::move(lower);
+    ro.upper_bound = std::move(upper);
+    auto it = engine_->NewIterator(cf, ro);
+    std::string last;  // the transactional key whose versions are being walked
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view key = it->key();
+      bytes += it->key().size() + it->value().size();
+      if (cf == storage::Cf::kWrite) {
+        uint64_t ts = 0;
+        if (!txn::SplitTs(it->key(), &key, &ts)) continue;
+        if (key == last) continue;  // another version of the same key: no boundary here
+        last.assign(key);
+      }
+      if (key > desc.start_key() && (by_size ? bytes >= want_bytes : count >= want_keys)) {
+        return std::string(key);
+      }
+      ++count;
+      // The estimates were far off (deleted data not compacted yet): give up, not read on.
+      if (bytes > 2 * options_.region_split_size || count > 2 * options_.region_split_keys) {
+        return std::string();
+      }
     }
-    bytes += it->key().size() + it->value().size();
-    ++count;
-    // The estimates were far off (deleted data not compacted yet): give up rather than read on.
-    if (bytes > 2 * options_.region_split_size || count > 2 * options_.region_split_keys) break;
+    return std::nullopt;
+  };
+  const std::string raw_begin(1, kv::kRawKeyPrefix);
+  const std::string raw_end(1, static_cast<char>(kv::kRawKeyPrefix + 1));
+  if (auto k = walk(storage::Cf::kDefault, raw_begin, raw_end)) return *k;
+  if (auto k = walk(storage::Cf::kWrite, std::string(1, txn::kTxnPrefix), txn::kTxnKeysEnd)) {
+    return *k;
   }
   return {};
 }

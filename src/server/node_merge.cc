@@ -120,11 +120,7 @@ void Node::CheckMerges(const std::vector<store::RegionInfo>& regions,
     constexpr int64_t kMergeSizeCheckMs = 5000;
     check.next_size_check_ms = now_ms + kMergeSizeCheckMs;
     auto size_of = [this](const store::RegionDescriptor& d) {
-      const std::string begin = d.start_key();
-      const std::string end = store::EngineRangeEnd(d.end_key());
-      return std::make_pair(
-          engine_->ApproximateSize(storage::Cf::kDefault, begin, end).value_or(UINT64_MAX),
-          engine_->ApproximateKeys(storage::Cf::kDefault, begin, end).value_or(UINT64_MAX));
+      return RegionDataSize(d).value_or(std::make_pair(UINT64_MAX, UINT64_MAX));
     };
     const auto [size, keys] = size_of(r.descriptor);
     if (size >= options_.region_merge_size || keys >= options_.region_merge_keys) continue;

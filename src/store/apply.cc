@@ -60,6 +60,12 @@ std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
   return std::nullopt;
 }
 
+void RequestEngineKeys(const StateMachine& sm, const region::RegionRequest& req,
+                       std::vector<std::string>* keys) {
+  if (req.has_kv()) sm.EngineKeys(req.kv(), keys);
+  if (req.has_txn()) sm.TxnEngineKeys(req.txn(), keys);
+}
+
 std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& region,
                                                    const region::RegionRequest& req,
                                                    const StateMachine& sm, std::string* anchor) {
@@ -81,9 +87,10 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
                                           region.merging().target().id()),
                               100);
   }
-  if (req.body_case() == region::RegionRequest::kKv) {
+  if (req.body_case() == region::RegionRequest::kKv ||
+      req.body_case() == region::RegionRequest::kTxn) {
     std::vector<std::string> keys;
-    sm.EngineKeys(req.kv(), &keys);
+    RequestEngineKeys(sm, req, &keys);
     for (const std::string& key : keys) {
       if (!InRange(region, key)) return KeyNotInRegionResponse(key, region);
     }
@@ -94,6 +101,10 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
     }
   }
   return std::nullopt;
+}
+
+bool IsTxnRead(const txn::pb::TxnRequest& req) {
+  return req.has_get() || req.has_batch_get() || req.has_scan();
 }
 
 region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& region,
@@ -108,8 +119,14 @@ region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& regio
     case region::RegionRequest::kMeta:
       *resp.mutable_meta() = sm->ReadMeta(region, engine, snapshot, req.meta());
       return resp;
+    case region::RegionRequest::kTxn:
+      if (!IsTxnRead(req.txn())) {
+        return InvalidRequestResponse("this transactional step is a write, not a read");
+      }
+      *resp.mutable_txn() = sm->ReadTxn(region, engine, snapshot, req.txn());
+      return resp;
     default:
-      return InvalidRequestResponse("only kv and meta requests can be read");
+      return InvalidRequestResponse("only kv, txn and meta requests can be read");
   }
 }
 
@@ -147,6 +164,12 @@ region::RegionResponse Applier::Apply(std::string_view data, LogIndex index, boo
         return InvalidRequestResponse("this admin request cannot be applied as a log entry");
       }
       *admin = std::move(*req.mutable_admin());
+      return resp;
+    case region::RegionRequest::kTxn:
+      // Every step is idempotent (docs/transactions.md §3): no dedup record.
+      if (IsTxnRead(req.txn())) return InvalidRequestResponse("a transactional read is no entry");
+      if (!round_) round_ = sm_->BeginRound(region_, engine_, wb_);
+      *resp.mutable_txn() = round_->ApplyTxn(req.txn(), index);
       return resp;
     case region::RegionRequest::kMeta:
       // Coordinator commands are idempotent or guarded (coordinator.proto), so they need no

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/strong_id.h"
 #include "micedb/region.pb.h"
@@ -36,6 +37,12 @@ EntryFormat DecodeEntry(std::string_view data, region::RegionRequest* req);
 // linger. Thread-safe.
 std::optional<region::RegionResponse> StampProposal(region::RegionRequest* req,
                                                     int64_t leader_wall_ms);
+
+// The engine keys a kv or txn request names (appended to *keys). Thread-safe.
+void RequestEngineKeys(const StateMachine& sm, const region::RegionRequest& req,
+                       std::vector<std::string>* keys);
+// Whether a txn body only reads (get, batch_get, scan): served, never proposed.
+bool IsTxnRead(const txn::pb::TxnRequest& req);
 
 // With `anchor`, a kv request that passes gets there the key its dedup record goes beside
 // (its first engine key, or the region's start for a keyless one: DedupKey).

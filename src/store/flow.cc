@@ -1,5 +1,7 @@
 #include "store/flow.h"
 
+#include <algorithm>
+
 namespace micedb::store {
 namespace {
 
@@ -27,7 +29,15 @@ uint64_t CommandKeys(const kv::Command& c, int depth) {
 }  // namespace
 
 uint64_t KeysOf(const region::RegionRequest& req) {
-  return req.has_kv() ? CommandKeys(req.kv(), 0) : 1;
+  if (req.has_kv()) return CommandKeys(req.kv(), 0);
+  if (req.has_txn()) {
+    const txn::pb::TxnRequest& t = req.txn();
+    if (t.has_prewrite()) return std::max(t.prewrite().mutations_size(), 1);
+    if (t.has_commit()) return std::max(t.commit().keys_size(), 1);
+    if (t.has_rollback()) return std::max(t.rollback().keys_size(), 1);
+    if (t.has_batch_get()) return std::max(t.batch_get().keys_size(), 1);
+  }
+  return 1;
 }
 
 uint64_t KeysOf(const region::RegionResponse& resp) {

@@ -1,6 +1,7 @@
 // What a store runs for the bodies of region requests: the seam between the replication layer
 // (src/store, which owns the envelope, the epoch and key-range checks, dedup and the apply
-// batch; store/apply.h) and the data model (src/kv for raw key-value; later src/txn).
+// batch; store/apply.h) and the data model (src/kv for raw key-value, src/txn for the
+// transactional keyspace).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "micedb/coordinator.pb.h"
 #include "micedb/kv.pb.h"
 #include "micedb/store.pb.h"
+#include "micedb/txn.pb.h"
 #include "storage/engine.h"
 
 namespace micedb::store {
@@ -28,6 +30,15 @@ class ApplyRound {
   // replica whose client waits for the result; the others may skip work that only shapes
   // the result (a txn's reads), as long as what they store is the same.
   virtual kv::CommandResult ApplyKv(const kv::Command& cmd, LogIndex index, bool answering) = 0;
+  // Applies one Percolator step (body `txn`, docs/transactions.md) committed at `index`, as
+  // deterministically as ApplyKv. A state machine without transactions refuses it.
+  virtual txn::pb::TxnResponse ApplyTxn(const txn::pb::TxnRequest& req, LogIndex index) {
+    (void)req;
+    (void)index;
+    txn::pb::TxnResponse r;
+    r.set_invalid("this store serves no transactions");
+    return r;
+  }
   // The region's range changed in the middle of the round (a split applied): later commands
   // act on `region`, and still see the round's earlier writes.
   virtual void SetRegion(const RegionDescriptor& region) { (void)region; }
@@ -45,7 +56,8 @@ class ApplyRound {
 class StateMachine {
  public:
   virtual ~StateMachine() = default;
-  // Starts a round over `region`; writes go to `wb` (not owned; outlives the round). The
+  // Starts a round over `region` (the store's descriptor, which outlives the round and may
+  // change between entries: SetRegion); writes go to `wb` (not owned; outlives the round). The
   // round lives until the store writes `wb`.
   virtual std::unique_ptr<ApplyRound> BeginRound(const RegionDescriptor& region,
                                                  storage::Engine* engine,
@@ -66,6 +78,24 @@ class StateMachine {
     coordinator::MetaResult r;
     r.set_error("this region holds no coordinator state");
     return r;
+  }
+  // Runs a transactional read (get, batch_get, scan at a timestamp) on `region` at
+  // `snapshot`, as ReadKv. Thread-safe.
+  virtual txn::pb::TxnResponse ReadTxn(const RegionDescriptor& region, storage::Engine* engine,
+                                       const storage::Snapshot* snapshot,
+                                       const txn::pb::TxnRequest& req) {
+    (void)region;
+    (void)engine;
+    (void)snapshot;
+    (void)req;
+    txn::pb::TxnResponse r;
+    r.set_invalid("this store serves no transactions");
+    return r;
+  }
+  // The engine keys a transactional request names (E(K) of each), as EngineKeys. Thread-safe.
+  virtual void TxnEngineKeys(const txn::pb::TxnRequest& req, std::vector<std::string>* keys) const {
+    (void)req;
+    (void)keys;
   }
   // The engine keys `cmd` names (appended to *keys), for the store's key-range check. Keyless
   // commands (scans, DBSIZE, FLUSHALL) name none: they act on the region's own range.

@@ -268,9 +268,8 @@ void Store::Stop() {
 }
 
 void Store::SampleKey(uint64_t region, const region::RegionRequest& req) {
-  if (!req.has_kv()) return;
   std::vector<std::string> keys;
-  sm_->EngineKeys(req.kv(), &keys);
+  RequestEngineKeys(*sm_, req, &keys);
   if (!keys.empty()) flow_.AddSample(region, keys.front());
 }
 
@@ -551,6 +550,9 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     if (RefusingWrites()) {
       counters_.writes_refused_no_space++;
       return done(AlarmResponse(p->id()));
+    }
+    if (req.has_txn() && IsTxnRead(req.txn())) {
+      return done(InvalidRequestResponse("a transactional read is served, not proposed"));
     }
     if (auto refused = StampProposal(&req, clock_->NowWallMillis())) {
       counters_.requests_refused++;

@@ -1,0 +1,317 @@
+// The transaction client over the real region steps and store envelope (FakeRegions: one
+// replica per region, a routing cache that goes stale): commits across regions, snapshot
+// reads, read-your-writes, conflicts named, locks left by a dead client resolved both ways,
+// requests cut again after a split, and a bank workload whose total never changes.
+#include "txn/client.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "common/clock.h"
+#include "txn/fake_regions.h"
+
+namespace micedb::txn {
+namespace {
+
+using testing::FakeRegions;
+
+class ClientTest : public ::testing::Test {
+ protected:
+  explicit ClientTest(std::vector<std::string> splits = {"g", "p"})
+      : regions_(std::move(splits)), client_(&regions_, &executor_, &clock_, Options()) {}
+
+  static TxnClientOptions Options() {
+    TxnClientOptions o;
+    o.op_timeout_ms = 5000;
+    o.scan_page = 2;  // small pages: scans cross pages and regions
+    return o;
+  }
+
+  std::shared_ptr<Txn> Begin() {
+    std::promise<Result<std::shared_ptr<Txn>>> p;
+    client_.Begin([&](Result<std::shared_ptr<Txn>> r) { p.set_value(std::move(r)); });
+    auto r = p.get_future().get();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : nullptr;
+  }
+  static Result<std::optional<std::string>> Get(Txn& t, std::string key) {
+    std::promise<Result<std::optional<std::string>>> p;
+    t.Get(std::move(key), [&](Result<std::optional<std::string>> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  static Result<Txn::Pairs> BatchGet(Txn& t, std::vector<std::string> keys) {
+    std::promise<Result<Txn::Pairs>> p;
+    t.BatchGet(std::move(keys), [&](Result<Txn::Pairs> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  static Result<Txn::Pairs> Scan(Txn& t, std::string start, std::string end, size_t limit) {
+    std::promise<Result<Txn::Pairs>> p;
+    t.Scan(std::move(start), std::move(end), limit,
+           [&](Result<Txn::Pairs> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  static Result<uint64_t> Commit(Txn& t) {
+    std::promise<Result<uint64_t>> p;
+    t.Commit([&](Result<uint64_t> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }
+  // A transaction that writes `kvs` and commits.
+  uint64_t Write(std::vector<std::pair<std::string, std::string>> kvs) {
+    auto t = Begin();
+    for (auto& [k, v] : kvs) t->Put(k, v);
+    auto r = Commit(*t);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : 0;
+  }
+  std::optional<std::string> Read(const std::string& key) {
+    auto t = Begin();
+    auto r = Get(*t, key);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::nullopt;
+  }
+  // Sends one step straight to the regions, as a client that dies halfway would have.
+  pb::TxnResponse Raw(pb::TxnRequest req, const std::string& key) {
+    std::promise<Result<pb::TxnResponse>> p;
+    regions_.Send(std::move(req), EncodeKey(key), {EncodeKey(key)}, true,
+                  [&](Result<pb::TxnResponse> r) { p.set_value(std::move(r)); });
+    auto r = p.get_future().get();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : pb::TxnResponse();
+  }
+  void RawPrewrite(const std::string& key, const std::string& value, const std::string& primary,
+                   uint64_t start_ts, uint64_t ttl_ms = 100) {
+    pb::TxnRequest req;
+    auto* p = req.mutable_prewrite();
+    auto* m = p->add_mutations();
+    m->set_key(key);
+    m->set_value(value);
+    p->set_primary(primary);
+    p->set_start_ts(start_ts);
+    p->set_ttl_ms(ttl_ms);
+    EXPECT_EQ(Raw(std::move(req), key).prewrite().errors_size(), 0);
+  }
+  void RawCommit(const std::string& key, uint64_t start_ts, uint64_t commit_ts) {
+    pb::TxnRequest req;
+    req.mutable_commit()->add_keys(key);
+    req.mutable_commit()->set_start_ts(start_ts);
+    req.mutable_commit()->set_commit_ts(commit_ts);
+    EXPECT_FALSE(Raw(std::move(req), key).commit().has_error());
+  }
+  uint64_t Ts() {
+    std::promise<Result<uint64_t>> p;
+    regions_.GetTimestamp([&](Result<uint64_t> r) { p.set_value(std::move(r)); });
+    return *p.get_future().get();
+  }
+
+  SystemClock clock_;
+  router::ThreadExecutor executor_;
+  FakeRegions regions_;
+  TxnClient client_;
+};
+
+TEST_F(ClientTest, ACommitAcrossRegionsIsSeenWholeByLaterTransactions) {
+  const uint64_t commit_ts = Write({{"apple", "1"}, {"kiwi", "2"}, {"zebra", "3"}});
+  EXPECT_GT(commit_ts, 0u);
+  auto t = Begin();
+  EXPECT_GT(t->start_ts(), commit_ts);
+  auto all = BatchGet(*t, {"zebra", "apple", "kiwi", "missing"});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, (Txn::Pairs{{"zebra", "3"}, {"apple", "1"}, {"kiwi", "2"}}));
+  EXPECT_EQ(client_.counters().committed.load(), 1u);
+}
+
+TEST_F(ClientTest, ReadsSeeTheSnapshotOfTheirStart) {
+  Write({{"a", "old"}});
+  auto reader = Begin();
+  Write({{"a", "new"}, {"b", "born"}});
+  EXPECT_EQ(*Get(*reader, "a"), "old");
+  EXPECT_EQ(*Get(*reader, "b"), std::nullopt);
+  EXPECT_EQ(Read("a"), "new");
+}
+
+TEST_F(ClientTest, ATransactionReadsItsOwnWritesInGetsAndScans) {
+  Write({{"a", "1"}, {"c", "3"}, {"h", "8"}, {"q", "17"}, {"r", "18"}});
+  auto t = Begin();
+  t->Put("b", "2");
+  t->Delete("c");
+  t->Put("h", "eight");
+  EXPECT_EQ(*Get(*t, "b"), "2");
+  EXPECT_EQ(*Get(*t, "c"), std::nullopt);
+  auto all = Scan(*t, "", "", 100);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, (Txn::Pairs{{"a", "1"}, {"b", "2"}, {"h", "eight"}, {"q", "17"}, {"r", "18"}}));
+  auto some = Scan(*t, "b", "r", 2);
+  ASSERT_TRUE(some.ok());
+  EXPECT_EQ(*some, (Txn::Pairs{{"b", "2"}, {"h", "eight"}}));
+  // Nothing reached the cluster before commit.
+  EXPECT_EQ(Read("b"), std::nullopt);
+}
+
+TEST_F(ClientTest, AWriteConflictAbortsTheLaterCommitAndNamesTheKey) {
+  Write({{"x", "0"}});
+  auto t1 = Begin();
+  auto t2 = Begin();
+  t1->Put("x", "1");
+  t2->Put("x", "2");
+  t2->Put("a", "side effect");
+  const auto c1 = Commit(*t1);
+  ASSERT_TRUE(c1.ok());
+  const auto c2 = Commit(*t2);
+  ASSERT_FALSE(c2.ok());
+  EXPECT_EQ(c2.status().code(), StatusCode::kAborted);
+  EXPECT_NE(c2.status().message().find("\"x\""), std::string::npos) << c2.status().message();
+  EXPECT_NE(c2.status().message().find("retry"), std::string::npos);
+  ASSERT_TRUE(t2->conflict().has_value());
+  EXPECT_EQ(t2->conflict()->key, "x");
+  EXPECT_EQ(t2->conflict()->conflict_start_ts, t1->start_ts());
+  EXPECT_EQ(t2->conflict()->conflict_commit_ts, *c1);
+  EXPECT_EQ(Read("x"), "1");
+  // The loser's other key is rolled back in the background, never committed.
+  for (int i = 0; i < 200 && regions_.engine().Get(storage::Cf::kLock, EncodeKey("a")).ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(Read("a"), std::nullopt);
+}
+
+TEST_F(ClientTest, AnExpiredLockOfADeadClientIsRolledBackByAReader) {
+  Write({{"k", "before"}, {"s", "before"}});
+  const uint64_t dead = Ts();
+  RawPrewrite("k", "dead", "k", dead, /*ttl_ms=*/100);
+  RawPrewrite("s", "dead", "k", dead, 100);
+  regions_.AdvanceMs(200);  // past the TTL by the oracle's clock
+  // The reader of the secondary asks the primary: expired, so CheckTxnStatus rolls the
+  // primary back, and the reader rolls back the secondary's lock.
+  EXPECT_EQ(Read("s"), "before");
+  EXPECT_EQ(client_.counters().status_checks.load(), 1u);
+  EXPECT_EQ(client_.counters().locks_resolved.load(), 1u);
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("k")).ok());
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("s")).ok());
+  EXPECT_EQ(Read("k"), "before");
+  // The primary's rollback is there for good: the dead client's commit cannot land.
+  pb::TxnRequest req;
+  req.mutable_commit()->add_keys("k");
+  req.mutable_commit()->set_start_ts(dead);
+  req.mutable_commit()->set_commit_ts(Ts());
+  EXPECT_EQ(Raw(std::move(req), "k").commit().error().kind(), pb::KeyError::TXN_ABORTED);
+}
+
+TEST_F(ClientTest, ALiveLockIsWaitedOutUntilItsOwnerCommits) {
+  const uint64_t slow = Ts();
+  RawPrewrite("k", "v", "k", slow, /*ttl_ms=*/60'000);
+  // Its commit_ts is drawn before the reader starts, so the reader must see it; the commit
+  // itself lands 50 ms later, while the reader waits on the lock.
+  const uint64_t commit_ts = Ts();
+  std::thread owner([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    RawCommit("k", slow, commit_ts);
+  });
+  EXPECT_EQ(Read("k"), "v");
+  owner.join();
+  EXPECT_GE(client_.counters().lock_waits.load(), 1u);
+  EXPECT_EQ(client_.counters().locks_resolved.load(), 0u);
+}
+
+TEST_F(ClientTest, ASecondaryLockOfACommittedTransactionIsCommittedByItsReader) {
+  const uint64_t t = Ts();
+  RawPrewrite("a", "A", "a", t);
+  RawPrewrite("x", "X", "a", t);
+  RawCommit("a", t, Ts());  // the client died before committing x
+  EXPECT_EQ(Read("x"), "X");
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("x")).ok());
+}
+
+TEST_F(ClientTest, RequestsAreCutAgainAfterASplitTheCacheMissed) {
+  regions_.Split("c");
+  regions_.Split("m");
+  Write({{"a", "1"}, {"d", "2"}, {"n", "3"}});
+  auto t = Begin();
+  auto all = BatchGet(*t, {"a", "d", "n"});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->size(), 3u);
+  EXPECT_GE(client_.counters().recuts.load(), 1u);
+  EXPECT_GE(regions_.refused(), 1u);
+}
+
+TEST_F(ClientTest, APrimaryCommitThatCouldNotBeSentRollsTheTransactionBack) {
+  auto t = Begin();
+  t->Put("a", "1");
+  t->Put("z", "2");
+  // The two prewrites (two regions) pass; the primary's commit finds no leader.
+  regions_.FailWrites(/*skip=*/2, /*n=*/1);
+  auto r = Commit(*t);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_EQ(Read("a"), std::nullopt);
+  EXPECT_EQ(Read("z"), std::nullopt);
+}
+
+TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) {
+  constexpr int kAccounts = 8;
+  constexpr int kStart = 100;
+  auto name = [](int i) { return std::string(1, static_cast<char>('a' + 3 * i)); };  // a..v
+  std::vector<std::pair<std::string, std::string>> init;
+  for (int i = 0; i < kAccounts; ++i) init.emplace_back(name(i), std::to_string(kStart));
+  Write(init);
+  std::vector<std::string> all;
+  for (int i = 0; i < kAccounts; ++i) all.push_back(name(i));
+
+  std::atomic<int> committed{0}, aborted{0}, bad_snapshots{0};
+  auto worker = [&](int seed) {
+    uint64_t x = static_cast<uint64_t>(seed) * 2654435761u + 1;
+    auto next = [&x] {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return x;
+    };
+    for (int n = 0; n < 40; ++n) {
+      const int from = static_cast<int>(next() % kAccounts);
+      const int to = static_cast<int>((from + 1 + next() % (kAccounts - 1)) % kAccounts);
+      auto t = Begin();
+      auto got = BatchGet(*t, {name(from), name(to)});
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ASSERT_EQ(got->size(), 2u);
+      const int a = std::stoi((*got)[0].second), b = std::stoi((*got)[1].second);
+      const int amount = static_cast<int>(next() % 5) + 1;
+      if (a < amount) continue;
+      t->Put(name(from), std::to_string(a - amount));
+      t->Put(name(to), std::to_string(b + amount));
+      auto c = Commit(*t);
+      if (c.ok()) {
+        committed++;
+      } else {
+        ASSERT_EQ(c.status().code(), StatusCode::kAborted) << c.status().ToString();
+        aborted++;
+      }
+    }
+  };
+  auto reader = [&] {
+    for (int n = 0; n < 40; ++n) {
+      auto t = Begin();
+      auto snap = Scan(*t, "", "", 100);
+      ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+      int total = 0;
+      for (auto& [k, v] : *snap) total += std::stoi(v);
+      if (total != kAccounts * kStart || snap->size() != kAccounts) bad_snapshots++;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back(worker, i + 1);
+  threads.emplace_back(reader);
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad_snapshots.load(), 0);
+  EXPECT_GT(committed.load(), 0);
+  auto t = Begin();
+  auto final_state = BatchGet(*t, all);
+  ASSERT_TRUE(final_state.ok());
+  int total = 0;
+  for (auto& [k, v] : *final_state) total += std::stoi(v);
+  EXPECT_EQ(total, kAccounts * kStart);
+  EXPECT_GT(client_.counters().locks_met.load() + aborted.load(), 0u)
+      << "four writers over eight accounts should have met each other";
+}
+
+}  // namespace
+}  // namespace micedb::txn

@@ -1,0 +1,278 @@
+#include "txn/grpc/service.h"
+
+#include <fmt/format.h>
+
+#include "common/random.h"
+#include "kv/grpc/status_codes.h"
+
+namespace micedb::txn {
+
+namespace {
+
+grpc::Status Invalid(std::string msg) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
+}
+
+// Finishes a call that answers key-value pairs (BatchGet, Scan).
+template <typename Resp>
+std::function<void(Result<Txn::Pairs>)> PairsReply(grpc::ServerUnaryReactor* reactor, Resp* resp) {
+  return [reactor, resp](Result<Txn::Pairs> r) {
+    if (!r.ok()) return reactor->Finish(kv::ToGrpcStatus(r.status()));
+    for (auto& [k, v] : *r) {
+      v1::KvPair* p = resp->add_pairs();
+      p->set_key(std::move(k));
+      p->set_value(std::move(v));
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
+}  // namespace
+
+TxnGrpcService::TxnGrpcService(TxnClient* client, const Clock* clock, TxnServiceOptions options)
+    : client_(client), clock_(clock), options_(options) {
+  // Ids differ across nodes and restarts, so an id from elsewhere is NOT_FOUND, not a
+  // stranger's transaction.
+  next_id_ = Random(static_cast<uint64_t>(clock->NowMonotonic().count()) ^
+                    static_cast<uint64_t>(clock->NowWallMicros()))
+                 .Next64() |
+             1;
+}
+
+int64_t TxnGrpcService::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->NowMonotonic()).count();
+}
+
+void TxnGrpcService::DropIdle() {
+  const int64_t now = NowMs();
+  std::erase_if(open_, [&](const auto& kv) {
+    return now - kv.second.last_used_ms > options_.idle_timeout_ms;
+  });
+}
+
+Result<uint64_t> TxnGrpcService::Open(std::shared_ptr<Txn> txn) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (open_.size() >= options_.max_open) DropIdle();
+  if (open_.size() >= options_.max_open) {
+    return Status::ResourceExhausted(fmt::format(
+        "{} transactions are open on this node (the most, --txn-max-open); commit or roll back "
+        "some first",
+        open_.size()));
+  }
+  const uint64_t id = next_id_++;
+  open_[id] = Session{std::move(txn), NowMs(), 0};
+  return id;
+}
+
+Result<std::shared_ptr<Txn>> TxnGrpcService::Find(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = open_.find(id);
+  if (it == open_.end() || NowMs() - it->second.last_used_ms > options_.idle_timeout_ms) {
+    if (it != open_.end()) open_.erase(it);
+    return Status::NotFound(fmt::format(
+        "no open transaction {} on this node (committed, rolled back, idle for more than {} ms, "
+        "or begun on another node)",
+        id, options_.idle_timeout_ms));
+  }
+  it->second.last_used_ms = NowMs();
+  return it->second.txn;
+}
+
+Status TxnGrpcService::Charge(uint64_t id, uint64_t bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = open_.find(id);
+  if (it == open_.end()) return Status::NotFound(fmt::format("no open transaction {}", id));
+  if (it->second.bytes + bytes > options_.max_txn_bytes) {
+    return Status::ResourceExhausted(
+        fmt::format("transaction {} would buffer more than {} bytes of writes (the most for one "
+                    "transaction)",
+                    id, options_.max_txn_bytes));
+  }
+  it->second.bytes += bytes;
+  return Status::OK();
+}
+
+std::shared_ptr<Txn> TxnGrpcService::Close(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = open_.find(id);
+  if (it == open_.end()) return nullptr;
+  auto txn = std::move(it->second.txn);
+  open_.erase(it);
+  return txn;
+}
+
+size_t TxnGrpcService::open() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return open_.size();
+}
+
+bool TxnGrpcService::KeyFits(const std::string& key, grpc::ServerUnaryReactor* reactor) const {
+  if (key.size() <= options_.max_key_bytes) return true;
+  reactor->Finish(
+      Invalid(fmt::format("key of {} bytes; at most {}", key.size(), options_.max_key_bytes)));
+  return false;
+}
+
+std::shared_ptr<Txn> TxnGrpcService::FindOrFinish(uint64_t id, grpc::ServerUnaryReactor* reactor) {
+  auto txn = Find(id);
+  if (txn.ok()) return std::move(*txn);
+  reactor->Finish(kv::ToGrpcStatus(txn.status()));
+  return nullptr;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Begin(grpc::CallbackServerContext* ctx,
+                                                const v1::BeginRequest* req,
+                                                v1::BeginResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  auto opened = [this, reactor, resp](std::shared_ptr<Txn> txn) {
+    const uint64_t start_ts = txn->start_ts();
+    auto id = Open(std::move(txn));
+    if (!id.ok()) return reactor->Finish(kv::ToGrpcStatus(id.status()));
+    resp->set_txn_id(*id);
+    resp->set_start_ts(start_ts);
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (req->read_ts() != 0) {
+    opened(client_->BeginAt(req->read_ts()));
+    return reactor;
+  }
+  client_->Begin([reactor, opened](Result<std::shared_ptr<Txn>> r) {
+    if (!r.ok()) return reactor->Finish(kv::ToGrpcStatus(r.status()));
+    opened(std::move(*r));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Get(grpc::CallbackServerContext* ctx,
+                                              const v1::GetRequest* req, v1::GetResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (!KeyFits(req->key(), reactor)) return reactor;
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  txn->Get(req->key(), [reactor, resp](Result<std::optional<std::string>> r) {
+    if (!r.ok()) return reactor->Finish(kv::ToGrpcStatus(r.status()));
+    if (*r) {
+      resp->set_found(true);
+      resp->set_value(std::move(**r));
+    }
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::BatchGet(grpc::CallbackServerContext* ctx,
+                                                   const v1::BatchGetRequest* req,
+                                                   v1::BatchGetResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (static_cast<size_t>(req->keys_size()) > options_.max_batch_keys) {
+    reactor->Finish(Invalid(fmt::format("{} keys in one BatchGet; at most {}", req->keys_size(),
+                                        options_.max_batch_keys)));
+    return reactor;
+  }
+  for (const auto& k : req->keys()) {
+    if (!KeyFits(k, reactor)) return reactor;
+  }
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  std::vector<std::string> keys(req->keys().begin(), req->keys().end());
+  txn->BatchGet(std::move(keys), PairsReply(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Scan(grpc::CallbackServerContext* ctx,
+                                               const v1::ScanRequest* req, v1::ScanResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (req->limit() > options_.max_scan_limit) {
+    reactor->Finish(Invalid(
+        fmt::format("limit {} is above the most, {}", req->limit(), options_.max_scan_limit)));
+    return reactor;
+  }
+  if (req->start().size() > options_.max_key_bytes || req->end().size() > options_.max_key_bytes) {
+    reactor->Finish(
+        Invalid(fmt::format("scan bound longer than {} bytes", options_.max_key_bytes)));
+    return reactor;
+  }
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  const size_t limit = req->limit() == 0 ? options_.default_scan_limit : req->limit();
+  txn->Scan(req->start(), req->end(), limit, PairsReply(reactor, resp));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Put(grpc::CallbackServerContext* ctx,
+                                              const v1::PutRequest* req, v1::PutResponse* resp) {
+  (void)resp;
+  auto* reactor = ctx->DefaultReactor();
+  if (!KeyFits(req->key(), reactor)) return reactor;
+  if (req->value().size() > options_.max_value_bytes) {
+    reactor->Finish(Invalid(fmt::format("value of {} bytes; at most {}", req->value().size(),
+                                        options_.max_value_bytes)));
+    return reactor;
+  }
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  if (Status st = Charge(req->txn_id(), req->key().size() + req->value().size()); !st.ok()) {
+    reactor->Finish(kv::ToGrpcStatus(st));
+    return reactor;
+  }
+  txn->Put(req->key(), req->value());
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Delete(grpc::CallbackServerContext* ctx,
+                                                 const v1::DeleteRequest* req,
+                                                 v1::DeleteResponse* resp) {
+  (void)resp;
+  auto* reactor = ctx->DefaultReactor();
+  if (!KeyFits(req->key(), reactor)) return reactor;
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  if (Status st = Charge(req->txn_id(), req->key().size()); !st.ok()) {
+    reactor->Finish(kv::ToGrpcStatus(st));
+    return reactor;
+  }
+  txn->Delete(req->key());
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Commit(grpc::CallbackServerContext* ctx,
+                                                 const v1::CommitRequest* req,
+                                                 v1::CommitResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
+  if (!txn) return reactor;
+  Close(req->txn_id());
+  txn->Commit([ctx, reactor, resp](Result<uint64_t> r) {
+    if (!r.ok()) {
+      // Said by the cluster, not a broken connection: the transaction did not commit.
+      if (r.status().code() == StatusCode::kUnavailable) {
+        ctx->AddTrailingMetadata(kv::kNotAppliedMetadata, "1");
+      }
+      return reactor->Finish(kv::ToGrpcStatus(r.status()));
+    }
+    resp->set_commit_ts(*r);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TxnGrpcService::Rollback(grpc::CallbackServerContext* ctx,
+                                                   const v1::RollbackRequest* req,
+                                                   v1::RollbackResponse* resp) {
+  (void)resp;
+  auto* reactor = ctx->DefaultReactor();
+  std::shared_ptr<Txn> txn = Close(req->txn_id());
+  if (!txn) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::NOT_FOUND,
+                     fmt::format("no open transaction {} on this node", req->txn_id())));
+    return reactor;
+  }
+  txn->Rollback();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace micedb::txn

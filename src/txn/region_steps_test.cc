@@ -1,0 +1,206 @@
+// Transactional bodies in the region request envelope (store/apply.h over kv's state machine
+// with RegionSteps): the envelope's checks apply to them (epoch, keys outside the region), a
+// read is never a log entry, malformed steps are refused and write nothing, and scans and
+// range resolves stop at the region's end and say where the next region starts.
+#include "txn/region_steps.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/mem_engine.h"
+#include "storage/write_batch.h"
+#include "store/apply.h"
+
+namespace micedb::txn {
+namespace {
+
+class RegionStepsTest : public ::testing::Test {
+ protected:
+  RegionStepsTest() : sm_({}, &steps_) {
+    region_.set_id(5);
+    region_.set_start_key(EncodeKey("c"));
+    region_.set_end_key(EncodeKey("m"));
+    region_.mutable_epoch()->set_version(4);
+    region_.mutable_epoch()->set_conf_ver(1);
+  }
+
+  region::RegionRequest Request(pb::TxnRequest body, uint64_t version = 4) {
+    region::RegionRequest req;
+    req.mutable_header()->set_region_id(5);
+    req.mutable_header()->mutable_epoch()->set_version(version);
+    req.mutable_header()->mutable_epoch()->set_conf_ver(1);
+    *req.mutable_txn() = std::move(body);
+    return req;
+  }
+  region::RegionResponse Apply(pb::TxnRequest body, uint64_t version = 4) {
+    storage::WriteBatch wb;
+    store::Applier applier(&sm_, region_, &engine_, &wb);
+    auto resp = applier.Apply(store::EncodeEntry(Request(std::move(body), version)),
+                              LogIndex(++index_), true);
+    EXPECT_TRUE(engine_.Write(wb, {}).ok());
+    return resp;
+  }
+  region::RegionResponse Read(pb::TxnRequest body) {
+    return store::ServeRead(&sm_, region_, &engine_, nullptr, Request(std::move(body)));
+  }
+  static pb::TxnRequest Prewrite(std::vector<std::string> keys, uint64_t start_ts) {
+    pb::TxnRequest req;
+    auto* p = req.mutable_prewrite();
+    for (auto& k : keys) {
+      auto* m = p->add_mutations();
+      m->set_key(k);
+      m->set_value("v" + k);
+    }
+    p->set_primary(keys.front());
+    p->set_start_ts(start_ts);
+    return req;
+  }
+  static pb::TxnRequest Commit(std::vector<std::string> keys, uint64_t start_ts,
+                               uint64_t commit_ts) {
+    pb::TxnRequest req;
+    for (auto& k : keys) req.mutable_commit()->add_keys(k);
+    req.mutable_commit()->set_start_ts(start_ts);
+    req.mutable_commit()->set_commit_ts(commit_ts);
+    return req;
+  }
+  static pb::TxnRequest ScanAt(std::string start, std::string end, uint64_t ts, uint32_t limit) {
+    pb::TxnRequest req;
+    req.mutable_scan()->set_start(std::move(start));
+    req.mutable_scan()->set_end(std::move(end));
+    req.mutable_scan()->set_read_ts(ts);
+    req.mutable_scan()->set_limit(limit);
+    return req;
+  }
+  size_t Count(storage::Cf cf) {
+    size_t n = 0;
+    auto it = engine_.NewIterator(cf, {});
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+
+  RegionSteps steps_;
+  kv::RegionStateMachine sm_;
+  storage::MemEngine engine_;
+  store::RegionDescriptor region_;
+  uint64_t index_ = 0;
+};
+
+TEST_F(RegionStepsTest, APrewriteAndCommitInTheRegionAreReadBackAtTheirTimestamps) {
+  auto p = Apply(Prewrite({"d", "e"}, 10));
+  ASSERT_FALSE(p.has_error()) << p.error().message();
+  EXPECT_EQ(p.txn().prewrite().errors_size(), 0);
+  pb::TxnRequest get;
+  get.mutable_get()->set_key("e");
+  get.mutable_get()->set_read_ts(12);
+  auto locked = Read(get);
+  ASSERT_TRUE(locked.txn().get().has_locked());
+  EXPECT_EQ(locked.txn().get().locked().lock().primary(), "d");
+  EXPECT_EQ(locked.txn().get().locked().lock().start_ts(), 10u);
+  EXPECT_EQ(locked.txn().get().locked().kind(), pb::KeyError::KEY_IS_LOCKED);
+  EXPECT_FALSE(Apply(Commit({"d", "e"}, 10, 11)).txn().commit().has_error());
+  auto got = Read(get);
+  EXPECT_TRUE(got.txn().get().found());
+  EXPECT_EQ(got.txn().get().value(), "ve");
+  get.mutable_get()->set_read_ts(10);
+  EXPECT_FALSE(Read(get).txn().get().found());
+}
+
+TEST_F(RegionStepsTest, TheEnvelopeChecksHoldForTransactionalBodies) {
+  // A key outside [c, m): refused before anything runs.
+  auto out = Apply(Prewrite({"d", "x"}, 10));
+  ASSERT_TRUE(out.has_error());
+  EXPECT_TRUE(out.error().has_key_not_in_region());
+  EXPECT_EQ(out.error().key_not_in_region().key(), EncodeKey("x"));
+  // A stale epoch.
+  auto stale = Apply(Prewrite({"d"}, 10), /*version=*/3);
+  ASSERT_TRUE(stale.has_error());
+  EXPECT_TRUE(stale.error().has_epoch_not_match());
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  // A read is served, never applied from the log; a write is never served as a read.
+  auto read_entry = Apply(ScanAt("", "", 5, 10));
+  ASSERT_TRUE(read_entry.has_error());
+  auto write_read = Read(Prewrite({"d"}, 10));
+  ASSERT_TRUE(write_read.has_error());
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+}
+
+TEST_F(RegionStepsTest, MalformedStepsAreRefusedAndWriteNothing) {
+  EXPECT_NE(Apply(Prewrite({"d"}, 0)).txn().invalid(), "");
+  EXPECT_NE(Apply(Commit({"d"}, 10, 10)).txn().invalid(), "");
+  EXPECT_NE(Apply(pb::TxnRequest()).txn().invalid(), "");
+  pb::TxnRequest none;
+  none.mutable_prewrite()->set_start_ts(3);
+  EXPECT_NE(Apply(none).txn().invalid(), "");
+  EXPECT_NE(Read(ScanAt("", "", 0, 10)).txn().invalid(), "");
+  EXPECT_NE(Read(ScanAt("", "", 5, 1'000'000)).txn().invalid(), "");
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  EXPECT_EQ(Count(storage::Cf::kWrite), 0u);
+}
+
+TEST_F(RegionStepsTest, ScansStopAtTheRegionsEndAndNameTheNextStart) {
+  ASSERT_EQ(Apply(Prewrite({"c", "d", "f", "l"}, 10)).txn().prewrite().errors_size(), 0);
+  ASSERT_FALSE(Apply(Commit({"c", "d", "f", "l"}, 10, 11)).txn().commit().has_error());
+  // From before the region: starts at its start; a page of 2.
+  auto first = Read(ScanAt("a", "", 20, 2)).txn().scan();
+  ASSERT_EQ(first.pairs_size(), 2);
+  EXPECT_EQ(first.pairs(0).key(), "c");
+  EXPECT_EQ(first.pairs(1).key(), "d");
+  EXPECT_FALSE(first.done());
+  auto rest = Read(ScanAt(first.resume_key(), "", 20, 10)).txn().scan();
+  ASSERT_EQ(rest.pairs_size(), 2);
+  EXPECT_EQ(rest.pairs(1).key(), "l");
+  EXPECT_FALSE(rest.done());
+  EXPECT_EQ(rest.resume_key(), "m");  // the next region's start
+  // A range that ends inside the region is done there.
+  auto inside = Read(ScanAt("c", "e", 20, 10)).txn().scan();
+  EXPECT_EQ(inside.pairs_size(), 2);
+  EXPECT_TRUE(inside.done());
+}
+
+TEST_F(RegionStepsTest, ARangeResolveCoversOnlyTheRegionAndGoesOnInPages) {
+  ASSERT_EQ(Apply(Prewrite({"c", "d", "f", "l"}, 10)).txn().prewrite().errors_size(), 0);
+  pb::TxnRequest resolve;
+  resolve.mutable_resolve_lock()->set_start_ts(10);
+  resolve.mutable_resolve_lock()->set_commit_ts(15);
+  resolve.mutable_resolve_lock()->set_limit(3);
+  auto page = Apply(resolve).txn().resolve_lock();
+  EXPECT_EQ(page.resolved(), 3u);
+  ASSERT_FALSE(page.done());
+  resolve.mutable_resolve_lock()->set_start(page.resume_key());
+  auto last = Apply(resolve).txn().resolve_lock();
+  EXPECT_EQ(last.resolved(), 1u);
+  EXPECT_EQ(last.resume_key(), "m");
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  pb::TxnRequest get;
+  get.mutable_get()->set_key("l");
+  get.mutable_get()->set_read_ts(16);
+  EXPECT_EQ(Read(get).txn().get().value(), "vl");
+}
+
+TEST(UserRangeTest, RegionBoundsBecomeUserKeyBounds) {
+  store::RegionDescriptor d;
+  auto r = UserRangeOfRegion(d);  // everything
+  EXPECT_FALSE(r.empty);
+  EXPECT_EQ(r.start, "");
+  EXPECT_FALSE(r.end.has_value());
+  d.set_start_key("r");  // raw keys only: no transactional key
+  d.set_end_key("s");
+  EXPECT_TRUE(UserRangeOfRegion(d).empty);
+  d.set_start_key("v");
+  d.set_end_key("");
+  EXPECT_TRUE(UserRangeOfRegion(d).empty);
+  d.set_start_key("r");
+  d.set_end_key(EncodeKey("k"));
+  r = UserRangeOfRegion(d);
+  EXPECT_EQ(r.start, "");
+  EXPECT_EQ(r.end, "k");
+  d.set_start_key(EncodeKey("k"));
+  d.set_end_key("u");
+  r = UserRangeOfRegion(d);
+  EXPECT_EQ(r.start, "k");
+  EXPECT_FALSE(r.end.has_value());
+  d.set_start_key(KeyWithTs(EncodeKey("k"), 7));  // inside a key's versions
+  EXPECT_TRUE(UserRangeOfRegion(d).malformed);
+}
+
+}  // namespace
+}  // namespace micedb::txn

@@ -1,0 +1,29 @@
+// The transaction client's transport on a node: timestamps from the coordinator's oracle,
+// regions from the router's cache, requests through the router (router/router.h Send).
+// Thread-safe.
+#pragma once
+
+#include "router/router.h"
+#include "txn/client.h"
+
+namespace micedb::txn {
+
+class RouterTransport final : public TxnTransport {
+ public:
+  // Asks the oracle for one timestamp (the coordinator client's GetTimestamp).
+  using Oracle = std::function<void(std::function<void(Result<uint64_t>)>)>;
+  // `router` is not owned; it must outlive the transport and the work sent through it.
+  RouterTransport(router::Router* router, Oracle oracle)
+      : router_(router), oracle_(std::move(oracle)) {}
+
+  void GetTimestamp(std::function<void(Result<uint64_t>)> done) override;
+  std::optional<std::pair<std::string, std::string>> RegionOf(std::string_view engine_key) override;
+  void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,
+            std::function<void(Result<pb::TxnResponse>)> done) override;
+
+ private:
+  router::Router* router_;
+  Oracle oracle_;
+};
+
+}  // namespace micedb::txn
