@@ -583,10 +583,16 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
     case region::RegionError::kTimeout:
       return call->Fail(Status::TimedOut(e.message()));
     case region::RegionError::kNoSpace:
-      // The leader's disk alarm is up: nothing was applied, and retrying at once cannot help.
+      // The leader's disk alarm is up: this attempt was not applied, and retrying at once
+      // cannot help -- but an earlier attempt of a write may have been.
+      if (call->write && call->maybe_applied) break;
       return call->Fail(Status::ResourceExhausted(e.message()));
     case region::RegionError::KIND_NOT_SET:
       break;
+  }
+  if (call->write && call->maybe_applied) {
+    return call->Fail(Status::TimedOut(fmt::format(
+        "an earlier attempt may have been applied; this one was refused ({})", e.message())));
   }
   call->Fail(Status::InvalidArgument(e.message()));
 }

@@ -264,6 +264,8 @@ Status Node::Start() {
 }
 
 void Node::Stop() {
+  // Transactions in flight stop reaching the router and the oracle (both go below).
+  if (txn_transport_) txn_transport_->Stop();
   StopCoordinator();
   if (expiry_) expiry_->Stop();
   // Front ends first (no new requests), then the machinery behind them.
@@ -285,11 +287,11 @@ void Node::Stop() {
   expiry_.reset();
   txn_service_.reset();
   txn_client_.reset();
-  txn_transport_.reset();
   backend_.reset();
   router_executor_.reset();
   directory_.reset();
   coord_client_.reset();
+  txn_transport_.reset();  // after the last callback that could still reach it
   coord_executor_.reset();
   coordinator_.reset();
   coord_sender_.reset();

@@ -375,4 +375,60 @@ Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::strin
   return out;
 }
 
+Result<GcResult> Gc(MvccReader& r, kv::ApplyBatch* wb, std::string_view ebegin,
+                    std::string_view eend, uint64_t safe_point, uint64_t budget) {
+  GcResult out;
+  std::string current;   // E(K) of the key being looked at
+  bool locked = false;   // it holds a lock: left alone
+  bool decided = false;  // its newest put or delete at or below safe_point was met
+  Status st = Status::OK();
+  auto remove = [&](std::string_view ekey, uint64_t ts, const Write& w) {
+    wb->Delete(Cf::kWrite, KeyWithTs(ekey, ts));
+    if (w.kind == WriteKind::kPut && !w.short_value) {
+      wb->Delete(Cf::kDefault, KeyWithTs(ekey, w.start_ts));
+    }
+    ++out.deleted;
+  };
+  Status walked =
+      r.ForEachWrite(ebegin, eend, [&](std::string_view ekey, uint64_t ts, const Write& w) {
+        if (ekey != current) {
+          if (out.examined >= budget) {
+            out.next = std::string(ekey);
+            return false;
+          }
+          current.assign(ekey);
+          decided = false;
+          Result<std::optional<Lock>> lock = r.LoadLock(current);
+          if (!lock.ok()) {
+            st = lock.status();
+            return false;
+          }
+          locked = lock->has_value();
+        }
+        ++out.examined;
+        if (locked || ts > safe_point) return true;
+        if (decided) {
+          remove(ekey, ts, w);
+          return true;
+        }
+        switch (w.kind) {
+          case WriteKind::kPut:
+            decided = true;  // the value reads at safe_point see: kept
+            break;
+          case WriteKind::kDelete:
+            decided = true;  // nothing older is visible, and neither is the delete itself
+            remove(ekey, ts, w);
+            break;
+          case WriteKind::kLock:
+          case WriteKind::kRollback:
+            remove(ekey, ts, w);
+            break;
+        }
+        return true;
+      });
+  MICEDB_RETURN_IF_ERROR(st);
+  MICEDB_RETURN_IF_ERROR(walked);
+  return out;
+}
+
 }  // namespace micedb::txn

@@ -122,4 +122,21 @@ Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::strin
                                    std::string_view end, uint64_t start_ts, uint64_t commit_ts,
                                    size_t limit);
 
+// ---- Garbage collection (§8) ----
+
+// Removes, for the keys with E(K) in [ebegin, eend) (eend empty: to the end of the
+// transactional space), what no read at or above `safe_point` can see: every record below a
+// key's newest put or delete at or below safe_point, that record too when it is a delete,
+// and rollback and lock records at or below safe_point; with each removed put its long value
+// in `default`. A key that holds a lock is left alone (its transaction is resolved first).
+// Stops at a key boundary once `budget` records were looked at; `next` is the E(K) to go on
+// from, or nullopt when the range is done.
+struct GcResult {
+  uint64_t examined = 0;
+  uint64_t deleted = 0;
+  std::optional<std::string> next;
+};
+Result<GcResult> Gc(MvccReader& r, kv::ApplyBatch* wb, std::string_view ebegin,
+                    std::string_view eend, uint64_t safe_point, uint64_t budget);
+
 }  // namespace micedb::txn

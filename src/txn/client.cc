@@ -48,6 +48,7 @@ struct Step {
 
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
+  static constexpr size_t kMaxGroupKeys = 1000;
   ClientCore(TxnTransport* transport, Executor* executor, const Clock* clock,
              TxnClientOptions options)
       : transport_(transport), executor_(executor), clock_(clock), options_(options) {}
@@ -60,6 +61,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->NowMonotonic()).count();
   }
   int64_t Deadline() const { return NowMs() + options_.op_timeout_ms; }
+  int64_t WallMs() const { return clock_->NowWallMillis(); }
 
   // Runs `step` over all its keys: groups them by region, sends each group, resolves locks
   // and cuts groups again as the answers say.
@@ -112,7 +114,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
       const std::string& k = step.ekeys[i];
       const bool fits =
           region && k >= region->first && (region->second.empty() || k < region->second);
-      if (!out.empty() && fits) {
+      // A request holds at most kMaxGroupKeys keys: one raft entry stays small, and a
+      // region with more keys takes several.
+      if (!out.empty() && fits && out.back().size() < kMaxGroupKeys) {
         out.back().push_back(i);
         continue;
       }
@@ -147,7 +151,8 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
     std::string route = keys.front();
     pb::TxnRequest req = step->make(items);
     auto self = shared_from_this();
-    transport_->Send(std::move(req), std::move(route), std::move(keys), step->write,
+    const int64_t left = std::max<int64_t>(step->deadline_ms - NowMs(), 1);
+    transport_->Send(std::move(req), std::move(route), std::move(keys), step->write, left,
                      [self, step, items, attempt, recuts](Result<pb::TxnResponse> r) mutable {
                        self->OnPart(std::move(step), std::move(items), attempt, recuts,
                                     std::move(r));
@@ -219,24 +224,6 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
 };
 
 namespace {
-
-// Joins the answers of several parallel tasks: `done` gets the first failure (or OK) once
-// `n` have finished.
-struct Joiner {
-  std::mutex mu;
-  size_t left = 0;
-  Status first;
-  std::function<void(Status)> done;
-  void Finish(Status st) {
-    bool last = false;
-    {
-      std::lock_guard<std::mutex> l(mu);
-      if (!st.ok() && first.ok()) first = std::move(st);
-      last = --left == 0;
-    }
-    if (last) done(first);
-  }
-};
 
 Status FromKeyError(const pb::KeyError& e) {
   switch (e.kind()) {
@@ -502,7 +489,9 @@ void ScanNext(std::shared_ptr<ScanWalk> w) {
     if (!st.ok()) return w->done(std::move(st));
     if (!*locked) {
       w->attempt = 0;
-      return ScanNext(w);
+      // Through the executor: an answer given on this thread (a lease read) would otherwise
+      // nest one call deeper per page.
+      return w->core->After(0, [w] { ScanNext(w); });
     }
     if (w->core->NowMs() >= w->deadline_ms) {
       return w->done(Status::Unavailable(
@@ -510,7 +499,6 @@ void ScanNext(std::shared_ptr<ScanWalk> w) {
     }
     w->core->Resolve({**locked}, w->attempt++, w->deadline_ms, [w](Result<int64_t> wait) {
       if (!wait.ok()) return w->done(wait.status());
-      if (*wait == 0) return ScanNext(w);
       w->core->After(*wait, [w] { ScanNext(w); });
     });
   };
@@ -569,14 +557,22 @@ void Txn::Scan(std::string start, std::string end, size_t limit,
   ScanNext(w);
 }
 
-void Txn::Put(std::string key, std::string value) {
+Status Txn::Put(std::string key, std::string value) {
+  if (read_only_)
+    return Status::InvalidArgument("a snapshot read at a chosen timestamp cannot write");
   std::lock_guard<std::mutex> l(mu_);
+  if (finished_) return Status::InvalidArgument("the transaction is finished");
   writes_[std::move(key)] = std::move(value);
+  return Status::OK();
 }
 
-void Txn::Delete(std::string key) {
+Status Txn::Delete(std::string key) {
+  if (read_only_)
+    return Status::InvalidArgument("a snapshot read at a chosen timestamp cannot write");
   std::lock_guard<std::mutex> l(mu_);
+  if (finished_) return Status::InvalidArgument("the transaction is finished");
   writes_[std::move(key)] = std::nullopt;
+  return Status::OK();
 }
 
 size_t Txn::pending_writes() const {
@@ -599,30 +595,132 @@ namespace {
 
 // Rolls back what a failed commit may have prewritten, in the background (the primary's
 // record protected). Best effort: locks left behind are resolved by their readers.
+// Commits the secondaries (every mutation but the first, the primary) at commit_ts, in the
+// background. A refusal here means the transaction's atomicity is in danger: logged loudly.
+void CommitSecondaries(const std::shared_ptr<ClientCore>& core,
+                       std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts,
+                       uint64_t commit_ts) {
+  if (muts->size() < 2) return;
+  auto rest = std::make_shared<Step>();
+  for (size_t i = 1; i < muts->size(); ++i) rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+  rest->write = true;
+  rest->deadline_ms = core->Deadline();
+  rest->make = [muts, start_ts, commit_ts](const std::vector<size_t>& items) {
+    pb::TxnRequest req;
+    pb::CommitRequest* c = req.mutable_commit();
+    for (size_t i : items) c->add_keys((*muts)[i + 1].key());
+    c->set_start_ts(start_ts);
+    c->set_commit_ts(commit_ts);
+    return req;
+  };
+  rest->take = [start_ts](const std::vector<size_t>&, pb::TxnResponse& resp) {
+    if (resp.has_commit() && resp.commit().has_error()) {
+      GetLogger("txn")->error("secondary of committed transaction {} refused its commit: {}",
+                              start_ts, resp.commit().error().message());
+    }
+    return Verdict::Done();
+  };
+  rest->done = [start_ts](Status s) {
+    if (!s.ok()) {
+      GetLogger("txn")->info("secondary commit of transaction {} left locks for readers: {}",
+                             start_ts, s.ToString());
+    }
+  };
+  core->Run(std::move(rest));
+}
+
+// Rolls back what a failed commit may have prewritten, in the background: the primary first
+// (its record protected), the secondaries only once the primary is rolled back -- so that a
+// secondary is never rolled back while its primary may be committed. Should the primary turn
+// out committed after all, the secondaries are committed instead. Best effort: locks left
+// behind are resolved by their readers.
 void RollBackInBackground(const std::shared_ptr<ClientCore>& core,
                           std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts) {
-  auto step = std::make_shared<Step>();
-  for (const auto& m : *muts) step->ekeys.push_back(EncodeKey(m.key()));
-  step->write = true;
-  step->deadline_ms = core->Deadline();
-  step->make = [muts, start_ts](const std::vector<size_t>& items) {
+  auto primary = std::make_shared<Step>();
+  primary->ekeys = {EncodeKey(muts->front().key())};
+  primary->write = true;
+  primary->deadline_ms = core->Deadline();
+  primary->make = [muts, start_ts](const std::vector<size_t>&) {
     pb::TxnRequest req;
     pb::RollbackRequest* r = req.mutable_rollback();
     r->set_start_ts(start_ts);
-    for (size_t i : items) {
-      r->add_keys((*muts)[i].key());
-      if (i == 0) r->set_protect(true);  // the primary
-    }
+    r->add_keys(muts->front().key());
+    r->set_protect(true);
     return req;
   };
-  step->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
-  step->done = [start_ts](Status st) {
+  auto committed_at = std::make_shared<uint64_t>(0);
+  primary->take = [committed_at](const std::vector<size_t>&, pb::TxnResponse& resp) {
+    if (resp.has_rollback() && resp.rollback().error().kind() == pb::KeyError::TXN_COMMITTED &&
+        resp.rollback().has_error()) {
+      *committed_at = resp.rollback().error().conflict_commit_ts();
+    }
+    return Verdict::Done();
+  };
+  primary->done = [core, muts, start_ts, committed_at](Status st) {
     if (!st.ok()) {
       GetLogger("txn")->info("rollback of transaction {} left locks behind: {}", start_ts,
                              st.ToString());
+      return;
     }
+    if (*committed_at != 0) {
+      GetLogger("txn")->warn("transaction {} was committed at {} after all: committing its rest",
+                             start_ts, *committed_at);
+      return CommitSecondaries(core, muts, start_ts, *committed_at);
+    }
+    if (muts->size() < 2) return;
+    auto rest = std::make_shared<Step>();
+    for (size_t i = 1; i < muts->size(); ++i) rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+    rest->write = true;
+    rest->deadline_ms = core->Deadline();
+    rest->make = [muts, start_ts](const std::vector<size_t>& items) {
+      pb::TxnRequest req;
+      pb::RollbackRequest* r = req.mutable_rollback();
+      r->set_start_ts(start_ts);
+      for (size_t i : items) r->add_keys((*muts)[i + 1].key());
+      return req;
+    };
+    rest->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
+    rest->done = [start_ts](Status s) {
+      if (!s.ok()) {
+        GetLogger("txn")->info("rollback of transaction {} left locks behind: {}", start_ts,
+                               s.ToString());
+      }
+    };
+    core->Run(std::move(rest));
   };
-  core->Run(std::move(step));
+  core->Run(std::move(primary));
+}
+
+// Every heartbeat_ms while *committing: raises the primary's lock TTL to cover the time so
+// far plus a fresh default TTL. Best effort: a beat that fails changes nothing.
+void KeepAlive(std::shared_ptr<ClientCore> core, std::string primary, uint64_t start_ts,
+               size_t keys, std::shared_ptr<std::atomic<bool>> committing) {
+  const int64_t every = core->options().heartbeat_ms;
+  if (every <= 0) return;
+  core->After(
+      every, [core, primary = std::move(primary), start_ts, keys, committing, every]() mutable {
+        if (!committing->load()) return;
+        const int64_t elapsed =
+            std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
+        const uint64_t ttl = static_cast<uint64_t>(elapsed) + DefaultTtlMs(keys);
+        auto beat = std::make_shared<Step>();
+        beat->ekeys = {EncodeKey(primary)};
+        beat->write = true;
+        beat->deadline_ms = core->NowMs() + every;
+        beat->make = [primary, start_ts, ttl](const std::vector<size_t>&) {
+          pb::TxnRequest req;
+          pb::HeartBeatRequest* h = req.mutable_heart_beat();
+          h->set_primary(primary);
+          h->set_start_ts(start_ts);
+          h->set_ttl_ms(ttl);
+          return req;
+        };
+        beat->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
+        beat->done = [](Status) {};
+        core->counters().heartbeats++;
+        core->Run(std::move(beat));
+        KeepAlive(core, std::move(primary), start_ts, keys, std::move(committing));
+      });
 }
 
 }  // namespace
@@ -648,6 +746,14 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
   if (muts->empty()) return done(uint64_t{0});
   auto self = shared_from_this();
   auto core = core_;
+  // While the commit is under way, the primary's lock is kept alive (TxnHeartBeat), so that
+  // a commit slowed by retries is not rolled back by a reader as if its client had died.
+  auto committing = std::make_shared<std::atomic<bool>>(true);
+  done = [committing, done = std::move(done)](Result<uint64_t> r) {
+    committing->store(false);
+    done(std::move(r));
+  };
+  KeepAlive(core, muts->front().key(), start_ts_, muts->size(), committing);
   const uint64_t start_ts = start_ts_;
   const std::string primary = muts->front().key();  // the smallest key
 
@@ -657,13 +763,17 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
   prewrite->write = true;
   prewrite->caller_start_ts = start_ts;
   prewrite->deadline_ms = core->Deadline();
-  prewrite->make = [muts, primary, start_ts](const std::vector<size_t>& items) {
+  prewrite->make = [core, muts, primary, start_ts](const std::vector<size_t>& items) {
     pb::TxnRequest req;
     pb::PrewriteRequest* p = req.mutable_prewrite();
     for (size_t i : items) *p->add_mutations() = (*muts)[i];
     p->set_primary(primary);
     p->set_start_ts(start_ts);
     p->set_txn_size(muts->size());
+    // The TTL counts from start_ts: cover the time the transaction has lived so far.
+    const int64_t lived =
+        std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
+    p->set_ttl_ms(static_cast<uint64_t>(lived) + DefaultTtlMs(muts->size()));
     return req;
   };
   prewrite->take = [self, muts](const std::vector<size_t>& items, pb::TxnResponse& resp) {
@@ -692,69 +802,49 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
       return done(std::move(st));
     }
     // 2. commit_ts, then the primary's commit: the transaction commits here.
-    core->transport()->GetTimestamp([self, core, muts, primary, start_ts,
-                                     done = std::move(done)](Result<uint64_t> ts) {
-      if (!ts.ok()) {
-        RollBackInBackground(core, muts, start_ts);
-        return done(ts.status());
-      }
-      const uint64_t commit_ts = *ts;
-      auto commit = std::make_shared<Step>();
-      commit->ekeys = {EncodeKey(primary)};
-      commit->write = true;
-      commit->deadline_ms = core->Deadline();
-      commit->make = [primary, start_ts, commit_ts](const std::vector<size_t>&) {
-        pb::TxnRequest req;
-        pb::CommitRequest* c = req.mutable_commit();
-        c->add_keys(primary);
-        c->set_start_ts(start_ts);
-        c->set_commit_ts(commit_ts);
-        return req;
-      };
-      commit->take = [](const std::vector<size_t>&, pb::TxnResponse& resp) {
-        if (!resp.has_commit()) return Verdict::Fail(Status::Internal("no commit answer"));
-        if (resp.commit().has_error()) return Verdict::Fail(FromKeyError(resp.commit().error()));
-        return Verdict::Done();
-      };
-      commit->done = [core, muts, start_ts, commit_ts, done = std::move(done)](Status st) {
-        if (!st.ok()) {
-          if (st.code() == StatusCode::kAborted) {
-            core->counters().aborted++;
-          } else if (st.code() == StatusCode::kUnavailable) {
-            // Not applied: the transaction did not commit; take its locks away.
+    core->transport()->GetTimestamp(
+        [self, core, muts, primary, start_ts, done = std::move(done)](Result<uint64_t> ts) {
+          if (!ts.ok()) {
             RollBackInBackground(core, muts, start_ts);
+            return done(ts.status());
           }
-          return done(std::move(st));
-        }
-        core->counters().committed++;
-        core->RememberOutcome(start_ts, commit_ts);
-        done(commit_ts);
-        // 3. The secondaries, in the background.
-        if (muts->size() < 2) return;
-        auto rest = std::make_shared<Step>();
-        for (size_t i = 1; i < muts->size(); ++i)
-          rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
-        rest->write = true;
-        rest->deadline_ms = core->Deadline();
-        rest->make = [muts, start_ts, commit_ts](const std::vector<size_t>& items) {
-          pb::TxnRequest req;
-          pb::CommitRequest* c = req.mutable_commit();
-          for (size_t i : items) c->add_keys((*muts)[i + 1].key());
-          c->set_start_ts(start_ts);
-          c->set_commit_ts(commit_ts);
-          return req;
-        };
-        rest->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
-        rest->done = [start_ts](Status s) {
-          if (!s.ok()) {
-            GetLogger("txn")->info("secondary commit of transaction {}: {}", start_ts,
-                                   s.ToString());
-          }
-        };
-        core->Run(std::move(rest));
-      };
-      core->Run(std::move(commit));
-    });
+          const uint64_t commit_ts = *ts;
+          auto commit = std::make_shared<Step>();
+          commit->ekeys = {EncodeKey(primary)};
+          commit->write = true;
+          commit->deadline_ms = core->Deadline();
+          commit->make = [primary, start_ts, commit_ts](const std::vector<size_t>&) {
+            pb::TxnRequest req;
+            pb::CommitRequest* c = req.mutable_commit();
+            c->add_keys(primary);
+            c->set_start_ts(start_ts);
+            c->set_commit_ts(commit_ts);
+            return req;
+          };
+          commit->take = [](const std::vector<size_t>&, pb::TxnResponse& resp) {
+            if (!resp.has_commit()) return Verdict::Fail(Status::Internal("no commit answer"));
+            if (resp.commit().has_error())
+              return Verdict::Fail(FromKeyError(resp.commit().error()));
+            return Verdict::Done();
+          };
+          commit->done = [core, muts, start_ts, commit_ts, done = std::move(done)](Status st) {
+            if (!st.ok()) {
+              if (st.code() == StatusCode::kAborted) {
+                core->counters().aborted++;
+              } else if (st.code() == StatusCode::kUnavailable) {
+                // Not applied: the transaction did not commit; take its locks away.
+                RollBackInBackground(core, muts, start_ts);
+              }
+              return done(std::move(st));
+            }
+            core->counters().committed++;
+            core->RememberOutcome(start_ts, commit_ts);
+            done(commit_ts);
+            // 3. The secondaries, in the background.
+            CommitSecondaries(core, muts, start_ts, commit_ts);
+          };
+          core->Run(std::move(commit));
+        });
   };
   core->Run(std::move(prewrite));
 }
@@ -772,13 +862,23 @@ void TxnClient::Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done) {
   core->transport()->GetTimestamp([core, done = std::move(done)](Result<uint64_t> ts) {
     if (!ts.ok()) return done(ts.status());
     core->counters().begun++;
-    done(std::shared_ptr<Txn>(new Txn(core, *ts)));
+    done(std::shared_ptr<Txn>(new Txn(core, *ts, /*read_only=*/false)));
   });
 }
 
-std::shared_ptr<Txn> TxnClient::BeginAt(uint64_t read_ts) {
-  core_->counters().begun++;
-  return std::shared_ptr<Txn>(new Txn(core_, read_ts));
+void TxnClient::BeginAt(uint64_t read_ts, std::function<void(Result<std::shared_ptr<Txn>>)> done) {
+  if (read_ts == 0) return done(Status::InvalidArgument("read_ts is 0"));
+  auto core = core_;
+  core->transport()->GetTimestamp([core, read_ts, done = std::move(done)](Result<uint64_t> now) {
+    if (!now.ok()) return done(now.status());
+    if (read_ts > *now) {
+      return done(Status::InvalidArgument(fmt::format(
+          "read_ts {} is in the future (the oracle is at {}); a snapshot must be in the past",
+          read_ts, *now)));
+    }
+    core->counters().begun++;
+    done(std::shared_ptr<Txn>(new Txn(core, read_ts, /*read_only=*/true)));
+  });
 }
 
 const TxnClientCounters& TxnClient::counters() const { return core_->counters(); }

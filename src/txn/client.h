@@ -59,8 +59,10 @@ class TxnTransport {
   // `done` gets the body's response, InvalidArgument when the region refused it as malformed,
   // or the router's failure (Unavailable: nothing applied; TimedOut: a write's outcome is
   // unknown).
+  // `timeout_ms`: the time the caller has left (> 0).
   virtual void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys,
-                    bool write, std::function<void(Result<pb::TxnResponse>)> done) = 0;
+                    bool write, int64_t timeout_ms,
+                    std::function<void(Result<pb::TxnResponse>)> done) = 0;
 };
 
 struct TxnClientOptions {
@@ -75,6 +77,9 @@ struct TxnClientOptions {
   size_t status_cache_entries = 4096;
   // Most times one request is cut again after the regions it spanned changed.
   int max_recuts = 16;
+  // While a commit is under way, its primary's lock TTL is raised this often (TxnHeartBeat);
+  // 0: never.
+  int64_t heartbeat_ms = 1000;
 };
 
 // The key and the other transaction of a write conflict that aborted a Commit.
@@ -93,6 +98,7 @@ struct TxnClientCounters {
   std::atomic<uint64_t> status_checks{0};
   std::atomic<uint64_t> lock_waits{0};  // backoffs behind a live lock
   std::atomic<uint64_t> recuts{0};      // requests cut again after a split
+  std::atomic<uint64_t> heartbeats{0};  // TxnHeartBeats sent for slow commits
 };
 
 class ClientCore;
@@ -111,9 +117,11 @@ class Txn : public std::enable_shared_from_this<Txn> {
   void Scan(std::string start, std::string end, size_t limit,
             std::function<void(Result<Pairs>)> done);
 
-  // Buffered until Commit.
-  void Put(std::string key, std::string value);
-  void Delete(std::string key);
+  // Buffered until Commit. InvalidArgument for a read-only transaction (BeginAt) or after
+  // Commit or Rollback.
+  Status Put(std::string key, std::string value);
+  Status Delete(std::string key);
+  bool read_only() const { return read_only_; }
   size_t pending_writes() const;
 
   // Two-phase commit of the buffered writes (none: nothing to do, OK). `done` gets the
@@ -126,11 +134,14 @@ class Txn : public std::enable_shared_from_this<Txn> {
 
  private:
   friend class TxnClient;
-  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts)
-      : core_(std::move(core)), start_ts_(start_ts) {}
+  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only)
+      : core_(std::move(core)), start_ts_(start_ts), read_only_(read_only) {}
 
   std::shared_ptr<ClientCore> core_;
   const uint64_t start_ts_;
+  // A snapshot at a chosen timestamp: it must never write (a chosen start_ts could be another
+  // transaction's, or a commit's).
+  const bool read_only_;
   mutable std::mutex mu_;
   std::map<std::string, std::optional<std::string>> writes_;  // nullopt: delete
   bool finished_ = false;
@@ -145,8 +156,10 @@ class TxnClient {
   ~TxnClient();
 
   void Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done);
-  // A transaction reading at `read_ts` (a timestamp taken earlier; inside the GC window).
-  std::shared_ptr<Txn> BeginAt(uint64_t read_ts);
+  // A read-only transaction reading at `read_ts`, a timestamp taken earlier (inside the GC
+  // window): InvalidArgument when read_ts is 0 or above a fresh timestamp (a snapshot in the
+  // future would change under the reader).
+  void BeginAt(uint64_t read_ts, std::function<void(Result<std::shared_ptr<Txn>>)> done);
 
   const TxnClientCounters& counters() const;
 

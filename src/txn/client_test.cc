@@ -60,7 +60,7 @@ class ClientTest : public ::testing::Test {
   // A transaction that writes `kvs` and commits.
   uint64_t Write(std::vector<std::pair<std::string, std::string>> kvs) {
     auto t = Begin();
-    for (auto& [k, v] : kvs) t->Put(k, v);
+    for (auto& [k, v] : kvs) EXPECT_TRUE(t->Put(k, v).ok());
     auto r = Commit(*t);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : 0;
@@ -74,7 +74,7 @@ class ClientTest : public ::testing::Test {
   // Sends one step straight to the regions, as a client that dies halfway would have.
   pb::TxnResponse Raw(pb::TxnRequest req, const std::string& key) {
     std::promise<Result<pb::TxnResponse>> p;
-    regions_.Send(std::move(req), EncodeKey(key), {EncodeKey(key)}, true,
+    regions_.Send(std::move(req), EncodeKey(key), {EncodeKey(key)}, true, 5000,
                   [&](Result<pb::TxnResponse> r) { p.set_value(std::move(r)); });
     auto r = p.get_future().get();
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -131,12 +131,34 @@ TEST_F(ClientTest, ReadsSeeTheSnapshotOfTheirStart) {
   EXPECT_EQ(Read("a"), "new");
 }
 
+TEST_F(ClientTest, ASnapshotAtAChosenTimestampReadsButNeverWrites) {
+  const uint64_t first = Write({{"k", "1"}});
+  Write({{"k", "2"}});
+  auto at = [&](uint64_t ts) {
+    std::promise<Result<std::shared_ptr<Txn>>> p;
+    client_.BeginAt(ts, [&](Result<std::shared_ptr<Txn>> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  auto snap = at(first);
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  EXPECT_EQ(*Get(**snap, "k"), "1");
+  // A chosen start_ts could be another transaction's or a commit's: no writes from it.
+  EXPECT_EQ((*snap)->Put("k", "3").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*snap)->Delete("k").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*Commit(**snap), 0u);
+  EXPECT_EQ(Read("k"), "2");
+  // A snapshot in the future would change under its reader.
+  auto future = at(Ts() + (uint64_t{1} << 30));
+  EXPECT_EQ(future.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(at(0).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(ClientTest, ATransactionReadsItsOwnWritesInGetsAndScans) {
   Write({{"a", "1"}, {"c", "3"}, {"h", "8"}, {"q", "17"}, {"r", "18"}});
   auto t = Begin();
-  t->Put("b", "2");
-  t->Delete("c");
-  t->Put("h", "eight");
+  ASSERT_TRUE(t->Put("b", "2").ok());
+  ASSERT_TRUE(t->Delete("c").ok());
+  ASSERT_TRUE(t->Put("h", "eight").ok());
   EXPECT_EQ(*Get(*t, "b"), "2");
   EXPECT_EQ(*Get(*t, "c"), std::nullopt);
   auto all = Scan(*t, "", "", 100);
@@ -153,9 +175,9 @@ TEST_F(ClientTest, AWriteConflictAbortsTheLaterCommitAndNamesTheKey) {
   Write({{"x", "0"}});
   auto t1 = Begin();
   auto t2 = Begin();
-  t1->Put("x", "1");
-  t2->Put("x", "2");
-  t2->Put("a", "side effect");
+  ASSERT_TRUE(t1->Put("x", "1").ok());
+  ASSERT_TRUE(t2->Put("x", "2").ok());
+  ASSERT_TRUE(t2->Put("a", "side effect").ok());
   const auto c1 = Commit(*t1);
   ASSERT_TRUE(c1.ok());
   const auto c2 = Commit(*t2);
@@ -236,8 +258,8 @@ TEST_F(ClientTest, RequestsAreCutAgainAfterASplitTheCacheMissed) {
 
 TEST_F(ClientTest, APrimaryCommitThatCouldNotBeSentRollsTheTransactionBack) {
   auto t = Begin();
-  t->Put("a", "1");
-  t->Put("z", "2");
+  ASSERT_TRUE(t->Put("a", "1").ok());
+  ASSERT_TRUE(t->Put("z", "2").ok());
   // The two prewrites (two regions) pass; the primary's commit finds no leader.
   regions_.FailWrites(/*skip=*/2, /*n=*/1);
   auto r = Commit(*t);
@@ -245,6 +267,23 @@ TEST_F(ClientTest, APrimaryCommitThatCouldNotBeSentRollsTheTransactionBack) {
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
   EXPECT_EQ(Read("a"), std::nullopt);
   EXPECT_EQ(Read("z"), std::nullopt);
+}
+
+TEST_F(ClientTest, ASlowCommitKeepsItsPrimaryAliveWithHeartbeats) {
+  auto t = Begin();
+  ASSERT_TRUE(t->Put("a", "A").ok());
+  ASSERT_TRUE(t->Put("z", "Z").ok());
+  // The two prewrites pass; the primary's commit is held back for 1.5 s.
+  regions_.DelayWrite(/*skip=*/2, /*ms=*/1500);
+  std::promise<Result<uint64_t>> committed;
+  t->Commit([&](Result<uint64_t> r) { committed.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  // By the oracle's clock the original TTL (3 s) has run out; the heartbeat raised it.
+  regions_.AdvanceMs(3500);
+  EXPECT_EQ(Read("z"), "Z") << "the reader waited for the commit instead of rolling it back";
+  auto r = committed.get_future().get();
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(client_.counters().heartbeats.load(), 1u);
 }
 
 TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) {
@@ -276,8 +315,8 @@ TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) {
       const int a = std::stoi((*got)[0].second), b = std::stoi((*got)[1].second);
       const int amount = static_cast<int>(next() % 5) + 1;
       if (a < amount) continue;
-      t->Put(name(from), std::to_string(a - amount));
-      t->Put(name(to), std::to_string(b + amount));
+      ASSERT_TRUE(t->Put(name(from), std::to_string(a - amount)).ok());
+      ASSERT_TRUE(t->Put(name(to), std::to_string(b + amount)).ok());
       auto c = Commit(*t);
       if (c.ok()) {
         committed++;

@@ -9,8 +9,10 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "kv/region_state_machine.h"
 #include "router/thread_executor.h"
 #include "storage/mem_engine.h"
@@ -72,10 +74,20 @@ class FakeRegions final : public TxnTransport {
   }
 
   void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,
-            std::function<void(Result<pb::TxnResponse>)> done) override {
+            int64_t timeout_ms, std::function<void(Result<pb::TxnResponse>)> done) override {
+    (void)timeout_ms;
     sent_++;
-    executor_.After(0, [this, req = std::move(req), route_key = std::move(route_key),
-                        keys = std::move(keys), write, done = std::move(done)]() mutable {
+    int64_t delay = 0;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (write && delay_skip_ > 0) {
+        delay_skip_--;
+      } else if (write && delay_ms_ > 0) {
+        delay = std::exchange(delay_ms_, 0);
+      }
+    }
+    executor_.After(delay, [this, req = std::move(req), route_key = std::move(route_key),
+                            keys = std::move(keys), write, done = std::move(done)]() mutable {
       done(Run(std::move(req), route_key, keys, write));
     });
   }
@@ -89,6 +101,12 @@ class FakeRegions final : public TxnTransport {
   uint64_t sent() const { return sent_.load(); }
   // Requests the envelope refused (stale epoch, key outside the region).
   uint64_t refused() const { return refused_.load(); }
+  // After `skip` more write requests, holds the next one back for `ms` (others go on).
+  void DelayWrite(int skip, int64_t ms) {
+    std::lock_guard<std::mutex> l(mu_);
+    delay_skip_ = skip;
+    delay_ms_ = ms;
+  }
   // After `skip` more write requests, makes the next `n` fail with Unavailable before they run.
   void FailWrites(int skip, int n) {
     std::lock_guard<std::mutex> l(mu_);
@@ -176,8 +194,11 @@ class FakeRegions final : public TxnTransport {
   uint64_t next_id_ = 1;
   uint64_t index_ = 0;
   int pass_writes_ = 0;
+  int delay_skip_ = 0;
+  int64_t delay_ms_ = 0;
   int fail_writes_ = 0;
-  std::atomic<uint64_t> physical_ms_{1'000'000};
+  // The oracle's clock starts at the wall clock's, as the coordinator's does.
+  std::atomic<uint64_t> physical_ms_{static_cast<uint64_t>(SystemClock::Get()->NowWallMillis())};
   std::atomic<uint64_t> logical_{0};
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> refused_{0};

@@ -220,11 +220,15 @@ void RegionSteps::EngineKeys(const pb::TxnRequest& req, std::vector<std::string>
       break;
     case pb::TxnRequest::kResolveLock:
       for (const auto& k : req.resolve_lock().keys()) add(k);
+      // A range resolve starts inside the region it was routed to.
+      if (req.resolve_lock().keys_size() == 0) add(req.resolve_lock().start());
       break;
     case pb::TxnRequest::kHeartBeat:
       add(req.heart_beat().primary());
       break;
-    case pb::TxnRequest::kScan:  // the region's range: routed by its start
+    case pb::TxnRequest::kScan:  // starts inside the region it was routed to
+      add(req.scan().start());
+      break;
     case pb::TxnRequest::CMD_NOT_SET:
       break;
   }

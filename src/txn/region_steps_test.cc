@@ -116,7 +116,7 @@ TEST_F(RegionStepsTest, TheEnvelopeChecksHoldForTransactionalBodies) {
   EXPECT_TRUE(stale.error().has_epoch_not_match());
   EXPECT_EQ(Count(storage::Cf::kLock), 0u);
   // A read is served, never applied from the log; a write is never served as a read.
-  auto read_entry = Apply(ScanAt("", "", 5, 10));
+  auto read_entry = Apply(ScanAt("d", "", 5, 10));
   ASSERT_TRUE(read_entry.has_error());
   auto write_read = Read(Prewrite({"d"}, 10));
   ASSERT_TRUE(write_read.has_error());
@@ -130,8 +130,8 @@ TEST_F(RegionStepsTest, MalformedStepsAreRefusedAndWriteNothing) {
   pb::TxnRequest none;
   none.mutable_prewrite()->set_start_ts(3);
   EXPECT_NE(Apply(none).txn().invalid(), "");
-  EXPECT_NE(Read(ScanAt("", "", 0, 10)).txn().invalid(), "");
-  EXPECT_NE(Read(ScanAt("", "", 5, 1'000'000)).txn().invalid(), "");
+  EXPECT_NE(Read(ScanAt("d", "", 0, 10)).txn().invalid(), "");
+  EXPECT_NE(Read(ScanAt("d", "", 5, 1'000'000)).txn().invalid(), "");
   EXPECT_EQ(Count(storage::Cf::kLock), 0u);
   EXPECT_EQ(Count(storage::Cf::kWrite), 0u);
 }
@@ -139,8 +139,12 @@ TEST_F(RegionStepsTest, MalformedStepsAreRefusedAndWriteNothing) {
 TEST_F(RegionStepsTest, ScansStopAtTheRegionsEndAndNameTheNextStart) {
   ASSERT_EQ(Apply(Prewrite({"c", "d", "f", "l"}, 10)).txn().prewrite().errors_size(), 0);
   ASSERT_FALSE(Apply(Commit({"c", "d", "f", "l"}, 10, 11)).txn().commit().has_error());
-  // From before the region: starts at its start; a page of 2.
-  auto first = Read(ScanAt("a", "", 20, 2)).txn().scan();
+  // A scan must start inside the region it was routed to (a stale route would skip keys).
+  auto before = Read(ScanAt("a", "", 20, 2));
+  ASSERT_TRUE(before.has_error());
+  EXPECT_TRUE(before.error().has_key_not_in_region());
+  // From the region's start, a page of 2.
+  auto first = Read(ScanAt("c", "", 20, 2)).txn().scan();
   ASSERT_EQ(first.pairs_size(), 2);
   EXPECT_EQ(first.pairs(0).key(), "c");
   EXPECT_EQ(first.pairs(1).key(), "d");
@@ -160,6 +164,7 @@ TEST_F(RegionStepsTest, ARangeResolveCoversOnlyTheRegionAndGoesOnInPages) {
   ASSERT_EQ(Apply(Prewrite({"c", "d", "f", "l"}, 10)).txn().prewrite().errors_size(), 0);
   pb::TxnRequest resolve;
   resolve.mutable_resolve_lock()->set_start_ts(10);
+  resolve.mutable_resolve_lock()->set_start("c");
   resolve.mutable_resolve_lock()->set_commit_ts(15);
   resolve.mutable_resolve_lock()->set_limit(3);
   auto page = Apply(resolve).txn().resolve_lock();

@@ -3,6 +3,8 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
+
 #include "router/router.h"
 #include "txn/client.h"
 
@@ -16,14 +18,19 @@ class RouterTransport final : public TxnTransport {
   RouterTransport(router::Router* router, Oracle oracle)
       : router_(router), oracle_(std::move(oracle)) {}
 
+  // From now on every call is answered Unavailable at once, without touching the router or
+  // the oracle: the node is stopping, and work still in flight must not reach them.
+  void Stop() { stopped_.store(true); }
+
   void GetTimestamp(std::function<void(Result<uint64_t>)> done) override;
   std::optional<std::pair<std::string, std::string>> RegionOf(std::string_view engine_key) override;
   void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,
-            std::function<void(Result<pb::TxnResponse>)> done) override;
+            int64_t timeout_ms, std::function<void(Result<pb::TxnResponse>)> done) override;
 
  private:
   router::Router* router_;
   Oracle oracle_;
+  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace micedb::txn

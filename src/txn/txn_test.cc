@@ -451,3 +451,66 @@ TEST_F(TxnTest, BadTimestampsAreRefused) {
 
 }  // namespace
 }  // namespace micedb::txn
+
+namespace micedb::txn {
+namespace {
+
+class GcTest : public TxnTest {
+ protected:
+  GcResult RunGc(uint64_t safe_point, uint64_t budget = 1000, std::string from = "t") {
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::Gc(r, wb, from, "", safe_point, budget);
+    });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : GcResult();
+  }
+};
+
+TEST_F(GcTest, ReadsAtOrAboveTheSafePointSeeTheSameAfterwards) {
+  const std::string big(1000, 'b');
+  Put("a", "a1", 10, 11);
+  Put("a", big, 20, 21);   // long: its value in default
+  Put("a", "a3", 30, 31);  // newest below the safe point: kept
+  Put("a", "a4", 50, 51);  // above: kept
+  Put("d", "d1", 10, 11);
+  ASSERT_EQ(Prewrite("d", "", 20, "d", Mutation::Op::kDelete), std::nullopt);
+  ASSERT_EQ(Commit("d", 20, 21), std::nullopt);  // newest below: a delete, removed with all
+  Put("r", "r1", 10, 11);
+  ASSERT_EQ(Prewrite("r", "x", 25, "r"), std::nullopt);
+  ASSERT_EQ(Rollback("r", 25), std::nullopt);  // a rollback below: removed
+  std::map<std::string, std::vector<std::string>> before;
+  for (const char* k : {"a", "d", "r"}) {
+    for (uint64_t ts : {40u, 45u, 60u}) before[k].push_back(Read(k, ts));
+  }
+  const size_t writes = Count(storage::Cf::kWrite);
+  const GcResult gc = RunGc(/*safe_point=*/40);
+  EXPECT_EQ(gc.deleted, 5u);  // a1, a's big put, d1, d's delete, r's rollback
+  EXPECT_FALSE(gc.next.has_value());
+  EXPECT_EQ(Count(storage::Cf::kWrite), writes - 5);
+  EXPECT_EQ(Count(storage::Cf::kDefault), 0u) << "the long value went with its record";
+  for (const char* k : {"a", "d", "r"}) {
+    std::vector<std::string> after;
+    for (uint64_t ts : {40u, 45u, 60u}) after.push_back(Read(k, ts));
+    EXPECT_EQ(after, before[k]) << k;
+  }
+  EXPECT_EQ(Read("a", 40), "a3");
+  EXPECT_EQ(RunGc(40).deleted, 0u) << "idempotent";
+}
+
+TEST_F(GcTest, ALockedKeyIsLeftAloneAndBudgetsStopAtKeyBoundaries) {
+  for (uint64_t i = 0; i < 5; ++i) Put("k", "v" + std::to_string(i), 10 + 10 * i, 11 + 10 * i);
+  for (uint64_t i = 0; i < 5; ++i) Put("m", "v" + std::to_string(i), 10 + 10 * i, 11 + 10 * i);
+  ASSERT_EQ(Prewrite("k", "pending", 60, "k"), std::nullopt);
+  // A budget of 2: the walk stops once it has looked at 2 records, at the next key.
+  GcResult first = RunGc(100, 2);
+  EXPECT_EQ(first.deleted, 0u) << "k is locked";
+  ASSERT_TRUE(first.next.has_value());
+  EXPECT_EQ(*first.next, EncodeKey("m"));
+  GcResult rest = RunGc(100, 2, *first.next);
+  EXPECT_EQ(rest.deleted, 4u);
+  EXPECT_EQ(Read("m", 100), "v4");
+  EXPECT_EQ(Read("k", 55), "v4");
+}
+
+}  // namespace
+}  // namespace micedb::txn

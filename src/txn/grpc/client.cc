@@ -119,16 +119,24 @@ Result<uint64_t> TxnGrpcClient::Commit(uint64_t id) {
   req.set_txn_id(id);
   v1::CommitResponse resp;
   bool not_applied = false;
+  grpc::StatusCode code = grpc::StatusCode::OK;
   Status st = Call(false, [&](grpc::ClientContext* ctx) {
     grpc::Status s = stub_->Commit(ctx, req, &resp);
     not_applied = ctx->GetServerTrailingMetadata().count(kv::kNotAppliedMetadata) > 0;
+    code = s.error_code();
     return s;
   });
-  if (st.code() == StatusCode::kUnavailable && !not_applied) {
-    // The node did not say the cluster refused: the connection may have broken after the
-    // commit went out.
+  // Only what the node said for sure is definite: committed (OK), refused (ABORTED,
+  // INVALID_ARGUMENT, NOT_FOUND: nothing was sent) or not applied (UNAVAILABLE with the
+  // trailer). Anything else -- a broken connection, a call cancelled as the node stopped --
+  // may have come after the primary's commit went out.
+  const bool definite = code == grpc::StatusCode::OK || code == grpc::StatusCode::ABORTED ||
+                        code == grpc::StatusCode::INVALID_ARGUMENT ||
+                        code == grpc::StatusCode::NOT_FOUND ||
+                        (code == grpc::StatusCode::UNAVAILABLE && not_applied);
+  if (!definite) {
     return Status::TimedOut(fmt::format(
-        "no answer from the node during commit ({}); the outcome is unknown", st.message()));
+        "no clear answer from the node during commit ({}); the outcome is unknown", st.message()));
   }
   MICEDB_RETURN_IF_ERROR(st);
   return resp.commit_ts();

@@ -45,14 +45,18 @@ int64_t TxnGrpcService::NowMs() const {
 
 void TxnGrpcService::DropIdle() {
   const int64_t now = NowMs();
+  last_sweep_ms_ = now;
   std::erase_if(open_, [&](const auto& kv) {
-    return now - kv.second.last_used_ms > options_.idle_timeout_ms;
+    if (now - kv.second.last_used_ms <= options_.idle_timeout_ms) return false;
+    total_bytes_ -= kv.second.bytes;
+    return true;
   });
 }
 
 Result<uint64_t> TxnGrpcService::Open(std::shared_ptr<Txn> txn) {
   std::lock_guard<std::mutex> l(mu_);
-  if (open_.size() >= options_.max_open) DropIdle();
+  // Idle transactions go at least once a second (each Begin looks), and at once when full.
+  if (open_.size() >= options_.max_open || NowMs() - last_sweep_ms_ >= 1000) DropIdle();
   if (open_.size() >= options_.max_open) {
     return Status::ResourceExhausted(fmt::format(
         "{} transactions are open on this node (the most, --txn-max-open); commit or roll back "
@@ -68,7 +72,10 @@ Result<std::shared_ptr<Txn>> TxnGrpcService::Find(uint64_t id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = open_.find(id);
   if (it == open_.end() || NowMs() - it->second.last_used_ms > options_.idle_timeout_ms) {
-    if (it != open_.end()) open_.erase(it);
+    if (it != open_.end()) {
+      total_bytes_ -= it->second.bytes;
+      open_.erase(it);
+    }
     return Status::NotFound(fmt::format(
         "no open transaction {} on this node (committed, rolled back, idle for more than {} ms, "
         "or begun on another node)",
@@ -88,7 +95,14 @@ Status TxnGrpcService::Charge(uint64_t id, uint64_t bytes) {
                     "transaction)",
                     id, options_.max_txn_bytes));
   }
+  if (total_bytes_ + bytes > options_.max_total_bytes) {
+    return Status::ResourceExhausted(fmt::format(
+        "the open transactions on this node buffer {} bytes of writes (the most, {}); commit "
+        "or roll back some first",
+        total_bytes_, options_.max_total_bytes));
+  }
   it->second.bytes += bytes;
+  total_bytes_ += bytes;
   return Status::OK();
 }
 
@@ -97,6 +111,7 @@ std::shared_ptr<Txn> TxnGrpcService::Close(uint64_t id) {
   auto it = open_.find(id);
   if (it == open_.end()) return nullptr;
   auto txn = std::move(it->second.txn);
+  total_bytes_ -= it->second.bytes;
   open_.erase(it);
   return txn;
 }
@@ -133,7 +148,10 @@ grpc::ServerUnaryReactor* TxnGrpcService::Begin(grpc::CallbackServerContext* ctx
     reactor->Finish(grpc::Status::OK);
   };
   if (req->read_ts() != 0) {
-    opened(client_->BeginAt(req->read_ts()));
+    client_->BeginAt(req->read_ts(), [reactor, opened](Result<std::shared_ptr<Txn>> r) {
+      if (!r.ok()) return reactor->Finish(kv::ToGrpcStatus(r.status()));
+      opened(std::move(*r));
+    });
     return reactor;
   }
   client_->Begin([reactor, opened](Result<std::shared_ptr<Txn>> r) {
@@ -215,8 +233,7 @@ grpc::ServerUnaryReactor* TxnGrpcService::Put(grpc::CallbackServerContext* ctx,
     reactor->Finish(kv::ToGrpcStatus(st));
     return reactor;
   }
-  txn->Put(req->key(), req->value());
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(kv::ToGrpcStatus(txn->Put(req->key(), req->value())));
   return reactor;
 }
 
@@ -232,8 +249,7 @@ grpc::ServerUnaryReactor* TxnGrpcService::Delete(grpc::CallbackServerContext* ct
     reactor->Finish(kv::ToGrpcStatus(st));
     return reactor;
   }
-  txn->Delete(req->key());
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(kv::ToGrpcStatus(txn->Delete(req->key())));
   return reactor;
 }
 

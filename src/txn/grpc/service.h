@@ -24,7 +24,8 @@ namespace micedb::txn {
 struct TxnServiceOptions {
   size_t max_open = 10000;          // open transactions at once on this node
   int64_t idle_timeout_ms = 60000;  // an open transaction without a call this long is dropped
-  uint64_t max_txn_bytes = uint64_t{64} << 20;  // buffered keys and values of one transaction
+  uint64_t max_txn_bytes = uint64_t{128} << 20;  // buffered keys and values of one transaction
+  uint64_t max_total_bytes = uint64_t{1} << 30;  // ... of all open transactions on this node
   size_t max_key_bytes = size_t{64} << 10;
   size_t max_value_bytes = size_t{8} << 20;
   uint32_t default_scan_limit = 1000;
@@ -83,6 +84,8 @@ class TxnGrpcService final : public v1::Txn::CallbackService {
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Session> open_ GUARDED_BY(mu_);
   uint64_t next_id_ GUARDED_BY(mu_);
+  uint64_t total_bytes_ GUARDED_BY(mu_) = 0;  // buffered by all open transactions
+  int64_t last_sweep_ms_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace micedb::txn
