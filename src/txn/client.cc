@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -251,8 +252,11 @@ void ClientCore::Resolve(std::vector<pb::LockInfo> locks, int attempt, int64_t d
     Status failure;
     std::function<void(Result<int64_t>)> done;
   };
+  // One status check per transaction, however many of its locks were met.
+  std::map<uint64_t, std::vector<pb::LockInfo>> by_txn;
+  for (pb::LockInfo& lock : locks) by_txn[lock.start_ts()].push_back(std::move(lock));
   auto st = std::make_shared<State>();
-  st->left = locks.size();
+  st->left = by_txn.size();
   st->done = std::move(done);
   auto finish = [st](Status s, int64_t wait) {
     bool last = false;
@@ -267,19 +271,21 @@ void ClientCore::Resolve(std::vector<pb::LockInfo> locks, int attempt, int64_t d
     st->done(st->wait);
   };
   auto self = shared_from_this();
-  for (pb::LockInfo& lock : locks) {
-    // Resolves the key's lock once the transaction's outcome is known.
-    auto resolve_key = [self, finish, deadline_ms](const pb::LockInfo& lk, uint64_t commit_ts) {
+  for (auto& [start_ts, txn_locks] : by_txn) {
+    const pb::LockInfo lock = txn_locks.front();  // its primary and start_ts stand for all
+    // Resolves the transaction's locks met, once its outcome is known (one request per region).
+    auto resolve_key = [self, finish, deadline_ms, keys = std::move(txn_locks)](
+                           const pb::LockInfo& lk, uint64_t commit_ts) {
       auto step = std::make_shared<Step>();
-      step->ekeys = {EncodeKey(lk.key())};
+      for (const pb::LockInfo& k : keys) step->ekeys.push_back(EncodeKey(k.key()));
       step->write = true;
       step->deadline_ms = deadline_ms;
-      step->make = [lk, commit_ts](const std::vector<size_t>&) {
+      step->make = [keys, start = lk.start_ts(), commit_ts](const std::vector<size_t>& items) {
         pb::TxnRequest req;
         pb::ResolveLockRequest* r = req.mutable_resolve_lock();
-        r->set_start_ts(lk.start_ts());
+        r->set_start_ts(start);
         r->set_commit_ts(commit_ts);
-        r->add_keys(lk.key());
+        for (size_t i : items) r->add_keys(keys[i].key());
         return req;
       };
       step->take = [self](const std::vector<size_t>&, pb::TxnResponse& resp) {

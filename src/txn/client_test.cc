@@ -219,6 +219,24 @@ TEST_F(ClientTest, AnExpiredLockOfADeadClientIsRolledBackByAReader) {
   EXPECT_EQ(Raw(std::move(req), "k").commit().error().kind(), pb::KeyError::TXN_ABORTED);
 }
 
+TEST_F(ClientTest, ManyLocksOfOneDeadTransactionCostOneStatusCheckPerRegion) {
+  const uint64_t dead = Ts();
+  std::vector<std::string> keys;
+  for (char c = 'a'; c <= 'z'; c += 2) keys.push_back(std::string(1, c));  // three regions
+  for (const auto& k : keys) RawPrewrite(k, "dead", keys.front(), dead, /*ttl_ms=*/100);
+  regions_.AdvanceMs(200);
+  auto t = Begin();
+  auto got = BatchGet(*t, keys);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->empty());
+  // One check per region part of the read at most (the parts resolve at the same time), not
+  // one per lock.
+  EXPECT_LE(client_.counters().status_checks.load(), 3u);
+  EXPECT_EQ(client_.counters().locks_met.load(), keys.size());
+  EXPECT_EQ(client_.counters().locks_resolved.load(), keys.size() - 1)
+      << "the primary's lock went with the status check";
+}
+
 TEST_F(ClientTest, ALiveLockIsWaitedOutUntilItsOwnerCommits) {
   const uint64_t slow = Ts();
   RawPrewrite("k", "v", "k", slow, /*ttl_ms=*/60'000);
