@@ -76,7 +76,6 @@ class FakeRegions final : public TxnTransport {
   void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,
             int64_t timeout_ms, std::function<void(Result<pb::TxnResponse>)> done) override {
     (void)timeout_ms;
-    sent_++;
     int64_t delay = 0;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -98,7 +97,6 @@ class FakeRegions final : public TxnTransport {
     logical_ = 0;
   }
   storage::MemEngine& engine() { return engine_; }
-  uint64_t sent() const { return sent_.load(); }
   // Requests the envelope refused (stale epoch, key outside the region).
   uint64_t refused() const { return refused_.load(); }
   // After `skip` more write requests, holds the next one back for `ms` (others go on).
@@ -200,7 +198,6 @@ class FakeRegions final : public TxnTransport {
   // The oracle's clock starts at the wall clock's, as the coordinator's does.
   std::atomic<uint64_t> physical_ms_{static_cast<uint64_t>(SystemClock::Get()->NowWallMillis())};
   std::atomic<uint64_t> logical_{0};
-  std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> refused_{0};
   router::ThreadExecutor executor_;  // last: stopped first, before what its work touches
 };

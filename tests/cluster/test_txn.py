@@ -101,14 +101,25 @@ def test_concurrent_increments_lose_no_update_and_name_the_conflict(cluster):
         s2.close()
 
 
-def guarded(errors, fn, *args):
-    """A thread running fn(*args) that puts what it raises into `errors`."""
-    def run():
+def run_beside(jobs, during, stop):
+    """Runs each (fn, *args) of `jobs` on a thread of its own and `during(stop)` (a nemesis,
+    or None) on this one; then fails with whatever a job raised."""
+    errors = []
+
+    def guarded(fn, *args):
         try:
             fn(*args)
-        except BaseException as e:  # noqa: BLE001 - the caller asserts on `errors`
+        except BaseException as e:  # noqa: BLE001 - asserted on below
             errors.append(e)
-    return threading.Thread(target=run)
+
+    threads = [threading.Thread(target=guarded, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    if during:
+        during(stop)
+    for t in threads:
+        t.join()
+    assert not errors, errors
 
 
 def bank_run(c, seconds, accounts, during=None):
@@ -154,17 +165,8 @@ def bank_run(c, seconds, accounts, during=None):
                                              read_ts=r["start_ts"]))
         s.close()
 
-    errors = []
-
-    threads = [guarded(errors, transfers, nodes[i % len(nodes)], i) for i in range(4)]
-    threads += [guarded(errors, reads, n) for n in nodes[:2]]
-    for t in threads:
-        t.start()
-    if during:
-        during(stop)
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_beside([(transfers, nodes[i % len(nodes)], i) for i in range(4)] +
+               [(reads, n) for n in nodes[:2]], during, stop)
     final = retry(lambda: Session(c, nodes[-1]).run("scan acct acct~ 1000"), timeout=30)
     assert final["ok"], final
     balances = {k: int(v) for k, v in final["reads"][0]["pairs"] if k in initial}
@@ -224,7 +226,6 @@ def list_append_run(c, seconds, keys, during=None, clients=4):
     nodes = list(c.nodes.values())
     history, lock = [], threading.Lock()
     stop = time.time() + seconds
-    errors = []
 
     def client(node, seed):
         rnd = random.Random(seed)
@@ -261,14 +262,7 @@ def list_append_run(c, seconds, keys, during=None, clients=4):
                 history.append(listappend.txn(f"T{seed}-{n}", status, *ops, process=seed))
         s.close()
 
-    threads = [guarded(errors, client, nodes[i % len(nodes)], i + 1) for i in range(clients)]
-    for t in threads:
-        t.start()
-    if during:
-        during(stop)
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_beside([(client, nodes[i % len(nodes)], i + 1) for i in range(clients)], during, stop)
     return listappend.check(history), history
 
 

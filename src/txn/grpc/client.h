@@ -23,7 +23,7 @@
 namespace micedb::txn {
 
 struct TxnGrpcClientOptions {
-  std::chrono::milliseconds timeout{10000};  // per call, retries included
+  std::chrono::milliseconds timeout{10000};               // per call, retries included
   std::shared_ptr<grpc::ChannelCredentials> credentials;  // null: plaintext
 };
 
@@ -40,8 +40,7 @@ class TxnGrpcClient {
   Result<std::optional<std::string>> Get(uint64_t id, const std::string& key);
   using Pairs = std::vector<std::pair<std::string, std::string>>;
   Result<Pairs> BatchGet(uint64_t id, const std::vector<std::string>& keys);
-  Result<Pairs> Scan(uint64_t id, const std::string& start, const std::string& end,
-                     uint32_t limit);
+  Result<Pairs> Scan(uint64_t id, const std::string& start, const std::string& end, uint32_t limit);
   Status Put(uint64_t id, const std::string& key, const std::string& value);
   Status Delete(uint64_t id, const std::string& key);
   // The commit_ts (0: nothing was written). Aborted: a conflict, retry from Begin.

@@ -116,11 +116,6 @@ std::shared_ptr<Txn> TxnGrpcService::Close(uint64_t id) {
   return txn;
 }
 
-size_t TxnGrpcService::open() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return open_.size();
-}
-
 bool TxnGrpcService::KeyFits(const std::string& key, grpc::ServerUnaryReactor* reactor) const {
   if (key.size() <= options_.max_key_bytes) return true;
   reactor->Finish(

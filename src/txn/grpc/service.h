@@ -57,8 +57,6 @@ class TxnGrpcService final : public v1::Txn::CallbackService {
                                      const v1::RollbackRequest* req,
                                      v1::RollbackResponse* resp) override;
 
-  size_t open() const EXCLUDES(mu_);
-
  private:
   struct Session {
     std::shared_ptr<Txn> txn;

@@ -1,0 +1,281 @@
+// Txn::Commit: two-phase commit of the buffered writes (docs/transactions.md §3, §7), with
+// the rollback of a failed commit, the background commit of the secondaries and the primary's
+// heartbeats.
+#include <fmt/format.h>
+
+#include "common/logging.h"
+#include "txn/client.h"
+#include "txn/client_core.h"
+#include "txn/mvcc.h"
+
+namespace micedb::txn {
+
+namespace {
+
+Status FromKeyError(const pb::KeyError& e) {
+  switch (e.kind()) {
+    case pb::KeyError::WRITE_CONFLICT:
+    case pb::KeyError::TXN_ABORTED:
+    case pb::KeyError::TXN_LOCK_NOT_FOUND:
+      return Status::Aborted(e.message());
+    case pb::KeyError::TXN_COMMITTED:
+    case pb::KeyError::KEY_IS_LOCKED:
+    default:
+      return Status::Internal(e.message());
+  }
+}
+
+// Commits the secondaries (every mutation but the first, the primary) at commit_ts, in the
+// background. A refusal here means the transaction's atomicity is in danger: logged loudly.
+void CommitSecondaries(const std::shared_ptr<ClientCore>& core,
+                       std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts,
+                       uint64_t commit_ts) {
+  if (muts->size() < 2) return;
+  auto rest = std::make_shared<Step>();
+  for (size_t i = 1; i < muts->size(); ++i) rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+  rest->write = true;
+  rest->deadline_ms = core->Deadline();
+  rest->make = [muts, start_ts, commit_ts](const std::vector<size_t>& items) {
+    pb::TxnRequest req;
+    pb::CommitRequest* c = req.mutable_commit();
+    for (size_t i : items) c->add_keys((*muts)[i + 1].key());
+    c->set_start_ts(start_ts);
+    c->set_commit_ts(commit_ts);
+    return req;
+  };
+  rest->take = [start_ts](const std::vector<size_t>&, pb::TxnResponse& resp) {
+    if (resp.has_commit() && resp.commit().has_error()) {
+      GetLogger("txn")->error("secondary of committed transaction {} refused its commit: {}",
+                              start_ts, resp.commit().error().message());
+    }
+    return Verdict::Done();
+  };
+  rest->done = [start_ts](Status s) {
+    if (!s.ok()) {
+      GetLogger("txn")->info("secondary commit of transaction {} left locks for readers: {}",
+                             start_ts, s.ToString());
+    }
+  };
+  core->Run(std::move(rest));
+}
+
+// Rolls back what a failed commit may have prewritten, in the background: the primary first
+// (its record protected), the secondaries only once the primary is rolled back -- so that a
+// secondary is never rolled back while its primary may be committed. Should the primary turn
+// out committed after all, the secondaries are committed instead. Best effort: locks left
+// behind are resolved by their readers.
+void RollBackInBackground(const std::shared_ptr<ClientCore>& core,
+                          std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts) {
+  auto primary = std::make_shared<Step>();
+  primary->ekeys = {EncodeKey(muts->front().key())};
+  primary->write = true;
+  primary->deadline_ms = core->Deadline();
+  primary->make = [muts, start_ts](const std::vector<size_t>&) {
+    pb::TxnRequest req;
+    pb::RollbackRequest* r = req.mutable_rollback();
+    r->set_start_ts(start_ts);
+    r->add_keys(muts->front().key());
+    r->set_protect(true);
+    return req;
+  };
+  auto committed_at = std::make_shared<uint64_t>(0);
+  primary->take = [committed_at](const std::vector<size_t>&, pb::TxnResponse& resp) {
+    if (resp.has_rollback() && resp.rollback().error().kind() == pb::KeyError::TXN_COMMITTED &&
+        resp.rollback().has_error()) {
+      *committed_at = resp.rollback().error().conflict_commit_ts();
+    }
+    return Verdict::Done();
+  };
+  primary->done = [core, muts, start_ts, committed_at](Status st) {
+    if (!st.ok()) {
+      GetLogger("txn")->info("rollback of transaction {} left locks behind: {}", start_ts,
+                             st.ToString());
+      return;
+    }
+    if (*committed_at != 0) {
+      GetLogger("txn")->warn("transaction {} was committed at {} after all: committing its rest",
+                             start_ts, *committed_at);
+      return CommitSecondaries(core, muts, start_ts, *committed_at);
+    }
+    if (muts->size() < 2) return;
+    auto rest = std::make_shared<Step>();
+    for (size_t i = 1; i < muts->size(); ++i) rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+    rest->write = true;
+    rest->deadline_ms = core->Deadline();
+    rest->make = [muts, start_ts](const std::vector<size_t>& items) {
+      pb::TxnRequest req;
+      pb::RollbackRequest* r = req.mutable_rollback();
+      r->set_start_ts(start_ts);
+      for (size_t i : items) r->add_keys((*muts)[i + 1].key());
+      return req;
+    };
+    rest->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
+    rest->done = [start_ts](Status s) {
+      if (!s.ok()) {
+        GetLogger("txn")->info("rollback of transaction {} left locks behind: {}", start_ts,
+                               s.ToString());
+      }
+    };
+    core->Run(std::move(rest));
+  };
+  core->Run(std::move(primary));
+}
+
+// Every heartbeat_ms while *committing: raises the primary's lock TTL to cover the time so
+// far plus a fresh default TTL. Best effort: a beat that fails changes nothing.
+void KeepAlive(std::shared_ptr<ClientCore> core, std::string primary, uint64_t start_ts,
+               size_t keys, std::shared_ptr<std::atomic<bool>> committing) {
+  const int64_t every = core->options().heartbeat_ms;
+  if (every <= 0) return;
+  core->After(
+      every, [core, primary = std::move(primary), start_ts, keys, committing, every]() mutable {
+        if (!committing->load()) return;
+        const int64_t elapsed =
+            std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
+        const uint64_t ttl = static_cast<uint64_t>(elapsed) + DefaultTtlMs(keys);
+        auto beat = std::make_shared<Step>();
+        beat->ekeys = {EncodeKey(primary)};
+        beat->write = true;
+        beat->deadline_ms = core->NowMs() + every;
+        beat->make = [primary, start_ts, ttl](const std::vector<size_t>&) {
+          pb::TxnRequest req;
+          pb::HeartBeatRequest* h = req.mutable_heart_beat();
+          h->set_primary(primary);
+          h->set_start_ts(start_ts);
+          h->set_ttl_ms(ttl);
+          return req;
+        };
+        beat->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
+        beat->done = [](Status) {};
+        core->counters().heartbeats++;
+        core->Run(std::move(beat));
+        KeepAlive(core, std::move(primary), start_ts, keys, std::move(committing));
+      });
+}
+
+}  // namespace
+
+void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
+  auto muts = std::make_shared<std::vector<pb::Mutation>>();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (finished_) return done(Status::InvalidArgument("the transaction is finished"));
+    finished_ = true;
+    for (auto& [k, v] : writes_) {
+      pb::Mutation& m = muts->emplace_back();
+      m.set_key(k);
+      if (v) {
+        m.set_op(pb::Mutation::PUT);
+        m.set_value(*v);
+      } else {
+        m.set_op(pb::Mutation::DELETE);
+      }
+    }
+    writes_.clear();
+  }
+  if (muts->empty()) return done(uint64_t{0});
+  auto self = shared_from_this();
+  auto core = core_;
+  // While the commit is under way, the primary's lock is kept alive (TxnHeartBeat), so that
+  // a commit slowed by retries is not rolled back by a reader as if its client had died.
+  auto committing = std::make_shared<std::atomic<bool>>(true);
+  done = [committing, done = std::move(done)](Result<uint64_t> r) {
+    committing->store(false);
+    done(std::move(r));
+  };
+  KeepAlive(core, muts->front().key(), start_ts_, muts->size(), committing);
+  const uint64_t start_ts = start_ts_;
+  const std::string primary = muts->front().key();  // the smallest key
+
+  // 1. Prewrite every key.
+  auto prewrite = std::make_shared<Step>();
+  for (const auto& m : *muts) prewrite->ekeys.push_back(EncodeKey(m.key()));
+  prewrite->write = true;
+  prewrite->deadline_ms = core->Deadline();
+  prewrite->make = [core, muts, primary, start_ts](const std::vector<size_t>& items) {
+    pb::TxnRequest req;
+    pb::PrewriteRequest* p = req.mutable_prewrite();
+    for (size_t i : items) *p->add_mutations() = (*muts)[i];
+    p->set_primary(primary);
+    p->set_start_ts(start_ts);
+    p->set_txn_size(muts->size());
+    // The TTL counts from start_ts: cover the time the transaction has lived so far.
+    const int64_t lived =
+        std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
+    p->set_ttl_ms(static_cast<uint64_t>(lived) + DefaultTtlMs(muts->size()));
+    return req;
+  };
+  prewrite->take = [self, muts](const std::vector<size_t>& items, pb::TxnResponse& resp) {
+    if (!resp.has_prewrite()) return Verdict::Fail(Status::Internal("no prewrite answer"));
+    Verdict v;
+    for (const pb::KeyError& e : resp.prewrite().errors()) {
+      if (e.kind() != pb::KeyError::KEY_IS_LOCKED) {
+        if (e.kind() == pb::KeyError::WRITE_CONFLICT) {
+          std::lock_guard<std::mutex> l(self->mu_);
+          self->conflict_ = Conflict{e.key(), e.conflict_start_ts(), e.conflict_commit_ts()};
+        }
+        return Verdict::Fail(FromKeyError(e));
+      }
+      v.kind = Verdict::Kind::kRetry;
+      v.locks.push_back(e.lock());
+      for (size_t i : items) {
+        if ((*muts)[i].key() == e.key()) v.items.push_back(i);
+      }
+    }
+    return v;
+  };
+  prewrite->done = [self, core, muts, primary, start_ts, done = std::move(done)](Status st) {
+    if (!st.ok()) {
+      core->counters().aborted++;
+      RollBackInBackground(core, muts, start_ts);
+      return done(std::move(st));
+    }
+    // 2. commit_ts, then the primary's commit: the transaction commits here.
+    core->transport()->GetTimestamp(
+        [self, core, muts, primary, start_ts, done = std::move(done)](Result<uint64_t> ts) {
+          if (!ts.ok()) {
+            RollBackInBackground(core, muts, start_ts);
+            return done(ts.status());
+          }
+          const uint64_t commit_ts = *ts;
+          auto commit = std::make_shared<Step>();
+          commit->ekeys = {EncodeKey(primary)};
+          commit->write = true;
+          commit->deadline_ms = core->Deadline();
+          commit->make = [primary, start_ts, commit_ts](const std::vector<size_t>&) {
+            pb::TxnRequest req;
+            pb::CommitRequest* c = req.mutable_commit();
+            c->add_keys(primary);
+            c->set_start_ts(start_ts);
+            c->set_commit_ts(commit_ts);
+            return req;
+          };
+          commit->take = [](const std::vector<size_t>&, pb::TxnResponse& resp) {
+            if (!resp.has_commit()) return Verdict::Fail(Status::Internal("no commit answer"));
+            if (resp.commit().has_error())
+              return Verdict::Fail(FromKeyError(resp.commit().error()));
+            return Verdict::Done();
+          };
+          commit->done = [core, muts, start_ts, commit_ts, done = std::move(done)](Status st) {
+            if (!st.ok()) {
+              if (st.code() == StatusCode::kAborted) {
+                core->counters().aborted++;
+              } else if (st.code() == StatusCode::kUnavailable) {
+                // Not applied: the transaction did not commit; take its locks away.
+                RollBackInBackground(core, muts, start_ts);
+              }
+              return done(std::move(st));
+            }
+            core->counters().committed++;
+            core->RememberOutcome(start_ts, commit_ts);
+            done(commit_ts);
+            // 3. The secondaries, in the background.
+            CommitSecondaries(core, muts, start_ts, commit_ts);
+          };
+          core->Run(std::move(commit));
+        });
+  };
+  core->Run(std::move(prewrite));
+}
+
+}  // namespace micedb::txn
