@@ -1,6 +1,6 @@
 # The commands people type. The real build is CMake (see CMakePresets.json).
 .PHONY: all deps build debug release run test test-big unit soak lint format bench bench-quick bench-coordinator clean \
-        fuzz fuzz-ci
+        fuzz fuzz-ci bench-txn
 
 DEPS_STAMP := build/.deps-ok
 MICEDB := build/release/src/cli/micedb
@@ -82,6 +82,13 @@ bench-quick: release
 # callers with p99 wait, and the router cache's share of routing on a node that holds no region.
 bench-coordinator: release
 	@/usr/bin/python3 bench/coordinator_bench.py --bin build/release/src/cli/micedb
+
+# The transaction layer (issue 16, bench/README.md "Transactions"): one-key write transactions
+# against raw SET at 32 clients, 4-key transactions across two regions at one client, and a
+# bank at 16 clients, on 3-node clusters on loopback; bench/results/<date>-txn/. About 2.5
+# minutes.
+bench-txn: release
+	@scripts/bench-txn
 
 clean:
 	rm -rf build

@@ -1,8 +1,8 @@
 // etcd driver: etcd's v3 KV API over gRPC, asynchronously. Each thread polls its own
 // CompletionQueue; a client's next call is started from the thread that saw its last one
-// finish. Channels are kept apart (local subchannel pool plus a distinct channel argument) so
-// that M channels really are M TCP connections. Range is sent with serializable = false, which
-// is etcd's default and makes the read linearizable (it goes through the leader's ReadIndex).
+// finish. Each channel is a TCP connection of its own (grpc_channels.h). Range is sent with
+// serializable = false, which is etcd's default and makes the read linearizable (it goes
+// through the leader's ReadIndex).
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -12,6 +12,7 @@
 
 #include "driver.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
+#include "grpc_channels.h"
 
 namespace micedb::bench {
 
@@ -117,27 +118,15 @@ void Poll(Shared* sh, grpc::CompletionQueue* cq, Stats* stats) {
 template <typename Wait>
 Stats Drive(const std::vector<Endpoint>& endpoints, int clients, int connections, int threads,
             uint64_t seed, double warmup_s, double duration_s, Shared* sh, Wait&& wait) {
-  if (endpoints.empty()) {
-    throw std::invalid_argument("no endpoints");
-  }
   clients = std::max(clients, 1);
   connections = std::clamp(connections, 1, clients);
   threads = std::max(threads, 1);
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  const std::vector<std::shared_ptr<grpc::Channel>> channels =
+      ConnectChannels(endpoints, connections);
   std::vector<std::unique_ptr<KV::Stub>> stubs;
-  channels.reserve(connections);
   stubs.reserve(connections);
-  for (int i = 0; i < connections; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt("micedb.loadgen.channel", i);
-    auto ch = grpc::CreateCustomChannel(endpoints[i % endpoints.size()].str(),
-                                        grpc::InsecureChannelCredentials(), args);
-    if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-      throw std::runtime_error("cannot connect to " + endpoints[i % endpoints.size()].str());
-    }
+  for (const auto& ch : channels) {
     stubs.push_back(KV::NewStub(ch));
-    channels.push_back(std::move(ch));
   }
   std::vector<std::unique_ptr<grpc::CompletionQueue>> cqs;
   cqs.reserve(threads);
@@ -183,13 +172,6 @@ Stats Drive(const std::vector<Endpoint>& endpoints, int clients, int connections
   return total;
 }
 
-template <typename Done>
-void SleepUntil(int64_t until_ns, Done&& done) {
-  while (NowNs() < until_ns && !done()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 }  // namespace
 
 RunOutcome RunEtcd(const RunOptions& opts, const Workload& wl) {
@@ -200,7 +182,10 @@ RunOutcome RunEtcd(const RunOptions& opts, const Workload& wl) {
   // Channels connect before the clock starts.
   out.stats = Drive(opts.endpoints, opts.clients, opts.connections, opts.threads, opts.seed,
                     opts.warmup_s, opts.duration_s, &sh, [&] {
+                      SleepUntil(sh.window.start_ns, [] { return false; });
+                      const double cpu0 = ProcessCpuSeconds();
                       SleepUntil(sh.window.end_ns, [] { return false; });
+                      out.cpu_s = ProcessCpuSeconds() - cpu0;
                       sh.stop = true;
                       SleepUntil(NowNs() + int64_t{opts.timeout_ms} * 1000000,
                                  [&] { return sh.inflight.load() <= 0; });

@@ -1,15 +1,18 @@
 // The load generator's arithmetic: histogram buckets and percentiles, the Zipf generator and
-// key scramble, workload mixes and key names, RESP encoding and reply framing.
+// key scramble, workload mixes and key names, RESP encoding and reply framing, aborts in the
+// window, the transactional workloads' key pairs and bank transfers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "common/random.h"
 #include "histogram.h"
 #include "resp_protocol.h"
+#include "stats.h"
 #include "workload.h"
 #include "zipf.h"
 
@@ -319,6 +322,61 @@ TEST(Resp, RejectsGarbage) {
   }
   deep += ":1\r\n";
   EXPECT_EQ(ParseReply(deep, &used, &r), ParseResult::kBad);
+}
+
+TEST(Stats, AbortsCountInsideTheWindowAndMerge) {
+  Window w{1000, 2000};
+  Stats a, b;
+  a.Abort(w, 1000, 1500);
+  a.Abort(w, 900, 1500);   // began in the warm-up
+  a.Abort(w, 1500, 2500);  // ended after the window
+  b.Abort(w, 1999, 2000);
+  a.Done(w, OpType::kWrite, 1100, 1200);
+  a.Merge(b);
+  EXPECT_EQ(a.aborts, 2u);
+  EXPECT_EQ(a.ops, 1u);
+  EXPECT_EQ(a.errors, 0u);
+}
+
+TEST(Workload, TwoKeysAreDistinctAndInRange) {
+  for (KeyDist dist : {KeyDist::kUniform, KeyDist::kZipf}) {
+    WorkloadSpec spec;
+    spec.keys = 1000;
+    spec.dist = dist;
+    Workload wl(spec, 7);
+    Rng rng(3);
+    for (int i = 0; i < 10000; ++i) {
+      auto [a, b] = TwoKeys(wl, rng, 500, 2);  // only two keys to choose from
+      EXPECT_NE(a, b);
+      EXPECT_GE(std::min(a, b), 500u);
+      EXPECT_LE(std::max(a, b), 501u);
+      auto [x, y] = TwoKeys(wl, rng, 0, 400);
+      EXPECT_NE(x, y);
+      EXPECT_LT(std::max(x, y), 400u);
+    }
+  }
+}
+
+TEST(Workload, BankTransfersKeepTheTotalAndNoBalanceBelowZero) {
+  Rng rng(11);
+  int64_t from = 250, to = 0;
+  bool moved_most = false;
+  for (int i = 0; i < 10000; ++i) {
+    auto [f, t] = BankTransfer(from, to, 100, rng);
+    EXPECT_EQ(f + t, 250);
+    EXPECT_GE(f, 0);
+    EXPECT_LE(from - f, 100);
+    EXPECT_TRUE(from == 0 ? f == 0 : f < from);  // something moves unless the account is empty
+    moved_most |= from > 0 && from - f == std::min<int64_t>(from, 100);
+    // Turn around now and then, so both sides empty and fill.
+    if (i % 7 == 0) {
+      std::tie(from, to) = std::pair{t, f};
+    } else {
+      std::tie(from, to) = std::pair{f, t};
+    }
+  }
+  EXPECT_TRUE(moved_most);
+  EXPECT_EQ(BankTransfer(0, 5, 100, rng), (std::pair<int64_t, int64_t>{0, 5}));
 }
 
 }  // namespace

@@ -311,7 +311,10 @@ RunOutcome RunResp(const RunOptions& opts, const Workload& wl) {
   RunOutcome out;
   out.stats = Drive(opts.endpoints, opts.clients, opts.connections, opts.threads, opts.seed,
                     opts.warmup_s, opts.duration_s, &shared, [&] {
+                      SleepUntil(shared.window.start_ns, [] { return false; });
+                      const double cpu0 = ProcessCpuSeconds();
                       SleepUntil(shared.window.end_ns, [] { return false; });
+                      out.cpu_s = ProcessCpuSeconds() - cpu0;
                       shared.stop = true;
                       // Let the requests in flight finish, so that connections close cleanly.
                       SleepUntil(NowNs() + int64_t{opts.timeout_ms} * 1000000,

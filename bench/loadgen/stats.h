@@ -1,6 +1,8 @@
 // Counters and latency histograms of one run, kept per thread and merged at the end.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -16,6 +18,17 @@ inline int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// The CPU time (user + system) this process has used so far, in seconds: the load
+// generator's own cost, which shares the machine with the servers it measures.
+inline double ProcessCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 
 // The measured part of a run: operations that start at or after `start_ns` and complete by
@@ -34,6 +47,7 @@ struct Stats {
   uint64_t ops = 0;     // completed successfully inside the window
   uint64_t errors = 0;  // error replies, failed RPCs, lost connections (in or out of window)
   uint64_t misses = 0;  // reads that found no value (a read of a key never loaded)
+  uint64_t aborts = 0;  // transactions refused with a conflict (inside the window)
   std::vector<uint64_t> per_second;      // completions in each second of the window
   std::vector<uint64_t> per_second_max;  // the slowest of them, ns
   std::string first_error;
@@ -63,6 +77,14 @@ struct Stats {
     per_second_max[sec] = std::max(per_second_max[sec], ns);
   }
 
+  // A transaction refused with a conflict. Counted inside the window only, like operations,
+  // so that aborts / (ops + aborts) is the share of the window's transactions that aborted.
+  void Abort(const Window& w, int64_t begin, int64_t done) {
+    if (w.Contains(begin, done)) {
+      ++aborts;
+    }
+  }
+
   void Merge(const Stats& o) {
     all.Merge(o.all);
     reads.Merge(o.reads);
@@ -70,6 +92,7 @@ struct Stats {
     ops += o.ops;
     errors += o.errors;
     misses += o.misses;
+    aborts += o.aborts;
     if (per_second.size() < o.per_second.size()) {
       per_second.resize(o.per_second.size(), 0);
       per_second_max.resize(o.per_second.size(), 0);

@@ -1,5 +1,6 @@
 #include "workload.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace micedb::bench {
@@ -65,6 +66,22 @@ uint64_t Workload::NextKey(Rng& rng) const {
 
 std::string_view Workload::NextValue(Rng& rng) const {
   return std::string_view(pool_).substr(rng.Uniform(65536), spec_.value_size);
+}
+
+std::pair<uint64_t, uint64_t> TwoKeys(const Workload& wl, Rng& rng, uint64_t lo, uint64_t n) {
+  const uint64_t a = wl.NextKey(rng) % n;
+  uint64_t b = wl.NextKey(rng) % n;
+  while (b == a) {
+    b = rng.Uniform(n);
+  }
+  return {lo + a, lo + b};
+}
+
+std::pair<int64_t, int64_t> BankTransfer(int64_t from, int64_t to, int64_t max_amount, Rng& rng) {
+  const int64_t most = std::min(from, max_amount);
+  const int64_t amount =
+      most > 0 ? static_cast<int64_t>(rng.Uniform(static_cast<uint64_t>(most))) + 1 : 0;
+  return {from - amount, to + amount};
 }
 
 }  // namespace micedb::bench

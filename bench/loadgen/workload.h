@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/random.h"
 #include "zipf.h"
@@ -65,5 +66,14 @@ class Workload {
   std::unique_ptr<Scramble> scramble_;
   std::string pool_;
 };
+
+// Two distinct key indexes in [lo, lo + n) (n >= 2), from the workload's distribution folded
+// into the range (the transactional workloads: a bank's two accounts, multi4's pairs).
+std::pair<uint64_t, uint64_t> TwoKeys(const Workload& wl, Rng& rng, uint64_t lo, uint64_t n);
+
+// A bank transfer between accounts holding `from` and `to`: a random amount of 1..max_amount
+// moved, never more than `from` holds (so no balance goes below 0; nothing moves from an empty
+// account). The new balances; their sum is the old one.
+std::pair<int64_t, int64_t> BankTransfer(int64_t from, int64_t to, int64_t max_amount, Rng& rng);
 
 }  // namespace micedb::bench

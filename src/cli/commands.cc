@@ -77,6 +77,13 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--operator-timeout", o->operator_timeout,
                   "Give up an operator that moves a replica after this long (e.g. 10m)")
       ->capture_default_str();
+  cmd->add_option("--gc-life-time", o->gc_life_time,
+                  "Keep the versions reads this far back may need (transactions; e.g. 10m); "
+                  "older ones are collected, and reads below them refused")
+      ->capture_default_str();
+  cmd->add_option("--gc-run-interval", o->gc_run_interval,
+                  "Move the GC safe point up and collect this often (0: never)")
+      ->capture_default_str();
   cmd->add_option("--schedule-store-limit", o->schedule_store_limit,
                   "Replicas being added to one store at a time (each a snapshot)")
       ->capture_default_str();
@@ -113,6 +120,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
       ->capture_default_str();
   cmd->add_option("--txn-max-open", o->txn_max_open,
                   "Most micedb.txn.v1 transactions open at once on this node")
+      ->capture_default_str();
+  cmd->add_option("--txn-1pc", o->txn_one_pc,
+                  "Commit transactions whose keys lie in one region in one raft round (false: "
+                  "always two phases)")
       ->capture_default_str();
   cmd->add_option("--txn-idle-timeout-ms", o->txn_idle_timeout_ms,
                   "An open micedb.txn.v1 transaction with no call for this long is dropped")

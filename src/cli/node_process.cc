@@ -94,6 +94,8 @@ int RunNode(const StartOptions& opts) {
   no.labels = *ParseLabels(opts.labels);
   no.store_down_ms = *ParseDuration(opts.store_down_time);
   no.operator_timeout_ms = *ParseDuration(opts.operator_timeout);
+  no.gc_life_time_ms = *ParseDuration(opts.gc_life_time);
+  no.gc_run_interval_ms = opts.gc_run_interval == "0" ? 0 : *ParseDuration(opts.gc_run_interval);
   no.schedule_store_limit = opts.schedule_store_limit;
   no.hot_region_bytes = *ParseSize(opts.hot_region_bytes);
   no.region_heartbeat_ms = *ParseDuration(opts.region_heartbeat_interval);
@@ -131,6 +133,7 @@ int RunNode(const StartOptions& opts) {
   no.txn_service.max_txn_bytes = opts.max_txn_bytes;
   no.txn_service.max_open = opts.txn_max_open;
   no.txn_service.idle_timeout_ms = opts.txn_idle_timeout_ms;
+  no.txn_one_pc = opts.txn_one_pc;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
   no.router.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;

@@ -239,6 +239,19 @@ Status Validate(const StartOptions& opts) {
   } else if (*t < 1000) {
     return Status::InvalidArgument("--operator-timeout must be at least 1s");
   }
+  if (auto t = ParseDuration(opts.gc_life_time); !t.ok()) {
+    return Status::InvalidArgument(fmt::format("--gc-life-time: {}", t.status().message()));
+  } else if (*t < 2000) {
+    // Above the store heartbeat (1 s), which reports the oldest running transactions.
+    return Status::InvalidArgument("--gc-life-time must be at least 2s");
+  }
+  if (opts.gc_run_interval != "0") {
+    if (auto t = ParseDuration(opts.gc_run_interval); !t.ok()) {
+      return Status::InvalidArgument(fmt::format("--gc-run-interval: {}", t.status().message()));
+    } else if (*t < 100) {
+      return Status::InvalidArgument("--gc-run-interval must be at least 100ms (or 0: never)");
+    }
+  }
   if (opts.schedule_store_limit < 1 || opts.schedule_store_limit > 64) {
     return Status::InvalidArgument("--schedule-store-limit must be 1..64");
   }

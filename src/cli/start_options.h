@@ -74,6 +74,10 @@ struct StartOptions {
   // given up after this long (a duration with a unit), and at most this many replicas are
   // being added to one store at a time.
   std::string operator_timeout = "10m";
+  // GC of transactional versions (docs/transactions.md §8): kept for gc_life_time, collected
+  // every gc_run_interval ("0": never). Durations with a unit.
+  std::string gc_life_time = "10m";
+  std::string gc_run_interval = "10m";
   uint32_t schedule_store_limit = 4;
   // Hot regions: a region with this much traffic a second (a size with a unit; 0 turns the
   // hot-region balancer off) is hot; every region led here reports this often (a duration).
@@ -87,6 +91,7 @@ struct StartOptions {
   uint64_t max_result_bytes = uint64_t{128} << 20;  // value bytes in one reply
   uint64_t max_txn_bytes = uint64_t{128} << 20;     // queued in one MULTI, buffered in one txn
   size_t txn_max_open = 10000;                      // open gRPC transactions on one node
+  bool txn_one_pc = true;                           // --txn-1pc
   int64_t txn_idle_timeout_ms = 60000;  // an open gRPC transaction idle this long is dropped
   int64_t client_timeout_ms = 30000;    // a partly sent request or unread reply closes after this
   int64_t request_timeout_ms = 8000;    // a request that cannot be served by then fails

@@ -201,6 +201,40 @@ Outcome RunOne(txn::TxnGrpcClient& client, uint64_t read_ts, const std::vector<O
   return out;
 }
 
+// With --oneshot every op must be a blind write: the one call carries no reads.
+Status CheckOneShot(const std::vector<Op>& ops) {
+  for (const Op& op : ops) {
+    if (op.kind == Op::Kind::kPut || op.kind == Op::Kind::kDel) continue;
+    return Status::InvalidArgument(
+        "--oneshot takes only put and del (they go in one call, which reads nothing); run "
+        "get, scan, incr and append without --oneshot");
+  }
+  return Status::OK();
+}
+
+Outcome RunOneShot(txn::TxnGrpcClient& client, const std::vector<Op>& ops) {
+  Outcome out;
+  if (Status st = CheckOneShot(ops); !st.ok()) {
+    out.status = std::move(st);
+    return out;
+  }
+  std::vector<txn::TxnGrpcClient::Mutation> mutations;
+  mutations.reserve(ops.size());
+  for (const Op& op : ops) {
+    mutations.push_back({op.kind == Op::Kind::kPut ? txn::TxnGrpcClient::Mutation::Op::kPut
+                                                   : txn::TxnGrpcClient::Mutation::Op::kDelete,
+                         op.key, op.value});
+  }
+  auto ts = client.Write(mutations);
+  if (!ts.ok()) {
+    out.status = ts.status();
+    return out;
+  }
+  out.commit_ts = *ts;
+  out.wrote = true;
+  return out;
+}
+
 }  // namespace
 
 CLI::App* AddTxnCommand(CLI::App* app, TxnCommandOptions* o) {
@@ -216,6 +250,8 @@ CLI::App* AddTxnCommand(CLI::App* app, TxnCommandOptions* o) {
   cmd->add_option("--read-ts", o->read_ts, "Read at this earlier timestamp (read-only)");
   cmd->add_flag("--stdin", o->stdin_lines,
                 "One transaction per stdin line; one JSON result per line on stdout");
+  cmd->add_flag("--oneshot", o->oneshot,
+                "Send the ops (put and del only) as one write-only transaction in a single call");
   cmd->add_option("ops", o->ops, "The ops");
   AddClientSecurityFlags(cmd, &o->security);
   return cmd;
@@ -227,8 +263,16 @@ int RunTxn(const TxnCommandOptions& o) {
     std::fprintf(stderr, "micedb: error: %s\n", std::string(creds.status().message()).c_str());
     return 2;
   }
+  if (o.oneshot && o.read_ts != 0) {
+    std::fprintf(stderr,
+                 "micedb: error: txn: --oneshot writes and --read-ts only reads; not both\n");
+    return 2;
+  }
   txn::TxnGrpcClient client(
       o.addr, {.timeout = std::chrono::milliseconds(o.timeout_ms), .credentials = *creds});
+  auto run = [&](const std::vector<Op>& ops) {
+    return o.oneshot ? RunOneShot(client, ops) : RunOne(client, o.read_ts, ops);
+  };
   if (o.stdin_lines) {
     std::string line;
     while (std::getline(std::cin, line)) {
@@ -241,7 +285,7 @@ int RunTxn(const TxnCommandOptions& o) {
       if (!ops.ok()) {
         r.status = ops.status();
       } else {
-        r = RunOne(client, o.read_ts, *ops);
+        r = run(*ops);
       }
       if (r.status.ok()) {
         std::string reads;
@@ -259,11 +303,14 @@ int RunTxn(const TxnCommandOptions& o) {
     return 0;
   }
   auto ops = Parse(o.ops);
+  if (ops.ok() && o.oneshot) {
+    if (Status st = CheckOneShot(*ops); !st.ok()) ops = st;
+  }
   if (!ops.ok()) {
     std::fprintf(stderr, "micedb: error: txn: %s\n", std::string(ops.status().message()).c_str());
     return 2;
   }
-  Outcome r = RunOne(client, o.read_ts, *ops);
+  Outcome r = run(*ops);
   for (const auto& line : r.human) std::printf("%s\n", line.c_str());
   if (!r.status.ok()) {
     std::string msg(r.status.message());

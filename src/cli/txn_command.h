@@ -4,6 +4,7 @@
 //   micedb txn put a 1 put b 2          # prints COMMIT <commit_ts>
 //   micedb txn get a scan a - 10        # a's value (or (nil)), then key<TAB>value lines
 //   micedb txn --read-ts TS get a       # read-only, at an earlier timestamp
+//   micedb txn --oneshot put a 1 del b  # puts and deletes only, in one Commit call
 //
 // Ops: get KEY | put KEY VALUE | del KEY | incr KEY DELTA (read the integer at the
 // transaction's snapshot, write the sum; absent: 0) | append KEY VALUE (read, write it with
@@ -32,6 +33,9 @@ struct TxnCommandOptions {
   // line on stdout: {"ok":true,"start_ts":..,"commit_ts":..,"reads":[...]} or
   // {"ok":false,"code":"Aborted","error":"..."}.
   bool stdin_lines = false;
+  // The ops (put and del only) as one write-only transaction in a single call (a Commit with
+  // mutations): no Begin, no open transaction at the node.
+  bool oneshot = false;
   std::vector<std::string> ops;
 };
 

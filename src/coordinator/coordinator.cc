@@ -123,6 +123,8 @@ void Coordinator::Tick() {
       ready_ = false;
       warming_ = false;
       saving_bound_ = false;
+      gc_saving_ = false;
+      last_gc_ms_ = 0;
       refilling_ = false;
       next_id_ = end_id_ = 0;
       if (leading) {
@@ -140,6 +142,7 @@ void Coordinator::Tick() {
         logical_ = 0;
       }
       MaybeSaveTsoBound(&after);
+      MaybeAdvanceGc(now, &after);
       if (options_.schedule_interval_ms > 0 &&
           now - last_schedule_ms_ >= options_.schedule_interval_ms) {
         last_schedule_ms_ = now;
@@ -284,6 +287,38 @@ void Coordinator::MaybeSaveTsoBound(Actions* after) {
       bound_ms_ = std::max(bound_ms_, r->state().tso_bound_ms());
       state_.set_tso_bound_ms(bound_ms_);
       counters_.tso_bound_saves.fetch_add(1, std::memory_order_relaxed);
+    });
+  });
+}
+
+void Coordinator::MaybeAdvanceGc(int64_t now, Actions* after) {
+  if (options_.gc_life_time_ms <= 0 || options_.gc_interval_ms <= 0 || gc_saving_) return;
+  if (last_gc_ms_ != 0 && now - last_gc_ms_ < options_.gc_interval_ms) return;
+  // A new leader first hears from every store (their oldest running transactions).
+  if (now - led_since_ms_ < options_.store_disconnected_ms) return;
+  last_gc_ms_ = now;
+  uint64_t sp = ComposeTs(physical_ms_ - options_.gc_life_time_ms, 0);
+  for (const auto& [id, live] : store_live_) {
+    // A store silent this long is not counted: should it come back with an older
+    // transaction, that transaction's reads and prewrites are refused as too old.
+    if (now - live.last_ms > options_.store_disconnected_ms) continue;
+    const uint64_t oldest = live.stats.txn_oldest_start_ts();
+    if (oldest != 0) sp = std::min(sp, oldest - 1);
+  }
+  if (physical_ms_ <= options_.gc_life_time_ms || sp <= state_.gc_safe_point()) return;
+  gc_saving_ = true;
+  MetaCommand cmd;
+  cmd.mutable_set_gc_safe_point()->set_safe_point(sp);
+  after->push_back([this, cmd, term = term_] {
+    meta_->Propose(cmd, [this, term](Result<MetaResult> r) {
+      std::lock_guard lock(mu_);
+      if (!StillTerm(term)) return;
+      gc_saving_ = false;
+      if (!r.ok()) return;
+      if (r->state().gc_safe_point() > state_.gc_safe_point()) {
+        state_.set_gc_safe_point(r->state().gc_safe_point());
+        Log()->info("coordinator: GC safe point {}", state_.gc_safe_point());
+      }
     });
   });
 }
@@ -541,6 +576,7 @@ void Coordinator::HandleStoreHeartbeat(const StoreHeartbeatRequest& req, const D
           to_persist = std::move(s);
         }
         FillAddresses(resp.mutable_store_heartbeat());
+        resp.mutable_store_heartbeat()->set_gc_safe_point(state_.gc_safe_point());
         // An operator's steps go out in region heartbeat replies: have its leader report now.
         for (const auto& [region, op] : operators_) {
           auto r = regions_.find(region);

@@ -110,6 +110,11 @@ struct CoordinatorOptions {
   // A learner nobody scheduled, or a voter beyond max_replicas, on a healthy store is removed
   // only after it has been there this long (someone may be changing the region by hand).
   int64_t excess_grace_ms = 30'000;
+  // GC (docs/transactions.md §8): every gc_interval_ms the safe point moves up to
+  // now - gc_life_time_ms by the TSO's clock, never past the oldest transaction a store
+  // reports running. 0: never.
+  int64_t gc_life_time_ms = 600'000;
+  int64_t gc_interval_ms = 600'000;
   const Clock* clock = nullptr;  // null: the system clock. Not owned.
 };
 
@@ -283,6 +288,8 @@ class Coordinator {
   static const char* HealthName(Health h);
   // The coordinators and every store's address, for heartbeat and join replies.
   void FillAddresses(StoreHeartbeatResponse* r) const REQUIRES(mu_);
+  // Moves the GC safe point up when it is time (CoordinatorOptions::gc_*).
+  void MaybeAdvanceGc(int64_t now, Actions* after) REQUIRES(mu_);
 
   const CoordinatorOptions options_;
   MetaRegion* const meta_;
@@ -324,6 +331,8 @@ class Coordinator {
   std::deque<OperatorView> finished_ GUARDED_BY(mu_);  // the latest that ended
   uint64_t next_operator_ GUARDED_BY(mu_) = 1;
   int64_t last_schedule_ms_ GUARDED_BY(mu_) = 0;
+  int64_t last_gc_ms_ GUARDED_BY(mu_) = 0;
+  bool gc_saving_ GUARDED_BY(mu_) = false;
   // Replicas per store in the directory (voters and learners), as of the last pass.
   std::map<uint64_t, uint32_t> replica_counts_ GUARDED_BY(mu_);
   // Since when a region has had a replica beyond what it needs on a healthy store.

@@ -371,6 +371,77 @@ TEST_F(CoordinatorTest, WithoutALeaseTimestampsWaitForALeadershipCheck) {
   EXPECT_GT(Tso(2, 1).tso().last(), got[1].tso().last());
 }
 
+TEST_F(CoordinatorTest, TheGcSafePointTrailsTheClockAndNeverPassesARunningTransaction) {
+  Build([](CoordinatorOptions& o) {
+    o.gc_life_time_ms = 10'000;
+    o.gc_interval_ms = 1'000;
+    o.store_disconnected_ms = 2'000;
+  });
+  Advance(100'000);
+  Elect(1);
+  auto beat = [&](uint64_t id, uint64_t oldest) {
+    CoordRequest hb;
+    hb.mutable_store_heartbeat()->mutable_store()->set_id(id);
+    hb.mutable_store_heartbeat()->mutable_store()->set_peer_addr(fmt::format("h:{}", id));
+    hb.mutable_store_heartbeat()->mutable_stats()->set_store_id(id);
+    hb.mutable_store_heartbeat()->mutable_stats()->set_txn_oldest_start_ts(oldest);
+    CoordResponse r = Call(1, hb);
+    EXPECT_TRUE(r.has_store_heartbeat()) << r.DebugString();
+    return r.store_heartbeat().gc_safe_point();
+  };
+  auto now_ts = [&](int64_t back_ms) {
+    return Coordinator::ComposeTs(clock_.NowWallMillis() - back_ms, 0);
+  };
+  // Store 2 runs a transaction that began 30 s ago.
+  const uint64_t old_txn = now_ts(30'000) + 7;
+  uint64_t sp = 0;
+  for (int i = 0; i < 6; ++i) {  // a new leader first waits for every store to report
+    Advance(500);
+    beat(1, 0);
+    sp = beat(2, old_txn);
+    coords_[0]->Tick();
+  }
+  sp = beat(1, 0);
+  EXPECT_EQ(sp, old_txn - 1);
+  // It ends: the safe point moves up to 10 s behind the clock, and never back.
+  for (int i = 0; i < 4; ++i) {
+    Advance(500);
+    beat(1, 0);
+    beat(2, 0);
+    coords_[0]->Tick();
+  }
+  sp = beat(1, 0);
+  EXPECT_GT(sp, old_txn);
+  EXPECT_LE(sp, now_ts(10'000));
+  EXPECT_GE(sp, now_ts(12'000));
+  for (int i = 0; i < 4; ++i) {
+    Advance(500);
+    beat(1, 0);
+    beat(2, old_txn);  // reported again (a clock gone wrong): too late, nothing goes back
+    coords_[0]->Tick();
+  }
+  EXPECT_GE(beat(1, 0), sp);
+  // A store silent past the disconnected time holds nothing back.
+  const uint64_t before = beat(1, 0);
+  for (int i = 0; i < 8; ++i) {
+    Advance(500);
+    beat(1, 0);
+    coords_[0]->Tick();
+  }
+  EXPECT_GT(beat(1, 0), before);
+  // Persisted: a new leader starts from it.
+  Elect(2);
+  EXPECT_GE(shared_
+                .Read([] {
+                  MetaCommand c;
+                  c.mutable_get_state();
+                  return c;
+                }())
+                ->state()
+                .gc_safe_point(),
+            sp);
+}
+
 // A cluster of stores that heartbeat, and regions whose leaders report, driven by hand.
 class ScheduleTest : public CoordinatorTest {
  protected:

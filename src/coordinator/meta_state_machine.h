@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "micedb/coordinator.pb.h"
+#include "store/keys.h"
 #include "store/state_machine.h"
 
 namespace micedb::coordinator {
@@ -68,6 +69,17 @@ class NodeStateMachine final : public store::StateMachine {
   void TxnEngineKeys(const txn::pb::TxnRequest& req,
                      std::vector<std::string>* keys) const override {
     data_->TxnEngineKeys(req, keys);
+  }
+  uint64_t TxnReadWait(const store::RegionDescriptor& region,
+                       const txn::pb::TxnRequest& req) override {
+    if (store::IsMetaRegion(region.id())) return 0;
+    return data_->TxnReadWait(region, req);
+  }
+  std::function<void()> BeforeProposeTxn(const store::RegionDescriptor& region, uint64_t term,
+                                         txn::pb::TxnRequest* req,
+                                         store::TxnRefusal* refused) override {
+    if (store::IsMetaRegion(region.id())) return nullptr;
+    return data_->BeforeProposeTxn(region, term, req, refused);
   }
   kv::CommandResult ForRetry(const kv::Command& cmd, kv::CommandResult result) const override {
     return data_->ForRetry(cmd, std::move(result));

@@ -28,6 +28,21 @@ class TxnBodies {
   virtual txn::pb::TxnResponse Read(const store::RegionDescriptor& region,
                                     const txn::pb::TxnRequest& req, ReadView* view) const = 0;
   virtual void EngineKeys(const txn::pb::TxnRequest& req, std::vector<std::string>* keys) const = 0;
+  // Before a read takes its snapshot (store::StateMachine::TxnReadWait).
+  virtual uint64_t ReadWait(const txn::pb::TxnRequest& req) const {
+    (void)req;
+    return 0;
+  }
+  // On the leader, before a write step is proposed (store::StateMachine::BeforeProposeTxn).
+  virtual std::function<void()> BeforePropose(const store::RegionDescriptor& region, uint64_t term,
+                                              txn::pb::TxnRequest* req,
+                                              store::TxnRefusal* refused) const {
+    (void)region;
+    (void)term;
+    (void)req;
+    (void)refused;
+    return nullptr;
+  }
 };
 
 class RegionStateMachine final : public store::StateMachine {
@@ -49,6 +64,16 @@ class RegionStateMachine final : public store::StateMachine {
   void TxnEngineKeys(const txn::pb::TxnRequest& req,
                      std::vector<std::string>* keys) const override {
     if (txn_) txn_->EngineKeys(req, keys);
+  }
+  uint64_t TxnReadWait(const store::RegionDescriptor& region,
+                       const txn::pb::TxnRequest& req) override {
+    (void)region;
+    return txn_ ? txn_->ReadWait(req) : 0;
+  }
+  std::function<void()> BeforeProposeTxn(const store::RegionDescriptor& region, uint64_t term,
+                                         txn::pb::TxnRequest* req,
+                                         store::TxnRefusal* refused) override {
+    return txn_ ? txn_->BeforePropose(region, term, req, refused) : nullptr;
   }
   CommandResult ForRetry(const Command& cmd, CommandResult result) const override {
     return KvStateMachine::ForRetry(cmd, std::move(result));

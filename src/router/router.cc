@@ -525,14 +525,16 @@ void Router::Attempt(std::shared_ptr<Call> call) {
   };
 
   if (!call->write) {
-    if (call->mode == kv::ReadMode::kLocalStale || options_.unsafe_local_reads) {
+    // Transactional reads are never served stale, nor by a follower (txn/concurrency.h).
+    const bool txn = call->req.has_txn();
+    if (!txn && (call->mode == kv::ReadMode::kLocalStale || options_.unsafe_local_reads)) {
       return on_local(store_->ReadLocal(call->req));
     }
     // The fast path: this node leads the region and holds its lease.
     if (auto r = store_->ReadUnderLease(call->req)) return OnResponse(call, std::move(*r));
     // With leases the leader answers a read alone: sending it there costs one round trip,
     // where a ReadIndex from here costs that plus the leader's heartbeat round.
-    if (store_->lease_reads() && leader_elsewhere) return Forward(std::move(call), leader);
+    if ((store_->lease_reads() || txn) && leader_elsewhere) return Forward(std::move(call), leader);
     region::RegionRequest req = call->req;
     return store_->ReadLinearizable(std::move(req), std::move(on_local));
   }
@@ -670,7 +672,8 @@ void Router::ServeForward(transport::ForwardRequest request,
   } else if (kv::IsWriteCommand(req.kv())) {
     return store_->Propose(std::move(req), std::move(answer));
   }
-  const bool stale = request.read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale);
+  const bool stale =
+      request.read_mode() == static_cast<uint32_t>(kv::ReadMode::kLocalStale) && !req.has_txn();
   // Reads run on the executor, not on the transport's I/O thread, which a long one (SCAN,
   // DBSIZE) would hold up for every region's raft traffic.
   executor_->After(0, [this, stale, req = std::move(req), answer = std::move(answer)]() mutable {

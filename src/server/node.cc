@@ -65,7 +65,28 @@ Status Node::Start() {
     return Status::IoError(fmt::format("cannot create {}: {}", snap_dir, ec.message()));
   }
 
-  txn_steps_ = std::make_unique<txn::RegionSteps>();
+  // Leaders learn a fresh timestamp from the TSO when they take a region over (before
+  // admitting one-phase commits there). coord_client_ is set later in Start and goes after
+  // the store in Stop; an answer arriving after that finds txn_cm_ still here.
+  // Asked from the store's loop: handed to the coordinator executor, as a coordinator in this
+  // process would answer inline (and take its own lock on the loop).
+  txn_cm_ =
+      std::make_unique<txn::ConcurrencyManager>([this](std::function<void(Result<uint64_t>)> done) {
+        if (!coord_client_ || !coord_executor_) {
+          return done(Status::Unavailable("the node is starting"));
+        }
+        coord_executor_->After(0, [this, done = std::move(done)]() mutable {
+          if (coord_stopping_ || !coord_client_) {
+            return done(Status::Unavailable("the node is stopping"));
+          }
+          coord_client_->GetTimestamp(std::move(done));
+        });
+      });
+  txn_steps_ = std::make_unique<txn::RegionSteps>(
+      txn::RegionStepsOptions{.clock = SystemClock::Get()}, txn_cm_.get());
+  // Until the coordinator has said how far GC went, reads and prewrites wait (after a
+  // restart, versions below the safe point may be gone already).
+  txn_steps_->RequireSafePoint();
   sm_ = std::make_unique<kv::RegionStateMachine>(
       kv::StateMachineOptions{.max_value_bytes = options_.resp.max_value_bytes,
                               .max_result_bytes = options_.max_result_bytes},
@@ -177,8 +198,9 @@ Status Node::Start() {
         if (!coord_client_) return done(Status::Unavailable("the node is starting"));
         coord_client_->GetTimestamp(std::move(done));
       });
-  txn_client_ = std::make_unique<txn::TxnClient>(txn_transport_.get(), router_executor_.get(),
-                                                 SystemClock::Get());
+  txn_client_ = std::make_unique<txn::TxnClient>(
+      txn_transport_.get(), router_executor_.get(), SystemClock::Get(),
+      txn::TxnClientOptions{.one_pc = options_.txn_one_pc});
   txn::TxnServiceOptions txn_opts = options_.txn_service;
   txn_opts.max_key_bytes = options_.resp.max_key_bytes;
   txn_opts.max_value_bytes = options_.resp.max_value_bytes;

@@ -66,6 +66,9 @@ struct NodeOptions {
   int64_t store_down_ms = 60'000;
   // The schedulers (docs/sharding.md §3, coordinator::CoordinatorOptions).
   int64_t operator_timeout_ms = 600'000;
+  // GC of transactional versions (--gc-life-time, --gc-run-interval; 0: never).
+  int64_t gc_life_time_ms = 600'000;
+  int64_t gc_run_interval_ms = 600'000;
   uint32_t schedule_store_limit = 4;
   // A region whose leader reports this many bytes a second read and written is hot, and the
   // hot ones are spread over the stores (0: no hot-region balancing).
@@ -101,6 +104,7 @@ struct NodeOptions {
   store::StoreOptions store;         // node_id and snap_dir are filled in by the node
   router::RouterOptions router;
   txn::TxnServiceOptions txn_service;  // limits of micedb.txn.v1 (--txn-*)
+  bool txn_one_pc = true;              // --txn-1pc: one-region transactions commit in one phase
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
   // Called once (on an I/O thread) when a peer refuses this node (its data directory was
@@ -156,6 +160,13 @@ class Node : public transport::InboundHandler {
   void StopCoordinator();
   void CoordinatorTick();
   void Heartbeat();
+  // GC (docs/transactions.md §8), on the coordinator executor: a safe point the coordinator
+  // sent is made known to the txn layer, and the regions led here are collected at it, one
+  // after the other (node_gc.cc).
+  void OnGcSafePoint(uint64_t sp);
+  void RunGc(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> ranges, size_t i,
+             uint64_t sp);
+  void GcFailed(uint64_t sp, const std::string& from, const Status& why);
   // Runs an operator a region heartbeat's reply carried (on this node's store, the leader).
   void RunOperator(const coordinator::Operator& op);
   // The split checker (docs/sharding.md §1): each region led here that is due (a sixteenth of
@@ -206,6 +217,8 @@ class Node : public transport::InboundHandler {
 
   NodeOptions options_;
   std::unique_ptr<storage::Engine> engine_;
+  // What this store's leaders know of reads and one-phase commits (txn/concurrency.h).
+  std::unique_ptr<txn::ConcurrencyManager> txn_cm_;
   std::unique_ptr<txn::RegionSteps> txn_steps_;  // the transactional bodies sm_ runs
   std::unique_ptr<kv::RegionStateMachine> sm_;
   std::unique_ptr<store::PeerIdentities> identities_;
@@ -251,6 +264,13 @@ class Node : public transport::InboundHandler {
   // (heartbeats report the difference), and since when each region's peer has been silent.
   // (counts, when: monotonic ms), as of the last heartbeat the coordinator got.
   std::pair<store::FlowCounts, int64_t> store_flow_sent_;
+  // GC state (coordinator executor only, but for the counters).
+  uint64_t gc_done_ = 0;  // the safe point every region led here was collected at
+  bool gc_running_ = false;
+  int64_t gc_next_try_ms_ = 0;
+  std::atomic<uint64_t> gc_runs_{0};
+  std::atomic<uint64_t> gc_failures_{0};
+  std::atomic<uint64_t> gc_deleted_{0};
   std::map<uint64_t, std::pair<store::FlowCounts, int64_t>> region_flow_sent_;
   std::map<uint64_t, std::map<uint64_t, int64_t>> silent_since_;
   // The split checker (CheckSplits), per region led here: the bytes and keys written to it as

@@ -171,6 +171,8 @@ void Node::StartCoordinator() {
   co.cluster_id = identities_->self().cluster_id();
   co.store_down_ms = options_.store_down_ms;
   co.operator_timeout_ms = options_.operator_timeout_ms;
+  co.gc_life_time_ms = options_.gc_life_time_ms;
+  co.gc_interval_ms = options_.gc_run_interval_ms;
   co.store_limit = options_.schedule_store_limit;
   co.hot_region_bytes = std::max<uint64_t>(options_.hot_region_bytes, 1);
   if (options_.hot_region_bytes == 0) co.balance_hot_limit = 0;
@@ -255,10 +257,12 @@ void Node::Heartbeat() {
     st->set_keys_read(delta.keys_read);
     st->set_interval_ms(static_cast<uint32_t>(
         store_flow_sent_.second == 0 ? kStoreHeartbeatMs : now - store_flow_sent_.second));
+    if (txn_client_) st->set_txn_oldest_start_ts(txn_client_->OldestRunning());
     coord_client_->Call(std::move(req), 2000, [this, total, now](Result<CoordResponse> r) {
       if (coord_stopping_ || !r.ok() || !r->has_store_heartbeat()) return;
       coord_executor_->After(0, [this, total, now] { store_flow_sent_ = {total, now}; });
       const auto& hb = r->store_heartbeat();
+      coord_executor_->After(0, [this, sp = hb.gc_safe_point()] { OnGcSafePoint(sp); });
       if (hb.report_regions_size() > 0) {
         std::vector<uint64_t> again(hb.report_regions().begin(), hb.report_regions().end());
         coord_executor_->After(0, [this, again = std::move(again)] {

@@ -330,6 +330,44 @@ std::string Node::RenderMetrics() const {
   }
   counter("micedb_router_directory_lookups_total", "Regions the router asked the coordinator for",
           backend_->counters().directory_lookups.load());
+  if (txn_client_) {
+    const auto& t = txn_client_->counters();
+    counter("micedb_txn_begun_total", "Transactions begun at this node", t.begun.load());
+    counter("micedb_txn_committed_total", "Transactions this node committed", t.committed.load());
+    counter("micedb_txn_aborted_total", "Commits refused (conflicts, rolled back by others)",
+            t.aborted.load());
+    counter("micedb_txn_one_pc_tried_total",
+            "Commits this node tried in one phase (keys in one region)", t.one_pc_tried.load());
+    counter("micedb_txn_one_pc_committed_total", "Of those, committed in one phase",
+            t.one_pc_committed.load());
+    counter("micedb_txn_locks_resolved_total", "Locks of other transactions this node resolved",
+            t.locks_resolved.load());
+  }
+  if (txn_steps_) {
+    const auto& o = txn_steps_->one_pc_counters();
+    counter("micedb_txn_leader_one_pc_admitted_total",
+            "One-phase commits this node's leaders proposed", o.admitted.load());
+    Metric(&out, "micedb_txn_leader_one_pc_fallbacks_total", "counter",
+           "One-phase commits a leader made two-phase, by reason");
+    out += fmt::format("micedb_txn_leader_one_pc_fallbacks_total{{reason=\"not_synced\"}} {}\n",
+                       o.not_synced.load());
+    out += fmt::format("micedb_txn_leader_one_pc_fallbacks_total{{reason=\"read_above\"}} {}\n",
+                       o.read_above.load());
+    out += fmt::format("micedb_txn_leader_one_pc_fallbacks_total{{reason=\"key_busy\"}} {}\n",
+                       o.key_busy.load());
+    Metric(&out, "micedb_txn_gc_safe_point", "gauge",
+           "The GC safe point this node knows (a timestamp; reads below it are refused)");
+    out += fmt::format("micedb_txn_gc_safe_point {}\n", txn_steps_->safe_point());
+    counter("micedb_txn_gc_runs_total", "GC runs over every region led here that finished",
+            gc_runs_.load());
+    counter("micedb_txn_gc_failures_total", "GC runs that stopped (retried 10 s later)",
+            gc_failures_.load());
+    counter("micedb_txn_gc_deleted_total", "Records GC runs started here removed",
+            gc_deleted_.load());
+    counter("micedb_txn_reads_held_total",
+            "Transactional reads told to retry behind a one-phase commit on its way",
+            o.reads_held.load());
+  }
   return out;
 }
 

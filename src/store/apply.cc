@@ -104,7 +104,7 @@ std::optional<region::RegionResponse> CheckRequest(const RegionDescriptor& regio
 }
 
 bool IsTxnRead(const txn::pb::TxnRequest& req) {
-  return req.has_get() || req.has_batch_get() || req.has_scan();
+  return req.has_get() || req.has_batch_get() || req.has_scan() || req.has_scan_lock();
 }
 
 region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& region,
@@ -124,6 +124,10 @@ region::RegionResponse ServeRead(StateMachine* sm, const RegionDescriptor& regio
         return InvalidRequestResponse("this transactional step is a write, not a read");
       }
       *resp.mutable_txn() = sm->ReadTxn(region, engine, snapshot, req.txn());
+      if (const uint64_t wait = resp.txn().retry_after_ms(); wait != 0) {
+        // A one-phase commit of a key read here is on its way through raft (nothing was read).
+        return ServerBusyResponse("a key read here is being committed; retry", wait);
+      }
       return resp;
     default:
       return InvalidRequestResponse("only kv, txn and meta requests can be read");

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/logging.h"
 #include "store/apply.h"
+#include "store/errors.h"
 #include "store/region_peer.h"
 #include "store/store.h"
 
@@ -62,7 +63,8 @@ void LeaseTable::Clear() {
 }
 
 std::optional<LeaseTable::Grant> LeaseTable::Acquire(uint64_t region, const ClockReading& now,
-                                                     int64_t max_gap_ns, storage::Engine* engine) {
+                                                     int64_t max_gap_ns, storage::Engine* engine,
+                                                     const std::function<uint64_t()>& gate) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = leases_.find(region);
   if (it == leases_.end() || now.mono_ns >= it->second.until_ns) return std::nullopt;
@@ -71,6 +73,9 @@ std::optional<LeaseTable::Grant> LeaseTable::Acquire(uint64_t region, const Cloc
   // What the leader committed may be applied and read on a follower (ReadIndex) before it is
   // applied here: until it is, reading here could go back in time.
   if (it->second.applied < it->second.commit) return std::nullopt;
+  if (gate) {
+    if (const uint64_t wait = gate(); wait != 0) return Grant{it->second.desc, nullptr, wait};
+  }
   return Grant{it->second.desc, engine->GetSnapshot()};
 }
 
@@ -168,9 +173,23 @@ void Store::CheckUntouched() {
 }
 
 std::optional<region::RegionResponse> Store::ReadUnderLease(const region::RegionRequest& req) {
+  // A transactional read looks for one-phase commits on their way once the lease is known to
+  // hold and before its snapshot is taken: one that applies after the look cannot be below
+  // its timestamp (txn/concurrency.h).
+  std::function<uint64_t()> gate;
+  if (req.has_txn() && IsTxnRead(req.txn())) {
+    gate = [this, &req] {
+      RegionDescriptor region;  // only its id: which state machine's hook
+      region.set_id(req.header().region_id());
+      return sm_->TxnReadWait(region, req.txn());
+    };
+  }
   std::optional<LeaseTable::Grant> grant =
-      leases_.Acquire(req.header().region_id(), ReadClocks(clock_), gap_ns_, engine_);
+      leases_.Acquire(req.header().region_id(), ReadClocks(clock_), gap_ns_, engine_, gate);
   if (!grant) return std::nullopt;
+  if (grant->wait_ms != 0) {
+    return ServerBusyResponse("a key read here is being committed; retry", grant->wait_ms);
+  }
   // Read after the check: nothing another leader acknowledges can precede the check, nothing
   // any node has read is newer than the published commit index, and the state only moves
   // forward, so the result is that of a moment inside the read.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,8 @@ class LeaseTable {
   // What a lease read runs on: the region as the leader knows it, and one engine state.
   struct Grant {
     std::shared_ptr<const RegionDescriptor> desc;
-    std::unique_ptr<storage::Snapshot> snapshot;
+    std::unique_ptr<storage::Snapshot> snapshot;  // null when `wait_ms` is set
+    uint64_t wait_ms = 0;  // the gate said to retry after this long (nothing was read)
   };
 
   // Records that this node holds the lease of `desc`'s region until `until_ns` (the store's
@@ -62,8 +64,11 @@ class LeaseTable {
   // a follower may already have served a ReadIndex read of what the leader committed). The
   // engine snapshot is taken under the lock, so a replica being destroyed (Erase first) is
   // never read.
+  // `gate`, when given, runs once the lease is known to hold and before the snapshot is
+  // taken: a nonzero answer (ms to wait) is returned as the grant's wait_ms, with no snapshot.
   std::optional<Grant> Acquire(uint64_t region, const ClockReading& now, int64_t max_gap_ns,
-                               storage::Engine* engine) EXCLUDES(mu_);
+                               storage::Engine* engine,
+                               const std::function<uint64_t()>& gate = nullptr) EXCLUDES(mu_);
 
  private:
   struct Lease {

@@ -64,8 +64,19 @@ class RegionPeer {
     ResponseCallback done;
     int64_t deadline_ms;
     uint64_t only_term = 0;  // not 0: appended only in this term, else NotLeader
+    // What the state machine holds while the entry is on its way (memory locks of a one-phase
+    // commit, StateMachine::BeforeProposeTxn): let go when the last reference goes.
+    std::shared_ptr<void> hold = nullptr;
   };
   std::map<uint64_t, Proposal> proposals;  // by log index
+  // The holds of proposals that timed out (their entries may still apply): kept until the
+  // entry at `index` (this one or another) has applied here.
+  struct Settling {
+    uint64_t index;
+    uint64_t term;
+    std::shared_ptr<void> hold;
+  };
+  std::vector<Settling> settling;
 
   struct Read {
     region::RegionRequest request;

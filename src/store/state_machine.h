@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,14 @@ class ApplyRound {
   }
 };
 
+// Why a transactional write is not proposed (StateMachine::BeforeProposeTxn): `message` for
+// people; retry_ms not 0: a passing condition, answered ServerBusy (else the request is
+// refused as invalid).
+struct TxnRefusal {
+  std::string message;
+  uint64_t retry_ms = 0;
+};
+
 class StateMachine {
  public:
   virtual ~StateMachine() = default;
@@ -91,6 +100,25 @@ class StateMachine {
     txn::pb::TxnResponse r;
     r.set_invalid("this store serves no transactions");
     return r;
+  }
+  // On the leader of `region` in `term`, on the store's loop, before a transactional write is
+  // proposed: may change it (a one-phase commit the leader cannot vouch for becomes a plain
+  // prewrite), or refuse it (*refused set: nothing is proposed). Returns what to call once
+  // the entry has applied or can no longer apply (null: nothing). Thread-safe.
+  virtual std::function<void()> BeforeProposeTxn(const RegionDescriptor& region, uint64_t term,
+                                                 txn::pb::TxnRequest* req, TxnRefusal* refused) {
+    (void)region;
+    (void)term;
+    (void)req;
+    (void)refused;
+    return nullptr;
+  }
+  // Before a transactional read takes its snapshot: 0 to go on, else the milliseconds to
+  // wait before retrying (a one-phase commit of a key it reads is on its way). Thread-safe.
+  virtual uint64_t TxnReadWait(const RegionDescriptor& region, const txn::pb::TxnRequest& req) {
+    (void)region;
+    (void)req;
+    return 0;
   }
   // The engine keys a transactional request names (E(K) of each), as EngineKeys. Thread-safe.
   virtual void TxnEngineKeys(const txn::pb::TxnRequest& req, std::vector<std::string>* keys) const {

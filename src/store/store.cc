@@ -564,6 +564,30 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
       if (refused->error().has_epoch_not_match()) AddSplitChildren(p, &*refused);
       return done(std::move(*refused));
     }
+    // A one-phase commit takes its memory locks here, on the leader, and keeps them until
+    // its entry has applied (or can no longer apply: see CheckTimeouts).
+    std::shared_ptr<void> hold;
+    if (req.has_txn()) {
+      TxnRefusal refused;
+      std::function<void()> release = sm_->BeforeProposeTxn(p->desc, p->node->CurrentTerm().value(),
+                                                            req.mutable_txn(), &refused);
+      if (!refused.message.empty()) {
+        counters_.requests_refused++;
+        if (release) release();
+        return done(refused.retry_ms != 0 ? ServerBusyResponse(refused.message, refused.retry_ms)
+                                          : InvalidRequestResponse(refused.message));
+      }
+      if (release) {
+        hold = std::shared_ptr<void>(nullptr, [release = std::move(release)](void*) { release(); });
+        // Admitted for this leadership: never appended in another term.
+        if (only_term == 0) only_term = p->node->CurrentTerm().value();
+        // A definite answer lets go at once; a timeout leaves the entry's fate open.
+        done = [hold, done = std::move(done)](const region::RegionResponse& resp) mutable {
+          if (!resp.error().has_timeout()) hold.reset();
+          done(resp);
+        };
+      }
+    }
     if (flow_.AddWrite(p->id(), KeysOf(req), bytes)) SampleKey(p->id(), req);
     // Proposed with the rest of this round's writes in StartBatches. A big one gets more
     // time, as the router gives it (RouterOptions::slow_write_bytes_per_sec).
@@ -574,7 +598,8 @@ void Store::Propose(region::RegionRequest req, ResponseCallback done, uint64_t o
     }
     batching_.push_back(p->id());
     p->proposing.emplace_back(
-        std::move(entry), RegionPeer::Proposal{0, std::move(done), NowMs() + timeout, only_term});
+        std::move(entry),
+        RegionPeer::Proposal{0, std::move(done), NowMs() + timeout, only_term, std::move(hold)});
   });
 }
 
@@ -615,6 +640,12 @@ void Store::ReadLinearizable(region::RegionRequest req, ResponseCallback done) {
     const uint64_t region = req.header().region_id();
     RegionPeer* p = FindPeer(region);
     if (!p) return done(RegionNotFoundResponse(region));
+    // A transactional read only on the leader: its timestamp must be known where one-phase
+    // commits are admitted (txn/concurrency.h), and a follower's ReadIndex would not see a
+    // commit still on its way.
+    if (req.has_txn() && p->soft.role != raft::Role::kLeader) {
+      return done(NotLeaderResponse(region, p->soft.leader.value()));
+    }
     Wake(p);
     // Confirmed with the rest of this round's reads by one ReadIndex in StartBatches; the
     // epoch and keys are checked when it is served.
@@ -627,6 +658,8 @@ void Store::ReadLinearizable(region::RegionRequest req, ResponseCallback done) {
 }
 
 region::RegionResponse Store::ReadLocal(const region::RegionRequest& req) {
+  // Possibly stale, on any replica: never for a transactional read (txn/concurrency.h).
+  if (req.has_txn()) return InvalidRequestResponse("transactional reads are served by leaders");
   RegionDescriptor desc;
   {
     std::lock_guard<std::mutex> l(info_mu_);

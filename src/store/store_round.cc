@@ -567,8 +567,15 @@ void Store::CheckTimeouts(int64_t now) {
         continue;
       }
       counters_.proposals_failed++;
+      if (it->second.hold) p->settling.push_back({it->first, it->second.term, it->second.hold});
       it->second.done(timed_out);
       it = p->proposals.erase(it);
+    }
+    if (!p->settling.empty()) {
+      // Once whatever entry holds that index has applied here: reads this replica confirmed
+      // earlier may still be served, and they must not pass the commit (docs §3a).
+      const uint64_t applied = p->apply.applied_index();
+      std::erase_if(p->settling, [&](const RegionPeer::Settling& s) { return s.index <= applied; });
     }
     for (auto it = p->reads_waiting_index.begin(); it != p->reads_waiting_index.end();) {
       // The reads of one request arrived within one round: the first has the earliest

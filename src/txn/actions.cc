@@ -65,6 +65,53 @@ void PutRollback(kv::ApplyBatch* wb, const std::string& ekey, uint64_t start_ts,
   wb->Put(Cf::kWrite, KeyWithTs(ekey, start_ts), w.Encode());
 }
 
+// What a prewrite of `key` by `txn` finds (§3 steps 1-3).
+struct KeyState {
+  enum class Kind { kFree, kOwnLock, kOwnCommit, kRefused };
+  Kind kind = Kind::kFree;
+  uint64_t commit_ts = 0;         // kOwnCommit
+  std::optional<TxnError> error;  // kRefused
+};
+Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::string& key,
+                                  const std::string& ekey) {
+  KeyState st;
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held) {
+    if (held->start_ts == txn.start_ts) {
+      st.kind = KeyState::Kind::kOwnLock;
+    } else {
+      st.kind = KeyState::Kind::kRefused;
+      st.error = Locked(key, txn.start_ts, std::move(*held));
+    }
+    return st;
+  }
+  // A record of this transaction: a late duplicate of a prewrite that committed, or one that
+  // a rollback (a reader resolving an expired lock) must keep out.
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, txn.start_ts));
+  if (own) {
+    if (own->write.kind == WriteKind::kRollback) {
+      st.kind = KeyState::Kind::kRefused;
+      st.error = Simple(TxnError::Kind::kTxnAborted, key, txn.start_ts);
+    } else {
+      st.kind = KeyState::Kind::kOwnCommit;
+      st.commit_ts = own->commit_ts;
+    }
+    return st;
+  }
+  // A change committed at or after start_ts: the snapshot this transaction read is stale.
+  // (Other transactions' rollbacks change nothing.)
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> change,
+                          r.NewestChangeSince(ekey, txn.start_ts));
+  if (change) {
+    TxnError e = Simple(TxnError::Kind::kWriteConflict, key, txn.start_ts);
+    e.conflict_start_ts = change->write.start_ts;
+    e.conflict_commit_ts = change->commit_ts;
+    st.kind = KeyState::Kind::kRefused;
+    st.error = std::move(e);
+  }
+  return st;
+}
+
 }  // namespace
 
 std::string TxnError::Message() const {
@@ -192,33 +239,21 @@ Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view 
 }
 
 Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
-                                         const Mutation& m) {
+                                         const Mutation& m, uint64_t* committed_at) {
   using Out = std::optional<TxnError>;
   if (txn.start_ts == 0) return Status::InvalidArgument("prewrite: start_ts is 0");
   const std::string ekey = EncodeKey(m.key);
-  MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
-  if (held) {
-    if (held->start_ts == txn.start_ts) return Out();  // prewritten already
-    return Out(Locked(m.key, txn.start_ts, std::move(*held)));
-  }
-  // A record of this transaction: a late duplicate of a prewrite that committed, or one that
-  // a rollback (a reader resolving an expired lock) must keep out.
-  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, txn.start_ts));
-  if (own) {
-    if (own->write.kind == WriteKind::kRollback) {
-      return Out(Simple(TxnError::Kind::kTxnAborted, m.key, txn.start_ts));
-    }
-    return Out();
-  }
-  // A change committed at or after start_ts: the snapshot this transaction read is stale.
-  // (Other transactions' rollbacks change nothing.)
-  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> change,
-                          r.NewestChangeSince(ekey, txn.start_ts));
-  if (change) {
-    TxnError e = Simple(TxnError::Kind::kWriteConflict, m.key, txn.start_ts);
-    e.conflict_start_ts = change->write.start_ts;
-    e.conflict_commit_ts = change->commit_ts;
-    return Out(std::move(e));
+  MICEDB_ASSIGN_OR_RETURN(KeyState st, CheckForPrewrite(r, txn, m.key, ekey));
+  switch (st.kind) {
+    case KeyState::Kind::kOwnLock:
+      return Out();  // prewritten already
+    case KeyState::Kind::kOwnCommit:
+      if (committed_at != nullptr) *committed_at = st.commit_ts;
+      return Out();
+    case KeyState::Kind::kRefused:
+      return st.error;
+    case KeyState::Kind::kFree:
+      break;
   }
   Lock lock;
   switch (m.op) {
@@ -245,6 +280,79 @@ Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, cons
   }
   wb->Put(Cf::kLock, ekey, lock.Encode());
   return Out();
+}
+
+Result<OnePcResult> OnePc(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
+                          const std::vector<Mutation>& ms, uint64_t commit_ts) {
+  if (txn.start_ts == 0) return Status::InvalidArgument("1pc: start_ts is 0");
+  if (commit_ts <= txn.start_ts) {
+    return Status::InvalidArgument(
+        fmt::format("1pc: commit_ts {} is not above start_ts {}", commit_ts, txn.start_ts));
+  }
+  OnePcResult out;
+  bool prewritten = false;  // a lock of this transaction: an earlier attempt fell back
+  uint64_t done_at = 0;     // a commit record of this transaction: an earlier attempt applied
+  std::vector<bool> free(ms.size(), false);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    MICEDB_ASSIGN_OR_RETURN(KeyState st, CheckForPrewrite(r, txn, ms[i].key, EncodeKey(ms[i].key)));
+    switch (st.kind) {
+      case KeyState::Kind::kOwnLock:
+        prewritten = true;
+        break;
+      case KeyState::Kind::kOwnCommit:
+        done_at = st.commit_ts;
+        break;
+      case KeyState::Kind::kRefused:
+        out.errors.push_back(std::move(*st.error));
+        break;
+      case KeyState::Kind::kFree:
+        free[i] = true;
+        break;
+    }
+  }
+  if (!out.errors.empty()) return out;
+  if (prewritten) {
+    // Two phases after all: lock what is not locked yet (Prewrite is idempotent).
+    for (const Mutation& m : ms) {
+      MICEDB_ASSIGN_OR_RETURN(std::optional<TxnError> e, Prewrite(r, wb, txn, m));
+      if (e) out.errors.push_back(std::move(*e));
+    }
+    return out;
+  }
+  // A retry of an applied one-phase commit finds its records: they decide the timestamp, and
+  // nothing is written (a key found free then lost its record to GC: newer versions hide it,
+  // and commit_ts was not admitted for these keys).
+  if (done_at != 0) {
+    out.committed_at = done_at;
+    return out;
+  }
+  const uint64_t at = commit_ts;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (!free[i]) continue;
+    const Mutation& m = ms[i];
+    const std::string ekey = EncodeKey(m.key);
+    Write w;
+    w.start_ts = txn.start_ts;
+    switch (m.op) {
+      case Mutation::Op::kPut:
+        w.kind = WriteKind::kPut;
+        if (m.value.size() <= kShortValueMax) {
+          w.short_value = m.value;
+        } else {
+          wb->Put(Cf::kDefault, KeyWithTs(ekey, txn.start_ts), m.value);
+        }
+        break;
+      case Mutation::Op::kDelete:
+        w.kind = WriteKind::kDelete;
+        break;
+      case Mutation::Op::kLock:
+        w.kind = WriteKind::kLock;
+        break;
+    }
+    wb->Put(Cf::kWrite, KeyWithTs(ekey, at), w.Encode());
+  }
+  out.committed_at = at;
+  return out;
 }
 
 Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,

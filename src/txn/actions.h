@@ -77,15 +77,29 @@ struct TxnMeta {
   uint64_t txn_size = 0;
 };
 
-// §3 Prewrite of one key.
+// §3 Prewrite of one key. Finding the transaction's own commit record (a duplicate of a
+// prewrite, or of a one-phase commit, that committed) sets *committed_at to its commit_ts.
 Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
-                                         const Mutation& m);
+                                         const Mutation& m, uint64_t* committed_at = nullptr);
 // §3 Commit of one key; commit_ts must be above start_ts (InvalidArgument otherwise).
 Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
                                        uint64_t start_ts, uint64_t commit_ts);
 // §3 Rollback of one key (protect: the record survives GC until the safe point passes).
 Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
                                          uint64_t start_ts, bool protect);
+
+// §3a One-phase commit of all of a transaction's keys (they lie in one region): each is
+// checked as Prewrite checks it; when none is refused, each is committed at commit_ts at once,
+// no lock written. A refused key (`errors`) writes nothing at all. A key this transaction has
+// prewritten already (an earlier attempt that fell back to two phases) makes it a plain
+// Prewrite of every key (`committed_at` 0, locks written). A retry of a one-phase commit
+// that applied finds its records and answers their commit_ts.
+struct OnePcResult {
+  uint64_t committed_at = 0;  // 0: not committed (see errors, or prewritten)
+  std::vector<TxnError> errors;
+};
+Result<OnePcResult> OnePc(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
+                          const std::vector<Mutation>& ms, uint64_t commit_ts);
 
 // ---- Resolving (§4) ----
 

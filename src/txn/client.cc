@@ -370,6 +370,22 @@ TxnClient::TxnClient(TxnTransport* transport, Executor* executor, const Clock* c
 
 TxnClient::~TxnClient() = default;
 
+Txn::Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only)
+    : core_(std::move(core)), start_ts_(start_ts), read_only_(read_only) {
+  core_->Track(start_ts_);
+}
+
+Txn::~Txn() { core_->Untrack(start_ts_); }
+
+uint64_t TxnClient::OldestRunning() const { return core_->OldestRunning(); }
+
+void TxnClient::RaiseSafePoint(uint64_t sp) {
+  std::atomic<uint64_t>& cur = core_->safe_point();
+  uint64_t v = cur.load();
+  while (v < sp && !cur.compare_exchange_weak(v, sp)) {
+  }
+}
+
 void TxnClient::Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done) {
   auto core = core_;
   core->transport()->GetTimestamp([core, done = std::move(done)](Result<uint64_t> ts) {
@@ -381,6 +397,12 @@ void TxnClient::Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done) {
 
 void TxnClient::BeginAt(uint64_t read_ts, std::function<void(Result<std::shared_ptr<Txn>>)> done) {
   if (read_ts == 0) return done(Status::InvalidArgument("read_ts is 0"));
+  if (const uint64_t sp = core_->safe_point().load(); read_ts < sp) {
+    return done(Status::InvalidArgument(fmt::format(
+        "snapshot too old: read_ts {} is below the GC safe point {} (versions older than "
+        "--gc-life-time may be gone)",
+        read_ts, sp)));
+  }
   auto core = core_;
   core->transport()->GetTimestamp([core, read_ts, done = std::move(done)](Result<uint64_t> now) {
     if (!now.ok()) return done(now.status());

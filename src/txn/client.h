@@ -80,6 +80,9 @@ struct TxnClientOptions {
   // While a commit is under way, its primary's lock TTL is raised this often (TxnHeartBeat);
   // 0: never.
   int64_t heartbeat_ms = 1000;
+  // A transaction whose keys all lie in one region (as the router's cache says) and fit one
+  // request tries a one-phase commit (docs/transactions.md §3a) before two phases.
+  bool one_pc = true;
 };
 
 // The key and the other transaction of a write conflict that aborted a Commit.
@@ -99,6 +102,8 @@ struct TxnClientCounters {
   std::atomic<uint64_t> lock_waits{0};  // backoffs behind a live lock
   std::atomic<uint64_t> recuts{0};      // requests cut again after a split
   std::atomic<uint64_t> heartbeats{0};  // TxnHeartBeats sent for slow commits
+  std::atomic<uint64_t> one_pc_tried{0};
+  std::atomic<uint64_t> one_pc_committed{0};  // the rest of the tried fell back to two phases
 };
 
 class ClientCore;
@@ -134,8 +139,16 @@ class Txn : public std::enable_shared_from_this<Txn> {
 
  private:
   friend class TxnClient;
-  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only)
-      : core_(std::move(core)), start_ts_(start_ts), read_only_(read_only) {}
+  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only);
+
+ public:
+  ~Txn();
+
+ private:
+  // Commit's prewrite phase onwards; one_pc_ts not 0: try to commit in one phase at it.
+  void Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<std::string> ekeys,
+                uint64_t one_pc_ts, std::function<void(Result<uint64_t>)> done);
+  static bool InOneRegion(ClientCore* core, const std::vector<std::string>& ekeys);
 
   std::shared_ptr<ClientCore> core_;
   const uint64_t start_ts_;
@@ -163,7 +176,28 @@ class TxnClient {
 
   const TxnClientCounters& counters() const;
 
+  // The smallest start_ts (or read_ts) of the transactions alive here, 0 when none: GC's safe
+  // point never passes it (docs/transactions.md §8).
+  uint64_t OldestRunning() const;
+  // The GC safe point as this node knows it: BeginAt refuses to read below it.
+  void RaiseSafePoint(uint64_t sp);
+
+  // Garbage collection of [start, end) (user keys; end empty: no end) at safe_point: first
+  // every lock of a transaction that started below it is resolved (through its primary,
+  // waiting out live ones), then the versions no read at or above it can see are removed,
+  // region by region (raft entries). `done` gets the records removed.
+  void CollectGarbage(std::string start, std::string end, uint64_t safe_point,
+                      std::function<void(Result<uint64_t>)> done);
+  // Only the first half, over every transactional key: every lock of a transaction that
+  // started below safe_point resolved. Run by every node before it collects its regions: a
+  // primary's commit record in one region must not go while a lock of its transaction is
+  // left in another (a reader would then roll the secondary back).
+  void ResolveLocksBelow(uint64_t safe_point, std::function<void(Status)> done);
+
  private:
+  void RunGc(std::string start, std::string end, uint64_t safe_point, bool resolve_only,
+             std::function<void(Result<uint64_t>)> done);
+
   std::shared_ptr<ClientCore> core_;
 };
 

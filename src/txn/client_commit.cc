@@ -184,15 +184,48 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
     done(std::move(r));
   };
   KeepAlive(core, muts->front().key(), start_ts_, muts->size(), committing);
-  const uint64_t start_ts = start_ts_;
-  const std::string primary = muts->front().key();  // the smallest key
 
-  // 1. Prewrite every key.
+  std::vector<std::string> ekeys;
+  ekeys.reserve(muts->size());
+  for (const auto& m : *muts) ekeys.push_back(EncodeKey(m.key()));
+  if (!core->options().one_pc || muts->size() > ClientCore::kMaxGroupKeys ||
+      !InOneRegion(core.get(), ekeys)) {
+    return self->Prewrite(std::move(muts), std::move(ekeys), 0, std::move(done));
+  }
+  // One phase: a commit_ts drawn now, before the prewrite; the leader admits it only if no
+  // read at or above it has been served on these keys (§3a), else it locks them as usual.
+  core->counters().one_pc_tried++;
+  core->transport()->GetTimestamp([self, core, muts, ekeys = std::move(ekeys),
+                                   done = std::move(done)](Result<uint64_t> ts) mutable {
+    if (!ts.ok()) return done(ts.status());
+    self->Prewrite(std::move(muts), std::move(ekeys), *ts, std::move(done));
+  });
+}
+
+bool Txn::InOneRegion(ClientCore* core, const std::vector<std::string>& ekeys) {
+  // The keys are in order: the first's region holds them all if it holds the last.
+  auto r = core->transport()->RegionOf(ekeys.front());
+  if (!r) return false;
+  return r->second.empty() || ekeys.back() < r->second;
+}
+
+void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<std::string> ekeys,
+                   uint64_t one_pc_ts, std::function<void(Result<uint64_t>)> done) {
+  auto self = shared_from_this();
+  auto core = core_;
+  const uint64_t start_ts = start_ts_;
+  const std::string primary = muts->front().key();
+  // 1. Prewrite every key (all of them at once in one phase, if one_pc_ts is set and they
+  // still make one request).
   auto prewrite = std::make_shared<Step>();
-  for (const auto& m : *muts) prewrite->ekeys.push_back(EncodeKey(m.key()));
+  prewrite->ekeys = std::move(ekeys);
   prewrite->write = true;
   prewrite->deadline_ms = core->Deadline();
-  prewrite->make = [core, muts, primary, start_ts](const std::vector<size_t>& items) {
+  auto one_pc = [muts, one_pc_ts](const std::vector<size_t>& items) {
+    return one_pc_ts != 0 && items.size() == muts->size();
+  };
+  prewrite->make = [core, muts, primary, start_ts, one_pc,
+                    one_pc_ts](const std::vector<size_t>& items) {
     pb::TxnRequest req;
     pb::PrewriteRequest* p = req.mutable_prewrite();
     for (size_t i : items) *p->add_mutations() = (*muts)[i];
@@ -203,10 +236,17 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
     const int64_t lived =
         std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
     p->set_ttl_ms(static_cast<uint64_t>(lived) + DefaultTtlMs(muts->size()));
+    if (one_pc(items)) p->set_one_pc_commit_ts(one_pc_ts);
     return req;
   };
-  prewrite->take = [self, muts](const std::vector<size_t>& items, pb::TxnResponse& resp) {
+  auto committed_at = std::make_shared<uint64_t>(0);
+  prewrite->take = [self, muts, one_pc, committed_at](const std::vector<size_t>& items,
+                                                      pb::TxnResponse& resp) {
     if (!resp.has_prewrite()) return Verdict::Fail(Status::Internal("no prewrite answer"));
+    if (resp.prewrite().one_pc_commit_ts() != 0) {
+      *committed_at = resp.prewrite().one_pc_commit_ts();
+      return Verdict::Done();
+    }
     Verdict v;
     for (const pb::KeyError& e : resp.prewrite().errors()) {
       if (e.kind() != pb::KeyError::KEY_IS_LOCKED) {
@@ -222,13 +262,25 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
         if ((*muts)[i].key() == e.key()) v.items.push_back(i);
       }
     }
+    // A refused one-phase commit wrote nothing (nor, had the leader made it a plain
+    // prewrite, would all of it be written): every key goes again.
+    if (v.kind == Verdict::Kind::kRetry && one_pc(items)) v.items = items;
     return v;
   };
-  prewrite->done = [self, core, muts, primary, start_ts, done = std::move(done)](Status st) {
+  prewrite->done = [self, core, muts, primary, start_ts, committed_at,
+                    done = std::move(done)](Status st) {
     if (!st.ok()) {
       core->counters().aborted++;
+      // A one-phase commit whose outcome is unknown may have committed: the primary's
+      // rollback then finds it so, and commits nothing else (there are no locks).
       RollBackInBackground(core, muts, start_ts);
       return done(std::move(st));
+    }
+    if (*committed_at != 0) {
+      core->counters().committed++;
+      core->counters().one_pc_committed++;
+      core->RememberOutcome(start_ts, *committed_at);
+      return done(*committed_at);
     }
     // 2. commit_ts, then the primary's commit: the transaction commits here.
     core->transport()->GetTimestamp(

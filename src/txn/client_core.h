@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -110,6 +111,21 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
 
   void After(int64_t ms, std::function<void()> fn) { executor_->After(ms, std::move(fn)); }
+
+  // The transactions alive here (start_ts), for GC's safe point.
+  void Track(uint64_t ts) {
+    std::lock_guard<std::mutex> l(mu_);
+    running_.insert(ts);
+  }
+  void Untrack(uint64_t ts) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = running_.find(ts); it != running_.end()) running_.erase(it);
+  }
+  uint64_t OldestRunning() {
+    std::lock_guard<std::mutex> l(mu_);
+    return running_.empty() ? 0 : *running_.begin();
+  }
+  std::atomic<uint64_t>& safe_point() { return safe_point_; }
 
  private:
   // Items in key order cut where the cached regions end; an item whose region the cache does
@@ -227,7 +243,9 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   const Clock* clock_;
   const TxnClientOptions options_;
   TxnClientCounters counters_;
+  std::atomic<uint64_t> safe_point_{0};
   std::mutex mu_;
+  std::multiset<uint64_t> running_;
   std::unordered_map<uint64_t, uint64_t> outcomes_;  // start_ts -> commit_ts (0: rolled back)
   std::deque<uint64_t> order_;                       // outcomes_ keys, oldest first
 };

@@ -304,6 +304,91 @@ TEST_F(ClientTest, ASlowCommitKeepsItsPrimaryAliveWithHeartbeats) {
   EXPECT_GE(client_.counters().heartbeats.load(), 1u);
 }
 
+TEST_F(ClientTest, KeysOfOneRegionCommitInOnePhaseAndLeaveNoLock) {
+  // A region's first one-phase commit falls back while its leader learns max_ts.
+  for (int i = 0; i < 100 && client_.counters().one_pc_committed.load() == 0; ++i) {
+    Write({{"a", std::to_string(i)}, {"b", std::to_string(i)}});
+  }
+  ASSERT_GE(client_.counters().one_pc_committed.load(), 1u);
+  EXPECT_GE(regions_.one_pc().not_synced.load(), 1u);
+  const uint64_t tried = client_.counters().one_pc_tried.load();
+  const uint64_t commit_ts = Write({{"c", "C"}, {"d", "D"}});
+  EXPECT_EQ(client_.counters().one_pc_tried.load(), tried + 1);
+  EXPECT_GE(regions_.one_pc().committed.load(), 2u);
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("c")).ok());
+  auto t = Begin();
+  EXPECT_GT(t->start_ts(), commit_ts);
+  EXPECT_EQ(*Get(*t, "c"), "C");
+  EXPECT_EQ(*Get(*t, "d"), "D");
+  // Keys in two regions never try.
+  Write({{"a", "x"}, {"z", "y"}});
+  EXPECT_EQ(client_.counters().one_pc_tried.load(), tried + 1);
+}
+
+TEST_F(ClientTest, AOnePhaseCommitOvertakenByANewerReadCommitsInTwoPhasesAboveIt) {
+  for (int i = 0; i < 100 && client_.counters().one_pc_committed.load() == 0; ++i) {
+    Write({{"a", std::to_string(i)}});
+  }
+  ASSERT_GE(client_.counters().one_pc_committed.load(), 1u);
+  auto t = Begin();
+  ASSERT_TRUE(t->Put("c", "new").ok());
+  // Its commit_ts is drawn at once; its request is held back while a later transaction
+  // reads c (before the write, at a timestamp above that commit_ts).
+  regions_.DelayWrite(/*skip=*/0, /*ms=*/300);
+  std::promise<Result<uint64_t>> committed;
+  t->Commit([&](Result<uint64_t> r) { committed.set_value(std::move(r)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto reader = Begin();
+  EXPECT_EQ(*Get(*reader, "c"), std::nullopt);
+  auto r = committed.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(regions_.one_pc().read_above.load(), 1u);
+  // The reader's snapshot stays as it was: the commit landed above it.
+  EXPECT_GT(*r, reader->start_ts());
+  EXPECT_EQ(*Get(*reader, "c"), std::nullopt);
+  EXPECT_EQ(Read("c"), "new");
+}
+
+TEST_F(ClientTest, GarbageCollectionResolvesOldLocksThenRemovesVersionsBelowTheSafePoint) {
+  auto at = [&](uint64_t ts) {
+    std::promise<Result<std::shared_ptr<Txn>>> p;
+    client_.BeginAt(ts, [&](Result<std::shared_ptr<Txn>> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  const uint64_t first = Write({{"k", "1"}, {"z", "1"}});  // two regions
+  Write({{"k", "2"}, {"z", "2"}});
+  // A client that died between prewrite and commit, long ago by the oracle's clock.
+  const uint64_t dead = Ts();
+  RawPrewrite("m", "dead", "m", dead, /*ttl_ms=*/100);
+  regions_.AdvanceMs(200);
+  const uint64_t sp = Ts();
+  // A transaction running since before the safe point is what the coordinator would never
+  // pass; here the client is told to collect at sp regardless, and the open one is tracked.
+  auto open = Begin();
+  EXPECT_EQ(client_.OldestRunning(), open->start_ts());
+  std::promise<Result<uint64_t>> p;
+  client_.CollectGarbage("", "", sp, [&](Result<uint64_t> r) { p.set_value(std::move(r)); });
+  auto collected = p.get_future().get();
+  ASSERT_TRUE(collected.ok()) << collected.status().ToString();
+  EXPECT_EQ(*collected, 3u);  // k@first, z@first, and the rollback record of m
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("m")).ok());
+  EXPECT_EQ(Read("k"), "2");
+  EXPECT_EQ(Read("m"), std::nullopt);
+  // A snapshot below the safe point: the regions refuse its reads with the reason.
+  auto old = at(first);
+  ASSERT_TRUE(old.ok());
+  auto r = Get(**old, "z");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("snapshot too old"), std::string::npos)
+      << r.status().ToString();
+  // Once the client knows the safe point, it refuses such a snapshot at once.
+  client_.RaiseSafePoint(sp);
+  EXPECT_EQ(at(first).status().code(), StatusCode::kInvalidArgument);
+  open.reset();
+  old->reset();
+  EXPECT_EQ(client_.OldestRunning(), 0u);
+}
+
 TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) {
   constexpr int kAccounts = 8;
   constexpr int kStart = 100;

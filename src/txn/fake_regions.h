@@ -27,7 +27,12 @@ namespace micedb::txn::testing {
 class FakeRegions final : public TxnTransport {
  public:
   // Regions cut at the user keys `splits` (in order), ids 1, 2, ...
-  explicit FakeRegions(std::vector<std::string> splits = {}) : sm_({}, &steps_) {
+  // One-phase commits are admitted as a store's leader would (txn/concurrency.h), each
+  // region's first one falling back while its max_ts is fetched.
+  explicit FakeRegions(std::vector<std::string> splits = {})
+      : cm_([this](std::function<void(Result<uint64_t>)> done) { GetTimestamp(std::move(done)); }),
+        steps_({}, &cm_),
+        sm_({}, &steps_) {
     std::string start;
     uint64_t id = 1;
     for (const std::string& s : splits) {
@@ -97,6 +102,8 @@ class FakeRegions final : public TxnTransport {
     logical_ = 0;
   }
   storage::MemEngine& engine() { return engine_; }
+  ConcurrencyManager& concurrency() { return cm_; }
+  const OnePcCounters& one_pc() const { return steps_.one_pc_counters(); }
   // Requests the envelope refused (stale epoch, key outside the region).
   uint64_t refused() const { return refused_.load(); }
   // After `skip` more write requests, holds the next one back for `ms` (others go on).
@@ -160,10 +167,18 @@ class FakeRegions final : public TxnTransport {
       if (!write) {
         resp = store::ServeRead(&sm_, *region, &engine_, nullptr, req);
       } else {
+        // What the store does before proposing (one term: the leader never changes here).
+        std::optional<region::RegionResponse> refused = store::CheckRequest(*region, req, sm_);
+        std::function<void()> release;
+        store::TxnRefusal why;
+        if (!refused) release = sm_.BeforeProposeTxn(*region, 1, req.mutable_txn(), &why);
+        if (!why.message.empty()) return Status::InvalidArgument(why.message);
         storage::WriteBatch wb;
         store::Applier applier(&sm_, *region, &engine_, &wb);
         resp = applier.Apply(store::EncodeEntry(req), LogIndex(++index_), true);
-        if (!engine_.Write(wb, {}).ok()) return Status::IoError("engine write failed");
+        const bool wrote = engine_.Write(wb, {}).ok();
+        if (release) release();
+        if (!wrote) return Status::IoError("engine write failed");
       }
       if (!resp.has_error()) {
         if (!resp.txn().invalid().empty()) return Status::InvalidArgument(resp.txn().invalid());
@@ -183,6 +198,7 @@ class FakeRegions final : public TxnTransport {
     return Status::Unavailable("epoch kept changing");
   }
 
+  ConcurrencyManager cm_;
   RegionSteps steps_;
   kv::RegionStateMachine sm_;
   storage::MemEngine engine_;

@@ -83,6 +83,40 @@ uint32_t LimitOf(uint32_t asked, const RegionStepsOptions& o) {
   return asked == 0 ? o.default_scan_limit : asked;
 }
 
+// A range step's part in the region: [*from, *to) of [start, end). False when there is
+// nothing to do here: the region's bounds are malformed (resp's invalid set), or none of the
+// range lies in it (*out then says done, or where the next region starts).
+template <typename Out>
+bool ClipStep(const store::RegionDescriptor& region, const std::string& start,
+              const std::string& end, UserRange* range, std::string* from, std::string* to,
+              Out* out, pb::TxnResponse* resp) {
+  *range = UserRangeOfRegion(region);
+  if (range->malformed) {
+    resp->set_invalid("the region's bounds lie inside transactional keys");
+    return false;
+  }
+  if (!Clip(*range, start, end, from, to)) {
+    out->set_done(!GoesOn(*range, end));
+    if (!out->done()) out->set_resume_key(*range->end);
+    return false;
+  }
+  return true;
+}
+
+// Where a range step goes on after this region's page: `next` inside the region, else the
+// next region's start, else done.
+template <typename Out>
+void SetResume(const UserRange& range, const std::string& end, std::optional<std::string> next,
+               Out* out) {
+  if (next) {
+    out->set_resume_key(std::move(*next));
+  } else if (GoesOn(range, end)) {
+    out->set_resume_key(*range.end);
+  } else {
+    out->set_done(true);
+  }
+}
+
 }  // namespace
 
 UserRange UserRangeOfRegion(const store::RegionDescriptor& region) {
@@ -159,6 +193,10 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
       const pb::PrewriteRequest& p = req.prewrite();
       if (p.start_ts() == 0) return "prewrite: start_ts is 0";
       if (p.mutations_size() == 0) return "prewrite: no mutations";
+      if (p.one_pc_commit_ts() != 0 && p.one_pc_commit_ts() <= p.start_ts()) {
+        return fmt::format("prewrite: one_pc_commit_ts {} is not above start_ts {}",
+                           p.one_pc_commit_ts(), p.start_ts());
+      }
       return too_many(p.mutations_size());
     }
     case pb::TxnRequest::kCommit:
@@ -190,6 +228,20 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
     }
     case pb::TxnRequest::kHeartBeat:
       if (req.heart_beat().start_ts() == 0) return "heart_beat: start_ts is 0";
+      return std::nullopt;
+    case pb::TxnRequest::kScanLock:
+      if (req.scan_lock().max_start_ts() == 0) return "scan_lock: max_start_ts is 0";
+      if (req.scan_lock().limit() > options_.max_scan_limit) {
+        return fmt::format("scan_lock: limit {} is above the most, {}", req.scan_lock().limit(),
+                           options_.max_scan_limit);
+      }
+      return std::nullopt;
+    case pb::TxnRequest::kGc:
+      if (req.gc().safe_point() == 0) return "gc: safe_point is 0";
+      if (req.gc().limit() > options_.max_scan_limit) {
+        return fmt::format("gc: limit {} is above the most, {}", req.gc().limit(),
+                           options_.max_scan_limit);
+      }
       return std::nullopt;
     case pb::TxnRequest::CMD_NOT_SET:
       break;
@@ -229,9 +281,132 @@ void RegionSteps::EngineKeys(const pb::TxnRequest& req, std::vector<std::string>
     case pb::TxnRequest::kScan:  // starts inside the region it was routed to
       add(req.scan().start());
       break;
+    case pb::TxnRequest::kScanLock:
+      add(req.scan_lock().start());
+      break;
+    case pb::TxnRequest::kGc:
+      add(req.gc().start());
+      break;
     case pb::TxnRequest::CMD_NOT_SET:
       break;
   }
+}
+
+std::optional<std::string> RegionSteps::TooOld(const pb::TxnRequest& req) const {
+  uint64_t ts = 0;
+  switch (req.cmd_case()) {
+    case pb::TxnRequest::kGet:
+      ts = req.get().read_ts();
+      break;
+    case pb::TxnRequest::kBatchGet:
+      ts = req.batch_get().read_ts();
+      break;
+    case pb::TxnRequest::kScan:
+      ts = req.scan().read_ts();
+      break;
+    default:
+      return std::nullopt;
+  }
+  // One read far ahead would stop every one-phase commit of this store (max_ts).
+  if (options_.clock != nullptr &&
+      PhysicalMs(ts) > static_cast<uint64_t>(options_.clock->NowWallMillis()) + 60'000) {
+    return fmt::format("read_ts {} is in the future; read at a timestamp from the TSO", ts);
+  }
+  const uint64_t sp = safe_point_.load();
+  if (ts >= sp) return std::nullopt;
+  return fmt::format(
+      "snapshot too old: reading at {}, below the GC safe point {} (versions older than "
+      "--gc-life-time may be gone); read at a later timestamp",
+      ts, sp);
+}
+
+uint64_t RegionSteps::ReadWait(const pb::TxnRequest& req) const {
+  if (!safe_point_known_.load()) return 50;
+  if (TooOld(req)) return 0;  // refused when served, without raising max_ts
+  if (cm_ == nullptr || MayRead(req)) return 0;
+  counters_.reads_held++;
+  return 1;
+}
+
+bool RegionSteps::MayRead(const pb::TxnRequest& req) const {
+  switch (req.cmd_case()) {
+    case pb::TxnRequest::kGet:
+      return cm_->ReadKey(EncodeKey(req.get().key()), req.get().read_ts());
+    case pb::TxnRequest::kBatchGet: {
+      bool ok = true;  // every key's read raises max_ts
+      for (const auto& k : req.batch_get().keys()) {
+        ok = cm_->ReadKey(EncodeKey(k), req.batch_get().read_ts()) && ok;
+      }
+      return ok;
+    }
+    case pb::TxnRequest::kScan:
+      return cm_->ReadRange(EncodeKey(req.scan().start()),
+                            req.scan().end().empty() ? std::string() : EncodeKey(req.scan().end()),
+                            req.scan().read_ts());
+    default:
+      return true;
+  }
+}
+
+void RegionSteps::RaiseSafePoint(uint64_t sp) const {
+  uint64_t cur = safe_point_.load();
+  while (cur < sp && !safe_point_.compare_exchange_weak(cur, sp)) {
+  }
+  safe_point_known_.store(true);
+}
+
+std::function<void()> RegionSteps::BeforePropose(const store::RegionDescriptor& region,
+                                                 uint64_t term, pb::TxnRequest* req,
+                                                 store::TxnRefusal* refused) const {
+  if (req->has_gc() && options_.clock != nullptr &&
+      PhysicalMs(req->gc().safe_point()) >
+          static_cast<uint64_t>(options_.clock->NowWallMillis()) + 1000) {
+    refused->message = fmt::format("gc: safe point {} is in the future", req->gc().safe_point());
+    return nullptr;
+  }
+  if (!req->has_prewrite()) return nullptr;
+  if (!safe_point_known_.load()) {
+    refused->message = "this node has not learned the GC safe point yet (it just started)";
+    refused->retry_ms = 50;
+    return nullptr;
+  }
+  // Its conflict check could miss a change GC has collected (a delete below the safe point;
+  // its own rollback record at start_ts, at the safe point itself).
+  if (const uint64_t sp = safe_point_.load(); sp != 0 && req->prewrite().start_ts() <= sp) {
+    refused->message = fmt::format(
+        "the transaction started at {}, at or below the GC safe point {} (it ran longer than "
+        "--gc-life-time); retry it",
+        req->prewrite().start_ts(), sp);
+    return nullptr;
+  }
+  if (req->prewrite().one_pc_commit_ts() == 0) return nullptr;
+  if (Invalid(*req)) return nullptr;  // refused as such when applied
+  pb::PrewriteRequest* p = req->mutable_prewrite();
+  if (cm_ == nullptr) {
+    p->set_one_pc_commit_ts(0);
+    return nullptr;
+  }
+  std::vector<std::string> ekeys;
+  ekeys.reserve(p->mutations_size());
+  for (const pb::Mutation& m : p->mutations()) ekeys.push_back(EncodeKey(m.key()));
+  uint64_t token = 0;
+  switch (cm_->TryLock(region.id(), term, region.epoch().version(), ekeys, p->one_pc_commit_ts(),
+                       &token)) {
+    case ConcurrencyManager::Refusal::kNone:
+      counters_.admitted++;
+      return [cm = cm_, token] { cm->Unlock(token); };
+    case ConcurrencyManager::Refusal::kNotSynced:
+      counters_.not_synced++;
+      break;
+    case ConcurrencyManager::Refusal::kReadAbove:
+      counters_.read_above++;
+      break;
+    case ConcurrencyManager::Refusal::kKeyBusy:
+      counters_.key_busy++;
+      break;
+  }
+  p->set_one_pc_commit_ts(0);  // two phases: locks now, a commit_ts drawn after them
+  return nullptr;
 }
 
 pb::TxnResponse RegionSteps::Read(const store::RegionDescriptor& region, const pb::TxnRequest& req,
@@ -239,6 +414,19 @@ pb::TxnResponse RegionSteps::Read(const store::RegionDescriptor& region, const p
   pb::TxnResponse resp;
   if (auto why = Invalid(req)) {
     resp.set_invalid(*why);
+    return resp;
+  }
+  if (!safe_point_known_.load() && req.cmd_case() != pb::TxnRequest::kScanLock) {
+    resp.set_retry_after_ms(50);  // just started: how far GC went is not known yet
+    return resp;
+  }
+  if (auto why = TooOld(req)) {
+    resp.set_invalid(*why);
+    return resp;
+  }
+  if (cm_ != nullptr && !MayRead(req)) {
+    counters_.reads_held++;
+    resp.set_retry_after_ms(1);
     return resp;
   }
   MvccReader r(view);
@@ -273,17 +461,9 @@ pb::TxnResponse RegionSteps::Read(const store::RegionDescriptor& region, const p
     case pb::TxnRequest::kScan: {
       const pb::ScanRequest& s = req.scan();
       pb::ScanResponse* out = resp.mutable_scan();
-      const UserRange range = UserRangeOfRegion(region);
-      if (range.malformed) {
-        resp.set_invalid("the region's bounds lie inside transactional keys");
-        return resp;
-      }
+      UserRange range;
       std::string from, to;
-      if (!Clip(range, s.start(), s.end(), &from, &to)) {
-        out->set_done(!GoesOn(range, s.end()));
-        if (!out->done()) out->set_resume_key(*range.end);
-        return resp;
-      }
+      if (!ClipStep(region, s.start(), s.end(), &range, &from, &to, out, &resp)) return resp;
       ScanResult got;
       if (!Take(Scan(r, from, to, s.read_ts(), LimitOf(s.limit(), options_)), &got, &resp)) {
         return resp;
@@ -294,13 +474,37 @@ pb::TxnResponse RegionSteps::Read(const store::RegionDescriptor& region, const p
         kv->set_value(std::move(v));
       }
       if (got.locked) *out->mutable_locked() = ToProto(*got.locked);
-      if (got.next) {
-        out->set_resume_key(std::move(*got.next));
-      } else if (GoesOn(range, s.end())) {
-        out->set_resume_key(*range.end);
-      } else {
-        out->set_done(true);
+      SetResume(range, s.end(), std::move(got.next), out);
+      return resp;
+    }
+    case pb::TxnRequest::kScanLock: {
+      const pb::ScanLockRequest& s = req.scan_lock();
+      pb::ScanLockResponse* out = resp.mutable_scan_lock();
+      UserRange range;
+      std::string from, to;
+      if (!ClipStep(region, s.start(), s.end(), &range, &from, &to, out, &resp)) return resp;
+      // Every lock looked at counts against the limit, the ones not taken too.
+      bool more = false;
+      std::vector<MvccReader::KeyLock> locks;
+      if (!Take(r.ScanLocks(EncodeKey(from), to.empty() ? std::string() : EncodeKey(to),
+                            LimitOf(s.limit(), options_), &more),
+                &locks, &resp)) {
+        return resp;
       }
+      for (const auto& kl : locks) {
+        if (kl.lock.start_ts >= s.max_start_ts()) continue;
+        std::string key;
+        if (!Take(DecodeKey(kl.ekey), &key, &resp)) return resp;
+        *out->add_locks() = ToProto(kl.lock, key);
+      }
+      std::optional<std::string> next;
+      if (more && !locks.empty()) {
+        std::string last;
+        if (!Take(DecodeKey(locks.back().ekey), &last, &resp)) return resp;
+        last.push_back('\0');
+        next = std::move(last);
+      }
+      SetResume(range, s.end(), std::move(next), out);
       return resp;
     }
     default:
@@ -327,16 +531,34 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
       meta.txn_size = std::max<uint64_t>(p.txn_size(), p.mutations_size());
       meta.ttl_ms = p.ttl_ms() != 0 ? p.ttl_ms() : DefaultTtlMs(meta.txn_size);
       pb::PrewriteResponse* out = resp.mutable_prewrite();
-      for (const pb::Mutation& m : p.mutations()) {
+      auto convert = [](const pb::Mutation& m) {
         txn::Mutation one;
         one.op = m.op() == pb::Mutation::PUT      ? txn::Mutation::Op::kPut
                  : m.op() == pb::Mutation::DELETE ? txn::Mutation::Op::kDelete
                                                   : txn::Mutation::Op::kLock;
         one.key = m.key();
         one.value = m.value();
-        if (!Take(Prewrite(r, batch, meta, one), &err, &resp)) return resp;
+        return one;
+      };
+      if (p.one_pc_commit_ts() != 0) {
+        std::vector<txn::Mutation> all;
+        all.reserve(p.mutations_size());
+        for (const pb::Mutation& m : p.mutations()) all.push_back(convert(m));
+        OnePcResult got;
+        if (!Take(OnePc(r, batch, meta, all, p.one_pc_commit_ts()), &got, &resp)) return resp;
+        for (const TxnError& e : got.errors) *out->add_errors() = ToProto(e);
+        out->set_one_pc_commit_ts(got.committed_at);
+        if (got.committed_at != 0) counters_.committed++;
+        return resp;
+      }
+      uint64_t committed_at = 0;
+      for (const pb::Mutation& m : p.mutations()) {
+        if (!Take(Prewrite(r, batch, meta, convert(m), &committed_at), &err, &resp)) return resp;
         if (err) *out->add_errors() = ToProto(*err);
       }
+      // A duplicate of a commit that applied (a retried one-phase commit that came back as a
+      // plain prewrite): the transaction is committed, at the time its records say.
+      if (committed_at != 0 && out->errors_size() == 0) out->set_one_pc_commit_ts(committed_at);
       return resp;
     }
     case pb::TxnRequest::kCommit: {
@@ -405,30 +627,16 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
         out->set_done(true);
         return resp;
       }
-      const UserRange range = UserRangeOfRegion(region);
-      if (range.malformed) {
-        resp.set_invalid("the region's bounds lie inside transactional keys");
-        return resp;
-      }
+      UserRange range;
       std::string from, to;
-      if (!Clip(range, rl.start(), rl.end(), &from, &to)) {
-        out->set_done(!GoesOn(range, rl.end()));
-        if (!out->done()) out->set_resume_key(*range.end);
-        return resp;
-      }
+      if (!ClipStep(region, rl.start(), rl.end(), &range, &from, &to, out, &resp)) return resp;
       if (!Take(ResolveLocks(r, batch, from, to, rl.start_ts(), rl.commit_ts(),
                              LimitOf(rl.limit(), options_)),
                 &got, &resp)) {
         return resp;
       }
       out->set_resolved(got.resolved);
-      if (got.next) {
-        out->set_resume_key(std::move(*got.next));
-      } else if (GoesOn(range, rl.end())) {
-        out->set_resume_key(*range.end);
-      } else {
-        out->set_done(true);
-      }
+      SetResume(range, rl.end(), std::move(got.next), out);
       return resp;
     }
     case pb::TxnRequest::kHeartBeat: {
@@ -440,6 +648,30 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
       pb::HeartBeatResponse* out = resp.mutable_heart_beat();
       out->set_ttl_ms(got.ttl_ms);
       if (got.error) *out->mutable_error() = ToProto(*got.error);
+      return resp;
+    }
+    case pb::TxnRequest::kGc: {
+      const pb::GcRequest& g = req.gc();
+      pb::GcResponse* out = resp.mutable_gc();
+      // Reads below it are refused from now on, here too (before the heartbeat says so).
+      RaiseSafePoint(g.safe_point());
+      UserRange range;
+      std::string from, to;
+      if (!ClipStep(region, g.start(), g.end(), &range, &from, &to, out, &resp)) return resp;
+      GcResult got;
+      if (!Take(Gc(r, batch, EncodeKey(from), to.empty() ? std::string() : EncodeKey(to),
+                   g.safe_point(), LimitOf(g.limit(), options_)),
+                &got, &resp)) {
+        return resp;
+      }
+      out->set_deleted(got.deleted);
+      std::optional<std::string> next;
+      if (got.next) {
+        std::string key;
+        if (!Take(DecodeKey(*got.next), &key, &resp)) return resp;
+        next = std::move(key);
+      }
+      SetResume(range, g.end(), std::move(next), out);
       return resp;
     }
     default:

@@ -4,17 +4,22 @@
 // epoch and that every key the request names lies in the region (EngineKeys); scans and
 // range resolves are clipped to the region here, and say where the next region starts.
 //
-// Thread-safety: const; any number of threads at once.
+// Thread-safety: const; any number of threads at once (the concurrency manager and the
+// counters are thread-safe).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "kv/region_state_machine.h"
 #include "micedb/txn.pb.h"
 #include "txn/actions.h"
+#include "txn/concurrency.h"
 
 namespace micedb::txn {
 
@@ -25,6 +30,9 @@ struct RegionStepsOptions {
   uint32_t max_scan_limit = 10000;
   // Most keys (mutations) one request may name.
   size_t max_request_keys = 10000;
+  // The wall clock timestamps are judged by (a read or a safe point far in the future is
+  // refused); null: not judged.
+  const Clock* clock = nullptr;
 };
 
 // A region's user-key range, from its engine-key range: [start, end), no end when `end` is
@@ -42,21 +50,62 @@ UserRange UserRangeOfRegion(const store::RegionDescriptor& region);
 pb::KeyError ToProto(const TxnError& e);
 pb::LockInfo ToProto(const Lock& lock, std::string_view key);
 
+// What the one-phase commits of a store came to (for /metrics).
+struct OnePcCounters {
+  std::atomic<uint64_t> admitted{0};    // proposed as one-phase commits
+  std::atomic<uint64_t> committed{0};   // applied as one (on every replica: counted here)
+  std::atomic<uint64_t> not_synced{0};  // fell back: this leadership's max_ts not yet known
+  std::atomic<uint64_t> read_above{0};  // fell back: a read at or above commit_ts was served
+  std::atomic<uint64_t> key_busy{0};    // fell back: another one is committing a key
+  std::atomic<uint64_t> reads_held{0};  // reads told to retry behind a memory lock
+};
+
 class RegionSteps final : public kv::TxnBodies {
  public:
-  explicit RegionSteps(RegionStepsOptions options = {}) : options_(options) {}
+  // `cm`: the store's (not owned; outlives this); null: every one-phase commit becomes a
+  // plain prewrite.
+  explicit RegionSteps(RegionStepsOptions options = {}, ConcurrencyManager* cm = nullptr)
+      : options_(options), cm_(cm) {}
 
   pb::TxnResponse Apply(const store::RegionDescriptor& region, const pb::TxnRequest& req,
                         kv::ApplyBatch* batch) const override;
   pb::TxnResponse Read(const store::RegionDescriptor& region, const pb::TxnRequest& req,
                        kv::ReadView* view) const override;
   void EngineKeys(const pb::TxnRequest& req, std::vector<std::string>* keys) const override;
+  // Whether a read may take its snapshot now: 0, or retry after this many ms (MayRead).
+  uint64_t ReadWait(const pb::TxnRequest& req) const override;
+  // Admits a one-phase commit (memory locks, txn/concurrency.h) or turns it into a plain
+  // prewrite.
+  // Refuses a prewrite below the GC safe point.
+  std::function<void()> BeforePropose(const store::RegionDescriptor& region, uint64_t term,
+                                      pb::TxnRequest* req,
+                                      store::TxnRefusal* refused) const override;
+
+  // The GC safe point (docs/transactions.md §8) as this node knows it: reads below it are
+  // refused ("snapshot too old"), and so are prewrites that started below it. Only rises;
+  // applied GC entries raise it too.
+  void RaiseSafePoint(uint64_t sp) const;
+  // Until RaiseSafePoint is first called (with 0 when there is none), reads and prewrites
+  // are told to retry: after a restart the node does not know how far GC went.
+  void RequireSafePoint() const { safe_point_known_.store(false); }
+  uint64_t safe_point() const { return safe_point_.load(); }
+
+  const OnePcCounters& one_pc_counters() const { return counters_; }
 
  private:
   // A reason to refuse `req` before it runs, or nullopt.
   std::optional<std::string> Invalid(const pb::TxnRequest& req) const;
+  // Whether a read may be served now (not behind a one-phase commit's memory lock); raises
+  // the store's max_ts.
+  bool MayRead(const pb::TxnRequest& req) const;
+  // Why a read is refused for its timestamp below the safe point, or nullopt.
+  std::optional<std::string> TooOld(const pb::TxnRequest& req) const;
 
   RegionStepsOptions options_;
+  ConcurrencyManager* const cm_;
+  mutable OnePcCounters counters_;
+  mutable std::atomic<uint64_t> safe_point_{0};
+  mutable std::atomic<bool> safe_point_known_{true};
 };
 
 }  // namespace micedb::txn

@@ -181,6 +181,89 @@ TEST_F(RegionStepsTest, ARangeResolveCoversOnlyTheRegionAndGoesOnInPages) {
   EXPECT_EQ(Read(get).txn().get().value(), "vl");
 }
 
+TEST_F(RegionStepsTest, GcFindsOldLocksThenCollectsInTheRegionAndRefusesOlderReadsAfter) {
+  // d: three versions; e: an old transaction's lock (start 15); f: a newer lock (start 50).
+  ASSERT_EQ(Apply(Prewrite({"d"}, 10)).txn().prewrite().errors_size(), 0);
+  Apply(Commit({"d"}, 10, 11));
+  ASSERT_EQ(Apply(Prewrite({"d"}, 20)).txn().prewrite().errors_size(), 0);
+  Apply(Commit({"d"}, 20, 21));
+  ASSERT_EQ(Apply(Prewrite({"d"}, 30)).txn().prewrite().errors_size(), 0);
+  Apply(Commit({"d"}, 30, 31));
+  ASSERT_EQ(Apply(Prewrite({"e"}, 15)).txn().prewrite().errors_size(), 0);
+  ASSERT_EQ(Apply(Prewrite({"f"}, 50)).txn().prewrite().errors_size(), 0);
+  // The locks of transactions that started below 40, clipped to the region.
+  pb::TxnRequest scan;
+  scan.mutable_scan_lock()->set_start("c");
+  scan.mutable_scan_lock()->set_max_start_ts(40);
+  auto locks = Read(scan);
+  ASSERT_FALSE(locks.has_error()) << locks.error().message();
+  ASSERT_EQ(locks.txn().scan_lock().locks_size(), 1) << locks.txn().DebugString();
+  EXPECT_EQ(locks.txn().scan_lock().locks(0).key(), "e");
+  EXPECT_EQ(locks.txn().scan_lock().locks(0).start_ts(), 15u);
+  EXPECT_FALSE(locks.txn().scan_lock().done());
+  EXPECT_EQ(locks.txn().scan_lock().resume_key(), "m");  // the next region's start
+  // Page by page: a limit of 1 lock looked at.
+  scan.mutable_scan_lock()->set_limit(1);
+  locks = Read(scan);
+  ASSERT_EQ(locks.txn().scan_lock().locks_size(), 1);
+  EXPECT_EQ(locks.txn().scan_lock().resume_key(), std::string("e\0", 2));
+  // Collection at 35 keeps what reads at 35 and above see.
+  const size_t before = Count(storage::Cf::kWrite);
+  pb::TxnRequest gc;
+  gc.mutable_gc()->set_start("c");
+  gc.mutable_gc()->set_safe_point(35);
+  auto collected = Apply(gc);
+  ASSERT_FALSE(collected.has_error()) << collected.error().message();
+  EXPECT_EQ(collected.txn().gc().deleted(), 2u);  // d@11 and d@21
+  EXPECT_EQ(Count(storage::Cf::kWrite), before - 2);
+  EXPECT_EQ(collected.txn().gc().resume_key(), "m");
+  pb::TxnRequest get;
+  get.mutable_get()->set_key("d");
+  get.mutable_get()->set_read_ts(36);
+  EXPECT_EQ(Read(get).txn().get().value(), "vd");
+  // Reads below the safe point are refused now, with a message that says why.
+  get.mutable_get()->set_read_ts(25);
+  auto old = Read(get);
+  ASSERT_TRUE(old.has_txn());
+  EXPECT_NE(old.txn().invalid().find("snapshot too old"), std::string::npos) << old.txn().invalid();
+  EXPECT_EQ(steps_.safe_point(), 35u);
+  // And a prewrite of a transaction that started below it, before it is proposed.
+  pb::TxnRequest late = Prewrite({"g"}, 30);
+  store::TxnRefusal refused;
+  EXPECT_EQ(sm_.BeforeProposeTxn(region_, 1, &late, &refused), nullptr);
+  EXPECT_NE(refused.message.find("GC safe point"), std::string::npos) << refused.message;
+  // At the safe point itself too: its rollback records may be gone.
+  late = Prewrite({"g"}, 35);
+  refused = {};
+  sm_.BeforeProposeTxn(region_, 1, &late, &refused);
+  EXPECT_FALSE(refused.message.empty());
+  // Malformed: no safe point.
+  gc.mutable_gc()->set_safe_point(0);
+  EXPECT_FALSE(Apply(gc).txn().invalid().empty());
+}
+
+TEST_F(RegionStepsTest, ADuplicateOfAnAppliedOnePhaseCommitAnswersItsCommitTs) {
+  pb::TxnRequest one = Prewrite({"d", "e"}, 10);
+  one.mutable_prewrite()->set_one_pc_commit_ts(12);
+  auto first = Apply(one);
+  ASSERT_FALSE(first.has_error()) << first.error().message();
+  EXPECT_EQ(first.txn().prewrite().one_pc_commit_ts(), 12u);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  // The same again, turned into a plain prewrite by a leader that could not admit it: no
+  // lock, and the answer says when the transaction committed.
+  auto again = Apply(Prewrite({"d", "e"}, 10));
+  EXPECT_EQ(again.txn().prewrite().errors_size(), 0);
+  EXPECT_EQ(again.txn().prewrite().one_pc_commit_ts(), 12u);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  // A malformed one (commit_ts not above start_ts) is refused, not turned into a prewrite.
+  pb::TxnRequest bad = Prewrite({"f"}, 20);
+  bad.mutable_prewrite()->set_one_pc_commit_ts(20);
+  store::TxnRefusal refused;
+  sm_.BeforeProposeTxn(region_, 1, &bad, &refused);
+  EXPECT_EQ(bad.prewrite().one_pc_commit_ts(), 20u);
+  EXPECT_FALSE(Apply(bad).txn().invalid().empty());
+}
+
 TEST(UserRangeTest, RegionBoundsBecomeUserKeyBounds) {
   store::RegionDescriptor d;
   auto r = UserRangeOfRegion(d);  // everything

@@ -455,6 +455,85 @@ TEST_F(TxnTest, BadTimestampsAreRefused) {
 namespace micedb::txn {
 namespace {
 
+// §3a: one-phase commit.
+class OnePcTest : public TxnTest {
+ protected:
+  OnePcResult OnePc(std::vector<Mutation> ms, uint64_t start_ts, uint64_t commit_ts) {
+    TxnMeta t{ms.front().key, start_ts, 3000, ms.size()};
+    auto got =
+        Do([&](MvccReader& r, kv::ApplyBatch* wb) { return txn::OnePc(r, wb, t, ms, commit_ts); });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : OnePcResult();
+  }
+};
+
+TEST_F(OnePcTest, CommitsEveryKeyAtCommitTsWithoutLocks) {
+  const std::string big(1000, 'b');  // its value goes to default, at start_ts
+  Put("d", "old", 2, 3);
+  OnePcResult got = OnePc({{Mutation::Op::kPut, "a", "va"},
+                           {Mutation::Op::kPut, "b", big},
+                           {Mutation::Op::kDelete, "d", ""}},
+                          10, 12);
+  EXPECT_TRUE(got.errors.empty());
+  EXPECT_EQ(got.committed_at, 12u);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  EXPECT_EQ(Read("a", 11), "<none>");
+  EXPECT_EQ(Read("a", 12), "va");
+  EXPECT_EQ(Read("b", 12), big);
+  EXPECT_EQ(Read("d", 11), "old");
+  EXPECT_EQ(Read("d", 12), "<none>");
+  // Applied twice (a retry of the same entry): the same outcome, nothing new written.
+  const size_t writes = Count(storage::Cf::kWrite);
+  got = OnePc({{Mutation::Op::kPut, "a", "va"},
+               {Mutation::Op::kPut, "b", big},
+               {Mutation::Op::kDelete, "d", ""}},
+              10, 15);
+  EXPECT_TRUE(got.errors.empty());
+  EXPECT_EQ(got.committed_at, 12u);
+  EXPECT_EQ(Count(storage::Cf::kWrite), writes);
+  // A later prewrite by another transaction that read before 12 conflicts with it.
+  auto e = Prewrite("a", "x", 11, "a");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->kind, Kind::kWriteConflict);
+  EXPECT_EQ(e->conflict_commit_ts, 12u);
+}
+
+TEST_F(OnePcTest, ARefusedKeyWritesNothingAtAll) {
+  Put("b", "newer", 20, 25);                            // committed after start_ts 22
+  ASSERT_EQ(Prewrite("c", "x", 5, "c"), std::nullopt);  // another transaction's lock
+  OnePcResult got = OnePc({{Mutation::Op::kPut, "a", "1"},
+                           {Mutation::Op::kPut, "b", "2"},
+                           {Mutation::Op::kPut, "c", "3"}},
+                          22, 30);
+  EXPECT_EQ(got.committed_at, 0u);
+  ASSERT_EQ(got.errors.size(), 2u);
+  EXPECT_EQ(got.errors[0].kind, Kind::kWriteConflict);
+  EXPECT_EQ(got.errors[0].key, "b");
+  EXPECT_EQ(got.errors[1].kind, Kind::kKeyIsLocked);
+  EXPECT_EQ(got.errors[1].lock.start_ts, 5u);
+  EXPECT_EQ(Read("a", 40), "<none>");
+  EXPECT_EQ(Read("b", 40), "newer");
+  EXPECT_EQ(Count(storage::Cf::kLock), 1u);  // c's, nobody else's
+}
+
+TEST_F(OnePcTest, AfterAFallbackOrARollbackItNeverCommitsInOnePhase) {
+  // An earlier attempt of this transaction became a plain prewrite (a's lock): the retry
+  // locks the rest and commits nothing.
+  ASSERT_EQ(Prewrite("a", "1", 10, "a"), std::nullopt);
+  OnePcResult got = OnePc({{Mutation::Op::kPut, "a", "1"}, {Mutation::Op::kPut, "b", "2"}}, 10, 12);
+  EXPECT_TRUE(got.errors.empty());
+  EXPECT_EQ(got.committed_at, 0u);
+  EXPECT_EQ(Count(storage::Cf::kLock), 2u);
+  EXPECT_EQ(Read("b", 20), "<locked>");
+  // Rolled back by a reader before it arrived: refused.
+  ASSERT_EQ(Rollback("z", 40), std::nullopt);
+  got = OnePc({{Mutation::Op::kPut, "z", "1"}}, 40, 41);
+  ASSERT_EQ(got.errors.size(), 1u);
+  EXPECT_EQ(got.errors[0].kind, Kind::kTxnAborted);
+  EXPECT_EQ(got.committed_at, 0u);
+  EXPECT_EQ(Read("z", 50), "<none>");
+}
+
 class GcTest : public TxnTest {
  protected:
   GcResult RunGc(uint64_t safe_point, uint64_t budget = 1000, std::string from = "t") {

@@ -117,6 +117,22 @@ Status TxnGrpcClient::Delete(uint64_t id, const std::string& key) {
 Result<uint64_t> TxnGrpcClient::Commit(uint64_t id) {
   v1::CommitRequest req;
   req.set_txn_id(id);
+  return SendCommit(req);
+}
+
+Result<uint64_t> TxnGrpcClient::Write(const std::vector<Mutation>& mutations) {
+  if (mutations.empty()) return Status::InvalidArgument("a one-shot write needs a mutation");
+  v1::CommitRequest req;
+  for (const Mutation& m : mutations) {
+    v1::Mutation* out = req.add_mutations();
+    out->set_op(m.op == Mutation::Op::kPut ? v1::Mutation::PUT : v1::Mutation::DELETE);
+    out->set_key(m.key);
+    if (m.op == Mutation::Op::kPut) out->set_value(m.value);
+  }
+  return SendCommit(req);
+}
+
+Result<uint64_t> TxnGrpcClient::SendCommit(const v1::CommitRequest& req) {
   v1::CommitResponse resp;
   bool not_applied = false;
   grpc::StatusCode code = grpc::StatusCode::OK;

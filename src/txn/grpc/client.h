@@ -1,8 +1,8 @@
 // TxnGrpcClient: a blocking client of micedb.txn.v1.Txn (proto/micedb/txn_service.proto) for
 // `micedb txn` and tests. Every call is sent to the one node given, the gateway of the
 // transactions begun there. Reads, Put and Delete are retried on UNAVAILABLE under the call's
-// timeout (each is idempotent); Commit is not (an UNAVAILABLE commit did not commit, and the
-// transaction is closed).
+// timeout (each is idempotent); Commit and Write are not (an UNAVAILABLE commit did not commit,
+// and the transaction is closed).
 //
 // Thread-compatible: one caller at a time, or one client per thread.
 #pragma once
@@ -49,8 +49,23 @@ class TxnGrpcClient {
   Result<uint64_t> Commit(uint64_t id);
   Status Rollback(uint64_t id);
 
+  struct Mutation {
+    enum class Op { kPut, kDelete };
+    Op op = Op::kPut;
+    std::string key;
+    std::string value;  // kPut only
+  };
+  // A write-only transaction in one call (Commit with txn_id 0): the node begins it, applies
+  // `mutations` in order (a later one of the same key wins) and commits. The commit_ts, or
+  // the errors of Commit; InvalidArgument also for no mutations, more than the node takes in
+  // one call (10,000 by default) or more bytes than one transaction may write
+  // (--max-txn-bytes).
+  Result<uint64_t> Write(const std::vector<Mutation>& mutations);
+
  private:
   Status Call(bool retry, const std::function<grpc::Status(grpc::ClientContext*)>& attempt);
+  // Sends one Commit (never retried) and sorts its outcome into definite and unknown.
+  Result<uint64_t> SendCommit(const v1::CommitRequest& req);
 
   TxnGrpcClientOptions options_;
   std::unique_ptr<v1::Txn::Stub> stub_;

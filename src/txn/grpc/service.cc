@@ -27,6 +27,23 @@ std::function<void(Result<Txn::Pairs>)> PairsReply(grpc::ServerUnaryReactor* rea
   };
 }
 
+// Finishes a Commit with the transaction's outcome.
+std::function<void(Result<uint64_t>)> CommitReply(grpc::CallbackServerContext* ctx,
+                                                  grpc::ServerUnaryReactor* reactor,
+                                                  v1::CommitResponse* resp) {
+  return [ctx, reactor, resp](Result<uint64_t> r) {
+    if (!r.ok()) {
+      // Said by the cluster, not a broken connection: the transaction did not commit.
+      if (r.status().code() == StatusCode::kUnavailable) {
+        ctx->AddTrailingMetadata(kv::kNotAppliedMetadata, "1");
+      }
+      return reactor->Finish(kv::ToGrpcStatus(r.status()));
+    }
+    resp->set_commit_ts(*r);
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
 }  // namespace
 
 TxnGrpcService::TxnGrpcService(TxnClient* client, const Clock* clock, TxnServiceOptions options)
@@ -252,21 +269,93 @@ grpc::ServerUnaryReactor* TxnGrpcService::Commit(grpc::CallbackServerContext* ct
                                                  const v1::CommitRequest* req,
                                                  v1::CommitResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
+  if (req->mutations_size() > 0) {
+    if (req->txn_id() != 0) {
+      reactor->Finish(Invalid(
+          "a Commit names an open transaction (txn_id) or carries the mutations of a one-shot "
+          "one (txn_id 0), not both: Put or Delete them into the open transaction first"));
+      return reactor;
+    }
+    CommitOneShot(ctx, req, resp, reactor);
+    return reactor;
+  }
+  if (req->txn_id() == 0) {
+    reactor->Finish(Invalid(
+        "nothing to commit: txn_id 0 names no transaction, and the Commit carries no mutations"));
+    return reactor;
+  }
   std::shared_ptr<Txn> txn = FindOrFinish(req->txn_id(), reactor);
   if (!txn) return reactor;
   Close(req->txn_id());
-  txn->Commit([ctx, reactor, resp](Result<uint64_t> r) {
-    if (!r.ok()) {
-      // Said by the cluster, not a broken connection: the transaction did not commit.
-      if (r.status().code() == StatusCode::kUnavailable) {
-        ctx->AddTrailingMetadata(kv::kNotAppliedMetadata, "1");
-      }
-      return reactor->Finish(kv::ToGrpcStatus(r.status()));
-    }
-    resp->set_commit_ts(*r);
-    reactor->Finish(grpc::Status::OK);
-  });
+  txn->Commit(CommitReply(ctx, reactor, resp));
   return reactor;
+}
+
+Status TxnGrpcService::CheckMutations(const v1::CommitRequest& req) const {
+  if (static_cast<size_t>(req.mutations_size()) > options_.max_batch_keys) {
+    return Status::InvalidArgument(fmt::format("{} mutations in one Commit; at most {}",
+                                               req.mutations_size(), options_.max_batch_keys));
+  }
+  uint64_t bytes = 0;
+  for (const v1::Mutation& m : req.mutations()) {
+    if (m.key().size() > options_.max_key_bytes) {
+      return Status::InvalidArgument(
+          fmt::format("key of {} bytes; at most {}", m.key().size(), options_.max_key_bytes));
+    }
+    switch (m.op()) {
+      case v1::Mutation::PUT:
+        if (m.value().size() > options_.max_value_bytes) {
+          return Status::InvalidArgument(fmt::format("value of {} bytes; at most {}",
+                                                     m.value().size(), options_.max_value_bytes));
+        }
+        break;
+      case v1::Mutation::DELETE:
+        if (!m.value().empty()) {
+          return Status::InvalidArgument("a DELETE mutation carries no value");
+        }
+        break;
+      default:
+        return Status::InvalidArgument(
+            fmt::format("unknown mutation op {}", static_cast<int>(m.op())));
+    }
+    // As Put and Delete charge an open transaction.
+    bytes += m.key().size() + m.value().size();
+  }
+  // InvalidArgument rather than Put's ResourceExhausted: this request can never pass, and a
+  // client takes a Commit refused with it as definitely not applied.
+  if (bytes > options_.max_txn_bytes) {
+    return Status::InvalidArgument(
+        fmt::format("the mutations hold {} bytes of keys and values; one transaction may write "
+                    "at most {}",
+                    bytes, options_.max_txn_bytes));
+  }
+  return Status::OK();
+}
+
+void TxnGrpcService::CommitOneShot(grpc::CallbackServerContext* ctx, const v1::CommitRequest* req,
+                                   v1::CommitResponse* resp, grpc::ServerUnaryReactor* reactor) {
+  if (Status st = CheckMutations(*req); !st.ok()) return reactor->Finish(kv::ToGrpcStatus(st));
+  // The transaction is never in the table of open ones: no other call can name it. `req` and
+  // `resp` live until the call is finished.
+  client_->Begin([ctx, req, resp, reactor](Result<std::shared_ptr<Txn>> r) {
+    if (!r.ok()) {
+      // No start_ts, so nothing was written: a definite "did not commit", whatever the cause.
+      ctx->AddTrailingMetadata(kv::kNotAppliedMetadata, "1");
+      return reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       fmt::format("could not begin the transaction (nothing was written): {}",
+                                   r.status().message())));
+    }
+    std::shared_ptr<Txn> txn = std::move(*r);
+    for (const v1::Mutation& m : req->mutations()) {
+      Status st = m.op() == v1::Mutation::PUT ? txn->Put(m.key(), m.value()) : txn->Delete(m.key());
+      if (!st.ok()) {
+        txn->Rollback();
+        return reactor->Finish(kv::ToGrpcStatus(st));
+      }
+    }
+    txn->Commit(CommitReply(ctx, reactor, resp));
+  });
 }
 
 grpc::ServerUnaryReactor* TxnGrpcService::Rollback(grpc::CallbackServerContext* ctx,

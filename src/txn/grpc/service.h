@@ -71,6 +71,13 @@ class TxnGrpcService final : public v1::Txn::CallbackService {
   std::shared_ptr<Txn> FindOrFinish(uint64_t id, grpc::ServerUnaryReactor* reactor) EXCLUDES(mu_);
   // Whether `key` is short enough; else the call is finished with INVALID_ARGUMENT.
   bool KeyFits(const std::string& key, grpc::ServerUnaryReactor* reactor) const;
+  // A Commit with mutations and txn_id 0: Begin, the mutations, Commit, in one call.
+  void CommitOneShot(grpc::CallbackServerContext* ctx, const v1::CommitRequest* req,
+                     v1::CommitResponse* resp, grpc::ServerUnaryReactor* reactor);
+  // The mutations of a one-shot Commit held to Put's and Delete's limits: InvalidArgument
+  // for too many, a key or value too long, a value on a delete, an unknown op, or more bytes
+  // than one transaction may buffer.
+  Status CheckMutations(const v1::CommitRequest& req) const;
   Result<uint64_t> Open(std::shared_ptr<Txn> txn) EXCLUDES(mu_);
   std::shared_ptr<Txn> Close(uint64_t id) EXCLUDES(mu_);
   void DropIdle() REQUIRES(mu_);

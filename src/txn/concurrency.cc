@@ -1,0 +1,101 @@
+#include "txn/concurrency.h"
+
+#include <algorithm>
+
+namespace micedb::txn {
+
+bool ConcurrencyManager::BlockedLocked(std::string_view ekey, uint64_t read_ts) const {
+  auto [lo, hi] = locks_.equal_range(ekey);
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second <= read_ts) return true;
+  }
+  return false;
+}
+
+bool ConcurrencyManager::ReadKey(std::string_view ekey, uint64_t read_ts) {
+  std::lock_guard<std::mutex> l(mu_);
+  max_ts_ = std::max(max_ts_, read_ts);
+  return locks_.empty() || !BlockedLocked(ekey, read_ts);
+}
+
+bool ConcurrencyManager::ReadRange(std::string_view begin, std::string_view end, uint64_t read_ts) {
+  std::lock_guard<std::mutex> l(mu_);
+  max_ts_ = std::max(max_ts_, read_ts);
+  for (auto it = locks_.lower_bound(begin); it != locks_.end(); ++it) {
+    if (!end.empty() && it->first >= end) break;
+    if (it->second <= read_ts) return false;
+  }
+  return true;
+}
+
+ConcurrencyManager::Refusal ConcurrencyManager::TryLock(uint64_t region, uint64_t term,
+                                                        uint64_t version,
+                                                        const std::vector<std::string>& ekeys,
+                                                        uint64_t commit_ts, uint64_t* token) {
+  std::unique_lock<std::mutex> l(mu_);
+  const std::pair<uint64_t, uint64_t> key{term, version};
+  auto s = synced_.find(region);
+  if (s == synced_.end() || s->second != key) {
+    // Not (yet) known to cover this leadership's predecessors' reads. The fetch's answer
+    // takes mu_: start it once this call has let go.
+    if (!fetch_) return Refusal::kNotSynced;
+    auto it = syncing_.find(region);
+    if (it != syncing_.end() && it->second == key) return Refusal::kNotSynced;
+    syncing_[region] = key;
+    l.unlock();
+    fetch_([this, region, key](Result<uint64_t> ts) {
+      std::lock_guard<std::mutex> g(mu_);
+      auto sy = syncing_.find(region);
+      if (sy != syncing_.end() && sy->second == key) syncing_.erase(sy);
+      if (!ts.ok()) return;  // the next one-phase commit asks again
+      max_ts_ = std::max(max_ts_, *ts);
+      auto& done = synced_[region];
+      done = std::max(done, key);
+    });
+    return Refusal::kNotSynced;
+  }
+  for (const std::string& k : ekeys) {
+    if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
+  }
+  if (max_ts_ >= commit_ts) return Refusal::kReadAbove;
+  const uint64_t t = next_token_++;
+  Held& h = held_[t];
+  h.commit_ts = commit_ts;
+  h.keys = ekeys;
+  for (const std::string& k : ekeys) locks_.emplace(k, commit_ts);
+  *token = t;
+  return Refusal::kNone;
+}
+
+void ConcurrencyManager::Unlock(uint64_t token) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = held_.find(token);
+  if (it == held_.end()) return;
+  for (const std::string& k : it->second.keys) {
+    auto [lo, hi] = locks_.equal_range(k);
+    for (auto m = lo; m != hi; ++m) {
+      if (m->second == it->second.commit_ts) {
+        locks_.erase(m);
+        break;
+      }
+    }
+  }
+  held_.erase(it);
+}
+
+void ConcurrencyManager::Observe(uint64_t ts) {
+  std::lock_guard<std::mutex> l(mu_);
+  max_ts_ = std::max(max_ts_, ts);
+}
+
+uint64_t ConcurrencyManager::max_ts() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return max_ts_;
+}
+
+size_t ConcurrencyManager::memory_locks() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return locks_.size();
+}
+
+}  // namespace micedb::txn
