@@ -73,7 +73,6 @@ class RegionPeer {
   // entry at `index` (this one or another) has applied here.
   struct Settling {
     uint64_t index;
-    uint64_t term;
     std::shared_ptr<void> hold;
   };
   std::vector<Settling> settling;

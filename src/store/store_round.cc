@@ -567,7 +567,7 @@ void Store::CheckTimeouts(int64_t now) {
         continue;
       }
       counters_.proposals_failed++;
-      if (it->second.hold) p->settling.push_back({it->first, it->second.term, it->second.hold});
+      if (it->second.hold) p->settling.push_back({it->first, it->second.hold});
       it->second.done(timed_out);
       it = p->proposals.erase(it);
     }

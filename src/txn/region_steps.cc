@@ -175,6 +175,10 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
     if (static_cast<size_t>(n) <= max) return std::nullopt;
     return fmt::format("{} keys in one request; at most {}", n, max);
   };
+  auto over_limit = [&](const char* step, uint32_t limit) -> std::optional<std::string> {
+    if (limit <= options_.max_scan_limit) return std::nullopt;
+    return fmt::format("{}: limit {} is above the most, {}", step, limit, options_.max_scan_limit);
+  };
   switch (req.cmd_case()) {
     case pb::TxnRequest::kGet:
       if (req.get().read_ts() == 0) return "get: read_ts is 0";
@@ -184,11 +188,7 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
       return too_many(req.batch_get().keys_size());
     case pb::TxnRequest::kScan:
       if (req.scan().read_ts() == 0) return "scan: read_ts is 0";
-      if (req.scan().limit() > options_.max_scan_limit) {
-        return fmt::format("scan: limit {} is above the most, {}", req.scan().limit(),
-                           options_.max_scan_limit);
-      }
-      return std::nullopt;
+      return over_limit("scan", req.scan().limit());
     case pb::TxnRequest::kPrewrite: {
       const pb::PrewriteRequest& p = req.prewrite();
       if (p.start_ts() == 0) return "prewrite: start_ts is 0";
@@ -220,10 +220,7 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
         return fmt::format("resolve_lock: commit_ts {} is not above start_ts {}", r.commit_ts(),
                            r.start_ts());
       }
-      if (r.limit() > options_.max_scan_limit) {
-        return fmt::format("resolve_lock: limit {} is above the most, {}", r.limit(),
-                           options_.max_scan_limit);
-      }
+      if (auto why = over_limit("resolve_lock", r.limit())) return why;
       return too_many(r.keys_size());
     }
     case pb::TxnRequest::kHeartBeat:
@@ -231,18 +228,10 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
       return std::nullopt;
     case pb::TxnRequest::kScanLock:
       if (req.scan_lock().max_start_ts() == 0) return "scan_lock: max_start_ts is 0";
-      if (req.scan_lock().limit() > options_.max_scan_limit) {
-        return fmt::format("scan_lock: limit {} is above the most, {}", req.scan_lock().limit(),
-                           options_.max_scan_limit);
-      }
-      return std::nullopt;
+      return over_limit("scan_lock", req.scan_lock().limit());
     case pb::TxnRequest::kGc:
       if (req.gc().safe_point() == 0) return "gc: safe_point is 0";
-      if (req.gc().limit() > options_.max_scan_limit) {
-        return fmt::format("gc: limit {} is above the most, {}", req.gc().limit(),
-                           options_.max_scan_limit);
-      }
-      return std::nullopt;
+      return over_limit("gc", req.gc().limit());
     case pb::TxnRequest::CMD_NOT_SET:
       break;
   }

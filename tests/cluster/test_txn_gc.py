@@ -31,7 +31,7 @@ def test_single_region_transactions_commit_in_one_phase(cluster):
         assert total(cluster, "micedb_txn_one_pc_committed_total") >= 1
     retry(one_pc, timeout=30, exceptions=(AssertionError,))
     assert total(cluster, "micedb_txn_leader_one_pc_admitted_total") >= 1
-    # Seen whole from every node, and incremented without losing an update.
+    # Seen whole from every node, and incremented from each node in turn.
     for n in (n1, n2, n3):
         assert ok(txn(cluster, n, "get", "a", "get", "b")) == "1\n2\n"
     for i in range(10):
