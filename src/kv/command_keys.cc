@@ -63,6 +63,18 @@ void UserKeys(const Command& c, std::vector<std::string>* keys) {
     case Command::kDeleteExpired:
       for (const auto& e : c.delete_expired().keys()) keys->push_back(e.key());
       return;
+    case Command::kPrepare:
+      return UserKeys(c.prepare().body(), keys);
+    case Command::kResolveIntents:
+      add_all(c.resolve_intents().keys());
+      if (c.resolve_intents().decide()) keys->push_back(c.resolve_intents().primary());
+      return;
+    case Command::kCheckIntent:
+      keys->push_back(c.check_intent().primary());
+      return;
+    case Command::kForgetDecision:
+      keys->push_back(c.forget_decision().primary());
+      return;
     case Command::kScan:
     case Command::kDbsize:
     case Command::kFlushall:
@@ -101,6 +113,11 @@ Command PartOf(const Command& c, const std::vector<size_t>& positions) {
     case Command::kMset:
       for (size_t i : positions) {
         *part.mutable_mset()->add_pairs() = c.mset().pairs(static_cast<int>(i));
+      }
+      break;
+    case Command::kMsetnx:
+      for (size_t i : positions) {
+        *part.mutable_msetnx()->add_pairs() = c.msetnx().pairs(static_cast<int>(i));
       }
       break;
     case Command::kRevisions:

@@ -23,7 +23,8 @@ void UserKeys(const Command& cmd, std::vector<std::string>* keys);
 bool Splittable(const Command& cmd);
 
 // The command restricted to the keys at `positions` (indexes into UserKeys' order), with the
-// same now_ms. Requires Splittable(cmd).
+// same now_ms. Requires Splittable(cmd), or DEL, MSET or MSETNX (cut for a cross-region
+// write, whose parts are prepared together: src/router/cross_region.cc).
 Command PartOf(const Command& cmd, const std::vector<size_t>& positions);
 
 // Joins the results of parts made by PartOf back into the result of the whole command:

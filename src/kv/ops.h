@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,5 +86,21 @@ Result<CommandResult> DoDeleteExpired(OpContext& ctx, const DeleteExpired& op);
 Result<CommandResult> DoScan(OpContext& ctx, const Scan& op);
 Result<CommandResult> DoDbSize(OpContext& ctx, const DbSize& op);
 Result<CommandResult> DoFlushAll(OpContext& ctx, const FlushAll& op);
+
+// Intents: writes whose keys span regions (ops_intents.cc, docs/kv-format.md "Intents").
+// Whether `cmd` must find its keys free of other transactions' intents before it runs.
+bool NeedsLockCheck(const Command& cmd);
+// A LOCKED result when a key `cmd` names holds an intent of another transaction than
+// `own_txn` (0: any); nullopt when every key is free.
+Result<std::optional<CommandResult>> CheckLocks(OpContext& ctx, const Command& cmd,
+                                                uint64_t own_txn);
+// A LOCKED result for the first intent in `bounds` (raw storage keys), nullopt when none.
+Result<std::optional<CommandResult>> FirstIntentIn(OpContext& ctx, const StorageBounds& bounds);
+// `run` evaluates op.body() in ctx (as the state machine would alone).
+Result<CommandResult> DoPrepare(OpContext& ctx, const Prepare& op,
+                                const std::function<Result<CommandResult>(OpContext&)>& run);
+Result<CommandResult> DoResolveIntents(OpContext& ctx, const ResolveIntents& op);
+Result<CommandResult> DoCheckIntent(OpContext& ctx, const CheckIntent& op);
+Result<CommandResult> DoForgetDecision(OpContext& ctx, const ForgetDecision& op);
 
 }  // namespace micedb::kv::ops

@@ -149,7 +149,12 @@ Result<CommandResult> DoDbSize(OpContext& ctx, const DbSize& op) {
 
 Result<CommandResult> DoFlushAll(OpContext& ctx, const FlushAll&) {
   const StorageBounds bounds = BoundsFor(*ctx.range, "", "");
-  if (!bounds.empty()) ctx.batch->DeleteRange(storage::Cf::kDefault, bounds.lower, bounds.upper);
+  if (bounds.empty()) return OkResult();
+  // A cross-region write's intent would bring its key back after the flush: resolved first
+  // (the router resolves it and sends the FLUSHALL again).
+  MICEDB_ASSIGN_OR_RETURN(std::optional<CommandResult> locked, FirstIntentIn(ctx, bounds));
+  if (locked.has_value()) return std::move(*locked);
+  ctx.batch->DeleteRange(storage::Cf::kDefault, bounds.lower, bounds.upper);
   return OkResult();
 }
 

@@ -138,6 +138,15 @@ Result<CommandResult> RunOne(OpContext& ctx, const Command& cmd) {
       return RunTxn(ctx, cmd.txn());
     case Command::kDeleteExpired:
       return ops::DoDeleteExpired(ctx, cmd.delete_expired());
+    case Command::kPrepare:
+      return ops::DoPrepare(ctx, cmd.prepare(),
+                            [&cmd](OpContext& c) { return RunOne(c, cmd.prepare().body()); });
+    case Command::kResolveIntents:
+      return ops::DoResolveIntents(ctx, cmd.resolve_intents());
+    case Command::kCheckIntent:
+      return ops::DoCheckIntent(ctx, cmd.check_intent());
+    case Command::kForgetDecision:
+      return ops::DoForgetDecision(ctx, cmd.forget_decision());
     case Command::OP_NOT_SET:
       break;
   }
@@ -169,6 +178,10 @@ Result<CommandResult> KvStateMachine::Apply(const Command& cmd, LogIndex log_ind
   }
   OpContext ctx{&batch, &batch, cmd.now_ms(), log_index.value(), &range_, &options_};
   ctx.skip_txn_reads = reads == TxnReads::kSkip;
+  if (ops::NeedsLockCheck(cmd)) {
+    MICEDB_ASSIGN_OR_RETURN(std::optional<CommandResult> locked, ops::CheckLocks(ctx, cmd, 0));
+    if (locked.has_value()) return std::move(*locked);
+  }
   return RunOne(ctx, cmd);
 }
 
@@ -177,15 +190,21 @@ Result<CommandResult> KvStateMachine::Read(const Command& cmd, ReadView& view,
   size_t budget = options_.max_result_bytes;
   OpContext ctx{&view, nullptr, now_ms, 0, &range_, &options_};
   ctx.reply_budget = &budget;
+  if (ops::NeedsLockCheck(cmd)) {
+    MICEDB_ASSIGN_OR_RETURN(std::optional<CommandResult> locked, ops::CheckLocks(ctx, cmd, 0));
+    if (locked.has_value()) return std::move(*locked);
+  }
   return RunOne(ctx, cmd);
 }
 
 CommandResult KvStateMachine::ForRetry(const Command& cmd, CommandResult result) {
-  if (cmd.op_case() == Command::kTxn && result.has_array() &&
-      result.array().items_size() == cmd.txn().commands_size()) {
+  // A prepare's result is its body's (a MULTI part's items kept as a MULTI's are).
+  const Command& body = cmd.has_prepare() ? cmd.prepare().body() : cmd;
+  if (body.op_case() == Command::kTxn && result.has_array() &&
+      result.array().items_size() == body.txn().commands_size()) {
     for (int i = 0; i < result.array().items_size(); ++i) {
       CommandResult* item = result.mutable_array()->mutable_items(i);
-      if (!IsWriteCommand(cmd.txn().commands(i))) {
+      if (!IsWriteCommand(body.txn().commands(i))) {
         *item = NotKept("reads in a transaction are not kept for retries");
       } else if (item->ByteSizeLong() > kMaxKeptResultBytes) {
         *item = NotKept("its result was too large to keep for retries");

@@ -69,20 +69,6 @@ struct Join {
   kv::KvBackend::Callback done;
 };
 
-// A multi-key write whose keys lie in different regions: refused, naming two of them.
-kv::CommandResult CrossRegionResult(const std::map<uint64_t, std::vector<size_t>>& by_region,
-                                    const std::vector<std::string>& keys) {
-  auto first = by_region.begin();
-  auto second = std::next(first);
-  return kv::ErrorResult(
-      kv::KvError::CROSS_REGION,
-      fmt::format("Keys in request are in different regions (key '{}' in region {}, key '{}' in "
-                  "region {}); until multi-region transactions land, a multi-key write or "
-                  "MULTI/EXEC must keep its keys in one region",
-                  keys[first->second.front()], first->first, keys[second->second.front()],
-                  second->first));
-}
-
 // What a pipelined command gets when the part of the run it was in failed as a whole.
 kv::CommandResult StatusResult(const Status& st) {
   switch (st.code()) {
@@ -188,7 +174,7 @@ void Router::ExecuteCut(kv::Command cmd, kv::ReadMode mode, Callback done, int r
       return done(kv::ErrorResult(
           kv::KvError::CROSS_REGION,
           "MULTI/EXEC with DBSIZE, KEYS, SCAN or FLUSHALL acts on every region, and the keyspace "
-          "has several; until multi-region transactions land, run it outside MULTI"));
+          "has several; run it outside MULTI"));
     }
   }
   std::string route_key =
@@ -206,8 +192,8 @@ void Router::ExecuteCut(kv::Command cmd, kv::ReadMode mode, Callback done, int r
     }
     if (all_known && by_region.size() > 1) {
       if (pipeline) return StartPipeline(std::move(cmd), mode, std::move(done));
-      // Only reads are cut: a write cut in parts would not be atomic (docs/sharding.md §4).
-      if (!kv::Splittable(cmd)) return done(CrossRegionResult(by_region, keys));
+      // A write cut in parts runs as one two-phase commit (cross_region.cc).
+      if (!kv::Splittable(cmd)) return StartCrossRegion(std::move(cmd), std::move(done));
       counters_.split_requests++;
       auto join = std::make_shared<Join>();
       join->total = keys.size();
@@ -374,7 +360,8 @@ void Router::RunPipeline(const std::shared_ptr<PipelineRun>& run) {
       continue;
     }
     if (end > run->next) break;  // the phase before it goes first
-    // Alone: Execute cuts a read by region, refuses a write, or finds an unknown region.
+    // Alone: Execute cuts a read by region, runs a write as a cross-region write, or finds an
+    // unknown region.
     kv::Command alone = std::move(run->commands[end]);
     alone.set_now_ms(run->now_ms);
     return Execute(std::move(alone), run->mode, [this, run, end](Result<kv::CommandResult> r) {
@@ -497,6 +484,12 @@ void Router::Attempt(std::shared_ptr<Call> call) {
   for (const std::string& key : call->keys) {
     if (key < route->desc.start_key() ||
         (!route->desc.end_key().empty() && key >= route->desc.end_key())) {
+      // An earlier attempt may have been applied: cut again, it would run under another
+      // request id, twice.
+      if (call->write && call->maybe_applied) {
+        return call->Fail(Status::TimedOut(
+            "the request's keys span regions now, and an earlier attempt may have been applied"));
+      }
       // Sent's keys are no longer in one region (a split): the sender cuts the request again.
       return call->Fail(Status::Aborted(kKeysSpanRegions));
     }
@@ -548,6 +541,10 @@ void Router::Attempt(std::shared_ptr<Call> call) {
 void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp) {
   if (!resp.has_error()) {
     if (call->reply) return call->reply(std::move(resp));
+    const kv::CommandResult& r = resp.kv();
+    if (r.has_error() && r.error().code() == kv::KvError::LOCKED && r.error().has_lock()) {
+      return OnLocked(std::move(call), r.error().lock());
+    }
     return call->done(std::move(*resp.mutable_kv()));
   }
   const region::RegionError& e = resp.error();
@@ -597,6 +594,29 @@ void Router::OnResponse(std::shared_ptr<Call> call, region::RegionResponse resp)
         "an earlier attempt may have been applied; this one was refused ({})", e.message())));
   }
   call->Fail(Status::InvalidArgument(e.message()));
+}
+
+void Router::OnLocked(std::shared_ptr<Call> call, const kv::LockInfo& lock) {
+  // Each look is a raft write at the primary: a few per lock, the first soon (the writer
+  // usually commits within milliseconds).
+  const int64_t wait_ms =
+      std::clamp<int64_t>(std::min<int64_t>(int64_t{2} << std::min(call->attempts, 5),
+                                            lock.expire_at_ms() - clock_->NowWallMillis()),
+                          1, 64);
+  ResolveLock(lock, [this, call = std::move(call), wait_ms](bool progressed) mutable {
+    if (call->write) {
+      // The refused attempt wrote nothing (it was answered, so applied, as LOCKED): the
+      // retry is a new request.
+      call->req.mutable_header()->set_request_id(options_.request_id_base +
+                                                 next_request_.fetch_add(1));
+      call->maybe_applied = false;
+    }
+    if (progressed) {
+      executor_->After(0, [this, call = std::move(call)]() mutable { Attempt(std::move(call)); });
+      return;
+    }
+    RetryLater(std::move(call), "a key is locked by a cross-region write under way", wait_ms);
+  });
 }
 
 bool Router::MaybeCutAgain(const std::shared_ptr<Call>& call) {

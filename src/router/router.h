@@ -15,7 +15,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,9 @@ struct RouterOptions {
   bool unsafe_local_reads = false;
   // Seeds the request ids of writes (at-most-once); differ per process.
   uint64_t request_id_base = 0;
+  // A cross-region write's intents may be rolled back by a reader this long after they were
+  // prepared, if the write has not committed by then (src/router/cross_region.cc).
+  int64_t cross_region_lock_ttl_ms = 3000;
   // The most key and value bytes a walk over the regions (KEYS) gathers for one reply (each
   // region's part is bounded by the state machine's own max_result_bytes); past it the reply
   // is an error (use SCAN). The node sets it to --max-result-bytes.
@@ -54,8 +59,9 @@ class Router : public kv::KvBackend {
   // kv::KvBackend. Errors (non-OK Status): Unavailable (no leader in time; nothing applied),
   // TimedOut (a write's outcome is unknown), ResourceExhausted (the leader's disk is full: the
   // write was refused, nothing applied). A multi-key write or MULTI/EXEC whose keys span
-  // regions is answered with a CROSS_REGION error result (nothing written); multi-key reads
-  // and pipelined runs (kv.Txn.pipeline) are cut by region.
+  // regions runs atomically as a two-phase commit (cross_region.cc); multi-key reads and
+  // pipelined runs (kv.Txn.pipeline) are cut by region. A command that meets a cross-region
+  // write's intent resolves it and runs again.
   void Execute(kv::Command cmd, kv::ReadMode mode, Callback done) override;
 
   // Sends one region request of another body than kv (a transaction's step) to the region
@@ -84,8 +90,11 @@ class Router : public kv::KvBackend {
   struct Counters {
     std::atomic<uint64_t> forwarded{0};
     std::atomic<uint64_t> retries{0};
-    std::atomic<uint64_t> split_requests{0};     // commands cut into several region requests
-    std::atomic<uint64_t> directory_lookups{0};  // regions asked of the coordinator
+    std::atomic<uint64_t> split_requests{0};        // commands cut into several region requests
+    std::atomic<uint64_t> directory_lookups{0};     // regions asked of the coordinator
+    std::atomic<uint64_t> cross_region_txns{0};     // writes and EXECs run over several regions
+    std::atomic<uint64_t> cross_region_retries{0};  // ... started again (locks met, splits)
+    std::atomic<uint64_t> locks_resolved{0};        // intents met and resolved
   };
   const Counters& counters() const { return counters_; }
 
@@ -93,6 +102,7 @@ class Router : public kv::KvBackend {
   struct Call;
   struct PipelineRun;
   struct Walk;
+  struct CrossTxn;
   // Execute, for the `recut`-th time after a split changed the command's regions.
   void ExecuteCut(kv::Command cmd, kv::ReadMode mode, Callback done, int recut);
   // A pipelined run over several regions (RunPipeline).
@@ -123,6 +133,46 @@ class Router : public kv::KvBackend {
   // voter of the region or any known node, varied by `attempt`.
   NodeId Elsewhere(const RegionRoute& route, int attempt) const;
   int64_t NowMs() const;
+
+  // Cross-region writes (cross_region.cc).
+  void StartCrossRegion(kv::Command cmd, Callback done);
+  bool PlanCross(CrossTxn& t, std::optional<kv::CommandResult>* refused);
+  void CrossAttempt(std::shared_ptr<CrossTxn> t);
+  void CrossRetry(std::shared_ptr<CrossTxn> t, const kv::LockInfo* lock);
+  kv::Command PrepareOf(const CrossTxn& t, size_t part) const;
+  void CrossPrepare(std::shared_ptr<CrossTxn> t, size_t first);
+  void PreparePart(std::shared_ptr<CrossTxn> t, size_t part, size_t first);
+  // Whether `t` began before the transaction holding `holder` (wait-die's order).
+  bool Older(const CrossTxn& t, const kv::LockInfo& holder) const;
+  void CrossPrepared(std::shared_ptr<CrossTxn> t, size_t first);
+  void CrossRollback(std::shared_ptr<CrossTxn> t, std::function<void()> then);
+  // Commits or rolls back txn_id's intents on `keys` (user keys), key by key if a split has
+  // cut them into several regions; then(true) once every one is resolved.
+  void ResolveKeys(uint64_t txn_id, std::vector<std::string> keys, bool commit,
+                   std::function<void(bool)> then);
+  void CrossCommit(std::shared_ptr<CrossTxn> t);
+  // The keys of t's intents that its commit at the primary does not resolve itself.
+  std::vector<std::string> CrossOthers(const CrossTxn& t) const;
+  // Asks t's primary what became of t: then(1) committed, then(0) rolled back, then(2)
+  // pending, then(-1) no answer.
+  void CrossStatus(std::shared_ptr<CrossTxn> t, std::function<void(int)> then);
+  // After a commit whose outcome is unknown: finishes t (commit or rollback of the rest) once
+  // its fate is known, asking up to 5 times a lock TTL apart.
+  void CrossSettle(std::shared_ptr<CrossTxn> t, int round);
+  void CrossFinish(std::shared_ptr<CrossTxn> t);
+  kv::CommandResult CrossJoin(const CrossTxn& t) const;
+  // Sends a kv write (an intent step) to the region holding its keys; Aborted when they no
+  // longer lie in one region.
+  void SendKv(kv::Command cmd, std::function<void(Result<kv::CommandResult>)> done);
+  // Finds out what became of the intent's transaction at its primary and commits or rolls
+  // back the intent on lock.key(); `then(true)` once it is resolved, `then(false)` when the
+  // transaction is still under way (or the steps failed).
+  void ResolveLock(const kv::LockInfo& lock, std::function<void(bool)> then);
+  // Commits the other intents of a committed transaction (`others`, from its commit record)
+  // and drops the record.
+  void FinishCommitted(const kv::LockInfo& lock, std::vector<std::string> others);
+  // A command answered LOCKED: resolve, then run it again.
+  void OnLocked(std::shared_ptr<Call> call, const kv::LockInfo& lock);
 
   RouterOptions options_;
   LocalStore* store_;

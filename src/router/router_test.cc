@@ -8,6 +8,7 @@
 #include <map>
 
 #include "kv/command_result.h"
+#include "router/manual_executor.h"
 #include "store/errors.h"
 
 namespace micedb::router {
@@ -168,33 +169,6 @@ class FakePeers : public PeerLink {
   size_t answered = 0;
 };
 
-class ManualExecutor : public Executor {
- public:
-  explicit ManualExecutor(ManualClock* clock) : clock_(clock) {}
-  void After(int64_t delay_ms, std::function<void()> fn) override {
-    queue_.emplace(NowMs() + std::max<int64_t>(delay_ms, 0), std::move(fn));
-  }
-  // Moves the clock to each queued task in turn and runs it, until `limit_ms` of virtual time
-  // have passed.
-  void RunFor(int64_t limit_ms) {
-    const int64_t end = NowMs() + limit_ms;
-    while (!queue_.empty() && queue_.begin()->first <= end) {
-      auto node = queue_.extract(queue_.begin());
-      if (node.key() > NowMs()) clock_->Advance(std::chrono::milliseconds(node.key() - NowMs()));
-      node.mapped()();
-    }
-    if (end > NowMs()) clock_->Advance(std::chrono::milliseconds(end - NowMs()));
-  }
-  size_t pending() const { return queue_.size(); }
-
- private:
-  int64_t NowMs() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->NowMonotonic()).count();
-  }
-  ManualClock* clock_;
-  std::multimap<int64_t, std::function<void()>> queue_;
-};
-
 struct Outcome {
   bool called = false;
   Result<kv::CommandResult> result = Status::Internal("not called");
@@ -343,46 +317,11 @@ TEST_F(RouterTest, AMultiKeyReadIsCutByRegionAndJoinedInTheClientsOrder) {
   EXPECT_EQ(router_->counters().split_requests.load(), 1u);
 }
 
-// A multi-key write over several regions is never cut (it would not be atomic): refused with
-// CROSS_REGION naming the regions, nothing sent (Redis Cluster's CROSSSLOT).
-TEST_F(RouterTest, AMultiKeyWriteOverSeveralRegionsIsRefusedAndNothingIsSent) {
-  router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
-  router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
-  kv::Command msetnx;
-  for (const char* k : {"a", "z"}) {
-    auto* p = msetnx.mutable_msetnx()->add_pairs();
-    p->set_key(k);
-    p->set_value("v");
-  }
-  kv::Command del;
-  for (const char* k : {"a", "z", "nope"}) del.mutable_del()->add_keys(k);
-  kv::Command mset;
-  for (const char* k : {"a", "z"}) {
-    auto* p = mset.mutable_mset()->add_pairs();
-    p->set_key(k);
-    p->set_value("v");
-  }
-  kv::Command multi;  // MULTI/EXEC: not a pipeline
-  *multi.mutable_txn()->add_commands() = Set("a", "1");
-  *multi.mutable_txn()->add_commands() = Set("z", "1");
-  for (const kv::Command& c : {msetnx, del, mset, multi}) {
-    auto out = Run(c);
-    ASSERT_TRUE(out->called);
-    ASSERT_TRUE(out->result.ok());
-    ASSERT_EQ(out->result->error().code(), kv::KvError::CROSS_REGION) << c.DebugString();
-    EXPECT_NE(out->result->error().message().find("region 7"), std::string::npos);
-  }
-  EXPECT_TRUE(store_.proposed.empty());
-  // In one region it runs.
-  msetnx.mutable_msetnx()->mutable_pairs(1)->set_key("b");
-  auto one = Run(msetnx);
-  EXPECT_TRUE(one->result.ok());
-  EXPECT_FALSE(one->result->has_error());
-}
+// A multi-key write over several regions runs as one two-phase commit: cross_region_test.cc.
 
 // A pipelined run (kv.Txn.pipeline) over several regions is cut by region: one txn per region
 // in each phase, each key's commands in order, results in the client's order; a multi-key write
-// inside it that spans regions is refused alone and the rest runs.
+// inside it that spans regions runs alone, as a cross-region write, between phases.
 TEST_F(RouterTest, APipelinedRunIsCutByRegionAndAnswersInOrder) {
   router_->cache().Update(Desc(1, "", "rm", 2), NodeId(1));
   router_->cache().Update(Desc(7, "rm", "", 2), NodeId(1));
@@ -406,17 +345,25 @@ TEST_F(RouterTest, APipelinedRunIsCutByRegionAndAnswersInOrder) {
   EXPECT_TRUE(out->result->array().items(0).has_ok());
   EXPECT_TRUE(out->result->array().items(1).has_ok());
   EXPECT_TRUE(out->result->array().items(2).has_ok());
-  EXPECT_EQ(out->result->array().items(3).error().code(), kv::KvError::CROSS_REGION);
+  EXPECT_TRUE(out->result->array().items(3).has_ok());
   EXPECT_TRUE(out->result->array().items(4).has_ok());
   // Phase one: a txn for region 1 (SET a 1, SET a 2, in that order) and one for region 7;
-  // then the refused MSET sends nothing; phase two: region 7's SET y.
-  ASSERT_EQ(store_.proposed.size(), 3u);
+  // then the MSET's prepares (its primary's region first) and its decision; phase two:
+  // region 7's SET y; then the MSET's other region commits and its decision is dropped.
+  ASSERT_EQ(store_.proposed.size(), 8u);
   EXPECT_EQ(store_.proposed[0].header().region_id(), 1u);
   ASSERT_EQ(store_.proposed[0].kv().txn().commands_size(), 2);
   EXPECT_EQ(store_.proposed[0].kv().txn().commands(1).set().value(), "2");
   EXPECT_EQ(store_.proposed[1].header().region_id(), 7u);
-  EXPECT_EQ(store_.proposed[2].header().region_id(), 7u);
-  EXPECT_EQ(store_.proposed[2].kv().txn().commands(0).set().key(), "y");
+  EXPECT_EQ(store_.proposed[2].header().region_id(), 1u);
+  EXPECT_TRUE(store_.proposed[2].kv().has_prepare());
+  EXPECT_EQ(store_.proposed[3].header().region_id(), 7u);
+  EXPECT_TRUE(store_.proposed[3].kv().has_prepare());
+  EXPECT_TRUE(store_.proposed[4].kv().resolve_intents().decide());
+  EXPECT_EQ(store_.proposed[5].header().region_id(), 7u);
+  EXPECT_EQ(store_.proposed[5].kv().txn().commands(0).set().key(), "y");
+  EXPECT_TRUE(store_.proposed[6].kv().has_resolve_intents());
+  EXPECT_TRUE(store_.proposed[7].kv().has_forget_decision());
 }
 
 // SCAN, KEYS, DBSIZE and FLUSHALL visit every region in key order, each step from where the

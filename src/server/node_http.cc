@@ -154,6 +154,15 @@ std::string Node::RenderMetrics() const {
   counter("micedb_router_split_requests_total",
           "Commands cut into one region request per region of their keys",
           backend_->counters().split_requests.load());
+  counter("micedb_router_cross_region_txns_total",
+          "Multi-key writes and MULTI/EXECs run as a two-phase commit over several regions",
+          backend_->counters().cross_region_txns.load());
+  counter("micedb_router_cross_region_retries_total",
+          "Cross-region writes started again (an intent met, a split)",
+          backend_->counters().cross_region_retries.load());
+  counter("micedb_router_locks_resolved_total",
+          "Intents of cross-region writes that commands met and resolved",
+          backend_->counters().locks_resolved.load());
   counter("micedb_store_write_failures_total",
           "Engine writes that failed (the raft round waits for the disk; see micedb_disk_alarm)",
           c.write_failures.load());

@@ -15,6 +15,10 @@ uint64_t CommandKeys(const kv::Command& c, int depth) {
       return static_cast<uint64_t>(c.msetnx().pairs_size());
     case kv::Command::kDel:
       return static_cast<uint64_t>(c.del().keys_size());
+    case kv::Command::kPrepare:
+      return CommandKeys(c.prepare().body(), depth);
+    case kv::Command::kResolveIntents:
+      return std::max<uint64_t>(static_cast<uint64_t>(c.resolve_intents().keys_size()), 1);
     case kv::Command::kTxn: {
       if (depth > 0) return 1;  // transactions do not nest
       uint64_t n = 0;

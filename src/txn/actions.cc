@@ -39,14 +39,30 @@ WriteKind WriteKindOf(LockKind k) {
   return WriteKind::kLock;
 }
 
-// Turns `lock` (held by its own transaction) into its write record at commit_ts.
-void CommitLock(kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock, uint64_t commit_ts) {
+// Whether a lock stops a read at read_ts: a lock-only one never does; one of a transaction
+// that started after read_ts, or (async commit) that will commit above it, cannot commit at
+// or below read_ts.
+bool StopsRead(const Lock& lock, uint64_t read_ts) {
+  if (lock.kind == LockKind::kLock || lock.start_ts > read_ts) return false;
+  return !(lock.use_async_commit && lock.min_commit_ts > read_ts);
+}
+
+// Turns `lock` (held by its own transaction) into its write record at commit_ts. A computed
+// commit_ts (async commit) may be another transaction's start_ts, whose rollback record may
+// stand there already: the commit record takes its place and keeps it (§3b).
+Status CommitLock(MvccReader& r, kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock,
+                  uint64_t commit_ts) {
   Write w;
   w.kind = WriteKindOf(lock.kind);
   w.start_ts = lock.start_ts;
   w.short_value = lock.short_value;
+  if (lock.use_async_commit) {
+    MICEDB_ASSIGN_OR_RETURN(std::optional<Write> there, r.WriteAt(ekey, commit_ts));
+    if (there && there->kind == WriteKind::kRollback) w.overlapped_rollback = true;
+  }
   wb->Delete(Cf::kLock, ekey);
   wb->Put(Cf::kWrite, KeyWithTs(ekey, commit_ts), w.Encode());
+  return Status::OK();
 }
 
 // Removes `lock` (held by its own transaction) from E(K), with its value in `default`.
@@ -57,12 +73,25 @@ void DropLock(kv::ApplyBatch* wb, const std::string& ekey, const Lock& lock) {
   }
 }
 
-void PutRollback(kv::ApplyBatch* wb, const std::string& ekey, uint64_t start_ts, bool protect) {
+// The rollback record of start_ts. Where another transaction's commit record already stands
+// at start_ts (an async commit's computed commit_ts), that record is kept and marked instead
+// (§3b).
+Status PutRollback(MvccReader& r, kv::ApplyBatch* wb, const std::string& ekey, uint64_t start_ts,
+                   bool protect) {
+  MICEDB_ASSIGN_OR_RETURN(std::optional<Write> there, r.WriteAt(ekey, start_ts));
+  if (there && there->kind != WriteKind::kRollback && there->start_ts != start_ts) {
+    if (!there->overlapped_rollback) {
+      there->overlapped_rollback = true;
+      wb->Put(Cf::kWrite, KeyWithTs(ekey, start_ts), there->Encode());
+    }
+    return Status::OK();
+  }
   Write w;
   w.kind = WriteKind::kRollback;
   w.start_ts = start_ts;
-  w.protected_rollback = protect;
+  w.protected_rollback = protect || (there && there->protected_rollback);
   wb->Put(Cf::kWrite, KeyWithTs(ekey, start_ts), w.Encode());
+  return Status::OK();
 }
 
 // What a prewrite of `key` by `txn` finds (§3 steps 1-3).
@@ -147,8 +176,7 @@ Result<GetResult> Get(MvccReader& r, std::string_view key, uint64_t read_ts) {
   const std::string ekey = EncodeKey(key);
   GetResult out;
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> lock, r.LoadLock(ekey));
-  // A lock from a transaction that started after read_ts cannot commit at or below it.
-  if (lock && lock->kind != LockKind::kLock && lock->start_ts <= read_ts) {
+  if (lock && StopsRead(*lock, read_ts)) {
     out.locked = Locked(key, 0, std::move(*lock));
     return out;
   }
@@ -216,7 +244,7 @@ Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view 
     MICEDB_ASSIGN_OR_RETURN(std::vector<MvccReader::KeyLock> locks,
                             r.ScanLocks(from, lock_end, 256, &more_locks));
     for (auto& kl : locks) {
-      if (kl.lock.kind == LockKind::kLock || kl.lock.start_ts > read_ts) continue;
+      if (!StopsRead(kl.lock, read_ts)) continue;
       MICEDB_ASSIGN_OR_RETURN(std::string key, DecodeKey(kl.ekey));
       std::erase_if(out.kvs, [&](const auto& kv) { return kv.first >= key; });
       out.locked = Locked(key, 0, std::move(kl.lock));
@@ -271,6 +299,11 @@ Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, cons
   lock.start_ts = txn.start_ts;
   lock.ttl_ms = txn.ttl_ms;
   lock.txn_size = txn.txn_size;
+  if (txn.use_async_commit) {
+    lock.use_async_commit = true;
+    lock.min_commit_ts = txn.min_commit_ts;
+    if (m.key == txn.primary) lock.secondaries = txn.secondaries;
+  }
   if (m.op == Mutation::Op::kPut) {
     if (m.value.size() <= kShortValueMax) {
       lock.short_value = m.value;
@@ -365,7 +398,7 @@ Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::s
   const std::string ekey = EncodeKey(key);
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
   if (held && held->start_ts == start_ts) {
-    CommitLock(wb, ekey, *held, commit_ts);
+    MICEDB_RETURN_IF_ERROR(CommitLock(r, wb, ekey, *held, commit_ts));
     return Out();
   }
   MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
@@ -385,7 +418,7 @@ Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std:
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
   if (held && held->start_ts == start_ts) {
     DropLock(wb, ekey, *held);
-    PutRollback(wb, ekey, start_ts, protect);
+    MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, ekey, start_ts, protect));
     return Out();
   }
   MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
@@ -397,7 +430,7 @@ Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std:
   }
   // Neither lock nor record (or another transaction's lock): the record makes sure a prewrite
   // of this transaction arriving later fails.
-  PutRollback(wb, ekey, start_ts, protect);
+  MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, ekey, start_ts, protect));
   return Out();
 }
 
@@ -408,9 +441,15 @@ Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
   if (held && held->start_ts == start_ts) {
     const uint64_t expires_ms = PhysicalMs(start_ts) + held->ttl_ms;
+    if (PhysicalMs(current_ts) >= expires_ms && held->use_async_commit) {
+      st.state = TxnStatus::State::kAlive;  // committed or not: the secondaries tell
+      st.ttl_left_ms = 0;
+      st.lock = std::move(held);
+      return st;
+    }
     if (PhysicalMs(current_ts) >= expires_ms) {
       DropLock(wb, ekey, *held);
-      PutRollback(wb, ekey, start_ts, /*protect=*/true);
+      MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, ekey, start_ts, /*protect=*/true));
       st.state = TxnStatus::State::kRolledBack;
       return st;
     }
@@ -430,9 +469,38 @@ Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_
     return st;
   }
   // The primary's prewrite has not arrived (or was lost): it never will be accepted now.
-  PutRollback(wb, ekey, start_ts, /*protect=*/true);
+  MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, ekey, start_ts, /*protect=*/true));
   st.state = TxnStatus::State::kRolledBack;
   return st;
+}
+
+Result<std::vector<SecondaryStatus>> CheckSecondaryLocks(MvccReader& r, kv::ApplyBatch* wb,
+                                                         const std::vector<std::string>& keys,
+                                                         uint64_t start_ts) {
+  std::vector<SecondaryStatus> out;
+  out.reserve(keys.size());
+  for (const std::string& key : keys) {
+    const std::string ekey = EncodeKey(key);
+    SecondaryStatus st;
+    MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+    if (held && held->start_ts == start_ts) {
+      st.state = SecondaryStatus::State::kLocked;
+      st.lock = std::move(held);
+      out.push_back(std::move(st));
+      continue;
+    }
+    MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, start_ts));
+    if (own && own->write.kind != WriteKind::kRollback) {
+      st.state = SecondaryStatus::State::kCommitted;
+      st.commit_ts = own->commit_ts;
+    } else {
+      st.state = SecondaryStatus::State::kRolledBack;
+      // Neither its lock nor a record: its prewrite has not landed, and now never will.
+      if (!own) MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, ekey, start_ts, /*protect=*/true));
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
 }
 
 Result<HeartBeatResult> HeartBeat(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
@@ -468,10 +536,10 @@ Result<ResolveResult> ResolveLocks(MvccReader& r, kv::ApplyBatch* wb, std::strin
   for (const auto& kl : locks) {
     if (kl.lock.start_ts != start_ts) continue;
     if (commit_ts != 0) {
-      CommitLock(wb, kl.ekey, kl.lock, commit_ts);
+      MICEDB_RETURN_IF_ERROR(CommitLock(r, wb, kl.ekey, kl.lock, commit_ts));
     } else {
       DropLock(wb, kl.ekey, kl.lock);
-      PutRollback(wb, kl.ekey, start_ts, /*protect=*/false);
+      MICEDB_RETURN_IF_ERROR(PutRollback(r, wb, kl.ekey, start_ts, /*protect=*/false));
     }
     ++out.resolved;
   }

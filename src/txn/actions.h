@@ -75,6 +75,11 @@ struct TxnMeta {
   uint64_t start_ts = 0;
   uint64_t ttl_ms = 0;
   uint64_t txn_size = 0;
+  // Async commit (§3b): every lock is marked and carries min_commit_ts (set by the leader
+  // before it proposes); the primary's lock also lists the secondaries.
+  bool use_async_commit = false;
+  uint64_t min_commit_ts = 0;
+  std::vector<std::string> secondaries;
 };
 
 // §3 Prewrite of one key. Finding the transaction's own commit record (a duplicate of a
@@ -112,9 +117,26 @@ struct TxnStatus {
 };
 // The state of the transaction (primary, start_ts) at `current_ts`, rolling its primary back
 // when the lock's TTL has run out, or when neither a lock nor a record exists (so that the
-// prewrite can never land later).
+// prewrite can never land later). An async-commit primary lock is never rolled back here: it
+// may be committed already (every lock written); past its TTL the answer is kAlive with
+// ttl_left_ms 0 and the lock, and the caller checks the secondaries (CheckSecondaryLocks).
 Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
                                  uint64_t start_ts, uint64_t current_ts);
+
+// Async commit (§3b): what became of the transaction start_ts on each of `keys` (user keys,
+// all in this region): its lock (still under way), its commit, or its rollback -- written
+// now, protected, where the key holds neither its lock nor a record of it, so that its
+// prewrite can never land later. Results in the order of `keys`.
+struct SecondaryStatus {
+  enum class State { kLocked, kCommitted, kRolledBack };
+  State state = State::kLocked;
+  uint64_t commit_ts = 0;    // kCommitted
+  std::optional<Lock> lock;  // kLocked
+  bool operator==(const SecondaryStatus&) const = default;
+};
+Result<std::vector<SecondaryStatus>> CheckSecondaryLocks(MvccReader& r, kv::ApplyBatch* wb,
+                                                         const std::vector<std::string>& keys,
+                                                         uint64_t start_ts);
 
 // Raises the TTL of the primary's lock to `ttl_ms` (never lowers it). Returns the TTL now in
 // force, or a TxnError (kTxnLockNotFound) when the lock is gone.

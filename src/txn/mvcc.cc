@@ -52,7 +52,9 @@ namespace {
 // fixed order, then flags. Hand-encoded: a lock is read on every transactional read.
 constexpr uint8_t kFormat = 1;
 constexpr uint8_t kHasShortValue = 1;
-constexpr uint8_t kProtected = 2;
+constexpr uint8_t kProtected = 2;    // write records
+constexpr uint8_t kAsyncCommit = 2;  // locks: the secondaries follow the value
+constexpr uint8_t kOverlapped = 4;   // write records
 
 Status Bad(std::string_view what) {
   return Status::Corruption(fmt::format("transaction record: {}", what));
@@ -76,8 +78,13 @@ std::string Lock::Encode() const {
   PutVarint64(&out, ttl_ms);
   PutVarint64(&out, txn_size);
   PutVarint64(&out, min_commit_ts);
-  out.push_back(static_cast<char>(short_value ? kHasShortValue : 0));
+  out.push_back(static_cast<char>((short_value ? kHasShortValue : 0) |
+                                  (use_async_commit ? kAsyncCommit : 0)));
   if (short_value) PutLengthPrefixedSlice(&out, *short_value);
+  if (use_async_commit) {
+    PutVarint64(&out, secondaries.size());
+    for (const std::string& k : secondaries) PutLengthPrefixedSlice(&out, k);
+  }
   return out;
 }
 
@@ -99,6 +106,17 @@ Result<Lock> Lock::Decode(std::string_view in) {
     if (!GetLengthPrefixedSlice(&in, &v)) return Bad("lock value truncated");
     l.short_value.emplace(v);
   }
+  if (flags & kAsyncCommit) {
+    l.use_async_commit = true;
+    uint64_t n = 0;
+    if (!GetVarint64(&in, &n) || n > in.size()) return Bad("lock secondaries truncated");
+    l.secondaries.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view k;
+      if (!GetLengthPrefixedSlice(&in, &k)) return Bad("lock secondary truncated");
+      l.secondaries.emplace_back(k);
+    }
+  }
   if (!in.empty()) return Bad("lock has trailing bytes");
   return l;
 }
@@ -108,7 +126,8 @@ std::string Write::Encode() const {
   out.push_back(static_cast<char>(kFormat));
   out.push_back(static_cast<char>(kind));
   PutVarint64(&out, start_ts);
-  uint8_t flags = (short_value ? kHasShortValue : 0) | (protected_rollback ? kProtected : 0);
+  uint8_t flags = (short_value ? kHasShortValue : 0) | (protected_rollback ? kProtected : 0) |
+                  (overlapped_rollback ? kOverlapped : 0);
   out.push_back(static_cast<char>(flags));
   if (short_value) PutLengthPrefixedSlice(&out, *short_value);
   return out;
@@ -122,6 +141,7 @@ Result<Write> Write::Decode(std::string_view in) {
   w.kind = static_cast<WriteKind>(kind);
   if (!GetVarint64(&in, &w.start_ts) || !GetByte(&in, &flags)) return Bad("write truncated");
   w.protected_rollback = (flags & kProtected) != 0;
+  w.overlapped_rollback = (flags & kOverlapped) != 0;
   if (flags & kHasShortValue) {
     std::string_view v;
     if (!GetLengthPrefixedSlice(&in, &v)) return Bad("write value truncated");

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -48,8 +49,12 @@ struct Lock {
   uint64_t start_ts = 0;
   uint64_t ttl_ms = 0;
   uint64_t txn_size = 0;       // keys in the transaction (set on the primary)
-  uint64_t min_commit_ts = 0;  // async commit (later); 0 = none
+  uint64_t min_commit_ts = 0;  // async commit (§3b): the least commit_ts it may get
   std::optional<std::string> short_value;
+  // Async commit (§3b): the transaction is committed once every one of its locks is written;
+  // the primary's lock lists the other keys (user keys), for the readers that must find out.
+  bool use_async_commit = false;
+  std::vector<std::string> secondaries;
 
   std::string Encode() const;
   static Result<Lock> Decode(std::string_view data);
@@ -65,6 +70,9 @@ struct Write {
   // A rollback that GC keeps until the safe point passes start_ts, so that a prewrite
   // arriving late always finds it (the primary's).
   bool protected_rollback = false;
+  // A commit record (of another transaction) standing where a rollback of the transaction
+  // that started at its commit_ts would go: it stands for that rollback too (§3b).
+  bool overlapped_rollback = false;
 
   std::string Encode() const;
   static Result<Write> Decode(std::string_view data);

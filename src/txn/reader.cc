@@ -34,7 +34,7 @@ Result<std::optional<VersionedWrite>> MvccReader::FirstWrite(std::string_view ek
       return Status::Corruption("write record key does not parse");
     }
     MICEDB_ASSIGN_OR_RETURN(vw.write, Write::Decode(it->value()));
-    if (take(vw.write)) return std::optional<VersionedWrite>(std::move(vw));
+    if (take(vw)) return std::optional<VersionedWrite>(std::move(vw));
   }
   MICEDB_RETURN_IF_ERROR(it->status());
   return std::optional<VersionedWrite>();
@@ -42,15 +42,37 @@ Result<std::optional<VersionedWrite>> MvccReader::FirstWrite(std::string_view ek
 
 Result<std::optional<VersionedWrite>> MvccReader::TxnWrite(std::string_view ekey,
                                                            uint64_t start_ts) {
-  // A commit is keyed above start_ts, a rollback at it.
-  return FirstWrite(ekey, kMaxTs, start_ts,
-                    [start_ts](const Write& w) { return w.start_ts == start_ts; });
+  // A commit is keyed above start_ts, a rollback at it -- or, overlapped, folded into the
+  // commit record of another transaction keyed at start_ts (§3b).
+  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> vw,
+                          FirstWrite(ekey, kMaxTs, start_ts, [start_ts](const VersionedWrite& v) {
+                            return v.write.start_ts == start_ts ||
+                                   (v.write.overlapped_rollback && v.commit_ts == start_ts);
+                          }));
+  if (vw && vw->write.start_ts != start_ts) {
+    VersionedWrite rollback;
+    rollback.commit_ts = start_ts;
+    rollback.write.kind = WriteKind::kRollback;
+    rollback.write.start_ts = start_ts;
+    rollback.write.protected_rollback = true;
+    return std::optional<VersionedWrite>(std::move(rollback));
+  }
+  return vw;
+}
+
+Result<std::optional<Write>> MvccReader::WriteAt(std::string_view ekey, uint64_t ts) {
+  ++steps_;
+  MICEDB_ASSIGN_OR_RETURN(std::optional<std::string> got,
+                          view_->Get(Cf::kWrite, KeyWithTs(ekey, ts)));
+  if (!got) return std::optional<Write>();
+  MICEDB_ASSIGN_OR_RETURN(Write w, Write::Decode(*got));
+  return std::optional<Write>(std::move(w));
 }
 
 Result<std::optional<VersionedWrite>> MvccReader::NewestChangeSince(std::string_view ekey,
                                                                     uint64_t min_ts) {
   return FirstWrite(ekey, kMaxTs, min_ts,
-                    [](const Write& w) { return w.kind != WriteKind::kRollback; });
+                    [](const VersionedWrite& v) { return v.write.kind != WriteKind::kRollback; });
 }
 
 Result<std::string> MvccReader::PutValue(std::string_view ekey, const Write& put) {
@@ -67,10 +89,10 @@ Result<std::string> MvccReader::PutValue(std::string_view ekey, const Write& put
 
 Result<std::optional<std::string>> MvccReader::ValueAt(std::string_view ekey, uint64_t ts) {
   // Rollback and lock records change no value: the newest put or delete decides.
-  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> vw,
-                          FirstWrite(ekey, ts, 0, [](const Write& w) {
-                            return w.kind == WriteKind::kPut || w.kind == WriteKind::kDelete;
-                          }));
+  MICEDB_ASSIGN_OR_RETURN(
+      std::optional<VersionedWrite> vw, FirstWrite(ekey, ts, 0, [](const VersionedWrite& v) {
+        return v.write.kind == WriteKind::kPut || v.write.kind == WriteKind::kDelete;
+      }));
   if (!vw || vw->write.kind == WriteKind::kDelete) return std::optional<std::string>();
   MICEDB_ASSIGN_OR_RETURN(std::string v, PutValue(ekey, vw->write));
   return std::optional<std::string>(std::move(v));

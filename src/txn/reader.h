@@ -31,7 +31,11 @@ class MvccReader {
   // The record the transaction that started at `start_ts` left on the key: its commit (a
   // record at or above start_ts naming start_ts) or its rollback. Walks the key's records down
   // to start_ts.
+  // A rollback folded into another transaction's commit record (overlapped_rollback) is
+  // answered as a protected rollback record at start_ts.
   Result<std::optional<VersionedWrite>> TxnWrite(std::string_view ekey, uint64_t start_ts);
+  // The write record keyed exactly at E(K) + desc(ts), if any.
+  Result<std::optional<Write>> WriteAt(std::string_view ekey, uint64_t ts);
   // The newest record keyed at or above `min_ts` that changed the key (put, delete or lock
   // record; rollbacks are skipped).
   Result<std::optional<VersionedWrite>> NewestChangeSince(std::string_view ekey, uint64_t min_ts);

@@ -591,5 +591,146 @@ TEST_F(GcTest, ALockedKeyIsLeftAloneAndBudgetsStopAtKeyBoundaries) {
   EXPECT_EQ(Read("k", 55), "v4");
 }
 
+// ---- Async commit's records and actions (§3b) ----
+
+class AsyncCommitTest : public TxnTest {
+ protected:
+  // Prewrites `key` as part of async-commit transaction start_ts with its primary `primary`.
+  std::optional<TxnError> PrewriteAsync(const std::string& key, uint64_t start_ts,
+                                        const std::string& primary, uint64_t min_commit_ts,
+                                        std::vector<std::string> secondaries = {}) {
+    TxnMeta t{primary, start_ts, 3000, 2};
+    t.use_async_commit = true;
+    t.min_commit_ts = min_commit_ts;
+    t.secondaries = std::move(secondaries);
+    Mutation m{Mutation::Op::kPut, key, "v" + std::to_string(start_ts)};
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) { return txn::Prewrite(r, wb, t, m); });
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    return got.ok() ? *got : std::nullopt;
+  }
+  std::optional<Lock> LockOf(const std::string& key) {
+    kv::EngineView view(&engine_);
+    MvccReader r(&view);
+    auto got = r.LoadLock(EncodeKey(key));
+    EXPECT_TRUE(got.ok());
+    return got.ok() ? *got : std::nullopt;
+  }
+};
+
+TEST_F(AsyncCommitTest, LocksCarryTheFlagAndThePrimaryListsTheSecondaries) {
+  Lock l;
+  l.primary = "p";
+  l.start_ts = 5;
+  l.min_commit_ts = 9;
+  l.use_async_commit = true;
+  l.secondaries = {"a", std::string("b\0c", 3), ""};
+  l.short_value = "v";
+  EXPECT_EQ(*Lock::Decode(l.Encode()), l);
+  l.secondaries.clear();
+  EXPECT_EQ(*Lock::Decode(l.Encode()), l);
+  std::string enc = l.Encode();
+  EXPECT_EQ(Lock::Decode(enc.substr(0, enc.size() - 1)).status().code(), StatusCode::kCorruption);
+  Write w;
+  w.kind = WriteKind::kPut;
+  w.start_ts = 3;
+  w.overlapped_rollback = true;
+  EXPECT_EQ(*Write::Decode(w.Encode()), w);
+
+  ASSERT_EQ(PrewriteAsync("p", 10, "p", 15, {"s"}), std::nullopt);
+  ASSERT_EQ(PrewriteAsync("s", 10, "p", 15), std::nullopt);
+  auto p = LockOf("p");
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->use_async_commit);
+  EXPECT_EQ(p->min_commit_ts, 15u);
+  EXPECT_EQ(p->secondaries, std::vector<std::string>{"s"});
+  EXPECT_TRUE(LockOf("s")->secondaries.empty());
+}
+
+TEST_F(AsyncCommitTest, AReadBelowMinCommitTsPassesTheLockAndOneAtOrAboveStops) {
+  Put("k", "old", 2, 3);
+  ASSERT_EQ(PrewriteAsync("k", 10, "k", 20), std::nullopt);
+  EXPECT_EQ(Read("k", 15), "old");  // the transaction commits at 20 or later
+  EXPECT_EQ(Read("k", 19), "old");
+  EXPECT_EQ(Read("k", 20), "<locked>");
+  EXPECT_EQ(Read("k", 5), "old");  // started after the read: as before
+}
+
+TEST_F(AsyncCommitTest, ACommitAtAnotherTransactionsStartKeepsItsRollback) {
+  // S (start 30) was rolled back on k; the async transaction T commits k at 30 (computed).
+  ASSERT_EQ(Rollback("k", 30), std::nullopt);
+  ASSERT_EQ(PrewriteAsync("k", 20, "k", 30), std::nullopt);
+  ASSERT_EQ(Commit("k", 20, 30), std::nullopt);
+  EXPECT_EQ(Read("k", 30), "v20");
+  EXPECT_EQ(Read("k", 29), "<none>");
+  // S's rollback still holds: its prewrite fails, and its commit too.
+  auto late = Prewrite("k", "s", 30, "k");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+  auto commit = Commit("k", 30, 40);
+  ASSERT_TRUE(commit);
+  EXPECT_EQ(commit->kind, Kind::kTxnAborted);
+  EXPECT_EQ(Count(storage::Cf::kWrite), 1u);  // one record holds both
+}
+
+TEST_F(AsyncCommitTest, ARollbackLandingOnACommitRecordMarksIt) {
+  ASSERT_EQ(PrewriteAsync("k", 20, "k", 30), std::nullopt);
+  ASSERT_EQ(Commit("k", 20, 30), std::nullopt);
+  // S (start 30) is rolled back on k afterwards (a reader found its prewrite missing).
+  ASSERT_EQ(Rollback("k", 30), std::nullopt);
+  EXPECT_EQ(Read("k", 30), "v20");  // the commit is intact
+  auto late = Prewrite("k", "s", 30, "k");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+  ASSERT_EQ(Rollback("k", 30), std::nullopt);  // again: nothing changes
+  EXPECT_EQ(Count(storage::Cf::kWrite), 1u);
+  // T itself is committed, not rolled back.
+  auto rb = Rollback("k", 20);
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(rb->kind, Kind::kTxnCommitted);
+}
+
+TEST_F(AsyncCommitTest, AnExpiredAsyncPrimaryIsNotRolledBackButSentToItsSecondaries) {
+  const uint64_t start = ComposeTs(1000);
+  ASSERT_EQ(PrewriteAsync("p", start, "p", start + 1, {"s1", "s2"}), std::nullopt);
+  auto st = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+    return txn::CheckTxnStatus(r, wb, "p", start, ComposeTs(1000 + 60'000));
+  });
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->state, TxnStatus::State::kAlive);
+  EXPECT_EQ(st->ttl_left_ms, 0u);
+  ASSERT_TRUE(st->lock);
+  EXPECT_EQ(st->lock->secondaries, (std::vector<std::string>{"s1", "s2"}));
+  EXPECT_TRUE(LockOf("p"));  // still there
+}
+
+TEST_F(AsyncCommitTest, CheckSecondaryLocksReportsEachKeyAndShutsOutLatePrewrites) {
+  const uint64_t start = 100;
+  ASSERT_EQ(PrewriteAsync("a", start, "p", 110), std::nullopt);
+  ASSERT_EQ(PrewriteAsync("b", start, "p", 120), std::nullopt);
+  ASSERT_EQ(Commit("b", start, 130), std::nullopt);
+  auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+    return txn::CheckSecondaryLocks(r, wb, {"a", "b", "c"}, start);
+  });
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].state, SecondaryStatus::State::kLocked);
+  EXPECT_EQ((*got)[0].lock->min_commit_ts, 110u);
+  EXPECT_EQ((*got)[1].state, SecondaryStatus::State::kCommitted);
+  EXPECT_EQ((*got)[1].commit_ts, 130u);
+  EXPECT_EQ((*got)[2].state, SecondaryStatus::State::kRolledBack);
+  // c's prewrite, arriving now, finds the rollback.
+  auto late = PrewriteAsync("c", start, "p", 110);
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->kind, Kind::kTxnAborted);
+  // Asked again: the same answers, nothing more written.
+  const size_t writes = Count(storage::Cf::kWrite);
+  auto again = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+    return txn::CheckSecondaryLocks(r, wb, {"a", "b", "c"}, start);
+  });
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *got);
+  EXPECT_EQ(Count(storage::Cf::kWrite), writes);
+}
+
 }  // namespace
 }  // namespace micedb::txn
