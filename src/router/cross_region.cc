@@ -19,10 +19,8 @@
 
 #include <fmt/format.h>
 
-#include "common/logging.h"
 #include "kv/command_keys.h"
 #include "kv/command_result.h"
-#include "kv/state_machine.h"
 #include "kv/value_format.h"
 #include "router/router.h"
 
