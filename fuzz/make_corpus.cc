@@ -17,12 +17,15 @@
 #include "micedb/transport.pb.h"
 #include "store/apply.h"
 #include "transport/frame_reader.h"
+#include "txn/mvcc.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using micedb::kv::Command;
 using micedb::region::RegionRequest;
+using micedb::txn::ComposeTs;
+using TxnBody = micedb::txn::pb::TxnRequest;
 
 bool Write(const fs::path& dir, const std::string& name, const std::string& bytes) {
   fs::create_directories(dir);
@@ -61,7 +64,8 @@ bool RespCorpus(const fs::path& dir) {
   return true;
 }
 
-// ---- region_request_fuzz: byte 0 (bit 0: a bounded region), then length-prefixed entries ----
+// ---- region_request_fuzz: byte 0 (bits 0-1: the region's range; see the target), then
+// length-prefixed entries ----
 
 RegionRequest Request(Command cmd, uint64_t request_id = 0, uint64_t version = 3) {
   RegionRequest req;
@@ -108,6 +112,141 @@ std::string Entries(const std::vector<std::string>& entries, uint8_t flags = 1,
 
 std::string E(Command cmd, uint64_t request_id = 0) {
   return micedb::store::EncodeEntry(Request(std::move(cmd), request_id));
+}
+
+// Transactional steps (region_request_fuzz byte 0 bit 1: a region of transactional keys).
+std::string T(TxnBody body) {
+  RegionRequest req;
+  req.mutable_header()->set_region_id(7);
+  req.mutable_header()->mutable_epoch()->set_conf_ver(2);
+  req.mutable_header()->mutable_epoch()->set_version(3);
+  *req.mutable_txn() = std::move(body);
+  return micedb::store::EncodeEntry(std::move(req));
+}
+
+// A prewrite of `keys` (puts, the first the primary); a key "-k" deletes k.
+TxnBody Prewrite(const std::vector<std::string>& keys, uint64_t start_ts, uint64_t ttl_ms = 0) {
+  TxnBody t;
+  auto* p = t.mutable_prewrite();
+  for (const std::string& k : keys) {
+    auto* m = p->add_mutations();
+    if (k[0] == '-') {
+      m->set_op(micedb::txn::pb::Mutation::DELETE);
+      m->set_key(k.substr(1));
+    } else {
+      m->set_key(k);
+      // One value too long to inline in the lock (txn::kShortValueMax).
+      m->set_value(k == "c" ? std::string(300, 'c') : "v" + k);
+    }
+  }
+  p->set_primary(p->mutations(0).key());
+  p->set_start_ts(start_ts);
+  p->set_ttl_ms(ttl_ms);
+  return t;
+}
+
+TxnBody Commit(const std::vector<std::string>& keys, uint64_t start_ts, uint64_t commit_ts) {
+  TxnBody t;
+  for (const std::string& k : keys) t.mutable_commit()->add_keys(k);
+  t.mutable_commit()->set_start_ts(start_ts);
+  t.mutable_commit()->set_commit_ts(commit_ts);
+  return t;
+}
+
+TxnBody TxnGet(const std::string& k, uint64_t read_ts) {
+  TxnBody t;
+  t.mutable_get()->set_key(k);
+  t.mutable_get()->set_read_ts(read_ts);
+  return t;
+}
+
+void TxnSeeds(std::vector<std::pair<std::string, std::string>>* seeds) {
+  const uint64_t now = ComposeTs(1'700'000'000'000);
+  {
+    TxnBody batch_get, scan;
+    for (const char* k : {"b", "c", "d"}) batch_get.mutable_batch_get()->add_keys(k);
+    batch_get.mutable_batch_get()->set_read_ts(12);
+    scan.mutable_scan()->set_start("b");
+    scan.mutable_scan()->set_read_ts(12);
+    seeds->emplace_back("txn-2pc",
+                        Entries({T(Prewrite({"b", "c", "-d"}, 10, 3000)), T(batch_get),
+                                 T(Commit({"b", "c", "d"}, 10, 11)), T(TxnGet("c", 12)), T(scan)},
+                                2, 1));
+  }
+  {
+    TxnBody one_pc = Prewrite({"e", "f"}, 20);
+    one_pc.mutable_prewrite()->set_one_pc_commit_ts(21);
+    TxnBody async = Prewrite({"g", "h"}, 30);
+    async.mutable_prewrite()->set_use_async_commit(true);
+    async.mutable_prewrite()->add_secondaries("h");
+    async.mutable_prewrite()->set_min_commit_ts(31);
+    TxnBody secondary, status;
+    secondary.mutable_check_secondary_locks()->add_keys("h");
+    secondary.mutable_check_secondary_locks()->set_start_ts(30);
+    status.mutable_check_txn_status()->set_primary("g");
+    status.mutable_check_txn_status()->set_start_ts(30);
+    status.mutable_check_txn_status()->set_current_ts(now);
+    status.mutable_check_txn_status()->set_force_sync_commit(true);
+    seeds->emplace_back("txn-1pc-async",
+                        Entries({T(one_pc), T(TxnGet("e", 22)), T(async), T(secondary), T(status),
+                                 T(Commit({"g", "h"}, 30, 32))},
+                                2, 2));
+  }
+  {
+    // A lock around now: alive or past its TTL by the status check's current_ts.
+    const uint64_t start = ComposeTs(1'699'999'990'000);
+    TxnBody beat, status, resolve, rollback, scan_lock;
+    beat.mutable_heart_beat()->set_primary("c");
+    beat.mutable_heart_beat()->set_start_ts(start);
+    beat.mutable_heart_beat()->set_ttl_ms(20000);
+    status.mutable_check_txn_status()->set_primary("c");
+    status.mutable_check_txn_status()->set_start_ts(start);
+    status.mutable_check_txn_status()->set_current_ts(now);
+    resolve.mutable_resolve_lock()->set_start_ts(start);
+    resolve.mutable_resolve_lock()->set_start("b");
+    resolve.mutable_resolve_lock()->set_limit(1);
+    rollback.mutable_rollback()->add_keys("l");
+    rollback.mutable_rollback()->set_start_ts(start);
+    rollback.mutable_rollback()->set_protect(true);
+    scan_lock.mutable_scan_lock()->set_start("b");
+    scan_lock.mutable_scan_lock()->set_max_start_ts(now);
+    seeds->emplace_back(
+        "txn-ttl", Entries({T(Prewrite({"c", "l"}, start, 3000)), T(scan_lock), T(beat), T(status),
+                            T(resolve), T(rollback), T(scan_lock)},
+                           2 | 0x10, 1));
+  }
+  {
+    TxnBody gc;
+    gc.mutable_gc()->set_start("b");
+    gc.mutable_gc()->set_safe_point(5);
+    gc.mutable_gc()->set_limit(2);
+    seeds->emplace_back(
+        "txn-gc", Entries({T(Prewrite({"b"}, 1)), T(Commit({"b"}, 1, 2)), T(Prewrite({"-b"}, 3)),
+                           T(Commit({"b"}, 3, 4)), T(gc), T(TxnGet("b", 3)), T(TxnGet("b", 6))},
+                          0, 3));
+  }
+  {
+    // Built transactional steps (the builder's flags byte with 0x40), proposed through
+    // BeforeProposeTxn: regions of any key and of transactional keys, each TSO answer.
+    uint32_t x = 54321;
+    for (int run = 0; run < 4; ++run) {
+      std::string bytes(1, static_cast<char>((run & 1 ? 2 : 0) | run << 2 | (run & 2) << 4));
+      for (int e = 0; e < 16; ++e) {
+        std::string choices(32, '\0');
+        for (char& c : choices) {
+          x = x * 1103515245 + 12345;
+          c = static_cast<char>(x >> 16);
+        }
+        choices[0] = static_cast<char>((choices[0] & 0x80) | 0x40);
+        uint16_t head = static_cast<uint16_t>(choices.size()) | 0x4000;
+        if (e % 4 == 3) head |= 0x8000;
+        bytes.push_back(static_cast<char>(head & 0xff));
+        bytes.push_back(static_cast<char>(head >> 8));
+        bytes += choices;
+      }
+      seeds->emplace_back("built-txn-" + std::to_string(run), bytes);
+    }
+  }
 }
 
 bool RegionCorpus(const fs::path& dir) {
@@ -267,6 +406,7 @@ bool RegionCorpus(const fs::path& dir) {
       seeds.emplace_back("built-" + std::to_string(run), bytes);
     }
   }
+  TxnSeeds(&seeds);
   for (const auto& [name, bytes] : seeds) {
     if (!Write(dir, name, bytes)) return false;
   }

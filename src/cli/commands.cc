@@ -112,18 +112,24 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
                   "Redis TLS clients must present a certificate: yes, optional or no")
       ->capture_default_str();
   cmd->add_option("--max-result-bytes", o->max_result_bytes,
-                  "Most value bytes one reply carries (same on every node)")
-      ->capture_default_str();
+                  "Most value bytes one reply carries, same on every node (e.g. 128MiB)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false));
   cmd->add_option("--max-txn-bytes", o->max_txn_bytes,
                   "Most bytes one transaction holds: the commands queued in one MULTI, the "
-                  "writes buffered in one micedb.txn.v1 transaction")
-      ->capture_default_str();
+                  "writes buffered in one micedb.txn.v1 transaction (e.g. 128MiB)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false));
   cmd->add_option("--txn-max-open", o->txn_max_open,
                   "Most micedb.txn.v1 transactions open at once on this node")
       ->capture_default_str();
   cmd->add_option("--txn-1pc", o->txn_one_pc,
                   "Commit transactions whose keys lie in one region in one raft round (false: "
                   "always two phases)")
+      ->capture_default_str();
+  cmd->add_option("--txn-async-commit", o->txn_async_commit,
+                  "Answer a transaction over several regions once its prewrites applied (async "
+                  "commit: one raft round and one timestamp instead of two each)")
       ->capture_default_str();
   cmd->add_option("--txn-idle-timeout-ms", o->txn_idle_timeout_ms,
                   "An open micedb.txn.v1 transaction with no call for this long is dropped")

@@ -134,6 +134,7 @@ int RunNode(const StartOptions& opts) {
   no.txn_service.max_open = opts.txn_max_open;
   no.txn_service.idle_timeout_ms = opts.txn_idle_timeout_ms;
   no.txn_one_pc = opts.txn_one_pc;
+  no.txn_async_commit = opts.txn_async_commit;
   no.resp.request_timeout = std::chrono::milliseconds(opts.client_timeout_ms);
   no.router.request_timeout_ms = opts.request_timeout_ms;
   no.router.slow_write_bytes_per_sec = opts.raft_slow_write_mib_per_sec << 20;

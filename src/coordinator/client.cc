@@ -129,10 +129,15 @@ void CoordinatorClient::Backoff(const std::shared_ptr<CallState>& call) {
 }
 
 void CoordinatorClient::GetTimestamp(std::function<void(Result<uint64_t>)> done) {
-  std::vector<std::function<void(Result<uint64_t>)>> batch;
+  GetTimestamps(1, std::move(done));
+}
+
+void CoordinatorClient::GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) {
+  if (count == 0) return done(Status::InvalidArgument("no timestamps asked for"));
+  std::vector<TsoWaiter> batch;
   {
     std::lock_guard lock(mu_);
-    tso_waiting_.push_back(std::move(done));
+    tso_waiting_.push_back(TsoWaiter{count, std::move(done)});
     if (tso_in_flight_) return;
     tso_in_flight_ = true;
     batch.swap(tso_waiting_);
@@ -145,7 +150,7 @@ namespace {
 thread_local int tso_depth = 0;
 }  // namespace
 
-void CoordinatorClient::SendTso(std::vector<std::function<void(Result<uint64_t>)>> batch) {
+void CoordinatorClient::SendTso(std::vector<TsoWaiter> batch) {
   if (tso_depth > 0) {
     // Answered on this thread (a local coordinator): go on from the executor instead of
     // recursing, however many rounds a busy client makes.
@@ -159,23 +164,28 @@ void CoordinatorClient::SendTso(std::vector<std::function<void(Result<uint64_t>)
   } leave;
   counters_.tso_requests.fetch_add(1, std::memory_order_relaxed);
   CoordRequest req;
-  req.mutable_tso()->set_count(static_cast<uint32_t>(batch.size()));
+  uint64_t total = 0;
+  for (const TsoWaiter& w : batch) total += w.count;
+  req.mutable_tso()->set_count(static_cast<uint32_t>(total));
   auto shared = std::make_shared<decltype(batch)>(std::move(batch));
-  Call(std::move(req), [this, shared](Result<CoordResponse> r) {
+  Call(std::move(req), [this, shared, total](Result<CoordResponse> r) {
     auto& callers = *shared;
-    if (r.ok() && r->has_tso() && r->tso().count() == callers.size()) {
-      const uint64_t first = r->tso().last() - r->tso().count() + 1;
-      counters_.tso_timestamps.fetch_add(callers.size(), std::memory_order_relaxed);
-      for (size_t i = 0; i < callers.size(); ++i) callers[i](first + i);
+    if (r.ok() && r->has_tso() && r->tso().count() == total) {
+      uint64_t next = r->tso().last() - r->tso().count() + 1;
+      counters_.tso_timestamps.fetch_add(total, std::memory_order_relaxed);
+      for (TsoWaiter& w : callers) {
+        w.done(next);
+        next += w.count;
+      }
     } else {
       counters_.tso_failures.fetch_add(1, std::memory_order_relaxed);
       const Status why =
           !r.ok() ? r.status()
                   : Status::Unavailable(r->has_error() ? r->error().message() : "a bad TSO answer");
-      for (auto& c : callers) c(why);
+      for (auto& c : callers) c.done(why);
     }
     // The callers that came meanwhile go out together.
-    std::vector<std::function<void(Result<uint64_t>)>> next;
+    std::vector<TsoWaiter> next;
     {
       std::lock_guard lock(mu_);
       if (tso_waiting_.empty()) {

@@ -74,6 +74,8 @@ class CoordinatorClient {
 
   // One timestamp from the oracle.
   void GetTimestamp(std::function<void(Result<uint64_t>)> done) EXCLUDES(mu_);
+  // `count` (>= 1) consecutive timestamps in one draw: `done` gets the first.
+  void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) EXCLUDES(mu_);
 
   const CoordinatorClientCounters& counters() const { return counters_; }
 
@@ -83,8 +85,13 @@ class CoordinatorClient {
   void OnAnswer(const std::shared_ptr<CallState>& call, NodeId target, Result<CoordResponse> r)
       EXCLUDES(mu_);
   void Backoff(const std::shared_ptr<CallState>& call);
+  // A caller waiting for `count` timestamps.
+  struct TsoWaiter {
+    uint32_t count = 1;
+    std::function<void(Result<uint64_t>)> done;
+  };
   // Sends the waiting TSO callers as one request (tso_in_flight_ is set).
-  void SendTso(std::vector<std::function<void(Result<uint64_t>)>> batch);
+  void SendTso(std::vector<TsoWaiter> batch);
   int64_t NowMs() const;
 
   const CoordinatorClientOptions options_;
@@ -98,7 +105,7 @@ class CoordinatorClient {
   NodeId leader_ GUARDED_BY(mu_);
   size_t next_member_ GUARDED_BY(mu_) = 0;
   bool tso_in_flight_ GUARDED_BY(mu_) = false;
-  std::vector<std::function<void(Result<uint64_t>)>> tso_waiting_ GUARDED_BY(mu_);
+  std::vector<TsoWaiter> tso_waiting_ GUARDED_BY(mu_);
 };
 
 }  // namespace micedb::coordinator

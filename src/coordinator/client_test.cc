@@ -171,5 +171,26 @@ TEST_F(CoordinatorClientTest, AFailedTsoRequestFailsItsCallersAndTheNextGoOut) {
   EXPECT_EQ(*b, 10u);
 }
 
+TEST_F(CoordinatorClientTest, ACallerAskingForSeveralGetsItsOwnConsecutiveRange) {
+  uint64_t a = 0, b = 0, c = 0;
+  client_.GetTimestamps(2, [&](Result<uint64_t> r) { a = r.ok() ? *r : 0; });
+  client_.GetTimestamp([&](Result<uint64_t> r) { b = r.ok() ? *r : 0; });
+  client_.GetTimestamps(3, [&](Result<uint64_t> r) { c = r.ok() ? *r : 0; });
+  auto first = sender_.Take();
+  EXPECT_EQ(first.req.tso().count(), 2u);
+  first.done(Tso(101, 2));  // 100 and 101
+  EXPECT_EQ(a, 100u);
+  auto second = sender_.Take();
+  EXPECT_EQ(second.req.tso().count(), 4u);
+  second.done(Tso(203, 4));  // 200..203: one for b, three for c
+  EXPECT_EQ(b, 200u);
+  EXPECT_EQ(c, 201u);
+  EXPECT_EQ(client_.counters().tso_timestamps.load(), 6u);
+  Result<uint64_t> none = uint64_t{1};
+  client_.GetTimestamps(0, [&](Result<uint64_t> r) { none = std::move(r); });
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(sender_.sent.empty());
+}
+
 }  // namespace
 }  // namespace micedb::coordinator

@@ -194,13 +194,14 @@ Status Node::Start() {
                                        .max_value_bytes = options_.resp.max_value_bytes});
 
   txn_transport_ = std::make_unique<txn::RouterTransport>(
-      backend_.get(), [this](std::function<void(Result<uint64_t>)> done) {
+      backend_.get(), [this](uint32_t count, std::function<void(Result<uint64_t>)> done) {
         if (!coord_client_) return done(Status::Unavailable("the node is starting"));
-        coord_client_->GetTimestamp(std::move(done));
+        coord_client_->GetTimestamps(count, std::move(done));
       });
   txn_client_ = std::make_unique<txn::TxnClient>(
       txn_transport_.get(), router_executor_.get(), SystemClock::Get(),
-      txn::TxnClientOptions{.one_pc = options_.txn_one_pc});
+      txn::TxnClientOptions{.one_pc = options_.txn_one_pc,
+                            .async_commit = options_.txn_async_commit});
   txn::TxnServiceOptions txn_opts = options_.txn_service;
   txn_opts.max_key_bytes = options_.resp.max_key_bytes;
   txn_opts.max_value_bytes = options_.resp.max_value_bytes;

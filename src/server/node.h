@@ -105,6 +105,7 @@ struct NodeOptions {
   router::RouterOptions router;
   txn::TxnServiceOptions txn_service;  // limits of micedb.txn.v1 (--txn-*)
   bool txn_one_pc = true;              // --txn-1pc: one-region transactions commit in one phase
+  bool txn_async_commit = false;       // --txn-async-commit (docs/transactions.md §3b)
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
   // Called once (on an I/O thread) when a peer refuses this node (its data directory was
@@ -176,13 +177,11 @@ class Node : public transport::InboundHandler {
                    const std::map<uint64_t, store::FlowCounts>& flow, int64_t now_ms);
   // The load half of it, for one region led here (CheckSplits): true when it asked for a split.
   bool CheckLoadSplit(const store::RegionInfo& r, const store::FlowCounts& counts, int64_t now_ms);
-  // The key to split `desc` at, read from the engine: where the bytes (by_size) or keys read
-  // reach half the region's (at most region_split_size / region_split_keys from its start).
-  // Empty when the region turns out not to hold enough.
   // A region's approximate bytes and keys (raw and transactional data), or nullopt when the
   // engine cannot tell.
   std::optional<std::pair<uint64_t, uint64_t>> RegionDataSize(
       const store::RegionDescriptor& desc) const;
+  // server::FindSplitKey (split_key.h) over this node's engine and limits.
   std::string FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
                            bool by_size) const;
   // Splits `desc` (led here) at `engine_key`, with a region id from the coordinator; `done`

@@ -14,14 +14,13 @@
 
 #include "common/logging.h"
 #include "coordinator/store_meta_region.h"
-#include "kv/value_format.h"
 #include "micedb/transport.grpc.pb.h"
 #include "server/node.h"
 #include "server/node_coordinator.h"
+#include "server/split_key.h"
 #include "store/errors.h"
 #include "store/keys.h"
 #include "store/load_split.h"
-#include "txn/mvcc.h"
 
 namespace micedb::server {
 
@@ -528,54 +527,8 @@ std::optional<std::pair<uint64_t, uint64_t>> Node::RegionDataSize(
 
 std::string Node::FindSplitKey(const store::RegionDescriptor& desc, uint64_t size, uint64_t keys,
                                bool by_size) const {
-  // Half the region, or one split's worth from its start when it is much bigger (the rest is
-  // split again later): the read is bounded either way.
-  const uint64_t want_bytes = std::min(size / 2, options_.region_split_size);
-  const uint64_t want_keys = std::min(keys / 2, options_.region_split_keys);
-  uint64_t bytes = 0, count = 0;
-  // Walks the records of one keyspace in the region, in key order, adding them up; returns
-  // the split key once half is reached. Raw keys are split anywhere (each is one record);
-  // a transactional key only at its start E(K), so that its versions stay together
-  // (docs/transactions.md §1). Other records below them (before the dedup column family
-  // existed, request records lay under 'd') are not looked at, and a split key must be a key
-  // the router can name.
-  auto walk = [&](storage::Cf cf, std::string_view space_begin,
-                  std::string_view space_end) -> std::optional<std::string> {
-    std::string lower = std::max(desc.start_key(), std::string(space_begin));
-    std::string upper = std::min(store::EngineRangeEnd(desc.end_key()), std::string(space_end));
-    if (lower >= upper) return std::nullopt;
-    storage::ReadOptions ro;
-    ro.lower_bound = std::move(lower);
-    ro.upper_bound = std::move(upper);
-    auto it = engine_->NewIterator(cf, ro);
-    std::string last;  // the transactional key whose versions are being walked
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::string_view key = it->key();
-      bytes += it->key().size() + it->value().size();
-      if (cf == storage::Cf::kWrite) {
-        uint64_t ts = 0;
-        if (!txn::SplitTs(it->key(), &key, &ts)) continue;
-        if (key == last) continue;  // another version of the same key: no boundary here
-        last.assign(key);
-      }
-      if (key > desc.start_key() && (by_size ? bytes >= want_bytes : count >= want_keys)) {
-        return std::string(key);
-      }
-      ++count;
-      // The estimates were far off (deleted data not compacted yet): give up, not read on.
-      if (bytes > 2 * options_.region_split_size || count > 2 * options_.region_split_keys) {
-        return std::string();
-      }
-    }
-    return std::nullopt;
-  };
-  const std::string raw_begin(1, kv::kRawKeyPrefix);
-  const std::string raw_end(1, static_cast<char>(kv::kRawKeyPrefix + 1));
-  if (auto k = walk(storage::Cf::kDefault, raw_begin, raw_end)) return *k;
-  if (auto k = walk(storage::Cf::kWrite, std::string(1, txn::kTxnPrefix), txn::kTxnKeysEnd)) {
-    return *k;
-  }
-  return {};
+  return server::FindSplitKey(engine_.get(), desc, size, keys, by_size,
+                              {options_.region_split_size, options_.region_split_keys});
 }
 
 void Node::SplitRegion(const store::RegionDescriptor& desc, std::string engine_key,

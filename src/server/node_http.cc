@@ -351,6 +351,19 @@ std::string Node::RenderMetrics() const {
             t.one_pc_committed.load());
     counter("micedb_txn_locks_resolved_total", "Locks of other transactions this node resolved",
             t.locks_resolved.load());
+    counter("micedb_txn_async_tried_total",
+            "Commits this node tried asynchronously (keys in several regions)",
+            t.async_tried.load());
+    counter("micedb_txn_async_committed_total", "Of those, answered once the prewrites applied",
+            t.async_committed.load());
+    counter("micedb_txn_async_fallbacks_total", "Of those, made two-phase by a leader",
+            t.async_fallbacks.load());
+    counter("micedb_txn_async_checks_total",
+            "Async transactions whose outcome this node read off their keys",
+            t.async_checks.load());
+    counter("micedb_txn_async_peeks_total",
+            "Live async transactions met as locks whose keys this node read for the commit point",
+            t.async_peeks.load());
   }
   if (txn_steps_) {
     const auto& o = txn_steps_->one_pc_counters();
@@ -364,6 +377,12 @@ std::string Node::RenderMetrics() const {
                        o.read_above.load());
     out += fmt::format("micedb_txn_leader_one_pc_fallbacks_total{{reason=\"key_busy\"}} {}\n",
                        o.key_busy.load());
+    counter("micedb_txn_leader_async_admitted_total",
+            "Async-commit prewrites this node's leaders proposed with a min_commit_ts",
+            o.async_admitted.load());
+    counter("micedb_txn_leader_async_fallbacks_total",
+            "Async-commit prewrites a leader made two-phase (not synced, key busy)",
+            o.async_fallbacks.load());
     Metric(&out, "micedb_txn_gc_safe_point", "gauge",
            "The GC safe point this node knows (a timestamp; reads below it are refused)");
     out += fmt::format("micedb_txn_gc_safe_point {}\n", txn_steps_->safe_point());

@@ -40,6 +40,9 @@ uint64_t KeysOf(const region::RegionRequest& req) {
     if (t.has_commit()) return std::max(t.commit().keys_size(), 1);
     if (t.has_rollback()) return std::max(t.rollback().keys_size(), 1);
     if (t.has_batch_get()) return std::max(t.batch_get().keys_size(), 1);
+    if (t.has_check_secondary_locks()) {
+      return std::max(t.check_secondary_locks().keys_size(), 1);
+    }
   }
   return 1;
 }

@@ -100,6 +100,7 @@ struct KeyState {
   Kind kind = Kind::kFree;
   uint64_t commit_ts = 0;         // kOwnCommit
   std::optional<TxnError> error;  // kRefused
+  std::optional<Lock> own;        // kOwnLock
 };
 Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::string& key,
                                   const std::string& ekey) {
@@ -108,6 +109,7 @@ Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::
   if (held) {
     if (held->start_ts == txn.start_ts) {
       st.kind = KeyState::Kind::kOwnLock;
+      st.own = std::move(held);
     } else {
       st.kind = KeyState::Kind::kRefused;
       st.error = Locked(key, txn.start_ts, std::move(*held));
@@ -127,10 +129,12 @@ Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::
     }
     return st;
   }
-  // A change committed at or after start_ts: the snapshot this transaction read is stale.
-  // (Other transactions' rollbacks change nothing.)
+  // A change committed after start_ts: the snapshot this transaction read is stale. (Other
+  // transactions' rollbacks change nothing.) One committed at start_ts itself -- only an
+  // async commit's computed commit_ts can fall there -- is in that snapshot: a read at
+  // start_ts sees it, or waits for it (§3b).
   MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> change,
-                          r.NewestChangeSince(ekey, txn.start_ts));
+                          r.NewestChangeSince(ekey, txn.start_ts + 1));
   if (change) {
     TxnError e = Simple(TxnError::Kind::kWriteConflict, key, txn.start_ts);
     e.conflict_start_ts = change->write.start_ts;
@@ -267,14 +271,24 @@ Result<ScanResult> Scan(MvccReader& r, std::string_view start, std::string_view 
 }
 
 Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
-                                         const Mutation& m, uint64_t* committed_at) {
+                                         const Mutation& m, uint64_t* committed_at,
+                                         uint64_t* async_min_commit_ts) {
   using Out = std::optional<TxnError>;
   if (txn.start_ts == 0) return Status::InvalidArgument("prewrite: start_ts is 0");
+  if (txn.use_async_commit && txn.min_commit_ts <= txn.start_ts) {
+    return Status::InvalidArgument(
+        fmt::format("prewrite: async commit with min_commit_ts {} not above start_ts {}",
+                    txn.min_commit_ts, txn.start_ts));
+  }
   const std::string ekey = EncodeKey(m.key);
   MICEDB_ASSIGN_OR_RETURN(KeyState st, CheckForPrewrite(r, txn, m.key, ekey));
   switch (st.kind) {
     case KeyState::Kind::kOwnLock:
-      return Out();  // prewritten already
+      // Prewritten already: the lock in place says how it commits, not this request.
+      if (async_min_commit_ts != nullptr) {
+        *async_min_commit_ts = st.own->use_async_commit ? st.own->min_commit_ts : 0;
+      }
+      return Out();
     case KeyState::Kind::kOwnCommit:
       if (committed_at != nullptr) *committed_at = st.commit_ts;
       return Out();
@@ -312,6 +326,9 @@ Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, cons
     }
   }
   wb->Put(Cf::kLock, ekey, lock.Encode());
+  if (async_min_commit_ts != nullptr) {
+    *async_min_commit_ts = lock.use_async_commit ? lock.min_commit_ts : 0;
+  }
   return Out();
 }
 
@@ -435,10 +452,17 @@ Result<std::optional<TxnError>> Rollback(MvccReader& r, kv::ApplyBatch* wb, std:
 }
 
 Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
-                                 uint64_t start_ts, uint64_t current_ts) {
+                                 uint64_t start_ts, uint64_t current_ts, bool force_sync_commit) {
   const std::string ekey = EncodeKey(primary);
   TxnStatus st;
   MICEDB_ASSIGN_OR_RETURN(std::optional<Lock> held, r.LoadLock(ekey));
+  if (held && held->start_ts == start_ts && held->use_async_commit && force_sync_commit) {
+    // A secondary fell back to two phases: the primary decides, as for any two-phase lock.
+    held->use_async_commit = false;
+    held->min_commit_ts = 0;
+    held->secondaries.clear();
+    wb->Put(Cf::kLock, ekey, held->Encode());
+  }
   if (held && held->start_ts == start_ts) {
     const uint64_t expires_ms = PhysicalMs(start_ts) + held->ttl_ms;
     if (PhysicalMs(current_ts) >= expires_ms && held->use_async_commit) {

@@ -84,8 +84,12 @@ struct TxnMeta {
 
 // §3 Prewrite of one key. Finding the transaction's own commit record (a duplicate of a
 // prewrite, or of a one-phase commit, that committed) sets *committed_at to its commit_ts.
+// When the key ends up locked by this transaction (now, or by an earlier attempt),
+// *async_min_commit_ts gets that lock's min_commit_ts if it is an async-commit lock, else 0:
+// the lock in place decides how the key commits, whatever this attempt asked (§3b).
 Result<std::optional<TxnError>> Prewrite(MvccReader& r, kv::ApplyBatch* wb, const TxnMeta& txn,
-                                         const Mutation& m, uint64_t* committed_at = nullptr);
+                                         const Mutation& m, uint64_t* committed_at = nullptr,
+                                         uint64_t* async_min_commit_ts = nullptr);
 // §3 Commit of one key; commit_ts must be above start_ts (InvalidArgument otherwise).
 Result<std::optional<TxnError>> Commit(MvccReader& r, kv::ApplyBatch* wb, std::string_view key,
                                        uint64_t start_ts, uint64_t commit_ts);
@@ -120,8 +124,11 @@ struct TxnStatus {
 // prewrite can never land later). An async-commit primary lock is never rolled back here: it
 // may be committed already (every lock written); past its TTL the answer is kAlive with
 // ttl_left_ms 0 and the lock, and the caller checks the secondaries (CheckSecondaryLocks).
+// force_sync_commit first turns such a lock into a two-phase one (a secondary fell back, so
+// the primary decides), which its TTL then judges as any other.
 Result<TxnStatus> CheckTxnStatus(MvccReader& r, kv::ApplyBatch* wb, std::string_view primary,
-                                 uint64_t start_ts, uint64_t current_ts);
+                                 uint64_t start_ts, uint64_t current_ts,
+                                 bool force_sync_commit = false);
 
 // Async commit (§3b): what became of the transaction start_ts on each of `keys` (user keys,
 // all in this region): its lock (still under way), its commit, or its rollback -- written

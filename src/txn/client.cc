@@ -41,8 +41,16 @@ void ClientCore::Resolve(std::vector<pb::LockInfo> locks, int attempt, int64_t d
   for (auto& [start_ts, txn_locks] : by_txn) {
     const pb::LockInfo lock = txn_locks.front();  // its primary and start_ts stand for all
     // Resolves the transaction's locks met, once its outcome is known (one request per region).
-    auto resolve_key = [self, finish, deadline_ms, keys = std::move(txn_locks)](
-                           const pb::LockInfo& lk, uint64_t commit_ts) {
+    // with_primary: the primary's lock too (an async transaction's outcome found through its
+    // keys: later readers then find it at the primary).
+    auto resolve_key = [self, finish, deadline_ms, met = std::move(txn_locks)](
+                           const pb::LockInfo& lk, uint64_t commit_ts, bool with_primary) {
+      std::vector<pb::LockInfo> keys = met;
+      if (with_primary && std::none_of(keys.begin(), keys.end(), [&](const pb::LockInfo& k) {
+            return k.key() == lk.primary();
+          })) {
+        keys.emplace_back().set_key(lk.primary());
+      }
       auto step = std::make_shared<Step>();
       for (const pb::LockInfo& k : keys) step->ekeys.push_back(EncodeKey(k.key()));
       step->write = true;
@@ -64,56 +72,112 @@ void ClientCore::Resolve(std::vector<pb::LockInfo> locks, int attempt, int64_t d
       self->Run(std::move(step));
     };
     if (auto known = KnownOutcome(lock.start_ts())) {
-      resolve_key(lock, *known);
+      resolve_key(lock, *known, false);
       continue;
     }
-    transport_->GetTimestamp(
-        [self, lock, attempt, deadline_ms, finish, resolve_key](Result<uint64_t> now) mutable {
-          if (!now.ok()) return finish(now.status(), 0);
-          self->counters_.status_checks++;
-          auto step = std::make_shared<Step>();
-          step->ekeys = {EncodeKey(lock.primary())};
-          step->write = true;  // it may roll the primary back
-          step->deadline_ms = deadline_ms;
-          const uint64_t current_ts = *now;
-          step->make = [lock, current_ts](const std::vector<size_t>&) {
-            pb::TxnRequest req;
-            pb::CheckTxnStatusRequest* c = req.mutable_check_txn_status();
-            c->set_primary(lock.primary());
-            c->set_start_ts(lock.start_ts());
-            c->set_current_ts(current_ts);
-            return req;
-          };
-          auto answer = std::make_shared<pb::CheckTxnStatusResponse>();
-          step->take = [answer](const std::vector<size_t>&, pb::TxnResponse& resp) {
-            if (!resp.has_check_txn_status()) {
-              return Verdict::Fail(Status::Internal("no status answer"));
-            }
-            *answer = std::move(*resp.mutable_check_txn_status());
-            return Verdict::Done();
-          };
-          step->done = [self, lock, attempt, finish, resolve_key, answer](Status s) {
-            if (!s.ok()) return finish(std::move(s), 0);
-            switch (answer->state()) {
-              case pb::CheckTxnStatusResponse::COMMITTED:
-                self->RememberOutcome(lock.start_ts(), answer->commit_ts());
-                return resolve_key(lock, answer->commit_ts());
-              case pb::CheckTxnStatusResponse::ROLLED_BACK:
-                self->RememberOutcome(lock.start_ts(), 0);
-                return resolve_key(lock, 0);
-              default: {
-                // Alive: wait (not past its TTL), then try again.
-                self->counters_.lock_waits++;
-                const TxnClientOptions& o = self->options();
-                int64_t wait =
-                    std::min<int64_t>(o.min_backoff_ms << std::min(attempt, 16), o.max_backoff_ms);
-                wait = std::min<int64_t>(wait, static_cast<int64_t>(answer->ttl_left_ms()) + 1);
-                return finish(Status::OK(), std::max<int64_t>(wait, 1));
-              }
-            }
-          };
-          self->Run(std::move(step));
-        });
+    // The primary's state, asked at current_ts (force: an async primary becomes two-phase).
+    auto check = [self, lock, deadline_ms](
+                     uint64_t current_ts, bool force,
+                     std::function<void(Result<pb::CheckTxnStatusResponse>)> then) {
+      self->counters_.status_checks++;
+      auto step = std::make_shared<Step>();
+      step->ekeys = {EncodeKey(lock.primary())};
+      step->write = true;  // it may roll the primary back
+      step->deadline_ms = deadline_ms;
+      step->make = [lock, current_ts, force](const std::vector<size_t>&) {
+        pb::TxnRequest req;
+        pb::CheckTxnStatusRequest* c = req.mutable_check_txn_status();
+        c->set_primary(lock.primary());
+        c->set_start_ts(lock.start_ts());
+        c->set_current_ts(current_ts);
+        c->set_force_sync_commit(force);
+        return req;
+      };
+      auto answer = std::make_shared<pb::CheckTxnStatusResponse>();
+      step->take = [answer](const std::vector<size_t>&, pb::TxnResponse& resp) {
+        if (!resp.has_check_txn_status()) {
+          return Verdict::Fail(Status::Internal("no status answer"));
+        }
+        *answer = std::move(*resp.mutable_check_txn_status());
+        return Verdict::Done();
+      };
+      step->done = [answer, then = std::move(then)](Status s) {
+        if (!s.ok()) return then(std::move(s));
+        then(std::move(*answer));
+      };
+      self->Run(std::move(step));
+    };
+    // What to do with the primary's state: resolve the locks met, or wait.
+    auto decide = [self, lock, attempt, finish, resolve_key](const pb::CheckTxnStatusResponse& a) {
+      switch (a.state()) {
+        case pb::CheckTxnStatusResponse::COMMITTED:
+          self->RememberOutcome(lock.start_ts(), a.commit_ts());
+          return resolve_key(lock, a.commit_ts(), false);
+        case pb::CheckTxnStatusResponse::ROLLED_BACK:
+          self->RememberOutcome(lock.start_ts(), 0);
+          return resolve_key(lock, 0, false);
+        default: {
+          // Alive: wait (not past its TTL), then try again.
+          self->counters_.lock_waits++;
+          const TxnClientOptions& o = self->options();
+          int64_t wait =
+              std::min<int64_t>(o.min_backoff_ms << std::min(attempt, 16), o.max_backoff_ms);
+          wait = std::min<int64_t>(wait, static_cast<int64_t>(a.ttl_left_ms()) + 1);
+          return finish(Status::OK(), std::max<int64_t>(wait, 1));
+        }
+      }
+    };
+    // Alive and async: committed already if every key holds its lock (its commits on their
+    // way), which leader reads can tell without waiting for them or for its TTL.
+    auto alive = [self, lock, deadline_ms, decide,
+                  resolve_key](const pb::CheckTxnStatusResponse& a) {
+      if (a.state() != pb::CheckTxnStatusResponse::ALIVE || !a.lock().use_async_commit()) {
+        return decide(a);
+      }
+      std::vector<std::string> keys(a.lock().secondaries().begin(), a.lock().secondaries().end());
+      self->counters_.async_peeks++;
+      PeekAsyncTxn(self, std::move(keys), lock.start_ts(), a.lock().min_commit_ts(), deadline_ms,
+                   [self, lock, decide, resolve_key, a](Result<std::optional<uint64_t>> at) {
+                     if (!at.ok() || !*at) return decide(a);
+                     self->RememberOutcome(lock.start_ts(), **at);
+                     resolve_key(lock, **at, true);
+                   });
+    };
+    transport_->GetTimestamp([self, lock, deadline_ms, finish, resolve_key, check, decide,
+                              alive](Result<uint64_t> now) mutable {
+      if (!now.ok()) return finish(now.status(), 0);
+      const uint64_t current_ts = *now;
+      check(current_ts, false,
+            [self, lock, deadline_ms, finish, resolve_key, check, decide, alive,
+             current_ts](Result<pb::CheckTxnStatusResponse> a) {
+              if (!a.ok()) return finish(a.status(), 0);
+              const bool async_expired = a->state() == pb::CheckTxnStatusResponse::ALIVE &&
+                                         a->lock().use_async_commit() && a->ttl_left_ms() == 0;
+              if (!async_expired) return alive(*a);
+              // An async primary past its TTL: committed exactly when every key is locked (§3b).
+              std::vector<std::string> keys{lock.primary()};
+              for (const std::string& k : a->lock().secondaries()) keys.push_back(k);
+              CheckAsyncTxn(self, std::move(keys), lock.start_ts(), deadline_ms,
+                            [self, lock, finish, resolve_key, check, decide,
+                             current_ts](Result<AsyncOutcome> out) {
+                              if (!out.ok()) return finish(out.status(), 0);
+                              switch (out->kind) {
+                                case AsyncOutcome::Kind::kCommitted:
+                                  self->RememberOutcome(lock.start_ts(), out->commit_ts);
+                                  return resolve_key(lock, out->commit_ts, true);
+                                case AsyncOutcome::Kind::kRolledBack:
+                                  self->RememberOutcome(lock.start_ts(), 0);
+                                  return resolve_key(lock, 0, true);
+                                case AsyncOutcome::Kind::kTwoPhase:
+                                  // A part fell back: the primary decides, as a two-phase lock.
+                                  return check(current_ts, true, [finish, decide](auto b) {
+                                    if (!b.ok()) return finish(b.status(), 0);
+                                    decide(*b);
+                                  });
+                              }
+                            });
+            });
+    });
   }
 }
 
@@ -370,8 +434,8 @@ TxnClient::TxnClient(TxnTransport* transport, Executor* executor, const Clock* c
 
 TxnClient::~TxnClient() = default;
 
-Txn::Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only)
-    : core_(std::move(core)), start_ts_(start_ts), read_only_(read_only) {
+Txn::Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only, uint64_t one_pc_ts)
+    : core_(std::move(core)), start_ts_(start_ts), read_only_(read_only), one_pc_ts_(one_pc_ts) {
   core_->Track(start_ts_);
 }
 
@@ -392,6 +456,15 @@ void TxnClient::Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done) {
     if (!ts.ok()) return done(ts.status());
     core->counters().begun++;
     done(std::shared_ptr<Txn>(new Txn(core, *ts, /*read_only=*/false)));
+  });
+}
+
+void TxnClient::BeginWrite(std::function<void(Result<std::shared_ptr<Txn>>)> done) {
+  auto core = core_;
+  core->transport()->GetTimestamps(2, [core, done = std::move(done)](Result<uint64_t> ts) {
+    if (!ts.ok()) return done(ts.status());
+    core->counters().begun++;
+    done(std::shared_ptr<Txn>(new Txn(core, *ts, /*read_only=*/false, *ts + 1)));
   });
 }
 

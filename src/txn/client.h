@@ -50,6 +50,8 @@ class TxnTransport {
   virtual ~TxnTransport() = default;
   // A fresh timestamp from the oracle.
   virtual void GetTimestamp(std::function<void(Result<uint64_t>)> done) = 0;
+  // `count` (>= 1) consecutive fresh timestamps in one draw: `done` gets the first.
+  virtual void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) = 0;
   // The engine-key bounds [start, end) (end empty: no end) of the region the routing cache
   // holds for `engine_key`; nullopt when it knows none (the key is then sent on its own).
   virtual std::optional<std::pair<std::string, std::string>> RegionOf(
@@ -83,6 +85,14 @@ struct TxnClientOptions {
   // A transaction whose keys all lie in one region (as the router's cache says) and fit one
   // request tries a one-phase commit (docs/transactions.md §3a) before two phases.
   bool one_pc = true;
+  // A transaction over several regions of at most kAsyncMaxKeys keys (their bytes within
+  // kAsyncMaxKeyBytes) commits asynchronously (docs/transactions.md §3b): it is committed once
+  // every prewrite applied, and Commit answers then, at the largest min_commit_ts the leaders
+  // computed; the commits follow in the background. A leader that cannot vouch for one makes
+  // its part two-phase, and the client goes on in two phases.
+  bool async_commit = false;
+  static constexpr size_t kAsyncMaxKeys = 256;
+  static constexpr size_t kAsyncMaxKeyBytes = 64 * 1024;
 };
 
 // The key and the other transaction of a write conflict that aborted a Commit.
@@ -104,6 +114,15 @@ struct TxnClientCounters {
   std::atomic<uint64_t> heartbeats{0};  // TxnHeartBeats sent for slow commits
   std::atomic<uint64_t> one_pc_tried{0};
   std::atomic<uint64_t> one_pc_committed{0};  // the rest of the tried fell back to two phases
+  std::atomic<uint64_t> async_tried{0};
+  std::atomic<uint64_t> async_committed{0};  // answered once the prewrites applied
+  std::atomic<uint64_t> async_fallbacks{0};  // a leader made its part two-phase
+  // Async transactions whose outcome was found through their keys' states
+  // (CheckSecondaryLocks): met as locks past their TTL, or after a prewrite that failed.
+  std::atomic<uint64_t> async_checks{0};
+  // Live async transactions met as locks whose keys were read for the commit point (a
+  // committed one is then resolved at once, not waited for).
+  std::atomic<uint64_t> async_peeks{0};
 };
 
 class ClientCore;
@@ -139,15 +158,17 @@ class Txn : public std::enable_shared_from_this<Txn> {
 
  private:
   friend class TxnClient;
-  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only);
+  Txn(std::shared_ptr<ClientCore> core, uint64_t start_ts, bool read_only, uint64_t one_pc_ts = 0);
 
  public:
   ~Txn();
 
  private:
-  // Commit's prewrite phase onwards; one_pc_ts not 0: try to commit in one phase at it.
+  // Commit's prewrite phase onwards; one_pc_ts not 0: try to commit in one phase at it;
+  // async: try async commit (§3b).
   void Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<std::string> ekeys,
-                uint64_t one_pc_ts, std::function<void(Result<uint64_t>)> done);
+                uint64_t one_pc_ts, bool async, std::function<void(Result<uint64_t>)> done);
+  static bool AsyncFits(const std::vector<pb::Mutation>& muts);
   static bool InOneRegion(ClientCore* core, const std::vector<std::string>& ekeys);
 
   std::shared_ptr<ClientCore> core_;
@@ -155,6 +176,8 @@ class Txn : public std::enable_shared_from_this<Txn> {
   // A snapshot at a chosen timestamp: it must never write (a chosen start_ts could be another
   // transaction's, or a commit's).
   const bool read_only_;
+  // Not 0: a commit_ts drawn with start_ts (BeginWrite) for a one-phase commit.
+  const uint64_t one_pc_ts_;
   mutable std::mutex mu_;
   std::map<std::string, std::optional<std::string>> writes_;  // nullopt: delete
   bool finished_ = false;
@@ -169,6 +192,11 @@ class TxnClient {
   ~TxnClient();
 
   void Begin(std::function<void(Result<std::shared_ptr<Txn>>)> done);
+  // Begin for a transaction that only writes, and commits at once (a one-shot write): the
+  // oracle's one draw gives start_ts and, the next timestamp, a commit_ts for a one-phase
+  // commit, so that the commit needs no draw of its own (a two-phase commit still draws one
+  // after its prewrites). Reads in it see the snapshot at start_ts as in any transaction.
+  void BeginWrite(std::function<void(Result<std::shared_ptr<Txn>>)> done);
   // A read-only transaction reading at `read_ts`, a timestamp taken earlier (inside the GC
   // window): InvalidArgument when read_ts is 0 or above a fresh timestamp (a snapshot in the
   // future would change under the reader).

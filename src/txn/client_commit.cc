@@ -25,20 +25,23 @@ Status FromKeyError(const pb::KeyError& e) {
   }
 }
 
-// Commits the secondaries (every mutation but the first, the primary) at commit_ts, in the
-// background. A refusal here means the transaction's atomicity is in danger: logged loudly.
+// Commits the mutations from `first` on (1: the secondaries, every mutation but the primary;
+// 0: all of them, for async commit) at commit_ts, in the background. A refusal here means the
+// transaction's atomicity is in danger: logged loudly.
 void CommitSecondaries(const std::shared_ptr<ClientCore>& core,
                        std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts,
-                       uint64_t commit_ts) {
-  if (muts->size() < 2) return;
+                       uint64_t commit_ts, size_t first = 1) {
+  if (muts->size() <= first) return;
   auto rest = std::make_shared<Step>();
-  for (size_t i = 1; i < muts->size(); ++i) rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+  for (size_t i = first; i < muts->size(); ++i) {
+    rest->ekeys.push_back(EncodeKey((*muts)[i].key()));
+  }
   rest->write = true;
   rest->deadline_ms = core->Deadline();
-  rest->make = [muts, start_ts, commit_ts](const std::vector<size_t>& items) {
+  rest->make = [muts, start_ts, commit_ts, first](const std::vector<size_t>& items) {
     pb::TxnRequest req;
     pb::CommitRequest* c = req.mutable_commit();
-    for (size_t i : items) c->add_keys((*muts)[i + 1].key());
+    for (size_t i : items) c->add_keys((*muts)[i + first].key());
     c->set_start_ts(start_ts);
     c->set_commit_ts(commit_ts);
     return req;
@@ -121,6 +124,47 @@ void RollBackInBackground(const std::shared_ptr<ClientCore>& core,
   core->Run(std::move(primary));
 }
 
+// An async-commit prewrite failed (§3b): whether the transaction committed is read off its
+// keys, since every key locked means committed whatever the client saw (a lost answer), and a
+// key that is not locked may still be by a late duplicate. CheckAsyncTxn settles each key;
+// then the transaction is committed (answered so), or rolled back (the failure is answered),
+// or, when the keys cannot be reached, its outcome is unknown (TimedOut; the locks are left
+// to readers).
+void FinishFailedAsync(const std::shared_ptr<ClientCore>& core,
+                       std::shared_ptr<std::vector<pb::Mutation>> muts, uint64_t start_ts,
+                       Status failure, std::function<void(Result<uint64_t>)> done) {
+  std::vector<std::string> keys;
+  keys.reserve(muts->size());
+  for (const pb::Mutation& m : *muts) keys.push_back(m.key());
+  CheckAsyncTxn(core, std::move(keys), start_ts, core->Deadline(),
+                [core, muts, start_ts, failure = std::move(failure),
+                 done = std::move(done)](Result<AsyncOutcome> out) mutable {
+                  if (!out.ok()) {
+                    return done(Status::TimedOut(fmt::format(
+                        "the commit's outcome is unknown: its prewrite failed ({}) and its "
+                        "keys could not be checked ({})",
+                        failure.ToString(), out.status().ToString())));
+                  }
+                  if (out->kind == AsyncOutcome::Kind::kCommitted) {
+                    core->counters().committed++;
+                    core->counters().async_committed++;
+                    core->RememberOutcome(start_ts, out->commit_ts);
+                    done(out->commit_ts);
+                    return CommitSecondaries(core, muts, start_ts, out->commit_ts, 0);
+                  }
+                  // Rolled back on some key for good, or every key locked with a two-phase
+                  // lock among them (the primary decides, and no commit was sent): either
+                  // way rolling back, primary first, is safe.
+                  core->counters().aborted++;
+                  RollBackInBackground(core, muts, start_ts);
+                  if (failure.code() == StatusCode::kTimedOut) {
+                    failure = Status::Unavailable(
+                        fmt::format("not committed (rolled back after: {})", failure.message()));
+                  }
+                  done(std::move(failure));
+                });
+}
+
 // Every heartbeat_ms while *committing: raises the primary's lock TTL to cover the time so
 // far plus a fresh default TTL. Best effort: a beat that fails changes nothing.
 void KeepAlive(std::shared_ptr<ClientCore> core, std::string primary, uint64_t start_ts,
@@ -190,16 +234,29 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
   for (const auto& m : *muts) ekeys.push_back(EncodeKey(m.key()));
   if (!core->options().one_pc || muts->size() > ClientCore::kMaxGroupKeys ||
       !InOneRegion(core.get(), ekeys)) {
-    return self->Prewrite(std::move(muts), std::move(ekeys), 0, std::move(done));
+    const bool async = core->options().async_commit && AsyncFits(*muts);
+    if (async) core->counters().async_tried++;
+    return self->Prewrite(std::move(muts), std::move(ekeys), 0, async, std::move(done));
   }
   // One phase: a commit_ts drawn now, before the prewrite; the leader admits it only if no
   // read at or above it has been served on these keys (§3a), else it locks them as usual.
   core->counters().one_pc_tried++;
+  if (one_pc_ts_ != 0) {
+    // Drawn with start_ts (BeginWrite): no other transaction has a timestamp between the two.
+    return self->Prewrite(std::move(muts), std::move(ekeys), one_pc_ts_, false, std::move(done));
+  }
   core->transport()->GetTimestamp([self, core, muts, ekeys = std::move(ekeys),
                                    done = std::move(done)](Result<uint64_t> ts) mutable {
     if (!ts.ok()) return done(ts.status());
-    self->Prewrite(std::move(muts), std::move(ekeys), *ts, std::move(done));
+    self->Prewrite(std::move(muts), std::move(ekeys), *ts, false, std::move(done));
   });
+}
+
+bool Txn::AsyncFits(const std::vector<pb::Mutation>& muts) {
+  if (muts.size() > TxnClientOptions::kAsyncMaxKeys) return false;
+  size_t bytes = 0;
+  for (const pb::Mutation& m : muts) bytes += m.key().size();
+  return bytes <= TxnClientOptions::kAsyncMaxKeyBytes;
 }
 
 bool Txn::InOneRegion(ClientCore* core, const std::vector<std::string>& ekeys) {
@@ -210,7 +267,7 @@ bool Txn::InOneRegion(ClientCore* core, const std::vector<std::string>& ekeys) {
 }
 
 void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<std::string> ekeys,
-                   uint64_t one_pc_ts, std::function<void(Result<uint64_t>)> done) {
+                   uint64_t one_pc_ts, bool async, std::function<void(Result<uint64_t>)> done) {
   auto self = shared_from_this();
   auto core = core_;
   const uint64_t start_ts = start_ts_;
@@ -224,8 +281,8 @@ void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<
   auto one_pc = [muts, one_pc_ts](const std::vector<size_t>& items) {
     return one_pc_ts != 0 && items.size() == muts->size();
   };
-  prewrite->make = [core, muts, primary, start_ts, one_pc,
-                    one_pc_ts](const std::vector<size_t>& items) {
+  prewrite->make = [core, muts, primary, start_ts, one_pc, one_pc_ts,
+                    async](const std::vector<size_t>& items) {
     pb::TxnRequest req;
     pb::PrewriteRequest* p = req.mutable_prewrite();
     for (size_t i : items) *p->add_mutations() = (*muts)[i];
@@ -237,15 +294,36 @@ void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<
         std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
     p->set_ttl_ms(static_cast<uint64_t>(lived) + DefaultTtlMs(muts->size()));
     if (one_pc(items)) p->set_one_pc_commit_ts(one_pc_ts);
+    if (async) {
+      p->set_use_async_commit(true);
+      // The request holding the primary (item 0: the smallest key) names every other key.
+      if (std::find(items.begin(), items.end(), size_t{0}) != items.end()) {
+        for (size_t i = 1; i < muts->size(); ++i) p->add_secondaries((*muts)[i].key());
+      }
+    }
     return req;
   };
+  // Async commit: the largest min_commit_ts answered, and whether any part fell back.
+  struct AsyncSeen {
+    uint64_t max_min = 0;
+    bool fallback = false;
+  };
+  auto seen = std::make_shared<AsyncSeen>();
   auto committed_at = std::make_shared<uint64_t>(0);
-  prewrite->take = [self, muts, one_pc, committed_at](const std::vector<size_t>& items,
-                                                      pb::TxnResponse& resp) {
+  prewrite->take = [self, muts, one_pc, committed_at, async, seen](const std::vector<size_t>& items,
+                                                                   pb::TxnResponse& resp) {
     if (!resp.has_prewrite()) return Verdict::Fail(Status::Internal("no prewrite answer"));
     if (resp.prewrite().one_pc_commit_ts() != 0) {
       *committed_at = resp.prewrite().one_pc_commit_ts();
       return Verdict::Done();
+    }
+    if (async && static_cast<size_t>(resp.prewrite().errors_size()) < items.size()) {
+      // Some keys are locked: by async locks (their largest min_commit_ts), or not.
+      if (resp.prewrite().min_commit_ts() == 0) {
+        seen->fallback = true;
+      } else {
+        seen->max_min = std::max(seen->max_min, resp.prewrite().min_commit_ts());
+      }
     }
     Verdict v;
     for (const pb::KeyError& e : resp.prewrite().errors()) {
@@ -267,8 +345,9 @@ void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<
     if (v.kind == Verdict::Kind::kRetry && one_pc(items)) v.items = items;
     return v;
   };
-  prewrite->done = [self, core, muts, primary, start_ts, committed_at,
-                    done = std::move(done)](Status st) {
+  prewrite->done = [self, core, muts, primary, start_ts, committed_at, async, seen,
+                    done = std::move(done)](Status st) mutable {
+    if (!st.ok() && async) return FinishFailedAsync(core, muts, start_ts, st, std::move(done));
     if (!st.ok()) {
       core->counters().aborted++;
       // A one-phase commit whose outcome is unknown may have committed: the primary's
@@ -282,50 +361,60 @@ void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<
       core->RememberOutcome(start_ts, *committed_at);
       return done(*committed_at);
     }
-    // 2. commit_ts, then the primary's commit: the transaction commits here.
-    core->transport()->GetTimestamp(
-        [self, core, muts, primary, start_ts, done = std::move(done)](Result<uint64_t> ts) {
-          if (!ts.ok()) {
+    if (async && !seen->fallback && seen->max_min != 0) {
+      // Every key holds an async lock: committed, at the largest min_commit_ts (§3b).
+      core->counters().committed++;
+      core->counters().async_committed++;
+      core->RememberOutcome(start_ts, seen->max_min);
+      done(seen->max_min);
+      return CommitSecondaries(core, muts, start_ts, seen->max_min, /*first=*/0);
+    }
+    if (async) core->counters().async_fallbacks++;
+    // 2. commit_ts, then the primary's commit: the transaction commits here. Above every
+    // async lock's min_commit_ts too (a fallback may have some).
+    const uint64_t floor_ts = seen->max_min;
+    core->transport()->GetTimestamp([self, core, muts, primary, start_ts, floor_ts,
+                                     done = std::move(done)](Result<uint64_t> ts) {
+      if (!ts.ok()) {
+        RollBackInBackground(core, muts, start_ts);
+        return done(ts.status());
+      }
+      const uint64_t commit_ts = std::max(*ts, floor_ts);
+      auto commit = std::make_shared<Step>();
+      commit->ekeys = {EncodeKey(primary)};
+      commit->write = true;
+      commit->deadline_ms = core->Deadline();
+      commit->make = [primary, start_ts, commit_ts](const std::vector<size_t>&) {
+        pb::TxnRequest req;
+        pb::CommitRequest* c = req.mutable_commit();
+        c->add_keys(primary);
+        c->set_start_ts(start_ts);
+        c->set_commit_ts(commit_ts);
+        return req;
+      };
+      commit->take = [](const std::vector<size_t>&, pb::TxnResponse& resp) {
+        if (!resp.has_commit()) return Verdict::Fail(Status::Internal("no commit answer"));
+        if (resp.commit().has_error()) return Verdict::Fail(FromKeyError(resp.commit().error()));
+        return Verdict::Done();
+      };
+      commit->done = [core, muts, start_ts, commit_ts, done = std::move(done)](Status st) {
+        if (!st.ok()) {
+          if (st.code() == StatusCode::kAborted) {
+            core->counters().aborted++;
+          } else if (st.code() == StatusCode::kUnavailable) {
+            // Not applied: the transaction did not commit; take its locks away.
             RollBackInBackground(core, muts, start_ts);
-            return done(ts.status());
           }
-          const uint64_t commit_ts = *ts;
-          auto commit = std::make_shared<Step>();
-          commit->ekeys = {EncodeKey(primary)};
-          commit->write = true;
-          commit->deadline_ms = core->Deadline();
-          commit->make = [primary, start_ts, commit_ts](const std::vector<size_t>&) {
-            pb::TxnRequest req;
-            pb::CommitRequest* c = req.mutable_commit();
-            c->add_keys(primary);
-            c->set_start_ts(start_ts);
-            c->set_commit_ts(commit_ts);
-            return req;
-          };
-          commit->take = [](const std::vector<size_t>&, pb::TxnResponse& resp) {
-            if (!resp.has_commit()) return Verdict::Fail(Status::Internal("no commit answer"));
-            if (resp.commit().has_error())
-              return Verdict::Fail(FromKeyError(resp.commit().error()));
-            return Verdict::Done();
-          };
-          commit->done = [core, muts, start_ts, commit_ts, done = std::move(done)](Status st) {
-            if (!st.ok()) {
-              if (st.code() == StatusCode::kAborted) {
-                core->counters().aborted++;
-              } else if (st.code() == StatusCode::kUnavailable) {
-                // Not applied: the transaction did not commit; take its locks away.
-                RollBackInBackground(core, muts, start_ts);
-              }
-              return done(std::move(st));
-            }
-            core->counters().committed++;
-            core->RememberOutcome(start_ts, commit_ts);
-            done(commit_ts);
-            // 3. The secondaries, in the background.
-            CommitSecondaries(core, muts, start_ts, commit_ts);
-          };
-          core->Run(std::move(commit));
-        });
+          return done(std::move(st));
+        }
+        core->counters().committed++;
+        core->RememberOutcome(start_ts, commit_ts);
+        done(commit_ts);
+        // 3. The secondaries, in the background.
+        CommitSecondaries(core, muts, start_ts, commit_ts);
+      };
+      core->Run(std::move(commit));
+    });
   };
   core->Run(std::move(prewrite));
 }

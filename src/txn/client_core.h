@@ -56,6 +56,33 @@ struct Step {
   Status failure;    // the first failure
 };
 
+// What CheckSecondaryLocks over every key of an async-commit transaction found (§3b).
+struct AsyncOutcome {
+  enum class Kind {
+    kCommitted,   // some key is committed, or every key holds an async lock: at commit_ts
+    kRolledBack,  // some key is rolled back (now for good): the transaction never commits
+    kTwoPhase,    // every key locked, some by a two-phase lock: the primary decides
+  };
+  Kind kind = Kind::kRolledBack;
+  uint64_t commit_ts = 0;  // kCommitted
+};
+class ClientCore;
+// Asks the regions of `keys` (user keys: the primary and every secondary) what became of the
+// async-commit transaction start_ts (client_async.cc). A key holding neither its lock nor a
+// record gets a rollback record, so the answer is final.
+void CheckAsyncTxn(const std::shared_ptr<ClientCore>& core, std::vector<std::string> keys,
+                   uint64_t start_ts, int64_t deadline_ms,
+                   std::function<void(Result<AsyncOutcome>)> done);
+
+// Whether the async-commit transaction start_ts is committed already, read without writing:
+// `done` gets its commit_ts when every one of `keys` (the secondaries; user keys) holds an
+// async lock of it -- the commit point (§3b) -- with `floor` (the primary's min_commit_ts)
+// counted in; nullopt when some key holds none (not prewritten yet, or committed or rolled
+// back already: a later check tells). Leader reads (ScanLock), so a lock seen is there.
+void PeekAsyncTxn(const std::shared_ptr<ClientCore>& core, std::vector<std::string> keys,
+                  uint64_t start_ts, uint64_t floor, int64_t deadline_ms,
+                  std::function<void(Result<std::optional<uint64_t>>)> done);
+
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
  public:
   static constexpr size_t kMaxGroupKeys = 1000;

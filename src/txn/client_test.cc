@@ -19,8 +19,9 @@ using testing::FakeRegions;
 
 class ClientTest : public ::testing::Test {
  protected:
-  explicit ClientTest(std::vector<std::string> splits = {"g", "p"})
-      : regions_(std::move(splits)), client_(&regions_, &executor_, &clock_, Options()) {}
+  explicit ClientTest(std::vector<std::string> splits = {"g", "p"},
+                      TxnClientOptions options = Options())
+      : regions_(std::move(splits)), client_(&regions_, &executor_, &clock_, options) {}
 
   static TxnClientOptions Options() {
     TxnClientOptions o;
@@ -103,6 +104,79 @@ class ClientTest : public ::testing::Test {
     std::promise<Result<uint64_t>> p;
     regions_.GetTimestamp([&](Result<uint64_t> r) { p.set_value(std::move(r)); });
     return *p.get_future().get();
+  }
+
+  // Four writers move money between eight accounts over three regions while a reader scans
+  // them all: every snapshot and the end add up.
+  void RunBank() {
+    constexpr int kAccounts = 8;
+    constexpr int kStart = 100;
+    auto name = [](int i) { return std::string(1, static_cast<char>('a' + 3 * i)); };  // a..v
+    std::vector<std::pair<std::string, std::string>> init;
+    for (int i = 0; i < kAccounts; ++i) init.emplace_back(name(i), std::to_string(kStart));
+    Write(init);
+    std::vector<std::string> all;
+    for (int i = 0; i < kAccounts; ++i) all.push_back(name(i));
+
+    std::atomic<int> committed{0}, aborted{0}, bad_snapshots{0};
+    auto worker = [&](int seed) {
+      uint64_t x = static_cast<uint64_t>(seed) * 2654435761u + 1;
+      auto next = [&x] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return x;
+      };
+      for (int n = 0; n < 40; ++n) {
+        const int from = static_cast<int>(next() % kAccounts);
+        const int to = static_cast<int>((from + 1 + next() % (kAccounts - 1)) % kAccounts);
+        auto t = Begin();
+        auto got = BatchGet(*t, {name(from), name(to)});
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        ASSERT_EQ(got->size(), 2u);
+        const int a = std::stoi((*got)[0].second), b = std::stoi((*got)[1].second);
+        const int amount = static_cast<int>(next() % 5) + 1;
+        if (a < amount) continue;
+        ASSERT_TRUE(t->Put(name(from), std::to_string(a - amount)).ok());
+        ASSERT_TRUE(t->Put(name(to), std::to_string(b + amount)).ok());
+        auto c = Commit(*t);
+        if (c.ok()) {
+          committed++;
+        } else {
+          ASSERT_EQ(c.status().code(), StatusCode::kAborted) << c.status().ToString();
+          aborted++;
+        }
+      }
+    };
+    auto reader = [&] {
+      for (int n = 0; n < 40; ++n) {
+        auto t = Begin();
+        auto snap = Scan(*t, "", "", 100);
+        ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+        int total = 0;
+        size_t accounts = 0;  // other keys (a warm-up's) are not counted
+        for (auto& [k, v] : *snap) {
+          if (std::find(all.begin(), all.end(), k) == all.end()) continue;
+          total += std::stoi(v);
+          accounts++;
+        }
+        if (total != kAccounts * kStart || accounts != kAccounts) bad_snapshots++;
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back(worker, i + 1);
+    threads.emplace_back(reader);
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad_snapshots.load(), 0);
+    EXPECT_GT(committed.load(), 0);
+    auto t = Begin();
+    auto final_state = BatchGet(*t, all);
+    ASSERT_TRUE(final_state.ok());
+    int total = 0;
+    for (auto& [k, v] : *final_state) total += std::stoi(v);
+    EXPECT_EQ(total, kAccounts * kStart);
+    EXPECT_GT(client_.counters().locks_met.load() + aborted.load(), 0u)
+        << "four writers over eight accounts should have met each other";
   }
 
   SystemClock clock_;
@@ -325,6 +399,33 @@ TEST_F(ClientTest, KeysOfOneRegionCommitInOnePhaseAndLeaveNoLock) {
   EXPECT_EQ(client_.counters().one_pc_tried.load(), tried + 1);
 }
 
+TEST_F(ClientTest, AOneShotWriteCommitsInOnePhaseAtTheTimestampDrawnWithItsStart) {
+  auto begin_write = [&] {
+    std::promise<Result<std::shared_ptr<Txn>>> p;
+    client_.BeginWrite([&](Result<std::shared_ptr<Txn>> r) { p.set_value(std::move(r)); });
+    auto r = p.get_future().get();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : nullptr;
+  };
+  // The first falls back to two phases (the region's leader syncs with the oracle meanwhile).
+  uint64_t at = 0;
+  for (int i = 0; i < 100 && client_.counters().one_pc_committed.load() == 0; ++i) {
+    auto t = begin_write();
+    ASSERT_TRUE(t);
+    ASSERT_TRUE(t->Put("k", std::to_string(i)).ok());
+    auto c = Commit(*t);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    if (client_.counters().one_pc_committed.load() > 0) {
+      EXPECT_EQ(*c, t->start_ts() + 1) << "the timestamp drawn with start_ts";
+      at = *c;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_NE(at, 0u);
+  EXPECT_GT(Ts(), at);  // the next draw is above both
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("k")).ok());
+}
+
 TEST_F(ClientTest, AOnePhaseCommitOvertakenByANewerReadCommitsInTwoPhasesAboveIt) {
   for (int i = 0; i < 100 && client_.counters().one_pc_committed.load() == 0; ++i) {
     Write({{"a", std::to_string(i)}});
@@ -389,70 +490,157 @@ TEST_F(ClientTest, GarbageCollectionResolvesOldLocksThenRemovesVersionsBelowTheS
   EXPECT_EQ(client_.OldestRunning(), 0u);
 }
 
-TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) {
-  constexpr int kAccounts = 8;
-  constexpr int kStart = 100;
-  auto name = [](int i) { return std::string(1, static_cast<char>('a' + 3 * i)); };  // a..v
-  std::vector<std::pair<std::string, std::string>> init;
-  for (int i = 0; i < kAccounts; ++i) init.emplace_back(name(i), std::to_string(kStart));
-  Write(init);
-  std::vector<std::string> all;
-  for (int i = 0; i < kAccounts; ++i) all.push_back(name(i));
+TEST_F(ClientTest, BankTransfersKeepTheTotalAndEverySnapshotAddsUp) { RunBank(); }
 
-  std::atomic<int> committed{0}, aborted{0}, bad_snapshots{0};
-  auto worker = [&](int seed) {
-    uint64_t x = static_cast<uint64_t>(seed) * 2654435761u + 1;
-    auto next = [&x] {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      return x;
-    };
-    for (int n = 0; n < 40; ++n) {
-      const int from = static_cast<int>(next() % kAccounts);
-      const int to = static_cast<int>((from + 1 + next() % (kAccounts - 1)) % kAccounts);
-      auto t = Begin();
-      auto got = BatchGet(*t, {name(from), name(to)});
-      ASSERT_TRUE(got.ok()) << got.status().ToString();
-      ASSERT_EQ(got->size(), 2u);
-      const int a = std::stoi((*got)[0].second), b = std::stoi((*got)[1].second);
-      const int amount = static_cast<int>(next() % 5) + 1;
-      if (a < amount) continue;
-      ASSERT_TRUE(t->Put(name(from), std::to_string(a - amount)).ok());
-      ASSERT_TRUE(t->Put(name(to), std::to_string(b + amount)).ok());
-      auto c = Commit(*t);
-      if (c.ok()) {
-        committed++;
-      } else {
-        ASSERT_EQ(c.status().code(), StatusCode::kAborted) << c.status().ToString();
-        aborted++;
-      }
+// ---- Async commit (docs/transactions.md §3b) ----
+
+class AsyncClientTest : public ClientTest {
+ protected:
+  AsyncClientTest() : ClientTest({"g", "p"}, AsyncOptions()) {}
+  static TxnClientOptions AsyncOptions() {
+    TxnClientOptions o = Options();
+    o.async_commit = true;
+    return o;
+  }
+  // Commits across the three regions until every leader vouches (each syncs with the oracle
+  // on its first async prewrite, which falls back meanwhile).
+  void WarmUp() {
+    for (int i = 0; i < 200 && client_.counters().async_committed.load() == 0; ++i) {
+      Write({{"b", "warm"}, {"h", "warm"}, {"y", "warm"}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-  };
-  auto reader = [&] {
-    for (int n = 0; n < 40; ++n) {
-      auto t = Begin();
-      auto snap = Scan(*t, "", "", 100);
-      ASSERT_TRUE(snap.ok()) << snap.status().ToString();
-      int total = 0;
-      for (auto& [k, v] : *snap) total += std::stoi(v);
-      if (total != kAccounts * kStart || snap->size() != kAccounts) bad_snapshots++;
+    ASSERT_GE(client_.counters().async_committed.load(), 1u);
+  }
+  size_t Locks() {
+    size_t n = 0;
+    auto it = regions_.engine().NewIterator(storage::Cf::kLock, {});
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  }
+  void WaitNoLocks() {
+    for (int i = 0; i < 500 && Locks() != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-  };
-  std::vector<std::thread> threads;
-  for (int i = 0; i < 4; ++i) threads.emplace_back(worker, i + 1);
-  threads.emplace_back(reader);
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(bad_snapshots.load(), 0);
-  EXPECT_GT(committed.load(), 0);
+    EXPECT_EQ(Locks(), 0u) << "the background commits left locks";
+  }
+  // Prewrites `key` as an async part of transaction start_ts whose primary is `primary`.
+  void AsyncPrewrite(const std::string& key, const std::string& primary, uint64_t start_ts,
+                     std::vector<std::string> secondaries = {}, uint64_t ttl_ms = 100) {
+    pb::TxnRequest req;
+    auto* p = req.mutable_prewrite();
+    auto* m = p->add_mutations();
+    m->set_key(key);
+    m->set_value("dead-" + key);
+    p->set_primary(primary);
+    p->set_start_ts(start_ts);
+    p->set_ttl_ms(ttl_ms);
+    p->set_use_async_commit(true);
+    for (auto& s : secondaries) p->add_secondaries(s);
+    auto got = Raw(std::move(req), key).prewrite();
+    EXPECT_EQ(got.errors_size(), 0) << got.DebugString();
+    EXPECT_GT(got.min_commit_ts(), start_ts) << "the leader did not admit it";
+  }
+};
+
+TEST_F(AsyncClientTest, ACommitAcrossRegionsIsAnsweredOnceItsPrewritesApplied) {
+  // The first falls back (no leader synced yet) and still commits, in two phases.
+  const uint64_t first = Write({{"apple", "1"}, {"zebra", "1"}});
+  EXPECT_GT(first, 0u);
+  EXPECT_GE(client_.counters().async_fallbacks.load(), 1u);
+  WarmUp();
+  const uint64_t committed = client_.counters().committed.load();
+  const uint64_t rounds = regions_.one_pc().async_admitted.load();
+  const uint64_t at = Write({{"apple", "2"}, {"kiwi", "2"}, {"zebra", "2"}});
+  EXPECT_EQ(client_.counters().committed.load(), committed + 1);
+  EXPECT_EQ(regions_.one_pc().async_admitted.load(), rounds + 3) << "one per region";
+  EXPECT_GT(at, first);
+  // A transaction begun after the answer sees all of it, locks or not.
   auto t = Begin();
-  auto final_state = BatchGet(*t, all);
-  ASSERT_TRUE(final_state.ok());
-  int total = 0;
-  for (auto& [k, v] : *final_state) total += std::stoi(v);
-  EXPECT_EQ(total, kAccounts * kStart);
-  EXPECT_GT(client_.counters().locks_met.load() + aborted.load(), 0u)
-      << "four writers over eight accounts should have met each other";
+  EXPECT_GE(t->start_ts(), at);
+  auto all = BatchGet(*t, {"apple", "kiwi", "zebra"});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(*all, (Txn::Pairs{{"apple", "2"}, {"kiwi", "2"}, {"zebra", "2"}}));
+  WaitNoLocks();
+  // One before it does not.
+  std::promise<Result<std::shared_ptr<Txn>>> p;
+  client_.BeginAt(at - 1, [&](Result<std::shared_ptr<Txn>> r) { p.set_value(std::move(r)); });
+  auto before = p.get_future().get();
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(*Get(**before, "kiwi"), std::nullopt);
+}
+
+TEST_F(AsyncClientTest, ADeadClientsTransactionIsCommittedWhenEveryKeyIsLocked) {
+  WarmUp();
+  const uint64_t dead = Ts();
+  AsyncPrewrite("c", "c", dead, {"x"});
+  AsyncPrewrite("x", "c", dead);
+  regions_.AdvanceMs(200);  // past the TTL: the reader asks every key
+  EXPECT_EQ(Read("x"), "dead-x");
+  EXPECT_GE(client_.counters().async_checks.load(), 1u);
+  // The reader committed the primary too: the next one finds the outcome there.
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("c")).ok());
+  EXPECT_EQ(Read("c"), "dead-c");
+}
+
+TEST_F(AsyncClientTest, ALiveTransactionWhoseKeysAreAllLockedIsCommittedByItsReader) {
+  WarmUp();
+  const uint64_t t = Ts();
+  // Every key prewritten (so committed), the commits not sent yet; the TTL far off.
+  AsyncPrewrite("c", "c", t, {"x"}, /*ttl_ms=*/60'000);
+  AsyncPrewrite("x", "c", t, {}, 60'000);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(Read("x"), "dead-x");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2))
+      << "it waited instead of reading the commit point";
+  EXPECT_GE(client_.counters().async_peeks.load(), 1u);
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("c")).ok());
+  EXPECT_EQ(Read("c"), "dead-c");
+}
+
+TEST_F(AsyncClientTest, ADeadClientsTransactionWithAKeyMissingIsRolledBackForGood) {
+  WarmUp();
+  Write({{"c", "before"}, {"x", "before"}});
+  const uint64_t dead = Ts();
+  AsyncPrewrite("c", "c", dead, {"x"});  // x's prewrite never arrived
+  regions_.AdvanceMs(200);
+  EXPECT_EQ(Read("c"), "before");
+  EXPECT_FALSE(regions_.engine().Get(storage::Cf::kLock, EncodeKey("c")).ok());
+  // x's prewrite arriving late is shut out.
+  pb::TxnRequest late;
+  auto* p = late.mutable_prewrite();
+  auto* m = p->add_mutations();
+  m->set_key("x");
+  m->set_value("late");
+  p->set_primary("c");
+  p->set_start_ts(dead);
+  p->set_use_async_commit(true);
+  auto got = Raw(std::move(late), "x").prewrite();
+  ASSERT_EQ(got.errors_size(), 1);
+  EXPECT_EQ(got.errors(0).kind(), pb::KeyError::TXN_ABORTED);
+  EXPECT_EQ(Read("x"), "before");
+}
+
+TEST_F(AsyncClientTest, APrewriteThatFailedIsSettledByCheckingEveryKey) {
+  WarmUp();
+  auto t = Begin();
+  ASSERT_TRUE(t->Put("d", "1").ok());
+  ASSERT_TRUE(t->Put("w", "2").ok());
+  // One of the two prewrites finds no leader: the client checks both keys (the missing one
+  // now rolled back for good), rolls the transaction back and says it did not commit.
+  regions_.FailWrites(/*skip=*/1, /*n=*/1);
+  auto r = Commit(*t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_GE(client_.counters().async_checks.load(), 1u);
+  EXPECT_EQ(Read("d"), std::nullopt);
+  EXPECT_EQ(Read("w"), std::nullopt);
+  WaitNoLocks();
+}
+
+TEST_F(AsyncClientTest, BankTransfersKeepTheTotalWithAsyncCommit) {
+  WarmUp();
+  RunBank();
+  EXPECT_GT(client_.counters().async_committed.load(), 1u);
 }
 
 }  // namespace

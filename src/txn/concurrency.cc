@@ -28,42 +28,65 @@ bool ConcurrencyManager::ReadRange(std::string_view begin, std::string_view end,
   return true;
 }
 
+bool ConcurrencyManager::Synced(std::unique_lock<std::mutex>* l, uint64_t region, uint64_t term,
+                                uint64_t version) {
+  const std::pair<uint64_t, uint64_t> key{term, version};
+  auto s = synced_.find(region);
+  if (s != synced_.end() && s->second == key) return true;
+  // Not (yet) known to cover this leadership's predecessors' reads. The fetch's answer takes
+  // mu_: start it once this call has let go.
+  if (!fetch_) return false;
+  auto it = syncing_.find(region);
+  if (it != syncing_.end() && it->second == key) return false;
+  syncing_[region] = key;
+  l->unlock();
+  fetch_([this, region, key](Result<uint64_t> ts) {
+    std::lock_guard<std::mutex> g(mu_);
+    auto sy = syncing_.find(region);
+    if (sy != syncing_.end() && sy->second == key) syncing_.erase(sy);
+    if (!ts.ok()) return;  // the next admission asks again
+    max_ts_ = std::max(max_ts_, *ts);
+    auto& done = synced_[region];
+    done = std::max(done, key);
+  });
+  return false;
+}
+
+uint64_t ConcurrencyManager::Hold(const std::vector<std::string>& ekeys, uint64_t ts) {
+  const uint64_t t = next_token_++;
+  Held& h = held_[t];
+  h.commit_ts = ts;
+  h.keys = ekeys;
+  for (const std::string& k : ekeys) locks_.emplace(k, ts);
+  return t;
+}
+
 ConcurrencyManager::Refusal ConcurrencyManager::TryLock(uint64_t region, uint64_t term,
                                                         uint64_t version,
                                                         const std::vector<std::string>& ekeys,
                                                         uint64_t commit_ts, uint64_t* token) {
   std::unique_lock<std::mutex> l(mu_);
-  const std::pair<uint64_t, uint64_t> key{term, version};
-  auto s = synced_.find(region);
-  if (s == synced_.end() || s->second != key) {
-    // Not (yet) known to cover this leadership's predecessors' reads. The fetch's answer
-    // takes mu_: start it once this call has let go.
-    if (!fetch_) return Refusal::kNotSynced;
-    auto it = syncing_.find(region);
-    if (it != syncing_.end() && it->second == key) return Refusal::kNotSynced;
-    syncing_[region] = key;
-    l.unlock();
-    fetch_([this, region, key](Result<uint64_t> ts) {
-      std::lock_guard<std::mutex> g(mu_);
-      auto sy = syncing_.find(region);
-      if (sy != syncing_.end() && sy->second == key) syncing_.erase(sy);
-      if (!ts.ok()) return;  // the next one-phase commit asks again
-      max_ts_ = std::max(max_ts_, *ts);
-      auto& done = synced_[region];
-      done = std::max(done, key);
-    });
-    return Refusal::kNotSynced;
-  }
+  if (!Synced(&l, region, term, version)) return Refusal::kNotSynced;
   for (const std::string& k : ekeys) {
     if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
   }
   if (max_ts_ >= commit_ts) return Refusal::kReadAbove;
-  const uint64_t t = next_token_++;
-  Held& h = held_[t];
-  h.commit_ts = commit_ts;
-  h.keys = ekeys;
-  for (const std::string& k : ekeys) locks_.emplace(k, commit_ts);
-  *token = t;
+  *token = Hold(ekeys, commit_ts);
+  return Refusal::kNone;
+}
+
+ConcurrencyManager::Refusal ConcurrencyManager::TryLockAsync(
+    uint64_t region, uint64_t term, uint64_t version, const std::vector<std::string>& ekeys,
+    uint64_t start_ts, uint64_t* min_commit_ts, uint64_t* token) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!Synced(&l, region, term, version)) return Refusal::kNotSynced;
+  for (const std::string& k : ekeys) {
+    if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
+  }
+  const uint64_t above = std::max(max_ts_, start_ts);
+  if (above == UINT64_MAX) return Refusal::kReadAbove;  // no timestamp above it
+  *min_commit_ts = above + 1;
+  *token = Hold(ekeys, *min_commit_ts);
   return Refusal::kNone;
 }
 

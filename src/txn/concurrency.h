@@ -53,6 +53,14 @@ class ConcurrencyManager {
   Refusal TryLock(uint64_t region, uint64_t term, uint64_t version,
                   const std::vector<std::string>& ekeys, uint64_t commit_ts, uint64_t* token)
       EXCLUDES(mu_);
+  // Async commit (docs/transactions.md §3b), before the prewrite of `ekeys` by the transaction
+  // start_ts is proposed: kNone sets *min_commit_ts = max(max_ts + 1, start_ts + 1) and
+  // memory-locks the keys at it under `*token` (a read at or above it waits until Unlock), so
+  // that no read at or above min_commit_ts is served on them before the locks are written.
+  // kReadAbove only when max_ts is the largest timestamp there is.
+  Refusal TryLockAsync(uint64_t region, uint64_t term, uint64_t version,
+                       const std::vector<std::string>& ekeys, uint64_t start_ts,
+                       uint64_t* min_commit_ts, uint64_t* token) EXCLUDES(mu_);
   void Unlock(uint64_t token) EXCLUDES(mu_);
 
   // Folds a timestamp known to be above every read served so far into max_ts.
@@ -66,6 +74,12 @@ class ConcurrencyManager {
     uint64_t commit_ts = 0;
     std::vector<std::string> keys;
   };
+  // Whether `region` is synced for (term, version); if not, starts a fetch (unless one is
+  // under way). May let go of *l.
+  bool Synced(std::unique_lock<std::mutex>* l, uint64_t region, uint64_t term, uint64_t version)
+      REQUIRES(mu_);
+  // Memory-locks `ekeys` at ts; returns the token.
+  uint64_t Hold(const std::vector<std::string>& ekeys, uint64_t ts) REQUIRES(mu_);
   // Whether a memory lock on `ekey` commits at or below read_ts.
   bool BlockedLocked(std::string_view ekey, uint64_t read_ts) const REQUIRES(mu_);
 

@@ -94,5 +94,35 @@ TEST(ConcurrencyNoTsoTest, WithoutATsoNothingIsAdmitted) {
   EXPECT_TRUE(cm.ReadKey("a", 1000));
 }
 
+TEST_F(ConcurrencyTest, AsyncAdmissionComputesMinCommitTsAboveEveryReadServed) {
+  uint64_t token = 0;
+  uint64_t min_ts = 0;
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &min_ts, &token), Refusal::kNotSynced);
+  ASSERT_EQ(fetches_.size(), 1u);
+  fetches_[0](uint64_t{50});
+  fetches_.clear();
+  // Above max_ts (the fetch): 51.
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &min_ts, &token), Refusal::kNone);
+  EXPECT_EQ(min_ts, 51u);
+  // A read at or above it waits on the memory lock; one below passes (the commit will be
+  // above it).
+  EXPECT_TRUE(cm_.ReadKey("k", 50));
+  EXPECT_FALSE(cm_.ReadKey("k", 51));
+  // The same key again while the first is on its way: falls back.
+  uint64_t other = 0;
+  uint64_t other_min = 0;
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &other_min, &other), Refusal::kKeyBusy);
+  cm_.Unlock(token);
+  EXPECT_TRUE(cm_.ReadKey("k", 200));  // max_ts is 200 now
+  // Later start_ts than every read: start_ts + 1; otherwise max_ts + 1.
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 300, &min_ts, &token), Refusal::kNone);
+  EXPECT_EQ(min_ts, 301u);
+  cm_.Unlock(token);
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 100, &min_ts, &token), Refusal::kNone);
+  EXPECT_EQ(min_ts, 201u);
+  cm_.Unlock(token);
+  EXPECT_EQ(cm_.memory_locks(), 0u);
+}
+
 }  // namespace
 }  // namespace micedb::txn

@@ -66,6 +66,10 @@ class FakeRegions final : public TxnTransport {
     const uint64_t ts = ComposeTs(physical_ms_.load(), logical_.fetch_add(1) + 1);
     executor_.After(0, [done = std::move(done), ts] { done(ts); });
   }
+  void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) override {
+    const uint64_t ts = ComposeTs(physical_ms_.load(), logical_.fetch_add(count) + 1);
+    executor_.After(0, [done = std::move(done), ts] { done(ts); });
+  }
 
   std::optional<std::pair<std::string, std::string>> RegionOf(
       std::string_view engine_key) override {

@@ -146,7 +146,7 @@ UserRange UserRangeOfRegion(const store::RegionDescriptor& region) {
   return out;
 }
 
-pb::LockInfo ToProto(const Lock& lock, std::string_view key) {
+pb::LockInfo ToProto(const Lock& lock, std::string_view key, bool with_secondaries) {
   pb::LockInfo out;
   out.set_key(std::string(key));
   out.set_primary(lock.primary);
@@ -154,6 +154,11 @@ pb::LockInfo ToProto(const Lock& lock, std::string_view key) {
   out.set_ttl_ms(lock.ttl_ms);
   out.set_txn_size(lock.txn_size);
   out.set_kind(KindOf(lock.kind));
+  out.set_use_async_commit(lock.use_async_commit);
+  out.set_min_commit_ts(lock.min_commit_ts);
+  if (with_secondaries) {
+    for (const std::string& k : lock.secondaries) out.add_secondaries(k);
+  }
   return out;
 }
 
@@ -193,6 +198,16 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
       const pb::PrewriteRequest& p = req.prewrite();
       if (p.start_ts() == 0) return "prewrite: start_ts is 0";
       if (p.mutations_size() == 0) return "prewrite: no mutations";
+      if (p.use_async_commit() && p.one_pc_commit_ts() != 0) {
+        return "prewrite: both one_pc_commit_ts and use_async_commit";
+      }
+      if (p.use_async_commit() && p.min_commit_ts() <= p.start_ts()) {
+        return fmt::format("prewrite: async commit with min_commit_ts {} not above start_ts {}",
+                           p.min_commit_ts(), p.start_ts());
+      }
+      if (static_cast<size_t>(p.secondaries_size()) > max) {
+        return fmt::format("prewrite: {} secondaries; at most {}", p.secondaries_size(), max);
+      }
       if (p.one_pc_commit_ts() != 0 && p.one_pc_commit_ts() <= p.start_ts()) {
         return fmt::format("prewrite: one_pc_commit_ts {} is not above start_ts {}",
                            p.one_pc_commit_ts(), p.start_ts());
@@ -226,6 +241,12 @@ std::optional<std::string> RegionSteps::Invalid(const pb::TxnRequest& req) const
     case pb::TxnRequest::kHeartBeat:
       if (req.heart_beat().start_ts() == 0) return "heart_beat: start_ts is 0";
       return std::nullopt;
+    case pb::TxnRequest::kCheckSecondaryLocks:
+      if (req.check_secondary_locks().start_ts() == 0) {
+        return "check_secondary_locks: start_ts is 0";
+      }
+      if (req.check_secondary_locks().keys_size() == 0) return "check_secondary_locks: no keys";
+      return too_many(req.check_secondary_locks().keys_size());
     case pb::TxnRequest::kScanLock:
       if (req.scan_lock().max_start_ts() == 0) return "scan_lock: max_start_ts is 0";
       return over_limit("scan_lock", req.scan_lock().limit());
@@ -266,6 +287,9 @@ void RegionSteps::EngineKeys(const pb::TxnRequest& req, std::vector<std::string>
       break;
     case pb::TxnRequest::kHeartBeat:
       add(req.heart_beat().primary());
+      break;
+    case pb::TxnRequest::kCheckSecondaryLocks:
+      for (const auto& k : req.check_secondary_locks().keys()) add(k);
       break;
     case pb::TxnRequest::kScan:  // starts inside the region it was routed to
       add(req.scan().start());
@@ -368,9 +392,12 @@ std::function<void()> RegionSteps::BeforePropose(const store::RegionDescriptor& 
         req->prewrite().start_ts(), sp);
     return nullptr;
   }
+  pb::PrewriteRequest* p = req->mutable_prewrite();
+  // Only the leader computes it (a value from the client could be below a read served here).
+  p->set_min_commit_ts(0);
+  if (p->use_async_commit()) return AdmitAsync(region, term, p);
   if (req->prewrite().one_pc_commit_ts() == 0) return nullptr;
   if (Invalid(*req)) return nullptr;  // refused as such when applied
-  pb::PrewriteRequest* p = req->mutable_prewrite();
   if (cm_ == nullptr) {
     p->set_one_pc_commit_ts(0);
     return nullptr;
@@ -395,6 +422,31 @@ std::function<void()> RegionSteps::BeforePropose(const store::RegionDescriptor& 
       break;
   }
   p->set_one_pc_commit_ts(0);  // two phases: locks now, a commit_ts drawn after them
+  return nullptr;
+}
+
+std::function<void()> RegionSteps::AdmitAsync(const store::RegionDescriptor& region, uint64_t term,
+                                              pb::PrewriteRequest* p) const {
+  if (p->one_pc_commit_ts() != 0 || p->start_ts() == 0) return nullptr;  // refused when applied
+  uint64_t token = 0;
+  uint64_t min_commit_ts = 0;
+  ConcurrencyManager::Refusal why = ConcurrencyManager::Refusal::kNotSynced;
+  if (cm_ != nullptr) {
+    std::vector<std::string> ekeys;
+    ekeys.reserve(p->mutations_size());
+    for (const pb::Mutation& m : p->mutations()) ekeys.push_back(EncodeKey(m.key()));
+    why = cm_->TryLockAsync(region.id(), term, region.epoch().version(), ekeys, p->start_ts(),
+                            &min_commit_ts, &token);
+  }
+  if (why == ConcurrencyManager::Refusal::kNone) {
+    counters_.async_admitted++;
+    p->set_min_commit_ts(min_commit_ts);
+    return [cm = cm_, token] { cm->Unlock(token); };
+  }
+  // Two phases: plain locks; the answer's min_commit_ts 0 tells the client so.
+  counters_.async_fallbacks++;
+  p->set_use_async_commit(false);
+  p->clear_secondaries();
   return nullptr;
 }
 
@@ -519,6 +571,11 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
       meta.start_ts = p.start_ts();
       meta.txn_size = std::max<uint64_t>(p.txn_size(), p.mutations_size());
       meta.ttl_ms = p.ttl_ms() != 0 ? p.ttl_ms() : DefaultTtlMs(meta.txn_size);
+      if (p.use_async_commit()) {
+        meta.use_async_commit = true;
+        meta.min_commit_ts = p.min_commit_ts();
+        meta.secondaries.assign(p.secondaries().begin(), p.secondaries().end());
+      }
       pb::PrewriteResponse* out = resp.mutable_prewrite();
       auto convert = [](const pb::Mutation& m) {
         txn::Mutation one;
@@ -541,10 +598,23 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
         return resp;
       }
       uint64_t committed_at = 0;
+      // The largest min_commit_ts of the keys' locks, while every one is an async lock.
+      uint64_t min_commit_ts = 0;
+      bool all_async = true;
       for (const pb::Mutation& m : p.mutations()) {
-        if (!Take(Prewrite(r, batch, meta, convert(m), &committed_at), &err, &resp)) return resp;
-        if (err) *out->add_errors() = ToProto(*err);
+        uint64_t key_min = 0;
+        if (!Take(Prewrite(r, batch, meta, convert(m), &committed_at, &key_min), &err, &resp)) {
+          return resp;
+        }
+        if (err) {
+          *out->add_errors() = ToProto(*err);
+        } else if (key_min == 0) {
+          all_async = false;  // a two-phase lock (or a commit record, handled below)
+        } else {
+          min_commit_ts = std::max(min_commit_ts, key_min);
+        }
       }
+      if (all_async && out->errors_size() == 0) out->set_min_commit_ts(min_commit_ts);
       // A duplicate of a commit that applied (a retried one-phase commit that came back as a
       // plain prewrite): the transaction is committed, at the time its records say.
       if (committed_at != 0 && out->errors_size() == 0) out->set_one_pc_commit_ts(committed_at);
@@ -577,7 +647,9 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
     case pb::TxnRequest::kCheckTxnStatus: {
       const pb::CheckTxnStatusRequest& c = req.check_txn_status();
       TxnStatus st;
-      if (!Take(CheckTxnStatus(r, batch, c.primary(), c.start_ts(), c.current_ts()), &st, &resp)) {
+      if (!Take(CheckTxnStatus(r, batch, c.primary(), c.start_ts(), c.current_ts(),
+                               c.force_sync_commit()),
+                &st, &resp)) {
         return resp;
       }
       pb::CheckTxnStatusResponse* out = resp.mutable_check_txn_status();
@@ -585,7 +657,9 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
         case TxnStatus::State::kAlive:
           out->set_state(pb::CheckTxnStatusResponse::ALIVE);
           out->set_ttl_left_ms(st.ttl_left_ms);
-          if (st.lock) *out->mutable_lock() = ToProto(*st.lock, c.primary());
+          if (st.lock) {
+            *out->mutable_lock() = ToProto(*st.lock, c.primary(), /*with_secondaries=*/true);
+          }
           break;
         case TxnStatus::State::kCommitted:
           out->set_state(pb::CheckTxnStatusResponse::COMMITTED);
@@ -626,6 +700,31 @@ pb::TxnResponse RegionSteps::Apply(const store::RegionDescriptor& region, const 
       }
       out->set_resolved(got.resolved);
       SetResume(range, rl.end(), std::move(got.next), out);
+      return resp;
+    }
+    case pb::TxnRequest::kCheckSecondaryLocks: {
+      const pb::CheckSecondaryLocksRequest& c = req.check_secondary_locks();
+      std::vector<std::string> keys(c.keys().begin(), c.keys().end());
+      std::vector<SecondaryStatus> got;
+      if (!Take(CheckSecondaryLocks(r, batch, keys, c.start_ts()), &got, &resp)) return resp;
+      pb::CheckSecondaryLocksResponse* out = resp.mutable_check_secondary_locks();
+      for (size_t i = 0; i < got.size(); ++i) {
+        pb::SecondaryLock* one = out->add_keys();
+        one->set_key(keys[i]);
+        switch (got[i].state) {
+          case SecondaryStatus::State::kLocked:
+            one->set_state(pb::SecondaryLock::LOCKED);
+            if (got[i].lock) *one->mutable_lock() = ToProto(*got[i].lock, keys[i]);
+            break;
+          case SecondaryStatus::State::kCommitted:
+            one->set_state(pb::SecondaryLock::COMMITTED);
+            one->set_commit_ts(got[i].commit_ts);
+            break;
+          case SecondaryStatus::State::kRolledBack:
+            one->set_state(pb::SecondaryLock::ROLLED_BACK);
+            break;
+        }
+      }
       return resp;
     }
     case pb::TxnRequest::kHeartBeat: {

@@ -48,7 +48,8 @@ struct UserRange {
 UserRange UserRangeOfRegion(const store::RegionDescriptor& region);
 
 pb::KeyError ToProto(const TxnError& e);
-pb::LockInfo ToProto(const Lock& lock, std::string_view key);
+// with_secondaries: the primary's list of the other keys too (async commit).
+pb::LockInfo ToProto(const Lock& lock, std::string_view key, bool with_secondaries = false);
 
 // What the one-phase commits of a store came to (for /metrics).
 struct OnePcCounters {
@@ -58,6 +59,9 @@ struct OnePcCounters {
   std::atomic<uint64_t> read_above{0};  // fell back: a read at or above commit_ts was served
   std::atomic<uint64_t> key_busy{0};    // fell back: another one is committing a key
   std::atomic<uint64_t> reads_held{0};  // reads told to retry behind a memory lock
+  // Async commit (§3b): prewrites proposed with a min_commit_ts, and those made two-phase.
+  std::atomic<uint64_t> async_admitted{0};
+  std::atomic<uint64_t> async_fallbacks{0};
 };
 
 class RegionSteps final : public kv::TxnBodies {
@@ -93,6 +97,10 @@ class RegionSteps final : public kv::TxnBodies {
   const OnePcCounters& one_pc_counters() const { return counters_; }
 
  private:
+  // Computes an async prewrite's min_commit_ts under memory locks, or makes it a two-phase
+  // prewrite (docs/transactions.md §3b). Returns what releases the locks.
+  std::function<void()> AdmitAsync(const store::RegionDescriptor& region, uint64_t term,
+                                   pb::PrewriteRequest* p) const;
   // A reason to refuse `req` before it runs, or nullopt.
   std::optional<std::string> Invalid(const pb::TxnRequest& req) const;
   // Whether a read may be served now (not behind a one-phase commit's memory lock); raises

@@ -15,7 +15,7 @@ namespace {
 
 class RegionStepsTest : public ::testing::Test {
  protected:
-  RegionStepsTest() : sm_({}, &steps_) {
+  RegionStepsTest() : sm_({}, &steps_) {  // NOLINT: members in order
     region_.set_id(5);
     region_.set_start_key(EncodeKey("c"));
     region_.set_end_key(EncodeKey("m"));
@@ -77,7 +77,11 @@ class RegionStepsTest : public ::testing::Test {
     return n;
   }
 
-  RegionSteps steps_;
+  // The TSO answers when a test says so (async commit's admission needs a sync).
+  std::vector<std::function<void(Result<uint64_t>)>> fetches_;
+  ConcurrencyManager cm_{
+      [this](std::function<void(Result<uint64_t>)> done) { fetches_.push_back(std::move(done)); }};
+  RegionSteps steps_{RegionStepsOptions{}, &cm_};
   kv::RegionStateMachine sm_;
   storage::MemEngine engine_;
   store::RegionDescriptor region_;
@@ -262,6 +266,80 @@ TEST_F(RegionStepsTest, ADuplicateOfAnAppliedOnePhaseCommitAnswersItsCommitTs) {
   sm_.BeforeProposeTxn(region_, 1, &bad, &refused);
   EXPECT_EQ(bad.prewrite().one_pc_commit_ts(), 20u);
   EXPECT_FALSE(Apply(bad).txn().invalid().empty());
+}
+
+TEST_F(RegionStepsTest, AnAsyncPrewriteGetsItsMinCommitTsFromTheLeader) {
+  pb::TxnRequest p = Prewrite({"d", "e"}, 10);
+  p.mutable_prewrite()->set_use_async_commit(true);
+  p.mutable_prewrite()->add_secondaries("e");
+  p.mutable_prewrite()->set_min_commit_ts(5000);  // the client's value is never taken
+  store::TxnRefusal refused;
+  // Not synced for this leadership yet: made a two-phase prewrite.
+  pb::TxnRequest first = p;
+  EXPECT_EQ(sm_.BeforeProposeTxn(region_, 1, &first, &refused), nullptr);
+  EXPECT_FALSE(first.prewrite().use_async_commit());
+  EXPECT_EQ(first.prewrite().min_commit_ts(), 0u);
+  EXPECT_EQ(first.prewrite().secondaries_size(), 0);
+  EXPECT_EQ(steps_.one_pc_counters().async_fallbacks.load(), 1u);
+  ASSERT_EQ(fetches_.size(), 1u);
+  fetches_[0](uint64_t{40});
+  fetches_.clear();
+  pb::TxnRequest second = p;
+  auto release = sm_.BeforeProposeTxn(region_, 1, &second, &refused);
+  ASSERT_NE(release, nullptr);
+  EXPECT_TRUE(second.prewrite().use_async_commit());
+  EXPECT_EQ(second.prewrite().min_commit_ts(), 41u);
+  // On its way through raft: a read at or above 41 waits, one below is served.
+  pb::TxnRequest get;
+  get.mutable_get()->set_key("d");
+  get.mutable_get()->set_read_ts(41);
+  EXPECT_TRUE(Read(get).error().has_server_busy());
+  auto applied = Apply(second);
+  release();
+  ASSERT_FALSE(applied.has_error()) << applied.error().message();
+  EXPECT_EQ(applied.txn().prewrite().min_commit_ts(), 41u);
+  auto at41 = Read(get);
+  ASSERT_TRUE(at41.txn().get().has_locked()) << at41.DebugString();
+  EXPECT_TRUE(at41.txn().get().locked().lock().use_async_commit());
+  EXPECT_EQ(at41.txn().get().locked().lock().min_commit_ts(), 41u);
+  get.mutable_get()->set_read_ts(40);
+  EXPECT_FALSE(Read(get).txn().get().has_locked());  // it commits above 40
+  // A duplicate admitted again (now above the read at 41) answers the lock in place.
+  pb::TxnRequest dup = p;
+  release = sm_.BeforeProposeTxn(region_, 1, &dup, &refused);
+  ASSERT_NE(release, nullptr);
+  EXPECT_EQ(dup.prewrite().min_commit_ts(), 42u);
+  EXPECT_EQ(Apply(dup).txn().prewrite().min_commit_ts(), 41u);
+  release();
+  // The primary's lock names its secondaries in CheckTxnStatus's answer.
+  pb::TxnRequest status;
+  status.mutable_check_txn_status()->set_primary("d");
+  status.mutable_check_txn_status()->set_start_ts(10);
+  status.mutable_check_txn_status()->set_current_ts(11);
+  auto st = Apply(status).txn().check_txn_status();
+  EXPECT_EQ(st.state(), pb::CheckTxnStatusResponse::ALIVE);
+  ASSERT_EQ(st.lock().secondaries_size(), 1);
+  EXPECT_EQ(st.lock().secondaries(0), "e");
+  // CheckSecondaryLocks: e is locked; f never was (and now never will be).
+  pb::TxnRequest check;
+  check.mutable_check_secondary_locks()->add_keys("e");
+  check.mutable_check_secondary_locks()->add_keys("f");
+  check.mutable_check_secondary_locks()->set_start_ts(10);
+  auto got = Apply(check).txn().check_secondary_locks();
+  ASSERT_EQ(got.keys_size(), 2);
+  EXPECT_EQ(got.keys(0).state(), pb::SecondaryLock::LOCKED);
+  EXPECT_EQ(got.keys(0).lock().min_commit_ts(), 41u);
+  EXPECT_EQ(got.keys(1).state(), pb::SecondaryLock::ROLLED_BACK);
+  auto late = Apply(Prewrite({"f"}, 10)).txn().prewrite();
+  ASSERT_EQ(late.errors_size(), 1);
+  EXPECT_EQ(late.errors(0).kind(), pb::KeyError::TXN_ABORTED);
+  // Malformed: async with a one-phase commit_ts, or a check without keys.
+  pb::TxnRequest both = p;
+  both.mutable_prewrite()->set_min_commit_ts(41);
+  both.mutable_prewrite()->set_one_pc_commit_ts(50);
+  EXPECT_FALSE(Apply(both).txn().invalid().empty());
+  check.mutable_check_secondary_locks()->clear_keys();
+  EXPECT_FALSE(Apply(check).txn().invalid().empty());
 }
 
 TEST(UserRangeTest, RegionBoundsBecomeUserKeyBounds) {

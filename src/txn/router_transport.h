@@ -12,8 +12,9 @@ namespace micedb::txn {
 
 class RouterTransport final : public TxnTransport {
  public:
-  // Asks the oracle for one timestamp (the coordinator client's GetTimestamp).
-  using Oracle = std::function<void(std::function<void(Result<uint64_t>)>)>;
+  // Asks the oracle for `count` consecutive timestamps, answering the first (the coordinator
+  // client's GetTimestamps).
+  using Oracle = std::function<void(uint32_t, std::function<void(Result<uint64_t>)>)>;
   // `router` is not owned; it must outlive the transport and the work sent through it.
   RouterTransport(router::Router* router, Oracle oracle)
       : router_(router), oracle_(std::move(oracle)) {}
@@ -23,6 +24,7 @@ class RouterTransport final : public TxnTransport {
   void Stop() { stopped_.store(true); }
 
   void GetTimestamp(std::function<void(Result<uint64_t>)> done) override;
+  void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) override;
   std::optional<std::pair<std::string, std::string>> RegionOf(std::string_view engine_key) override;
   void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,
             int64_t timeout_ms, std::function<void(Result<pb::TxnResponse>)> done) override;

@@ -732,5 +732,45 @@ TEST_F(AsyncCommitTest, CheckSecondaryLocksReportsEachKeyAndShutsOutLatePrewrite
   EXPECT_EQ(Count(storage::Cf::kWrite), writes);
 }
 
+TEST_F(AsyncCommitTest, APrewriteReportsTheMinCommitTsOfTheLockInPlace) {
+  auto prewrite = [&](const std::string& key, bool async, uint64_t min_ts) {
+    TxnMeta t{"a", 100, 3000, 2};
+    t.use_async_commit = async;
+    t.min_commit_ts = min_ts;
+    uint64_t reported = 99;
+    auto got = Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::Prewrite(r, wb, t, Mutation{Mutation::Op::kPut, key, "v"}, nullptr, &reported);
+    });
+    EXPECT_TRUE(got.ok() && !*got);
+    return reported;
+  };
+  EXPECT_EQ(prewrite("a", true, 110), 110u);
+  EXPECT_EQ(prewrite("a", true, 150), 110u);  // a duplicate: the lock written first decides
+  EXPECT_EQ(prewrite("a", false, 0), 110u);
+  EXPECT_EQ(prewrite("b", false, 0), 0u);  // a two-phase lock
+  EXPECT_EQ(prewrite("b", true, 120), 0u);
+}
+
+TEST_F(AsyncCommitTest, ForceSyncCommitHandsAnAsyncPrimaryToItsTtl) {
+  const uint64_t start = ComposeTs(1000);
+  ASSERT_EQ(PrewriteAsync("p", start, "p", start + 1, {"s"}), std::nullopt);
+  auto check = [&](uint64_t now_ms, bool force) {
+    return Do([&](MvccReader& r, kv::ApplyBatch* wb) {
+      return txn::CheckTxnStatus(r, wb, "p", start, ComposeTs(now_ms), force);
+    });
+  };
+  auto alive = check(1500, true);  // inside the TTL: alive, but two-phase from now on
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(alive->state, TxnStatus::State::kAlive);
+  EXPECT_GT(alive->ttl_left_ms, 0u);
+  ASSERT_TRUE(LockOf("p"));
+  EXPECT_FALSE(LockOf("p")->use_async_commit);
+  EXPECT_TRUE(LockOf("p")->secondaries.empty());
+  auto expired = check(1000 + 60'000, false);  // no force needed any more: rolled back
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(expired->state, TxnStatus::State::kRolledBack);
+  EXPECT_FALSE(LockOf("p"));
+}
+
 }  // namespace
 }  // namespace micedb::txn

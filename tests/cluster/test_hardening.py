@@ -97,7 +97,7 @@ def test_a_pipeline_of_huge_reads_with_a_write_is_bounded_and_stores_nothing_big
 
 
 def test_a_single_read_over_the_limit_is_refused_and_the_node_carries_on(cluster_factory):
-    c = cluster_factory(size=1, extra_args=["--max-result-bytes", str(2 * MIB)])
+    c = cluster_factory(size=1, extra_args=["--max-result-bytes", "2MiB"])
     r = c.nodes[1].redis()
     r.set("a", b"a" * (MIB + 1))
     r.set("b", b"b" * (MIB + 1))

@@ -7,10 +7,20 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 import bank
 import listappend
 import nemesis
 from harness import retry
+
+# The ways a transaction over several regions commits: two phases (the default), or async
+# commit (--txn-async-commit, docs/transactions.md §3b). The checkers run with each.
+COMMIT_MODES = {"2pc": (), "async": ("--txn-async-commit", "true")}
+
+
+def async_committed(cluster):
+    return sum(n.metric("micedb_txn_async_committed_total") or 0 for n in cluster.live())
 
 
 def txn(cluster, node, *args, timeout=60):
@@ -173,9 +183,11 @@ def bank_run(c, seconds, accounts, during=None):
     return bank.check(history, initial, final=balances), history
 
 
-def test_bank_over_many_regions_keeps_its_total(cluster_factory):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_bank_over_many_regions_keeps_its_total(cluster_factory, mode):
     # Small regions: the accounts spread over several, so transfers are cross-region.
-    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16"))
+    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16")
+                        + COMMIT_MODES[mode])
     nodes = list(c.nodes.values())
     c.wait_leader()
     accounts = [f"acct{i:02d}" for i in range(12)]
@@ -185,11 +197,30 @@ def test_bank_over_many_regions_keeps_its_total(cluster_factory):
         line = " ".join(f"put acct{i:02d}-pad{j} {'x' * 400}" for i in range(12))
         assert retry(lambda: pad.run(line), timeout=30, exceptions=(AssertionError,))["ok"]
     pad.close()
+
+    def cuts_inside_accounts():
+        # Region boundaries between the first account and the last: transfers cross them.
+        starts = [r["start_key"] for r in nodes[0].raft()["regions"]]
+        n = sum(1 for k in starts if "tacct00" < k < "tacct11")
+        assert n >= 1, f"the accounts lie in one region: {sorted(starts)}"
+        return n
+
+    # The split checker runs every 200 ms on each leader: wait for it, so that the bank's
+    # transfers are cross-region from the start.
+    retry(cuts_inside_accounts, timeout=30, interval=0.2,
+          exceptions=(OSError, ValueError, AssertionError))
     res, history = bank_run(c, 15, accounts)
     assert res.valid, res.report()
     assert res.stats["transfers"]["ok"] > 20 and res.stats["reads"] > 10, res.stats
     regions = nodes[0].raft()["regions"]
     assert len(regions) >= 3, f"the accounts should span regions: {len(regions)} regions"
+    if mode == "async":
+        # The transfers across regions did commit asynchronously (not all fell back).
+        assert async_committed(c) >= 5, [
+            (n.id, line) for n in c.live() for line in n.http("/metrics").splitlines()
+            if "async" in line and not line.startswith("#")]
+    else:
+        assert async_committed(c) == 0
 
 
 def test_bank_under_kills_and_pauses(cluster_factory, tmp_path):
@@ -266,8 +297,10 @@ def list_append_run(c, seconds, keys, during=None, clients=4):
     return listappend.check(history), history
 
 
-def test_list_append_histories_are_snapshot_isolated(cluster_factory):
-    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16"))
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_list_append_histories_are_snapshot_isolated(cluster_factory, mode):
+    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16")
+                        + COMMIT_MODES[mode])
     c.wait_leader()
     keys = [f"la{i}" for i in range(6)]
     res, history = list_append_run(c, 15, keys)

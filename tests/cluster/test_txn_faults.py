@@ -24,7 +24,7 @@ import pytest
 import nemesis
 import netlab
 from harness import Cluster
-from test_txn import Session, bank_run, list_append_run
+from test_txn import COMMIT_MODES, Session, async_committed, bank_run, list_append_run
 
 
 class Log:
@@ -46,6 +46,15 @@ class Log:
 
     def close(self):
         self._f.close()
+
+
+# Full snapshot reads a bank run must have completed for its checks to mean something. Fewer
+# with async commit (measured: 13-28 against 11-102 in two phases): every key of an async
+# transaction, the primary too, stays locked until its commits land after the answer, so a
+# scan meets more locks, and each costs it a status check and a read of the commit point
+# (docs/transactions.md §3b); a transaction cut off mid-prewrite is waited out (TTL) as in
+# two phases.
+MIN_READS = {"2pc": 10, "async": 5}
 
 
 def save_history(path, history):
@@ -123,14 +132,15 @@ def check_schedule(box, res, log, tmp_path, seed):
     return sched
 
 
-def test_bank_under_split_storm_and_kills(cluster_factory, tmp_path):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_bank_under_split_storm_and_kills(cluster_factory, tmp_path, mode):
     """Regions split every 4 KiB written while transfers run and nodes are killed -9 (one, the
     leader, or a majority) and restarted; padding keeps being written between the accounts, so
     the regions holding them split under the transfers (a transaction's keys regrouped by
     region mid-flight, its locks in regions that split). No money is made or lost, every
     snapshot adds up, and the run ends with dozens of regions."""
     seed = 2108  # kills: one node, the leader twice, a majority, one node
-    c = cluster_factory(extra_args=("--region-split-size", "4KiB"))
+    c = cluster_factory(extra_args=("--region-split-size", "4KiB") + COMMIT_MODES[mode])
     c.wait_leader()
     nodes = list(c.nodes.values())
     accounts = [f"acct{i:02d}" for i in range(8)]
@@ -172,11 +182,12 @@ def test_bank_under_split_storm_and_kills(cluster_factory, tmp_path):
     log(f"data regions at the end: {regions}; padding transactions committed: {len(padded)}")
     log.close()
     save_history(tmp_path / "history.txt", history)
-    summary(box, f"{res.stats['transfers']} transfers, {res.stats['reads']} reads, {regions} "
-            f"data regions, {len(padded)} padding transactions")
+    summary(box, f"{mode}: {res.stats['transfers']} transfers, {res.stats['reads']} reads, "
+            f"{regions} data regions, {len(padded)} padding transactions, "
+            f"{async_committed(c)} async commits counted by the live nodes")
     assert res.valid, detail(res, log, tmp_path, seed)
     check_schedule(box, res, log, tmp_path, seed)
-    assert res.stats["transfers"].get("ok", 0) >= 20 and res.stats["reads"] >= 10, \
+    assert res.stats["transfers"].get("ok", 0) >= 20 and res.stats["reads"] >= MIN_READS[mode], \
         detail(res, log, tmp_path, seed)
     assert regions is not None and regions >= 20, detail(
         res, log, tmp_path, seed, f"{regions} data regions, {len(padded)} padding "
@@ -267,13 +278,15 @@ def net_cluster_factory(micedb_bin, tmp_path):
         c.close()
 
 
-def test_bank_under_network_partitions(net_cluster_factory, tmp_path):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_bank_under_network_partitions(net_cluster_factory, tmp_path, mode):
     """Five nodes, each in its own network namespace; accounts over several small regions.
     Transfers and snapshot reads through every side while the leader is isolated, the nodes
     are split majority/minority, a majorities ring is cut, or a node hears nobody (one-way):
     no money is made or lost and every snapshot adds up."""
     seed = 2113  # every kind: majority/minority, isolate the leader, one-way, ring
-    c = net_cluster_factory(5, ("--region-split-size", "8KiB", "--region-split-keys", "16"))
+    c = net_cluster_factory(5, ("--region-split-size", "8KiB", "--region-split-keys", "16")
+                            + COMMIT_MODES[mode])
     c.wait_leader()
     nodes = list(c.nodes.values())
     accounts = [f"acct{i:02d}" for i in range(10)]
@@ -286,22 +299,23 @@ def test_bank_under_network_partitions(net_cluster_factory, tmp_path):
     log.close()
     save_history(tmp_path / "history.txt", history)
     regions = data_regions(c)
-    summary(box, f"{res.stats['transfers']} transfers, {res.stats['reads']} reads, {regions} "
-            f"data regions")
+    summary(box, f"{mode}: {res.stats['transfers']} transfers, {res.stats['reads']} reads, "
+            f"{regions} data regions, {async_committed(c)} async commits counted")
     assert res.valid, detail(res, log, tmp_path, seed)
     check_schedule(box, res, log, tmp_path, seed)
-    assert res.stats["transfers"].get("ok", 0) >= 20 and res.stats["reads"] >= 10, \
+    assert res.stats["transfers"].get("ok", 0) >= 20 and res.stats["reads"] >= MIN_READS[mode], \
         detail(res, log, tmp_path, seed)
     assert regions is not None and regions >= 3, f"{regions} regions: accounts not spread"
 
 
-def test_list_append_under_merge_storm_and_kills(cluster_factory, tmp_path):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_list_append_under_merge_storm_and_kills(cluster_factory, tmp_path, mode):
     """Small regions (4 KiB: the lists and their versions split them) merged back at random
     (`micedb region merge` every 0.1-0.5 s, nemesis.MergeStorm) while nodes are killed -9
     and restarted: transactions whose keys' regions freeze, merge or roll back stay snapshot
     isolated, merges happen, and none is left frozen once the faults are over."""
     seed = 2104
-    c = cluster_factory(extra_args=("--region-split-size", "4KiB"))
+    c = cluster_factory(extra_args=("--region-split-size", "4KiB") + COMMIT_MODES[mode])
     c.wait_leader()
     nodes = list(c.nodes.values())
     keys = [f"la{i}" for i in range(8)]
@@ -336,7 +350,7 @@ def test_list_append_under_merge_storm_and_kills(cluster_factory, tmp_path):
         time.sleep(0.5)
     log.close()
     save_history(tmp_path / "history.txt", history)
-    summary(box, f"{status_counts(history)} transactions; {storm.asked} merges asked, "
+    summary(box, f"{mode}: {status_counts(history)} transactions; {storm.asked} merges asked, "
             f"{storm.frozen} done; {data_regions(c)} data regions at the end")
     assert res.valid, detail(res, log, tmp_path, seed)
     check_schedule(box, res, log, tmp_path, seed)

@@ -51,7 +51,7 @@ def test_oneshot_refuses_reads_with_a_clear_message(cluster):
 
 
 def test_oneshot_over_the_transaction_size_is_refused_whole(cluster_factory):
-    c = cluster_factory(extra_args=("--max-txn-bytes", str(1 << 20)))
+    c = cluster_factory(extra_args=("--max-txn-bytes", "1MiB"))  # a unit, or plain bytes
     n1 = next(iter(c.nodes.values()))
     c.wait_leader()
     # Ten values of 120 KiB: each fits, together they pass --max-txn-bytes.

@@ -337,7 +337,7 @@ void TxnGrpcService::CommitOneShot(grpc::CallbackServerContext* ctx, const v1::C
   if (Status st = CheckMutations(*req); !st.ok()) return reactor->Finish(kv::ToGrpcStatus(st));
   // The transaction is never in the table of open ones: no other call can name it. `req` and
   // `resp` live until the call is finished.
-  client_->Begin([ctx, req, resp, reactor](Result<std::shared_ptr<Txn>> r) {
+  client_->BeginWrite([ctx, req, resp, reactor](Result<std::shared_ptr<Txn>> r) {
     if (!r.ok()) {
       // No start_ts, so nothing was written: a definite "did not commit", whatever the cause.
       ctx->AddTrailingMetadata(kv::kNotAppliedMetadata, "1");
