@@ -136,7 +136,10 @@ void ClientCore::Resolve(std::vector<pb::LockInfo> locks, int attempt, int64_t d
       }
       std::vector<std::string> keys(a.lock().secondaries().begin(), a.lock().secondaries().end());
       self->counters_.async_peeks++;
-      PeekAsyncTxn(self, std::move(keys), lock.start_ts(), a.lock().min_commit_ts(), deadline_ms,
+      // A region it cannot reach must not hold the reader up past what a wait would.
+      const int64_t peek_deadline =
+          std::min<int64_t>(deadline_ms, self->NowMs() + self->options().max_backoff_ms);
+      PeekAsyncTxn(self, std::move(keys), lock.start_ts(), a.lock().min_commit_ts(), peek_deadline,
                    [self, lock, decide, resolve_key, a](Result<std::optional<uint64_t>> at) {
                      if (!at.ok() || !*at) return decide(a);
                      self->RememberOutcome(lock.start_ts(), **at);
