@@ -66,6 +66,9 @@ RunOutcome RunResp(const RunOptions& opts, const Workload& wl);
 LoadOutcome LoadResp(const LoadOptions& opts, const Workload& wl);
 RunOutcome RunEtcd(const RunOptions& opts, const Workload& wl);
 LoadOutcome LoadEtcd(const LoadOptions& opts, const Workload& wl);
+// MiceDB's raw key-value API over gRPC (micedb.kv.v1 Put and Get, at peer ports).
+RunOutcome RunKv(const RunOptions& opts, const Workload& wl);
+LoadOutcome LoadKv(const LoadOptions& opts, const Workload& wl);
 
 // The transactional workloads (micedb.txn.v1; every operation is one transaction, its latency
 // the whole transaction's):

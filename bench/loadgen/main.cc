@@ -1,5 +1,5 @@
-// loadgen: one closed-loop load generator for MiceDB and Redis (RESP), etcd (v3 gRPC KV) and
-// MiceDB's transactions (gRPC micedb.txn.v1).
+// loadgen: one closed-loop load generator for MiceDB and Redis (RESP), etcd (v3 gRPC KV),
+// MiceDB's raw gRPC API (micedb.kv.v1) and MiceDB's transactions (gRPC micedb.txn.v1).
 //
 //   loadgen run  --system resp --endpoints 127.0.0.1:6380 --workload read95 --clients 64 ...
 //   loadgen load --system resp --endpoints 127.0.0.1:6380 --keys 1000000 --value-size 100
@@ -41,8 +41,9 @@ struct Common {
 
 void AddCommon(CLI::App* app, Common& c) {
   app->add_option("--system", c.system,
-                  "resp (MiceDB, Redis), etcd, or txn (MiceDB's transactions, at peer ports)")
-      ->check(CLI::IsMember({"resp", "etcd", "txn"}))
+                  "resp (MiceDB, Redis), etcd, kv (MiceDB's raw gRPC API, at peer ports) or txn "
+                  "(MiceDB's transactions, at peer ports)")
+      ->check(CLI::IsMember({"resp", "etcd", "kv", "txn"}))
       ->capture_default_str();
   app->add_option("--endpoints", c.endpoints, "host:port[,host:port...]; connections round-robin")
       ->capture_default_str();
@@ -50,7 +51,7 @@ void AddCommon(CLI::App* app, Common& c) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app->add_option("--connections", c.connections,
-                  "Connections the clients share (0: resp one per client, etcd and txn "
+                  "Connections the clients share (0: resp one per client, etcd, kv and txn "
                   "min(clients, 8))")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
@@ -72,7 +73,7 @@ void AddCommon(CLI::App* app, Common& c) {
   app->add_option("--key-prefix", c.key_prefix, "Prefix of every key")->capture_default_str();
   app->add_option("--seed", c.seed, "Random seed")->capture_default_str();
   app->add_option("--timeout-ms", c.timeout_ms,
-                  "Per-request limit (etcd, txn) and drain time at the end")
+                  "Per-request limit (etcd, kv, txn) and drain time at the end")
       ->check(CLI::Range(1, 600000))
       ->capture_default_str();
 }
@@ -184,6 +185,7 @@ int Run(const Common& c, const std::string& workload, double warmup, double dura
   o.seed = c.seed;
   const RunOutcome r = is_txn               ? RunTxn(o, wl, txn)
                        : c.system == "etcd" ? RunEtcd(o, wl)
+                       : c.system == "kv"   ? RunKv(o, wl)
                                             : RunResp(o, wl);
   const Stats& s = r.stats;
   const double secs = r.window.seconds();
@@ -284,6 +286,7 @@ int Load(const Common& c, int batch, const std::string& workload, int64_t balanc
   }
   const LoadOutcome r = c.system == "txn"    ? LoadTxn(o, wl, txn)
                         : c.system == "etcd" ? LoadEtcd(o, wl)
+                        : c.system == "kv"   ? LoadKv(o, wl)
                                              : LoadResp(o, wl);
   std::printf("load %s %s: %" PRIu64 " of %" PRIu64
               " keys (%zu-byte values) in %.2f s = %.0f keys/s, errors %" PRIu64 "\n",
@@ -298,8 +301,8 @@ int Load(const Common& c, int batch, const std::string& workload, int64_t balanc
 
 int Main(int argc, char** argv) {
   CLI::App app{
-      "Closed-loop load generator for MiceDB, Redis (RESP), etcd (v3 gRPC KV) and MiceDB's "
-      "transactions (micedb.txn.v1)"};
+      "Closed-loop load generator for MiceDB, Redis (RESP), etcd (v3 gRPC KV), MiceDB's raw "
+      "gRPC API (micedb.kv.v1) and MiceDB's transactions (micedb.txn.v1)"};
   app.require_subcommand(1);
 
   Common run_c;

@@ -87,6 +87,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--schedule-store-limit", o->schedule_store_limit,
                   "Replicas being added to one store at a time (each a snapshot)")
       ->capture_default_str();
+  cmd->add_option("--schedule-leader-limit", o->schedule_leader_limit,
+                  "Leaderships moved at once to balance the stores' leader counts (0: no "
+                  "leader balancing)")
+      ->capture_default_str();
   cmd->add_option("--hot-region-bytes", o->hot_region_bytes,
                   "A region with this much traffic a second is hot, and hot regions are spread "
                   "over the stores (0: off)")

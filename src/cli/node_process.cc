@@ -97,6 +97,7 @@ int RunNode(const StartOptions& opts) {
   no.gc_life_time_ms = *ParseDuration(opts.gc_life_time);
   no.gc_run_interval_ms = opts.gc_run_interval == "0" ? 0 : *ParseDuration(opts.gc_run_interval);
   no.schedule_store_limit = opts.schedule_store_limit;
+  no.schedule_leader_limit = opts.schedule_leader_limit;
   no.hot_region_bytes = *ParseSize(opts.hot_region_bytes);
   no.region_heartbeat_ms = *ParseDuration(opts.region_heartbeat_interval);
   no.region_split_size = *ParseSize(opts.region_split_size);

@@ -255,6 +255,9 @@ Status Validate(const StartOptions& opts) {
   if (opts.schedule_store_limit < 1 || opts.schedule_store_limit > 64) {
     return Status::InvalidArgument("--schedule-store-limit must be 1..64");
   }
+  if (opts.schedule_leader_limit > 64) {
+    return Status::InvalidArgument("--schedule-leader-limit must be 0..64");
+  }
   if (auto size = ParseSize(opts.hot_region_bytes); !size.ok()) {
     return Status::InvalidArgument(fmt::format("--hot-region-bytes: {}", size.status().message()));
   }

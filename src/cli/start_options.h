@@ -79,6 +79,9 @@ struct StartOptions {
   std::string gc_life_time = "10m";
   std::string gc_run_interval = "10m";
   uint32_t schedule_store_limit = 4;
+  // Leaderships being moved at once to even out the stores' leader counts (0: no leader
+  // balancing, e.g. to keep leaders where an operator put them).
+  uint32_t schedule_leader_limit = 4;
   // Hot regions: a region with this much traffic a second (a size with a unit; 0 turns the
   // hot-region balancer off) is hot; every region led here reports this often (a duration).
   std::string hot_region_bytes = "1MiB";

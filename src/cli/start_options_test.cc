@@ -110,6 +110,12 @@ TEST(ValidateTest, NamesTheFlag) {
     o.max_clock_drift = drift;
     EXPECT_NE(Validate(o).message().find("--max-clock-drift"), std::string::npos) << drift;
   }
+
+  o = Good();
+  o.schedule_leader_limit = 0;  // leader balancing off
+  EXPECT_TRUE(Validate(o).ok());
+  o.schedule_leader_limit = 65;
+  EXPECT_NE(Validate(o).message().find("--schedule-leader-limit"), std::string::npos);
 }
 
 TEST(SecurityTest, LoopbackHosts) {

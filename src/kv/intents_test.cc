@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "kv/command_result.h"
+#include "kv/machine_fixture.h"
 #include "kv/state_machine.h"
 #include "kv/value_format.h"
 #include "storage/mem_engine.h"
@@ -9,7 +10,7 @@
 namespace micedb::kv {
 namespace {
 
-constexpr int64_t kNow = 1'700'000'000'000;
+constexpr int64_t kNow = MachineFixture::kFixtureNow;
 constexpr uint64_t kTxn = 77;
 
 Command Cmd(int64_t now_ms = kNow) {
@@ -74,22 +75,8 @@ Command CheckCmd(const std::string& primary, uint64_t txn = kTxn, int64_t now_ms
   return c;
 }
 
-class IntentsTest : public testing::Test {
+class IntentsTest : public MachineFixture {
  protected:
-  CommandResult Apply(const Command& cmd) {
-    ApplyBatch batch(&engine_);
-    Result<CommandResult> r = machine_.Apply(cmd, ++index_, batch);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_TRUE(engine_.Write(batch.write_batch(), {}).ok());
-    return r.ok() ? *r : CommandResult();
-  }
-
-  CommandResult Read(const Command& cmd) {
-    Result<CommandResult> r = machine_.Read(cmd, &engine_, nullptr, kNow);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : CommandResult();
-  }
-
   // The value as stored, ignoring intents (a Get would be refused while one is held).
   std::string Stored(const std::string& key) {
     EngineView view(&engine_);
@@ -111,10 +98,6 @@ class IntentsTest : public testing::Test {
     return r.has_error() && r.error().code() == KvError::LOCKED && r.error().lock().key() == key &&
            r.error().lock().txn_id() == kTxn;
   }
-
-  storage::MemEngine engine_;
-  KvStateMachine machine_;
-  LogIndex index_{0};
 };
 
 TEST_F(IntentsTest, PrepareStagesWritesThatCommitMakesVisible) {

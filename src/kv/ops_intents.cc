@@ -20,27 +20,13 @@ constexpr int kMaxCommitRecords = 1024;
 // (a larger transaction's record keeps none: only its own gateway can finish it).
 constexpr size_t kMaxRecordedKeyBytes = 64 << 10;
 
-// `key` for messages: printable ASCII as it is, other bytes as \xNN, in quotes.
-std::string Printable(std::string_view key) {
-  std::string out = "'";
-  for (unsigned char c : key) {
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  out.push_back('\'');
-  return out;
-}
-
 Result<std::optional<IntentRecord>> LoadIntent(OpContext& ctx, std::string_view key) {
   MICEDB_ASSIGN_OR_RETURN(std::optional<std::string> stored,
                           ctx.view->Get(storage::Cf::kLock, EncodeRawKey(key)));
   if (!stored.has_value()) return std::optional<IntentRecord>();
   IntentRecord rec;
   if (!rec.ParseFromString(*stored)) {
-    return Status::Corruption(fmt::format("intent record of {} does not decode", Printable(key)));
+    return Status::Corruption(fmt::format("intent record of {:?} does not decode", key));
   }
   return std::optional<IntentRecord>(std::move(rec));
 }
@@ -64,8 +50,8 @@ void ClearIntent(IntentRecord* rec) {
 
 CommandResult LockedResult(std::string_view key, const IntentRecord& rec) {
   CommandResult r = ErrorResult(
-      KvError::LOCKED, fmt::format("key {} holds an intent of cross-region transaction {:x}",
-                                   Printable(key), rec.txn_id()));
+      KvError::LOCKED,
+      fmt::format("key {:?} holds an intent of cross-region transaction {:x}", key, rec.txn_id()));
   LockInfo* info = r.mutable_error()->mutable_lock();
   info->set_key(std::string(key));
   info->set_txn_id(rec.txn_id());

@@ -5,13 +5,14 @@
 #include <limits>
 
 #include "kv/command_result.h"
+#include "kv/machine_fixture.h"
 #include "kv/value_format.h"
 #include "storage/mem_engine.h"
 
 namespace micedb::kv {
 namespace {
 
-constexpr int64_t kNow = 1'700'000'000'000;
+constexpr int64_t kNow = MachineFixture::kFixtureNow;
 
 Command Cmd(int64_t now_ms = kNow) {
   Command c;
@@ -53,31 +54,12 @@ Command TtlCmd(std::string key, bool millis) {
   return c;
 }
 
-class StateMachineTest : public testing::Test {
+class StateMachineTest : public MachineFixture {
  protected:
-  // Applies one command in its own round and commits it.
-  CommandResult Apply(const Command& cmd) {
-    ApplyBatch batch(&engine_);
-    Result<CommandResult> r = machine_.Apply(cmd, ++index_, batch);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_TRUE(engine_.Write(batch.write_batch(), {}).ok());
-    return r.ok() ? *r : CommandResult();
-  }
-
-  CommandResult Read(const Command& cmd, int64_t now_ms = kNow) {
-    Result<CommandResult> r = machine_.Read(cmd, &engine_, nullptr, now_ms);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : CommandResult();
-  }
-
   std::string Value(const std::string& key) {
     CommandResult r = Read(GetCmd(key));
     return r.has_bulk() ? r.bulk() : "<nil>";
   }
-
-  storage::MemEngine engine_;
-  KvStateMachine machine_;
-  LogIndex index_{0};
 };
 
 TEST_F(StateMachineTest, SetGetAndStoredFormat) {

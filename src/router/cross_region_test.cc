@@ -11,19 +11,13 @@
 #include "router/manual_executor.h"
 #include "router/router.h"
 #include "storage/mem_engine.h"
+#include "store/test_descriptor.h"
 
 namespace micedb::router {
 namespace {
 
 store::RegionDescriptor Desc(uint64_t id, std::string start, std::string end) {
-  store::RegionDescriptor d;
-  d.set_id(id);
-  d.set_start_key(std::move(start));
-  d.set_end_key(std::move(end));
-  d.mutable_epoch()->set_version(1);
-  d.mutable_epoch()->set_conf_ver(1);
-  for (uint64_t v : {1, 2, 3}) d.mutable_conf_state()->add_voters(v);
-  return d;
+  return store::TestDescriptor(id, std::move(start), std::move(end));
 }
 
 // Every region's data in one engine; regions are only the router's business here.

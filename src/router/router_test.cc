@@ -10,20 +10,14 @@
 #include "kv/command_result.h"
 #include "router/manual_executor.h"
 #include "store/errors.h"
+#include "store/test_descriptor.h"
 
 namespace micedb::router {
 namespace {
 
 store::RegionDescriptor Desc(uint64_t id, std::string start, std::string end, uint64_t version,
                              const std::vector<uint64_t>& voters = {1, 2, 3}) {
-  store::RegionDescriptor d;
-  d.set_id(id);
-  d.set_start_key(std::move(start));
-  d.set_end_key(std::move(end));
-  d.mutable_epoch()->set_version(version);
-  d.mutable_epoch()->set_conf_ver(1);
-  for (uint64_t v : voters) d.mutable_conf_state()->add_voters(v);
-  return d;
+  return store::TestDescriptor(id, std::move(start), std::move(end), version, voters);
 }
 
 // Holds strings; answers what the test scripts, else serves from `data`.

@@ -70,6 +70,7 @@ struct NodeOptions {
   int64_t gc_life_time_ms = 600'000;
   int64_t gc_run_interval_ms = 600'000;
   uint32_t schedule_store_limit = 4;
+  uint32_t schedule_leader_limit = 4;  // leader balancing (0: off)
   // A region whose leader reports this many bytes a second read and written is hot, and the
   // hot ones are spread over the stores (0: no hot-region balancing).
   uint64_t hot_region_bytes = uint64_t{1} << 20;

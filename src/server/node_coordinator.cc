@@ -173,6 +173,7 @@ void Node::StartCoordinator() {
   co.gc_life_time_ms = options_.gc_life_time_ms;
   co.gc_interval_ms = options_.gc_run_interval_ms;
   co.store_limit = options_.schedule_store_limit;
+  co.balance_leader_limit = options_.schedule_leader_limit;
   co.hot_region_bytes = std::max<uint64_t>(options_.hot_region_bytes, 1);
   if (options_.hot_region_bytes == 0) co.balance_hot_limit = 0;
   // Regions keep three replicas, or as many as the cluster started with when that is more

@@ -311,8 +311,11 @@ void PeerTransport::Peer::WriteLocked() {
   // Write what the socket takes now, one chunk at a time (so that urgent frames queued
   // meanwhile go before the rest of a long bulk frame).
   while (HasQueuedLocked()) {
+    // Only what this write takes: a chunk's worth for every small write made each
+    // allocation a large one, which glibc serves by consolidating its free lists first.
     std::string out;
-    out.reserve(kWriteChunkBytes + kFragmentBytes + kHeaderBytes);
+    out.reserve(urgent_.size() +
+                std::min(bulk_bytes_, kWriteChunkBytes + kFragmentBytes + kHeaderBytes));
     const size_t msgs = ComposeLocked(&out);
     t_->socket_writes_.fetch_add(1, std::memory_order_relaxed);
     ssize_t n = ::send(stream_->socket().native_handle(), out.data(), out.size(),

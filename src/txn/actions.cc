@@ -116,10 +116,11 @@ Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::
     }
     return st;
   }
+  // One walk over the key's records down to start_ts answers the next two questions.
+  MICEDB_ASSIGN_OR_RETURN(MvccReader::PrewriteRecords recs, r.ForPrewrite(ekey, txn.start_ts));
   // A record of this transaction: a late duplicate of a prewrite that committed, or one that
   // a rollback (a reader resolving an expired lock) must keep out.
-  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> own, r.TxnWrite(ekey, txn.start_ts));
-  if (own) {
+  if (const std::optional<VersionedWrite>& own = recs.own) {
     if (own->write.kind == WriteKind::kRollback) {
       st.kind = KeyState::Kind::kRefused;
       st.error = Simple(TxnError::Kind::kTxnAborted, key, txn.start_ts);
@@ -133,9 +134,7 @@ Result<KeyState> CheckForPrewrite(MvccReader& r, const TxnMeta& txn, const std::
   // transactions' rollbacks change nothing.) One committed at start_ts itself -- only an
   // async commit's computed commit_ts can fall there -- is in that snapshot: a read at
   // start_ts sees it, or waits for it (§3b).
-  MICEDB_ASSIGN_OR_RETURN(std::optional<VersionedWrite> change,
-                          r.NewestChangeSince(ekey, txn.start_ts + 1));
-  if (change) {
+  if (const std::optional<VersionedWrite>& change = recs.change) {
     TxnError e = Simple(TxnError::Kind::kWriteConflict, key, txn.start_ts);
     e.conflict_start_ts = change->write.start_ts;
     e.conflict_commit_ts = change->commit_ts;

@@ -48,10 +48,12 @@ namespace micedb::txn {
 class TxnTransport {
  public:
   virtual ~TxnTransport() = default;
-  // A fresh timestamp from the oracle.
-  virtual void GetTimestamp(std::function<void(Result<uint64_t>)> done) = 0;
   // `count` (>= 1) consecutive fresh timestamps in one draw: `done` gets the first.
   virtual void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) = 0;
+  // A fresh timestamp from the oracle.
+  void GetTimestamp(std::function<void(Result<uint64_t>)> done) {
+    GetTimestamps(1, std::move(done));
+  }
   // The engine-key bounds [start, end) (end empty: no end) of the region the routing cache
   // holds for `engine_key`; nullopt when it knows none (the key is then sent on its own).
   virtual std::optional<std::pair<std::string, std::string>> RegionOf(
@@ -93,6 +95,9 @@ struct TxnClientOptions {
   bool async_commit = false;
   static constexpr size_t kAsyncMaxKeys = 256;
   static constexpr size_t kAsyncMaxKeyBytes = 64 * 1024;
+  // An async prewrite's max_commit_ts: now (by this client's clock, and no less than start_ts)
+  // plus this. A leader whose min_commit_ts would pass it falls back to two phases.
+  static constexpr int64_t kAsyncSafeWindowMs = 2000;
 };
 
 // The key and the other transaction of a write conflict that aborted a Commit.

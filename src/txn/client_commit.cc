@@ -165,39 +165,74 @@ void FinishFailedAsync(const std::shared_ptr<ClientCore>& core,
                 });
 }
 
-// Every heartbeat_ms while *committing: raises the primary's lock TTL to cover the time so
-// far plus a fresh default TTL. Best effort: a beat that fails changes nothing.
-void KeepAlive(std::shared_ptr<ClientCore> core, std::string primary, uint64_t start_ts,
-               size_t keys, std::shared_ptr<std::atomic<bool>> committing) {
-  const int64_t every = core->options().heartbeat_ms;
-  if (every <= 0) return;
-  core->After(
-      every, [core, primary = std::move(primary), start_ts, keys, committing, every]() mutable {
-        if (!committing->load()) return;
-        const int64_t elapsed =
-            std::max<int64_t>(core->WallMs() - static_cast<int64_t>(PhysicalMs(start_ts)), 0);
-        const uint64_t ttl = static_cast<uint64_t>(elapsed) + DefaultTtlMs(keys);
-        auto beat = std::make_shared<Step>();
-        beat->ekeys = {EncodeKey(primary)};
-        beat->write = true;
-        beat->deadline_ms = core->NowMs() + every;
-        beat->make = [primary, start_ts, ttl](const std::vector<size_t>&) {
-          pb::TxnRequest req;
-          pb::HeartBeatRequest* h = req.mutable_heart_beat();
-          h->set_primary(primary);
-          h->set_start_ts(start_ts);
-          h->set_ttl_ms(ttl);
-          return req;
-        };
-        beat->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
-        beat->done = [](Status) {};
-        core->counters().heartbeats++;
-        core->Run(std::move(beat));
-        KeepAlive(core, std::move(primary), start_ts, keys, std::move(committing));
-      });
+}  // namespace
+
+uint64_t ClientCore::StartBeating(std::string primary, uint64_t start_ts, size_t keys) {
+  const int64_t every = options_.heartbeat_ms;
+  uint64_t id = 0;
+  bool arm = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    id = ++next_beating_id_;
+    if (every <= 0) return id;
+    beating_.emplace(id, Beating{std::move(primary), start_ts, keys, NowMs() + every});
+    // A commit started now is due after every other one: an armed timer fires early enough.
+    arm = !beat_armed_;
+    beat_armed_ = true;
+  }
+  // (The executor is called with no lock held: its thread may be running Beat.)
+  if (arm) After(every, [self = shared_from_this()] { self->Beat(); });
+  return id;
 }
 
-}  // namespace
+void ClientCore::StopBeating(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  beating_.erase(id);
+}
+
+void ClientCore::Beat() {
+  const int64_t every = options_.heartbeat_ms;
+  const int64_t now = NowMs();
+  std::vector<Beating> due;
+  int64_t next = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& entry : beating_) {
+      Beating& b = entry.second;
+      if (b.due_ms <= now) {
+        due.push_back(b);
+        b.due_ms = now + every;
+      }
+      next = next == 0 ? b.due_ms : std::min(next, b.due_ms);
+    }
+    beat_armed_ = !beating_.empty();
+  }
+  if (next != 0) {
+    After(std::max<int64_t>(next - now, 1), [self = shared_from_this()] { self->Beat(); });
+  }
+  for (Beating& b : due) {
+    const int64_t elapsed =
+        std::max<int64_t>(WallMs() - static_cast<int64_t>(PhysicalMs(b.start_ts)), 0);
+    const uint64_t ttl = static_cast<uint64_t>(elapsed) + DefaultTtlMs(b.keys);
+    auto beat = std::make_shared<Step>();
+    beat->ekeys = {EncodeKey(b.primary)};
+    beat->write = true;
+    beat->deadline_ms = now + every;
+    beat->make = [primary = std::move(b.primary), start_ts = b.start_ts,
+                  ttl](const std::vector<size_t>&) {
+      pb::TxnRequest req;
+      pb::HeartBeatRequest* h = req.mutable_heart_beat();
+      h->set_primary(primary);
+      h->set_start_ts(start_ts);
+      h->set_ttl_ms(ttl);
+      return req;
+    };
+    beat->take = [](const std::vector<size_t>&, pb::TxnResponse&) { return Verdict::Done(); };
+    beat->done = [](Status) {};  // best effort: a beat that fails changes nothing
+    counters_.heartbeats++;
+    Run(std::move(beat));
+  }
+}
 
 void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
   auto muts = std::make_shared<std::vector<pb::Mutation>>();
@@ -220,14 +255,12 @@ void Txn::Commit(std::function<void(Result<uint64_t>)> done) {
   if (muts->empty()) return done(uint64_t{0});
   auto self = shared_from_this();
   auto core = core_;
-  // While the commit is under way, the primary's lock is kept alive (TxnHeartBeat), so that
-  // a commit slowed by retries is not rolled back by a reader as if its client had died.
-  auto committing = std::make_shared<std::atomic<bool>>(true);
-  done = [committing, done = std::move(done)](Result<uint64_t> r) {
-    committing->store(false);
+  // While the commit is under way, the primary's lock is kept alive (TxnHeartBeat).
+  const uint64_t beating = core->StartBeating(muts->front().key(), start_ts_, muts->size());
+  done = [core, beating, done = std::move(done)](Result<uint64_t> r) {
+    core->StopBeating(beating);
     done(std::move(r));
   };
-  KeepAlive(core, muts->front().key(), start_ts_, muts->size(), committing);
 
   std::vector<std::string> ekeys;
   ekeys.reserve(muts->size());
@@ -296,6 +329,11 @@ void Txn::Prewrite(std::shared_ptr<std::vector<pb::Mutation>> muts, std::vector<
     if (one_pc(items)) p->set_one_pc_commit_ts(one_pc_ts);
     if (async) {
       p->set_use_async_commit(true);
+      // No commit_ts far ahead of the TSO: one would hide this commit from transactions
+      // that start after it is acknowledged.
+      const uint64_t now = std::max<uint64_t>(
+          PhysicalMs(start_ts), static_cast<uint64_t>(std::max<int64_t>(core->WallMs(), 0)));
+      p->set_max_commit_ts(ComposeTs(now + TxnClientOptions::kAsyncSafeWindowMs));
       // The request holding the primary (item 0: the smallest key) names every other key.
       if (std::find(items.begin(), items.end(), size_t{0}) != items.end()) {
         for (size_t i = 1; i < muts->size(); ++i) p->add_secondaries((*muts)[i].key());

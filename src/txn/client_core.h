@@ -154,6 +154,14 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   }
   std::atomic<uint64_t>& safe_point() { return safe_point_; }
 
+  // A commit under way keeps its primary's lock alive: a TxnHeartBeat every heartbeat_ms,
+  // raising the TTL to the time lived so far plus a fresh default TTL, so that a commit
+  // slowed by retries is not rolled back by a reader as if its client had died. One timer
+  // serves every commit (client_commit.cc): one per commit cost more than the rest of a
+  // one-phase commit's client work. StartBeating answers the id StopBeating takes.
+  uint64_t StartBeating(std::string primary, uint64_t start_ts, size_t keys);
+  void StopBeating(uint64_t id);
+
  private:
   // Items in key order cut where the cached regions end; an item whose region the cache does
   // not know goes alone.
@@ -271,7 +279,19 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   const TxnClientOptions options_;
   TxnClientCounters counters_;
   std::atomic<uint64_t> safe_point_{0};
+  // The heartbeat timer's round: beats the commits due, and arms itself for the next one.
+  void Beat();
+
   std::mutex mu_;
+  struct Beating {
+    std::string primary;
+    uint64_t start_ts = 0;
+    size_t keys = 0;
+    int64_t due_ms = 0;  // the next beat
+  };
+  std::map<uint64_t, Beating> beating_;  // by StartBeating's id
+  uint64_t next_beating_id_ = 0;
+  bool beat_armed_ = false;
   std::multiset<uint64_t> running_;
   std::unordered_map<uint64_t, uint64_t> outcomes_;  // start_ts -> commit_ts (0: rolled back)
   std::deque<uint64_t> order_;                       // outcomes_ keys, oldest first

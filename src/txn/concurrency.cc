@@ -61,15 +61,23 @@ uint64_t ConcurrencyManager::Hold(const std::vector<std::string>& ekeys, uint64_
   return t;
 }
 
+ConcurrencyManager::Refusal ConcurrencyManager::Admissible(std::unique_lock<std::mutex>* l,
+                                                           uint64_t region, uint64_t term,
+                                                           uint64_t version,
+                                                           const std::vector<std::string>& ekeys) {
+  if (!Synced(l, region, term, version)) return Refusal::kNotSynced;
+  for (const std::string& k : ekeys) {
+    if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
+  }
+  return Refusal::kNone;
+}
+
 ConcurrencyManager::Refusal ConcurrencyManager::TryLock(uint64_t region, uint64_t term,
                                                         uint64_t version,
                                                         const std::vector<std::string>& ekeys,
                                                         uint64_t commit_ts, uint64_t* token) {
   std::unique_lock<std::mutex> l(mu_);
-  if (!Synced(&l, region, term, version)) return Refusal::kNotSynced;
-  for (const std::string& k : ekeys) {
-    if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
-  }
+  if (Refusal r = Admissible(&l, region, term, version, ekeys); r != Refusal::kNone) return r;
   if (max_ts_ >= commit_ts) return Refusal::kReadAbove;
   *token = Hold(ekeys, commit_ts);
   return Refusal::kNone;
@@ -77,14 +85,12 @@ ConcurrencyManager::Refusal ConcurrencyManager::TryLock(uint64_t region, uint64_
 
 ConcurrencyManager::Refusal ConcurrencyManager::TryLockAsync(
     uint64_t region, uint64_t term, uint64_t version, const std::vector<std::string>& ekeys,
-    uint64_t start_ts, uint64_t* min_commit_ts, uint64_t* token) {
+    uint64_t start_ts, uint64_t max_commit_ts, uint64_t* min_commit_ts, uint64_t* token) {
   std::unique_lock<std::mutex> l(mu_);
-  if (!Synced(&l, region, term, version)) return Refusal::kNotSynced;
-  for (const std::string& k : ekeys) {
-    if (locks_.find(k) != locks_.end()) return Refusal::kKeyBusy;
-  }
+  if (Refusal r = Admissible(&l, region, term, version, ekeys); r != Refusal::kNone) return r;
   const uint64_t above = std::max(max_ts_, start_ts);
   if (above == UINT64_MAX) return Refusal::kReadAbove;  // no timestamp above it
+  if (max_commit_ts != 0 && above + 1 > max_commit_ts) return Refusal::kReadAbove;
   *min_commit_ts = above + 1;
   *token = Hold(ekeys, *min_commit_ts);
   return Refusal::kNone;

@@ -57,10 +57,12 @@ class ConcurrencyManager {
   // start_ts is proposed: kNone sets *min_commit_ts = max(max_ts + 1, start_ts + 1) and
   // memory-locks the keys at it under `*token` (a read at or above it waits until Unlock), so
   // that no read at or above min_commit_ts is served on them before the locks are written.
-  // kReadAbove only when max_ts is the largest timestamp there is.
+  // kReadAbove when min_commit_ts would pass max_commit_ts (0: no bound; a read ahead of the
+  // TSO raised max_ts), or max_ts is the largest timestamp there is.
   Refusal TryLockAsync(uint64_t region, uint64_t term, uint64_t version,
                        const std::vector<std::string>& ekeys, uint64_t start_ts,
-                       uint64_t* min_commit_ts, uint64_t* token) EXCLUDES(mu_);
+                       uint64_t max_commit_ts, uint64_t* min_commit_ts, uint64_t* token)
+      EXCLUDES(mu_);
   void Unlock(uint64_t token) EXCLUDES(mu_);
 
   // Folds a timestamp known to be above every read served so far into max_ts.
@@ -78,6 +80,10 @@ class ConcurrencyManager {
   // under way). May let go of *l.
   bool Synced(std::unique_lock<std::mutex>* l, uint64_t region, uint64_t term, uint64_t version)
       REQUIRES(mu_);
+  // What both admissions check first: the region synced (kNotSynced, and *l maybe let go,
+  // if not) and no memory lock on `ekeys` (kKeyBusy); kNone when both hold.
+  Refusal Admissible(std::unique_lock<std::mutex>* l, uint64_t region, uint64_t term,
+                     uint64_t version, const std::vector<std::string>& ekeys) REQUIRES(mu_);
   // Memory-locks `ekeys` at ts; returns the token.
   uint64_t Hold(const std::vector<std::string>& ekeys, uint64_t ts) REQUIRES(mu_);
   // Whether a memory lock on `ekey` commits at or below read_ts.

@@ -97,12 +97,12 @@ TEST(ConcurrencyNoTsoTest, WithoutATsoNothingIsAdmitted) {
 TEST_F(ConcurrencyTest, AsyncAdmissionComputesMinCommitTsAboveEveryReadServed) {
   uint64_t token = 0;
   uint64_t min_ts = 0;
-  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &min_ts, &token), Refusal::kNotSynced);
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, 0, &min_ts, &token), Refusal::kNotSynced);
   ASSERT_EQ(fetches_.size(), 1u);
   fetches_[0](uint64_t{50});
   fetches_.clear();
   // Above max_ts (the fetch): 51.
-  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &min_ts, &token), Refusal::kNone);
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, 0, &min_ts, &token), Refusal::kNone);
   EXPECT_EQ(min_ts, 51u);
   // A read at or above it waits on the memory lock; one below passes (the commit will be
   // above it).
@@ -111,17 +111,34 @@ TEST_F(ConcurrencyTest, AsyncAdmissionComputesMinCommitTsAboveEveryReadServed) {
   // The same key again while the first is on its way: falls back.
   uint64_t other = 0;
   uint64_t other_min = 0;
-  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, &other_min, &other), Refusal::kKeyBusy);
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, 0, &other_min, &other), Refusal::kKeyBusy);
   cm_.Unlock(token);
   EXPECT_TRUE(cm_.ReadKey("k", 200));  // max_ts is 200 now
   // Later start_ts than every read: start_ts + 1; otherwise max_ts + 1.
-  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 300, &min_ts, &token), Refusal::kNone);
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 300, 0, &min_ts, &token), Refusal::kNone);
   EXPECT_EQ(min_ts, 301u);
   cm_.Unlock(token);
-  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 100, &min_ts, &token), Refusal::kNone);
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 100, 0, &min_ts, &token), Refusal::kNone);
   EXPECT_EQ(min_ts, 201u);
   cm_.Unlock(token);
   EXPECT_EQ(cm_.memory_locks(), 0u);
+}
+
+TEST_F(ConcurrencyTest, AsyncAdmissionRefusesAMinCommitTsPastTheClientsBound) {
+  uint64_t token = 0;
+  uint64_t min_ts = 0;
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 10, 0, &min_ts, &token), Refusal::kNotSynced);
+  fetches_[0](uint64_t{50});
+  fetches_.clear();
+  // A read far ahead of the TSO raised max_ts: a commit_ts above it would hide the commit
+  // from transactions started after it was acknowledged.
+  EXPECT_TRUE(cm_.ReadKey("other", 5000));
+  EXPECT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 100, 2000, &min_ts, &token), Refusal::kReadAbove);
+  EXPECT_EQ(cm_.memory_locks(), 0u);
+  // Within the bound (exactly at it too), admitted.
+  ASSERT_EQ(cm_.TryLockAsync(1, 1, 1, {"k"}, 100, 5001, &min_ts, &token), Refusal::kNone);
+  EXPECT_EQ(min_ts, 5001u);
+  cm_.Unlock(token);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "storage/mem_engine.h"
 #include "storage/write_batch.h"
 #include "store/apply.h"
+#include "store/test_descriptor.h"
 #include "txn/client.h"
 #include "txn/mvcc.h"
 #include "txn/region_steps.h"
@@ -62,10 +63,6 @@ class FakeRegions final : public TxnTransport {
     }
   }
 
-  void GetTimestamp(std::function<void(Result<uint64_t>)> done) override {
-    const uint64_t ts = ComposeTs(physical_ms_.load(), logical_.fetch_add(1) + 1);
-    executor_.After(0, [done = std::move(done), ts] { done(ts); });
-  }
   void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) override {
     const uint64_t ts = ComposeTs(physical_ms_.load(), logical_.fetch_add(count) + 1);
     executor_.After(0, [done = std::move(done), ts] { done(ts); });
@@ -125,13 +122,7 @@ class FakeRegions final : public TxnTransport {
 
  private:
   void AddRegion(uint64_t id, std::string start, std::string end) {
-    store::RegionDescriptor d;
-    d.set_id(id);
-    d.set_start_key(std::move(start));
-    d.set_end_key(std::move(end));
-    d.mutable_epoch()->set_version(1);
-    d.mutable_epoch()->set_conf_ver(1);
-    truth_.push_back(std::move(d));
+    truth_.push_back(store::TestDescriptor(id, std::move(start), std::move(end)));
     next_id_ = id + 1;
   }
 

@@ -10,6 +10,17 @@ using storage::Cf;
 
 namespace {
 constexpr uint64_t kMaxTs = std::numeric_limits<uint64_t>::max();
+
+// A rollback folded into another transaction's commit record, answered as a protected
+// rollback record at start_ts.
+VersionedWrite Overlapped(uint64_t start_ts) {
+  VersionedWrite rollback;
+  rollback.commit_ts = start_ts;
+  rollback.write.kind = WriteKind::kRollback;
+  rollback.write.start_ts = start_ts;
+  rollback.write.protected_rollback = true;
+  return rollback;
+}
 }  // namespace
 
 Result<std::optional<Lock>> MvccReader::LoadLock(std::string_view ekey) {
@@ -49,15 +60,30 @@ Result<std::optional<VersionedWrite>> MvccReader::TxnWrite(std::string_view ekey
                             return v.write.start_ts == start_ts ||
                                    (v.write.overlapped_rollback && v.commit_ts == start_ts);
                           }));
-  if (vw && vw->write.start_ts != start_ts) {
-    VersionedWrite rollback;
-    rollback.commit_ts = start_ts;
-    rollback.write.kind = WriteKind::kRollback;
-    rollback.write.start_ts = start_ts;
-    rollback.write.protected_rollback = true;
-    return std::optional<VersionedWrite>(std::move(rollback));
-  }
+  if (vw && vw->write.start_ts != start_ts)
+    return std::optional<VersionedWrite>(Overlapped(start_ts));
   return vw;
+}
+
+Result<MvccReader::PrewriteRecords> MvccReader::ForPrewrite(std::string_view ekey,
+                                                            uint64_t start_ts) {
+  PrewriteRecords out;
+  // One walk down to start_ts. The transaction's own record wins over a change above it (a
+  // duplicate of a prewrite that committed, with a later commit on top, is answered as
+  // committed, as TxnWrite would); so the walk goes on past the first change.
+  MICEDB_ASSIGN_OR_RETURN(
+      out.own, FirstWrite(ekey, kMaxTs, start_ts, [&](const VersionedWrite& v) {
+        if (v.write.start_ts == start_ts ||
+            (v.write.overlapped_rollback && v.commit_ts == start_ts)) {
+          return true;
+        }
+        if (!out.change && v.commit_ts > start_ts && v.write.kind != WriteKind::kRollback) {
+          out.change = v;
+        }
+        return false;
+      }));
+  if (out.own && out.own->write.start_ts != start_ts) out.own = Overlapped(start_ts);
+  return out;
 }
 
 Result<std::optional<Write>> MvccReader::WriteAt(std::string_view ekey, uint64_t ts) {
@@ -67,12 +93,6 @@ Result<std::optional<Write>> MvccReader::WriteAt(std::string_view ekey, uint64_t
   if (!got) return std::optional<Write>();
   MICEDB_ASSIGN_OR_RETURN(Write w, Write::Decode(*got));
   return std::optional<Write>(std::move(w));
-}
-
-Result<std::optional<VersionedWrite>> MvccReader::NewestChangeSince(std::string_view ekey,
-                                                                    uint64_t min_ts) {
-  return FirstWrite(ekey, kMaxTs, min_ts,
-                    [](const VersionedWrite& v) { return v.write.kind != WriteKind::kRollback; });
 }
 
 Result<std::string> MvccReader::PutValue(std::string_view ekey, const Write& put) {

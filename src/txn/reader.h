@@ -34,11 +34,16 @@ class MvccReader {
   // A rollback folded into another transaction's commit record (overlapped_rollback) is
   // answered as a protected rollback record at start_ts.
   Result<std::optional<VersionedWrite>> TxnWrite(std::string_view ekey, uint64_t start_ts);
+  // What a prewrite asks, in one walk (each walk costs an iterator and a seek): `own` as
+  // TxnWrite(ekey, start_ts) answers it, and `change`, the newest record keyed above
+  // start_ts that changed the key (put, delete or lock record; rollbacks are skipped).
+  struct PrewriteRecords {
+    std::optional<VersionedWrite> own;
+    std::optional<VersionedWrite> change;
+  };
+  Result<PrewriteRecords> ForPrewrite(std::string_view ekey, uint64_t start_ts);
   // The write record keyed exactly at E(K) + desc(ts), if any.
   Result<std::optional<Write>> WriteAt(std::string_view ekey, uint64_t ts);
-  // The newest record keyed at or above `min_ts` that changed the key (put, delete or lock
-  // record; rollbacks are skipped).
-  Result<std::optional<VersionedWrite>> NewestChangeSince(std::string_view ekey, uint64_t min_ts);
   // The value a committed put wrote: inlined, or from `default` at its start_ts.
   Result<std::string> PutValue(std::string_view ekey, const Write& put);
   // The value visible at `ts` (put: the value; delete or nothing: nullopt), skipping

@@ -436,7 +436,7 @@ std::function<void()> RegionSteps::AdmitAsync(const store::RegionDescriptor& reg
     ekeys.reserve(p->mutations_size());
     for (const pb::Mutation& m : p->mutations()) ekeys.push_back(EncodeKey(m.key()));
     why = cm_->TryLockAsync(region.id(), term, region.epoch().version(), ekeys, p->start_ts(),
-                            &min_commit_ts, &token);
+                            p->max_commit_ts(), &min_commit_ts, &token);
   }
   if (why == ConcurrencyManager::Refusal::kNone) {
     counters_.async_admitted++;

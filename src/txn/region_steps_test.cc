@@ -311,6 +311,13 @@ TEST_F(RegionStepsTest, AnAsyncPrewriteGetsItsMinCommitTsFromTheLeader) {
   EXPECT_EQ(dup.prewrite().min_commit_ts(), 42u);
   EXPECT_EQ(Apply(dup).txn().prewrite().min_commit_ts(), 41u);
   release();
+  // A client's bound below what the leader would compute (max_ts is 41): two phases.
+  pb::TxnRequest bounded = Prewrite({"g"}, 10);
+  bounded.mutable_prewrite()->set_use_async_commit(true);
+  bounded.mutable_prewrite()->set_max_commit_ts(41);
+  EXPECT_EQ(sm_.BeforeProposeTxn(region_, 1, &bounded, &refused), nullptr);
+  EXPECT_FALSE(bounded.prewrite().use_async_commit());
+  EXPECT_EQ(bounded.prewrite().min_commit_ts(), 0u);
   // The primary's lock names its secondaries in CheckTxnStatus's answer.
   pb::TxnRequest status;
   status.mutable_check_txn_status()->set_primary("d");

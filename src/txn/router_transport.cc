@@ -2,11 +2,6 @@
 
 namespace micedb::txn {
 
-void RouterTransport::GetTimestamp(std::function<void(Result<uint64_t>)> done) {
-  if (stopped_.load()) return done(Status::Unavailable("the node is stopping"));
-  oracle_(1, std::move(done));
-}
-
 void RouterTransport::GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) {
   if (stopped_.load()) return done(Status::Unavailable("the node is stopping"));
   oracle_(count, std::move(done));

@@ -23,7 +23,6 @@ class RouterTransport final : public TxnTransport {
   // the oracle: the node is stopping, and work still in flight must not reach them.
   void Stop() { stopped_.store(true); }
 
-  void GetTimestamp(std::function<void(Result<uint64_t>)> done) override;
   void GetTimestamps(uint32_t count, std::function<void(Result<uint64_t>)> done) override;
   std::optional<std::pair<std::string, std::string>> RegionOf(std::string_view engine_key) override;
   void Send(pb::TxnRequest req, std::string route_key, std::vector<std::string> keys, bool write,

@@ -228,6 +228,12 @@ TEST_F(TxnTest, EveryStepIsIdempotent) {
   ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
   EXPECT_EQ(Count(storage::Cf::kLock), 0u);
   EXPECT_EQ(Read("k", 30), "v");
+  // Also once another transaction committed the key above it: its own record answers first
+  // (committed), not the newer commit (a write conflict).
+  Put("k", "w", 30, 40);
+  ASSERT_EQ(Prewrite("k", "v", 10, "k"), std::nullopt);
+  EXPECT_EQ(Count(storage::Cf::kLock), 0u);
+  EXPECT_EQ(Read("k", 50), "w");
   ASSERT_EQ(Rollback("x", 50), std::nullopt);
   ASSERT_EQ(Rollback("x", 50), std::nullopt);
 }
