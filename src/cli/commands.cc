@@ -133,7 +133,8 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
       ->capture_default_str();
   cmd->add_option("--txn-async-commit", o->txn_async_commit,
                   "Answer a transaction over several regions once its prewrites applied (async "
-                  "commit: one raft round and one timestamp instead of two each)")
+                  "commit: one raft round and one timestamp instead of two each; false: two "
+                  "phases)")
       ->capture_default_str();
   cmd->add_option("--txn-idle-timeout-ms", o->txn_idle_timeout_ms,
                   "An open micedb.txn.v1 transaction with no call for this long is dropped")

@@ -95,7 +95,7 @@ struct StartOptions {
   uint64_t max_txn_bytes = uint64_t{128} << 20;     // queued in one MULTI, buffered in one txn
   size_t txn_max_open = 10000;                      // open gRPC transactions on one node
   bool txn_one_pc = true;                           // --txn-1pc
-  bool txn_async_commit = false;                    // --txn-async-commit
+  bool txn_async_commit = true;                     // --txn-async-commit
   int64_t txn_idle_timeout_ms = 60000;  // an open gRPC transaction idle this long is dropped
   int64_t client_timeout_ms = 30000;    // a partly sent request or unread reply closes after this
   int64_t request_timeout_ms = 8000;    // a request that cannot be served by then fails

@@ -106,7 +106,7 @@ struct NodeOptions {
   router::RouterOptions router;
   txn::TxnServiceOptions txn_service;  // limits of micedb.txn.v1 (--txn-*)
   bool txn_one_pc = true;              // --txn-1pc: one-region transactions commit in one phase
-  bool txn_async_commit = false;       // --txn-async-commit (docs/transactions.md §3b)
+  bool txn_async_commit = true;        // --txn-async-commit (docs/transactions.md §3b)
   uint64_t block_cache_mb = 64;
   int rocksdb_max_open_files = 1024;  // storage::RocksOptions::max_open_files
   // Called once (on an I/O thread) when a peer refuses this node (its data directory was

@@ -14,9 +14,9 @@ import listappend
 import nemesis
 from harness import retry
 
-# The ways a transaction over several regions commits: two phases (the default), or async
-# commit (--txn-async-commit, docs/transactions.md §3b). The checkers run with each.
-COMMIT_MODES = {"2pc": (), "async": ("--txn-async-commit", "true")}
+# The ways a transaction over several regions commits: async commit (the default;
+# --txn-async-commit, docs/transactions.md §3b), or two phases. The checkers run with each.
+COMMIT_MODES = {"2pc": ("--txn-async-commit", "false"), "async": ("--txn-async-commit", "true")}
 
 
 def async_committed(cluster):
