@@ -84,6 +84,10 @@ void AddStartFlags(CLI::App* cmd, StartOptions* o) {
   cmd->add_option("--gc-run-interval", o->gc_run_interval,
                   "Move the GC safe point up and collect this often (0: never)")
       ->capture_default_str();
+  cmd->add_option("--intent-sweep-interval", o->intent_sweep_interval,
+                  "Resolve expired Redis cross-region intents nobody met, in the regions led "
+                  "here, this often (0: never)")
+      ->capture_default_str();
   cmd->add_option("--schedule-store-limit", o->schedule_store_limit,
                   "Replicas being added to one store at a time (each a snapshot)")
       ->capture_default_str();

@@ -96,6 +96,8 @@ int RunNode(const StartOptions& opts) {
   no.operator_timeout_ms = *ParseDuration(opts.operator_timeout);
   no.gc_life_time_ms = *ParseDuration(opts.gc_life_time);
   no.gc_run_interval_ms = opts.gc_run_interval == "0" ? 0 : *ParseDuration(opts.gc_run_interval);
+  no.intent_sweep_interval_ms =
+      opts.intent_sweep_interval == "0" ? 0 : *ParseDuration(opts.intent_sweep_interval);
   no.schedule_store_limit = opts.schedule_store_limit;
   no.schedule_leader_limit = opts.schedule_leader_limit;
   no.hot_region_bytes = *ParseSize(opts.hot_region_bytes);

@@ -252,6 +252,15 @@ Status Validate(const StartOptions& opts) {
       return Status::InvalidArgument("--gc-run-interval must be at least 100ms (or 0: never)");
     }
   }
+  if (opts.intent_sweep_interval != "0") {
+    if (auto t = ParseDuration(opts.intent_sweep_interval); !t.ok()) {
+      return Status::InvalidArgument(
+          fmt::format("--intent-sweep-interval: {}", t.status().message()));
+    } else if (*t < 100) {
+      return Status::InvalidArgument(
+          "--intent-sweep-interval must be at least 100ms (or 0: never)");
+    }
+  }
   if (opts.schedule_store_limit < 1 || opts.schedule_store_limit > 64) {
     return Status::InvalidArgument("--schedule-store-limit must be 1..64");
   }

@@ -78,6 +78,9 @@ struct StartOptions {
   // every gc_run_interval ("0": never). Durations with a unit.
   std::string gc_life_time = "10m";
   std::string gc_run_interval = "10m";
+  // Redis cross-region intents whose lock expired and that nobody met are looked for in the
+  // regions led here this often, and resolved (a duration; "0": never).
+  std::string intent_sweep_interval = "1m";
   uint32_t schedule_store_limit = 4;
   // Leaderships being moved at once to even out the stores' leader counts (0: no leader
   // balancing, e.g. to keep leaders where an operator put them).

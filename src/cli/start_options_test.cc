@@ -116,6 +116,12 @@ TEST(ValidateTest, NamesTheFlag) {
   EXPECT_TRUE(Validate(o).ok());
   o.schedule_leader_limit = 65;
   EXPECT_NE(Validate(o).message().find("--schedule-leader-limit"), std::string::npos);
+
+  o = Good();
+  o.intent_sweep_interval = "0";  // never
+  EXPECT_TRUE(Validate(o).ok());
+  o.intent_sweep_interval = "10ms";
+  EXPECT_NE(Validate(o).message().find("--intent-sweep-interval"), std::string::npos);
 }
 
 TEST(SecurityTest, LoopbackHosts) {

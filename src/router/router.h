@@ -87,6 +87,15 @@ class Router : public kv::KvBackend {
   // the first Execute.
   void SetDirectory(Directory* directory) { directory_ = directory; }
 
+  // The intent sweep (docs/kv-format.md "The sweep"): resolves an intent whose lock expired
+  // and that no command met, as a command meeting it would (CheckIntent at its primary, then
+  // commit or roll back, and finish a committed transaction's other intents). `done(true)`
+  // once resolved.
+  void SweepIntent(const kv::LockInfo& lock, std::function<void(bool)> done) {
+    counters_.intents_swept++;
+    ResolveLock(lock, std::move(done));
+  }
+
   struct Counters {
     std::atomic<uint64_t> forwarded{0};
     std::atomic<uint64_t> retries{0};
@@ -95,6 +104,7 @@ class Router : public kv::KvBackend {
     std::atomic<uint64_t> cross_region_txns{0};     // writes and EXECs run over several regions
     std::atomic<uint64_t> cross_region_retries{0};  // ... started again (locks met, splits)
     std::atomic<uint64_t> locks_resolved{0};        // intents met and resolved
+    std::atomic<uint64_t> intents_swept{0};         // expired intents the sweep took up
   };
   const Counters& counters() const { return counters_; }
 

@@ -71,6 +71,9 @@ struct NodeOptions {
   int64_t gc_run_interval_ms = 600'000;
   uint32_t schedule_store_limit = 4;
   uint32_t schedule_leader_limit = 4;  // leader balancing (0: off)
+  // Expired Redis cross-region intents in the regions led here are looked for this often
+  // and resolved (--intent-sweep-interval; 0: never).
+  int64_t intent_sweep_interval_ms = 60'000;
   // A region whose leader reports this many bytes a second read and written is hot, and the
   // hot ones are spread over the stores (0: no hot-region balancing).
   uint64_t hot_region_bytes = uint64_t{1} << 20;
@@ -166,6 +169,8 @@ class Node : public transport::InboundHandler {
   // sent is made known to the txn layer, and the regions led here are collected at it, one
   // after the other (node_gc.cc).
   void OnGcSafePoint(uint64_t sp);
+  // Every intent_sweep_interval_ms: the expired intents of the regions led here, resolved.
+  void MaybeSweepIntents();
   void RunGc(std::shared_ptr<std::vector<std::pair<std::string, std::string>>> ranges, size_t i,
              uint64_t sp);
   void GcFailed(uint64_t sp, const std::string& from, const Status& why);
@@ -271,6 +276,8 @@ class Node : public transport::InboundHandler {
   std::atomic<uint64_t> gc_runs_{0};
   std::atomic<uint64_t> gc_failures_{0};
   std::atomic<uint64_t> gc_deleted_{0};
+  // The intent sweep (node_gc.cc; coordinator executor only).
+  int64_t next_intent_sweep_ms_ = 0;
   std::map<uint64_t, std::pair<store::FlowCounts, int64_t>> region_flow_sent_;
   std::map<uint64_t, std::map<uint64_t, int64_t>> silent_since_;
   // The split checker (CheckSplits), per region led here: the bytes and keys written to it as

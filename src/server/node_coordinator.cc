@@ -199,6 +199,7 @@ void Node::CoordinatorTick() {
   if (coord_stopping_) return;
   if (coordinator_) coordinator_->Tick();
   Heartbeat();
+  MaybeSweepIntents();
   coord_executor_->After(kTickMs, [this] { CoordinatorTick(); });
 }
 

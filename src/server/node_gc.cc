@@ -2,13 +2,16 @@
 // heartbeat replies, is given to the txn layer (reads and prewrites below it refused), and
 // every region this node leads is collected at it through the transaction client: the locks
 // below it resolved first, then the old versions removed by raft entries, so that every
-// replica removes the same.
+// replica removes the same. Also the sweep of Redis cross-region intents nobody meets
+// (docs/kv-format.md "The sweep").
 #include <fmt/format.h>
 
 #include <chrono>
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "kv/value_format.h"
+#include "micedb/kv.pb.h"
 #include "server/node.h"
 #include "store/keys.h"
 
@@ -16,6 +19,10 @@ namespace micedb::server {
 
 namespace {
 constexpr int64_t kGcRetryMs = 10'000;  // after a run that failed
+// One sweep's work: lock records examined over every region led here, and intents taken
+// up (the rest wait for the next sweep).
+constexpr size_t kSweepMaxRecords = 10'000;
+constexpr size_t kSweepMaxIntents = 256;
 
 int64_t MonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Get()->NowMonotonic())
@@ -72,6 +79,46 @@ void Node::RunGc(std::shared_ptr<std::vector<std::pair<std::string, std::string>
       RunGc(ranges, i + 1, sp);
     });
   });
+}
+
+void Node::MaybeSweepIntents() {
+  const int64_t every = options_.intent_sweep_interval_ms;
+  if (every <= 0 || coord_stopping_ || !backend_) return;
+  const int64_t now = MonoMs();
+  if (next_intent_sweep_ms_ == 0) next_intent_sweep_ms_ = now + every;  // not at start
+  if (now < next_intent_sweep_ms_) return;
+  next_intent_sweep_ms_ = now + every;
+  // The local replica of each region led here, read directly: a record seen here that is
+  // stale (resolved since) only costs a CheckIntent, and the resolution itself goes through
+  // the primary's leader as any reader's does.
+  const int64_t wall = SystemClock::Get()->NowWallMillis();
+  const std::string raw_begin(1, kv::kRawKeyPrefix);
+  const std::string raw_end(1, static_cast<char>(kv::kRawKeyPrefix + 1));
+  std::vector<kv::LockInfo> expired;
+  size_t examined = 0;
+  for (const auto& r : *store_->RegionsShared()) {
+    if (store::IsMetaRegion(r.descriptor.id()) || r.raft.role != raft::Role::kLeader) continue;
+    const std::string& start = r.descriptor.start_key();
+    const std::string& end = r.descriptor.end_key();
+    storage::ReadOptions ro;
+    ro.lower_bound = std::max(start, raw_begin);
+    ro.upper_bound = end.empty() ? raw_end : std::min(end, raw_end);
+    if (*ro.lower_bound >= *ro.upper_bound) continue;
+    auto it = engine_->NewIterator(storage::Cf::kLock, ro);
+    for (it->Seek(*ro.lower_bound); it->Valid(); it->Next()) {
+      if (++examined > kSweepMaxRecords || expired.size() >= kSweepMaxIntents) break;
+      kv::IntentRecord rec;
+      if (!rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+      if (rec.txn_id() == 0 || rec.expire_at_ms() >= wall) continue;
+      kv::LockInfo& lock = expired.emplace_back();
+      lock.set_key(std::string(kv::DecodeRawKey(it->key())));
+      lock.set_txn_id(rec.txn_id());
+      lock.set_primary(rec.primary());
+      lock.set_expire_at_ms(rec.expire_at_ms());
+    }
+    if (examined > kSweepMaxRecords || expired.size() >= kSweepMaxIntents) break;
+  }
+  for (const kv::LockInfo& lock : expired) backend_->SweepIntent(lock, [](bool) {});
 }
 
 }  // namespace micedb::server

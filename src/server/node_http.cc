@@ -163,6 +163,9 @@ std::string Node::RenderMetrics() const {
   counter("micedb_router_locks_resolved_total",
           "Intents of cross-region writes that commands met and resolved",
           backend_->counters().locks_resolved.load());
+  counter("micedb_router_intents_swept_total",
+          "Expired intents nobody met that the intent sweep took up (--intent-sweep-interval)",
+          backend_->counters().intents_swept.load());
   counter("micedb_store_write_failures_total",
           "Engine writes that failed (the raft round waits for the disk; see micedb_disk_alarm)",
           c.write_failures.load());

@@ -91,7 +91,8 @@ struct TxnClientOptions {
   // kAsyncMaxKeyBytes) commits asynchronously (docs/transactions.md §3b): it is committed once
   // every prewrite applied, and Commit answers then, at the largest min_commit_ts the leaders
   // computed; the commits follow in the background. A leader that cannot vouch for one makes
-  // its part two-phase, and the client goes on in two phases.
+  // its part two-phase, and the client goes on in two phases. (Off here, for the tests that
+  // drive two phases; a node turns it on unless --txn-async-commit false.)
   bool async_commit = false;
   static constexpr size_t kAsyncMaxKeys = 256;
   static constexpr size_t kAsyncMaxKeyBytes = 64 * 1024;

@@ -164,3 +164,68 @@ def test_a_gateway_killed_mid_write_leaves_every_write_whole(cluster):
     r0 = retry(lambda: victim.redis(), timeout=30)
     for a, z in pairs:
         assert retry(lambda a=a: r0.get(a), timeout=30) == r.get(z)
+
+
+def test_intents_nobody_meets_are_swept(cluster_factory):
+    """A gateway frozen (SIGSTOP) with cross-region writes under way leaves their intents;
+    nobody reads those keys, and the other nodes' intent sweep (every second here) resolves
+    them once their locks expire: afterwards every pair reads whole and no read meets an
+    intent."""
+    c = cluster_factory(extra_args=("--intent-sweep-interval", "1s"))
+    nodes = list(c.nodes.values())
+    two_regions(c)
+    pairs = [(f"a-sweep{i}", f"z-sweep{i}") for i in range(8)]
+    retry(lambda: nodes[1].redis().mset({k: "init" for p in pairs for k in p}))
+    victim, others = nodes[0], nodes[1:]
+
+    def total(name):
+        return sum(n.metric(name) or 0 for n in others)
+
+    stop = threading.Event()
+
+    def writer(i):
+        r = victim.redis(socket_timeout=60)
+        a, z = pairs[i]
+        n = 0
+        while not stop.is_set():
+            try:
+                r.mset({z: f"v{n}", a: f"v{n}"})
+            except (redis.RedisError, OSError):
+                return
+            n += 1
+
+    # Eight writers, one pair each, always with a write in flight: freezing the gateway
+    # leaves intents (each write holds them for most of its time).
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    victim.pause()
+    try:
+        # Locks expire 3 s after their prepare; the sweep runs every second.
+        deadline = time.time() + 30
+        while total("micedb_router_intents_swept_total") == 0 and time.time() < deadline:
+            time.sleep(0.5)
+        assert total("micedb_router_intents_swept_total") > 0, "nothing was swept"
+        # The sweep takes an intent up again each round until it is resolved: once its count
+        # holds still over three rounds, nothing expired is left.
+        last, still = -1, 0
+        while still < 3 and time.time() < deadline + 30:
+            now = total("micedb_router_intents_swept_total")
+            still = still + 1 if now == last else 0
+            last = now
+            time.sleep(1.1)
+        assert still >= 3, "the sweep kept finding intents"
+        resolved = total("micedb_router_locks_resolved_total")
+        r = others[0].redis(socket_timeout=30)
+        for a, z in pairs:
+            va, vz = retry(lambda a=a: r.get(a), timeout=30), retry(lambda z=z: r.get(z))
+            assert va == vz, (a, va, z, vz)
+        assert total("micedb_router_locks_resolved_total") == resolved, \
+            "reads met intents the sweep should have resolved"
+    finally:
+        stop.set()
+        victim.resume()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)

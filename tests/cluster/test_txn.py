@@ -223,11 +223,13 @@ def test_bank_over_many_regions_keeps_its_total(cluster_factory, mode):
         assert async_committed(c) == 0
 
 
-def test_bank_under_kills_and_pauses(cluster_factory, tmp_path):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_bank_under_kills_and_pauses(cluster_factory, tmp_path, mode):
     """The bank workload while nodes are killed -9 (one, the leader, or a majority) and
     restarted, or paused: transactions whose gateway dies leave locks that readers resolve, and
     still no money is made or lost, and every snapshot adds up."""
-    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16"))
+    c = cluster_factory(extra_args=("--region-split-size", "8KiB", "--region-split-keys", "16")
+                        + COMMIT_MODES[mode])
     c.wait_leader()
     accounts = [f"acct{i:02d}" for i in range(8)]
     logf = open(tmp_path / "nemesis.log", "w")

@@ -222,7 +222,9 @@ class MembershipWithCoordinator(nemesis.Membership):
                 (" (region 1's leader)" if victim == leader else ""))
 
 
-def test_list_append_under_coordinator_kills_and_membership_changes(cluster_factory, tmp_path):
+@pytest.mark.parametrize("mode", list(COMMIT_MODES))
+def test_list_append_under_coordinator_kills_and_membership_changes(cluster_factory, tmp_path,
+                                                                    mode):
     """List-append transactions while the node serving the coordinator (the TSO every
     transaction starts and commits with) is killed -9 and restarted, and nodes are replaced
     (a fresh node added and promoted, an old voter -- the leader, sometimes -- removed and
@@ -230,7 +232,7 @@ def test_list_append_under_coordinator_kills_and_membership_changes(cluster_fact
     fail from then on (Unavailable: known not committed); six clients keep enough going.
     Like test_faults.py's membership run, no check of the coordinator's directory here."""
     seed = 2102
-    c = cluster_factory()
+    c = cluster_factory(extra_args=COMMIT_MODES[mode])
     c.wait_leader()
     keys = [f"la{i}" for i in range(6)]
     log = Log(tmp_path / "nemesis.log")
